@@ -1,0 +1,151 @@
+/// Block header, format version 1 (schemas/FORMAT.md §4):
+///
+///     u16 version | 32 chain id | u64 height | 32 parent hash | u64 view | u64 timestamp ms
+///     | 32 proposer | u32 event count | 32 events root | 32 parent state root | u16 meme length | meme
+///
+/// The block hash is BLAKE2b-256 of these bytes. Block 1's parent hash is the genesis hash.
+public struct BlockHeader: Sendable, Hashable {
+    public static let formatVersion: UInt16 = 1
+
+    public var chainID: Bytes32
+    public var height: Height
+    public var parentHash: Hash32
+    public var view: UInt64
+    public var timestampMs: UInt64
+    public var proposer: PublicKey
+    public var eventCount: UInt32
+    public var eventsRoot: Hash32
+    public var parentStateRoot: Hash32
+    public var meme: [UInt8]
+
+    public init(chainID: Bytes32, height: Height, parentHash: Hash32, view: UInt64, timestampMs: UInt64,
+                proposer: PublicKey, eventCount: UInt32, eventsRoot: Hash32, parentStateRoot: Hash32, meme: [UInt8]) {
+        self.chainID = chainID; self.height = height; self.parentHash = parentHash; self.view = view
+        self.timestampMs = timestampMs; self.proposer = proposer; self.eventCount = eventCount
+        self.eventsRoot = eventsRoot; self.parentStateRoot = parentStateRoot; self.meme = meme
+    }
+
+    public func encoded() -> [UInt8] {
+        var w = ByteWriter(capacity: 200 + meme.count)
+        w.u16(BlockHeader.formatVersion)
+        w.b32(chainID); w.u64(height.value); w.b32(parentHash); w.u64(view); w.u64(timestampMs)
+        w.b32(proposer); w.u32(eventCount); w.b32(eventsRoot); w.b32(parentStateRoot)
+        w.blob16(meme)
+        return w.bytes
+    }
+
+    public static func decode(_ r: inout ByteReader) throws(DecodeError) -> BlockHeader {
+        let v = try r.u16("header.version")
+        guard v == formatVersion else { throw .unsupportedVersion(field: "block header", version: v) }
+        let h = BlockHeader(
+            chainID: try r.b32("header.chainID"), height: Height(try r.u64("header.height")),
+            parentHash: try r.b32("header.parentHash"), view: try r.u64("header.view"),
+            timestampMs: try r.u64("header.timestamp"), proposer: try r.b32("header.proposer"),
+            eventCount: try r.u32("header.eventCount"), eventsRoot: try r.b32("header.eventsRoot"),
+            parentStateRoot: try r.b32("header.parentStateRoot"),
+            meme: try r.blob16("header.meme", max: Limits.memeBytesMax))
+        guard h.eventCount <= Limits.blockEventsMax else {
+            throw .tooLong(field: "header.eventCount", length: Int(h.eventCount), max: Limits.blockEventsMax)
+        }
+        return h
+    }
+
+    public static func decode(_ bytes: [UInt8]) throws(DecodeError) -> BlockHeader {
+        var r = ByteReader(bytes)
+        let h = try decode(&r)
+        try r.end()
+        return h
+    }
+}
+
+/// A commit certificate: signatures of distinct validators' consensus keys over
+/// `Domain.commit(chain) | u64 height | u64 view | 32 block hash`, sorted by key
+/// (schemas/FORMAT.md §4.2).
+public struct CommitCertificate: Sendable, Hashable {
+    public static let formatVersion: UInt16 = 1
+
+    public struct Vote: Sendable, Hashable {
+        public var key: PublicKey
+        public var signature: Signature
+        public init(key: PublicKey, signature: Signature) { self.key = key; self.signature = signature }
+    }
+
+    public var height: Height
+    public var view: UInt64
+    public var blockHash: Hash32
+    public var votes: [Vote]
+
+    public init(height: Height, view: UInt64, blockHash: Hash32, votes: [Vote]) {
+        self.height = height; self.view = view; self.blockHash = blockHash
+        self.votes = votes.sorted { $0.key < $1.key }
+    }
+
+    public static func message(chain: Bytes32, height: Height, view: UInt64, blockHash: Hash32) -> [UInt8] {
+        var w = ByteWriter(capacity: 128)
+        w.raw(Domain.commit(chain)); w.u64(height.value); w.u64(view); w.b32(blockHash)
+        return w.bytes
+    }
+
+    public func encoded() -> [UInt8] {
+        var w = ByteWriter(capacity: 60 + votes.count * 96)
+        w.u16(CommitCertificate.formatVersion)
+        w.u64(height.value); w.u64(view); w.b32(blockHash)
+        w.u16(UInt16(votes.count))
+        for v in votes { w.b32(v.key); w.b64(v.signature) }
+        return w.bytes
+    }
+
+    public static func decode(_ r: inout ByteReader) throws(DecodeError) -> CommitCertificate {
+        let v = try r.u16("certificate.version")
+        guard v == formatVersion else { throw .unsupportedVersion(field: "certificate", version: v) }
+        let height = Height(try r.u64("certificate.height"))
+        let view = try r.u64("certificate.view")
+        let hash = try r.b32("certificate.blockHash")
+        let n = try r.count("certificate.votes", max: Limits.certificateSignersMax)
+        var votes: [Vote] = []
+        votes.reserveCapacity(n)
+        for _ in 0 ..< n {
+            let vote = Vote(key: try r.b32("certificate.key"), signature: try r.b64("certificate.signature"))
+            // Canonical: strictly increasing keys, so no signer appears twice.
+            if let last = votes.last, !(last.key < vote.key) {
+                throw .invalidValue(field: "certificate.votes", reason: "keys not strictly increasing (duplicate or unsorted signer)")
+            }
+            votes.append(vote)
+        }
+        return CommitCertificate(height: height, view: view, blockHash: hash, votes: votes)
+    }
+}
+
+/// A block as stored: header bytes, certificate, and the position of its first event.
+public struct StoredBlock: Sendable, Hashable {
+    public var header: BlockHeader
+    public var headerBytes: [UInt8]
+    public var certificate: CommitCertificate
+    public var firstSequence: SequenceNumber
+
+    public init(header: BlockHeader, certificate: CommitCertificate, firstSequence: SequenceNumber) {
+        self.header = header; self.headerBytes = header.encoded()
+        self.certificate = certificate; self.firstSequence = firstSequence
+    }
+
+    /// Record body in the `blocks` database: u32 header length | header | certificate | u64 first sequence.
+    public func encoded() -> [UInt8] {
+        var w = ByteWriter(capacity: headerBytes.count + 200)
+        w.blob32(headerBytes)
+        w.raw(certificate.encoded())
+        w.u64(firstSequence.value)
+        return w.bytes
+    }
+
+    public static func decode(_ bytes: ArraySlice<UInt8>) throws(DecodeError) -> StoredBlock {
+        var r = ByteReader(bytes)
+        let hb = try r.blob32("block.header", max: 4096)
+        let header = try BlockHeader.decode(hb)
+        let cert = try CommitCertificate.decode(&r)
+        let first = SequenceNumber(try r.u64("block.firstSequence"))
+        try r.end()
+        var b = StoredBlock(header: header, certificate: cert, firstSequence: first)
+        b.headerBytes = hb
+        return b
+    }
+}

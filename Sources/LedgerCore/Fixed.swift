@@ -1,0 +1,122 @@
+/// 32 bytes held as four big-endian words: cheap to hash and compare, and its `<`
+/// is the lexicographic order of the bytes, which canonical encodings sort by.
+public struct Bytes32: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public var w0: UInt64, w1: UInt64, w2: UInt64, w3: UInt64
+
+    public static let zero = Bytes32(w0: 0, w1: 0, w2: 0, w3: 0)
+
+    public init(w0: UInt64, w1: UInt64, w2: UInt64, w3: UInt64) {
+        self.w0 = w0; self.w1 = w1; self.w2 = w2; self.w3 = w3
+    }
+
+    /// From exactly 32 bytes (precondition: the caller checked the length).
+    public init<C: Collection>(_ b: C) where C.Element == UInt8 {
+        precondition(b.count == 32, "Bytes32 needs 32 bytes")
+        var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        var i = 0
+        for x in b {
+            switch i >> 3 {
+            case 0: words.0 = words.0 << 8 | UInt64(x)
+            case 1: words.1 = words.1 << 8 | UInt64(x)
+            case 2: words.2 = words.2 << 8 | UInt64(x)
+            default: words.3 = words.3 << 8 | UInt64(x)
+            }
+            i += 1
+        }
+        (w0, w1, w2, w3) = words
+    }
+
+    public init?(hex: String) {
+        guard let b = Hex.decode(hex), b.count == 32 else { return nil }
+        self.init(b)
+    }
+
+    public var bytes: [UInt8] { var out = [UInt8](); out.reserveCapacity(32); append(to: &out); return out }
+
+    public func append(to out: inout [UInt8]) {
+        for w in [w0, w1, w2, w3] { withUnsafeBytes(of: w.bigEndian) { out.append(contentsOf: $0) } }
+    }
+
+    public var hex: String { Hex.encode(bytes) }
+    public var description: String { hex }
+    public var short: String { String(hex.prefix(12)) }
+
+    public static func < (a: Bytes32, b: Bytes32) -> Bool {
+        (a.w0, a.w1, a.w2, a.w3) < (b.w0, b.w1, b.w2, b.w3)
+    }
+}
+
+public struct Bytes64: Hashable, Sendable, CustomStringConvertible {
+    public var hi: Bytes32, lo: Bytes32
+    public static let zero = Bytes64(hi: .zero, lo: .zero)
+    public init(hi: Bytes32, lo: Bytes32) { self.hi = hi; self.lo = lo }
+    public init<C: Collection>(_ b: C) where C.Element == UInt8 {
+        precondition(b.count == 64, "Bytes64 needs 64 bytes")
+        let a = Array(b)
+        hi = Bytes32(a[0 ..< 32]); lo = Bytes32(a[32 ..< 64])
+    }
+    public var bytes: [UInt8] { var o = [UInt8](); o.reserveCapacity(64); append(to: &o); return o }
+    public func append(to out: inout [UInt8]) { hi.append(to: &out); lo.append(to: &out) }
+    public var description: String { Hex.encode(bytes) }
+}
+
+/// An Ed25519 public key.
+public typealias PublicKey = Bytes32
+/// An Ed25519 signature.
+public typealias Signature = Bytes64
+/// A BLAKE2b-256 digest.
+public typealias Hash32 = Bytes32
+/// An event's id: BLAKE2b-256 of its stored bytes.
+public typealias EventID = Bytes32
+/// A validator is named by the account key it registered with; its consensus key may rotate.
+public typealias ValidatorID = Bytes32
+/// An alliance is named by the id of the event that proposed it.
+public typealias AllianceID = Bytes32
+
+public struct Height: Hashable, Comparable, Sendable, CustomStringConvertible, ExpressibleByIntegerLiteral {
+    public var value: UInt64
+    public init(_ v: UInt64) { value = v }
+    public init(integerLiteral v: UInt64) { value = v }
+    public static func < (a: Height, b: Height) -> Bool { a.value < b.value }
+    public var next: Height { Height(value + 1) }
+    public var description: String { String(value) }
+}
+
+/// Global position of an event in the log, from 0.
+public struct SequenceNumber: Hashable, Comparable, Sendable, CustomStringConvertible, ExpressibleByIntegerLiteral {
+    public var value: UInt64
+    public init(_ v: UInt64) { value = v }
+    public init(integerLiteral v: UInt64) { value = v }
+    public static func < (a: SequenceNumber, b: SequenceNumber) -> Bool { a.value < b.value }
+    public var description: String { String(value) }
+}
+
+/// Chain ids are short ASCII names, stored zero-padded to 32 bytes so the envelope
+/// keeps a fixed layout.
+public struct ChainID: Hashable, Sendable, CustomStringConvertible {
+    public let raw: Bytes32
+    public let name: String
+
+    public init(_ name: String) throws(DecodeError) {
+        let u = Array(name.utf8)
+        guard !u.isEmpty, u.count <= 32 else {
+            throw .invalidValue(field: "chain id", reason: "must be 1 to 32 characters")
+        }
+        guard u.allSatisfy({ (97...122).contains($0) || (48...57).contains($0) || $0 == 45 || $0 == 46 || $0 == 95 }) else {
+            throw .invalidValue(field: "chain id", reason: "only a-z, 0-9, '.', '-' and '_' are allowed")
+        }
+        self.name = name
+        raw = Bytes32(u + [UInt8](repeating: 0, count: 32 - u.count))
+    }
+
+    public init(raw: Bytes32) throws(DecodeError) {
+        let b = raw.bytes
+        let n = b.firstIndex(of: 0) ?? 32
+        guard b[n...].allSatisfy({ $0 == 0 }) else {
+            throw .invalidValue(field: "chain id", reason: "bytes after the terminating zero")
+        }
+        try self.init(String(decoding: b[..<n], as: UTF8.self))
+    }
+
+    public var description: String { name }
+}

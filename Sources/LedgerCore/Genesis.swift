@@ -1,0 +1,161 @@
+/// Chain parameters fixed at genesis (governance changes them in a later issue).
+public struct ChainParameters: Sendable, Hashable, Codable {
+    /// Smallest fee an event may offer.
+    public var minFee: UInt64
+    /// Self-bonded stake a validator needs to hold voting power.
+    public var minValidatorStake: UInt64
+    /// Blocks an unbonding or undelegation waits before the funds return.
+    public var unbondingBlocks: UInt64
+    /// How long an alliance proposal waits for acceptance, in block-time milliseconds.
+    public var allianceAcceptWindowMs: UInt64
+    /// Largest alliance duration, in milliseconds.
+    public var allianceDurationMaxMs: UInt64
+    /// A projection checkpoint is stored every this many blocks.
+    public var checkpointInterval: UInt64
+    public var blockEventsMax: UInt32
+    public var blockBytesMax: UInt32
+
+    public init(minFee: UInt64 = 1, minValidatorStake: UInt64 = 1_000, unbondingBlocks: UInt64 = 10,
+                allianceAcceptWindowMs: UInt64 = 30_000, allianceDurationMaxMs: UInt64 = 86_400_000,
+                checkpointInterval: UInt64 = 100, blockEventsMax: UInt32 = 1_000, blockBytesMax: UInt32 = 1 << 20) {
+        self.minFee = minFee; self.minValidatorStake = minValidatorStake; self.unbondingBlocks = unbondingBlocks
+        self.allianceAcceptWindowMs = allianceAcceptWindowMs; self.allianceDurationMaxMs = allianceDurationMaxMs
+        self.checkpointInterval = checkpointInterval; self.blockEventsMax = blockEventsMax; self.blockBytesMax = blockBytesMax
+    }
+
+    func encode(_ w: inout ByteWriter) {
+        w.u64(minFee); w.u64(minValidatorStake); w.u64(unbondingBlocks); w.u64(allianceAcceptWindowMs)
+        w.u64(allianceDurationMaxMs); w.u64(checkpointInterval); w.u32(blockEventsMax); w.u32(blockBytesMax)
+    }
+
+    static func decode(_ r: inout ByteReader) throws(DecodeError) -> ChainParameters {
+        let p = ChainParameters(
+            minFee: try r.u64("params.minFee"), minValidatorStake: try r.u64("params.minValidatorStake"),
+            unbondingBlocks: try r.u64("params.unbondingBlocks"), allianceAcceptWindowMs: try r.u64("params.allianceAcceptWindowMs"),
+            allianceDurationMaxMs: try r.u64("params.allianceDurationMaxMs"), checkpointInterval: try r.u64("params.checkpointInterval"),
+            blockEventsMax: try r.u32("params.blockEventsMax"), blockBytesMax: try r.u32("params.blockBytesMax"))
+        try p.validate()
+        return p
+    }
+
+    public func validate() throws(DecodeError) {
+        guard checkpointInterval >= 1 else { throw .invalidValue(field: "checkpointInterval", reason: "must be at least 1") }
+        guard blockEventsMax >= 1, Int(blockEventsMax) <= Limits.blockEventsMax else {
+            throw .invalidValue(field: "blockEventsMax", reason: "must be 1...\(Limits.blockEventsMax)")
+        }
+        guard blockBytesMax >= UInt32(Limits.eventBytesMax), Int(blockBytesMax) <= Limits.blockBytesMax else {
+            throw .invalidValue(field: "blockBytesMax", reason: "must be \(Limits.eventBytesMax)...\(Limits.blockBytesMax)")
+        }
+    }
+}
+
+/// The genesis document (schemas/FORMAT.md §6). Its canonical bytes are stored in the
+/// log's metadata; their BLAKE2b-256 is the genesis hash, which block 1 names as parent.
+public struct Genesis: Sendable, Hashable {
+    public struct Validator: Sendable, Hashable {
+        public var key: PublicKey
+        public var name: String
+        public var personality: String
+        public var stake: UInt64
+        public init(key: PublicKey, name: String, personality: String, stake: UInt64) {
+            self.key = key; self.name = name; self.personality = personality; self.stake = stake
+        }
+    }
+    public struct Allocation: Sendable, Hashable {
+        public var account: PublicKey
+        public var amount: UInt64
+        public init(account: PublicKey, amount: UInt64) { self.account = account; self.amount = amount }
+    }
+
+    public static let formatVersion: UInt16 = 1
+
+    public var chainID: ChainID
+    public var timestampMs: UInt64
+    public var parameters: ChainParameters
+    public var validators: [Validator]
+    public var allocations: [Allocation]
+
+    /// Sorts validators and allocations by key, so the same document always has the same bytes.
+    public init(chainID: ChainID, timestampMs: UInt64, parameters: ChainParameters,
+                validators: [Validator], allocations: [Allocation]) throws(DecodeError) {
+        self.chainID = chainID; self.timestampMs = timestampMs; self.parameters = parameters
+        self.validators = validators.sorted { $0.key < $1.key }
+        self.allocations = allocations.sorted { $0.account < $1.account }
+        try validate()
+    }
+
+    func validate() throws(DecodeError) {
+        try parameters.validate()
+        guard !validators.isEmpty, validators.count <= Limits.genesisValidatorsMax else {
+            throw .invalidValue(field: "genesis.validators", reason: "need 1...\(Limits.genesisValidatorsMax) validators")
+        }
+        guard allocations.count <= Limits.genesisAllocationsMax else {
+            throw .tooLong(field: "genesis.allocations", length: allocations.count, max: Limits.genesisAllocationsMax)
+        }
+        for (a, b) in zip(validators, validators.dropFirst()) where !(a.key < b.key) {
+            throw .invalidValue(field: "genesis.validators", reason: "duplicate validator \(b.key.hex)")
+        }
+        for (a, b) in zip(allocations, allocations.dropFirst()) where !(a.account < b.account) {
+            throw .invalidValue(field: "genesis.allocations", reason: "duplicate account \(b.account.hex)")
+        }
+        for v in validators {
+            guard v.stake >= parameters.minValidatorStake else {
+                throw .invalidValue(field: "genesis.validators", reason: "\(v.name) stakes less than minValidatorStake")
+            }
+            guard v.name.utf8.count <= Limits.nameBytesMax, v.personality.utf8.count <= Limits.personalityBytesMax else {
+                throw .invalidValue(field: "genesis.validators", reason: "\(v.name): name or personality too long")
+            }
+        }
+        var total: UInt64 = 0
+        for x in validators.map(\.stake) + allocations.map(\.amount) {
+            let (s, o) = total.addingReportingOverflow(x)
+            guard !o else { throw .invalidValue(field: "genesis", reason: "total supply overflows UInt64") }
+            total = s
+        }
+    }
+
+    public func encoded() -> [UInt8] {
+        var w = ByteWriter(capacity: 256 + validators.count * 128 + allocations.count * 40)
+        w.u16(Genesis.formatVersion)
+        w.b32(chainID.raw)
+        w.u64(timestampMs)
+        parameters.encode(&w)
+        w.u32(UInt32(validators.count))
+        for v in validators { w.b32(v.key); w.string(v.name); w.string(v.personality); w.u64(v.stake) }
+        w.u32(UInt32(allocations.count))
+        for a in allocations { w.b32(a.account); w.u64(a.amount) }
+        return w.bytes
+    }
+
+    public static func decode(_ bytes: [UInt8]) throws(DecodeError) -> Genesis {
+        guard bytes.count <= Limits.genesisBytesMax else {
+            throw .tooLong(field: "genesis", length: bytes.count, max: Limits.genesisBytesMax)
+        }
+        var r = ByteReader(bytes)
+        let v = try r.u16("genesis.version")
+        guard v == formatVersion else { throw .unsupportedVersion(field: "genesis", version: v) }
+        let chain = try ChainID(raw: try r.b32("genesis.chainID"))
+        let ts = try r.u64("genesis.timestamp")
+        let params = try ChainParameters.decode(&r)
+        let nv = Int(try r.u32("genesis.validators"))
+        guard nv <= Limits.genesisValidatorsMax else { throw .tooLong(field: "genesis.validators", length: nv, max: Limits.genesisValidatorsMax) }
+        var vals: [Validator] = []
+        for _ in 0 ..< nv {
+            vals.append(Validator(key: try r.b32("genesis.validator.key"),
+                                  name: try r.string("genesis.validator.name", max: Limits.nameBytesMax),
+                                  personality: try r.string("genesis.validator.personality", max: Limits.personalityBytesMax),
+                                  stake: try r.u64("genesis.validator.stake")))
+        }
+        let na = Int(try r.u32("genesis.allocations"))
+        guard na <= Limits.genesisAllocationsMax else { throw .tooLong(field: "genesis.allocations", length: na, max: Limits.genesisAllocationsMax) }
+        var allocs: [Allocation] = []
+        for _ in 0 ..< na { allocs.append(Allocation(account: try r.b32("genesis.allocation.account"), amount: try r.u64("genesis.allocation.amount"))) }
+        try r.end()
+        let g = try Genesis(chainID: chain, timestampMs: ts, parameters: params, validators: vals, allocations: allocs)
+        // Canonical: the stored order must already be sorted.
+        guard g.validators == vals, g.allocations == allocs else {
+            throw .invalidValue(field: "genesis", reason: "validators or allocations not sorted by key")
+        }
+        return g
+    }
+}

@@ -1,0 +1,26 @@
+/// Every bound in ChaosLedger, in one place (STYLE §6). Names carry the qualifier last.
+public enum Limits {
+    /// Largest stored event (envelope + payload + signature).
+    public static let eventBytesMax = 4096
+    public static let payloadBytesMax = eventBytesMax - Envelope.overheadBytes
+    public static let blockEventsMax = 10_000
+    public static let blockBytesMax = 16 << 20
+    public static let memeBytesMax = 1024
+    public static let memoBytesMax = 256
+    public static let nameBytesMax = 64
+    public static let personalityBytesMax = 64
+    public static let endpointBytesMax = 256
+    public static let capabilitiesMax = 32
+    public static let capabilityBytesMax = 64
+    public static let allianceTargetsMax = 16
+    public static let allianceTextBytesMax = 512
+    public static let certificateSignersMax = 1024
+    public static let genesisValidatorsMax = 1024
+    public static let genesisAllocationsMax = 1_000_000
+    public static let genesisBytesMax = 64 << 20
+    public static let snapshotBytesMax = 1 << 30
+    /// LMDB map: initial size and the ceiling automatic growth stops at.
+    public static let mapBytesInitial = 64 << 20
+    public static let mapBytesMax = 1 << 40
+    public static let readRangeEventsMax = 100_000
+}

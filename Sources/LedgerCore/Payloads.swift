@@ -1,0 +1,257 @@
+/// Event kinds, grouped by the projection that applies them. Codes are stable forever.
+public enum EventKind: UInt16, Sendable, CaseIterable, CustomStringConvertible {
+    case transfer = 1
+    case validatorRegister = 10
+    case validatorRetire = 11
+    case validatorRotateKey = 12
+    case bond = 20
+    case unbond = 21
+    case delegate = 22
+    case undelegate = 23
+    case agentRegister = 30
+    case agentUpdate = 31
+    case agentDeregister = 32
+    case alliancePropose = 40
+    case allianceAccept = 41
+    case allianceReject = 42
+    case allianceDissolve = 43
+
+    public var description: String {
+        switch self {
+        case .transfer: "transfer"
+        case .validatorRegister: "validator.register"
+        case .validatorRetire: "validator.retire"
+        case .validatorRotateKey: "validator.rotate_key"
+        case .bond: "staking.bond"
+        case .unbond: "staking.unbond"
+        case .delegate: "staking.delegate"
+        case .undelegate: "staking.undelegate"
+        case .agentRegister: "agent.register"
+        case .agentUpdate: "agent.update"
+        case .agentDeregister: "agent.deregister"
+        case .alliancePropose: "alliance.propose"
+        case .allianceAccept: "alliance.accept"
+        case .allianceReject: "alliance.reject"
+        case .allianceDissolve: "alliance.dissolve"
+        }
+    }
+}
+
+public struct AgentProfile: Sendable, Hashable {
+    public var name: String
+    public var capabilities: [String]
+    public var personality: String
+    public var endpoint: String
+    public init(name: String, capabilities: [String], personality: String, endpoint: String) {
+        self.name = name; self.capabilities = capabilities; self.personality = personality; self.endpoint = endpoint
+    }
+}
+
+public struct AllianceProposal: Sendable, Hashable {
+    public var targets: [PublicKey]
+    public var purpose: String
+    public var terms: String
+    public var durationMs: UInt64
+    public init(targets: [PublicKey], purpose: String, terms: String, durationMs: UInt64) {
+        self.targets = targets; self.purpose = purpose; self.terms = terms; self.durationMs = durationMs
+    }
+}
+
+/// A rotation names the new consensus key and carries two signatures over
+/// `Domain.rotate(chain) | validator | old key | new key | u64 nonce`: one by the
+/// current consensus key, one by the new key. The envelope is signed by the operator.
+public struct KeyRotation: Sendable, Hashable {
+    public var oldKey: PublicKey
+    public var newKey: PublicKey
+    public var oldKeySignature: Signature
+    public var newKeySignature: Signature
+    public init(oldKey: PublicKey, newKey: PublicKey, oldKeySignature: Signature, newKeySignature: Signature) {
+        self.oldKey = oldKey; self.newKey = newKey
+        self.oldKeySignature = oldKeySignature; self.newKeySignature = newKeySignature
+    }
+
+    public static func statement(chain: Bytes32, validator: ValidatorID, oldKey: PublicKey, newKey: PublicKey, nonce: UInt64) -> [UInt8] {
+        var w = ByteWriter(capacity: 160)
+        w.raw(Domain.rotate(chain)); w.b32(validator); w.b32(oldKey); w.b32(newKey); w.u64(nonce)
+        return w.bytes
+    }
+}
+
+/// The typed payload of every event kind (schemas/FORMAT.md §3).
+public enum Payload: Sendable, Hashable {
+    case transfer(to: PublicKey, amount: UInt64, memo: String)
+    case validatorRegister(name: String, personality: String)
+    case validatorRetire
+    case validatorRotateKey(KeyRotation)
+    case bond(amount: UInt64)
+    case unbond(amount: UInt64)
+    case delegate(validator: ValidatorID, amount: UInt64)
+    case undelegate(validator: ValidatorID, amount: UInt64)
+    case agentRegister(AgentProfile)
+    case agentUpdate(AgentProfile)
+    case agentDeregister
+    case alliancePropose(AllianceProposal)
+    case allianceAccept(AllianceID)
+    case allianceReject(AllianceID)
+    case allianceDissolve(AllianceID)
+
+    public var kind: EventKind {
+        switch self {
+        case .transfer: .transfer
+        case .validatorRegister: .validatorRegister
+        case .validatorRetire: .validatorRetire
+        case .validatorRotateKey: .validatorRotateKey
+        case .bond: .bond
+        case .unbond: .unbond
+        case .delegate: .delegate
+        case .undelegate: .undelegate
+        case .agentRegister: .agentRegister
+        case .agentUpdate: .agentUpdate
+        case .agentDeregister: .agentDeregister
+        case .alliancePropose: .alliancePropose
+        case .allianceAccept: .allianceAccept
+        case .allianceReject: .allianceReject
+        case .allianceDissolve: .allianceDissolve
+        }
+    }
+
+    public func encoded() -> [UInt8] {
+        var w = ByteWriter(capacity: 64)
+        switch self {
+        case let .transfer(to, amount, memo):
+            w.b32(to); w.u64(amount); w.string(memo)
+        case let .validatorRegister(name, personality):
+            w.string(name); w.string(personality)
+        case .validatorRetire, .agentDeregister:
+            break
+        case let .validatorRotateKey(r):
+            w.b32(r.oldKey); w.b32(r.newKey); w.b64(r.oldKeySignature); w.b64(r.newKeySignature)
+        case let .bond(amount), let .unbond(amount):
+            w.u64(amount)
+        case let .delegate(v, amount), let .undelegate(v, amount):
+            w.b32(v); w.u64(amount)
+        case let .agentRegister(p), let .agentUpdate(p):
+            w.string(p.name)
+            w.u16(UInt16(p.capabilities.count))
+            for c in p.capabilities { w.string(c) }
+            w.string(p.personality)
+            w.string(p.endpoint)
+        case let .alliancePropose(p):
+            w.u16(UInt16(p.targets.count))
+            for t in p.targets { w.b32(t) }
+            w.string(p.purpose); w.string(p.terms); w.u64(p.durationMs)
+        case let .allianceAccept(id), let .allianceReject(id), let .allianceDissolve(id):
+            w.b32(id)
+        }
+        return w.bytes
+    }
+
+    public static func decode(kind: EventKind, _ bytes: ArraySlice<UInt8>) throws(DecodeError) -> Payload {
+        var r = ByteReader(bytes)
+        let p: Payload
+        switch kind {
+        case .transfer:
+            p = .transfer(to: try r.b32("transfer.to"), amount: try r.u64("transfer.amount"),
+                          memo: try r.string("transfer.memo", max: Limits.memoBytesMax))
+        case .validatorRegister:
+            p = .validatorRegister(name: try r.string("validator.name", max: Limits.nameBytesMax),
+                                   personality: try r.string("validator.personality", max: Limits.personalityBytesMax))
+        case .validatorRetire: p = .validatorRetire
+        case .agentDeregister: p = .agentDeregister
+        case .validatorRotateKey:
+            p = .validatorRotateKey(KeyRotation(
+                oldKey: try r.b32("rotate.oldKey"), newKey: try r.b32("rotate.newKey"),
+                oldKeySignature: try r.b64("rotate.oldKeySignature"), newKeySignature: try r.b64("rotate.newKeySignature")))
+        case .bond: p = .bond(amount: try r.u64("bond.amount"))
+        case .unbond: p = .unbond(amount: try r.u64("unbond.amount"))
+        case .delegate: p = .delegate(validator: try r.b32("delegate.validator"), amount: try r.u64("delegate.amount"))
+        case .undelegate: p = .undelegate(validator: try r.b32("undelegate.validator"), amount: try r.u64("undelegate.amount"))
+        case .agentRegister: p = .agentRegister(try decodeProfile(&r))
+        case .agentUpdate: p = .agentUpdate(try decodeProfile(&r))
+        case .alliancePropose:
+            let n = try r.count("alliance.targets", max: Limits.allianceTargetsMax)
+            var targets: [PublicKey] = []
+            for _ in 0 ..< n { targets.append(try r.b32("alliance.target")) }
+            p = .alliancePropose(AllianceProposal(
+                targets: targets,
+                purpose: try r.string("alliance.purpose", max: Limits.allianceTextBytesMax),
+                terms: try r.string("alliance.terms", max: Limits.allianceTextBytesMax),
+                durationMs: try r.u64("alliance.durationMs")))
+        case .allianceAccept: p = .allianceAccept(try r.b32("alliance.id"))
+        case .allianceReject: p = .allianceReject(try r.b32("alliance.id"))
+        case .allianceDissolve: p = .allianceDissolve(try r.b32("alliance.id"))
+        }
+        try r.end()
+        return p
+    }
+
+    static func decodeProfile(_ r: inout ByteReader) throws(DecodeError) -> AgentProfile {
+        let name = try r.string("agent.name", max: Limits.nameBytesMax)
+        let n = try r.count("agent.capabilities", max: Limits.capabilitiesMax)
+        var caps: [String] = []
+        for _ in 0 ..< n { caps.append(try r.string("agent.capability", max: Limits.capabilityBytesMax)) }
+        return AgentProfile(name: name, capabilities: caps,
+                            personality: try r.string("agent.personality", max: Limits.personalityBytesMax),
+                            endpoint: try r.string("agent.endpoint", max: Limits.endpointBytesMax))
+    }
+
+    /// The streams an event belongs to, besides its author's account stream: these are
+    /// the stream index entries written with it (schemas/FORMAT.md §5).
+    public func streams(author: PublicKey, id: EventID) -> [StreamKey] {
+        var s: [StreamKey] = [.account(author)]
+        switch self {
+        case let .transfer(to, _, _): s.append(.account(to))
+        case let .delegate(v, _), let .undelegate(v, _): s.append(.account(v))
+        case .agentRegister, .agentUpdate, .agentDeregister: s.append(.agent(author))
+        case .alliancePropose: s.append(.alliance(id))
+        case let .allianceAccept(a), let .allianceReject(a), let .allianceDissolve(a): s.append(.alliance(a))
+        default: break
+        }
+        var seen = Set<StreamKey>(); return s.filter { seen.insert($0).inserted }
+    }
+}
+
+/// A stream is the ordered list of events that touch one entity.
+public enum StreamKey: Hashable, Sendable, CustomStringConvertible {
+    case account(PublicKey)
+    case agent(PublicKey)
+    case alliance(AllianceID)
+
+    public var tag: UInt8 {
+        switch self { case .account: 1; case .agent: 2; case .alliance: 3 }
+    }
+    public var id: Bytes32 {
+        switch self { case let .account(k), let .agent(k), let .alliance(k): k }
+    }
+    /// 33 bytes: tag then id.
+    public var bytes: [UInt8] { var b: [UInt8] = [tag]; id.append(to: &b); return b }
+
+    public init?(tag: UInt8, id: Bytes32) {
+        switch tag {
+        case 1: self = .account(id)
+        case 2: self = .agent(id)
+        case 3: self = .alliance(id)
+        default: return nil
+        }
+    }
+
+    /// Parses `account:<hex>`, `agent:<hex>`, `alliance:<hex>`.
+    public init?(parsing s: String) {
+        let parts = s.split(separator: ":", maxSplits: 1).map(String.init)
+        guard parts.count == 2, let id = Bytes32(hex: parts[1]) else { return nil }
+        switch parts[0] {
+        case "account": self = .account(id)
+        case "agent": self = .agent(id)
+        case "alliance": self = .alliance(id)
+        default: return nil
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case let .account(k): "account:\(k.hex)"
+        case let .agent(k): "agent:\(k.hex)"
+        case let .alliance(k): "alliance:\(k.hex)"
+        }
+    }
+}

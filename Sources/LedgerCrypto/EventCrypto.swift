@@ -1,0 +1,78 @@
+import LedgerCore
+
+/// Signing and verification of events, certificates and rotations, always over a
+/// domain-separation prefix followed by the exact stored bytes (ARCHITECTURE invariant 2).
+public enum EventCrypto {
+    /// Signs `unsigned` (from `Envelope.unsigned`) and returns the stored bytes.
+    public static func sign(unsigned: [UInt8], chain: ChainID, key: SigningKey) -> [UInt8] {
+        let sig = key.sign(Domain.event(chain.raw) + unsigned)
+        var out = unsigned
+        sig.append(to: &out)
+        return out
+    }
+
+    /// Builds, signs and decodes an event in one step.
+    public static func makeEvent(chain: ChainID, key: SigningKey, nonce: UInt64, fee: UInt64, payload: Payload) -> Envelope {
+        let unsigned = Envelope.unsigned(chainID: chain, author: key.publicKey, nonce: nonce, fee: fee, payload: payload)
+        // The bytes were just built from valid values; a decode failure is a programmer error.
+        return try! Envelope(bytes: sign(unsigned: unsigned, chain: chain, key: key))
+    }
+
+    public static func id(_ bytes: [UInt8]) -> EventID { Blake2b.hash(bytes) }
+
+    /// Verifies the author's signature. `scratch` is reused to avoid an allocation per event.
+    public static func verify(_ e: Envelope, scratch: inout [UInt8]) -> Bool {
+        scratch.removeAll(keepingCapacity: true)
+        scratch.append(contentsOf: Domain.event(e.chainID, version: e.version))
+        scratch.append(contentsOf: e.signedBytes)
+        return Ed25519.verify(e.signature, scratch, e.author)
+    }
+
+    public static func verify(_ e: Envelope) -> Bool {
+        var s: [UInt8] = []
+        return verify(e, scratch: &s)
+    }
+
+    public static func signCommit(chain: Bytes32, height: Height, view: UInt64, blockHash: Hash32, key: SigningKey) -> CommitCertificate.Vote {
+        let m = CommitCertificate.message(chain: chain, height: height, view: view, blockHash: blockHash)
+        return .init(key: key.publicKey, signature: key.sign(m))
+    }
+
+    public static func verifyVote(_ v: CommitCertificate.Vote, chain: Bytes32, certificate c: CommitCertificate) -> Bool {
+        Ed25519.verify(v.signature, CommitCertificate.message(chain: chain, height: c.height, view: c.view, blockHash: c.blockHash), v.key)
+    }
+
+    /// Builds a key rotation signed by the current consensus key and the new key.
+    public static func rotation(chain: ChainID, validator: ValidatorID, nonce: UInt64, old: SigningKey, new: SigningKey) -> KeyRotation {
+        let s = KeyRotation.statement(chain: chain.raw, validator: validator, oldKey: old.publicKey, newKey: new.publicKey, nonce: nonce)
+        return KeyRotation(oldKey: old.publicKey, newKey: new.publicKey, oldKeySignature: old.sign(s), newKeySignature: new.sign(s))
+    }
+
+    public static func verifyRotation(_ r: KeyRotation, chain: Bytes32, validator: ValidatorID, nonce: UInt64) -> Bool {
+        let s = KeyRotation.statement(chain: chain, validator: validator, oldKey: r.oldKey, newKey: r.newKey, nonce: nonce)
+        return Ed25519.verify(r.oldKeySignature, s, r.oldKey) && Ed25519.verify(r.newKeySignature, s, r.newKey)
+    }
+
+    /// Merkle root of a block's event ids (schemas/FORMAT.md §4.1, RFC 6962 shape):
+    /// leaf = H(0x00 | id), node = H(0x01 | left | right), split at the largest power of
+    /// two below n; the empty root is H() of nothing.
+    public static func eventsRoot(_ ids: [EventID]) -> Hash32 {
+        if ids.isEmpty { return Blake2b.hash([UInt8]()) }
+        var level: [Hash32] = ids.map { id in
+            var b: [UInt8] = [0]; id.append(to: &b); return Blake2b.hash(b)
+        }
+        return merkle(&level, 0, level.count)
+    }
+
+    static func merkle(_ leaves: inout [Hash32], _ lo: Int, _ hi: Int) -> Hash32 {
+        let n = hi - lo
+        if n == 1 { return leaves[lo] }
+        var k = 1
+        while k << 1 < n { k <<= 1 }
+        let l = merkle(&leaves, lo, lo + k)
+        let r = merkle(&leaves, lo + k, hi)
+        var b: [UInt8] = [1]; b.reserveCapacity(65)
+        l.append(to: &b); r.append(to: &b)
+        return Blake2b.hash(b)
+    }
+}

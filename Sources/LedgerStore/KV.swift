@@ -1,0 +1,65 @@
+import LedgerCore
+import LedgerCrypto
+
+/// The named databases (schemas/FORMAT.md §5).
+enum DB: Int, CaseIterable {
+    case events, blocks, eventIDs, streams, meta, checkpoints
+    var name: String {
+        switch self {
+        case .events: "events"
+        case .blocks: "blocks"
+        case .eventIDs: "event_ids"
+        case .streams: "streams"
+        case .meta: "meta"
+        case .checkpoints: "checkpoints"
+        }
+    }
+}
+
+/// The operations the log needs from a key-value store with ordered keys and
+/// transactions. LMDB and an in-memory map implement it.
+protocol KVTxn {
+    func get(_ db: DB, _ key: [UInt8]) throws(StoreError) -> [UInt8]?
+    /// `append`: the key is larger than every key in `db` (LMDB's MDB_APPEND).
+    func put(_ db: DB, _ key: [UInt8], _ value: [UInt8], append: Bool) throws(StoreError)
+    /// Keys ≥ `from` that start with `prefix`, in order, at most `limit`.
+    func scan(_ db: DB, from: [UInt8], prefix: [UInt8], limit: Int) throws(StoreError) -> [(key: [UInt8], value: [UInt8])]
+    /// The greatest key ≤ `key` that starts with `prefix`.
+    func floor(_ db: DB, _ key: [UInt8], prefix: [UInt8]) throws(StoreError) -> (key: [UInt8], value: [UInt8])?
+    func clear(_ db: DB) throws(StoreError)
+}
+
+protocol KVBackend: AnyObject, Sendable {
+    var path: String { get }
+    func read<T>(_ body: (any KVTxn) throws(StoreError) -> T) throws(StoreError) -> T
+    /// Runs `body` in a write transaction and commits durably; `body` may run more than
+    /// once (after the map grows), so it must only depend on its inputs.
+    func write<T>(_ body: (any KVTxn) throws(StoreError) -> T) throws(StoreError) -> T
+}
+
+enum Key {
+    static func u64(_ v: UInt64) -> [UInt8] { withUnsafeBytes(of: v.bigEndian) { Array($0) } }
+    static func decodeU64(_ b: [UInt8]) -> UInt64? {
+        guard b.count == 8 else { return nil }
+        return b.reduce(0) { $0 << 8 | UInt64($1) }
+    }
+}
+
+/// Checksummed records: every value that is not self-verifying is stored as
+/// BLAKE2b-256(body) | body and checked on every read (LMDB has no page checksums).
+enum Record {
+    static func seal(_ body: [UInt8]) -> [UInt8] {
+        var out = Blake2b.hash(body).bytes
+        out.append(contentsOf: body)
+        return out
+    }
+
+    static func open(_ value: [UInt8], record: @autoclosure () -> String) throws(StoreError) -> ArraySlice<UInt8> {
+        guard value.count >= 32 else { throw .corrupt(record: record(), reason: "shorter than its checksum") }
+        let body = value[32...]
+        guard Blake2b.hash(body) == Bytes32(value[0 ..< 32]) else {
+            throw .corrupt(record: record(), reason: "checksum mismatch")
+        }
+        return body
+    }
+}

@@ -1,0 +1,260 @@
+import CLMDB
+import Foundation
+import LedgerCore
+
+extension LedgerLog {
+    public enum OpenMode: Sendable { case readWrite, readOnly }
+
+    /// Opens (creating if needed, in read-write mode) the LMDB log in directory `path`.
+    /// A read-write open takes the directory's writer lock: a second writer gets
+    /// `StoreError.locked`. A read-only open never writes and works on a copied log in a
+    /// read-only directory.
+    public static func openLMDB(path: String, mode: OpenMode = .readWrite) throws(StoreError) -> LedgerLog {
+        LedgerLog(try LMDBBackend(path: path, mode: mode))
+    }
+}
+
+final class LMDBBackend: KVBackend, @unchecked Sendable {
+    let path: String
+    let mode: LedgerLog.OpenMode
+    private var env: OpaquePointer?
+    private var dbis = [MDB_dbi](repeating: 0, count: DB.allCases.count)
+    private var lockFD: Int32 = -1
+    private var mapSize: Int
+    // One lock for every transaction: LMDB's map can only grow while no transaction
+    // of this process is open.
+    private let lock = NSLock()
+
+    init(path: String, mode: LedgerLog.OpenMode) throws(StoreError) {
+        self.path = path
+        self.mode = mode
+        mapSize = Limits.mapBytesInitial
+        if mode == .readWrite {
+            do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) }
+            catch { throw Self.ioError("mkdir", path, errno) }
+            try takeWriterLock()
+        } else {
+            guard FileManager.default.fileExists(atPath: path + "/data.mdb") else { throw .notInitialized }
+        }
+        var e: OpaquePointer?
+        try check(mdb_env_create(&e), "mdb_env_create")
+        env = e
+        do {
+            try check(mdb_env_set_maxdbs(e, MDB_dbi(DB.allCases.count + 2)), "mdb_env_set_maxdbs")
+            // An existing file may be larger than our initial map: never shrink it.
+            var st = stat()
+            if stat(path + "/data.mdb", &st) == 0 { mapSize = max(mapSize, Self.rounded(Int(st.st_size))) }
+            try check(mdb_env_set_mapsize(e, mapSize), "mdb_env_set_mapsize")
+            var flags = UInt32(MDB_NOTLS)
+            if mode == .readOnly { flags |= UInt32(MDB_RDONLY) }
+            var rc = mdb_env_open(e, path, flags, 0o644)
+            if rc == EACCES || rc == EROFS, mode == .readOnly {
+                // A copied log in a read-only directory: LMDB cannot create its lock
+                // file, and no other process writes there, so open it without one.
+                rc = mdb_env_open(e, path, flags | UInt32(MDB_NOLOCK), 0o644)
+            }
+            if rc == EACCES || rc == EROFS { throw StoreError.readOnly(path: path) }
+            try check(rc, "mdb_env_open")
+            try openDatabases()
+        } catch let error as StoreError {
+            mdb_env_close(e)
+            env = nil
+            releaseWriterLock()
+            throw error
+        } catch {
+            fatalError("unreachable: only StoreError is thrown here")
+        }
+    }
+
+    deinit {
+        if let env { mdb_env_close(env) }
+        releaseWriterLock()
+    }
+
+    static func rounded(_ n: Int) -> Int { (n + (1 << 20) - 1) & ~((1 << 20) - 1) }
+
+    private func takeWriterLock() throws(StoreError) {
+        let fd = open(path + "/writer.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        if fd < 0 {
+            if errno == EACCES || errno == EROFS { throw .readOnly(path: path) }
+            throw Self.ioError("open writer.lock", path, errno)
+        }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let err = errno
+            close(fd)
+            if err == EWOULDBLOCK { throw .locked(path: path) }
+            throw Self.ioError("flock writer.lock", path, err)
+        }
+        lockFD = fd
+    }
+
+    private func releaseWriterLock() {
+        if lockFD >= 0 { flock(lockFD, LOCK_UN); close(lockFD); lockFD = -1 }
+    }
+
+    private func openDatabases() throws(StoreError) {
+        var txn: OpaquePointer?
+        try check(mdb_txn_begin(env, nil, mode == .readOnly ? UInt32(MDB_RDONLY) : 0, &txn), "mdb_txn_begin")
+        for db in DB.allCases {
+            var dbi: MDB_dbi = 0
+            let rc = mdb_dbi_open(txn, db.name, mode == .readOnly ? 0 : UInt32(MDB_CREATE), &dbi)
+            if rc == MDB_NOTFOUND { mdb_txn_abort(txn); throw .notInitialized }
+            if rc != 0 { mdb_txn_abort(txn); throw mapError(rc, "mdb_dbi_open \(db.name)") }
+            dbis[db.rawValue] = dbi
+        }
+        let rc = mdb_txn_commit(txn)
+        if rc != 0 { throw mapError(rc, "mdb_txn_commit") }
+    }
+
+    static func ioError(_ op: String, _ path: String, _ code: Int32) -> StoreError {
+        .io(operation: op, path: path, code: code, message: String(cString: strerror(code)))
+    }
+
+    func mapError(_ rc: Int32, _ op: String) -> StoreError {
+        switch rc {
+        case MDB_MAP_FULL: .mapFull(path: path)
+        case ENOSPC, EDQUOT: .diskFull(path: path)
+        case EACCES, EROFS: .readOnly(path: path)
+        case MDB_CORRUPTED, MDB_PAGE_NOTFOUND, MDB_INVALID, MDB_VERSION_MISMATCH:
+            .corrupt(record: "\(path)/data.mdb", reason: "\(op): \(String(cString: mdb_strerror(rc)))")
+        default: .io(operation: op, path: path, code: rc, message: String(cString: mdb_strerror(rc)))
+        }
+    }
+
+    func check(_ rc: Int32, _ op: String) throws(StoreError) {
+        if rc != 0 { throw mapError(rc, op) }
+    }
+
+    final class Txn: KVTxn {
+        let txn: OpaquePointer?
+        unowned let backend: LMDBBackend
+        init(_ txn: OpaquePointer?, _ backend: LMDBBackend) { self.txn = txn; self.backend = backend }
+
+        func dbi(_ db: DB) -> MDB_dbi { backend.dbis[db.rawValue] }
+
+        func get(_ db: DB, _ key: [UInt8]) throws(StoreError) -> [UInt8]? {
+            var k = key
+            var v = MDB_val()
+            let rc = k.withUnsafeMutableBytes { kp in
+                var kv = MDB_val(mv_size: kp.count, mv_data: kp.baseAddress)
+                return mdb_get(txn, dbi(db), &kv, &v)
+            }
+            if rc == MDB_NOTFOUND { return nil }
+            try backend.check(rc, "mdb_get \(db.name)")
+            return Self.bytes(v)
+        }
+
+        static func bytes(_ v: MDB_val) -> [UInt8] {
+            guard v.mv_size > 0, let p = v.mv_data else { return [] }
+            return Array(UnsafeRawBufferPointer(start: p, count: v.mv_size))
+        }
+
+        func put(_ db: DB, _ key: [UInt8], _ value: [UInt8], append: Bool) throws(StoreError) {
+            var k = key, val = value
+            let rc = k.withUnsafeMutableBytes { kp in
+                val.withUnsafeMutableBytes { vp in
+                    var kv = MDB_val(mv_size: kp.count, mv_data: kp.baseAddress)
+                    var vv = MDB_val(mv_size: vp.count, mv_data: vp.baseAddress)
+                    return mdb_put(txn, dbi(db), &kv, &vv, append ? UInt32(MDB_APPEND) : 0)
+                }
+            }
+            if rc == MDB_KEYEXIST { throw .invalidAppend("key out of order in \(db.name)") }
+            try backend.check(rc, "mdb_put \(db.name)")
+        }
+
+        func withCursor<T>(_ db: DB, _ body: (OpaquePointer?) throws(StoreError) -> T) throws(StoreError) -> T {
+            var c: OpaquePointer?
+            try backend.check(mdb_cursor_open(txn, dbi(db), &c), "mdb_cursor_open \(db.name)")
+            defer { mdb_cursor_close(c) }
+            return try body(c)
+        }
+
+        func scan(_ db: DB, from: [UInt8], prefix: [UInt8], limit: Int) throws(StoreError) -> [(key: [UInt8], value: [UInt8])] {
+            try withCursor(db) { c throws(StoreError) in
+                var out: [(key: [UInt8], value: [UInt8])] = []
+                var start = from
+                var k = MDB_val(), v = MDB_val()
+                var rc = start.withUnsafeMutableBytes { p in
+                    k = MDB_val(mv_size: p.count, mv_data: p.baseAddress)
+                    return mdb_cursor_get(c, &k, &v, MDB_SET_RANGE)
+                }
+                while rc == 0, out.count < limit {
+                    let key = Self.bytes(k)
+                    guard key.starts(with: prefix) else { break }
+                    out.append((key, Self.bytes(v)))
+                    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)
+                }
+                if rc != 0, rc != MDB_NOTFOUND { try backend.check(rc, "mdb_cursor_get \(db.name)") }
+                return out
+            }
+        }
+
+        func floor(_ db: DB, _ key: [UInt8], prefix: [UInt8]) throws(StoreError) -> (key: [UInt8], value: [UInt8])? {
+            try withCursor(db) { c throws(StoreError) in
+                var start = key
+                var k = MDB_val(), v = MDB_val()
+                var rc = start.withUnsafeMutableBytes { p in
+                    k = MDB_val(mv_size: p.count, mv_data: p.baseAddress)
+                    return mdb_cursor_get(c, &k, &v, MDB_SET_RANGE)
+                }
+                if rc == MDB_NOTFOUND {
+                    rc = mdb_cursor_get(c, &k, &v, MDB_LAST)
+                } else if rc == 0, Self.bytes(k) != key {
+                    rc = mdb_cursor_get(c, &k, &v, MDB_PREV)
+                }
+                if rc == MDB_NOTFOUND { return nil }
+                try backend.check(rc, "mdb_cursor_get \(db.name)")
+                let found = Self.bytes(k)
+                guard found.starts(with: prefix) else { return nil }
+                return (found, Self.bytes(v))
+            }
+        }
+
+        func clear(_ db: DB) throws(StoreError) {
+            try backend.check(mdb_drop(txn, dbi(db), 0), "mdb_drop \(db.name)")
+        }
+    }
+
+    func read<T>(_ body: (any KVTxn) throws(StoreError) -> T) throws(StoreError) -> T {
+        lock.lock(); defer { lock.unlock() }
+        var txn: OpaquePointer?
+        var rc = mdb_txn_begin(env, nil, UInt32(MDB_RDONLY), &txn)
+        if rc == MDB_MAP_RESIZED {
+            // Another process grew the map: adopt its size and try again.
+            try check(mdb_env_set_mapsize(env, 0), "mdb_env_set_mapsize")
+            rc = mdb_txn_begin(env, nil, UInt32(MDB_RDONLY), &txn)
+        }
+        try check(rc, "mdb_txn_begin")
+        defer { mdb_txn_abort(txn) }
+        return try body(Txn(txn, self))
+    }
+
+    func write<T>(_ body: (any KVTxn) throws(StoreError) -> T) throws(StoreError) -> T {
+        guard mode == .readWrite else { throw .readOnly(path: path) }
+        lock.lock(); defer { lock.unlock() }
+        while true {
+            var txn: OpaquePointer?
+            try check(mdb_txn_begin(env, nil, 0, &txn), "mdb_txn_begin")
+            let result: T
+            do throws(StoreError) {
+                result = try body(Txn(txn, self))
+            } catch {
+                mdb_txn_abort(txn)
+                if case .mapFull = error, try grow() { continue }
+                throw error
+            }
+            let rc = mdb_txn_commit(txn)  // frees txn whatever the result
+            if rc == MDB_MAP_FULL, try grow() { continue }
+            try check(rc, "mdb_txn_commit")
+            return result
+        }
+    }
+
+    /// Doubles the map, up to `Limits.mapBytesMax`. Returns false at the ceiling.
+    private func grow() throws(StoreError) -> Bool {
+        guard mapSize < Limits.mapBytesMax else { return false }
+        mapSize = min(mapSize * 2, Limits.mapBytesMax)
+        try check(mdb_env_set_mapsize(env, mapSize), "mdb_env_set_mapsize")
+        return true
+    }
+}

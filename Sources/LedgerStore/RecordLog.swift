@@ -1,0 +1,205 @@
+import LedgerCore
+import LedgerCrypto
+
+/// The event log, written once over any `KVBackend`: the record formats and the checks
+/// on both sides of the disk live here (STYLE §5). `LedgerLog.memory()` and
+/// `LedgerLog.openLMDB(path:mode:)` give the two implementations.
+public final class LedgerLog: EventLog {
+    let kv: any KVBackend
+    init(_ kv: any KVBackend) { self.kv = kv }
+
+    /// An in-memory log with the same records and checks as the LMDB one.
+    public static func memory() -> LedgerLog { LedgerLog(MemoryBackend()) }
+
+    public var path: String { kv.path }
+
+    static var genesisKey: [UInt8] { Array("genesis".utf8) }
+    static var headKey: [UInt8] { Array("head".utf8) }
+
+    public func metadata() throws(StoreError) -> LogMetadata? {
+        try kv.read { t throws(StoreError) in try Self.meta(t) }
+    }
+
+    static func meta(_ t: any KVTxn) throws(StoreError) -> LogMetadata? {
+        guard let g = try t.get(.meta, genesisKey) else { return nil }
+        guard let h = try t.get(.meta, headKey) else { throw .corrupt(record: "meta[head]", reason: "missing while genesis is present") }
+        do {
+            var r = ByteReader(try Record.open(g, record: "meta[genesis]"))
+            let version = try r.u16("meta.formatVersion")
+            let chain = try ChainID(raw: try r.b32("meta.chainID"))
+            let gh = try r.b32("meta.genesisHash")
+            let gb = try r.blob32("meta.genesis", max: Limits.genesisBytesMax)
+            try r.end()
+            guard Blake2b.hash(gb) == gh else { throw StoreError.corrupt(record: "meta[genesis]", reason: "genesis hash mismatch") }
+            var hr = ByteReader(try Record.open(h, record: "meta[head]"))
+            let head = Height(try hr.u64("head.height"))
+            let hash = try hr.b32("head.hash")
+            let next = SequenceNumber(try hr.u64("head.nextSequence"))
+            try hr.end()
+            return LogMetadata(chainID: chain, formatVersion: version, genesisHash: gh, genesisBytes: gb,
+                               head: head, headHash: hash, nextSequence: next)
+        } catch let e as DecodeError {
+            throw .corrupt(record: "meta", reason: e.description)
+        } catch let e as StoreError {
+            throw e
+        } catch {
+            throw .corrupt(record: "meta", reason: "\(error)")
+        }
+    }
+
+    static func headRecord(_ height: Height, _ hash: Hash32, _ next: SequenceNumber) -> [UInt8] {
+        var w = ByteWriter(capacity: 48)
+        w.u64(height.value); w.b32(hash); w.u64(next.value)
+        return Record.seal(w.bytes)
+    }
+
+    public func initialize(chainID: ChainID, genesisBytes: [UInt8], genesisHash: Hash32) throws(StoreError) {
+        guard Blake2b.hash(genesisBytes) == genesisHash else { throw .invalidAppend("genesis hash does not match its bytes") }
+        try kv.write { t throws(StoreError) in
+            guard try t.get(.meta, Self.genesisKey) == nil else { throw StoreError.alreadyInitialized }
+            var w = ByteWriter(capacity: genesisBytes.count + 80)
+            w.u16(Envelope.formatVersion); w.b32(chainID.raw); w.b32(genesisHash); w.blob32(genesisBytes)
+            try t.put(.meta, Self.genesisKey, Record.seal(w.bytes), append: false)
+            try t.put(.meta, Self.headKey, Self.headRecord(0, genesisHash, 0), append: false)
+        }
+    }
+
+    public func append(_ c: BlockCommit) throws(StoreError) {
+        let h = c.block.header
+        guard Int(h.eventCount) == c.events.count, c.streams.count == c.events.count else {
+            throw .invalidAppend("header counts \(h.eventCount) events, commit has \(c.events.count)")
+        }
+        guard c.block.certificate.blockHash == c.blockHash, c.block.certificate.height == h.height else {
+            throw .invalidAppend("certificate is for another block")
+        }
+        let blockValue = Record.seal(c.block.encoded())
+        try kv.write { t throws(StoreError) in
+            guard let m = try Self.meta(t) else { throw StoreError.notInitialized }
+            guard h.chainID == m.chainID.raw else { throw StoreError.invalidAppend("block is for chain \(h.chainID.short)") }
+            guard h.height == m.head.next else { throw StoreError.invalidAppend("height \(h.height) does not follow head \(m.head)") }
+            guard h.parentHash == m.headHash else { throw StoreError.invalidAppend("parent hash does not match head \(m.head)") }
+            guard c.block.firstSequence == m.nextSequence else {
+                throw StoreError.invalidAppend("first sequence \(c.block.firstSequence) is not \(m.nextSequence)")
+            }
+            var seq = m.nextSequence.value
+            for (i, e) in c.events.enumerated() {
+                let key = Key.u64(seq)
+                var value = e.id.bytes
+                value.append(contentsOf: e.envelope.bytes)
+                try t.put(.events, key, value, append: true)
+                guard try t.get(.eventIDs, e.id.bytes) == nil else {
+                    throw StoreError.invalidAppend("event \(e.id.short) is already in the log")
+                }
+                try t.put(.eventIDs, e.id.bytes, key, append: false)
+                for s in c.streams[i] { try t.put(.streams, s.bytes + key, [], append: false) }
+                seq += 1
+            }
+            try t.put(.blocks, Key.u64(h.height.value), blockValue, append: true)
+            try t.put(.meta, Self.headKey, Self.headRecord(h.height, c.blockHash, SequenceNumber(seq)), append: false)
+        }
+    }
+
+    public func block(at height: Height) throws(StoreError) -> StoredBlock? {
+        try kv.read { t throws(StoreError) in try Self.block(t, height) }
+    }
+
+    static func block(_ t: any KVTxn, _ height: Height) throws(StoreError) -> StoredBlock? {
+        guard let v = try t.get(.blocks, Key.u64(height.value)) else { return nil }
+        let name = "blocks[\(height)]"
+        do {
+            let b = try StoredBlock.decode(try Record.open(v, record: name))
+            guard b.header.height == height else { throw StoreError.corrupt(record: name, reason: "holds height \(b.header.height)") }
+            return b
+        } catch let e as DecodeError {
+            throw .corrupt(record: name, reason: e.description)
+        } catch let e as StoreError { throw e } catch { throw .corrupt(record: name, reason: "\(error)") }
+    }
+
+    static func decodeEvent(_ seq: UInt64, _ v: [UInt8]) throws(StoreError) -> LoggedEvent {
+        let name = "events[\(seq)]"
+        guard v.count > 32 else { throw .corrupt(record: name, reason: "too short") }
+        let id = Bytes32(v[0 ..< 32])
+        let bytes = Array(v[32...])
+        guard EventCrypto.id(bytes) == id else { throw .corrupt(record: name, reason: "event id does not match its bytes") }
+        do {
+            return LoggedEvent(sequence: SequenceNumber(seq), id: id, envelope: try Envelope(bytes: bytes))
+        } catch {
+            throw .corrupt(record: name, reason: error.description)
+        }
+    }
+
+    public func events(from: SequenceNumber, count: Int) throws(StoreError) -> [LoggedEvent] {
+        let n = min(count, Limits.readRangeEventsMax)
+        return try kv.read { t throws(StoreError) in
+            let rows = try t.scan(.events, from: Key.u64(from.value), prefix: [], limit: n)
+            var out: [LoggedEvent] = []
+            out.reserveCapacity(rows.count)
+            var expect = from.value
+            for row in rows {
+                guard let k = Key.decodeU64(row.key), k == expect else {
+                    throw StoreError.corrupt(record: "events[\(expect)]", reason: "missing; found key \(Hex.encode(row.key))")
+                }
+                out.append(try Self.decodeEvent(k, row.value))
+                expect += 1
+            }
+            return out
+        }
+    }
+
+    public func event(id: EventID) throws(StoreError) -> LoggedEvent? {
+        try kv.read { t throws(StoreError) in
+            guard let k = try t.get(.eventIDs, id.bytes) else { return nil }
+            guard let seq = Key.decodeU64(k) else { throw StoreError.corrupt(record: "event_ids[\(id.short)]", reason: "value is not a sequence") }
+            guard let v = try t.get(.events, k) else {
+                throw StoreError.corrupt(record: "event_ids[\(id.short)]", reason: "points at missing events[\(seq)]")
+            }
+            let e = try Self.decodeEvent(seq, v)
+            guard e.id == id else { throw StoreError.corrupt(record: "event_ids[\(id.short)]", reason: "points at another event") }
+            return e
+        }
+    }
+
+    public func stream(_ key: StreamKey, after: SequenceNumber?, limit: Int) throws(StoreError) -> [LoggedEvent] {
+        let prefix = key.bytes
+        let start = prefix + Key.u64(after.map { $0.value + 1 } ?? 0)
+        return try kv.read { t throws(StoreError) in
+            let rows = try t.scan(.streams, from: start, prefix: prefix, limit: min(limit, Limits.readRangeEventsMax))
+            var out: [LoggedEvent] = []
+            for row in rows {
+                let name = "streams[\(key)]"
+                guard row.key.count == 41, let seq = Key.decodeU64(Array(row.key[33...])) else {
+                    throw StoreError.corrupt(record: name, reason: "malformed key")
+                }
+                guard let v = try t.get(.events, Key.u64(seq)) else {
+                    throw StoreError.corrupt(record: name, reason: "points at missing events[\(seq)]")
+                }
+                let e = try Self.decodeEvent(seq, v)
+                // The index is not checksummed; prove each entry against the event it names.
+                let streams = (try? e.envelope.decodePayload())?.streams(author: e.envelope.author, id: e.id) ?? []
+                guard streams.contains(key) else {
+                    throw StoreError.corrupt(record: name, reason: "entry \(seq) names an event outside the stream")
+                }
+                out.append(e)
+            }
+            return out
+        }
+    }
+
+    public func putCheckpoint(height: Height, snapshot: [UInt8]) throws(StoreError) {
+        try kv.write { t throws(StoreError) in
+            try t.put(.checkpoints, Key.u64(height.value), Record.seal(snapshot), append: false)
+        }
+    }
+
+    public func checkpoint(atOrBelow height: Height) throws(StoreError) -> (height: Height, snapshot: [UInt8])? {
+        try kv.read { t throws(StoreError) in
+            guard let row = try t.floor(.checkpoints, Key.u64(height.value), prefix: []) else { return nil }
+            guard let h = Key.decodeU64(row.key) else { throw StoreError.corrupt(record: "checkpoints", reason: "malformed key") }
+            return (Height(h), Array(try Record.open(row.value, record: "checkpoints[\(h)]")))
+        }
+    }
+
+    public func dropCheckpoints() throws(StoreError) {
+        try kv.write { t throws(StoreError) in try t.clear(.checkpoints) }
+    }
+}
