@@ -23,7 +23,7 @@ let package = Package(
         .target(name: "LedgerCrypto", dependencies: ["LedgerCore", "CSodium"], swiftSettings: strict),
         .target(name: "LedgerStore", dependencies: ["LedgerCore", "LedgerCrypto", "CLMDB"], swiftSettings: strict),
         .target(name: "LedgerProjections", dependencies: ["LedgerCore", "LedgerCrypto"], swiftSettings: strict),
-        .target(name: "LedgerNode", dependencies: ["LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections"], swiftSettings: strict),
+        .target(name: "LedgerNode", dependencies: ["LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections", "LedgerAudit"], swiftSettings: strict),
         .target(name: "LedgerAudit", dependencies: ["LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections"], swiftSettings: strict),
         .executableTarget(
             name: "chaosledger",

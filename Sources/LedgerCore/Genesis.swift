@@ -23,12 +23,12 @@ public struct ChainParameters: Sendable, Hashable, Codable {
         self.checkpointInterval = checkpointInterval; self.blockEventsMax = blockEventsMax; self.blockBytesMax = blockBytesMax
     }
 
-    func encode(_ w: inout ByteWriter) {
+    public func encode(_ w: inout ByteWriter) {
         w.u64(minFee); w.u64(minValidatorStake); w.u64(unbondingBlocks); w.u64(allianceAcceptWindowMs)
         w.u64(allianceDurationMaxMs); w.u64(checkpointInterval); w.u32(blockEventsMax); w.u32(blockBytesMax)
     }
 
-    static func decode(_ r: inout ByteReader) throws(DecodeError) -> ChainParameters {
+    public static func decode(_ r: inout ByteReader) throws(DecodeError) -> ChainParameters {
         let p = ChainParameters(
             minFee: try r.u64("params.minFee"), minValidatorStake: try r.u64("params.minValidatorStake"),
             unbondingBlocks: try r.u64("params.unbondingBlocks"), allianceAcceptWindowMs: try r.u64("params.allianceAcceptWindowMs"),

@@ -1,0 +1,107 @@
+import Foundation
+import LedgerCore
+import LedgerCrypto
+import LedgerProjections
+import LedgerStore
+
+/// Folding the log into projection state without re-verifying signatures and
+/// certificates: for a node opening its own log, and for `rebuild`. Every record is
+/// still hash-checked as it is read, and each checkpoint it writes is checked against
+/// the state root the next block recorded.
+public enum StateLoader {
+    public struct Stats: Sendable {
+        public var fromHeight: UInt64
+        public var blocks: UInt64
+        public var events: UInt64
+        public var checkpointsWritten: UInt64
+        public var seconds: Double
+    }
+
+    public enum LoadError: Error, CustomStringConvertible {
+        case store(StoreError)
+        case bad(AuditFailure)
+        public var description: String {
+            switch self {
+            case let .store(e): e.description
+            case let .bad(f): f.description
+            }
+        }
+    }
+
+    /// The state at `height` (default: head), starting from the newest checkpoint at or
+    /// below it unless `useCheckpoints` is false.
+    public static func load(_ log: any EventLog, upTo height: Height? = nil, useCheckpoints: Bool = true,
+                            writeCheckpoints: Bool = false) throws(LoadError) -> (LedgerState, Stats) {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        do {
+            guard let meta = try log.metadata() else { throw LoadError.store(.notInitialized) }
+            let target = min(height ?? meta.head, meta.head)
+            var state: LedgerState
+            if useCheckpoints, let cp = try log.checkpoint(atOrBelow: target) {
+                do { state = try LedgerState.decodeSnapshot(cp.snapshot) } catch {
+                    throw LoadError.bad(AuditFailure(height: cp.height.value, record: "checkpoints[\(cp.height)]", reason: error.description))
+                }
+                guard state.height == cp.height, state.genesisHash == meta.genesisHash else {
+                    throw LoadError.bad(AuditFailure(height: cp.height.value, record: "checkpoints[\(cp.height)]", reason: "does not belong to this log"))
+                }
+            } else {
+                let g: Genesis
+                do { g = try Genesis.decode(meta.genesisBytes) } catch {
+                    throw LoadError.bad(AuditFailure(height: 0, record: "meta[genesis]", reason: error.description))
+                }
+                state = LedgerState(genesis: g, genesisHash: meta.genesisHash)
+            }
+            var stats = Stats(fromHeight: state.height.value, blocks: 0, events: 0, checkpointsWritten: 0, seconds: 0)
+            var batch: [(id: EventID, envelope: Envelope)] = []
+            var pendingCheckpoint: (Height, [UInt8])?
+            while state.height < target {
+                let h = state.height.next
+                guard let b = try log.block(at: h) else {
+                    throw LoadError.bad(AuditFailure(height: h.value, record: "blocks[\(h)]", reason: "missing"))
+                }
+                if let (ch, bytes) = pendingCheckpoint {
+                    // Pair assertion: the snapshot we are about to store must hash to the
+                    // state root that the next block recorded.
+                    guard Blake2b.hash(bytes) == b.header.parentStateRoot else {
+                        throw LoadError.bad(AuditFailure(height: h.value, record: "blocks[\(h)]", reason: "recorded parent state root differs from the fold"))
+                    }
+                    try log.putCheckpoint(height: ch, snapshot: bytes)
+                    stats.checkpointsWritten += 1
+                    pendingCheckpoint = nil
+                }
+                let events = try log.events(from: b.firstSequence, count: Int(b.header.eventCount))
+                guard events.count == Int(b.header.eventCount) else {
+                    throw LoadError.bad(AuditFailure(height: h.value, record: "blocks[\(h)]", reason: "events missing"))
+                }
+                batch.removeAll(keepingCapacity: true)
+                for e in events { batch.append((e.id, e.envelope)) }
+                do { try state.applyBlock(b.header, batch) } catch {
+                    throw LoadError.bad(AuditFailure(height: h.value, record: "blocks[\(h)]", reason: error.description))
+                }
+                stats.blocks += 1
+                stats.events += UInt64(events.count)
+                if writeCheckpoints, h.value % state.parameters.checkpointInterval == 0 {
+                    pendingCheckpoint = (h, state.canonicalBytes())
+                }
+            }
+            if let (ch, bytes) = pendingCheckpoint {
+                try log.putCheckpoint(height: ch, snapshot: bytes)
+                stats.checkpointsWritten += 1
+            }
+            stats.seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            return (state, stats)
+        } catch let e as LoadError {
+            throw e
+        } catch let e as StoreError {
+            throw .store(e)
+        } catch {
+            fatalError("unexpected error \(error)")
+        }
+    }
+
+    /// Drops every checkpoint and refolds the whole log, writing fresh checkpoints.
+    public static func rebuild(_ log: any EventLog) throws(LoadError) -> (LedgerState, Stats) {
+        do { try log.dropCheckpoints() } catch { throw .store(error) }
+        return try load(log, useCheckpoints: false, writeCheckpoints: true)
+    }
+}

@@ -1,0 +1,167 @@
+import LedgerCore
+import LedgerCrypto
+
+/// The canonical encoding of all projection state (schemas/FORMAT.md §7): every map
+/// is written sorted by key, so the bytes — and the state root, their BLAKE2b-256 —
+/// are the same on every machine whatever the dictionary order. Checkpoints store
+/// these bytes; decoding them gives back an equal state.
+extension LedgerState {
+    public static let snapshotVersion: UInt16 = 1
+
+    public func stateRoot() -> Hash32 { Blake2b.hash(canonicalBytes()) }
+
+    public func canonicalBytes() -> [UInt8] {
+        var w = ByteWriter(capacity: 256 + accounts.count * 48 + agents.count * 160)
+        w.u16(Self.snapshotVersion)
+        let g = genesisInfo()
+        w.raw(g)
+        w.u64(height.value); w.u64(timestampMs); w.u64(totalSupply); w.u64(feesPaid); w.u64(eventsApplied)
+
+        w.u32(UInt32(accounts.count))
+        for k in accounts.keys.sorted() {
+            let a = accounts[k]!
+            w.b32(k); w.u64(a.balance); w.u64(a.nonce)
+        }
+        w.u32(UInt32(validators.count))
+        for k in validators.keys.sorted() {
+            let v = validators[k]!
+            w.b32(v.id); w.string(v.name); w.string(v.personality); w.b32(v.consensusKey)
+            w.u64(v.selfStake); w.u64(v.delegated); w.u8(v.status.rawValue); w.u64(v.registeredAt.value)
+            w.u32(UInt32(v.keyHistory.count))
+            for e in v.keyHistory { w.u64(e.from.value); w.b32(e.key) }
+        }
+        w.u32(UInt32(delegations.count))
+        for k in delegations.keys.sorted() { w.b32(k.delegator); w.b32(k.validator); w.u64(delegations[k]!) }
+        w.u32(UInt32(unbonding.count))
+        for u in unbonding { w.b32(u.account); w.b32(u.validator); w.u64(u.amount); w.u64(u.releaseAt.value) }
+        w.u32(UInt32(agents.count))
+        for k in agents.keys.sorted() {
+            let a = agents[k]!
+            w.b32(k); w.raw(Payload.agentRegister(a.profile).encoded()); w.u64(a.registeredAt.value); w.u8(a.active ? 1 : 0)
+        }
+        w.u32(UInt32(alliances.count))
+        for k in alliances.keys.sorted() {
+            let a = alliances[k]!
+            w.b32(a.id); w.b32(a.proposer)
+            w.u16(UInt16(a.proposal.targets.count)); for t in a.proposal.targets { w.b32(t) }
+            w.string(a.proposal.purpose); w.string(a.proposal.terms); w.u64(a.proposal.durationMs)
+            w.u64(a.proposedAtMs); w.u64(a.acceptByMs)
+            w.u16(UInt16(a.accepted.count)); for t in a.accepted { w.b32(t) }
+            w.u8(a.status.rawValue); w.u64(a.activeUntilMs)
+        }
+        return w.bytes
+    }
+
+    func genesisInfo() -> [UInt8] {
+        var w = ByteWriter(capacity: 128)
+        w.b32(chainID.raw); w.b32(genesisHash)
+        parameters.encode(&w)
+        return w.bytes
+    }
+
+    /// Decodes a checkpoint snapshot. The caller checks it against the log's chain.
+    public static func decodeSnapshot(_ bytes: [UInt8]) throws(DecodeError) -> LedgerState {
+        guard bytes.count <= Limits.snapshotBytesMax else {
+            throw .tooLong(field: "snapshot", length: bytes.count, max: Limits.snapshotBytesMax)
+        }
+        var r = ByteReader(bytes)
+        let v = try r.u16("snapshot.version")
+        guard v == snapshotVersion else { throw .unsupportedVersion(field: "snapshot", version: v) }
+        let chain = try ChainID(raw: try r.b32("snapshot.chainID"))
+        let gh = try r.b32("snapshot.genesisHash")
+        let params = try ChainParameters.decode(&r)
+        var s = LedgerState(empty: chain, params, gh)
+        s.height = Height(try r.u64("snapshot.height")); s.timestampMs = try r.u64("snapshot.timestamp")
+        s.totalSupply = try r.u64("snapshot.supply"); s.feesPaid = try r.u64("snapshot.fees"); s.eventsApplied = try r.u64("snapshot.events")
+        let cap = Limits.snapshotBytesMax / 32
+        func n32(_ r: inout ByteReader, _ f: String) throws(DecodeError) -> Int {
+            let n = Int(try r.u32(f))
+            guard n <= cap else { throw .tooLong(field: f, length: n, max: cap) }
+            return n
+        }
+        var last: Bytes32? = nil
+        func sorted(_ k: Bytes32, _ f: String) throws(DecodeError) {
+            if let l = last, !(l < k) { throw .invalidValue(field: f, reason: "keys not strictly increasing") }
+            last = k
+        }
+        for _ in 0 ..< (try n32(&r, "snapshot.accounts")) {
+            let k = try r.b32("account.key"); try sorted(k, "snapshot.accounts")
+            s.accounts[k] = Account(balance: try r.u64("account.balance"), nonce: try r.u64("account.nonce"))
+        }
+        last = nil
+        for _ in 0 ..< (try n32(&r, "snapshot.validators")) {
+            let id = try r.b32("validator.id"); try sorted(id, "snapshot.validators")
+            let name = try r.string("validator.name", max: Limits.nameBytesMax)
+            let pers = try r.string("validator.personality", max: Limits.personalityBytesMax)
+            let ck = try r.b32("validator.key")
+            let ss = try r.u64("validator.selfStake"), dl = try r.u64("validator.delegated")
+            guard let st = ValidatorStatus(rawValue: try r.u8("validator.status")) else {
+                throw .invalidValue(field: "validator.status", reason: "unknown status")
+            }
+            let reg = Height(try r.u64("validator.registeredAt"))
+            var hist: [ValidatorState.KeyEpoch] = []
+            for _ in 0 ..< (try n32(&r, "validator.keyHistory")) {
+                let e = ValidatorState.KeyEpoch(from: Height(try r.u64("key.from")), key: try r.b32("key.key"))
+                hist.append(e); s.consensusKeys[e.key] = id
+            }
+            s.validators[id] = ValidatorState(id: id, name: name, personality: pers, consensusKey: ck, keyHistory: hist,
+                                              selfStake: ss, delegated: dl, status: st, registeredAt: reg)
+        }
+        for _ in 0 ..< (try n32(&r, "snapshot.delegations")) {
+            let k = DelegationKey(delegator: try r.b32("d.delegator"), validator: try r.b32("d.validator"))
+            s.delegations[k] = try r.u64("d.amount")
+        }
+        for _ in 0 ..< (try n32(&r, "snapshot.unbonding")) {
+            s.unbonding.append(Unbonding(account: try r.b32("u.account"), validator: try r.b32("u.validator"),
+                                         amount: try r.u64("u.amount"), releaseAt: Height(try r.u64("u.release"))))
+        }
+        last = nil
+        for _ in 0 ..< (try n32(&r, "snapshot.agents")) {
+            let k = try r.b32("agent.key"); try sorted(k, "snapshot.agents")
+            let p = try Payload.decode(kind: .agentRegister, try profileSlice(&r))
+            guard case let .agentRegister(profile) = p else { throw .invalidValue(field: "agent", reason: "profile") }
+            s.agents[k] = AgentState(profile: profile, registeredAt: Height(try r.u64("agent.registeredAt")),
+                                     active: try r.u8("agent.active") == 1)
+        }
+        last = nil
+        for _ in 0 ..< (try n32(&r, "snapshot.alliances")) {
+            let id = try r.b32("alliance.id"); try sorted(id, "snapshot.alliances")
+            let proposer = try r.b32("alliance.proposer")
+            let nt = try r.count("alliance.targets", max: Limits.allianceTargetsMax)
+            var targets: [PublicKey] = []; for _ in 0 ..< nt { targets.append(try r.b32("alliance.target")) }
+            let prop = AllianceProposal(targets: targets, purpose: try r.string("alliance.purpose", max: Limits.allianceTextBytesMax),
+                                        terms: try r.string("alliance.terms", max: Limits.allianceTextBytesMax),
+                                        durationMs: try r.u64("alliance.duration"))
+            let at = try r.u64("alliance.proposedAt"), by = try r.u64("alliance.acceptBy")
+            let na = try r.count("alliance.accepted", max: Limits.allianceTargetsMax)
+            var acc: [PublicKey] = []; for _ in 0 ..< na { acc.append(try r.b32("alliance.accepted")) }
+            guard let st = AllianceStatus(rawValue: try r.u8("alliance.status")) else {
+                throw .invalidValue(field: "alliance.status", reason: "unknown status")
+            }
+            s.alliances[id] = AllianceState(id: id, proposer: proposer, proposal: prop, proposedAtMs: at, acceptByMs: by,
+                                            accepted: acc, status: st, activeUntilMs: try r.u64("alliance.activeUntil"))
+        }
+        try r.end()
+        // Pair assertion: the decoded state must encode to exactly the bytes it came from.
+        guard s.canonicalBytes() == bytes else { throw .invalidValue(field: "snapshot", reason: "not in canonical form") }
+        return s
+    }
+
+    /// Reads one encoded profile and returns its bytes, so the payload decoder parses it.
+    static func profileSlice(_ r: inout ByteReader) throws(DecodeError) -> ArraySlice<UInt8> {
+        var probe = r
+        _ = try probe.string("agent.name", max: Limits.nameBytesMax)
+        let n = try probe.count("agent.capabilities", max: Limits.capabilitiesMax)
+        for _ in 0 ..< n { _ = try probe.string("agent.capability", max: Limits.capabilityBytesMax) }
+        _ = try probe.string("agent.personality", max: Limits.personalityBytesMax)
+        _ = try probe.string("agent.endpoint", max: Limits.endpointBytesMax)
+        let len = probe.offset - r.offset
+        return try r.raw(len, "agent.profile")
+    }
+
+    init(empty chain: ChainID, _ params: ChainParameters, _ genesisHash: Hash32) {
+        chainID = chain; parameters = params; self.genesisHash = genesisHash
+        height = 0; timestampMs = 0; totalSupply = 0; feesPaid = 0; eventsApplied = 0
+        accounts = [:]; validators = [:]; consensusKeys = [:]; delegations = [:]; unbonding = []; agents = [:]; alliances = [:]
+    }
+}

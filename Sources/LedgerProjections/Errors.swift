@@ -1,0 +1,83 @@
+import LedgerCore
+
+/// Why an event was refused. Every refusal leaves the state exactly as it was.
+public enum ApplyError: Error, Equatable, Sendable, CustomStringConvertible {
+    case badSignature
+    case wrongChain
+    case oversized(bytes: Int, max: Int)
+    case unknownAuthor(PublicKey)
+    case staleNonce(expected: UInt64, got: UInt64)
+    case futureNonce(expected: UInt64, got: UInt64)
+    case feeTooLow(minimum: UInt64, offered: UInt64)
+    case malformedPayload(DecodeError)
+    case insufficientBalance(needed: UInt64, available: UInt64)
+    case zeroAmount
+    case overflow
+    case alreadyRegistered(String)
+    case notRegistered(String)
+    case unknownValidator(ValidatorID)
+    case validatorRetired(ValidatorID)
+    case insufficientStake(bonded: UInt64, requested: UInt64)
+    case wrongOldKey
+    case keyInUse(PublicKey)
+    case badRotationSignature
+    case invalidProfile(String)
+    case invalidAlliance(String)
+    case unknownAlliance(AllianceID)
+    case notOffered(AllianceID)
+    case allianceExpired(AllianceID)
+    case allianceNotPending(AllianceID, AllianceStatus)
+    case allianceNotActive(AllianceID, AllianceStatus)
+    case alreadyAccepted(AllianceID)
+    case notMember(AllianceID)
+    case duplicateEvent(EventID)
+
+    public var description: String {
+        switch self {
+        case .badSignature: "signature does not verify"
+        case .wrongChain: "event is for another chain"
+        case let .oversized(b, m): "event is \(b) bytes, limit \(m)"
+        case let .unknownAuthor(k): "unknown author \(k.short) (no account)"
+        case let .staleNonce(e, g): "stale nonce \(g): expected \(e)"
+        case let .futureNonce(e, g): "future nonce \(g): expected \(e)"
+        case let .feeTooLow(m, o): "fee \(o) below minimum \(m)"
+        case let .malformedPayload(d): "malformed payload: \(d)"
+        case let .insufficientBalance(n, a): "insufficient balance: needs \(n), has \(a)"
+        case .zeroAmount: "amount must be positive"
+        case .overflow: "amount overflows"
+        case let .alreadyRegistered(w): "\(w) is already registered"
+        case let .notRegistered(w): "\(w) is not registered"
+        case let .unknownValidator(v): "unknown validator \(v.short)"
+        case let .validatorRetired(v): "validator \(v.short) is retired"
+        case let .insufficientStake(b, r): "bonded \(b), cannot take \(r)"
+        case .wrongOldKey: "rotation does not name the current consensus key"
+        case let .keyInUse(k): "key \(k.short) is or was a consensus key already"
+        case .badRotationSignature: "rotation is not signed by both the old and the new key"
+        case let .invalidProfile(r): "invalid agent profile: \(r)"
+        case let .invalidAlliance(r): "invalid alliance proposal: \(r)"
+        case let .unknownAlliance(a): "unknown alliance \(a.short)"
+        case let .notOffered(a): "alliance \(a.short) was not offered to this author"
+        case let .allianceExpired(a): "alliance proposal \(a.short) has expired"
+        case let .allianceNotPending(a, s): "alliance \(a.short) is \(s), not pending"
+        case let .allianceNotActive(a, s): "alliance \(a.short) is \(s), not active"
+        case let .alreadyAccepted(a): "alliance \(a.short) already accepted by this author"
+        case let .notMember(a): "author is not a member of alliance \(a.short)"
+        case let .duplicateEvent(id): "event \(id.short) is already in the log or block"
+        }
+    }
+}
+
+/// Why a block could not be applied.
+public enum BlockError: Error, Equatable, Sendable, CustomStringConvertible {
+    case outOfOrder(expected: Height, got: Height)
+    case timeWentBackwards(parent: UInt64, block: UInt64)
+    case event(index: Int, id: EventID, ApplyError)
+
+    public var description: String {
+        switch self {
+        case let .outOfOrder(e, g): "block height \(g), expected \(e)"
+        case let .timeWentBackwards(p, b): "block time \(b) is before its parent's \(p)"
+        case let .event(i, id, e): "event \(i) (\(id.short)): \(e)"
+        }
+    }
+}

@@ -1,0 +1,223 @@
+import LedgerCore
+import LedgerCrypto
+
+/// The block context a fold gets: consensus agreed on it, so folds never read a clock.
+public struct BlockContext: Sendable {
+    public var height: Height
+    public var timestampMs: UInt64
+    public var proposer: PublicKey
+    public init(height: Height, timestampMs: UInt64, proposer: PublicKey) {
+        self.height = height; self.timestampMs = timestampMs; self.proposer = proposer
+    }
+}
+
+@inline(__always)
+func add(_ a: UInt64, _ b: UInt64) throws(ApplyError) -> UInt64 {
+    let (s, o) = a.addingReportingOverflow(b)
+    if o { throw .overflow }
+    return s
+}
+
+extension LedgerState {
+    /// Starts a block: releases matured unbondings and expires alliances whose time has
+    /// passed at the block's timestamp. Checks the height and time order.
+    public mutating func beginBlock(_ ctx: BlockContext) throws(BlockError) {
+        guard ctx.height == height.next else { throw .outOfOrder(expected: height.next, got: ctx.height) }
+        guard ctx.timestampMs >= timestampMs else { throw .timeWentBackwards(parent: timestampMs, block: ctx.timestampMs) }
+        height = ctx.height
+        timestampMs = ctx.timestampMs
+        if unbonding.contains(where: { $0.releaseAt <= ctx.height }) {
+            var keep: [Unbonding] = []
+            for u in unbonding {
+                if u.releaseAt <= ctx.height {
+                    // Supply is conserved, so a balance can never overflow here.
+                    accounts[u.account, default: Account(balance: 0, nonce: 0)].balance += u.amount
+                } else {
+                    keep.append(u)
+                }
+            }
+            unbonding = keep
+        }
+        for (id, a) in alliances {
+            if a.status == .pending, ctx.timestampMs >= a.acceptByMs { alliances[id]!.status = .expired }
+            if a.status == .active, ctx.timestampMs >= a.activeUntilMs { alliances[id]!.status = .expired }
+        }
+    }
+
+    /// Applies one event whose signature was already verified. On error nothing changed:
+    /// every case validates all of its conditions before its first write.
+    public mutating func apply(_ e: Envelope, id: EventID, _ ctx: BlockContext) throws(ApplyError) {
+        guard e.chainID == chainID.raw else { throw .wrongChain }
+        guard let acct = accounts[e.author] else { throw .unknownAuthor(e.author) }
+        let expected = acct.nonce + 1
+        guard e.nonce >= expected else { throw .staleNonce(expected: expected, got: e.nonce) }
+        guard e.nonce == expected else { throw .futureNonce(expected: expected, got: e.nonce) }
+        guard e.fee >= parameters.minFee else { throw .feeTooLow(minimum: parameters.minFee, offered: e.fee) }
+        let payload: Payload
+        do { payload = try e.decodePayload() } catch { throw .malformedPayload(error) }
+
+        // What the author must hold after the fee, and the validations of each kind.
+        var spend: UInt64 = e.fee
+        let author = e.author
+        switch payload {
+        case let .transfer(_, amount, _):
+            guard amount > 0 else { throw .zeroAmount }
+            spend = try add(spend, amount)
+        case let .bond(amount):
+            guard amount > 0 else { throw .zeroAmount }
+            try requireActiveValidator(author)
+            spend = try add(spend, amount)
+        case let .delegate(v, amount):
+            guard amount > 0 else { throw .zeroAmount }
+            try requireActiveValidator(v)
+            spend = try add(spend, amount)
+        case let .unbond(amount):
+            guard amount > 0 else { throw .zeroAmount }
+            guard let v = validators[author] else { throw .unknownValidator(author) }
+            guard v.selfStake >= amount else { throw .insufficientStake(bonded: v.selfStake, requested: amount) }
+        case let .undelegate(v, amount):
+            guard amount > 0 else { throw .zeroAmount }
+            guard validators[v] != nil else { throw .unknownValidator(v) }
+            let have = delegations[DelegationKey(delegator: author, validator: v)] ?? 0
+            guard have >= amount else { throw .insufficientStake(bonded: have, requested: amount) }
+        case let .validatorRegister(name, _):
+            guard validators[author] == nil else { throw .alreadyRegistered("validator \(author.short)") }
+            guard consensusKeys[author] == nil else { throw .keyInUse(author) }
+            guard !name.isEmpty else { throw .invalidProfile("empty validator name") }
+        case .validatorRetire:
+            try requireActiveValidator(author)
+        case let .validatorRotateKey(r):
+            try requireActiveValidator(author)
+            guard r.oldKey == validators[author]!.consensusKey else { throw .wrongOldKey }
+            guard consensusKeys[r.newKey] == nil else { throw .keyInUse(r.newKey) }
+            guard EventCrypto.verifyRotation(r, chain: chainID.raw, validator: author, nonce: e.nonce) else {
+                throw .badRotationSignature
+            }
+        case let .agentRegister(p):
+            guard agents[author]?.active != true else { throw .alreadyRegistered("agent \(author.short)") }
+            try Self.validate(p)
+        case let .agentUpdate(p):
+            guard agents[author]?.active == true else { throw .notRegistered("agent \(author.short)") }
+            try Self.validate(p)
+        case .agentDeregister:
+            guard agents[author]?.active == true else { throw .notRegistered("agent \(author.short)") }
+        case let .alliancePropose(p):
+            guard isParticipant(author) else { throw .notRegistered("agent or validator \(author.short)") }
+            guard !p.targets.isEmpty else { throw .invalidAlliance("no targets") }
+            guard Set(p.targets).count == p.targets.count else { throw .invalidAlliance("a target appears twice") }
+            guard !p.targets.contains(author) else { throw .invalidAlliance("the proposer cannot be a target") }
+            for t in p.targets where !isParticipant(t) { throw .invalidAlliance("target \(t.short) is not a registered agent or validator") }
+            guard p.durationMs > 0, p.durationMs <= parameters.allianceDurationMaxMs else {
+                throw .invalidAlliance("duration must be 1...\(parameters.allianceDurationMaxMs) ms")
+            }
+            guard alliances[id] == nil else { throw .duplicateEvent(id) }
+        case let .allianceAccept(a), let .allianceReject(a):
+            guard let al = alliances[a] else { throw .unknownAlliance(a) }
+            guard al.proposal.targets.contains(author) else { throw .notOffered(a) }
+            if al.status == .expired || (al.status == .pending && ctx.timestampMs >= al.acceptByMs) {
+                throw .allianceExpired(a)
+            }
+            guard al.status == .pending else { throw .allianceNotPending(a, al.status) }
+            guard !al.accepted.contains(author) else { throw .alreadyAccepted(a) }
+        case let .allianceDissolve(a):
+            guard let al = alliances[a] else { throw .unknownAlliance(a) }
+            guard al.members.contains(author) else { throw .notMember(a) }
+            guard al.status == .active else { throw .allianceNotActive(a, al.status) }
+        }
+        guard acct.balance >= spend else { throw .insufficientBalance(needed: spend, available: acct.balance) }
+        // Credits that could overflow are checked before the first write.
+        let feeRecipient = consensusKeys[ctx.proposer] ?? ctx.proposer
+        if case let .transfer(to, amount, _) = payload, to != author {
+            _ = try add(accounts[to]?.balance ?? 0, amount)
+        }
+        if feeRecipient != author { _ = try add(accounts[feeRecipient]?.balance ?? 0, e.fee) }
+
+        // --- Every check passed: from here on, only writes. ---
+        accounts[author]!.nonce = e.nonce
+        accounts[author]!.balance -= spend
+        accounts[feeRecipient, default: Account(balance: 0, nonce: 0)].balance += e.fee
+        feesPaid &+= e.fee
+        eventsApplied += 1
+        let h = ctx.height
+        switch payload {
+        case let .transfer(to, amount, _):
+            accounts[to, default: Account(balance: 0, nonce: 0)].balance += amount
+        case let .bond(amount):
+            validators[author]!.selfStake += amount
+        case let .delegate(v, amount):
+            delegations[DelegationKey(delegator: author, validator: v), default: 0] += amount
+            validators[v]!.delegated += amount
+        case let .unbond(amount):
+            validators[author]!.selfStake -= amount
+            unbonding.append(Unbonding(account: author, validator: author, amount: amount, releaseAt: Height(h.value + parameters.unbondingBlocks)))
+        case let .undelegate(v, amount):
+            let k = DelegationKey(delegator: author, validator: v)
+            let left = delegations[k]! - amount
+            delegations[k] = left == 0 ? nil : left
+            validators[v]!.delegated -= amount
+            unbonding.append(Unbonding(account: author, validator: v, amount: amount, releaseAt: Height(h.value + parameters.unbondingBlocks)))
+        case let .validatorRegister(name, personality):
+            validators[author] = ValidatorState(id: author, name: name, personality: personality, consensusKey: author,
+                                                keyHistory: [.init(from: h.next, key: author)], selfStake: 0, delegated: 0,
+                                                status: .active, registeredAt: h)
+            consensusKeys[author] = author
+        case .validatorRetire:
+            validators[author]!.status = .retired
+        case let .validatorRotateKey(r):
+            // Certificates of block h were checked against the state before it, so the
+            // new key signs from the next block on.
+            validators[author]!.consensusKey = r.newKey
+            validators[author]!.keyHistory.append(.init(from: h.next, key: r.newKey))
+            consensusKeys[r.newKey] = author
+        case let .agentRegister(p):
+            agents[author] = AgentState(profile: p, registeredAt: h, active: true)
+        case let .agentUpdate(p):
+            agents[author]!.profile = p
+        case .agentDeregister:
+            agents[author]!.active = false
+        case let .alliancePropose(p):
+            alliances[id] = AllianceState(id: id, proposer: author, proposal: p, proposedAtMs: ctx.timestampMs,
+                                          acceptByMs: ctx.timestampMs &+ parameters.allianceAcceptWindowMs,
+                                          accepted: [], status: .pending, activeUntilMs: 0)
+        case let .allianceAccept(a):
+            var al = alliances[a]!
+            al.accepted.append(author)
+            al.accepted.sort()
+            if al.accepted.count == al.proposal.targets.count {
+                al.status = .active
+                al.activeUntilMs = ctx.timestampMs &+ al.proposal.durationMs
+            }
+            alliances[a] = al
+        case let .allianceReject(a):
+            alliances[a]!.status = .rejected
+        case let .allianceDissolve(a):
+            alliances[a]!.status = .dissolved
+        }
+    }
+
+    func requireActiveValidator(_ v: ValidatorID) throws(ApplyError) {
+        guard let s = validators[v] else { throw .unknownValidator(v) }
+        guard s.status == .active else { throw .validatorRetired(v) }
+    }
+
+    func isParticipant(_ k: PublicKey) -> Bool {
+        agents[k]?.active == true || validators[k]?.status == .active
+    }
+
+    static func validate(_ p: AgentProfile) throws(ApplyError) {
+        guard !p.name.isEmpty else { throw .invalidProfile("empty name") }
+        guard Set(p.capabilities).count == p.capabilities.count else { throw .invalidProfile("a capability appears twice") }
+        guard p.capabilities.allSatisfy({ !$0.isEmpty }) else { throw .invalidProfile("empty capability") }
+    }
+
+    /// Applies a whole block of verified events (replay and rebuild). On error the
+    /// state is left partly applied: callers discard it, since a committed block that
+    /// does not apply means the log is bad.
+    public mutating func applyBlock(_ header: BlockHeader, _ events: [(id: EventID, envelope: Envelope)]) throws(BlockError) {
+        let ctx = BlockContext(height: header.height, timestampMs: header.timestampMs, proposer: header.proposer)
+        try beginBlock(ctx)
+        for (i, e) in events.enumerated() {
+            do { try apply(e.envelope, id: e.id, ctx) } catch { throw .event(index: i, id: e.id, error) }
+        }
+    }
+}

@@ -1,0 +1,139 @@
+import LedgerCore
+
+public struct Account: Sendable, Hashable {
+    public var balance: UInt64
+    /// The nonce of the author's last applied event; the next must be `nonce + 1`.
+    public var nonce: UInt64
+}
+
+public enum ValidatorStatus: UInt8, Sendable { case active = 1, retired = 2 }
+
+public struct ValidatorState: Sendable, Hashable {
+    public var id: ValidatorID
+    public var name: String
+    public var personality: String
+    public var consensusKey: PublicKey
+    /// Every consensus key this validator has had, with the height it took effect at.
+    public var keyHistory: [KeyEpoch]
+    public var selfStake: UInt64
+    public var delegated: UInt64
+    public var status: ValidatorStatus
+    public var registeredAt: Height
+
+    public struct KeyEpoch: Sendable, Hashable {
+        public var from: Height
+        public var key: PublicKey
+    }
+}
+
+public struct DelegationKey: Hashable, Comparable, Sendable {
+    public var delegator: PublicKey
+    public var validator: ValidatorID
+    public static func < (a: Self, b: Self) -> Bool { (a.delegator, a.validator) < (b.delegator, b.validator) }
+}
+
+public struct Unbonding: Sendable, Hashable {
+    public var account: PublicKey
+    public var validator: ValidatorID
+    public var amount: UInt64
+    public var releaseAt: Height
+}
+
+public struct AgentState: Sendable, Hashable {
+    public var profile: AgentProfile
+    public var registeredAt: Height
+    public var active: Bool
+}
+
+public enum AllianceStatus: UInt8, Sendable, CustomStringConvertible {
+    case pending = 1, active = 2, rejected = 3, dissolved = 4, expired = 5
+    public var description: String {
+        switch self {
+        case .pending: "pending"
+        case .active: "active"
+        case .rejected: "rejected"
+        case .dissolved: "dissolved"
+        case .expired: "expired"
+        }
+    }
+}
+
+public struct AllianceState: Sendable, Hashable {
+    public var id: AllianceID
+    public var proposer: PublicKey
+    public var proposal: AllianceProposal
+    public var proposedAtMs: UInt64
+    /// Block time at which a pending proposal expires.
+    public var acceptByMs: UInt64
+    /// Targets that accepted, sorted.
+    public var accepted: [PublicKey]
+    public var status: AllianceStatus
+    /// Block time at which an active alliance ends (0 until active).
+    public var activeUntilMs: UInt64
+    public var members: [PublicKey] { ([proposer] + proposal.targets).sorted() }
+}
+
+/// Everything the projections hold. Mutated only by `apply` and `beginBlock`
+/// (Folds.swift); encoded canonically for the state root and checkpoints (Canonical.swift).
+public struct LedgerState: Sendable, Equatable {
+    public internal(set) var chainID: ChainID
+    public internal(set) var parameters: ChainParameters
+    public internal(set) var genesisHash: Hash32
+    /// Height of the last block applied (0 after genesis).
+    public internal(set) var height: Height
+    public internal(set) var timestampMs: UInt64
+    /// Sum of all balances, stakes, delegations and unbonding funds: constant in this version.
+    public internal(set) var totalSupply: UInt64
+    public internal(set) var feesPaid: UInt64
+    public internal(set) var eventsApplied: UInt64
+    public internal(set) var accounts: [PublicKey: Account]
+    public internal(set) var validators: [ValidatorID: ValidatorState]
+    /// Every consensus key ever used → its validator (keys are never reused).
+    public internal(set) var consensusKeys: [PublicKey: ValidatorID]
+    public internal(set) var delegations: [DelegationKey: UInt64]
+    /// Pending unbondings in the order they were made (release order is by height, then this order).
+    public internal(set) var unbonding: [Unbonding]
+    public internal(set) var agents: [PublicKey: AgentState]
+    public internal(set) var alliances: [AllianceID: AllianceState]
+
+    /// The state after genesis.
+    public init(genesis g: Genesis, genesisHash: Hash32) {
+        chainID = g.chainID; parameters = g.parameters; self.genesisHash = genesisHash
+        height = 0; timestampMs = g.timestampMs; feesPaid = 0; eventsApplied = 0
+        accounts = [:]; validators = [:]; consensusKeys = [:]; delegations = [:]; unbonding = []
+        agents = [:]; alliances = [:]
+        var supply: UInt64 = 0
+        for a in g.allocations {
+            accounts[a.account, default: Account(balance: 0, nonce: 0)].balance += a.amount
+            supply += a.amount
+        }
+        for v in g.validators {
+            validators[v.key] = ValidatorState(id: v.key, name: v.name, personality: v.personality, consensusKey: v.key,
+                                               keyHistory: [.init(from: 0, key: v.key)], selfStake: v.stake, delegated: 0,
+                                               status: .active, registeredAt: 0)
+            consensusKeys[v.key] = v.key
+            if accounts[v.key] == nil { accounts[v.key] = Account(balance: 0, nonce: 0) }
+            supply += v.stake
+        }
+        totalSupply = supply
+    }
+
+    /// Voting power by consensus key: active validators holding at least the minimum self-stake.
+    public func votingPower() -> [PublicKey: UInt64] {
+        var out: [PublicKey: UInt64] = [:]
+        for v in validators.values where v.status == .active && v.selfStake >= parameters.minValidatorStake {
+            out[v.consensusKey] = v.selfStake &+ v.delegated
+        }
+        return out
+    }
+
+    /// Sum of every balance, stake, delegation and unbonding entry (the conservation check).
+    public func computedSupply() -> UInt64 {
+        var s: UInt64 = 0
+        for a in accounts.values { s &+= a.balance }
+        for v in validators.values { s &+= v.selfStake }
+        for d in delegations.values { s &+= d }
+        for u in unbonding { s &+= u.amount }
+        return s
+    }
+}

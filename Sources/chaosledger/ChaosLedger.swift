@@ -1,0 +1,174 @@
+import ArgumentParser
+import Foundation
+import LedgerAudit
+import LedgerCore
+import LedgerCrypto
+import LedgerNode
+import LedgerProjections
+import LedgerStore
+
+@main
+struct ChaosLedgerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "chaosledger",
+        abstract: "An event-sourced, Byzantine-fault-tolerant ledger for networks of AI agents.",
+        subcommands: [Keygen.self, GenesisCommand.self, Demo.self, Replay.self, Rebuild.self, Inspect.self, StateCommand.self,
+                      Bench.self, CrashWriter.self])
+}
+
+/// A failure the CLI reports with a message and a non-zero exit code.
+struct CLIError: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}
+
+func printJSON(_ value: Any) {
+    let data = try! JSONSerialization.data(withJSONObject: value, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+    print(String(decoding: data, as: UTF8.self))
+}
+
+func printEncodable<T: Encodable>(_ value: T) {
+    let enc = JSONEncoder()
+    enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    print(String(decoding: try! enc.encode(value), as: UTF8.self))
+}
+
+func stderr(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
+
+func openLog(_ dir: String, readOnly: Bool) throws -> LedgerLog {
+    do { return try LedgerLog.openLMDB(path: dir, mode: readOnly ? .readOnly : .readWrite) } catch {
+        throw CLIError("cannot open log in \(dir): \(error)")
+    }
+}
+
+struct Keygen: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Create an Ed25519 key file (mode 0600).")
+    @Option(help: "Where to write the key file (must not exist).") var out: String
+    @Option(help: "Encrypt the key with the passphrase held in this environment variable (argon2id + secretbox).")
+    var passphraseEnv: String?
+
+    func run() throws {
+        let key = SigningKey.generate()
+        var pass: String?
+        if let v = passphraseEnv {
+            guard let p = ProcessInfo.processInfo.environment[v], !p.isEmpty else { throw CLIError("environment variable \(v) is empty or unset") }
+            pass = p
+        }
+        try KeyFile.write(key, to: out, passphrase: pass)
+        print(key.publicKey.hex)
+    }
+}
+
+/// The genesis file (schemas/genesis.md): JSON, amounts as integers, keys as hex.
+struct GenesisFile: Codable {
+    struct Validator: Codable { var publicKey: String; var name: String; var personality: String; var stake: UInt64 }
+    struct Allocation: Codable { var account: String; var amount: UInt64 }
+    var chainId: String
+    var timestampMs: UInt64
+    var parameters: ChainParameters?
+    var validators: [Validator]
+    var allocations: [Allocation]
+
+    func genesis() throws -> Genesis {
+        func key(_ s: String, _ what: String) throws -> PublicKey {
+            guard let k = Bytes32(hex: s) else { throw CLIError("\(what): '\(s)' is not a 32-byte hex key") }
+            return k
+        }
+        return try Genesis(
+            chainID: try ChainID(chainId), timestampMs: timestampMs, parameters: parameters ?? ChainParameters(),
+            validators: try validators.map { Genesis.Validator(key: try key($0.publicKey, "validator"), name: $0.name, personality: $0.personality, stake: $0.stake) },
+            allocations: try allocations.map { Genesis.Allocation(account: try key($0.account, "allocation"), amount: $0.amount) })
+    }
+}
+
+struct GenesisCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "genesis", abstract: "Write a genesis from a JSON file into a new log directory.")
+    @Option(help: "Genesis JSON file (see schemas/genesis.md).") var file: String
+    @Option(help: "Log directory to create.") var dir: String
+
+    func run() throws {
+        guard let data = FileManager.default.contents(atPath: file) else { throw CLIError("cannot read \(file)") }
+        let doc: GenesisFile
+        do { doc = try JSONDecoder().decode(GenesisFile.self, from: data) } catch { throw CLIError("\(file): \(error)") }
+        let g = try doc.genesis()
+        let log = try openLog(dir, readOnly: false)
+        let hash = try log.initialize(genesis: g)
+        print("genesis \(hash.hex) chain \(g.chainID) validators \(g.validators.count) allocations \(g.allocations.count)")
+    }
+}
+
+struct Demo: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run a deterministic, seeded multi-agent workload into a fresh log.")
+    @Option(help: "Log directory (must not hold a log yet).") var dir: String
+    @Option(help: "Number of agents.") var agents = 50
+    @Option(help: "Number of submissions, valid and invalid.") var events = 5_000
+    @Option(help: "Workload seed.") var seed: UInt64 = 1
+    @Flag(help: "Print the summary as JSON.") var json = false
+
+    func run() throws {
+        let log = try openLog(dir, readOnly: false)
+        guard try log.metadata() == nil else { throw CLIError("\(dir) already holds a log; demo writes a fresh one") }
+        let s = try DemoWorkload(seed: seed, agents: agents, events: events).run(into: log)
+        if json { printEncodable(s); return }
+        print("demo: seed \(s.seed), \(s.agents) agents, \(s.submitted) submissions")
+        print("  committed \(s.committed) events in \(s.blocks) blocks")
+        print("  refused \(s.refusedAsIntended) invalid submissions as intended:")
+        for (k, v) in s.refusals.sorted(by: { $0.key < $1.key }) { print("    \(k): \(v)") }
+        print("  by kind:")
+        for (k, v) in s.kinds.sorted(by: { $0.key < $1.key }) { print("    \(k): \(v)") }
+        print("  alliances: " + s.alliances.sorted(by: { $0.key < $1.key }).map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+        print("  genesis \(s.genesisHash)")
+        print("  state root \(s.stateRoot)")
+        if s.invalidAdmitted > 0 { throw CLIError("\(s.invalidAdmitted) invalid submissions were admitted") }
+    }
+}
+
+struct Replay: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Verify a log from genesis: every signature, hash link, certificate and state root.",
+        discussion: "Opens the log read-only. Exits 1 and names the first bad record on any failure.")
+    @Option(help: "Log directory.") var dir: String
+    @Option(help: "Stop after this height.") var toHeight: UInt64?
+    @Flag(help: "Print the report as JSON.") var json = false
+    @Flag(help: "No progress lines on stderr.") var quiet = false
+
+    func run() throws {
+        let log = try openLog(dir, readOnly: true)
+        var r = Replayer(log: log, toHeight: toHeight.map { Height($0) })
+        if !quiet {
+            var last = DispatchTime.now().uptimeNanoseconds
+            r.progress = { h, head in
+                let now = DispatchTime.now().uptimeNanoseconds
+                if now - last > 1_000_000_000 || h == head {
+                    last = now
+                    stderr("replay: block \(h) of \(head)")
+                }
+            }
+        }
+        let (report, _) = r.run()
+        if json {
+            printEncodable(report)
+        } else {
+            print("chain \(report.chainID), genesis \(report.genesisHash)")
+            print("verified \(report.blocks) blocks (to height \(report.verifiedToHeight) of \(report.headHeight)), \(report.events) events")
+            print("signatures \(report.signaturesVerified), certificate votes \(report.certificateVotesVerified), state roots compared \(report.stateRootsCompared)")
+            print("state root \(report.stateRoot)")
+            let rate = report.seconds > 0 ? Double(report.events) / report.seconds : 0
+            print(String(format: "%.3f s, %.0f events/s", report.seconds, rate))
+            print(report.ok ? "OK" : "FAILED: \(report.failure!)")
+        }
+        if !report.ok { throw ExitCode(1) }
+    }
+}
+
+struct Rebuild: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Drop and rebuild projection checkpoints from the log.")
+    @Option(help: "Log directory.") var dir: String
+
+    func run() throws {
+        let log = try openLog(dir, readOnly: false)
+        let (state, stats) = try StateLoader.rebuild(log)
+        print("rebuilt \(stats.blocks) blocks, \(stats.events) events, \(stats.checkpointsWritten) checkpoints in \(String(format: "%.3f", stats.seconds)) s")
+        print("height \(state.height), state root \(state.stateRoot().hex)")
+    }
+}
