@@ -9,8 +9,10 @@ extension LedgerLog {
     /// A read-write open takes the directory's writer lock: a second writer gets
     /// `StoreError.locked`. A read-only open never writes and works on a copied log in a
     /// read-only directory.
-    public static func openLMDB(path: String, mode: OpenMode = .readWrite) throws(StoreError) -> LedgerLog {
-        LedgerLog(try LMDBBackend(path: path, mode: mode))
+    /// `mapBytesMax` caps automatic growth (tests use a small one to reach MDB_MAP_FULL).
+    public static func openLMDB(path: String, mode: OpenMode = .readWrite, mapBytesInitial: Int = Limits.mapBytesInitial,
+                                mapBytesMax: Int = Limits.mapBytesMax) throws(StoreError) -> LedgerLog {
+        LedgerLog(try LMDBBackend(path: path, mode: mode, mapBytesInitial: mapBytesInitial, mapBytesMax: mapBytesMax))
     }
 }
 
@@ -21,14 +23,16 @@ final class LMDBBackend: KVBackend, @unchecked Sendable {
     private var dbis = [MDB_dbi](repeating: 0, count: DB.allCases.count)
     private var lockFD: Int32 = -1
     private var mapSize: Int
+    private let mapBytesMax: Int
     // One lock for every transaction: LMDB's map can only grow while no transaction
     // of this process is open.
     private let lock = NSLock()
 
-    init(path: String, mode: LedgerLog.OpenMode) throws(StoreError) {
+    init(path: String, mode: LedgerLog.OpenMode, mapBytesInitial: Int, mapBytesMax: Int) throws(StoreError) {
         self.path = path
         self.mode = mode
-        mapSize = Limits.mapBytesInitial
+        self.mapBytesMax = mapBytesMax
+        mapSize = min(mapBytesInitial, mapBytesMax)
         if mode == .readWrite {
             do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) }
             catch { throw Self.ioError("mkdir", path, errno) }
@@ -111,7 +115,9 @@ final class LMDBBackend: KVBackend, @unchecked Sendable {
     }
 
     func mapError(_ rc: Int32, _ op: String) -> StoreError {
-        switch rc {
+        // LMDB turns a short write into EIO: when the filesystem has no room left, that is a full disk.
+        if rc == EIO, diskIsFull() { return .diskFull(path: path) }
+        return switch rc {
         case MDB_MAP_FULL: .mapFull(path: path)
         case ENOSPC, EDQUOT: .diskFull(path: path)
         case EACCES, EROFS: .readOnly(path: path)
@@ -119,6 +125,12 @@ final class LMDBBackend: KVBackend, @unchecked Sendable {
             .corrupt(record: "\(path)/data.mdb", reason: "\(op): \(String(cString: mdb_strerror(rc)))")
         default: .io(operation: op, path: path, code: rc, message: String(cString: mdb_strerror(rc)))
         }
+    }
+
+    func diskIsFull() -> Bool {
+        var s = statvfs()
+        guard statvfs(path, &s) == 0 else { return false }
+        return UInt64(s.f_bavail) * UInt64(s.f_frsize) < UInt64(1 << 20)
     }
 
     func check(_ rc: Int32, _ op: String) throws(StoreError) {
@@ -250,10 +262,12 @@ final class LMDBBackend: KVBackend, @unchecked Sendable {
         }
     }
 
-    /// Doubles the map, up to `Limits.mapBytesMax`. Returns false at the ceiling.
+    /// Doubles the map, up to `mapBytesMax`. Returns false at the ceiling.
+    private(set) var growths = 0
     private func grow() throws(StoreError) -> Bool {
-        guard mapSize < Limits.mapBytesMax else { return false }
-        mapSize = min(mapSize * 2, Limits.mapBytesMax)
+        guard mapSize < mapBytesMax else { return false }
+        mapSize = min(mapSize * 2, mapBytesMax)
+        growths += 1
         try check(mdb_env_set_mapsize(env, mapSize), "mdb_env_set_mapsize")
         return true
     }

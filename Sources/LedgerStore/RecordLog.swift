@@ -12,6 +12,8 @@ public final class LedgerLog: EventLog {
     public static func memory() -> LedgerLog { LedgerLog(MemoryBackend()) }
 
     public var path: String { kv.path }
+    /// How many times the LMDB map grew while this log was open (0 for memory).
+    public var mapGrowths: Int { (kv as? LMDBBackend)?.growths ?? 0 }
 
     static var genesisKey: [UInt8] { Array("genesis".utf8) }
     static var headKey: [UInt8] { Array("head".utf8) }

@@ -1,0 +1,155 @@
+import Foundation
+import LedgerCore
+import LedgerCrypto
+import PropertyBased
+import Testing
+
+@Suite struct CodecTests {
+    let f = Fixture()
+
+    static let samplePayloads: [Payload] = {
+        let k = SigningKey.derived("sample").publicKey
+        let rot = EventCrypto.rotation(chain: Fixture.chain, validator: k, nonce: 9, old: .derived("old"), new: .derived("new"))
+        return [
+            .transfer(to: k, amount: 42, memo: "héllo ✓"),
+            .validatorRegister(name: "v", personality: "memetic"),
+            .validatorRetire,
+            .validatorRotateKey(rot),
+            .bond(amount: 1), .unbond(amount: .max), .delegate(validator: k, amount: 7), .undelegate(validator: k, amount: 8),
+            .agentRegister(AgentProfile(name: "a", capabilities: ["x", "y"], personality: "chaotic", endpoint: "e")),
+            .agentUpdate(AgentProfile(name: "b", capabilities: [], personality: "", endpoint: "")),
+            .agentDeregister,
+            .alliancePropose(AllianceProposal(targets: [k, .zero], purpose: "p", terms: "t", durationMs: 5)),
+            .allianceAccept(k), .allianceReject(.zero), .allianceDissolve(k),
+        ]
+    }()
+
+    @Test("every payload kind round-trips through envelope bytes", arguments: samplePayloads)
+    func payloadRoundTrip(_ p: Payload) throws {
+        let e = f.event(f.alice, 3, p)
+        let decoded = try Envelope(bytes: e.bytes)
+        #expect(decoded == e)
+        #expect(try decoded.decodePayload() == p)
+        #expect(p.encoded() == (try Payload.decode(kind: p.kind, p.encoded()[...])).encoded())
+        #expect(EventCrypto.verify(decoded))
+    }
+
+    @Test func everyKindHasASample() {
+        #expect(Set(Self.samplePayloads.map(\.kind)) == Set(EventKind.allCases))
+    }
+
+    @Test func transferRoundTripProperty() async {
+        await propertyCheck(count: 200, input: Gen.uint64(), Gen.uint64(in: 1 ... .max), Gen.letterOrNumber.string(of: 0 ... 200)) { nonce, amount, memo in
+            let e = f.event(f.bob, nonce, .transfer(to: f.alice.publicKey, amount: amount, memo: memo), fee: amount / 3)
+            let d = try? Envelope(bytes: e.bytes)
+            #expect(d == e)
+            #expect(d.flatMap { try? $0.decodePayload() } == .transfer(to: f.alice.publicKey, amount: amount, memo: memo))
+            #expect(d?.nonce == nonce)
+        }
+    }
+
+    @Test func headerAndCertificateRoundTrip() async {
+        await propertyCheck(count: 100, input: Gen.uint64(), Gen.uint64(), Gen.uint8().array(of: 0 ... 300)) { height, ts, meme in
+            let h = BlockHeader(chainID: Fixture.chain.raw, height: Height(height), parentHash: Blake2b.hash(meme), view: ts / 7,
+                                timestampMs: ts, proposer: f.producer.publicKey, eventCount: UInt32(meme.count),
+                                eventsRoot: Blake2b.hash([1]), parentStateRoot: Blake2b.hash([2]), meme: meme)
+            #expect((try? BlockHeader.decode(h.encoded())) == h)
+            let votes = [f.alice, f.bob, f.carol].map { EventCrypto.signCommit(chain: Fixture.chain.raw, height: Height(height), view: 1, blockHash: .zero, key: $0) }
+            let c = CommitCertificate(height: Height(height), view: 1, blockHash: .zero, votes: votes)
+            let b = StoredBlock(header: h, certificate: c, firstSequence: SequenceNumber(ts))
+            #expect((try? StoredBlock.decode(b.encoded()[...])) == b)
+        }
+    }
+
+    @Test func genesisRoundTripAndCanonicalOrder() throws {
+        let g = f.genesis
+        #expect(try Genesis.decode(g.encoded()) == g)
+        // Allocations given in another order produce the same bytes.
+        let shuffled = try Genesis(chainID: g.chainID, timestampMs: g.timestampMs, parameters: g.parameters,
+                                   validators: g.validators, allocations: g.allocations.reversed())
+        #expect(shuffled.encoded() == g.encoded())
+    }
+
+    @Test func duplicateCertificateSignerIsRefused() throws {
+        let v = EventCrypto.signCommit(chain: Fixture.chain.raw, height: 1, view: 0, blockHash: .zero, key: f.alice)
+        var w = ByteWriter()
+        w.u16(1); w.u64(1); w.u64(0); w.b32(.zero); w.u16(2)
+        w.b32(v.key); w.b64(v.signature); w.b32(v.key); w.b64(v.signature)
+        var r = ByteReader(w.bytes)
+        #expect(throws: DecodeError.self) { try CommitCertificate.decode(&r) }
+    }
+
+    @Test func decodersAreTotalOnRandomBytes() async {
+        // Any byte string either decodes or gives a DecodeError: never a crash.
+        await propertyCheck(count: 500, input: Gen.uint8().array(of: 0 ... 400)) { bytes in
+            _ = try? Envelope(bytes: bytes)
+            _ = try? BlockHeader.decode(bytes)
+            _ = try? StoredBlock.decode(bytes[...])
+            _ = try? Genesis.decode(bytes)
+            for k in EventKind.allCases { _ = try? Payload.decode(kind: k, bytes[...]) }
+        }
+    }
+
+    @Test func oversizedAndTruncatedEventsAreTypedErrors() throws {
+        let e = f.event(f.alice, 1, .transfer(to: f.bob.publicKey, amount: 1, memo: ""))
+        #expect(throws: DecodeError.truncated(field: "event.signature", needed: 64, available: 63)) {
+            try Envelope(bytes: Array(e.bytes.dropLast()))
+        }
+        #expect(throws: DecodeError.trailingBytes(count: 1)) { try Envelope(bytes: e.bytes + [0]) }
+        let big = [UInt8](repeating: 0, count: Limits.eventBytesMax + 1)
+        #expect(throws: DecodeError.tooLong(field: "event", length: Limits.eventBytesMax + 1, max: Limits.eventBytesMax)) {
+            try Envelope(bytes: big)
+        }
+        var badKind = e.bytes
+        badKind[3] = 99
+        #expect(throws: DecodeError.unknownKind(99)) { try Envelope(bytes: badKind) }
+        let longMemo = String(repeating: "m", count: Limits.memoBytesMax + 1)
+        let tooLong = f.event(f.alice, 1, .transfer(to: f.bob.publicKey, amount: 1, memo: longMemo))
+        #expect(throws: DecodeError.tooLong(field: "transfer.memo", length: Limits.memoBytesMax + 1, max: Limits.memoBytesMax)) {
+            try tooLong.decodePayload()
+        }
+    }
+
+    @Test func everyTamperedByteIsRejected() throws {
+        // Flip each byte of a signed event in turn: the result must either fail to decode
+        // or fail signature verification. Nothing tampered is ever accepted.
+        let e = f.event(f.alice, 1, .transfer(to: f.bob.publicKey, amount: 5, memo: "tamper"))
+        var accepted: [Int] = []
+        for i in e.bytes.indices {
+            var b = e.bytes
+            b[i] ^= 0x20
+            if let d = try? Envelope(bytes: b), EventCrypto.verify(d) { accepted.append(i) }
+        }
+        #expect(accepted.isEmpty, "tampered byte positions accepted: \(accepted)")
+    }
+
+    @Test func signatureFromAnotherChainOrKeyIsRejected() throws {
+        let e = f.event(f.alice, 1, .bond(amount: 1))
+        // Same bytes signed under another chain's domain: verification must fail.
+        let other = try ChainID("other-chain")
+        let foreign = EventCrypto.sign(unsigned: Array(e.signedBytes), chain: other, key: f.alice)
+        #expect(!EventCrypto.verify(try Envelope(bytes: foreign)))
+        // Alice's bytes signed by Bob.
+        let forged = EventCrypto.sign(unsigned: Array(e.signedBytes), chain: Fixture.chain, key: f.bob)
+        #expect(!EventCrypto.verify(try Envelope(bytes: forged)))
+    }
+
+    @Test func merkleRootShape() {
+        let ids = (0 ..< 5).map { Blake2b.hash([UInt8($0)]) }
+        func leaf(_ h: Hash32) -> Hash32 { Blake2b.hash([0] + h.bytes) }
+        func node(_ a: Hash32, _ b: Hash32) -> Hash32 { Blake2b.hash([1] + a.bytes + b.bytes) }
+        // n = 5 splits 4 | 1.
+        let expected = node(node(node(leaf(ids[0]), leaf(ids[1])), node(leaf(ids[2]), leaf(ids[3]))), leaf(ids[4]))
+        #expect(EventCrypto.eventsRoot(ids) == expected)
+        #expect(EventCrypto.eventsRoot([ids[0]]) == leaf(ids[0]))
+        #expect(EventCrypto.eventsRoot([]) == Blake2b.hash([UInt8]()))
+        #expect(EventCrypto.eventsRoot(ids) != EventCrypto.eventsRoot(ids.reversed()))
+    }
+
+    @Test func chainIDRules() {
+        #expect(throws: DecodeError.self) { try ChainID("") }
+        #expect(throws: DecodeError.self) { try ChainID("UPPER") }
+        #expect(throws: DecodeError.self) { try ChainID(String(repeating: "a", count: 33)) }
+        #expect((try? ChainID("a.b-c_1"))?.name == "a.b-c_1")
+    }
+}

@@ -1,0 +1,158 @@
+import Foundation
+import LedgerCore
+import LedgerCrypto
+import LedgerAudit
+import LedgerNode
+import LedgerProjections
+import LedgerStore
+import Testing
+
+/// One suite, run against both EventLog implementations (STYLE §2).
+enum StoreKind: String, CaseIterable, CustomTestStringConvertible {
+    case memory, lmdb
+    var testDescription: String { rawValue }
+
+    func make() -> (log: LedgerLog, cleanup: () -> Void) {
+        switch self {
+        case .memory: return (LedgerLog.memory(), {})
+        case .lmdb:
+            let d = TempDir("conformance")
+            return (try! LedgerLog.openLMDB(path: d.path), d.cleanup)
+        }
+    }
+}
+
+@Suite struct StoreConformanceTests {
+    let f = Fixture()
+
+    /// Commits `blocks` blocks of transfers through a producer and returns what it committed.
+    func fill(_ log: LedgerLog, blocks: Int, perBlock: Int = 5) throws -> [StoredBlock] {
+        let p = try f.producer(on: log)
+        var out: [StoredBlock] = []
+        var nonce = p.state.accounts[f.alice.publicKey]!.nonce
+        for b in 0 ..< blocks {
+            for i in 0 ..< perBlock {
+                nonce += 1
+                try p.submit(f.event(f.alice, nonce, .transfer(to: f.bob.publicKey, amount: 1, memo: "b\(b)e\(i)")).bytes)
+            }
+            out.append(try #require(try p.commit()))
+        }
+        return out
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func emptyLogHasNoMetadataAndRefusesAppends(_ kind: StoreKind) throws {
+        let (log, done) = kind.make(); defer { done() }
+        #expect(try log.metadata() == nil)
+        #expect(try log.block(at: 1) == nil)
+        #expect(try log.events(from: 0, count: 10).isEmpty)
+        _ = try log.initialize(genesis: f.genesis)
+        #expect(throws: StoreError.alreadyInitialized) { _ = try log.initialize(genesis: f.genesis) }
+        let m = try #require(try log.metadata())
+        #expect(m.head == 0 && m.headHash == f.genesisHash && m.nextSequence == 0 && m.chainID == Fixture.chain)
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func appendAndReadBack(_ kind: StoreKind) throws {
+        let (log, done) = kind.make(); defer { done() }
+        let blocks = try fill(log, blocks: 6)
+        let m = try #require(try log.metadata())
+        #expect(m.head == 6)
+        #expect(m.nextSequence == 30)
+        #expect(m.headHash == Blake2b.hash(blocks.last!.headerBytes))
+        for b in blocks { #expect(try log.block(at: b.header.height) == b) }
+        let all = try log.events(from: 0, count: 100)
+        #expect(all.count == 30)
+        #expect(all.map(\.sequence.value) == Array(0 ..< 30))
+        let mid = try log.events(from: 12, count: 3)
+        #expect(mid.map(\.sequence.value) == [12, 13, 14])
+        for e in all {
+            #expect(e.id == EventCrypto.id(e.envelope.bytes))
+            #expect(try log.event(id: e.id) == e)
+        }
+        #expect(try log.event(id: Blake2b.hash([9])) == nil)
+        // Streams: Alice authored all 30, Bob received all 30, Carol none.
+        #expect(try log.stream(.account(f.alice.publicKey), after: nil, limit: 100).count == 30)
+        let bob = try log.stream(.account(f.bob.publicKey), after: nil, limit: 100)
+        #expect(bob.map(\.sequence.value) == Array(0 ..< 30))
+        #expect(try log.stream(.account(f.bob.publicKey), after: 27, limit: 100).map(\.sequence.value) == [28, 29])
+        #expect(try log.stream(.account(f.carol.publicKey), after: nil, limit: 100).isEmpty)
+        #expect(try log.stream(.account(f.bob.publicKey), after: nil, limit: 4).count == 4)
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func appendsThatDoNotExtendTheHeadAreRefusedAndChangeNothing(_ kind: StoreKind) throws {
+        let (log, done) = kind.make(); defer { done() }
+        let blocks = try fill(log, blocks: 2)
+        let before = try log.metadata()
+        let events = try log.events(from: 5, count: 5).map { (id: $0.id, envelope: $0.envelope) }
+        let streams = events.map { _ in [StreamKey]() }
+        // Re-appending block 2 (wrong height).
+        let b2 = blocks[1]
+        #expect(throws: StoreError.self) {
+            try log.append(BlockCommit(block: b2, blockHash: Blake2b.hash(b2.headerBytes), events: events, streams: streams))
+        }
+        // A block 3 with the wrong parent.
+        var h = b2.header
+        h.height = 3; h.parentHash = .zero
+        let bad = StoredBlock(header: h, certificate: CommitCertificate(height: 3, view: 0, blockHash: Blake2b.hash(h.encoded()), votes: []),
+                              firstSequence: 10)
+        #expect(throws: StoreError.invalidAppend("parent hash does not match head 2")) {
+            try log.append(BlockCommit(block: bad, blockHash: Blake2b.hash(h.encoded()), events: events, streams: streams))
+        }
+        // A block 3 that repeats already-logged events.
+        h.parentHash = before!.headHash
+        let dup = StoredBlock(header: h, certificate: CommitCertificate(height: 3, view: 0, blockHash: Blake2b.hash(h.encoded()), votes: []),
+                              firstSequence: 10)
+        #expect(throws: StoreError.invalidAppend("event \(events[0].id.short) is already in the log")) {
+            try log.append(BlockCommit(block: dup, blockHash: Blake2b.hash(h.encoded()), events: events, streams: streams))
+        }
+        #expect(try log.metadata() == before)
+        #expect(try log.events(from: 0, count: 100).count == 10)
+        #expect(try log.block(at: 3) == nil)
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func checkpointsFloorAndDrop(_ kind: StoreKind) throws {
+        let (log, done) = kind.make(); defer { done() }
+        _ = try fill(log, blocks: 9)  // checkpointInterval 4: checkpoints at 4 and 8
+        #expect(try log.checkpoint(atOrBelow: 3) == nil)
+        #expect(try log.checkpoint(atOrBelow: 4)?.height == 4)
+        #expect(try log.checkpoint(atOrBelow: 7)?.height == 4)
+        #expect(try log.checkpoint(atOrBelow: 100)?.height == 8)
+        try log.dropCheckpoints()
+        #expect(try log.checkpoint(atOrBelow: 100) == nil)
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func stateFromCheckpointEqualsFullFold(_ kind: StoreKind) throws {
+        let (log, done) = kind.make(); defer { done() }
+        _ = try fill(log, blocks: 10)
+        let (full, s1) = try StateLoader.load(log, useCheckpoints: false)
+        let (fast, s2) = try StateLoader.load(log)
+        #expect(full == fast)
+        #expect(s1.blocks == 10 && s2.blocks == 2, "the checkpoint at 8 leaves 2 blocks to fold")
+        let (at5, _) = try StateLoader.load(log, upTo: 5)
+        #expect(at5.height == 5)
+        #expect(at5.stateRoot() == (try log.block(at: 6))!.header.parentStateRoot)
+        let (rebuilt, stats) = try StateLoader.rebuild(log)
+        #expect(rebuilt == full)
+        #expect(stats.checkpointsWritten == 2)
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func corruptedEventIsNamed(_ kind: StoreKind) throws {
+        let (log, done) = kind.make(); defer { done() }
+        _ = try fill(log, blocks: 2)
+        if kind == .memory {
+            log.tamperEvent(7) { $0[60] ^= 0x04 }
+            #expect(throws: StoreError.corrupt(record: "events[7]", reason: "event id does not match its bytes")) {
+                try log.events(from: 0, count: 10)
+            }
+            let r = Replayer(log: log).run().report
+            #expect(!r.ok)
+            #expect(r.failure?.record == "events[7]")
+        }
+        // The LMDB variant flips bytes inside data.mdb: see LMDBFailureTests.
+    }
+}

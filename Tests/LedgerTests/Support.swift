@@ -1,0 +1,102 @@
+import Foundation
+import LedgerAudit
+import LedgerCore
+import LedgerCrypto
+import LedgerNode
+import LedgerProjections
+import LedgerStore
+
+/// A fresh temporary directory, removed by `cleanup()`.
+struct TempDir {
+    let path: String
+    init(_ label: String = "t") {
+        path = NSTemporaryDirectory() + "chaosledger-\(label)-\(UUID().uuidString)"
+        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+    func cleanup() { try? FileManager.default.removeItem(atPath: path) }
+    func sub(_ name: String) -> String { path + "/" + name }
+}
+
+/// The repository root, found from this file's path.
+let repoRoot: String = {
+    var url = URL(fileURLWithPath: #filePath)
+    for _ in 0 ..< 3 { url.deleteLastPathComponent() }
+    return url.path
+}()
+
+/// The built `chaosledger` executable, beside the test bundle.
+let chaosledgerBinary: String = {
+    var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+    while url.path != "/" {
+        let candidate = url.appendingPathComponent("chaosledger").path
+        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        url.deleteLastPathComponent()
+    }
+    return repoRoot + "/.build/debug/chaosledger"
+}()
+
+struct ProcessResult {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+@discardableResult
+func run(_ executable: String, _ args: [String]) throws -> ProcessResult {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: executable)
+    p.arguments = args
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    try p.run()
+    let o = out.fileHandleForReading.readDataToEndOfFile()
+    let e = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return ProcessResult(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+}
+
+/// A small chain: one producing validator with a large stake, and funded actors.
+struct Fixture {
+    static let chain = try! ChainID("chaosledger-test")
+    let producer = SigningKey.derived("fixture-producer")
+    let alice = SigningKey.derived("fixture-alice")
+    let bob = SigningKey.derived("fixture-bob")
+    let carol = SigningKey.derived("fixture-carol")
+    let dave = SigningKey.derived("fixture-dave")
+    var params: ChainParameters = {
+        var p = ChainParameters()
+        p.minFee = 2
+        p.minValidatorStake = 100
+        p.unbondingBlocks = 3
+        p.allianceAcceptWindowMs = 10_000
+        p.allianceDurationMaxMs = 50_000
+        p.checkpointInterval = 4
+        p.blockEventsMax = 50
+        return p
+    }()
+
+    var genesis: Genesis {
+        try! Genesis(chainID: Self.chain, timestampMs: 1_000_000, parameters: params,
+                     validators: [.init(key: producer.publicKey, name: "producer", personality: "lawful", stake: 1_000_000_000)],
+                     allocations: [alice, bob, carol, dave].map { .init(account: $0.publicKey, amount: 1_000_000) })
+    }
+
+    var genesisHash: Hash32 { Blake2b.hash(genesis.encoded()) }
+    func state() -> LedgerState { LedgerState(genesis: genesis, genesisHash: genesisHash) }
+
+    func event(_ key: SigningKey, _ nonce: UInt64, _ payload: Payload, fee: UInt64 = 2) -> Envelope {
+        EventCrypto.makeEvent(chain: Self.chain, key: key, nonce: nonce, fee: fee, payload: payload)
+    }
+
+    /// A producer on `log` (initialised with this genesis), blocks 1 s apart.
+    func producer(on log: any EventLog) throws -> SoloProducer {
+        if try log.metadata() == nil { _ = try log.initialize(genesis: genesis) }
+        return try SoloProducer(log: log, key: producer, clock: { h in 1_000_000 + h.value * 1_000 })
+    }
+}
+
+/// Applies an event in a block context after `state`'s height, 1 s later.
+func ctx(_ s: LedgerState, proposer: PublicKey, plusMs: UInt64 = 1_000) -> BlockContext {
+    BlockContext(height: s.height.next, timestampMs: s.timestampMs + plusMs, proposer: proposer)
+}
