@@ -3,6 +3,7 @@ import Foundation
 import LedgerCore
 import LedgerCrypto
 import LedgerNode
+import LedgerAudit
 import LedgerStore
 
 /// Test support: appends blocks forever (or `--blocks`), printing `committed H` after
@@ -38,4 +39,11 @@ struct CrashWriter: ParsableCommand {
             made += 1
         }
     }
+}
+
+/// Prints the schema test vectors (tools/gen-vectors.sh writes them to schemas/vectors.json).
+struct VectorsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "vectors", abstract: "Print the schema test vectors as JSON.",
+                                                    shouldDisplay: false)
+    func run() throws { printEncodable(SchemaVectors.generate()) }
 }

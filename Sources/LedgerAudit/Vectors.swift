@@ -1,0 +1,100 @@
+import LedgerCore
+import LedgerCrypto
+import LedgerProjections
+
+/// Test vectors for schemas/vectors.json: fixed seeds and values, so that a program in
+/// another language can check its encoder, signer and hasher against ours byte for byte.
+public enum SchemaVectors {
+    public struct Key: Codable, Equatable, Sendable { public var label, seed, publicKey: String }
+    public struct Event: Codable, Equatable, Sendable {
+        public var kind: String
+        public var kindCode: UInt16
+        public var author: String
+        public var nonce: UInt64
+        public var fee: UInt64
+        public var payload: String
+        public var unsigned: String
+        public var signingMessage: String
+        public var signature: String
+        public var bytes: String
+        public var id: String
+    }
+    public struct Block: Codable, Equatable, Sendable {
+        public var header: String
+        public var blockHash: String
+        public var eventIDs: [String]
+        public var eventsRoot: String
+        public var commitMessage: String
+        public var certificate: String
+    }
+    public struct Document: Codable, Equatable, Sendable {
+        public var chainId: String
+        public var chainIdBytes: String
+        public var keys: [Key]
+        public var events: [Event]
+        public var genesis: String
+        public var genesisHash: String
+        public var block: Block
+        public var genesisStateRoot: String
+    }
+
+    static func key(_ label: String) -> SigningKey {
+        try! SigningKey(seed: Blake2b.hash(Array("chaosledger-vector-seed:\(label)".utf8)).bytes)
+    }
+
+    public static func generate() -> Document {
+        let chain = try! ChainID("chaosledger-vectors")
+        let alice = key("alice"), bob = key("bob"), validator = key("validator"), rotated = key("validator-rotated")
+        let payloads: [(SigningKey, Payload)] = [
+            (alice, .transfer(to: bob.publicKey, amount: 1_000, memo: "vector")),
+            (validator, .validatorRegister(name: "validator-0", personality: "memetic")),
+            (validator, .validatorRetire),
+            (validator, .validatorRotateKey(EventCrypto.rotation(chain: chain, validator: validator.publicKey, nonce: 4, old: validator, new: rotated))),
+            (validator, .bond(amount: 5_000)),
+            (validator, .unbond(amount: 10)),
+            (alice, .delegate(validator: validator.publicKey, amount: 250)),
+            (alice, .undelegate(validator: validator.publicKey, amount: 50)),
+            (bob, .agentRegister(AgentProfile(name: "bob", capabilities: ["inference", "memes"], personality: "chaotic", endpoint: "agent://bob"))),
+            (bob, .agentUpdate(AgentProfile(name: "bob", capabilities: ["audit"], personality: "lawful", endpoint: ""))),
+            (bob, .agentDeregister),
+            (alice, .alliancePropose(AllianceProposal(targets: [bob.publicKey], purpose: "meme syndicate", terms: "share", durationMs: 60_000))),
+            (bob, .allianceAccept(Blake2b.hash(Array("alliance".utf8)))),
+            (bob, .allianceReject(Blake2b.hash(Array("alliance".utf8)))),
+            (alice, .allianceDissolve(Blake2b.hash(Array("alliance".utf8)))),
+        ]
+        var events: [Event] = []
+        for (i, (k, p)) in payloads.enumerated() {
+            let nonce = UInt64(i == 3 ? 4 : i + 1)
+            let unsigned = Envelope.unsigned(chainID: chain, author: k.publicKey, nonce: nonce, fee: 2, payload: p)
+            let message = Domain.event(chain.raw) + unsigned
+            let bytes = EventCrypto.sign(unsigned: unsigned, chain: chain, key: k)
+            events.append(Event(kind: p.kind.description, kindCode: p.kind.rawValue, author: k.publicKey.hex, nonce: nonce, fee: 2,
+                                payload: Hex.encode(p.encoded()), unsigned: Hex.encode(unsigned), signingMessage: Hex.encode(message),
+                                signature: Hex.encode(bytes.suffix(64)), bytes: Hex.encode(bytes), id: EventCrypto.id(bytes).hex))
+        }
+        let genesis = try! Genesis(chainID: chain, timestampMs: 1_767_225_600_000, parameters: ChainParameters(),
+                                   validators: [.init(key: validator.publicKey, name: "validator-0", personality: "lawful", stake: 1_000_000)],
+                                   allocations: [.init(account: alice.publicKey, amount: 50_000), .init(account: bob.publicKey, amount: 70_000)])
+        let gb = genesis.encoded()
+        let gh = Blake2b.hash(gb)
+        let state = LedgerState(genesis: genesis, genesisHash: gh)
+        let ids = events.prefix(3).map { Bytes32(hex: $0.id)! }
+        let header = BlockHeader(chainID: chain.raw, height: 1, parentHash: gh, view: 0, timestampMs: 1_767_225_601_000,
+                                 proposer: validator.publicKey, eventCount: UInt32(ids.count), eventsRoot: EventCrypto.eventsRoot(ids),
+                                 parentStateRoot: state.stateRoot(), meme: Array("much vector, very test".utf8))
+        let hb = header.encoded()
+        let bh = Blake2b.hash(hb)
+        let vote = EventCrypto.signCommit(chain: chain.raw, height: 1, view: 0, blockHash: bh, key: validator)
+        let cert = CommitCertificate(height: 1, view: 0, blockHash: bh, votes: [vote])
+        return Document(
+            chainId: chain.name, chainIdBytes: chain.raw.hex,
+            keys: [("alice", alice), ("bob", bob), ("validator", validator), ("validator-rotated", rotated)].map {
+                Key(label: $0.0, seed: Hex.encode($0.1.seed), publicKey: $0.1.publicKey.hex)
+            },
+            events: events, genesis: Hex.encode(gb), genesisHash: gh.hex,
+            block: Block(header: Hex.encode(hb), blockHash: bh.hex, eventIDs: ids.map(\.hex), eventsRoot: header.eventsRoot.hex,
+                         commitMessage: Hex.encode(CommitCertificate.message(chain: chain.raw, height: 1, view: 0, blockHash: bh)),
+                         certificate: Hex.encode(cert.encoded())),
+            genesisStateRoot: state.stateRoot().hex)
+    }
+}

@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Independent check of schemas/vectors.json, written from schemas/FORMAT.md alone.
+
+Uses only the Python standard library (hashlib's BLAKE2b) and the `cryptography`
+package's Ed25519. Exits non-zero on the first mismatch. Usage:
+    python3 tools/verify_vectors.py [schemas/vectors.json]
+"""
+import hashlib
+import json
+import struct
+import sys
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives import serialization
+from cryptography.exceptions import InvalidSignature
+
+
+def h(b: bytes) -> bytes:
+    return hashlib.blake2b(b, digest_size=32).digest()
+
+
+def domain(tag: str, version: int, chain: bytes) -> bytes:
+    return tag.encode() + b"\x00" + struct.pack(">H", version) + chain
+
+
+def verify(pub: bytes, sig: bytes, msg: bytes) -> bool:
+    try:
+        Ed25519PublicKey.from_public_bytes(pub).verify(sig, msg)
+        return True
+    except InvalidSignature:
+        return False
+
+
+def merkle(ids):
+    if not ids:
+        return h(b"")
+    leaves = [h(b"\x00" + i) for i in ids]
+
+    def rec(xs):
+        if len(xs) == 1:
+            return xs[0]
+        k = 1
+        while k * 2 < len(xs):
+            k *= 2
+        return h(b"\x01" + rec(xs[:k]) + rec(xs[k:]))
+
+    return rec(leaves)
+
+
+def fail(msg):
+    print("FAIL:", msg)
+    sys.exit(1)
+
+
+def main(path):
+    doc = json.load(open(path))
+    chain = bytes.fromhex(doc["chainIdBytes"])
+    if chain != doc["chainId"].encode().ljust(32, b"\x00"):
+        fail("chain id is not the name zero-padded to 32 bytes")
+    keys = {}
+    for k in doc["keys"]:
+        sk = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(k["seed"]))
+        pub = sk.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        if pub.hex() != k["publicKey"]:
+            fail(f"key {k['label']}: public key from seed differs")
+        keys[pub] = sk
+    checked = 0
+    for e in doc["events"]:
+        b = bytes.fromhex(e["bytes"])
+        # Envelope: u16 version | u16 kind | 32 chain | 32 author | u64 nonce | u64 fee | u32 len | payload | 64 sig
+        version, kind = struct.unpack(">HH", b[0:4])
+        author = b[36:68]
+        nonce, fee, plen = struct.unpack(">QQI", b[68:88])
+        payload = b[88:88 + plen]
+        sig = b[88 + plen:]
+        if version != 1 or kind != e["kindCode"] or b[4:36] != chain:
+            fail(f"{e['kind']}: header fields")
+        if author.hex() != e["author"] or nonce != e["nonce"] or fee != e["fee"] or payload.hex() != e["payload"]:
+            fail(f"{e['kind']}: envelope fields")
+        if len(sig) != 64 or sig.hex() != e["signature"]:
+            fail(f"{e['kind']}: signature placement")
+        unsigned = b[:-64]
+        if unsigned.hex() != e["unsigned"]:
+            fail(f"{e['kind']}: unsigned bytes")
+        msg = domain("CHAOSLEDGER/EVENT", 1, chain) + unsigned
+        if msg.hex() != e["signingMessage"]:
+            fail(f"{e['kind']}: signing message")
+        if not verify(author, sig, msg):
+            fail(f"{e['kind']}: signature does not verify")
+        # Ed25519 is deterministic: re-signing gives the same bytes.
+        if keys[author].sign(msg) != sig:
+            fail(f"{e['kind']}: re-signing differs")
+        tampered = bytearray(msg)
+        tampered[-1] ^= 1
+        if verify(author, sig, bytes(tampered)):
+            fail(f"{e['kind']}: tampered message verified")
+        if h(b).hex() != e["id"]:
+            fail(f"{e['kind']}: id is not BLAKE2b-256 of the bytes")
+        checked += 1
+    if h(bytes.fromhex(doc["genesis"])).hex() != doc["genesisHash"]:
+        fail("genesis hash")
+    blk = doc["block"]
+    header = bytes.fromhex(blk["header"])
+    if h(header).hex() != blk["blockHash"]:
+        fail("block hash")
+    ids = [bytes.fromhex(i) for i in blk["eventIDs"]]
+    if merkle(ids).hex() != blk["eventsRoot"]:
+        fail("events root")
+    # Header: u16 version | 32 chain | u64 height | 32 parent | u64 view | u64 ts | 32 proposer | u32 count | 32 root | 32 state root | u16 meme len | meme
+    height, = struct.unpack(">Q", header[34:42])
+    parent = header[42:74]
+    view, = struct.unpack(">Q", header[74:82])
+    proposer = header[90:122]
+    if header[2:34] != chain or parent.hex() != doc["genesisHash"] or header[126:158].hex() != blk["eventsRoot"]:
+        fail("header fields")
+    if header[158:190].hex() != doc["genesisStateRoot"]:
+        fail("header parent state root")
+    msg = domain("CHAOSLEDGER/COMMIT", 1, chain) + struct.pack(">QQ", height, view) + h(header)
+    if msg.hex() != blk["commitMessage"]:
+        fail("commit message")
+    cert = bytes.fromhex(blk["certificate"])
+    # Certificate: u16 version | u64 height | u64 view | 32 block hash | u16 n | n x (32 key | 64 sig)
+    n, = struct.unpack(">H", cert[50:52])
+    for i in range(n):
+        key = cert[52 + 96 * i: 84 + 96 * i]
+        s = cert[84 + 96 * i: 148 + 96 * i]
+        if key != proposer or not verify(key, s, msg):
+            fail("certificate vote")
+    print(f"ok: {checked} events, genesis, block header, events root and certificate verified")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "schemas/vectors.json")
