@@ -23,4 +23,7 @@ public enum Limits {
     public static let mapBytesInitial = 64 << 20
     public static let mapBytesMax = 1 << 40
     public static let readRangeEventsMax = 100_000
+    /// Blocks whose index entries wait in `index_pending` before one sorted merge into
+    /// `event_ids` and `streams` (see ARCHITECTURE.md, "Index merge").
+    public static let indexMergeBlocks = 32
 }

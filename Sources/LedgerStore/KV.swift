@@ -3,7 +3,7 @@ import LedgerCrypto
 
 /// The named databases (schemas/FORMAT.md §5).
 enum DB: Int, CaseIterable {
-    case events, blocks, eventIDs, streams, meta, checkpoints
+    case events, blocks, eventIDs, streams, meta, checkpoints, pendingIndex
     var name: String {
         switch self {
         case .events: "events"
@@ -12,6 +12,7 @@ enum DB: Int, CaseIterable {
         case .streams: "streams"
         case .meta: "meta"
         case .checkpoints: "checkpoints"
+        case .pendingIndex: "index_pending"
         }
     }
 }
@@ -26,6 +27,7 @@ protocol KVTxn {
     func scan(_ db: DB, from: [UInt8], prefix: [UInt8], limit: Int) throws(StoreError) -> [(key: [UInt8], value: [UInt8])]
     /// The greatest key ≤ `key` that starts with `prefix`.
     func floor(_ db: DB, _ key: [UInt8], prefix: [UInt8]) throws(StoreError) -> (key: [UInt8], value: [UInt8])?
+    func delete(_ db: DB, _ key: [UInt8]) throws(StoreError)
     func clear(_ db: DB) throws(StoreError)
 }
 

@@ -145,10 +145,9 @@ final class LMDBBackend: KVBackend, @unchecked Sendable {
         func dbi(_ db: DB) -> MDB_dbi { backend.dbis[db.rawValue] }
 
         func get(_ db: DB, _ key: [UInt8]) throws(StoreError) -> [UInt8]? {
-            var k = key
             var v = MDB_val()
-            let rc = k.withUnsafeMutableBytes { kp in
-                var kv = MDB_val(mv_size: kp.count, mv_data: kp.baseAddress)
+            let rc = key.withUnsafeBytes { kp in
+                var kv = MDB_val(mv_size: kp.count, mv_data: UnsafeMutableRawPointer(mutating: kp.baseAddress))
                 return mdb_get(txn, dbi(db), &kv, &v)
             }
             if rc == MDB_NOTFOUND { return nil }
@@ -162,11 +161,11 @@ final class LMDBBackend: KVBackend, @unchecked Sendable {
         }
 
         func put(_ db: DB, _ key: [UInt8], _ value: [UInt8], append: Bool) throws(StoreError) {
-            var k = key, val = value
-            let rc = k.withUnsafeMutableBytes { kp in
-                val.withUnsafeMutableBytes { vp in
-                    var kv = MDB_val(mv_size: kp.count, mv_data: kp.baseAddress)
-                    var vv = MDB_val(mv_size: vp.count, mv_data: vp.baseAddress)
+            // LMDB only reads the key and value it is given.
+            let rc = key.withUnsafeBytes { kp in
+                value.withUnsafeBytes { vp in
+                    var kv = MDB_val(mv_size: kp.count, mv_data: UnsafeMutableRawPointer(mutating: kp.baseAddress))
+                    var vv = MDB_val(mv_size: vp.count, mv_data: UnsafeMutableRawPointer(mutating: vp.baseAddress))
                     return mdb_put(txn, dbi(db), &kv, &vv, append ? UInt32(MDB_APPEND) : 0)
                 }
             }
@@ -186,7 +185,8 @@ final class LMDBBackend: KVBackend, @unchecked Sendable {
                 var out: [(key: [UInt8], value: [UInt8])] = []
                 var start = from
                 var k = MDB_val(), v = MDB_val()
-                var rc = start.withUnsafeMutableBytes { p in
+                // LMDB refuses an empty key: a scan from the start is MDB_FIRST.
+                var rc = start.isEmpty ? mdb_cursor_get(c, &k, &v, MDB_FIRST) : start.withUnsafeMutableBytes { p in
                     k = MDB_val(mv_size: p.count, mv_data: p.baseAddress)
                     return mdb_cursor_get(c, &k, &v, MDB_SET_RANGE)
                 }
@@ -220,6 +220,15 @@ final class LMDBBackend: KVBackend, @unchecked Sendable {
                 guard found.starts(with: prefix) else { return nil }
                 return (found, Self.bytes(v))
             }
+        }
+
+        func delete(_ db: DB, _ key: [UInt8]) throws(StoreError) {
+            let rc = key.withUnsafeBytes { kp in
+                var kv = MDB_val(mv_size: kp.count, mv_data: UnsafeMutableRawPointer(mutating: kp.baseAddress))
+                return mdb_del(txn, dbi(db), &kv, nil)
+            }
+            if rc == MDB_NOTFOUND { return }
+            try backend.check(rc, "mdb_del \(db.name)")
         }
 
         func clear(_ db: DB) throws(StoreError) {

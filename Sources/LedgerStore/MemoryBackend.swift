@@ -36,6 +36,10 @@ final class MemoryBackend: KVBackend, @unchecked Sendable {
             return (k, dbs[db.rawValue][k]!)
         }
         func clear(_ db: DB) throws(StoreError) { dbs[db.rawValue] = [:] }
+        func delete(_ db: DB, _ key: [UInt8]) throws(StoreError) {
+            guard writable else { throw .readOnly(path: ":memory:") }
+            dbs[db.rawValue][key] = nil
+        }
     }
 
     func read<T>(_ body: (any KVTxn) throws(StoreError) -> T) throws(StoreError) -> T {

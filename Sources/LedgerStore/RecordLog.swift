@@ -1,11 +1,19 @@
+import Foundation
 import LedgerCore
 import LedgerCrypto
 
 /// The event log, written once over any `KVBackend`: the record formats and the checks
 /// on both sides of the disk live here (STYLE §5). `LedgerLog.memory()` and
 /// `LedgerLog.openLMDB(path:mode:)` give the two implementations.
-public final class LedgerLog: EventLog {
+public final class LedgerLog: EventLog, @unchecked Sendable {
     let kv: any KVBackend
+    // The decoded pending index (PendingIndex.swift), guarded by `cacheLock`.
+    let cacheLock = NSLock()
+    var pendingCache = PendingIndex()
+    var lastMergeError: StoreError?
+    /// The error of the last index merge that failed, if any (the blocks it would have
+    /// merged stay readable through the pending index).
+    public var indexMergeError: StoreError? { cacheLock.withLock { lastMergeError } }
     init(_ kv: any KVBackend) { self.kv = kv }
 
     /// An in-memory log with the same records and checks as the LMDB one.
@@ -75,6 +83,7 @@ public final class LedgerLog: EventLog {
             throw .invalidAppend("certificate is for another block")
         }
         let blockValue = Record.seal(c.block.encoded())
+        var pendingCount = 0
         try kv.write { t throws(StoreError) in
             guard let m = try Self.meta(t) else { throw StoreError.notInitialized }
             guard h.chainID == m.chainID.raw else { throw StoreError.invalidAppend("block is for chain \(h.chainID.short)") }
@@ -83,21 +92,32 @@ public final class LedgerLog: EventLog {
             guard c.block.firstSequence == m.nextSequence else {
                 throw StoreError.invalidAppend("first sequence \(c.block.firstSequence) is not \(m.nextSequence)")
             }
+            let pending = try pending(t)
             var seq = m.nextSequence.value
+            var ids: [(EventID, UInt64)] = []
+            var streams: [(StreamKey, UInt64)] = []
+            ids.reserveCapacity(c.events.count)
+            var inBlock = Set<EventID>()
             for (i, e) in c.events.enumerated() {
-                let key = Key.u64(seq)
                 var value = e.id.bytes
                 value.append(contentsOf: e.envelope.bytes)
-                try t.put(.events, key, value, append: true)
-                guard try t.get(.eventIDs, e.id.bytes) == nil else {
+                try t.put(.events, Key.u64(seq), value, append: true)
+                guard inBlock.insert(e.id).inserted, pending.ids[e.id] == nil, try t.get(.eventIDs, e.id.bytes) == nil else {
                     throw StoreError.invalidAppend("event \(e.id.short) is already in the log")
                 }
-                try t.put(.eventIDs, e.id.bytes, key, append: false)
-                for s in c.streams[i] { try t.put(.streams, s.bytes + key, [], append: false) }
+                ids.append((e.id, seq))
+                for s in c.streams[i] { streams.append((s, seq)) }
                 seq += 1
             }
+            try t.put(.pendingIndex, Key.u64(h.height.value), Record.seal(PendingIndex.encode(ids: ids, streams: streams)), append: true)
             try t.put(.blocks, Key.u64(h.height.value), blockValue, append: true)
             try t.put(.meta, Self.headKey, Self.headRecord(h.height, c.blockHash, SequenceNumber(seq)), append: false)
+            pendingCount = pending.first.map { Int(h.height.value - $0) + 1 } ?? 1
+        }
+        // The block is committed whatever happens next: a merge that fails (a full map
+        // or disk) must not report the append as failed. It is retried on the next append.
+        if pendingCount >= Limits.indexMergeBlocks {
+            do { try mergePendingIndexes() } catch { cacheLock.withLock { lastMergeError = error } }
         }
     }
 
@@ -150,8 +170,16 @@ public final class LedgerLog: EventLog {
 
     public func event(id: EventID) throws(StoreError) -> LoggedEvent? {
         try kv.read { t throws(StoreError) in
-            guard let k = try t.get(.eventIDs, id.bytes) else { return nil }
-            guard let seq = Key.decodeU64(k) else { throw StoreError.corrupt(record: "event_ids[\(id.short)]", reason: "value is not a sequence") }
+            let seq: UInt64
+            if let k = try t.get(.eventIDs, id.bytes) {
+                guard let s = Key.decodeU64(k) else { throw StoreError.corrupt(record: "event_ids[\(id.short)]", reason: "value is not a sequence") }
+                seq = s
+            } else if let s = try pending(t).ids[id] {
+                seq = s
+            } else {
+                return nil
+            }
+            let k = Key.u64(seq)
             guard let v = try t.get(.events, k) else {
                 throw StoreError.corrupt(record: "event_ids[\(id.short)]", reason: "points at missing events[\(seq)]")
             }
@@ -164,14 +192,23 @@ public final class LedgerLog: EventLog {
     public func stream(_ key: StreamKey, after: SequenceNumber?, limit: Int) throws(StoreError) -> [LoggedEvent] {
         let prefix = key.bytes
         let start = prefix + Key.u64(after.map { $0.value + 1 } ?? 0)
+        let n = min(limit, Limits.readRangeEventsMax)
         return try kv.read { t throws(StoreError) in
-            let rows = try t.scan(.streams, from: start, prefix: prefix, limit: min(limit, Limits.readRangeEventsMax))
-            var out: [LoggedEvent] = []
-            for row in rows {
-                let name = "streams[\(key)]"
+            let name = "streams[\(key)]"
+            var seqs: [UInt64] = []
+            for row in try t.scan(.streams, from: start, prefix: prefix, limit: n) {
                 guard row.key.count == 41, let seq = Key.decodeU64(Array(row.key[33...])) else {
                     throw StoreError.corrupt(record: name, reason: "malformed key")
                 }
+                seqs.append(seq)
+            }
+            // Pending entries all follow the merged ones: merges go in height order.
+            if seqs.count < n, let more = try pending(t).streams[key] {
+                let floor = after.map { $0.value + 1 } ?? 0
+                for s in more where s >= floor && seqs.count < n { seqs.append(s) }
+            }
+            var out: [LoggedEvent] = []
+            for seq in seqs {
                 guard let v = try t.get(.events, Key.u64(seq)) else {
                     throw StoreError.corrupt(record: name, reason: "points at missing events[\(seq)]")
                 }

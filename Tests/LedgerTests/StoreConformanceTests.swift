@@ -81,6 +81,25 @@ enum StoreKind: String, CaseIterable, CustomTestStringConvertible {
     }
 
     @Test(arguments: StoreKind.allCases)
+    func indexLookupsSpanMergedAndPendingBlocks(_ kind: StoreKind) throws {
+        // Index entries wait in index_pending and are merged every Limits.indexMergeBlocks
+        // blocks: lookups must see merged and pending entries alike, in order.
+        let (log, done) = kind.make(); defer { done() }
+        let blocks = Limits.indexMergeBlocks + 7
+        _ = try fill(log, blocks: blocks, perBlock: 2)
+        let all = try log.events(from: 0, count: 1_000)
+        #expect(all.count == blocks * 2)
+        for e in all { #expect(try log.event(id: e.id)?.sequence == e.sequence) }
+        let bob = try log.stream(.account(f.bob.publicKey), after: nil, limit: 1_000)
+        #expect(bob.map(\.sequence.value) == Array(0 ..< UInt64(blocks * 2)))
+        let tail = try log.stream(.account(f.bob.publicKey), after: SequenceNumber(UInt64(Limits.indexMergeBlocks * 2 - 3)), limit: 5)
+        #expect(tail.map(\.sequence.value) == Array(UInt64(Limits.indexMergeBlocks * 2 - 2) ..< UInt64(Limits.indexMergeBlocks * 2 + 3)))
+        try log.mergePendingIndexes()
+        for e in all.suffix(10) { #expect(try log.event(id: e.id)?.sequence == e.sequence) }
+        #expect(try log.stream(.account(f.bob.publicKey), after: nil, limit: 1_000).count == blocks * 2)
+    }
+
+    @Test(arguments: StoreKind.allCases)
     func appendsThatDoNotExtendTheHeadAreRefusedAndChangeNothing(_ kind: StoreKind) throws {
         let (log, done) = kind.make(); defer { done() }
         let blocks = try fill(log, blocks: 2)
