@@ -69,19 +69,16 @@ public struct ByteReader: Sendable {
 
     public mutating func u8(_ f: String) throws(DecodeError) -> UInt8 { try take(1, f).first! }
     public mutating func u16(_ f: String) throws(DecodeError) -> UInt16 {
-        let s = try take(2, f); var v: UInt16 = 0
-        for b in s { v = v << 8 | UInt16(b) }
-        return v
+        let s = try take(2, f)
+        return s.withUnsafeBytes { UInt16(bigEndian: $0.loadUnaligned(as: UInt16.self)) }
     }
     public mutating func u32(_ f: String) throws(DecodeError) -> UInt32 {
-        let s = try take(4, f); var v: UInt32 = 0
-        for b in s { v = v << 8 | UInt32(b) }
-        return v
+        let s = try take(4, f)
+        return s.withUnsafeBytes { UInt32(bigEndian: $0.loadUnaligned(as: UInt32.self)) }
     }
     public mutating func u64(_ f: String) throws(DecodeError) -> UInt64 {
-        let s = try take(8, f); var v: UInt64 = 0
-        for b in s { v = v << 8 | UInt64(b) }
-        return v
+        let s = try take(8, f)
+        return s.withUnsafeBytes { UInt64(bigEndian: $0.loadUnaligned(as: UInt64.self)) }
     }
     public mutating func b32(_ f: String) throws(DecodeError) -> Bytes32 { Bytes32(try take(32, f)) }
     public mutating func b64(_ f: String) throws(DecodeError) -> Bytes64 { Bytes64(try take(64, f)) }

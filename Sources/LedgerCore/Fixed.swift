@@ -10,20 +10,28 @@ public struct Bytes32: Hashable, Comparable, Sendable, CustomStringConvertible {
     }
 
     /// From exactly 32 bytes (precondition: the caller checked the length).
+    @inlinable
     public init<C: Collection>(_ b: C) where C.Element == UInt8 {
         precondition(b.count == 32, "Bytes32 needs 32 bytes")
-        var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
-        var i = 0
-        for x in b {
-            switch i >> 3 {
-            case 0: words.0 = words.0 << 8 | UInt64(x)
-            case 1: words.1 = words.1 << 8 | UInt64(x)
-            case 2: words.2 = words.2 << 8 | UInt64(x)
-            default: words.3 = words.3 << 8 | UInt64(x)
-            }
-            i += 1
-        }
-        (w0, w1, w2, w3) = words
+        if let v = b.withContiguousStorageIfAvailable({ Bytes32(UnsafeRawBufferPointer($0)) }) { self = v; return }
+        self = Array(b).withUnsafeBytes { Bytes32($0) }
+    }
+
+    /// From the first 32 bytes at `p` (precondition: at least 32 are there).
+    @inlinable
+    public init(_ p: UnsafeRawBufferPointer) {
+        precondition(p.count >= 32, "Bytes32 needs 32 bytes")
+        w0 = UInt64(bigEndian: p.loadUnaligned(fromByteOffset: 0, as: UInt64.self))
+        w1 = UInt64(bigEndian: p.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+        w2 = UInt64(bigEndian: p.loadUnaligned(fromByteOffset: 16, as: UInt64.self))
+        w3 = UInt64(bigEndian: p.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
+    }
+
+    /// Calls `body` with the 32 bytes, without allocating.
+    @inlinable
+    public func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        var t = (w0.bigEndian, w1.bigEndian, w2.bigEndian, w3.bigEndian)
+        return try withUnsafeBytes(of: &t) { try body($0) }
     }
 
     public init?(hex: String) {
@@ -31,11 +39,10 @@ public struct Bytes32: Hashable, Comparable, Sendable, CustomStringConvertible {
         self.init(b)
     }
 
-    public var bytes: [UInt8] { var out = [UInt8](); out.reserveCapacity(32); append(to: &out); return out }
+    public var bytes: [UInt8] { withBytes { Array($0) } }
 
-    public func append(to out: inout [UInt8]) {
-        for w in [w0, w1, w2, w3] { withUnsafeBytes(of: w.bigEndian) { out.append(contentsOf: $0) } }
-    }
+    @inlinable
+    public func append(to out: inout [UInt8]) { withBytes { out.append(contentsOf: $0) } }
 
     public var hex: String { Hex.encode(bytes) }
     public var description: String { hex }
@@ -53,10 +60,15 @@ public struct Bytes64: Hashable, Sendable, CustomStringConvertible {
     public init<C: Collection>(_ b: C) where C.Element == UInt8 {
         precondition(b.count == 64, "Bytes64 needs 64 bytes")
         let a = Array(b)
-        hi = Bytes32(a[0 ..< 32]); lo = Bytes32(a[32 ..< 64])
+        (hi, lo) = a.withUnsafeBytes { (Bytes32($0), Bytes32(UnsafeRawBufferPointer(rebasing: $0[32...]))) }
     }
-    public var bytes: [UInt8] { var o = [UInt8](); o.reserveCapacity(64); append(to: &o); return o }
-    public func append(to out: inout [UInt8]) { hi.append(to: &out); lo.append(to: &out) }
+    /// Calls `body` with the 64 bytes, without allocating.
+    public func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        var t = (hi.w0.bigEndian, hi.w1.bigEndian, hi.w2.bigEndian, hi.w3.bigEndian, lo.w0.bigEndian, lo.w1.bigEndian, lo.w2.bigEndian, lo.w3.bigEndian)
+        return try withUnsafeBytes(of: &t) { try body($0) }
+    }
+    public var bytes: [UInt8] { withBytes { Array($0) } }
+    public func append(to out: inout [UInt8]) { withBytes { out.append(contentsOf: $0) } }
     public var description: String { Hex.encode(bytes) }
 }
 

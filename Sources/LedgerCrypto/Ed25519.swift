@@ -40,12 +40,11 @@ public struct SigningKey: Sendable {
 public enum Ed25519 {
     public static func verify(_ signature: Signature, _ message: UnsafeRawBufferPointer, _ key: PublicKey) -> Bool {
         Sodium.ensure()
-        var sig = signature.bytes
-        var pk = key.bytes
-        return sig.withUnsafeMutableBufferPointer { s in
-            pk.withUnsafeMutableBufferPointer { k in
-                crypto_sign_verify_detached(s.baseAddress!, message.baseAddress?.assumingMemoryBound(to: UInt8.self),
-                                            UInt64(message.count), k.baseAddress!) == 0
+        return signature.withBytes { s in
+            key.withBytes { k in
+                crypto_sign_verify_detached(s.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                                            message.baseAddress?.assumingMemoryBound(to: UInt8.self),
+                                            UInt64(message.count), k.baseAddress!.assumingMemoryBound(to: UInt8.self)) == 0
             }
         }
     }

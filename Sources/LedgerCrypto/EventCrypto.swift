@@ -20,10 +20,22 @@ public enum EventCrypto {
 
     public static func id(_ bytes: [UInt8]) -> EventID { Blake2b.hash(bytes) }
 
-    /// Verifies the author's signature. `scratch` is reused to avoid an allocation per event.
+    /// Verifies the author's signature. `scratch` is reused to avoid an allocation per
+    /// event; it keeps the domain prefix while the chain and version stay the same.
     public static func verify(_ e: Envelope, scratch: inout [UInt8]) -> Bool {
-        scratch.removeAll(keepingCapacity: true)
-        scratch.append(contentsOf: Domain.event(e.chainID, version: e.version))
+        let prefixCount = 17 + 1 + 2 + 32  // "CHAOSLEDGER/EVENT", 0, version, chain id
+        let current = scratch.count >= prefixCount
+            && scratch.withUnsafeBytes { p in
+                UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 18, as: UInt16.self)) == e.version
+                    && Bytes32(UnsafeRawBufferPointer(rebasing: p[20 ..< 52])) == e.chainID
+            }
+        if current {
+            scratch.removeSubrange(prefixCount...)
+        } else {
+            scratch.removeAll(keepingCapacity: true)
+            scratch.append(contentsOf: Domain.event(e.chainID, version: e.version))
+            precondition(scratch.count == prefixCount, "event domain prefix layout changed")
+        }
         scratch.append(contentsOf: e.signedBytes)
         return Ed25519.verify(e.signature, scratch, e.author)
     }

@@ -14,9 +14,12 @@ enum Sodium {
 public enum Blake2b {
     public static func hash(_ p: UnsafeRawBufferPointer) -> Hash32 {
         Sodium.ensure()
-        var out = [UInt8](repeating: 0, count: 32)
-        _ = crypto_generichash(&out, 32, p.baseAddress?.assumingMemoryBound(to: UInt8.self), UInt64(p.count), nil, 0)
-        return Hash32(out)
+        var out: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        return withUnsafeMutableBytes(of: &out) { o in
+            _ = crypto_generichash(o.baseAddress!.assumingMemoryBound(to: UInt8.self), 32,
+                                   p.baseAddress?.assumingMemoryBound(to: UInt8.self), UInt64(p.count), nil, 0)
+            return Hash32(UnsafeRawBufferPointer(o))
+        }
     }
     public static func hash(_ data: [UInt8]) -> Hash32 { data.withUnsafeBytes { hash($0) } }
     public static func hash(_ data: ArraySlice<UInt8>) -> Hash32 { data.withUnsafeBytes { hash($0) } }

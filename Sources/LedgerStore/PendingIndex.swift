@@ -89,19 +89,20 @@ extension LedgerLog {
     public func mergePendingIndexes() throws(StoreError) {
         try kv.write { t throws(StoreError) in
             var ids: [(EventID, UInt64)] = []
-            var streams: [([UInt8], UInt64)] = []
+            var streams: [(StreamKey, UInt64)] = []
             var heights: [UInt64] = []
             for row in try t.scan(.pendingIndex, from: [], prefix: [], limit: Int.max) {
                 guard let h = Key.decodeU64(row.key) else { throw StoreError.corrupt(record: "index_pending", reason: "malformed key") }
                 let e = try Self.pendingRecord(t, h)
                 ids.append(contentsOf: e.ids)
-                streams.append(contentsOf: e.streams.map { ($0.0.bytes + Key.u64($0.1), $0.1) })
+                streams.append(contentsOf: e.streams)
                 heights.append(h)
             }
             ids.sort { $0.0 < $1.0 }
             for (id, seq) in ids { try t.put(.eventIDs, id.bytes, Key.u64(seq), append: false) }
-            streams.sort { $0.0.lexicographicallyPrecedes($1.0) }
-            for (k, _) in streams { try t.put(.streams, k, [], append: false) }
+            // Key order of `tag | id | seq`, compared without building the byte keys.
+            streams.sort { ($0.0.tag, $0.0.id, $0.1) < ($1.0.tag, $1.0.id, $1.1) }
+            for (k, seq) in streams { try t.put(.streams, k.bytes + Key.u64(seq), [], append: false) }
             for h in heights { try t.delete(.pendingIndex, Key.u64(h)) }
         }
         cacheLock.withLock { pendingCache = PendingIndex(); lastMergeError = nil }

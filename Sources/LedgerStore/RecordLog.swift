@@ -84,6 +84,8 @@ public final class LedgerLog: EventLog, @unchecked Sendable {
         }
         let blockValue = Record.seal(c.block.encoded())
         var pendingCount = 0
+        var written: (ids: [(EventID, UInt64)], streams: [(StreamKey, UInt64)]) = ([], [])
+        var pendingBefore = PendingIndex()
         try kv.write { t throws(StoreError) in
             guard let m = try Self.meta(t) else { throw StoreError.notInitialized }
             guard h.chainID == m.chainID.raw else { throw StoreError.invalidAppend("block is for chain \(h.chainID.short)") }
@@ -93,6 +95,7 @@ public final class LedgerLog: EventLog, @unchecked Sendable {
                 throw StoreError.invalidAppend("first sequence \(c.block.firstSequence) is not \(m.nextSequence)")
             }
             let pending = try pending(t)
+            pendingBefore = pending
             var seq = m.nextSequence.value
             var ids: [(EventID, UInt64)] = []
             var streams: [(StreamKey, UInt64)] = []
@@ -113,6 +116,13 @@ public final class LedgerLog: EventLog, @unchecked Sendable {
             try t.put(.blocks, Key.u64(h.height.value), blockValue, append: true)
             try t.put(.meta, Self.headKey, Self.headRecord(h.height, c.blockHash, SequenceNumber(seq)), append: false)
             pendingCount = pending.first.map { Int(h.height.value - $0) + 1 } ?? 1
+            written = (ids, streams)
+        }
+        // The writer knows what it just wrote: extend the cache rather than re-read it.
+        cacheLock.withLock {
+            if pendingCache.first == pendingBefore.first, pendingCache.last == pendingBefore.last {
+                pendingCache.add(height: h.height.value, written)
+            }
         }
         // The block is committed whatever happens next: a merge that fails (a full map
         // or disk) must not report the append as failed. It is retried on the next append.
