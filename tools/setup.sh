@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what ChaosLedger needs on a Debian machine that has the Swift toolchain:
+# liblmdb-dev and libsodium-dev (found through pkg-config) for the build, and Python's
+# `cryptography` for the independent test-vector check. Installs only what is missing.
+set -euo pipefail
+need=()
+for p in liblmdb-dev libsodium-dev pkg-config; do
+  dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing ${need[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+if ! python3 -c 'import cryptography' 2>/dev/null; then
+  echo "setup: installing python cryptography"
+  python3 -m pip install -q cryptography
+fi
