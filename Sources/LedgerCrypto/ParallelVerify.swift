@@ -9,7 +9,7 @@ public enum ParallelVerifier {
     public static func verify(_ events: [Envelope], workers: Int = cores) -> [Bool] {
         let n = events.count
         if n == 0 { return [] }
-        let chunks = min(workers, max(1, n / 64))
+        let chunks = min(workers, max(1, n / 16))
         if chunks <= 1 {
             var s: [UInt8] = []
             return events.map { EventCrypto.verify($0, scratch: &s) }
