@@ -82,11 +82,37 @@ public struct Replayer {
         var prevHash = meta.genesisHash
         var seq = SequenceNumber(0)
         var scratch: [(id: EventID, envelope: Envelope)] = []
-        var height = Height(1)
-        while height <= last {
-            let h = height
+        // Stage 1, one block ahead on other threads: read the block and its events
+        // (every record hash-checked on read) and verify the event signatures.
+        struct Fetched: Sendable {
+            var block: StoredBlock?
+            var events: [LoggedEvent]
+            var firstBad: Int?
+            var failure: AuditFailure?
+        }
+        let source = self.log, verify = verifySignatures, workers = self.workers
+        let prepare: @Sendable (Int) -> Fetched = { i in
+            let h = Height(UInt64(i) + 1)
+            do throws(StoreError) {
+                guard let b = try source.block(at: h) else {
+                    return Fetched(block: nil, events: [], failure: AuditFailure(height: h.value, record: "blocks[\(h)]", reason: "missing"))
+                }
+                let events = try source.events(from: b.firstSequence, count: Int(b.header.eventCount))
+                let ok = verify ? ParallelVerifier.verify(events.map(\.envelope), workers: workers) : []
+                return Fetched(block: b, events: events, firstBad: ok.firstIndex(of: false))
+            } catch {
+                if case let .corrupt(record, reason) = error {
+                    return Fetched(block: nil, events: [], failure: AuditFailure(height: h.value, record: record, reason: reason))
+                }
+                return Fetched(block: nil, events: [], failure: AuditFailure(height: h.value, record: "log", reason: error.description))
+            }
+        }
+        // Stage 2, in order on this thread: links, roots, certificate, refold.
+        try Pipeline.run(count: Int(last.value), prepare: prepare) { (i: Int, f: Fetched) throws(AuditFailure) in
+            let h = Height(UInt64(i) + 1)
             let name = "blocks[\(h)]"
-            guard let b = try store(h, { () throws(StoreError) in try log.block(at: h) }) else { throw fail(h, name, "missing") }
+            if let failure = f.failure { throw failure }
+            let b = f.block!
             let hd = b.header
             guard hd.chainID == meta.chainID.raw else { throw fail(h, name, "header names another chain") }
             guard hd.parentHash == prevHash else { throw fail(h, name, "parent hash does not match block \(h.value - 1)") }
@@ -96,27 +122,23 @@ public struct Replayer {
             }
             report.stateRootsCompared += 1
             let blockHash = Blake2b.hash(b.headerBytes)
-            do { try state.verifyCertificate(b.certificate, height: h, blockHash: blockHash) } catch {
+            do throws(CertificateError) { try state.verifyCertificate(b.certificate, height: h, blockHash: blockHash) } catch {
                 throw fail(h, "\(name).certificate", error.description)
             }
             report.certificateVotesVerified += UInt64(b.certificate.votes.count)
             guard b.firstSequence == seq else { throw fail(h, name, "first sequence \(b.firstSequence), expected \(seq)") }
-            let events = try store(h, { () throws(StoreError) in try log.events(from: seq, count: Int(hd.eventCount)) })
+            let events = f.events
             guard events.count == Int(hd.eventCount) else {
                 throw fail(h, "events[\(seq.value + UInt64(events.count))]", "missing: block \(h) has \(hd.eventCount) events")
             }
-            let ids = events.map(\.id)
-            guard EventCrypto.eventsRoot(ids) == hd.eventsRoot else { throw fail(h, name, "events root does not match its events") }
-            if verifySignatures {
-                let ok = ParallelVerifier.verify(events.map(\.envelope), workers: workers)
-                if let bad = ok.firstIndex(of: false) {
-                    throw fail(h, "events[\(events[bad].sequence)]", "signature of \(events[bad].id.short) does not verify")
-                }
-                report.signaturesVerified += UInt64(events.count)
+            guard EventCrypto.eventsRoot(events.map(\.id)) == hd.eventsRoot else { throw fail(h, name, "events root does not match its events") }
+            if let bad = f.firstBad {
+                throw fail(h, "events[\(events[bad].sequence)]", "signature of \(events[bad].id.short) does not verify")
             }
+            if verifySignatures { report.signaturesVerified += UInt64(events.count) }
             scratch.removeAll(keepingCapacity: true)
             for e in events { scratch.append((e.id, e.envelope)) }
-            do { try state.applyBlock(hd, scratch) } catch {
+            do throws(BlockError) { try state.applyBlock(hd, scratch) } catch {
                 if case let .event(i, _, _) = error { throw fail(h, "events[\(events[i].sequence)]", error.description) }
                 throw fail(h, name, error.description)
             }
@@ -126,7 +148,6 @@ public struct Replayer {
             report.events += UInt64(events.count)
             report.verifiedToHeight = h.value
             progress?(h, last)
-            height = h.next
         }
         if last == meta.head {
             guard meta.headHash == prevHash else { throw fail(last, "meta[head]", "head hash does not match block \(last)") }

@@ -70,21 +70,28 @@ public enum EventCrypto {
     /// two below n; the empty root is H() of nothing.
     public static func eventsRoot(_ ids: [EventID]) -> Hash32 {
         if ids.isEmpty { return Blake2b.hash([UInt8]()) }
-        var level: [Hash32] = ids.map { id in
-            var b: [UInt8] = [0]; id.append(to: &b); return Blake2b.hash(b)
-        }
-        return merkle(&level, 0, level.count)
+        var buf = [UInt8](repeating: 0, count: 65)
+        var level: [Hash32] = ids.map { id in node(&buf, 0, id, nil) }
+        return merkle(&level, 0, level.count, &buf)
     }
 
-    static func merkle(_ leaves: inout [Hash32], _ lo: Int, _ hi: Int) -> Hash32 {
+    /// H(tag | a | b?) through one reused buffer.
+    static func node(_ buf: inout [UInt8], _ tag: UInt8, _ a: Hash32, _ b: Hash32?) -> Hash32 {
+        buf.withUnsafeMutableBytes { p in
+            p[0] = tag
+            a.withBytes { UnsafeMutableRawBufferPointer(rebasing: p[1 ..< 33]).copyMemory(from: $0) }
+            if let b { b.withBytes { UnsafeMutableRawBufferPointer(rebasing: p[33 ..< 65]).copyMemory(from: $0) } }
+            return Blake2b.hash(UnsafeRawBufferPointer(rebasing: p[0 ..< (b == nil ? 33 : 65)]))
+        }
+    }
+
+    static func merkle(_ leaves: inout [Hash32], _ lo: Int, _ hi: Int, _ buf: inout [UInt8]) -> Hash32 {
         let n = hi - lo
         if n == 1 { return leaves[lo] }
         var k = 1
         while k << 1 < n { k <<= 1 }
-        let l = merkle(&leaves, lo, lo + k)
-        let r = merkle(&leaves, lo + k, hi)
-        var b: [UInt8] = [1]; b.reserveCapacity(65)
-        l.append(to: &b); r.append(to: &b)
-        return Blake2b.hash(b)
+        let l = merkle(&leaves, lo, lo + k, &buf)
+        let r = merkle(&leaves, lo + k, hi, &buf)
+        return node(&buf, 1, l, r)
     }
 }

@@ -95,8 +95,9 @@ public final class SoloProducer {
         return id
     }
 
-    /// Verifies a batch on every core, then admits in order. Returns one result per event.
-    public func submitBatch(_ batch: [[UInt8]]) -> [Result<EventID, AdmissionError>] {
+    /// Decodes, size-checks and verifies a batch on every core, and computes the ids:
+    /// everything about admission that does not depend on the state.
+    public static func prepare(_ batch: [[UInt8]]) -> [Result<(Envelope, EventID), AdmissionError>] {
         var decoded: [Result<Envelope, AdmissionError>] = batch.map { b in
             guard b.count <= Limits.eventBytesMax else { return .failure(.rejected(.oversized(bytes: b.count, max: Limits.eventBytesMax))) }
             do throws(DecodeError) { return .success(try Envelope(bytes: b)) } catch { return .failure(.malformed(error)) }
@@ -110,13 +111,34 @@ public final class SoloProducer {
                 k += 1
             }
         }
-        return decoded.map { r in
+        return decoded.map { r in r.map { ($0, EventCrypto.id($0.bytes)) } }
+    }
+
+    /// Verifies a batch on every core, then admits in order. Returns one result per event.
+    public func submitBatch(_ batch: [[UInt8]]) -> [Result<EventID, AdmissionError>] {
+        admit(Self.prepare(batch))
+    }
+
+    private func admit(_ prepared: [Result<(Envelope, EventID), AdmissionError>]) -> [Result<EventID, AdmissionError>] {
+        prepared.map { r in
             switch r {
             case let .failure(e): .failure(e)
-            case let .success(env):
-                Result { () throws(AdmissionError) in try admitVerified(env, id: EventCrypto.id(env.bytes)) }
+            case let .success((env, id)): Result { () throws(AdmissionError) in try admitVerified(env, id: id) }
             }
         }
+    }
+
+    /// Ingests batches, committing a block after each: batch i+1 is decoded and
+    /// verified on other threads while batch i is admitted and committed, so the
+    /// serial work overlaps verification. Returns the results per batch.
+    public func ingest(_ batches: [[[UInt8]]]) throws(ProducerError) -> [[Result<EventID, AdmissionError>]] {
+        var out: [[Result<EventID, AdmissionError>]] = []
+        out.reserveCapacity(batches.count)
+        try Pipeline.run(count: batches.count, prepare: { i in Self.prepare(batches[i]) }) { (_: Int, prepared) throws(ProducerError) in
+            out.append(admit(prepared))
+            try commit()
+        }
+        return out
     }
 
     private func openBlockContext() -> BlockContext {

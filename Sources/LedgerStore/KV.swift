@@ -21,8 +21,10 @@ enum DB: Int, CaseIterable {
 /// transactions. LMDB and an in-memory map implement it.
 protocol KVTxn {
     func get(_ db: DB, _ key: [UInt8]) throws(StoreError) -> [UInt8]?
-    /// `append`: the key is larger than every key in `db` (LMDB's MDB_APPEND).
-    func put(_ db: DB, _ key: [UInt8], _ value: [UInt8], append: Bool) throws(StoreError)
+    /// `append`: the key is larger than every key in `db` (LMDB's MDB_APPEND). The
+    /// value is the concatenation of `value` and `suffix` (written in place, no copy).
+    func put(_ db: DB, _ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, _ suffix: UnsafeRawBufferPointer,
+             append: Bool) throws(StoreError)
     /// Keys ≥ `from` that start with `prefix`, in order, at most `limit`.
     func scan(_ db: DB, from: [UInt8], prefix: [UInt8], limit: Int) throws(StoreError) -> [(key: [UInt8], value: [UInt8])]
     /// The greatest key ≤ `key` that starts with `prefix`.
@@ -37,6 +39,35 @@ protocol KVBackend: AnyObject, Sendable {
     /// Runs `body` in a write transaction and commits durably; `body` may run more than
     /// once (after the map grows), so it must only depend on its inputs.
     func write<T>(_ body: (any KVTxn) throws(StoreError) -> T) throws(StoreError) -> T
+}
+
+extension KVTxn {
+    func put(_ db: DB, _ key: [UInt8], _ value: [UInt8], append: Bool) throws(StoreError) {
+        try withPointers(key, value) { k, v throws(StoreError) in try put(db, k, v, UnsafeRawBufferPointer(start: nil, count: 0), append: append) }
+    }
+}
+
+/// `withUnsafeBytes` that keeps a typed error (the standard library's only rethrows `any Error`).
+func withBytes<T, R, E: Error>(of value: T, _ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+    var v = value
+    let r: Result<R, E> = withUnsafeBytes(of: &v) { p in Result { () throws(E) in try body(p) } }
+    return try r.get()
+}
+
+func withBytes<R, E: Error>(of b: Bytes32, _ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+    let r: Result<R, E> = b.withBytes { p in Result { () throws(E) in try body(p) } }
+    return try r.get()
+}
+
+func withBytes<R, E: Error>(of a: [UInt8], _ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+    let r: Result<R, E> = a.withUnsafeBytes { p in Result { () throws(E) in try body(p) } }
+    return try r.get()
+}
+
+/// Runs `body` with pointers to two arrays' bytes (typed-throws friendly).
+func withPointers<E: Error>(_ a: [UInt8], _ b: [UInt8], _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws(E) -> Void) throws(E) {
+    let r: Result<Void, E> = a.withUnsafeBytes { pa in b.withUnsafeBytes { pb in Result { () throws(E) in try body(pa, pb) } } }
+    try r.get()
 }
 
 enum Key {

@@ -160,17 +160,17 @@ final class LMDBBackend: KVBackend, @unchecked Sendable {
             return Array(UnsafeRawBufferPointer(start: p, count: v.mv_size))
         }
 
-        func put(_ db: DB, _ key: [UInt8], _ value: [UInt8], append: Bool) throws(StoreError) {
-            // LMDB only reads the key and value it is given.
-            let rc = key.withUnsafeBytes { kp in
-                value.withUnsafeBytes { vp in
-                    var kv = MDB_val(mv_size: kp.count, mv_data: UnsafeMutableRawPointer(mutating: kp.baseAddress))
-                    var vv = MDB_val(mv_size: vp.count, mv_data: UnsafeMutableRawPointer(mutating: vp.baseAddress))
-                    return mdb_put(txn, dbi(db), &kv, &vv, append ? UInt32(MDB_APPEND) : 0)
-                }
-            }
+        func put(_ db: DB, _ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, _ suffix: UnsafeRawBufferPointer,
+                 append: Bool) throws(StoreError) {
+            // LMDB only reads the key. With MDB_RESERVE it hands back the value's place in
+            // the map, and both parts are copied straight there.
+            var kv = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
+            var vv = MDB_val(mv_size: value.count + suffix.count, mv_data: nil)
+            let rc = mdb_put(txn, dbi(db), &kv, &vv, UInt32(MDB_RESERVE) | (append ? UInt32(MDB_APPEND) : 0))
             if rc == MDB_KEYEXIST { throw .invalidAppend("key out of order in \(db.name)") }
             try backend.check(rc, "mdb_put \(db.name)")
+            if value.count > 0 { vv.mv_data.copyMemory(from: value.baseAddress!, byteCount: value.count) }
+            if suffix.count > 0 { (vv.mv_data + value.count).copyMemory(from: suffix.baseAddress!, byteCount: suffix.count) }
         }
 
         func withCursor<T>(_ db: DB, _ body: (OpaquePointer?) throws(StoreError) -> T) throws(StoreError) -> T {

@@ -14,8 +14,10 @@ final class MemoryBackend: KVBackend, @unchecked Sendable {
         init(_ dbs: [[[UInt8]: [UInt8]]], writable: Bool) { self.dbs = dbs; self.writable = writable }
 
         func get(_ db: DB, _ key: [UInt8]) throws(StoreError) -> [UInt8]? { dbs[db.rawValue][key] }
-        func put(_ db: DB, _ key: [UInt8], _ value: [UInt8], append: Bool) throws(StoreError) {
+        func put(_ db: DB, _ keyP: UnsafeRawBufferPointer, _ valueP: UnsafeRawBufferPointer, _ suffix: UnsafeRawBufferPointer,
+                 append: Bool) throws(StoreError) {
             guard writable else { throw .readOnly(path: ":memory:") }
+            let key = Array(keyP), value = Array(valueP) + Array(suffix)
             if append, let last = dbs[db.rawValue].keys.max(by: { $0.lexicographicallyPrecedes($1) }),
                !last.lexicographicallyPrecedes(key) {
                 throw .invalidAppend("key out of order in \(db.name)")

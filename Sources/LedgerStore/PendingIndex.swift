@@ -99,10 +99,23 @@ extension LedgerLog {
                 heights.append(h)
             }
             ids.sort { $0.0 < $1.0 }
-            for (id, seq) in ids { try t.put(.eventIDs, id.bytes, Key.u64(seq), append: false) }
+            let none = UnsafeRawBufferPointer(start: nil, count: 0)
+            var buf = [UInt8](repeating: 0, count: 41)  // the longest key: tag | id | seq
+            for (id, seq) in ids {
+                try withBytes(of: id) { k throws(StoreError) in
+                    try withBytes(of: seq.bigEndian) { vp throws(StoreError) in try t.put(.eventIDs, k, vp, none, append: false) }
+                }
+            }
             // Key order of `tag | id | seq`, compared without building the byte keys.
             streams.sort { ($0.0.tag, $0.0.id, $0.1) < ($1.0.tag, $1.0.id, $1.1) }
-            for (k, seq) in streams { try t.put(.streams, k.bytes + Key.u64(seq), [], append: false) }
+            for (k, seq) in streams {
+                buf.withUnsafeMutableBytes { b in
+                    b[0] = k.tag
+                    k.id.withBytes { UnsafeMutableRawBufferPointer(rebasing: b[1 ..< 33]).copyMemory(from: $0) }
+                    b.storeBytes(of: seq.bigEndian, toByteOffset: 33, as: UInt64.self)
+                }
+                try withBytes(of: buf) { kp throws(StoreError) in try t.put(.streams, kp, none, none, append: false) }
+            }
             for h in heights { try t.delete(.pendingIndex, Key.u64(h)) }
         }
         cacheLock.withLock { pendingCache = PendingIndex(); lastMergeError = nil }

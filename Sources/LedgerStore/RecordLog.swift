@@ -102,9 +102,11 @@ public final class LedgerLog: EventLog, @unchecked Sendable {
             ids.reserveCapacity(c.events.count)
             var inBlock = Set<EventID>()
             for (i, e) in c.events.enumerated() {
-                var value = e.id.bytes
-                value.append(contentsOf: e.envelope.bytes)
-                try t.put(.events, Key.u64(seq), value, append: true)
+                try withBytes(of: seq.bigEndian) { k throws(StoreError) in
+                    try withBytes(of: e.id) { id throws(StoreError) in
+                        try withBytes(of: e.envelope.bytes) { b throws(StoreError) in try t.put(.events, k, id, b, append: true) }
+                    }
+                }
                 guard inBlock.insert(e.id).inserted, pending.ids[e.id] == nil, try t.get(.eventIDs, e.id.bytes) == nil else {
                     throw StoreError.invalidAppend("event \(e.id.short) is already in the log")
                 }

@@ -16,6 +16,8 @@ struct Bench: ParsableCommand {
     @Option(help: "Events per block.") var blockEvents = 1_000
     @Option(help: "Scratch directory (default: a new one under /tmp, removed afterwards).") var dir: String?
     @Flag(help: "Print the figures as JSON.") var json = false
+    @Option(help: "Repetitions of each phase; each figure is the best of them (the machine is shared and noisy).") var repeats = 3
+    @Option(help: "Only these phases (comma-separated: verify,ingest,append,replay,rebuild), for profiling.") var phases: String?
 
     func run() throws {
         let root = dir ?? NSTemporaryDirectory() + "chaosledger-bench-\(UUID().uuidString)"
@@ -49,8 +51,16 @@ struct Bench: ParsableCommand {
         // Baseline 1: raw crypto_sign_verify_detached on 1 and on all cores.
         let messages = envelopes.map { Domain.event(chain.raw) + Array($0.signedBytes) }
         let sigs = envelopes.map(\.signature), pks = envelopes.map(\.author)
-        let raw1 = time { _ = ParallelVerifier.rawBaseline(messages: messages, signatures: sigs, keys: pks, workers: 1) }
-        let rawN = time { _ = ParallelVerifier.rawBaseline(messages: messages, signatures: sigs, keys: pks, workers: cores) }
+        func want(_ p: String) -> Bool { phases.map { $0.split(separator: ",").contains(Substring(p)) } ?? true }
+        var raw1 = Double.infinity, rawN = Double.infinity, ours = Double.infinity
+        if want("verify") {
+            // Interleaved, best of `repeats`: load from other tenants hits all three alike.
+            for _ in 0 ..< repeats {
+                raw1 = min(raw1, time { _ = ParallelVerifier.rawBaseline(messages: messages, signatures: sigs, keys: pks, workers: 1) })
+                rawN = min(rawN, time { _ = ParallelVerifier.rawBaseline(messages: messages, signatures: sigs, keys: pks, workers: cores) })
+                ours = min(ours, time { _ = ParallelVerifier.verify(envelopes, workers: cores) })
+            }
+        }
 
         // Decode cost of the fixed layout (the schema decision).
         var sink = 0
@@ -59,23 +69,50 @@ struct Bench: ParsableCommand {
 
         // 1. Ingest: decode + verify on every core + admit (nonce, balance, …) + durable block commit.
         stderr("bench: ingest…")
-        let ingestLog = try LedgerLog.openLMDB(path: root + "/ingest")
-        _ = try ingestLog.initialize(genesis: genesis)
-        let p = try SoloProducer(log: ingestLog, key: producer, clock: { h in h.value * 1_000 })
-        var refused = 0
-        let ingest = time {
-            var i = 0
-            while i < signed.count {
-                let batch = Array(signed[i ..< min(i + blockEvents, signed.count)])
-                for r in p.submitBatch(batch) { if case .failure = r { refused += 1 } }
-                _ = try! p.commit()
-                i += blockEvents
+        var batches: [[[UInt8]]] = []
+        var i = 0
+        while i < signed.count { batches.append(Array(signed[i ..< min(i + blockEvents, signed.count)])); i += blockEvents }
+        if phases?.contains("stages") == true {
+            let log = try LedgerLog.openLMDB(path: root + "/stages")
+            _ = try log.initialize(genesis: genesis)
+            let p = try SoloProducer(log: log, key: producer, clock: { h in h.value * 1_000 })
+            var tDec = 0.0, tVer = 0.0, tId = 0.0, tVerAll = 0.0
+            for b in batches {
+                var envs: [Envelope] = []
+                tDec += time { envs = b.map { try! Envelope(bytes: $0) } }
+                tVer += time { _ = ParallelVerifier.verify(envs) }
+                tId += time { for e in envs { _ = EventCrypto.id(e.bytes) } }
             }
+            tVerAll = time { _ = ParallelVerifier.verify(envelopes) }
+            print(String(format: "decode %.2f us, verify per batch %.1f us, verify all %.1f us, id %.2f us", tDec / Double(events) * 1e6, tVer / Double(events) * 1e6, tVerAll / Double(events) * 1e6, tId / Double(events) * 1e6))
+            var prepared: [[Result<(Envelope, EventID), AdmissionError>]] = []
+            let tPrep = time { prepared = batches.map { SoloProducer.prepare($0) } }
+            var tAdmit = 0.0, tCommit = 0.0
+            for b in prepared {
+                tAdmit += time { for r in b { if case let .success((e, id)) = r { _ = try! p.admitVerified(e, id: id) } } }
+                tCommit += time { _ = try! p.commit() }
+            }
+            print(String(format: "stages per event: prepare %.1f us, admit %.1f us, commit %.1f us", tPrep / Double(events) * 1e6, tAdmit / Double(events) * 1e6, tCommit / Double(events) * 1e6))
+            return
         }
-        precondition(refused == 0, "bench events were refused")
+        var ingest = Double.infinity
+        var ingestLog: LedgerLog!
+        for r in 0 ..< repeats {
+            let log = try LedgerLog.openLMDB(path: root + "/ingest-\(r)")
+            _ = try log.initialize(genesis: genesis)
+            let p = try SoloProducer(log: log, key: producer, clock: { h in h.value * 1_000 })
+            var refused = 0
+            ingest = min(ingest, time {
+                for batch in try! p.ingest(batches) { for r in batch { if case .failure = r { refused += 1 } } }
+            })
+            precondition(refused == 0, "bench events were refused")
+            ingestLog = log
+        }
+        let ingestPath = ingestLog.path
 
-        // 2. Append of already-verified events: the store alone, the same blocks re-appended
-        //    into a fresh log, next to raw LMDB appends of the same bytes.
+        guard want("append") || want("replay") || want("rebuild") else {
+            print(String(format: "ingest %.0f events/s", Double(events) / ingest)); return
+        }
         stderr("bench: append…")
         let head = try ingestLog.metadata()!.head
         var commits: [BlockCommit] = []
@@ -85,28 +122,40 @@ struct Bench: ParsableCommand {
             commits.append(BlockCommit(block: b, blockHash: Blake2b.hash(b.headerBytes), events: evs.map { ($0.id, $0.envelope) },
                                        streams: evs.map { e in (try! e.envelope.decodePayload()).streams(author: e.envelope.author, id: e.id) }))
         }
-        let appendLog = try LedgerLog.openLMDB(path: root + "/append")
-        _ = try appendLog.initialize(genesis: genesis)
-        let append = time { for c in commits { try! appendLog.append(c) } }
-        let rawLMDB = try RawLMDBBaseline.append(dir: root + "/raw", records: signed, perTxn: blockEvents)
+        var append = Double.infinity, rawLMDB = Double.infinity
+        for r in 0 ..< repeats {
+            let appendLog = try LedgerLog.openLMDB(path: root + "/append-\(r)")
+            _ = try appendLog.initialize(genesis: genesis)
+            append = min(append, time { for c in commits { try! appendLog.append(c) } })
+            rawLMDB = min(rawLMDB, try RawLMDBBaseline.append(dir: root + "/raw-\(r)", records: signed, perTxn: blockEvents))
+        }
 
         // 3. Replay with full verification; 4. rebuild without.
         stderr("bench: replay…")
-        let reader = try LedgerLog.openLMDB(path: root + "/ingest", mode: .readOnly)
-        let (report, _) = Replayer(log: reader).run()
-        precondition(report.ok, "replay failed: \(String(describing: report.failure))")
+        let reader = try LedgerLog.openLMDB(path: ingestPath, mode: .readOnly)
+        var replay = Double.infinity, rebuild = Double.infinity
+        for _ in 0 ..< repeats {
+            let (report, _) = Replayer(log: reader).run()
+            precondition(report.ok && report.events == UInt64(events), "replay failed: \(String(describing: report.failure))")
+            replay = min(replay, report.seconds)
+        }
         stderr("bench: rebuild…")
-        let (_, stats) = try StateLoader.rebuild(ingestLog)
+        for _ in 0 ..< repeats {
+            let (_, stats) = try StateLoader.rebuild(ingestLog)
+            precondition(stats.events == UInt64(events))
+            rebuild = min(rebuild, stats.seconds)
+        }
 
         let n = Double(events)
         let figures: [(String, Double, String)] = [
             ("raw libsodium verify, 1 core", n / raw1, "baseline"),
             ("raw libsodium verify, \(cores) cores", n / rawN, "baseline"),
+            ("ParallelVerifier (ours), \(cores) cores", n / ours, pct(n / ours, n / rawN, "raw \(cores)-core verify", target: 95)),
             ("ingest: verify + admit + commit (blocks of \(blockEvents))", n / ingest, pct(n / ingest, n / rawN, "raw \(cores)-core verify", target: 80)),
             ("raw LMDB append, same bytes, \(blockEvents)/txn", n / rawLMDB, "baseline"),
             ("append of verified events (group commit)", n / append, pct(n / append, n / rawLMDB, "raw LMDB", target: 50)),
-            ("replay with verification", n / report.seconds, pct(n / report.seconds, n / rawN, "raw \(cores)-core verify", target: 80)),
-            ("rebuild without verification", Double(stats.events) / stats.seconds, "target ≥ 500000/s"),
+            ("replay with verification", n / replay, pct(n / replay, n / rawN, "raw \(cores)-core verify", target: 80)),
+            ("rebuild without verification", n / rebuild, n / rebuild >= 500_000 ? "target ≥ 500000/s: met" : "target ≥ 500000/s: NOT met"),
             ("envelope decode (fixed layout), ns/event", decode / n * 1e9, "ns"),
             ("payload decode (transfer), ns/event", decodePayload / n * 1e9, "ns"),
         ]
@@ -114,10 +163,11 @@ struct Bench: ParsableCommand {
             printJSON(Dictionary(uniqueKeysWithValues: figures.map { ($0.0, $0.1) }).merging(["events": n, "cores": Double(cores), "sink": Double(sink % 2)]) { a, _ in a })
             return
         }
-        print("chaosledger bench: \(events) events of 200 bytes, \(authors) authors, blocks of \(blockEvents), \(cores) cores")
+        print("chaosledger bench: \(events) events of 200 bytes, \(authors) authors, blocks of \(blockEvents), \(cores) cores, best of \(repeats)")
         for (name, v, note) in figures {
-            let unit = note == "ns" ? "ns" : "events/s"
-            print(String(format: "  %-58@ %12.0f %@   %@", name as NSString, v, unit, note == "ns" ? "" : note))
+            let unit = note == "ns" ? "ns      " : "events/s"
+            let padded = name.count < 62 ? name + String(repeating: " ", count: 62 - name.count) : name
+            print("  \(padded) \(String(format: "%10.0f", v)) \(unit)   \(note == "ns" ? "" : note)")
         }
         _ = sink
     }
