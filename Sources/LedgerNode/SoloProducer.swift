@@ -157,9 +157,9 @@ public final class SoloProducer {
     @discardableResult
     public func commit() throws(ProducerError) -> StoredBlock? {
         guard let ctx = openContext, !open.isEmpty else { return nil }
-        let meta = try metadata()
+        let head = try logHead()
         let header = BlockHeader(
-            chainID: state.chainID.raw, height: ctx.height, parentHash: meta.headHash, view: 0,
+            chainID: state.chainID.raw, height: ctx.height, parentHash: head.hash, view: 0,
             timestampMs: ctx.timestampMs, proposer: key.publicKey, eventCount: UInt32(open.count),
             eventsRoot: EventCrypto.eventsRoot(open.map(\.id)), parentStateRoot: state.stateRoot(),
             meme: Array(meme(ctx.height).prefix(Limits.memeBytesMax)))
@@ -169,7 +169,7 @@ public final class SoloProducer {
         let cert = CommitCertificate(height: ctx.height, view: 0, blockHash: hash, votes: [vote])
         // Pair assertion: the certificate must pass the same check a replay makes.
         do { try state.verifyCertificate(cert, height: ctx.height, blockHash: hash) } catch { throw .certificate(error) }
-        let first = meta.nextSequence
+        let first = head.nextSequence
         let block = StoredBlock(header: header, certificate: cert, firstSequence: first)
         let streams = open.map { e in
             ((try? e.envelope.decodePayload())?.streams(author: e.envelope.author, id: e.id)) ?? [.account(e.envelope.author)]
@@ -187,9 +187,9 @@ public final class SoloProducer {
         return block
     }
 
-    private func metadata() throws(ProducerError) -> LogMetadata {
-        let m: LogMetadata?
-        do { m = try log.metadata() } catch { throw .store(error) }
+    private func logHead() throws(ProducerError) -> LogHead {
+        let m: LogHead?
+        do { m = try log.head() } catch { throw .store(error) }
         guard let m else { throw .store(.notInitialized) }
         return m
     }

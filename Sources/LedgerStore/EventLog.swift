@@ -72,8 +72,18 @@ public struct BlockCommit: Sendable {
 
 /// The append-only event log. Implementations: `LMDBEventLog` and `MemoryEventLog`,
 /// both checked by one conformance suite.
+/// The head of the log: what an append needs, without the genesis document.
+public struct LogHead: Sendable, Equatable {
+    public var height: Height
+    public var hash: Hash32
+    public var nextSequence: SequenceNumber
+}
+
 public protocol EventLog: AnyObject, Sendable {
+    /// Everything in `meta`, the genesis document included (its hash is checked on read).
     func metadata() throws(StoreError) -> LogMetadata?
+    /// Just the head; cheap enough to call for every block.
+    func head() throws(StoreError) -> LogHead?
     func initialize(chainID: ChainID, genesisBytes: [UInt8], genesisHash: Hash32) throws(StoreError)
     /// Appends header, events, certificate, index entries and the new head in one
     /// durable transaction: after it returns the block survives a crash; if it throws,

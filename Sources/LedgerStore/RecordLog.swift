@@ -24,37 +24,56 @@ public final class LedgerLog: EventLog, @unchecked Sendable {
     public var mapGrowths: Int { (kv as? LMDBBackend)?.growths ?? 0 }
 
     static var genesisKey: [UInt8] { Array("genesis".utf8) }
+    static var chainKey: [UInt8] { Array("chain".utf8) }
     static var headKey: [UInt8] { Array("head".utf8) }
 
     public func metadata() throws(StoreError) -> LogMetadata? {
         try kv.read { t throws(StoreError) in try Self.meta(t) }
     }
 
-    static func meta(_ t: any KVTxn) throws(StoreError) -> LogMetadata? {
-        guard let g = try t.get(.meta, genesisKey) else { return nil }
-        guard let h = try t.get(.meta, headKey) else { throw .corrupt(record: "meta[head]", reason: "missing while genesis is present") }
-        do {
-            var r = ByteReader(try Record.open(g, record: "meta[genesis]"))
+    public func head() throws(StoreError) -> LogHead? {
+        try kv.read { t throws(StoreError) in try Self.head(t).map { LogHead(height: $0.height, hash: $0.hash, nextSequence: $0.nextSequence) } }
+    }
+
+    /// The small records an append needs: chain id, genesis hash and head — not the
+    /// genesis document, which can be megabytes and is hash-checked when read.
+    struct Head {
+        var chainID: ChainID
+        var formatVersion: UInt16
+        var genesisHash: Hash32
+        var height: Height
+        var hash: Hash32
+        var nextSequence: SequenceNumber
+    }
+
+    static func head(_ t: any KVTxn) throws(StoreError) -> Head? {
+        guard let c = try t.get(.meta, chainKey) else { return nil }
+        guard let h = try t.get(.meta, headKey) else { throw .corrupt(record: "meta[head]", reason: "missing while chain is present") }
+        let cb = try Record.open(c, record: "meta[chain]")
+        let hb = try Record.open(h, record: "meta[head]")
+        do throws(DecodeError) {
+            var r = ByteReader(cb)
             let version = try r.u16("meta.formatVersion")
             let chain = try ChainID(raw: try r.b32("meta.chainID"))
             let gh = try r.b32("meta.genesisHash")
-            let gb = try r.blob32("meta.genesis", max: Limits.genesisBytesMax)
             try r.end()
-            guard Blake2b.hash(gb) == gh else { throw StoreError.corrupt(record: "meta[genesis]", reason: "genesis hash mismatch") }
-            var hr = ByteReader(try Record.open(h, record: "meta[head]"))
-            let head = Height(try hr.u64("head.height"))
-            let hash = try hr.b32("head.hash")
-            let next = SequenceNumber(try hr.u64("head.nextSequence"))
+            var hr = ByteReader(hb)
+            let head = Head(chainID: chain, formatVersion: version, genesisHash: gh, height: Height(try hr.u64("head.height")),
+                            hash: try hr.b32("head.hash"), nextSequence: SequenceNumber(try hr.u64("head.nextSequence")))
             try hr.end()
-            return LogMetadata(chainID: chain, formatVersion: version, genesisHash: gh, genesisBytes: gb,
-                               head: head, headHash: hash, nextSequence: next)
-        } catch let e as DecodeError {
-            throw .corrupt(record: "meta", reason: e.description)
-        } catch let e as StoreError {
-            throw e
+            return head
         } catch {
-            throw .corrupt(record: "meta", reason: "\(error)")
+            throw .corrupt(record: "meta", reason: error.description)
         }
+    }
+
+    static func meta(_ t: any KVTxn) throws(StoreError) -> LogMetadata? {
+        guard let h = try head(t) else { return nil }
+        guard let g = try t.get(.meta, genesisKey) else { throw .corrupt(record: "meta[genesis]", reason: "missing while chain is present") }
+        let gb = Array(try Record.open(g, record: "meta[genesis]"))
+        guard Blake2b.hash(gb) == h.genesisHash else { throw .corrupt(record: "meta[genesis]", reason: "genesis hash mismatch") }
+        return LogMetadata(chainID: h.chainID, formatVersion: h.formatVersion, genesisHash: h.genesisHash, genesisBytes: gb,
+                           head: h.height, headHash: h.hash, nextSequence: h.nextSequence)
     }
 
     static func headRecord(_ height: Height, _ hash: Hash32, _ next: SequenceNumber) -> [UInt8] {
@@ -66,10 +85,11 @@ public final class LedgerLog: EventLog, @unchecked Sendable {
     public func initialize(chainID: ChainID, genesisBytes: [UInt8], genesisHash: Hash32) throws(StoreError) {
         guard Blake2b.hash(genesisBytes) == genesisHash else { throw .invalidAppend("genesis hash does not match its bytes") }
         try kv.write { t throws(StoreError) in
-            guard try t.get(.meta, Self.genesisKey) == nil else { throw StoreError.alreadyInitialized }
-            var w = ByteWriter(capacity: genesisBytes.count + 80)
-            w.u16(Envelope.formatVersion); w.b32(chainID.raw); w.b32(genesisHash); w.blob32(genesisBytes)
-            try t.put(.meta, Self.genesisKey, Record.seal(w.bytes), append: false)
+            guard try t.get(.meta, Self.chainKey) == nil else { throw StoreError.alreadyInitialized }
+            var w = ByteWriter(capacity: 80)
+            w.u16(Envelope.formatVersion); w.b32(chainID.raw); w.b32(genesisHash)
+            try t.put(.meta, Self.chainKey, Record.seal(w.bytes), append: false)
+            try t.put(.meta, Self.genesisKey, Record.seal(genesisBytes), append: false)
             try t.put(.meta, Self.headKey, Self.headRecord(0, genesisHash, 0), append: false)
         }
     }
@@ -87,10 +107,10 @@ public final class LedgerLog: EventLog, @unchecked Sendable {
         var written: (ids: [(EventID, UInt64)], streams: [(StreamKey, UInt64)]) = ([], [])
         var pendingBefore = PendingIndex()
         try kv.write { t throws(StoreError) in
-            guard let m = try Self.meta(t) else { throw StoreError.notInitialized }
+            guard let m = try Self.head(t) else { throw StoreError.notInitialized }
             guard h.chainID == m.chainID.raw else { throw StoreError.invalidAppend("block is for chain \(h.chainID.short)") }
-            guard h.height == m.head.next else { throw StoreError.invalidAppend("height \(h.height) does not follow head \(m.head)") }
-            guard h.parentHash == m.headHash else { throw StoreError.invalidAppend("parent hash does not match head \(m.head)") }
+            guard h.height == m.height.next else { throw StoreError.invalidAppend("height \(h.height) does not follow head \(m.height)") }
+            guard h.parentHash == m.hash else { throw StoreError.invalidAppend("parent hash does not match head \(m.height)") }
             guard c.block.firstSequence == m.nextSequence else {
                 throw StoreError.invalidAppend("first sequence \(c.block.firstSequence) is not \(m.nextSequence)")
             }
