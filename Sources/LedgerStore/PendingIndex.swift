@@ -13,7 +13,14 @@ struct PendingIndex: Sendable {
     var first: UInt64?
     var last: UInt64?
     var ids: [EventID: UInt64] = [:]
-    var streams: [StreamKey: [UInt64]] = [:]
+    /// Stream entries in log order. Stream reads filter it (it holds at most
+    /// `indexMergeBlocks` blocks' entries), which keeps appends free of a second map.
+    var streamEntries: [StreamEntry] = []
+
+    func streams(_ key: StreamKey) -> [UInt64] {
+        let tag = key.tag, id = key.id
+        return streamEntries.compactMap { $0.tag == tag && $0.id == id ? $0.seq : nil }
+    }
 
     static func encode(ids: [(EventID, UInt64)], streams: [(StreamKey, UInt64)]) -> [UInt8] {
         var w = ByteWriter(capacity: 8 + ids.count * 40 + streams.count * 41)
@@ -47,8 +54,22 @@ struct PendingIndex: Sendable {
     mutating func add(height: UInt64, _ entries: (ids: [(EventID, UInt64)], streams: [(StreamKey, UInt64)])) {
         if first == nil { first = height }
         last = height
+        ids.reserveCapacity(ids.count + entries.ids.count)
         for (id, seq) in entries.ids { ids[id] = seq }
-        for (k, seq) in entries.streams { streams[k, default: []].append(seq) }
+        streamEntries.reserveCapacity(streamEntries.count + entries.streams.count)
+        for (k, seq) in entries.streams { streamEntries.append(StreamEntry(tag: k.tag, id: k.id, seq: seq)) }
+    }
+}
+
+/// One stream index entry; ordered as its key `tag | id | seq` is.
+struct StreamEntry: Comparable, Sendable {
+    var tag: UInt8
+    var id: Bytes32
+    var seq: UInt64
+    static func < (a: StreamEntry, b: StreamEntry) -> Bool {
+        if a.tag != b.tag { return a.tag < b.tag }
+        if a.id != b.id { return a.id < b.id }
+        return a.seq < b.seq
     }
 }
 
@@ -89,13 +110,13 @@ extension LedgerLog {
     public func mergePendingIndexes() throws(StoreError) {
         try kv.write { t throws(StoreError) in
             var ids: [(EventID, UInt64)] = []
-            var streams: [(StreamKey, UInt64)] = []
+            var streams: [StreamEntry] = []
             var heights: [UInt64] = []
             for row in try t.scan(.pendingIndex, from: [], prefix: [], limit: Int.max) {
                 guard let h = Key.decodeU64(row.key) else { throw StoreError.corrupt(record: "index_pending", reason: "malformed key") }
                 let e = try Self.pendingRecord(t, h)
                 ids.append(contentsOf: e.ids)
-                streams.append(contentsOf: e.streams)
+                streams.append(contentsOf: e.streams.map { StreamEntry(tag: $0.0.tag, id: $0.0.id, seq: $0.1) })
                 heights.append(h)
             }
             ids.sort { $0.0 < $1.0 }
@@ -106,12 +127,12 @@ extension LedgerLog {
                     try withBytes(of: seq.bigEndian) { vp throws(StoreError) in try t.put(.eventIDs, k, vp, none, append: false) }
                 }
             }
-            // Key order of `tag | id | seq`, compared without building the byte keys.
-            streams.sort { ($0.0.tag, $0.0.id, $0.1) < ($1.0.tag, $1.0.id, $1.1) }
-            for (k, seq) in streams {
+            streams.sort()
+            for e in streams {
+                let seq = e.seq
                 buf.withUnsafeMutableBytes { b in
-                    b[0] = k.tag
-                    k.id.withBytes { UnsafeMutableRawBufferPointer(rebasing: b[1 ..< 33]).copyMemory(from: $0) }
+                    b[0] = e.tag
+                    e.id.withBytes { UnsafeMutableRawBufferPointer(rebasing: b[1 ..< 33]).copyMemory(from: $0) }
                     b.storeBytes(of: seq.bigEndian, toByteOffset: 33, as: UInt64.self)
                 }
                 try withBytes(of: buf) { kp throws(StoreError) in try t.put(.streams, kp, none, none, append: false) }

@@ -235,7 +235,7 @@ public final class LedgerLog: EventLog, @unchecked Sendable {
                 seqs.append(seq)
             }
             // Pending entries all follow the merged ones: merges go in height order.
-            if seqs.count < n, let more = try pending(t).streams[key] {
+            if seqs.count < n, case let more = try pending(t).streams(key), !more.isEmpty {
                 let floor = after.map { $0.value + 1 } ?? 0
                 for s in more where s >= floor && seqs.count < n { seqs.append(s) }
             }
