@@ -11,6 +11,7 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     /// Another process holds the writer lock on this directory.
     case locked(path: String)
     case readOnly(path: String)
+    case closed(path: String)
     case io(operation: String, path: String, code: Int32, message: String)
     case notInitialized
     case alreadyInitialized
@@ -24,6 +25,7 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .diskFull(p): "\(p): disk full"
         case let .locked(p): "\(p): another process is writing to this log"
         case let .readOnly(p): "\(p): the log is open read-only"
+        case let .closed(p): "\(p): the log is closed"
         case let .io(op, p, c, m): "\(p): \(op) failed (\(c)): \(m)"
         case .notInitialized: "the log has no genesis yet"
         case .alreadyInitialized: "the log already has a genesis"

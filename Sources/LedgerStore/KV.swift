@@ -3,7 +3,11 @@ import LedgerCrypto
 
 /// The named databases (schemas/FORMAT.md §5).
 enum DB: Int, CaseIterable {
-    case events, blocks, eventIDs, streams, meta, checkpoints, pendingIndex
+    case events, blocks, meta, checkpoints  // the main environment
+    case eventIDs, streams, indexMeta  // the index environment (Index.swift)
+
+    static let main: [DB] = [.events, .blocks, .meta, .checkpoints]
+    static let index: [DB] = [.eventIDs, .streams, .indexMeta]
     var name: String {
         switch self {
         case .events: "events"
@@ -12,7 +16,7 @@ enum DB: Int, CaseIterable {
         case .streams: "streams"
         case .meta: "meta"
         case .checkpoints: "checkpoints"
-        case .pendingIndex: "index_pending"
+        case .indexMeta: "index_meta"
         }
     }
 }
@@ -25,6 +29,8 @@ protocol KVTxn {
     /// value is the concatenation of `value` and `suffix` (written in place, no copy).
     func put(_ db: DB, _ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, _ suffix: UnsafeRawBufferPointer,
              append: Bool) throws(StoreError)
+    /// Puts unless the key exists; returns false (and writes nothing) when it does.
+    func insertNew(_ db: DB, _ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws(StoreError) -> Bool
     /// Keys ≥ `from` that start with `prefix`, in order, at most `limit`.
     func scan(_ db: DB, from: [UInt8], prefix: [UInt8], limit: Int) throws(StoreError) -> [(key: [UInt8], value: [UInt8])]
     /// The greatest key ≤ `key` that starts with `prefix`.
@@ -35,6 +41,8 @@ protocol KVTxn {
 
 protocol KVBackend: AnyObject, Sendable {
     var path: String { get }
+    /// Releases the files; later transactions fail with `StoreError.closed`.
+    func close()
     func read<T>(_ body: (any KVTxn) throws(StoreError) -> T) throws(StoreError) -> T
     /// Runs `body` in a write transaction and commits durably; `body` may run more than
     /// once (after the map grows), so it must only depend on its inputs.

@@ -10,9 +10,24 @@ extension LedgerLog {
     /// `StoreError.locked`. A read-only open never writes and works on a copied log in a
     /// read-only directory.
     /// `mapBytesMax` caps automatic growth (tests use a small one to reach MDB_MAP_FULL).
+    /// The id and stream indexes live in `<path>/index` (Index.swift): a writer keeps
+    /// them caught up on a background thread; a reader uses them when they exist.
     public static func openLMDB(path: String, mode: OpenMode = .readWrite, mapBytesInitial: Int = Limits.mapBytesInitial,
                                 mapBytesMax: Int = Limits.mapBytesMax) throws(StoreError) -> LedgerLog {
-        LedgerLog(try LMDBBackend(path: path, mode: mode, mapBytesInitial: mapBytesInitial, mapBytesMax: mapBytesMax))
+        let main = try LMDBBackend(path: path, mode: mode, dbs: DB.main, writerLock: mode == .readWrite,
+                                   mapBytesInitial: mapBytesInitial, mapBytesMax: mapBytesMax)
+        let indexPath = path + "/index"
+        var index: LMDBBackend?
+        switch mode {
+        case .readWrite:
+            index = try LMDBBackend(path: indexPath, mode: .readWrite, dbs: DB.index, writerLock: false,
+                                    mapBytesInitial: mapBytesInitial, mapBytesMax: mapBytesMax)
+        case .readOnly:
+            // No index, or one that cannot be opened: lookups derive everything from the events.
+            index = try? LMDBBackend(path: indexPath, mode: .readOnly, dbs: DB.index, writerLock: false,
+                                     mapBytesInitial: mapBytesInitial, mapBytesMax: mapBytesMax)
+        }
+        return LedgerLog(main, index: index, background: mode == .readWrite)
     }
 }
 
@@ -21,6 +36,7 @@ final class LMDBBackend: KVBackend, @unchecked Sendable {
     let mode: LedgerLog.OpenMode
     private var env: OpaquePointer?
     private var dbis = [MDB_dbi](repeating: 0, count: DB.allCases.count)
+    private let dbs: [DB]
     private var lockFD: Int32 = -1
     private var mapSize: Int
     private let mapBytesMax: Int
@@ -28,15 +44,16 @@ final class LMDBBackend: KVBackend, @unchecked Sendable {
     // of this process is open.
     private let lock = NSLock()
 
-    init(path: String, mode: LedgerLog.OpenMode, mapBytesInitial: Int, mapBytesMax: Int) throws(StoreError) {
+    init(path: String, mode: LedgerLog.OpenMode, dbs: [DB], writerLock: Bool, mapBytesInitial: Int, mapBytesMax: Int) throws(StoreError) {
         self.path = path
         self.mode = mode
+        self.dbs = dbs
         self.mapBytesMax = mapBytesMax
         mapSize = min(mapBytesInitial, mapBytesMax)
         if mode == .readWrite {
             do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) }
             catch { throw Self.ioError("mkdir", path, errno) }
-            try takeWriterLock()
+            if writerLock { try takeWriterLock() }
         } else {
             guard FileManager.default.fileExists(atPath: path + "/data.mdb") else { throw .notInitialized }
         }
@@ -70,8 +87,12 @@ final class LMDBBackend: KVBackend, @unchecked Sendable {
         }
     }
 
-    deinit {
+    deinit { close() }
+
+    func close() {
+        lock.lock(); defer { lock.unlock() }
         if let env { mdb_env_close(env) }
+        env = nil
         releaseWriterLock()
     }
 
@@ -85,7 +106,7 @@ final class LMDBBackend: KVBackend, @unchecked Sendable {
         }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             let err = errno
-            close(fd)
+            Glibc.close(fd)
             if err == EWOULDBLOCK { throw .locked(path: path) }
             throw Self.ioError("flock writer.lock", path, err)
         }
@@ -93,13 +114,13 @@ final class LMDBBackend: KVBackend, @unchecked Sendable {
     }
 
     private func releaseWriterLock() {
-        if lockFD >= 0 { flock(lockFD, LOCK_UN); close(lockFD); lockFD = -1 }
+        if lockFD >= 0 { flock(lockFD, LOCK_UN); Glibc.close(lockFD); lockFD = -1 }
     }
 
     private func openDatabases() throws(StoreError) {
         var txn: OpaquePointer?
         try check(mdb_txn_begin(env, nil, mode == .readOnly ? UInt32(MDB_RDONLY) : 0, &txn), "mdb_txn_begin")
-        for db in DB.allCases {
+        for db in dbs {
             var dbi: MDB_dbi = 0
             let rc = mdb_dbi_open(txn, db.name, mode == .readOnly ? 0 : UInt32(MDB_CREATE), &dbi)
             if rc == MDB_NOTFOUND { mdb_txn_abort(txn); throw .notInitialized }
@@ -173,6 +194,15 @@ final class LMDBBackend: KVBackend, @unchecked Sendable {
             if suffix.count > 0 { (vv.mv_data + value.count).copyMemory(from: suffix.baseAddress!, byteCount: suffix.count) }
         }
 
+        func insertNew(_ db: DB, _ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws(StoreError) -> Bool {
+            var kv = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
+            var vv = MDB_val(mv_size: value.count, mv_data: UnsafeMutableRawPointer(mutating: value.baseAddress))
+            let rc = mdb_put(txn, dbi(db), &kv, &vv, UInt32(MDB_NOOVERWRITE))
+            if rc == MDB_KEYEXIST { return false }
+            try backend.check(rc, "mdb_put \(db.name)")
+            return true
+        }
+
         func withCursor<T>(_ db: DB, _ body: (OpaquePointer?) throws(StoreError) -> T) throws(StoreError) -> T {
             var c: OpaquePointer?
             try backend.check(mdb_cursor_open(txn, dbi(db), &c), "mdb_cursor_open \(db.name)")
@@ -238,6 +268,7 @@ final class LMDBBackend: KVBackend, @unchecked Sendable {
 
     func read<T>(_ body: (any KVTxn) throws(StoreError) -> T) throws(StoreError) -> T {
         lock.lock(); defer { lock.unlock() }
+        guard env != nil else { throw .closed(path: path) }
         var txn: OpaquePointer?
         var rc = mdb_txn_begin(env, nil, UInt32(MDB_RDONLY), &txn)
         if rc == MDB_MAP_RESIZED {
@@ -253,6 +284,7 @@ final class LMDBBackend: KVBackend, @unchecked Sendable {
     func write<T>(_ body: (any KVTxn) throws(StoreError) -> T) throws(StoreError) -> T {
         guard mode == .readWrite else { throw .readOnly(path: path) }
         lock.lock(); defer { lock.unlock() }
+        guard env != nil else { throw .closed(path: path) }
         while true {
             var txn: OpaquePointer?
             try check(mdb_txn_begin(env, nil, 0, &txn), "mdb_txn_begin")

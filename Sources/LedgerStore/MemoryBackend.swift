@@ -24,6 +24,13 @@ final class MemoryBackend: KVBackend, @unchecked Sendable {
             }
             dbs[db.rawValue][key] = value
         }
+        func insertNew(_ db: DB, _ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws(StoreError) -> Bool {
+            guard writable else { throw .readOnly(path: ":memory:") }
+            let k = Array(key)
+            guard dbs[db.rawValue][k] == nil else { return false }
+            dbs[db.rawValue][k] = Array(value)
+            return true
+        }
         func sortedKeys(_ db: DB) -> [[UInt8]] { dbs[db.rawValue].keys.sorted { $0.lexicographicallyPrecedes($1) } }
         func scan(_ db: DB, from: [UInt8], prefix: [UInt8], limit: Int) throws(StoreError) -> [(key: [UInt8], value: [UInt8])] {
             var out: [(key: [UInt8], value: [UInt8])] = []
@@ -43,6 +50,8 @@ final class MemoryBackend: KVBackend, @unchecked Sendable {
             dbs[db.rawValue][key] = nil
         }
     }
+
+    func close() {}
 
     func read<T>(_ body: (any KVTxn) throws(StoreError) -> T) throws(StoreError) -> T {
         lock.lock(); defer { lock.unlock() }
@@ -69,5 +78,6 @@ extension LedgerLog {
     /// bit on disk would. Does nothing on other backends.
     public func tamperEvent(_ seq: SequenceNumber, _ f: (inout [UInt8]) -> Void) {
         (kv as? MemoryBackend)?.tamper(.events, Key.u64(seq.value), f)
+        cacheLock.withLock { tailCache = TailIndex() }
     }
 }

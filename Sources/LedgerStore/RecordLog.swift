@@ -7,17 +7,46 @@ import LedgerCrypto
 /// `LedgerLog.openLMDB(path:mode:)` give the two implementations.
 public final class LedgerLog: EventLog, @unchecked Sendable {
     let kv: any KVBackend
-    // The decoded pending index (PendingIndex.swift), guarded by `cacheLock`.
+    /// The derived id and stream indexes (Index.swift); nil for a read-only log without one.
+    let index: (any KVBackend)?
+    let indexer: Indexer?
+    /// Serialises index catch-ups.
+    let indexLock = NSLock()
+    // Guarded by `cacheLock`.
     let cacheLock = NSLock()
-    var pendingCache = PendingIndex()
-    var lastMergeError: StoreError?
-    /// The error of the last index merge that failed, if any (the blocks it would have
-    /// merged stay readable through the pending index).
-    public var indexMergeError: StoreError? { cacheLock.withLock { lastMergeError } }
-    init(_ kv: any KVBackend) { self.kv = kv }
+    var tailCache = TailIndex()
+    var lastIndexError: StoreError?
 
-    /// An in-memory log with the same records and checks as the LMDB one.
-    public static func memory() -> LedgerLog { LedgerLog(MemoryBackend()) }
+    /// The error of the last index catch-up that failed, if any. Lookups stay correct
+    /// (they read the unindexed tail from the events); the next append retries.
+    public var indexError: StoreError? { cacheLock.withLock { lastIndexError } }
+
+    init(_ kv: any KVBackend, index: (any KVBackend)?, background: Bool) {
+        self.kv = kv
+        self.index = index
+        indexer = index != nil && background ? Indexer() : nil
+        if let indexer {
+            indexer.start { [weak self] in
+                guard let self else { return false }
+                do throws(StoreError) { try self.catchUpIndex() } catch { self.cacheLock.withLock { self.lastIndexError = error } }
+                return true
+            }
+        }
+    }
+
+    deinit { indexer?.stop() }
+
+    /// Stops the indexer (waiting for a catch-up under way) and closes the files.
+    /// Any later call fails with `StoreError.closed`. Also done when the log is released.
+    public func close() {
+        indexer?.stop()
+        index?.close()
+        kv.close()
+    }
+
+    /// An in-memory log with the same records and checks as the LMDB one; its index
+    /// catches up synchronously.
+    public static func memory() -> LedgerLog { LedgerLog(MemoryBackend(), index: MemoryBackend(), background: false) }
 
     public var path: String { kv.path }
     /// How many times the LMDB map grew while this log was open (0 for memory).
@@ -103,9 +132,12 @@ public final class LedgerLog: EventLog, @unchecked Sendable {
             throw .invalidAppend("certificate is for another block")
         }
         let blockValue = Record.seal(c.block.encoded())
-        var pendingCount = 0
-        var written: (ids: [(EventID, UInt64)], streams: [(StreamKey, UInt64)]) = ([], [])
-        var pendingBefore = PendingIndex()
+        // Read before the write transaction: the tail (from the main environment) and
+        // the index mark. Inside it, only the index's own reads happen.
+        // Duplicates: refused here within the block and the unindexed tail (in memory);
+        // older ones are caught by the indexer, which never overwrites an id (Index.swift).
+        // Upstream, an event already in the log can never be admitted again: its nonce is stale.
+        let tailFrom = try refuseDuplicates(c.events)
         try kv.write { t throws(StoreError) in
             guard let m = try Self.head(t) else { throw StoreError.notInitialized }
             guard h.chainID == m.chainID.raw else { throw StoreError.invalidAppend("block is for chain \(h.chainID.short)") }
@@ -114,43 +146,43 @@ public final class LedgerLog: EventLog, @unchecked Sendable {
             guard c.block.firstSequence == m.nextSequence else {
                 throw StoreError.invalidAppend("first sequence \(c.block.firstSequence) is not \(m.nextSequence)")
             }
-            let pending = try pending(t)
-            pendingBefore = pending
             var seq = m.nextSequence.value
-            var ids: [(EventID, UInt64)] = []
-            var streams: [(StreamKey, UInt64)] = []
-            ids.reserveCapacity(c.events.count)
-            var inBlock = Set<EventID>()
-            for (i, e) in c.events.enumerated() {
+            for e in c.events {
                 try withBytes(of: seq.bigEndian) { k throws(StoreError) in
                     try withBytes(of: e.id) { id throws(StoreError) in
                         try withBytes(of: e.envelope.bytes) { b throws(StoreError) in try t.put(.events, k, id, b, append: true) }
                     }
                 }
-                guard inBlock.insert(e.id).inserted, pending.ids[e.id] == nil, try t.get(.eventIDs, e.id.bytes) == nil else {
-                    throw StoreError.invalidAppend("event \(e.id.short) is already in the log")
-                }
-                ids.append((e.id, seq))
-                for s in c.streams[i] { streams.append((s, seq)) }
                 seq += 1
             }
-            try t.put(.pendingIndex, Key.u64(h.height.value), Record.seal(PendingIndex.encode(ids: ids, streams: streams)), append: true)
             try t.put(.blocks, Key.u64(h.height.value), blockValue, append: true)
             try t.put(.meta, Self.headKey, Self.headRecord(h.height, c.blockHash, SequenceNumber(seq)), append: false)
-            pendingCount = pending.first.map { Int(h.height.value - $0) + 1 } ?? 1
-            written = (ids, streams)
         }
-        // The writer knows what it just wrote: extend the cache rather than re-read it.
+        // The writer knows what it just wrote: extend the tail cache rather than re-read it.
         cacheLock.withLock {
-            if pendingCache.first == pendingBefore.first, pendingCache.last == pendingBefore.last {
-                pendingCache.add(height: h.height.value, written)
+            if tailCache.from == tailFrom, tailCache.to == c.block.firstSequence.value {
+                var s = c.block.firstSequence.value
+                tailCache.ids.reserveCapacity(tailCache.ids.count + c.events.count)
+                for e in c.events { tailCache.ids[e.id] = s; s += 1 }
+                tailCache.to = s
+                tailCache.streamEntries = nil
             }
         }
-        // The block is committed whatever happens next: a merge that fails (a full map
-        // or disk) must not report the append as failed. It is retried on the next append.
-        if pendingCount >= Limits.indexMergeBlocks {
-            do { try mergePendingIndexes() } catch { cacheLock.withLock { lastMergeError = error } }
+        indexAfterAppend(height: h.height.value)
+    }
+
+    /// Throws if an event repeats within `events` or is in the unindexed tail. Looks in
+    /// the cache in place (a copy of it would be copied again on the next write).
+    /// Returns where the tail starts.
+    func refuseDuplicates(_ events: [(id: EventID, envelope: Envelope)]) throws(StoreError) -> UInt64 {
+        let from = try tail(from: try indexed().next).from
+        var inBlock = Set<EventID>()
+        inBlock.reserveCapacity(events.count)
+        let dup: EventID? = cacheLock.withLock {
+            events.first { !inBlock.insert($0.id).inserted || tailCache.ids[$0.id] != nil }?.id
         }
+        if let dup { throw .invalidAppend("event \(dup.short) is already in the log") }
+        return from
     }
 
     public func block(at height: Height) throws(StoreError) -> StoredBlock? {
@@ -201,16 +233,22 @@ public final class LedgerLog: EventLog, @unchecked Sendable {
     }
 
     public func event(id: EventID) throws(StoreError) -> LoggedEvent? {
-        try kv.read { t throws(StoreError) in
-            let seq: UInt64
-            if let k = try t.get(.eventIDs, id.bytes) {
-                guard let s = Key.decodeU64(k) else { throw StoreError.corrupt(record: "event_ids[\(id.short)]", reason: "value is not a sequence") }
-                seq = s
-            } else if let s = try pending(t).ids[id] {
-                seq = s
-            } else {
-                return nil
+        // The index first, then the tail it has not reached (read in this order, an entry
+        // the indexer adds meanwhile is still in the tail).
+        var found: UInt64?
+        var next: UInt64 = 0
+        if let index {
+            try index.read { t throws(StoreError) in
+                next = try Self.indexed(t).next
+                if let k = try t.get(.eventIDs, id.bytes) {
+                    guard let s = Key.decodeU64(k) else { throw StoreError.corrupt(record: "event_ids[\(id.short)]", reason: "value is not a sequence") }
+                    found = s
+                }
             }
+        }
+        if found == nil { found = try tail(from: next).ids[id] }
+        guard let seq = found else { return nil }
+        return try kv.read { t throws(StoreError) in
             let k = Key.u64(seq)
             guard let v = try t.get(.events, k) else {
                 throw StoreError.corrupt(record: "event_ids[\(id.short)]", reason: "points at missing events[\(seq)]")
@@ -225,22 +263,32 @@ public final class LedgerLog: EventLog, @unchecked Sendable {
         let prefix = key.bytes
         let start = prefix + Key.u64(after.map { $0.value + 1 } ?? 0)
         let n = min(limit, Limits.readRangeEventsMax)
-        return try kv.read { t throws(StoreError) in
-            let name = "streams[\(key)]"
-            var seqs: [UInt64] = []
-            for row in try t.scan(.streams, from: start, prefix: prefix, limit: n) {
-                guard row.key.count == 41, let seq = Key.decodeU64(Array(row.key[33...])) else {
-                    throw StoreError.corrupt(record: name, reason: "malformed key")
+        let name = "streams[\(key)]"
+        var seqs: [UInt64] = []
+        var next: UInt64 = 0
+        if let index {
+            try index.read { t throws(StoreError) in
+                next = try Self.indexed(t).next
+                for row in try t.scan(.streams, from: start, prefix: prefix, limit: n) {
+                    guard row.key.count == 41, let seq = Key.decodeU64(Array(row.key[33...])) else {
+                        throw StoreError.corrupt(record: name, reason: "malformed key")
+                    }
+                    if seq < next { seqs.append(seq) }
                 }
-                seqs.append(seq)
             }
-            // Pending entries all follow the merged ones: merges go in height order.
-            if seqs.count < n, case let more = try pending(t).streams(key), !more.isEmpty {
-                let floor = after.map { $0.value + 1 } ?? 0
-                for s in more where s >= floor && seqs.count < n { seqs.append(s) }
+        }
+        // The tail follows the indexed entries in sequence order.
+        if seqs.count < n {
+            let floor = max(after.map { $0.value + 1 } ?? 0, next)
+            let tag = key.tag, id = key.id
+            for e in try tailStreams(from: next) where e.tag == tag && e.id == id && e.seq >= floor && seqs.count < n {
+                seqs.append(e.seq)
             }
+        }
+        let found = seqs
+        return try kv.read { t throws(StoreError) in
             var out: [LoggedEvent] = []
-            for seq in seqs {
+            for seq in found {
                 guard let v = try t.get(.events, Key.u64(seq)) else {
                     throw StoreError.corrupt(record: name, reason: "points at missing events[\(seq)]")
                 }

@@ -162,12 +162,13 @@ struct Replay: ParsableCommand {
 }
 
 struct Rebuild: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Drop and rebuild projection checkpoints from the log.")
+    static let configuration = CommandConfiguration(abstract: "Drop and rebuild projection checkpoints and the id and stream indexes from the log.")
     @Option(help: "Log directory.") var dir: String
 
     func run() throws {
         let log = try openLog(dir, readOnly: false)
         let (state, stats) = try StateLoader.rebuild(log)
+        try log.rebuildIndex()
         print("rebuilt \(stats.blocks) blocks, \(stats.events) events, \(stats.checkpointsWritten) checkpoints in \(String(format: "%.3f", stats.seconds)) s")
         print("height \(state.height), state root \(state.stateRoot().hex)")
     }

@@ -88,6 +88,7 @@ import Testing
         var committed: Height = 0
         do {
             let log = try LedgerLog.openLMDB(path: dir)
+            defer { log.close() }  // before the remount below
             let p = try f.producer(on: log)
             var nonce: UInt64 = 0
             for _ in 0 ..< 1_000 {
