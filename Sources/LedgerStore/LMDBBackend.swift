@@ -154,8 +154,11 @@ final class LMDBBackend: KVBackend, @unchecked Sendable {
         return UInt64(s.f_bavail) * UInt64(s.f_frsize) < UInt64(1 << 20)
     }
 
-    func check(_ rc: Int32, _ op: String) throws(StoreError) {
-        if rc != 0 { throw mapError(rc, op) }
+    /// `op` is an autoclosure: the message is only built on failure (building it on
+    /// every put was a fifth of the append path).
+    @inline(__always)
+    func check(_ rc: Int32, _ op: @autoclosure () -> String) throws(StoreError) {
+        if rc != 0 { throw mapError(rc, op()) }
     }
 
     final class Txn: KVTxn {

@@ -147,10 +147,10 @@ public final class LedgerLog: EventLog, @unchecked Sendable {
                 throw StoreError.invalidAppend("first sequence \(c.block.firstSequence) is not \(m.nextSequence)")
             }
             var seq = m.nextSequence.value
-            for e in c.events {
+            for i in c.events.indices {  // by index: iterating would copy each envelope
                 try withBytes(of: seq.bigEndian) { k throws(StoreError) in
-                    try withBytes(of: e.id) { id throws(StoreError) in
-                        try withBytes(of: e.envelope.bytes) { b throws(StoreError) in try t.put(.events, k, id, b, append: true) }
+                    try withBytes(of: c.events[i].id) { id throws(StoreError) in
+                        try withBytes(of: c.events[i].envelope.bytes) { b throws(StoreError) in try t.put(.events, k, id, b, append: true) }
                     }
                 }
                 seq += 1
@@ -162,8 +162,7 @@ public final class LedgerLog: EventLog, @unchecked Sendable {
         cacheLock.withLock {
             if tailCache.from == tailFrom, tailCache.to == c.block.firstSequence.value {
                 var s = c.block.firstSequence.value
-                tailCache.ids.reserveCapacity(tailCache.ids.count + c.events.count)
-                for e in c.events { tailCache.ids[e.id] = s; s += 1 }
+                for i in c.events.indices { tailCache.ids[c.events[i].id] = s; s += 1 }
                 tailCache.to = s
                 tailCache.streamEntries = nil
             }
@@ -179,7 +178,11 @@ public final class LedgerLog: EventLog, @unchecked Sendable {
         var inBlock = Set<EventID>()
         inBlock.reserveCapacity(events.count)
         let dup: EventID? = cacheLock.withLock {
-            events.first { !inBlock.insert($0.id).inserted || tailCache.ids[$0.id] != nil }?.id
+            for i in events.indices {
+                let id = events[i].id
+                if !inBlock.insert(id).inserted || tailCache.ids[id] != nil { return id }
+            }
+            return nil
         }
         if let dup { throw .invalidAppend("event \(dup.short) is already in the log") }
         return from
