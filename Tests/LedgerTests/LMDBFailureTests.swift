@@ -21,6 +21,28 @@ import Testing
         }
     }
 
+    /// Commits blocks of ~280-byte events until the store refuses one; returns the last
+    /// committed height and the store's error.
+    func appendUntilTheStoreFails(_ log: LedgerLog) throws -> (Height, StoreError?) {
+        var committed: Height = 0
+        do {
+            let p = try f.producer(on: log)
+            var nonce: UInt64 = 0
+            for _ in 0 ..< 1_000 {
+                for _ in 0 ..< 20 {
+                    nonce += 1
+                    try p.submit(f.event(f.alice, nonce, .transfer(to: f.bob.publicKey, amount: 1, memo: String(repeating: "y", count: 250))).bytes)
+                }
+                guard let b = try p.commit() else { break }
+                committed = b.header.height
+            }
+        } catch let e as ProducerError {
+            if case let .store(s) = e { return (committed, s) }
+            throw e
+        }
+        return (committed, nil)
+    }
+
     @Test func secondWriterIsRefusedReadersAreNot() throws {
         let d = TempDir("lock"); defer { d.cleanup() }
         let first = try LedgerLog.openLMDB(path: d.path)
@@ -39,22 +61,7 @@ import Testing
         let d = TempDir("mapfull"); defer { d.cleanup() }
         // Cap the map at 4 MiB: reaching the cap must be a clean error with nothing lost.
         let log = try LedgerLog.openLMDB(path: d.path, mapBytesInitial: 1 << 20, mapBytesMax: 4 << 20)
-        var full: StoreError?
-        var committed: Height = 0
-        do {
-            let p = try f.producer(on: log)
-            var nonce: UInt64 = 0
-            for _ in 0 ..< 1_000 {
-                for _ in 0 ..< 20 {
-                    nonce += 1
-                    try p.submit(f.event(f.alice, nonce, .transfer(to: f.bob.publicKey, amount: 1, memo: String(repeating: "y", count: 250))).bytes)
-                }
-                guard let b = try p.commit() else { break }
-                committed = b.header.height
-            }
-        } catch let e as ProducerError {
-            if case let .store(s) = e { full = s }
-        }
+        let (committed, full) = try appendUntilTheStoreFails(log)
         #expect(full == .mapFull(path: d.path))
         #expect(committed.value > 10)
         #expect(try log.metadata()?.head == committed, "the head is the last block that committed")
@@ -84,23 +91,11 @@ import Testing
         let dir = mnt + "/log"
 
         // Full disk: append until ENOSPC, then check nothing committed was lost.
-        var diskFull: StoreError?
-        var committed: Height = 0
+        let (committed, diskFull): (Height, StoreError?)
         do {
             let log = try LedgerLog.openLMDB(path: dir)
             defer { log.close() }  // before the remount below
-            let p = try f.producer(on: log)
-            var nonce: UInt64 = 0
-            for _ in 0 ..< 1_000 {
-                for _ in 0 ..< 20 {
-                    nonce += 1
-                    try p.submit(f.event(f.alice, nonce, .transfer(to: f.bob.publicKey, amount: 1, memo: String(repeating: "z", count: 250))).bytes)
-                }
-                guard let b = try p.commit() else { break }
-                committed = b.header.height
-            }
-        } catch let e as ProducerError {
-            if case let .store(s) = e { diskFull = s }
+            (committed, diskFull) = try appendUntilTheStoreFails(log)
         }
         #expect(diskFull == .diskFull(path: dir))
         #expect(committed.value > 5)
