@@ -44,6 +44,11 @@ public enum StateLoader {
                 guard state.height == cp.height, state.genesisHash == meta.genesisHash else {
                     throw LoadError.bad(AuditFailure(height: cp.height.value, record: "checkpoints[\(cp.height)]", reason: "does not belong to this log"))
                 }
+                // The next block, when there is one, recorded the root this state must have.
+                if let next = try log.block(at: cp.height.next), next.header.parentStateRoot != Blake2b.hash(cp.snapshot) {
+                    throw LoadError.bad(AuditFailure(height: cp.height.value, record: "checkpoints[\(cp.height)]",
+                                                     reason: "differs from the state root block \(cp.height.next) recorded"))
+                }
             } else {
                 let g: Genesis
                 do { g = try Genesis.decode(meta.genesisBytes) } catch {

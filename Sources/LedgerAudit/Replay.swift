@@ -24,6 +24,7 @@ public struct ReplayReport: Sendable, Codable {
     /// State root after the last verified block.
     public var stateRoot: String
     public var stateRootsCompared: UInt64
+    public var checkpointsVerified: UInt64
     public var seconds: Double
     public var ok: Bool
     public var failure: AuditFailure?
@@ -45,7 +46,7 @@ public struct Replayer {
     public func run() -> (report: ReplayReport, state: LedgerState?) {
         let start = DispatchTime.now().uptimeNanoseconds
         var report = ReplayReport(chainID: "?", genesisHash: "?", headHeight: 0, verifiedToHeight: 0, blocks: 0, events: 0,
-                                  signaturesVerified: 0, certificateVotesVerified: 0, stateRoot: "", stateRootsCompared: 0,
+                                  signaturesVerified: 0, certificateVotesVerified: 0, stateRoot: "", stateRootsCompared: 0, checkpointsVerified: 0,
                                   seconds: 0, ok: false, failure: nil)
         var state: LedgerState?
         do {
@@ -73,6 +74,11 @@ public struct Replayer {
         }
         report.chainID = meta.chainID.name
         report.genesisHash = meta.genesisHash.hex
+        guard meta.formatVersion == Envelope.formatVersion else {
+            throw fail(0, "meta[chain]", "format version \(meta.formatVersion); this replay reads \(Envelope.formatVersion)")
+        }
+        // Checkpoints are stored state: replay checks each against its own refold.
+        let checkpoints = Set(try store(0, { () throws(StoreError) in try log.checkpointHeights() }))
         report.headHeight = meta.head.value
         let genesis: Genesis
         do { genesis = try Genesis.decode(meta.genesisBytes) } catch { throw fail(0, "meta[genesis]", error.description) }
@@ -126,6 +132,13 @@ public struct Replayer {
                 throw fail(h, "\(name).certificate", error.description)
             }
             report.certificateVotesVerified += UInt64(b.certificate.votes.count)
+            guard b.certificate.view == hd.view else { throw fail(h, "\(name).certificate", "view \(b.certificate.view), header says \(hd.view)") }
+            guard state.votingPower()[hd.proposer] != nil else {
+                throw fail(h, name, "proposer \(hd.proposer.short) holds no voting power at this height")
+            }
+            guard hd.eventCount <= state.parameters.blockEventsMax else {
+                throw fail(h, name, "\(hd.eventCount) events, the chain allows \(state.parameters.blockEventsMax)")
+            }
             guard b.firstSequence == seq else { throw fail(h, name, "first sequence \(b.firstSequence), expected \(seq)") }
             let events = f.events
             guard events.count == Int(hd.eventCount) else {
@@ -136,6 +149,10 @@ public struct Replayer {
                 throw fail(h, "events[\(events[bad].sequence)]", "signature of \(events[bad].id.short) does not verify")
             }
             if verifySignatures { report.signaturesVerified += UInt64(events.count) }
+            let bytes = events.reduce(0) { $0 + $1.envelope.bytes.count }
+            guard bytes <= Int(state.parameters.blockBytesMax) else {
+                throw fail(h, name, "\(bytes) bytes of events, the chain allows \(state.parameters.blockBytesMax)")
+            }
             scratch.removeAll(keepingCapacity: true)
             for e in events { scratch.append((e.id, e.envelope)) }
             do throws(BlockError) { try state.applyBlock(hd, scratch) } catch {
@@ -147,7 +164,22 @@ public struct Replayer {
             report.blocks += 1
             report.events += UInt64(events.count)
             report.verifiedToHeight = h.value
+            if checkpoints.contains(h) {
+                let stored = try store(h, { () throws(StoreError) in try log.checkpoint(atOrBelow: h) })
+                guard let stored, stored.height == h, stored.snapshot == state.canonicalBytes() else {
+                    throw fail(h, "checkpoints[\(h)]", "does not match the refold of blocks 1...\(h)")
+                }
+                report.checkpointsVerified += 1
+            }
             progress?(h, last)
+        }
+        if last < meta.head {
+            // Stopping early: the next block still vouches for the state reached.
+            let next = try store(last.next, { () throws(StoreError) in try log.block(at: last.next) })
+            guard let next, next.header.parentStateRoot == state.stateRoot() else {
+                throw fail(last.next, "blocks[\(last.next)]", "parent state root does not match the refold to \(last)")
+            }
+            report.stateRootsCompared += 1
         }
         if last == meta.head {
             guard meta.headHash == prevHash else { throw fail(last, "meta[head]", "head hash does not match block \(last)") }

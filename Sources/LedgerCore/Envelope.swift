@@ -67,6 +67,13 @@ public struct Envelope: Sendable, Hashable {
     public func decodePayload() throws(DecodeError) -> Payload {
         try Payload.decode(kind: kind, payload)
     }
+
+    /// The streams this event is indexed under — the one rule the indexer, the stream
+    /// reader's check and everyone else use. An undecodable payload (never in a valid
+    /// log) still belongs to its author's account.
+    public func streams(id: EventID) -> [StreamKey] {
+        (try? decodePayload())?.streams(author: author, id: id) ?? [.account(author)]
+    }
 }
 
 /// Domain-separation prefixes: every signature in ChaosLedger signs one of these,

@@ -38,7 +38,18 @@ public struct ChainParameters: Sendable, Hashable, Codable {
         return p
     }
 
+    /// Upper bounds that keep every height and time computed from these parameters far
+    /// from overflow (a year of blocks at 1/ms, a thousand years of block time).
+    public static let unbondingBlocksMax: UInt64 = 1 << 40
+    public static let durationMsMax: UInt64 = 1 << 45
+
     public func validate() throws(DecodeError) {
+        guard unbondingBlocks <= Self.unbondingBlocksMax else {
+            throw .invalidValue(field: "unbondingBlocks", reason: "at most \(Self.unbondingBlocksMax)")
+        }
+        guard allianceAcceptWindowMs <= Self.durationMsMax, allianceDurationMaxMs <= Self.durationMsMax else {
+            throw .invalidValue(field: "allianceAcceptWindowMs/allianceDurationMaxMs", reason: "at most \(Self.durationMsMax)")
+        }
         guard checkpointInterval >= 1 else { throw .invalidValue(field: "checkpointInterval", reason: "must be at least 1") }
         guard blockEventsMax >= 1, Int(blockEventsMax) <= Limits.blockEventsMax else {
             throw .invalidValue(field: "blockEventsMax", reason: "must be 1...\(Limits.blockEventsMax)")

@@ -8,10 +8,13 @@ import LedgerStore
 public enum AdmissionError: Error, Equatable, Sendable, CustomStringConvertible {
     case malformed(DecodeError)
     case rejected(ApplyError)
+    /// The producer could not take the event now (its full block failed to commit).
+    case unavailable(String)
     public var description: String {
         switch self {
         case let .malformed(d): "malformed event: \(d)"
         case let .rejected(a): "rejected: \(a)"
+        case let .unavailable(why): "not admitted now: \(why)"
         }
     }
 }
@@ -83,9 +86,9 @@ public final class SoloProducer {
     public func admitVerified(_ e: Envelope, id: EventID) throws(AdmissionError) -> EventID {
         guard !openIDs.contains(id) else { throw .rejected(.duplicateEvent(id)) }
         if open.count + 1 > Int(state.parameters.blockEventsMax) || openBytes + e.bytes.count > Int(state.parameters.blockBytesMax) {
-            // A full block is committed before the next event goes in; a store error
-            // here leaves the block open and is reported on the next commit.
-            _ = try? commit()
+            // A full block is committed before the next event goes in. If that commit
+            // fails, the event is refused: it must never overfill the open block.
+            do { try commit() } catch { throw .unavailable(error.description) }
         }
         let ctx = openBlockContext()
         do { try working.apply(e, id: id, ctx) } catch { throw .rejected(error) }
@@ -153,7 +156,7 @@ public final class SoloProducer {
     }
 
     /// Commits the open block (if it has events): one durable LMDB transaction holding
-    /// header, events, certificate, indexes and head; then a checkpoint when due.
+    /// header, events, certificate and head; then a checkpoint when due.
     @discardableResult
     public func commit() throws(ProducerError) -> StoredBlock? {
         guard let ctx = openContext, !open.isEmpty else { return nil }
@@ -171,10 +174,7 @@ public final class SoloProducer {
         do { try state.verifyCertificate(cert, height: ctx.height, blockHash: hash) } catch { throw .certificate(error) }
         let first = head.nextSequence
         let block = StoredBlock(header: header, certificate: cert, firstSequence: first)
-        let streams = open.map { e in
-            ((try? e.envelope.decodePayload())?.streams(author: e.envelope.author, id: e.id)) ?? [.account(e.envelope.author)]
-        }
-        do { try log.append(BlockCommit(block: block, blockHash: hash, events: open, streams: streams)) } catch { throw .store(error) }
+        do { try log.append(BlockCommit(block: block, blockHash: hash, events: open)) } catch { throw .store(error) }
         state = working
         lastCommitted = ctx.height
         open.removeAll(keepingCapacity: true)

@@ -11,6 +11,15 @@ public struct BlockContext: Sendable {
     }
 }
 
+extension UInt64 {
+    /// Heights and block times far in the future stay far in the future, never wrap.
+    @inline(__always)
+    func saturatingAdd(_ b: UInt64) -> UInt64 {
+        let (s, o) = addingReportingOverflow(b)
+        return o ? .max : s
+    }
+}
+
 @inline(__always)
 func add(_ a: UInt64, _ b: UInt64) throws(ApplyError) -> UInt64 {
     let (s, o) = a.addingReportingOverflow(b)
@@ -149,13 +158,13 @@ extension LedgerState {
             validators[v]!.delegated += amount
         case let .unbond(amount):
             validators[author]!.selfStake -= amount
-            unbonding.append(Unbonding(account: author, validator: author, amount: amount, releaseAt: Height(h.value + parameters.unbondingBlocks)))
+            unbonding.append(Unbonding(account: author, validator: author, amount: amount, releaseAt: Height(h.value.saturatingAdd(parameters.unbondingBlocks))))
         case let .undelegate(v, amount):
             let k = DelegationKey(delegator: author, validator: v)
             let left = delegations[k]! - amount
             delegations[k] = left == 0 ? nil : left
             validators[v]!.delegated -= amount
-            unbonding.append(Unbonding(account: author, validator: v, amount: amount, releaseAt: Height(h.value + parameters.unbondingBlocks)))
+            unbonding.append(Unbonding(account: author, validator: v, amount: amount, releaseAt: Height(h.value.saturatingAdd(parameters.unbondingBlocks))))
         case let .validatorRegister(name, personality):
             validators[author] = ValidatorState(id: author, name: name, personality: personality, consensusKey: author,
                                                 keyHistory: [.init(from: h.next, key: author)], selfStake: 0, delegated: 0,
@@ -177,7 +186,7 @@ extension LedgerState {
             agents[author]!.active = false
         case let .alliancePropose(p):
             alliances[id] = AllianceState(id: id, proposer: author, proposal: p, proposedAtMs: ctx.timestampMs,
-                                          acceptByMs: ctx.timestampMs &+ parameters.allianceAcceptWindowMs,
+                                          acceptByMs: ctx.timestampMs.saturatingAdd(parameters.allianceAcceptWindowMs),
                                           accepted: [], status: .pending, activeUntilMs: 0)
         case let .allianceAccept(a):
             var al = alliances[a]!
@@ -185,7 +194,7 @@ extension LedgerState {
             al.accepted.sort()
             if al.accepted.count == al.proposal.targets.count {
                 al.status = .active
-                al.activeUntilMs = ctx.timestampMs &+ al.proposal.durationMs
+                al.activeUntilMs = ctx.timestampMs.saturatingAdd(al.proposal.durationMs)
             }
             alliances[a] = al
         case let .allianceReject(a):

@@ -64,11 +64,9 @@ public struct BlockCommit: Sendable {
     public var blockHash: Hash32
     /// Events with their ids, in block order; the ids were computed by the caller from the bytes.
     public var events: [(id: EventID, envelope: Envelope)]
-    /// The streams each event belongs to (same order as `events`).
-    public var streams: [[StreamKey]]
 
-    public init(block: StoredBlock, blockHash: Hash32, events: [(id: EventID, envelope: Envelope)], streams: [[StreamKey]]) {
-        self.block = block; self.blockHash = blockHash; self.events = events; self.streams = streams
+    public init(block: StoredBlock, blockHash: Hash32, events: [(id: EventID, envelope: Envelope)]) {
+        self.block = block; self.blockHash = blockHash; self.events = events
     }
 }
 
@@ -87,9 +85,10 @@ public protocol EventLog: AnyObject, Sendable {
     /// Just the head; cheap enough to call for every block.
     func head() throws(StoreError) -> LogHead?
     func initialize(chainID: ChainID, genesisBytes: [UInt8], genesisHash: Hash32) throws(StoreError)
-    /// Appends header, events, certificate, index entries and the new head in one
-    /// durable transaction: after it returns the block survives a crash; if it throws,
-    /// nothing of it was written.
+    /// Appends header, events, certificate and the new head in one durable transaction:
+    /// after it returns the block survives a crash; if it throws, nothing of it was
+    /// written. The id and stream indexes are derived from these records and caught up
+    /// apart (Index.swift); lookups cover what they have not reached yet.
     func append(_ commit: BlockCommit) throws(StoreError)
     func block(at height: Height) throws(StoreError) -> StoredBlock?
     func events(from: SequenceNumber, count: Int) throws(StoreError) -> [LoggedEvent]
@@ -99,4 +98,6 @@ public protocol EventLog: AnyObject, Sendable {
     /// The newest checkpoint at or below `height`.
     func checkpoint(atOrBelow height: Height) throws(StoreError) -> (height: Height, snapshot: [UInt8])?
     func dropCheckpoints() throws(StoreError)
+    /// The heights that have a checkpoint, ascending.
+    func checkpointHeights() throws(StoreError) -> [Height]
 }

@@ -1,5 +1,6 @@
 import Foundation
 import LedgerCore
+import LedgerCrypto
 
 /// The id and stream indexes are derived data, like projections: every entry follows
 /// from the committed events (`events` holds each event's id; its streams follow from
@@ -45,8 +46,7 @@ struct StreamEntry: Comparable, Sendable {
     var key: StreamKey { StreamKey(tag: tag, id: id)! }
 
     static func of(_ e: LoggedEvent) -> [StreamEntry] {
-        let streams = (try? e.envelope.decodePayload())?.streams(author: e.envelope.author, id: e.id) ?? [.account(e.envelope.author)]
-        return streams.map { StreamEntry(tag: $0.tag, id: $0.id, seq: e.sequence.value) }
+        e.envelope.streams(id: e.id).map { StreamEntry(tag: $0.tag, id: $0.id, seq: e.sequence.value) }
     }
 }
 
@@ -101,19 +101,58 @@ func locked<R, E: Error>(_ lock: NSLock, _ body: () throws(E) -> R) throws(E) ->
 extension LedgerLog {
     static var indexedKey: [UInt8] { Array("indexed".utf8) }
 
-    /// How far the index has been caught up: (height, next sequence).
-    static func indexed(_ t: any KVTxn) throws(StoreError) -> (height: UInt64, next: UInt64) {
-        guard let v = try t.get(.indexMeta, indexedKey) else { return (0, 0) }
+    /// The index mark: the index holds every event below `next`, the events of blocks
+    /// up to `height`, whose hash — and the log's genesis hash — it records, so an index
+    /// can be recognised as belonging to its log (Index.validate).
+    struct Mark: Equatable {
+        var height: UInt64 = 0
+        var next: UInt64 = 0
+        var blockHash: Hash32 = .zero
+        var genesisHash: Hash32 = .zero
+
+        var encoded: [UInt8] {
+            var w = ByteWriter(capacity: 80)
+            w.u64(height); w.u64(next); w.b32(blockHash); w.b32(genesisHash)
+            return Record.seal(w.bytes)
+        }
+    }
+
+    static func indexed(_ t: any KVTxn) throws(StoreError) -> Mark {
+        guard let v = try t.get(.indexMeta, indexedKey) else { return Mark() }
         var r = ByteReader(try Record.open(v, record: "index/meta[indexed]"))
         do throws(DecodeError) {
-            let h = try r.u64("indexed.height"), s = try r.u64("indexed.next")
+            let m = Mark(height: try r.u64("indexed.height"), next: try r.u64("indexed.next"),
+                         blockHash: try r.b32("indexed.blockHash"), genesisHash: try r.b32("indexed.genesisHash"))
             try r.end()
-            return (h, s)
+            return m
         } catch { throw .corrupt(record: "index/meta[indexed]", reason: error.description) }
     }
 
-    func indexed() throws(StoreError) -> (height: UInt64, next: UInt64) {
-        guard let index else { return (0, 0) }
+    /// Whether `index` belongs to the log in `main`: its mark names the log's genesis and
+    /// a block the log has, with that hash. An index restored, copied or left over from
+    /// another log fails this and is cleared (writer) or ignored (reader).
+    static func validate(index: any KVBackend, main: any KVBackend) -> Bool {
+        do {
+            let mark = try index.read { t throws(StoreError) in try indexed(t) }
+            let hasEntries = try index.read { t throws(StoreError) -> Bool in
+                let ids = try t.scan(.eventIDs, from: [], prefix: [], limit: 1)
+                let streams = try t.scan(.streams, from: [], prefix: [], limit: 1)
+                return !ids.isEmpty || !streams.isEmpty
+            }
+            if mark == Mark() { return !hasEntries }
+            return try main.read { t throws(StoreError) in
+                guard let h = try head(t), h.genesisHash == mark.genesisHash, mark.height <= h.height.value,
+                      let b = try block(t, Height(mark.height)) else { return false }
+                return Blake2b.hash(b.headerBytes) == mark.blockHash
+                    && b.firstSequence.value + UInt64(b.header.eventCount) == mark.next
+            }
+        } catch {
+            return false
+        }
+    }
+
+    func indexed() throws(StoreError) -> Mark {
+        guard let index else { return Mark() }
         return try index.read { t throws(StoreError) in try Self.indexed(t) }
     }
 
@@ -164,50 +203,67 @@ extension LedgerLog {
     /// never waits for the main environment while it holds the index's write lock.
     public func catchUpIndex() throws(StoreError) {
         guard let index else { return }
+        var duplicate: StoreError?
         try locked(indexLock) { () throws(StoreError) in
-            let (fromHeight, fromSeq) = try indexed()
-            guard let h = try head(), h.height.value > fromHeight else { return }
-            var ids: [(EventID, UInt64)] = []
-            var streams: [StreamEntry] = []
-            var s = fromSeq
-            while s < h.nextSequence.value {
-                let batch = try events(from: SequenceNumber(s), count: Int(min(h.nextSequence.value - s, 10_000)))
-                guard !batch.isEmpty else { throw StoreError.corrupt(record: "events[\(s)]", reason: "missing below the head") }
-                for e in batch {
-                    ids.append((e.id, e.sequence.value))
-                    streams.append(contentsOf: StreamEntry.of(e))
-                }
-                s += UInt64(batch.count)
-            }
-            ids.sort { $0.0 < $1.0 }
-            streams.sort()
-            try index.write { t throws(StoreError) in
-                let none = UnsafeRawBufferPointer(start: nil, count: 0)
-                for (id, seq) in ids {
-                    let fresh = try withBytes(of: id) { k throws(StoreError) in
-                        try withBytes(of: seq.bigEndian) { v throws(StoreError) in try t.insertNew(.eventIDs, k, v) }
+            guard let meta = try metadata() else { return }
+            // In chunks of at most `indexCatchUpEventsMax` events, so memory stays bounded
+            // however far behind the index is (after `rebuild`, the whole log).
+            while true {
+                let mark = try indexed()
+                guard let h = try head(), h.height.value > mark.height else { return }
+                var ids: [(EventID, UInt64)] = []
+                var streams: [StreamEntry] = []
+                var height = mark.height
+                var next = mark.next
+                var lastHash = mark.blockHash
+                while height < h.height.value, ids.count < Limits.indexCatchUpEventsMax {
+                    guard let b = try block(at: Height(height + 1)) else {
+                        throw StoreError.corrupt(record: "blocks[\(height + 1)]", reason: "missing below the head")
                     }
-                    // An id already indexed at another sequence: the log holds an event twice.
-                    if !fresh, let old = try t.get(.eventIDs, id.bytes).flatMap(Key.decodeU64), old != seq {
-                        throw StoreError.corrupt(record: "events[\(seq)]", reason: "event \(id.short) is also events[\(old)]")
+                    let batch = try events(from: b.firstSequence, count: Int(b.header.eventCount))
+                    guard batch.count == Int(b.header.eventCount), b.firstSequence.value == next else {
+                        throw StoreError.corrupt(record: "blocks[\(height + 1)]", reason: "events do not follow the index mark")
                     }
-                }
-                var buf = [UInt8](repeating: 0, count: 41)  // tag | id | seq
-                for e in streams {
-                    let seq = e.seq
-                    buf.withUnsafeMutableBytes { b in
-                        b[0] = e.tag
-                        e.id.withBytes { UnsafeMutableRawBufferPointer(rebasing: b[1 ..< 33]).copyMemory(from: $0) }
-                        b.storeBytes(of: seq.bigEndian, toByteOffset: 33, as: UInt64.self)
+                    for e in batch {
+                        ids.append((e.id, e.sequence.value))
+                        streams.append(contentsOf: StreamEntry.of(e))
                     }
-                    try withBytes(of: buf) { k throws(StoreError) in try t.put(.streams, k, none, none, append: false) }
+                    height += 1
+                    next += UInt64(batch.count)
+                    lastHash = Blake2b.hash(b.headerBytes)
                 }
-                var w = ByteWriter(capacity: 16)
-                w.u64(h.height.value); w.u64(h.nextSequence.value)
-                try t.put(.indexMeta, Self.indexedKey, Record.seal(w.bytes), append: false)
+                ids.sort { $0.0 < $1.0 }
+                streams.sort()
+                let newMark = Mark(height: height, next: next, blockHash: lastHash, genesisHash: meta.genesisHash)
+                try index.write { t throws(StoreError) in
+                    let none = UnsafeRawBufferPointer(start: nil, count: 0)
+                    for (id, seq) in ids {
+                        let fresh = try withBytes(of: id) { k throws(StoreError) in
+                            try withBytes(of: seq.bigEndian) { v throws(StoreError) in try t.insertNew(.eventIDs, k, v) }
+                        }
+                        // An id already indexed at another sequence: the log holds an event
+                        // twice. Keep the first, report it, and go on — a stuck indexer
+                        // would leave every later event to the tail.
+                        if !fresh, let old = try t.get(.eventIDs, id.bytes).flatMap(Key.decodeU64), old != seq {
+                            duplicate = .corrupt(record: "events[\(seq)]", reason: "event \(id.short) is also events[\(old)]")
+                        }
+                    }
+                    var buf = [UInt8](repeating: 0, count: 41)  // tag | id | seq
+                    for e in streams {
+                        let seq = e.seq
+                        buf.withUnsafeMutableBytes { b in
+                            b[0] = e.tag
+                            e.id.withBytes { UnsafeMutableRawBufferPointer(rebasing: b[1 ..< 33]).copyMemory(from: $0) }
+                            b.storeBytes(of: seq.bigEndian, toByteOffset: 33, as: UInt64.self)
+                        }
+                        try withBytes(of: buf) { k throws(StoreError) in try t.put(.streams, k, none, none, append: false) }
+                    }
+                    try t.put(.indexMeta, Self.indexedKey, newMark.encoded, append: false)
+                }
             }
         }
-        cacheLock.withLock { lastIndexError = nil }
+        cacheLock.withLock { lastIndexError = duplicate }
+        if let duplicate { throw duplicate }
     }
 
     /// Drops the index and builds it again from the events.
@@ -225,7 +281,8 @@ extension LedgerLog {
     /// After an append: catch up now (memory), or wake the indexer thread (LMDB).
     func indexAfterAppend(height: UInt64) {
         guard let index = self.index else { return }
-        let lag = height - ((try? index.read { t throws(StoreError) in try Self.indexed(t) })?.height ?? 0)
+        let mark = (try? index.read { t throws(StoreError) in try Self.indexed(t) })?.height ?? 0
+        let lag = height > mark ? height - mark : 0
         guard lag >= UInt64(Limits.indexMergeBlocks) else { return }
         if let indexer { indexer.poke(); return }
         do throws(StoreError) { try catchUpIndex() } catch { cacheLock.withLock { lastIndexError = error } }

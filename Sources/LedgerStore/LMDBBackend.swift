@@ -20,14 +20,24 @@ extension LedgerLog {
         var index: LMDBBackend?
         switch mode {
         case .readWrite:
-            index = try LMDBBackend(path: indexPath, mode: .readWrite, dbs: DB.index, writerLock: false,
-                                    mapBytesInitial: mapBytesInitial, mapBytesMax: mapBytesMax)
+            let ix = try LMDBBackend(path: indexPath, mode: .readWrite, dbs: DB.index, writerLock: false,
+                                     mapBytesInitial: mapBytesInitial, mapBytesMax: mapBytesMax)
+            if !LedgerLog.validate(index: ix, main: main) {
+                try ix.write { t throws(StoreError) in try t.clear(.eventIDs); try t.clear(.streams); try t.clear(.indexMeta) }
+            }
+            index = ix
         case .readOnly:
-            // No index, or one that cannot be opened: lookups derive everything from the events.
+            // No index, one that cannot be opened, or one that does not belong to this
+            // log: lookups derive everything from the events.
             index = try? LMDBBackend(path: indexPath, mode: .readOnly, dbs: DB.index, writerLock: false,
                                      mapBytesInitial: mapBytesInitial, mapBytesMax: mapBytesMax)
+            if let ix = index, !LedgerLog.validate(index: ix, main: main) { index = nil }
         }
-        return LedgerLog(main, index: index, background: mode == .readWrite)
+        let log = LedgerLog(main, index: index, background: mode == .readWrite)
+        // A writer starts with the index caught up, so the unindexed tail it keeps in
+        // memory is never more than the last few blocks.
+        if mode == .readWrite { try log.catchUpIndex() }
+        return log
     }
 }
 

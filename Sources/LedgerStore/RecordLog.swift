@@ -48,6 +48,15 @@ public final class LedgerLog: EventLog, @unchecked Sendable {
     /// catches up synchronously.
     public static func memory() -> LedgerLog { LedgerLog(MemoryBackend(), index: MemoryBackend(), background: false) }
 
+    /// Test hook: replaces the index mark, as a stale or foreign index would have it.
+    public func tamperIndexMark(height: UInt64, next: UInt64) throws(StoreError) {
+        try index?.write { t throws(StoreError) in
+            var m = try Self.indexed(t)
+            m.height = height; m.next = next
+            try t.put(.indexMeta, Self.indexedKey, m.encoded, append: false)
+        }
+    }
+
     public var path: String { kv.path }
     /// How many times the LMDB map grew while this log was open (0 for memory).
     public var mapGrowths: Int { (kv as? LMDBBackend)?.growths ?? 0 }
@@ -125,7 +134,7 @@ public final class LedgerLog: EventLog, @unchecked Sendable {
 
     public func append(_ c: BlockCommit) throws(StoreError) {
         let h = c.block.header
-        guard Int(h.eventCount) == c.events.count, c.streams.count == c.events.count else {
+        guard Int(h.eventCount) == c.events.count else {
             throw .invalidAppend("header counts \(h.eventCount) events, commit has \(c.events.count)")
         }
         guard c.block.certificate.blockHash == c.blockHash, c.block.certificate.height == h.height else {
@@ -297,8 +306,7 @@ public final class LedgerLog: EventLog, @unchecked Sendable {
                 }
                 let e = try Self.decodeEvent(seq, v)
                 // The index is not checksummed; prove each entry against the event it names.
-                let streams = (try? e.envelope.decodePayload())?.streams(author: e.envelope.author, id: e.id) ?? []
-                guard streams.contains(key) else {
+                guard e.envelope.streams(id: e.id).contains(key) else {
                     throw StoreError.corrupt(record: name, reason: "entry \(seq) names an event outside the stream")
                 }
                 out.append(e)
@@ -318,6 +326,20 @@ public final class LedgerLog: EventLog, @unchecked Sendable {
             guard let row = try t.floor(.checkpoints, Key.u64(height.value), prefix: []) else { return nil }
             guard let h = Key.decodeU64(row.key) else { throw StoreError.corrupt(record: "checkpoints", reason: "malformed key") }
             return (Height(h), Array(try Record.open(row.value, record: "checkpoints[\(h)]")))
+        }
+    }
+
+    public func checkpointHeights() throws(StoreError) -> [Height] {
+        try kv.read { t throws(StoreError) in
+            var out: [Height] = []
+            var from: [UInt8] = []
+            while true {
+                let rows = try t.scan(.checkpoints, from: from, prefix: [], limit: 1)
+                guard let row = rows.first, let h = Key.decodeU64(row.key) else { return out }
+                out.append(Height(h))
+                guard h < .max else { return out }
+                from = Key.u64(h + 1)
+            }
         }
     }
 

@@ -126,8 +126,7 @@ struct Bench: ParsableCommand {
         for h in 1 ... head.value {
             let b = try ingestLog.block(at: Height(h))!
             let evs = try ingestLog.events(from: b.firstSequence, count: Int(b.header.eventCount))
-            commits.append(BlockCommit(block: b, blockHash: Blake2b.hash(b.headerBytes), events: evs.map { ($0.id, $0.envelope) },
-                                       streams: evs.map { e in (try! e.envelope.decodePayload()).streams(author: e.envelope.author, id: e.id) }))
+            commits.append(BlockCommit(block: b, blockHash: Blake2b.hash(b.headerBytes), events: evs.map { ($0.id, $0.envelope) }))
         }
         var append = Double.infinity, rawLMDB = Double.infinity
         for r in 0 ..< repeats {

@@ -43,6 +43,27 @@ import Testing
         return (committed, nil)
     }
 
+    @Test func anIndexThatIsNotThisLogsIsClearedOrIgnored() throws {
+        let d = TempDir("index"); defer { d.cleanup() }
+        do {
+            let log = try LedgerLog.openLMDB(path: d.path)
+            try fill(log, blocks: Limits.indexMergeBlocks + 3, perBlock: 2)
+            try log.catchUpIndex()
+            // A mark ahead of the log, as an index restored from elsewhere would have.
+            try log.tamperIndexMark(height: 1_000, next: 5_000)
+            log.close()
+        }
+        let reader = try LedgerLog.openLMDB(path: d.path, mode: .readOnly)
+        let all = try reader.events(from: 0, count: 1_000)
+        for e in all { #expect(try reader.event(id: e.id)?.sequence == e.sequence) }
+        #expect(try reader.stream(.account(f.bob.publicKey), after: nil, limit: 1_000).count == all.count)
+        reader.close()
+        let writer = try LedgerLog.openLMDB(path: d.path)
+        for e in all { #expect(try writer.event(id: e.id)?.sequence == e.sequence) }
+        try fill(writer, blocks: 1, perBlock: 2)  // appends go on
+        #expect(try writer.stream(.account(f.bob.publicKey), after: nil, limit: 1_000).count == all.count + 2)
+    }
+
     @Test func secondWriterIsRefusedReadersAreNot() throws {
         let d = TempDir("lock"); defer { d.cleanup() }
         let first = try LedgerLog.openLMDB(path: d.path)

@@ -41,6 +41,13 @@ import Testing
             #expect(try log.events(from: m.nextSequence, count: 1).isEmpty, "round \(round): events past the head")
             let report = Replayer(log: log).run().report
             #expect(report.ok, "round \(round): \(String(describing: report.failure))")
+            // The index (caught up in the background when killed) still answers right.
+            if m.nextSequence.value > 0 {
+                for s in [0, m.nextSequence.value / 2, m.nextSequence.value - 1] {
+                    let e = try #require(try log.events(from: SequenceNumber(s), count: 1).first)
+                    #expect(try log.event(id: e.id)?.sequence == e.sequence, "round \(round): lookup of events[\(s)]")
+                }
+            }
             lastAcked = m.head.value
         }
         #expect(lastAcked > 0, "the writer never committed a block")
