@@ -59,7 +59,7 @@ struct Keygen: ParsableCommand {
     }
 }
 
-/// The genesis file (schemas/genesis.md): JSON, amounts as integers, keys as hex.
+/// The genesis file (schemas/FORMAT.md §6): JSON, amounts as integers, keys as hex.
 struct GenesisFile: Codable {
     struct Validator: Codable { var publicKey: String; var name: String; var personality: String; var stake: UInt64 }
     struct Allocation: Codable { var account: String; var amount: UInt64 }
@@ -83,7 +83,7 @@ struct GenesisFile: Codable {
 
 struct GenesisCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "genesis", abstract: "Write a genesis from a JSON file into a new log directory.")
-    @Option(help: "Genesis JSON file (see schemas/genesis.md).") var file: String
+    @Option(help: "Genesis JSON file (schemas/FORMAT.md §6; example schemas/genesis.example.json).") var file: String
     @Option(help: "Log directory to create.") var dir: String
 
     func run() throws {
