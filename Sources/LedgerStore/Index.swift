@@ -151,9 +151,14 @@ extension LedgerLog {
         }
     }
 
+    /// The mark: the writer's own copy when it keeps the index (no read, so appends never
+    /// wait on a catch-up's transaction), else read from the index environment.
     func indexed() throws(StoreError) -> Mark {
         guard let index else { return Mark() }
-        return try index.read { t throws(StoreError) in try Self.indexed(t) }
+        if ownsIndex, let m = cacheLock.withLock({ markCache }) { return m }
+        let m = try index.read { t throws(StoreError) in try Self.indexed(t) }
+        if ownsIndex { cacheLock.withLock { markCache = m } }
+        return m
     }
 
     /// The tail index from sequence `x` to the head, from the cache when it is current.
@@ -260,6 +265,7 @@ extension LedgerLog {
                     }
                     try t.put(.indexMeta, Self.indexedKey, newMark.encoded, append: false)
                 }
+                cacheLock.withLock { markCache = newMark }
             }
         }
         cacheLock.withLock { lastIndexError = duplicate }
@@ -273,15 +279,15 @@ extension LedgerLog {
             try index.write { t throws(StoreError) in
                 try t.clear(.eventIDs); try t.clear(.streams); try t.clear(.indexMeta)
             }
+            cacheLock.withLock { markCache = nil; tailCache = TailIndex() }
         }
-        cacheLock.withLock { tailCache = TailIndex() }
         try catchUpIndex()
     }
 
     /// After an append: catch up now (memory), or wake the indexer thread (LMDB).
     func indexAfterAppend(height: UInt64) {
-        guard let index = self.index else { return }
-        let mark = (try? index.read { t throws(StoreError) in try Self.indexed(t) })?.height ?? 0
+        guard self.index != nil else { return }
+        let mark = (try? indexed())?.height ?? 0
         let lag = height > mark ? height - mark : 0
         guard lag >= UInt64(Limits.indexMergeBlocks) else { return }
         if let indexer { indexer.poke(); return }

@@ -41,6 +41,16 @@ extension LedgerLog {
     }
 }
 
+/// A pthread reader-writer lock.
+final class RWLock: @unchecked Sendable {
+    private let l = UnsafeMutablePointer<pthread_rwlock_t>.allocate(capacity: 1)
+    init() { l.initialize(to: pthread_rwlock_t()); pthread_rwlock_init(l, nil) }
+    deinit { pthread_rwlock_destroy(l); l.deallocate() }
+    func shared() { pthread_rwlock_rdlock(l) }
+    func exclusive() { pthread_rwlock_wrlock(l) }
+    func unlock() { pthread_rwlock_unlock(l) }
+}
+
 final class LMDBBackend: KVBackend, @unchecked Sendable {
     let path: String
     let mode: LedgerLog.OpenMode
@@ -50,9 +60,10 @@ final class LMDBBackend: KVBackend, @unchecked Sendable {
     private var lockFD: Int32 = -1
     private var mapSize: Int
     private let mapBytesMax: Int
-    // One lock for every transaction: LMDB's map can only grow while no transaction
-    // of this process is open.
-    private let lock = NSLock()
+    // Transactions share this lock; growing the map takes it alone, since LMDB's map can
+    // only grow while no transaction of this process is open. (LMDB itself serialises
+    // writers and lets readers run beside them.)
+    private let lock = RWLock()
 
     init(path: String, mode: LedgerLog.OpenMode, dbs: [DB], writerLock: Bool, mapBytesInitial: Int, mapBytesMax: Int) throws(StoreError) {
         self.path = path
@@ -100,7 +111,7 @@ final class LMDBBackend: KVBackend, @unchecked Sendable {
     deinit { close() }
 
     func close() {
-        lock.lock(); defer { lock.unlock() }
+        lock.exclusive(); defer { lock.unlock() }
         if let env { mdb_env_close(env) }
         env = nil
         releaseWriterLock()
@@ -280,15 +291,21 @@ final class LMDBBackend: KVBackend, @unchecked Sendable {
     }
 
     func read<T>(_ body: (any KVTxn) throws(StoreError) -> T) throws(StoreError) -> T {
-        lock.lock(); defer { lock.unlock() }
-        guard env != nil else { throw .closed(path: path) }
+        lock.shared()
+        guard env != nil else { lock.unlock(); throw .closed(path: path) }
         var txn: OpaquePointer?
         var rc = mdb_txn_begin(env, nil, UInt32(MDB_RDONLY), &txn)
         if rc == MDB_MAP_RESIZED {
-            // Another process grew the map: adopt its size and try again.
-            try check(mdb_env_set_mapsize(env, 0), "mdb_env_set_mapsize")
+            // Another process grew the map: adopt its size (alone) and try again.
+            lock.unlock()
+            lock.exclusive()
+            let set = mdb_env_set_mapsize(env, 0)
+            lock.unlock()
+            try check(set, "mdb_env_set_mapsize")
+            lock.shared()
             rc = mdb_txn_begin(env, nil, UInt32(MDB_RDONLY), &txn)
         }
+        defer { lock.unlock() }
         try check(rc, "mdb_txn_begin")
         defer { mdb_txn_abort(txn) }
         return try body(Txn(txn, self))
@@ -296,29 +313,35 @@ final class LMDBBackend: KVBackend, @unchecked Sendable {
 
     func write<T>(_ body: (any KVTxn) throws(StoreError) -> T) throws(StoreError) -> T {
         guard mode == .readWrite else { throw .readOnly(path: path) }
-        lock.lock(); defer { lock.unlock() }
-        guard env != nil else { throw .closed(path: path) }
         while true {
+            lock.shared()
+            guard env != nil else { lock.unlock(); throw .closed(path: path) }
             var txn: OpaquePointer?
-            try check(mdb_txn_begin(env, nil, 0, &txn), "mdb_txn_begin")
+            let begun = mdb_txn_begin(env, nil, 0, &txn)
+            if begun != 0 { lock.unlock(); throw mapError(begun, "mdb_txn_begin") }
+            var full = false
             let result: T
             do throws(StoreError) {
                 result = try body(Txn(txn, self))
             } catch {
                 mdb_txn_abort(txn)
+                lock.unlock()
                 if case .mapFull = error, try grow() { continue }
                 throw error
             }
             let rc = mdb_txn_commit(txn)  // frees txn whatever the result
-            if rc == MDB_MAP_FULL, try grow() { continue }
+            lock.unlock()
+            if rc == MDB_MAP_FULL { full = true }
+            if full, try grow() { continue }
             try check(rc, "mdb_txn_commit")
             return result
         }
     }
 
-    /// Doubles the map, up to `mapBytesMax`. Returns false at the ceiling.
     private(set) var growths = 0
+    /// Takes the lock alone: no transaction of this process may be open meanwhile.
     private func grow() throws(StoreError) -> Bool {
+        lock.exclusive(); defer { lock.unlock() }
         guard mapSize < mapBytesMax else { return false }
         mapSize = min(mapSize * 2, mapBytesMax)
         growths += 1

@@ -15,7 +15,10 @@ public final class LedgerLog: EventLog, @unchecked Sendable {
     // Guarded by `cacheLock`.
     let cacheLock = NSLock()
     var tailCache = TailIndex()
+    var markCache: Mark?
     var lastIndexError: StoreError?
+    /// This log writes its index (a writer, or memory): its mark changes only here.
+    let ownsIndex: Bool
 
     /// The error of the last index catch-up that failed, if any. Lookups stay correct
     /// (they read the unindexed tail from the events); the next append retries.
@@ -24,6 +27,7 @@ public final class LedgerLog: EventLog, @unchecked Sendable {
     init(_ kv: any KVBackend, index: (any KVBackend)?, background: Bool) {
         self.kv = kv
         self.index = index
+        ownsIndex = index != nil && (background || kv is MemoryBackend)
         indexer = index != nil && background ? Indexer() : nil
         if let indexer {
             indexer.start { [weak self] in
