@@ -145,13 +145,12 @@ public final class LedgerLog: EventLog, @unchecked Sendable {
             throw .invalidAppend("certificate is for another block")
         }
         let blockValue = Record.seal(c.block.encoded())
-        // Read before the write transaction: the tail (from the main environment) and
-        // the index mark. Inside it, only the index's own reads happen.
-        // Duplicates: refused here within the block and the unindexed tail (in memory);
-        // older ones are caught by the indexer, which never overwrites an id (Index.swift).
-        // Upstream, an event already in the log can never be admitted again: its nonce is stale.
-        let tailFrom = try refuseDuplicates(c.events)
-        try kv.write { t throws(StoreError) in
+        // Duplicates are refused here within the block and the unindexed tail (in
+        // memory, before the write); older ones are caught by the indexer, which never
+        // indexes an id twice (Index.swift). Upstream, an event already in the log can
+        // never be admitted again: its nonce is stale.
+        let claimed = try claimIDs(c.events, firstSequence: c.block.firstSequence.value)
+        do throws(StoreError) { try kv.write { t throws(StoreError) in
             guard let m = try Self.head(t) else { throw StoreError.notInitialized }
             guard h.chainID == m.chainID.raw else { throw StoreError.invalidAppend("block is for chain \(h.chainID.short)") }
             guard h.height == m.height.next else { throw StoreError.invalidAppend("height \(h.height) does not follow head \(m.height)") }
@@ -171,34 +170,53 @@ public final class LedgerLog: EventLog, @unchecked Sendable {
             try t.put(.blocks, Key.u64(h.height.value), blockValue, append: true)
             try t.put(.meta, Self.headKey, Self.headRecord(h.height, c.blockHash, SequenceNumber(seq)), append: false)
         }
-        // The writer knows what it just wrote: extend the tail cache rather than re-read it.
-        cacheLock.withLock {
-            if tailCache.from == tailFrom, tailCache.to == c.block.firstSequence.value {
-                var s = c.block.firstSequence.value
-                for i in c.events.indices { tailCache.ids[c.events[i].id] = s; s += 1 }
-                tailCache.to = s
-                tailCache.streamEntries = nil
-            }
+        } catch {
+            if claimed { releaseIDs(c.events, firstSequence: c.block.firstSequence.value) }
+            throw error
         }
         indexAfterAppend(height: h.height.value)
     }
 
-    /// Throws if an event repeats within `events` or is in the unindexed tail. Looks in
-    /// the cache in place (a copy of it would be copied again on the next write).
-    /// Returns where the tail starts.
-    func refuseDuplicates(_ events: [(id: EventID, envelope: Envelope)]) throws(StoreError) -> UInt64 {
+    /// Claims the block's ids in the unindexed tail cache, refusing any that repeats
+    /// within the block or is already there — one hash operation per event. Returns
+    /// whether a claim was made, to release if the write then fails.
+    func claimIDs(_ events: [(id: EventID, envelope: Envelope)], firstSequence: UInt64) throws(StoreError) -> Bool {
         let from = try tail(from: try indexed().next).from
-        var inBlock = Set<EventID>()
-        inBlock.reserveCapacity(events.count)
+        var claimed = false
         let dup: EventID? = cacheLock.withLock {
-            for i in events.indices {
-                let id = events[i].id
-                if !inBlock.insert(id).inserted || tailCache.ids[id] != nil { return id }
+            guard tailCache.from == from, tailCache.to == firstSequence else {
+                // The cache is not at the head: check without claiming.
+                var seen = Set<EventID>()
+                for i in events.indices where !seen.insert(events[i].id).inserted || tailCache.ids[events[i].id] != nil { return events[i].id }
+                return nil
             }
+            var s = firstSequence
+            for i in events.indices {
+                if let old = tailCache.ids.updateValue(s, forKey: events[i].id) {
+                    // Undo: drop this block's claims, and put back an entry that was there before.
+                    for j in 0 ... i { tailCache.ids[events[j].id] = nil }
+                    if old < firstSequence { tailCache.ids[events[i].id] = old }
+                    return events[i].id
+                }
+                s += 1
+            }
+            tailCache.to = s
+            tailCache.streamEntries = nil
+            claimed = true
             return nil
         }
         if let dup { throw .invalidAppend("event \(dup.short) is already in the log") }
-        return from
+        return claimed
+    }
+
+    /// Releases a claim after a failed write.
+    func releaseIDs(_ events: [(id: EventID, envelope: Envelope)], firstSequence: UInt64) {
+        cacheLock.withLock {
+            guard tailCache.to == firstSequence + UInt64(events.count) else { return }
+            for i in events.indices where tailCache.ids[events[i].id] == firstSequence + UInt64(i) { tailCache.ids[events[i].id] = nil }
+            tailCache.to = firstSequence
+            tailCache.streamEntries = nil
+        }
     }
 
     public func block(at height: Height) throws(StoreError) -> StoredBlock? {

@@ -145,6 +145,25 @@ enum StoreKind: String, CaseIterable, CustomTestStringConvertible {
     }
 
     @Test(arguments: StoreKind.allCases)
+    func aFailedAppendReleasesItsEvents(_ kind: StoreKind) throws {
+        let (log, done) = kind.make(); defer { done() }
+        let blocks = try fill(log, blocks: 2)  // Alice's nonce is now 10
+        let fresh = (11 ... 13).map { f.event(f.alice, UInt64($0), .transfer(to: f.carol.publicKey, amount: 1, memo: "")) }
+        let events = fresh.map { (id: EventCrypto.id($0.bytes), envelope: $0) }
+        func commit(parent: Hash32) -> BlockCommit {
+            var h = blocks[1].header
+            h.height = 3; h.parentHash = parent; h.eventCount = 3; h.eventsRoot = EventCrypto.eventsRoot(events.map(\.id))
+            let hash = Blake2b.hash(h.encoded())
+            return BlockCommit(block: StoredBlock(header: h, certificate: CommitCertificate(height: 3, view: 0, blockHash: hash, votes: []),
+                                                  firstSequence: 10), blockHash: hash, events: events)
+        }
+        #expect(throws: StoreError.invalidAppend("parent hash does not match head 2")) { try log.append(commit(parent: .zero)) }
+        try log.append(commit(parent: Blake2b.hash(blocks[1].headerBytes)))
+        #expect(try log.event(id: events[2].id)?.sequence == 12)
+        #expect(throws: StoreError.self) { try log.append(commit(parent: Blake2b.hash(blocks[1].headerBytes))) }
+    }
+
+    @Test(arguments: StoreKind.allCases)
     func anOldDuplicateIsReportedByTheIndexer(_ kind: StoreKind) throws {
         // Within the unindexed tail a duplicate is refused at append (above); beyond it,
         // the indexer refuses to index an id twice and reports the record.
