@@ -33,6 +33,10 @@ protocol KVTxn {
     func insertNew(_ db: DB, _ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws(StoreError) -> Bool
     /// Keys ≥ `from` that start with `prefix`, in order, at most `limit`.
     func scan(_ db: DB, from: [UInt8], prefix: [UInt8], limit: Int) throws(StoreError) -> [(key: [UInt8], value: [UInt8])]
+    /// Visits keys ≥ `from` in order, at most `limit`, with pointers valid only during
+    /// the call (no copies); stops early when `body` returns false.
+    func visit(_ db: DB, from: [UInt8], limit: Int,
+               _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws(StoreError) -> Bool) throws(StoreError)
     /// The greatest key ≤ `key` that starts with `prefix`.
     func floor(_ db: DB, _ key: [UInt8], prefix: [UInt8]) throws(StoreError) -> (key: [UInt8], value: [UInt8])?
     func delete(_ db: DB, _ key: [UInt8]) throws(StoreError)

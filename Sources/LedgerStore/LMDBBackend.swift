@@ -255,6 +255,27 @@ final class LMDBBackend: KVBackend, @unchecked Sendable {
             }
         }
 
+        func visit(_ db: DB, from: [UInt8], limit: Int,
+                   _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws(StoreError) -> Bool) throws(StoreError) {
+            try withCursor(db) { c throws(StoreError) in
+                var start = from
+                var k = MDB_val(), v = MDB_val()
+                var rc = start.isEmpty ? mdb_cursor_get(c, &k, &v, MDB_FIRST) : start.withUnsafeMutableBytes { p in
+                    k = MDB_val(mv_size: p.count, mv_data: p.baseAddress)
+                    return mdb_cursor_get(c, &k, &v, MDB_SET_RANGE)
+                }
+                var n = 0
+                while rc == 0, n < limit {
+                    let go = try body(UnsafeRawBufferPointer(start: k.mv_data, count: k.mv_size),
+                                      UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size))
+                    if !go { return }
+                    n += 1
+                    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)
+                }
+                if rc != 0, rc != MDB_NOTFOUND { try backend.check(rc, "mdb_cursor_get \(db.name)") }
+            }
+        }
+
         func floor(_ db: DB, _ key: [UInt8], prefix: [UInt8]) throws(StoreError) -> (key: [UInt8], value: [UInt8])? {
             try withCursor(db) { c throws(StoreError) in
                 var start = key

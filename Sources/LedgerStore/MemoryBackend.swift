@@ -40,6 +40,13 @@ final class MemoryBackend: KVBackend, @unchecked Sendable {
             }
             return out
         }
+        func visit(_ db: DB, from: [UInt8], limit: Int,
+                   _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws(StoreError) -> Bool) throws(StoreError) {
+            for row in try scan(db, from: from, prefix: [], limit: limit) {
+                let go = try withBytes(of: row.key) { k throws(StoreError) in try withBytes(of: row.value) { v throws(StoreError) in try body(k, v) } }
+                if !go { return }
+            }
+        }
         func floor(_ db: DB, _ key: [UInt8], prefix: [UInt8]) throws(StoreError) -> (key: [UInt8], value: [UInt8])? {
             guard let k = sortedKeys(db).last(where: { !key.lexicographicallyPrecedes($0) && $0.starts(with: prefix) }) else { return nil }
             return (k, dbs[db.rawValue][k]!)

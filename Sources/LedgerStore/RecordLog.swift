@@ -235,11 +235,12 @@ public final class LedgerLog: EventLog, @unchecked Sendable {
         } catch let e as StoreError { throw e } catch { throw .corrupt(record: name, reason: "\(error)") }
     }
 
-    static func decodeEvent(_ seq: UInt64, _ v: [UInt8]) throws(StoreError) -> LoggedEvent {
+    /// One copy: the bytes out of the map; the id is checked against them.
+    static func decodeEvent(_ seq: UInt64, _ v: UnsafeRawBufferPointer) throws(StoreError) -> LoggedEvent {
         let name = "events[\(seq)]"
         guard v.count > 32 else { throw .corrupt(record: name, reason: "too short") }
-        let id = Bytes32(v[0 ..< 32])
-        let bytes = Array(v[32...])
+        let id = Bytes32(v)
+        let bytes = Array(UnsafeRawBufferPointer(rebasing: v[32...]))
         guard EventCrypto.id(bytes) == id else { throw .corrupt(record: name, reason: "event id does not match its bytes") }
         do {
             return LoggedEvent(sequence: SequenceNumber(seq), id: id, envelope: try Envelope(bytes: bytes))
@@ -248,19 +249,23 @@ public final class LedgerLog: EventLog, @unchecked Sendable {
         }
     }
 
+    static func decodeEvent(_ seq: UInt64, _ v: [UInt8]) throws(StoreError) -> LoggedEvent {
+        try withBytes(of: v) { p throws(StoreError) in try decodeEvent(seq, p) }
+    }
+
     public func events(from: SequenceNumber, count: Int) throws(StoreError) -> [LoggedEvent] {
         let n = min(count, Limits.readRangeEventsMax)
         return try kv.read { t throws(StoreError) in
-            let rows = try t.scan(.events, from: Key.u64(from.value), prefix: [], limit: n)
             var out: [LoggedEvent] = []
-            out.reserveCapacity(rows.count)
+            out.reserveCapacity(n)
             var expect = from.value
-            for row in rows {
-                guard let k = Key.decodeU64(row.key), k == expect else {
-                    throw StoreError.corrupt(record: "events[\(expect)]", reason: "missing; found key \(Hex.encode(row.key))")
+            try t.visit(.events, from: Key.u64(from.value), limit: n) { k, v throws(StoreError) in
+                guard k.count == 8, UInt64(bigEndian: k.loadUnaligned(as: UInt64.self)) == expect else {
+                    throw StoreError.corrupt(record: "events[\(expect)]", reason: "missing; found key \(Hex.encode(k))")
                 }
-                out.append(try Self.decodeEvent(k, row.value))
+                out.append(try Self.decodeEvent(expect, v))
                 expect += 1
+                return true
             }
             return out
         }
