@@ -80,29 +80,6 @@ struct Bench: ParsableCommand {
         var batches: [[[UInt8]]] = []
         var i = 0
         while i < signed.count { batches.append(Array(signed[i ..< min(i + blockEvents, signed.count)])); i += blockEvents }
-        if phases?.contains("stages") == true {
-            let log = try LedgerLog.openLMDB(path: root + "/stages")
-            _ = try log.initialize(genesis: genesis)
-            let p = try SoloProducer(log: log, key: producer, clock: { h in h.value * 1_000 })
-            var tDec = 0.0, tVer = 0.0, tId = 0.0, tVerAll = 0.0
-            for b in batches {
-                var envs: [Envelope] = []
-                tDec += time { envs = b.map { try! Envelope(bytes: $0) } }
-                tVer += time { _ = ParallelVerifier.verify(envs) }
-                tId += time { for e in envs { _ = EventCrypto.id(e.bytes) } }
-            }
-            tVerAll = time { _ = ParallelVerifier.verify(envelopes) }
-            print(String(format: "decode %.2f us, verify per batch %.1f us, verify all %.1f us, id %.2f us", tDec / Double(events) * 1e6, tVer / Double(events) * 1e6, tVerAll / Double(events) * 1e6, tId / Double(events) * 1e6))
-            var prepared: [[Result<(Envelope, EventID), AdmissionError>]] = []
-            let tPrep = time { prepared = batches.map { SoloProducer.prepare($0) } }
-            var tAdmit = 0.0, tCommit = 0.0
-            for b in prepared {
-                tAdmit += time { for r in b { if case let .success((e, id)) = r { _ = try! p.admitVerified(e, id: id) } } }
-                tCommit += time { _ = try! p.commit() }
-            }
-            print(String(format: "stages per event: prepare %.1f us, admit %.1f us, commit %.1f us", tPrep / Double(events) * 1e6, tAdmit / Double(events) * 1e6, tCommit / Double(events) * 1e6))
-            return
-        }
         var ingest = Double.infinity
         var indexRate = Double.nan
         var ingestLog: LedgerLog!
