@@ -23,6 +23,7 @@ let package = Package(
         .target(name: "LedgerCrypto", dependencies: ["LedgerCore", "CSodium"], swiftSettings: strict),
         .target(name: "LedgerStore", dependencies: ["LedgerCore", "LedgerCrypto", "CLMDB"], swiftSettings: strict),
         .target(name: "LedgerProjections", dependencies: ["LedgerCore", "LedgerCrypto"], swiftSettings: strict),
+        .target(name: "LedgerConsensus", dependencies: ["LedgerCore", "LedgerCrypto"], swiftSettings: strict),
         .target(name: "LedgerNode", dependencies: ["LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections", "LedgerAudit"], swiftSettings: strict),
         .target(name: "LedgerAudit", dependencies: ["LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections"], swiftSettings: strict),
         .executableTarget(
@@ -37,7 +38,7 @@ let package = Package(
             name: "LedgerTests",
             dependencies: [
                 "LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections", "LedgerNode", "LedgerAudit",
-                "chaosledger",
+                "LedgerConsensus", "chaosledger",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             swiftSettings: strict

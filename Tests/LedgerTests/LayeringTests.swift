@@ -10,12 +10,13 @@ import Testing
         "LedgerCrypto": ["LedgerCore", "CSodium"],
         "LedgerStore": ["LedgerCore", "LedgerCrypto", "CLMDB"],
         "LedgerProjections": ["LedgerCore", "LedgerCrypto"],
+        "LedgerConsensus": ["LedgerCore", "LedgerCrypto"],
         "LedgerAudit": ["LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections"],
         "LedgerNode": ["LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections", "LedgerAudit"],
         "chaosledger": ["LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections", "LedgerAudit", "LedgerNode", "ArgumentParser"],
     ]
     static let system: Set<String> = ["Foundation", "Dispatch", "Glibc", "Synchronization"]
-    static let pure: Set<String> = ["LedgerCore", "LedgerProjections"]
+    static let pure: Set<String> = ["LedgerCore", "LedgerProjections", "LedgerConsensus"]
 
     func sources(_ module: String) throws -> [(String, String)] {
         let dir = repoRoot + "/Sources/" + module
