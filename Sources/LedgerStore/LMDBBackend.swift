@@ -344,7 +344,6 @@ final class LMDBBackend: KVBackend, @unchecked Sendable {
             var txn: OpaquePointer?
             let begun = mdb_txn_begin(env, nil, 0, &txn)
             if begun != 0 { lock.unlock(); throw mapError(begun, "mdb_txn_begin") }
-            var full = false
             let result: T
             do throws(StoreError) {
                 result = try body(Txn(txn, self))
@@ -356,8 +355,7 @@ final class LMDBBackend: KVBackend, @unchecked Sendable {
             }
             let rc = mdb_txn_commit(txn)  // frees txn whatever the result
             lock.unlock()
-            if rc == MDB_MAP_FULL { full = true }
-            if full, try grow() { continue }
+            if rc == MDB_MAP_FULL, try grow() { continue }
             try check(rc, "mdb_txn_commit")
             return result
         }

@@ -287,9 +287,12 @@ public final class LedgerLog: EventLog, @unchecked Sendable {
         }
         if found == nil { found = try tail(from: next).ids[id] }
         guard let seq = found else { return nil }
-        return try kv.read { t throws(StoreError) in
+        return try kv.read { t throws(StoreError) -> LoggedEvent? in
             let k = Key.u64(seq)
             guard let v = try t.get(.events, k) else {
+                // Defensive: a sequence at or past the head is not an event yet, never
+                // corruption. (tail() serves claimed ids only once they are committed.)
+                if let h = try Self.head(t), seq >= h.nextSequence.value { return nil }
                 throw StoreError.corrupt(record: "event_ids[\(id.short)]", reason: "points at missing events[\(seq)]")
             }
             let e = try Self.decodeEvent(seq, v)

@@ -6,6 +6,21 @@ import LedgerNode
 import LedgerStore
 import Testing
 
+/// A flag two threads share in a test (NSLock-guarded).
+final class UnsafeSendableFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var v = false
+    var value: Bool { lock.withLock { v } }
+    func set() { lock.withLock { v = true } }
+}
+
+final class UnsafeSendableCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var v = 0
+    var value: Int { lock.withLock { v } }
+    func increment() { lock.withLock { v += 1 } }
+}
+
 @Suite(.serialized) struct LMDBFailureTests {
     let f = Fixture()
 
@@ -62,6 +77,44 @@ import Testing
         for e in all { #expect(try writer.event(id: e.id)?.sequence == e.sequence) }
         try fill(writer, blocks: 1, perBlock: 2)  // appends go on
         #expect(try writer.stream(.account(f.bob.publicKey), after: nil, limit: 1_000).count == all.count + 2)
+    }
+
+    /// A reader looking up events while the writer appends and the indexer catches up in
+    /// the background gets the right event or "not found", never an error; afterwards
+    /// every event is found at its sequence.
+    @Test func lookupsRacingAppendsNeverFail() throws {
+        let d = TempDir("race"); defer { d.cleanup() }
+        let log = try LedgerLog.openLMDB(path: d.path)
+        defer { log.close() }
+        let p = try f.producer(on: log)
+        let blocks = Limits.indexMergeBlocks * 2
+        let events = (1 ... blocks * 10).map { f.event(f.alice, UInt64($0), .transfer(to: f.bob.publicKey, amount: 1, memo: "")) }
+        let ids = events.map { EventCrypto.id($0.bytes) }
+        let done = UnsafeSendableFlag()
+        let failures = UnsafeSendableFlag()
+        let committed = UnsafeSendableCounter()
+        // The reader aims at the block being appended now, where the tail cache and the
+        // writer's claim on it change under its feet.
+        let reader = Thread {
+            var i = 0
+            while !done.value {
+                let k = min(committed.value * 10 + i % 10, ids.count - 1)
+                do {
+                    if let e = try log.event(id: ids[k]), e.sequence.value != UInt64(k) { failures.set() }
+                } catch { failures.set() }
+                i += 1
+            }
+        }
+        reader.start()
+        for b in 0 ..< blocks {
+            for e in events[(b * 10) ..< (b * 10 + 10)] { try p.submit(e.bytes) }
+            try p.commit()
+            committed.increment()
+        }
+        done.set()
+        while !reader.isFinished { usleep(1_000) }
+        #expect(!failures.value, "a lookup failed or returned the wrong event while appends ran")
+        for (k, id) in ids.enumerated() { #expect(try log.event(id: id)?.sequence.value == UInt64(k)) }
     }
 
     @Test func secondWriterIsRefusedReadersAreNot() throws {
