@@ -51,6 +51,8 @@ public final class SoloProducer {
     private var scratch: [UInt8] = []
     public var meme: (Height) -> [UInt8] = { _ in [] }
     public private(set) var lastCommitted: Height
+    /// The error of the last checkpoint that could not be written, if any.
+    public private(set) var checkpointError: StoreError?
 
     /// `clock` gives the timestamp (ms) for a new block at a height; a demo passes a
     /// deterministic one, a live producer the wall clock.
@@ -181,8 +183,11 @@ public final class SoloProducer {
         openIDs.removeAll(keepingCapacity: true)
         openBytes = 0
         openContext = nil
+        // The block is committed whatever happens next. A checkpoint is disposable: one
+        // that cannot be written (a full map or disk) is reported, never turned into a
+        // failed commit, and the next interval tries again.
         if ctx.height.value % state.parameters.checkpointInterval == 0 {
-            do { try log.putCheckpoint(height: ctx.height, snapshot: state.canonicalBytes()) } catch { throw .store(error) }
+            do { try log.putCheckpoint(height: ctx.height, snapshot: state.canonicalBytes()) } catch { checkpointError = error }
         }
         return block
     }

@@ -73,6 +73,29 @@ import Testing
         #expect(r.ok && r.events == 40)
     }
 
+    @Test func aCheckpointThatCannotBeWrittenDoesNotFailTheCommit() throws {
+        // Fill a tiny map until a block fails; every block reported committed must be in
+        // the log and every block in the log reported — whether the map ran out on the
+        // block or on its checkpoint (checkpointInterval 4).
+        let d = TempDir("cpfull"); defer { d.cleanup() }
+        let log = try LedgerLog.openLMDB(path: d.path, mapBytesInitial: 1 << 20, mapBytesMax: 2 << 20)
+        defer { log.close() }
+        let p = try f.producer(on: log)
+        var reported: UInt64 = 0
+        var nonce: UInt64 = 0
+        do {
+            for _ in 0 ..< 1_000 {
+                for _ in 0 ..< 20 {
+                    nonce += 1
+                    try p.submit(f.event(f.alice, nonce, .transfer(to: f.bob.publicKey, amount: 1, memo: String(repeating: "c", count: 250))).bytes)
+                }
+                if let b = try p.commit() { reported = b.header.height.value }
+            }
+        } catch {}
+        #expect(reported > 4)
+        #expect(try log.metadata()?.head.value == reported)
+    }
+
     @Test func aKeyWithoutVotingPowerCannotProduce() throws {
         let log = LedgerLog.memory()
         _ = try log.initialize(genesis: f.genesis)
