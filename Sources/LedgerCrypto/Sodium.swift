@@ -23,28 +23,6 @@ public enum Blake2b {
     }
     public static func hash(_ data: [UInt8]) -> Hash32 { data.withUnsafeBytes { hash($0) } }
     public static func hash(_ data: ArraySlice<UInt8>) -> Hash32 { data.withUnsafeBytes { hash($0) } }
-
-    /// Incremental hashing of several parts, without concatenating them.
-    public struct Hasher: ~Copyable {
-        // libsodium's state must be 64-byte aligned; Swift cannot declare that, so it lives on the heap.
-        let state: UnsafeMutableRawPointer
-        public init() {
-            Sodium.ensure()
-            state = UnsafeMutableRawPointer.allocate(byteCount: crypto_generichash_statebytes(), alignment: 64)
-            crypto_generichash_init(OpaquePointer(state), nil, 0, 32)
-        }
-        deinit { state.deallocate() }
-        public mutating func update(_ p: UnsafeRawBufferPointer) {
-            crypto_generichash_update(OpaquePointer(state), p.baseAddress?.assumingMemoryBound(to: UInt8.self), UInt64(p.count))
-        }
-        public mutating func update(_ b: [UInt8]) { b.withUnsafeBytes { update($0) } }
-        public mutating func update(_ b: ArraySlice<UInt8>) { b.withUnsafeBytes { update($0) } }
-        public consuming func finish() -> Hash32 {
-            var out = [UInt8](repeating: 0, count: 32)
-            crypto_generichash_final(OpaquePointer(state), &out, 32)
-            return Hash32(out)
-        }
-    }
 }
 
 /// Cryptographically secure random bytes (keys, salts, nonces) — never used by folds.

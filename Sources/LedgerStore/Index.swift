@@ -43,7 +43,6 @@ struct StreamEntry: Comparable, Sendable {
         if a.id != b.id { return a.id < b.id }
         return a.seq < b.seq
     }
-    var key: StreamKey { StreamKey(tag: tag, id: id)! }
 
     static func of(_ e: LoggedEvent) -> [StreamEntry] {
         e.envelope.streams(id: e.id).map { StreamEntry(tag: $0.tag, id: $0.id, seq: e.sequence.value) }

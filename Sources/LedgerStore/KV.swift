@@ -55,7 +55,9 @@ protocol KVBackend: AnyObject, Sendable {
 
 extension KVTxn {
     func put(_ db: DB, _ key: [UInt8], _ value: [UInt8], append: Bool) throws(StoreError) {
-        try withPointers(key, value) { k, v throws(StoreError) in try put(db, k, v, UnsafeRawBufferPointer(start: nil, count: 0), append: append) }
+        try withBytes(of: key) { k throws(StoreError) in
+            try withBytes(of: value) { v throws(StoreError) in try put(db, k, v, UnsafeRawBufferPointer(start: nil, count: 0), append: append) }
+        }
     }
 }
 
@@ -74,12 +76,6 @@ func withBytes<R, E: Error>(of b: Bytes32, _ body: (UnsafeRawBufferPointer) thro
 func withBytes<R, E: Error>(of a: [UInt8], _ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
     let r: Result<R, E> = a.withUnsafeBytes { p in Result { () throws(E) in try body(p) } }
     return try r.get()
-}
-
-/// Runs `body` with pointers to two arrays' bytes (typed-throws friendly).
-func withPointers<E: Error>(_ a: [UInt8], _ b: [UInt8], _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws(E) -> Void) throws(E) {
-    let r: Result<Void, E> = a.withUnsafeBytes { pa in b.withUnsafeBytes { pb in Result { () throws(E) in try body(pa, pb) } } }
-    try r.get()
 }
 
 enum Key {
