@@ -23,8 +23,8 @@ public enum Limits {
     public static let mapBytesInitial = 64 << 20
     public static let mapBytesMax = 1 << 40
     public static let readRangeEventsMax = 100_000
-    /// The id and stream indexes are caught up when they are this many blocks behind
+    /// The id and stream indexes are caught up once they are this many blocks behind
     /// (LedgerStore/Index.swift), in transactions of at most `indexCatchUpEventsMax` events.
-    public static let indexMergeBlocks = 32
+    public static let indexLagBlocksMax = 32
     public static let indexCatchUpEventsMax = 200_000
 }

@@ -5,7 +5,7 @@ import LedgerCrypto
 /// The id and stream indexes are derived data, like projections: every entry follows
 /// from the committed events (`events` holds each event's id; its streams follow from
 /// its payload). They live in a second LMDB environment (`<dir>/index`) that an indexer
-/// catches up every `Limits.indexMergeBlocks` blocks, in one sorted batch.
+/// catches up every `Limits.indexLagBlocksMax` blocks, in one sorted batch.
 ///
 /// Why: ids are hashes, so inserting a block's ids into a B-tree inside the block's
 /// transaction dirtied a page per id — appends ran ~6x slower than writing the events
@@ -288,7 +288,7 @@ extension LedgerLog {
         guard self.index != nil else { return }
         let mark = (try? indexed())?.height ?? 0
         let lag = height > mark ? height - mark : 0
-        guard lag >= UInt64(Limits.indexMergeBlocks) else { return }
+        guard lag >= UInt64(Limits.indexLagBlocksMax) else { return }
         if let indexer { indexer.poke(); return }
         do throws(StoreError) { try catchUpIndex() } catch { cacheLock.withLock { lastIndexError = error } }
     }

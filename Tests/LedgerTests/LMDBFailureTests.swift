@@ -62,7 +62,7 @@ final class UnsafeSendableCounter: @unchecked Sendable {
         let d = TempDir("index"); defer { d.cleanup() }
         do {
             let log = try LedgerLog.openLMDB(path: d.path)
-            try fill(log, blocks: Limits.indexMergeBlocks + 3, perBlock: 2)
+            try fill(log, blocks: Limits.indexLagBlocksMax + 3, perBlock: 2)
             try log.catchUpIndex()
             // A mark ahead of the log, as an index restored from elsewhere would have.
             try log.tamperIndexMark(height: 1_000, next: 5_000)
@@ -87,7 +87,7 @@ final class UnsafeSendableCounter: @unchecked Sendable {
         let log = try LedgerLog.openLMDB(path: d.path)
         defer { log.close() }
         let p = try f.producer(on: log)
-        let blocks = Limits.indexMergeBlocks * 2
+        let blocks = Limits.indexLagBlocksMax * 2
         let events = (1 ... blocks * 10).map { f.event(f.alice, UInt64($0), .transfer(to: f.bob.publicKey, amount: 1, memo: "")) }
         let ids = events.map { EventCrypto.id($0.bytes) }
         let done = UnsafeSendableFlag()

@@ -82,19 +82,19 @@ enum StoreKind: String, CaseIterable, CustomTestStringConvertible {
 
     @Test(arguments: StoreKind.allCases)
     func indexLookupsSpanIndexedAndTailBlocks(_ kind: StoreKind) throws {
-        // The index catches up every Limits.indexMergeBlocks blocks (in the background for
+        // The index catches up every Limits.indexLagBlocksMax blocks (in the background for
         // LMDB): lookups must see indexed and not-yet-indexed events alike, in order,
         // whatever the indexer has reached.
         let (log, done) = kind.make(); defer { done() }
-        let blocks = Limits.indexMergeBlocks + 7
+        let blocks = Limits.indexLagBlocksMax + 7
         _ = try fill(log, blocks: blocks, perBlock: 2)
         let all = try log.events(from: 0, count: 1_000)
         #expect(all.count == blocks * 2)
         for e in all { #expect(try log.event(id: e.id)?.sequence == e.sequence) }
         let bob = try log.stream(.account(f.bob.publicKey), after: nil, limit: 1_000)
         #expect(bob.map(\.sequence.value) == Array(0 ..< UInt64(blocks * 2)))
-        let tail = try log.stream(.account(f.bob.publicKey), after: SequenceNumber(UInt64(Limits.indexMergeBlocks * 2 - 3)), limit: 5)
-        #expect(tail.map(\.sequence.value) == Array(UInt64(Limits.indexMergeBlocks * 2 - 2) ..< UInt64(Limits.indexMergeBlocks * 2 + 3)))
+        let tail = try log.stream(.account(f.bob.publicKey), after: SequenceNumber(UInt64(Limits.indexLagBlocksMax * 2 - 3)), limit: 5)
+        #expect(tail.map(\.sequence.value) == Array(UInt64(Limits.indexLagBlocksMax * 2 - 2) ..< UInt64(Limits.indexLagBlocksMax * 2 + 3)))
         try log.catchUpIndex()
         #expect(log.indexError == nil)
         for e in all { #expect(try log.event(id: e.id)?.sequence == e.sequence) }
