@@ -15,6 +15,8 @@ public enum Limits {
     public static let allianceTargetsMax = 16
     public static let allianceTextBytesMax = 512
     public static let certificateSignersMax = 1024
+    /// A signed pre-prepare, prepare, commit or checkpoint vote.
+    public static let consensusMessageBytesMax = 256
     public static let genesisValidatorsMax = 1024
     public static let genesisAllocationsMax = 1_000_000
     public static let genesisBytesMax = 64 << 20

@@ -1,6 +1,6 @@
-import LedgerCore
-import LedgerCrypto
-
+/// Signed consensus votes (schemas/FORMAT.md §7): the wire and evidence format of
+/// pre-prepare, prepare, commit and checkpoint statements. The format lives in the core
+/// because evidence events carry these bytes and the staking fold checks them.
 /// The normal-case PBFT messages and checkpoints (view change and new view come with the
 /// replica). Every message is signed by its sender over a domain-separated statement;
 /// a commit signs exactly the `CommitCertificate` statement, so a quorum of commit
@@ -37,7 +37,7 @@ public enum ConsensusMessage: Sendable, Hashable {
         }
     }
 
-    func encode(_ w: inout ByteWriter) {
+    public func encode(_ w: inout ByteWriter) {
         w.u8(tag)
         switch self {
         case let .prePrepare(view, height, hash), let .prepare(view, height, hash), let .commit(view, height, hash):
@@ -47,7 +47,7 @@ public enum ConsensusMessage: Sendable, Hashable {
         }
     }
 
-    static func decode(_ r: inout ByteReader) throws(DecodeError) -> ConsensusMessage {
+    public static func decode(_ r: inout ByteReader) throws(DecodeError) -> ConsensusMessage {
         let tag = try r.u8("consensus.kind")
         switch tag {
         case 1, 2, 3:
@@ -65,7 +65,7 @@ public enum ConsensusMessage: Sendable, Hashable {
 }
 
 extension Domain {
-    static func consensus(_ what: String, _ chain: Bytes32) -> [UInt8] {
+    public static func consensus(_ what: String, _ chain: Bytes32) -> [UInt8] {
         var w = ByteWriter(capacity: 64)
         w.raw(Array("CHAOSLEDGER/\(what)".utf8)); w.u8(0); w.u16(1); w.b32(chain)
         return w.bytes
@@ -83,14 +83,6 @@ public struct SignedConsensusMessage: Sendable, Hashable {
         self.message = message; self.signer = signer; self.signature = signature
     }
 
-    public static func sign(_ m: ConsensusMessage, chain: Bytes32, key: SigningKey) -> SignedConsensusMessage {
-        SignedConsensusMessage(message: m, signer: key.publicKey, signature: key.sign(m.statement(chain: chain)))
-    }
-
-    public func verify(chain: Bytes32) -> Bool {
-        Ed25519.verify(signature, message.statement(chain: chain), signer)
-    }
-
     /// A commit as a certificate vote (nil for other kinds).
     public var certificateVote: CommitCertificate.Vote? {
         guard case .commit = message else { return nil }
@@ -104,7 +96,9 @@ public struct SignedConsensusMessage: Sendable, Hashable {
     }
 
     public static func decode(_ bytes: [UInt8]) throws(DecodeError) -> SignedConsensusMessage {
-        guard bytes.count <= 256 else { throw .tooLong(field: "consensus message", length: bytes.count, max: 256) }
+        guard bytes.count <= Limits.consensusMessageBytesMax else {
+            throw .tooLong(field: "consensus message", length: bytes.count, max: Limits.consensusMessageBytesMax)
+        }
         var r = ByteReader(bytes)
         let v = try r.u16("consensus.version")
         guard v == formatVersion else { throw .unsupportedVersion(field: "consensus message", version: v) }
@@ -115,26 +109,3 @@ public struct SignedConsensusMessage: Sendable, Hashable {
     }
 }
 
-/// Proof that a validator signed two different blocks in the same role, view and height.
-public struct Equivocation: Sendable, Hashable {
-    public let first: SignedConsensusMessage
-    public let second: SignedConsensusMessage
-
-    /// Returns evidence when `a` and `b` conflict: same signer, same kind, view and
-    /// height, different blocks, and both signatures valid. Nil otherwise (a forged or
-    /// duplicate pair is no evidence).
-    public static func detect(_ a: SignedConsensusMessage, _ b: SignedConsensusMessage, chain: Bytes32) -> Equivocation? {
-        guard a.signer == b.signer, a != b else { return nil }
-        switch (a.message, b.message) {
-        case let (.prePrepare(v1, h1, x), .prePrepare(v2, h2, y)), let (.prepare(v1, h1, x), .prepare(v2, h2, y)),
-             let (.commit(v1, h1, x), .commit(v2, h2, y)):
-            guard v1 == v2, h1 == h2, x != y else { return nil }
-        case let (.checkpoint(h1, x, r1), .checkpoint(h2, y, r2)):
-            guard h1 == h2, x != y || r1 != r2 else { return nil }
-        default:
-            return nil
-        }
-        guard a.verify(chain: chain), b.verify(chain: chain) else { return nil }
-        return Equivocation(first: a, second: b)
-    }
-}
