@@ -1,4 +1,4 @@
-/// Signed consensus votes (schemas/FORMAT.md §7): the wire and evidence format of
+/// Signed consensus votes (schemas/FORMAT.md §9): the wire and evidence format of
 /// pre-prepare, prepare, commit and checkpoint statements. The format lives in the core
 /// because evidence events carry these bytes and the staking fold checks them.
 /// The normal-case PBFT messages and checkpoints (view change and new view come with the
