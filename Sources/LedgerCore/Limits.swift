@@ -29,4 +29,17 @@ public enum Limits {
     /// (LedgerStore/Index.swift), in transactions of at most `indexCatchUpEventsMax` events.
     public static let indexLagBlocksMax = 32
     public static let indexCatchUpEventsMax = 200_000
+
+    // Consensus (LedgerConsensus).
+    public static let blockHeaderBytesMax = 4096
+    /// Heights in flight beyond the stable checkpoint: the largest window a replica accepts.
+    public static let pipelineDepthMax = 64
+    /// Largest message between replicas (a pre-prepare carries a whole block).
+    public static let peerMessageBytesMax = 32 << 20
+    /// Certified blocks in one state-transfer answer.
+    public static let stateTransferBlocksMax = 16
+    /// Client events a replica holds waiting for a block.
+    public static let mempoolEventsMax = 100_000
+    /// Votes from other replicas remembered for equivocation evidence, per replica.
+    public static let voteMemoryMax = 50_000
 }

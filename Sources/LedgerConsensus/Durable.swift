@@ -1,0 +1,77 @@
+import LedgerCore
+
+/// Which of its own votes a replica signed: one per (kind, height, view).
+public struct VoteSlot: Hashable, Comparable, Sendable {
+    public var kind: UInt8
+    public var height: UInt64
+    public var view: UInt64
+    public static func < (a: Self, b: Self) -> Bool { (a.height, a.view, a.kind) < (b.height, b.view, b.kind) }
+}
+
+/// What a replica must find again after a restart so it can never contradict itself:
+/// its view, every vote it signed, the blocks it prepared (with their certificates), its
+/// view changes, and its stable checkpoint. Committed blocks are in the log, not here.
+public enum DurableRecord: Sendable, Hashable {
+    case view(UInt64, changing: Bool)
+    case vote(SignedConsensusMessage)
+    case prepared(PreparedCertificate, ProposedBlock)
+    case viewChange(ViewChange, blocks: [ProposedBlock])
+    case stable(CheckpointCertificate)
+}
+
+/// The fold of a replica's durable records (what a driver keeps on disk).
+public struct DurableState: Sendable, Equatable {
+    public private(set) var view: UInt64 = 0
+    public private(set) var changing = false
+    public private(set) var votes: [VoteSlot: SignedConsensusMessage] = [:]
+    /// Highest-view prepared certificate per height, with the block.
+    public private(set) var prepared: [UInt64: (PreparedCertificate, ProposedBlock)] = [:]
+    public private(set) var viewChange: (ViewChange, [ProposedBlock])?
+    public private(set) var stable: CheckpointCertificate?
+
+    public init() {}
+
+    public static func == (a: Self, b: Self) -> Bool {
+        a.view == b.view && a.changing == b.changing && a.votes == b.votes && a.stable == b.stable
+            && a.prepared.keys.sorted() == b.prepared.keys.sorted()
+            && a.prepared.allSatisfy { b.prepared[$0.key]?.0 == $0.value.0 }
+            && a.viewChange?.0 == b.viewChange?.0
+    }
+
+    public mutating func apply(_ r: DurableRecord) {
+        switch r {
+        case let .view(v, changing):
+            if v > view || (v == view && !changing) { view = v; self.changing = changing }
+        case let .vote(m):
+            let (kind, h, v) = Self.slot(m.message)
+            votes[VoteSlot(kind: kind, height: h, view: v)] = m
+        case let .prepared(c, b):
+            if let old = prepared[c.height.value], old.0.view >= c.view { return }
+            prepared[c.height.value] = (c, b)
+        case let .viewChange(vc, blocks):
+            if let old = viewChange, old.0.view >= vc.view { return }
+            viewChange = (vc, blocks)
+        case let .stable(c):
+            guard c.height.value > (stable?.height.value ?? 0) || stable == nil else { return }
+            stable = c
+            let h = c.height.value
+            votes = votes.filter { $0.key.height > h }
+            prepared = prepared.filter { $0.key > h }
+        }
+    }
+
+    static func slot(_ m: ConsensusMessage) -> (UInt8, UInt64, UInt64) {
+        switch m {
+        case let .prePrepare(v, h, _): (1, h.value, v)
+        case let .prepare(v, h, _): (2, h.value, v)
+        case let .commit(v, h, _): (3, h.value, v)
+        case let .checkpoint(h, _, _): (4, h.value, 0)
+        }
+    }
+
+    /// The block hash this replica already signed in that role, height and view, if any.
+    public func signed(_ m: ConsensusMessage) -> SignedConsensusMessage? {
+        let (k, h, v) = Self.slot(m)
+        return votes[VoteSlot(kind: k, height: h, view: v)]
+    }
+}

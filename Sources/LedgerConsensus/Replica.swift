@@ -1,0 +1,1028 @@
+import LedgerCore
+import LedgerCrypto
+import LedgerProjections
+
+/// Bugs that tests switch on one at a time to prove the simulator catches them
+/// (FoundationDB's "buggify" idea). Never set outside tests and the simulator.
+public enum PlantedBug: String, Sendable, CaseIterable, Hashable {
+    /// Quorums count messages, so a duplicated or repeated vote counts twice.
+    case quorumByMessages
+    /// A quorum is 2f distinct signers instead of more than two thirds.
+    case quorumOfTwoF
+    /// The new primary leaves the highest prepared certificate out of its new view.
+    case newViewDropsPrepared
+    /// Votes go out before the records that remember them are durable.
+    case voteBeforePersist
+    /// A certificate with one signature that does not verify is still accepted.
+    case acceptForgedSignature
+}
+
+public struct ReplicaConfig: Sendable {
+    public var genesisHash: Hash32
+    public var genesisStateRoot: Hash32
+    /// Consensus keys this validator may hold: it signs with whichever the current epoch's set lists.
+    public var keys: [SigningKey]
+    /// The validator's account key: authors its opinion and evidence events.
+    public var operatorKey: SigningKey
+    public var primaryRule: ValidatorSet.PrimaryRule = .roundRobin
+    /// Heights in flight beyond the stable checkpoint (0: twice the checkpoint interval).
+    public var windowBlocks: UInt64 = 0
+    public var viewTimeoutMs: UInt64 = 1_000
+    public var viewTimeoutMaxMs: UInt64 = 60_000
+    public var retransmitMs: UInt64 = 300
+    public var fetchIntervalMs: UInt64 = 400
+    /// A proposal may wait this long for a fuller block while others are in flight.
+    public var batchDelayMs: UInt64 = 5
+    public var clockDriftMaxMs: UInt64 = 30_000
+    public var personality: any Personality = Lawful()
+    public var producer: any ProducerStrategy = Lawful()
+    /// Record each verdict as a signed opinion event.
+    public var recordOpinions = true
+    public var bugs: Set<PlantedBug> = []
+
+    public init(genesisHash: Hash32, genesisStateRoot: Hash32, keys: [SigningKey], operatorKey: SigningKey) {
+        self.genesisHash = genesisHash; self.genesisStateRoot = genesisStateRoot
+        self.keys = keys; self.operatorKey = operatorKey
+    }
+}
+
+public enum Destination: Sendable, Hashable {
+    case all
+    case peer(PublicKey)
+}
+
+public struct Outgoing: Sendable {
+    public var to: Destination
+    public var message: PeerMessage
+}
+
+/// A state-transfer request the driver answers from its log.
+public struct ServeRequest: Sendable, Hashable {
+    public var to: PublicKey
+    public var from: Height
+    public var count: Int
+}
+
+public struct CommittedBlock: Sendable {
+    public var certified: CertifiedBlock
+    public var stateRoot: Hash32
+    public var ids: [EventID]
+    public var viaStateTransfer: Bool
+}
+
+/// Things a driver logs or counts; none changes what the replica does.
+public enum Note: Sendable, Hashable {
+    case enteredView(UInt64)
+    case startedViewChange(UInt64)
+    case rejectedProposal(Height, BlockRejection)
+    case refusedProposal(Height, view: UInt64, reason: String)
+    case rejectedMessage(String)
+    case equivocation(PublicKey)
+    case fetching(from: Height, peer: PublicKey)
+    /// The replica found its own state disagreeing with a quorum: an operator must look.
+    case divergence(String)
+}
+
+public enum Input: Sendable {
+    case message(from: PublicKey, PeerMessage)
+    /// A client's event: admitted to the mempool and passed on to the other replicas.
+    case request([UInt8])
+    case tick(nowMs: UInt64)
+    /// Everything up to this persistence token is durable.
+    case persisted(token: UInt64)
+}
+
+/// What the driver must do, in this order: make `persist` and `commits` durable (then
+/// answer `.persisted(token)`), send `send`, answer `serve` from the log.
+public struct Output: Sendable {
+    public var persist: [DurableRecord] = []
+    public var commits: [CommittedBlock] = []
+    public var persistToken: UInt64?
+    public var send: [Outgoing] = []
+    public var serve: [ServeRequest] = []
+    public var notes: [Note] = []
+    public init() {}
+}
+
+struct Slot {
+    var view: UInt64
+    var block: ProposedBlock?
+    var prePrepare: SignedConsensusMessage?
+    var exec: ExecutedBlock?
+    var pending: (SignedConsensusMessage, ProposedBlock, fromNewView: Bool)?
+    var prepares: [SignedConsensusMessage] = []
+    var commits: [SignedConsensusMessage] = []
+    var sentPrepare = false
+    var prepared = false
+    var committed = false
+    var executed = false
+    var refused = false
+}
+
+struct SeenKey: Hashable {
+    var signer: PublicKey
+    var kind: UInt8
+    var height: UInt64
+    var view: UInt64
+}
+
+/// A pure PBFT replica (ARCHITECTURE invariant 5): `step` takes one input and returns
+/// what to persist, send and commit. No clock, socket, thread, disk or randomness.
+///
+/// Protocol, per view: the primary pre-prepares blocks for heights up to the stable
+/// checkpoint plus the window; a replica prepares a valid proposal its personality
+/// accepts; a block is *prepared* at a replica when the primary and prepare signers
+/// hold a quorum **and** the height below is prepared in the same view or executed
+/// (so the prepared blocks a replica reports always form a chain); prepared replicas
+/// send commits; a quorum of commits commits it, and blocks execute in height order.
+/// View changes carry prepared certificates; the new primary re-proposes, from the
+/// highest stable checkpoint up, the highest-view prepared block of each height until
+/// the first height with none, and every replica recomputes that choice.
+public struct Replica: Sendable {
+    public let config: ReplicaConfig
+    let chain: Bytes32
+    let genesisCheckpoint: CheckpointCertificate
+    let interval: UInt64
+    let window: UInt64
+
+    public private(set) var state: LedgerState
+    public private(set) var stateRoot: Hash32
+    public private(set) var lastHash: Hash32
+    var executedHashes: [UInt64: Hash32] = [:]
+    var checkpointRoots: [UInt64: Hash32] = [:]
+    var epoch: UInt64 = .max
+    var currentSet: ValidatorSet
+    var previousSet: ValidatorSet?
+
+    public private(set) var view: UInt64 = 0
+    public private(set) var changing = false
+    var failedViews: UInt32 = 0
+    public private(set) var stable: CheckpointCertificate
+    public private(set) var durable: DurableState
+
+    var slots: [UInt64: Slot] = [:]
+    var checkpointVotes: [UInt64: [PublicKey: SignedConsensusMessage]] = [:]
+    var viewChanges: [PublicKey: (ViewChange, [ProposedBlock])] = [:]
+    var myNewView: (NewView, [ProposedBlock])?
+
+    var mempool: [EventID: Envelope] = [:]
+    var mempoolOrder: [EventID] = []
+    var verified = Set<EventID>()
+    var seen: [SeenKey: SignedConsensusMessage] = [:]
+    var reported = Set<SeenKey>()
+    var refusals: [UInt64: (view: UInt64, hash: Hash32, by: Set<ValidatorID>)] = [:]
+    var peerClaims: [PublicKey: UInt64] = [:]
+
+    public private(set) var now: UInt64 = 0
+    var lastProgressAt: UInt64 = 0
+    var workSince: UInt64?
+    var viewChangeStartedAt: UInt64 = 0
+    var lastRetransmitAt: UInt64 = 0
+    var lastFetchAt: UInt64 = 0
+    var fetchRound: UInt64 = 0
+    var oldestPendingAt: UInt64?
+    var nextOwnNonce: UInt64 = 0
+
+    var nextToken: UInt64 = 0
+    var held: [(token: UInt64, out: Outgoing)] = []
+    var stepSends: [Outgoing] = []
+    var scratch: [UInt8] = []
+
+    /// Starts (or restarts) a replica from its executed state, the hashes of the blocks
+    /// it executed above its stable checkpoint, and its durable records.
+    public init(config: ReplicaConfig, state: LedgerState, lastHash: Hash32, recentHashes: [UInt64: Hash32] = [:], durable: DurableState = DurableState()) {
+        self.config = config
+        chain = state.chainID.raw
+        genesisCheckpoint = CheckpointCertificate(height: 0, blockHash: config.genesisHash, stateRoot: config.genesisStateRoot, votes: [])
+        interval = state.parameters.checkpointInterval
+        let w = config.windowBlocks == 0 ? 2 * interval : config.windowBlocks
+        window = min(max(w, interval), UInt64(Limits.pipelineDepthMax))
+        precondition(window >= interval, "the window must hold a whole checkpoint interval or consensus stalls")
+        self.state = state
+        stateRoot = state.stateRoot()
+        self.lastHash = lastHash
+        executedHashes = recentHashes
+        executedHashes[state.height.value] = lastHash
+        self.durable = durable
+        stable = durable.stable ?? genesisCheckpoint
+        if stable.height > state.height { stable = genesisCheckpoint }
+        view = durable.view
+        changing = durable.changing
+        currentSet = try! ValidatorSet([.init(key: config.keys[0].publicKey, power: 1)])
+        refreshSet()
+        nextOwnNonce = (state.accounts[config.operatorKey.publicKey]?.nonce ?? 0) + 1
+    }
+
+    // MARK: - Validator sets and roles
+
+    static func epochOf(_ h: UInt64, _ interval: UInt64) -> UInt64 { h == 0 ? 0 : (h - 1) / interval }
+
+    mutating func refreshSet() {
+        let e = Self.epochOf(state.height.value + 1, interval)
+        guard e != epoch else { return }
+        let power = state.powerForNextBlock()
+        let members = power.keys.sorted().map { ValidatorSet.Member(key: $0, power: power[$0]!) }
+        guard let set = try? ValidatorSet(members) else {
+            preconditionFailure("the chain has no validator with voting power at height \(state.height.value + 1)")
+        }
+        previousSet = epoch == .max ? nil : currentSet
+        if epoch != .max, e != epoch + 1 { previousSet = nil }
+        currentSet = set
+        epoch = e
+    }
+
+    func set(for h: UInt64) -> ValidatorSet? {
+        let e = Self.epochOf(h, interval)
+        if e == epoch { return currentSet }
+        if e + 1 == epoch { return previousSet }
+        return nil
+    }
+
+    var epochStart: Height { Height(epoch * interval + 1) }
+
+    public func primary(of v: UInt64) -> PublicKey {
+        currentSet.primary(view: v, height: epochStart, rule: config.primaryRule)
+    }
+
+    /// The consensus key this replica signs with in the current epoch (nil: not a member).
+    var myKey: SigningKey? { config.keys.first { currentSet.contains($0.publicKey) } }
+    func myKey(in set: ValidatorSet) -> SigningKey? { config.keys.first { set.contains($0.publicKey) } }
+
+    public var lastExecuted: Height { state.height }
+    public var isPrimary: Bool { !changing && myKey?.publicKey == primary(of: view) }
+
+    // MARK: - Quorums (the planted bugs live here and nowhere else)
+
+    func quorum(_ signers: [PublicKey], _ set: ValidatorSet) -> Bool {
+        if config.bugs.contains(.quorumByMessages) {
+            return signers.filter(set.contains).count >= 2 * set.faultsTolerated + 1
+        }
+        if config.bugs.contains(.quorumOfTwoF) {
+            return Set(signers).filter(set.contains).count >= 2 * set.faultsTolerated
+        }
+        return set.isQuorum(signers)
+    }
+
+    /// Every vote by a member, every signature valid, and the signers (with `extra`) a quorum.
+    func verifyVotes(_ votes: [Vote], statement: [UInt8], set: ValidatorSet, extra: [PublicKey] = []) -> Bool {
+        var signers = extra
+        var forged = 0
+        for v in votes {
+            guard set.contains(v.key) else { return false }
+            if !Ed25519.verify(v.signature, statement, v.key) {
+                forged += 1
+                guard config.bugs.contains(.acceptForgedSignature), forged == 1 else { return false }
+            }
+            signers.append(v.key)
+        }
+        return quorum(signers, set)
+    }
+
+    func validCheckpoint(_ c: CheckpointCertificate) -> Bool {
+        if c.height.value == 0 { return c == genesisCheckpoint }
+        guard let set = set(for: c.height.value) else { return false }
+        return verifyVotes(c.votes, statement: c.message.statement(chain: chain), set: set)
+    }
+
+    func validPrepared(_ p: PreparedCertificate, set: ValidatorSet) -> Bool {
+        guard p.prePrepare.key == set.primary(view: p.view, height: Height(Self.epochOf(p.height.value, interval) * interval + 1), rule: config.primaryRule),
+              Ed25519.verify(p.prePrepare.signature, ConsensusMessage.prePrepare(view: p.view, height: p.height, blockHash: p.blockHash).statement(chain: chain), p.prePrepare.key)
+        else { return false }
+        return verifyVotes(p.prepares, statement: ConsensusMessage.prepare(view: p.view, height: p.height, blockHash: p.blockHash).statement(chain: chain),
+                           set: set, extra: [p.prePrepare.key])
+    }
+
+    // MARK: - Step
+
+    public mutating func step(_ input: Input) -> Output {
+        var out = Output()
+        switch input {
+        case let .tick(t):
+            now = max(now, t)
+            onTick(&out)
+        case let .request(bytes):
+            admit(bytes, forward: true, &out)
+        case let .message(from, m):
+            onMessage(from, m, &out)
+        case let .persisted(token):
+            var keep: [(token: UInt64, out: Outgoing)] = []
+            for h in held { if h.token <= token { out.send.append(h.out) } else { keep.append(h) } }
+            held = keep
+        }
+        advance(&out)
+        tryPropose(&out)
+        advance(&out)
+        finish(&out)
+        return out
+    }
+
+    /// Sends wait for the durable records written with or before them (invariant 6).
+    mutating func finish(_ out: inout Output) {
+        let sends = stepSends
+        stepSends.removeAll()
+        if config.bugs.contains(.voteBeforePersist) {
+            if !out.persist.isEmpty || !out.commits.isEmpty { nextToken += 1; out.persistToken = nextToken }
+            out.send.append(contentsOf: sends)
+            return
+        }
+        if !out.persist.isEmpty || !out.commits.isEmpty {
+            nextToken += 1
+            out.persistToken = nextToken
+            for s in sends { held.append((nextToken, s)) }
+        } else if let last = held.last {
+            for s in sends { held.append((last.token, s)) }
+        } else {
+            out.send.append(contentsOf: sends)
+        }
+    }
+
+    mutating func send(_ m: PeerMessage, to: Destination = .all) { stepSends.append(Outgoing(to: to, message: m)) }
+
+    mutating func persist(_ r: DurableRecord, _ out: inout Output) {
+        durable.apply(r)
+        out.persist.append(r)
+    }
+
+    /// Signs a vote unless this replica already signed a different one in that role,
+    /// height and view (a restart never makes it equivocate), persisting it first.
+    mutating func signVote(_ m: ConsensusMessage, key: SigningKey, _ out: inout Output) -> SignedConsensusMessage? {
+        if let old = durable.signed(m) { return old.message == m ? old : nil }
+        let s = SignedConsensusMessage.sign(m, chain: chain, key: key)
+        persist(.vote(s), &out)
+        return s
+    }
+
+    // MARK: - Client events and the mempool
+
+    mutating func admit(_ bytes: [UInt8], forward: Bool, _ out: inout Output) {
+        guard bytes.count <= Limits.eventBytesMax, let e = try? Envelope(bytes: bytes) else {
+            out.notes.append(.rejectedMessage("malformed client event")); return
+        }
+        let id = EventCrypto.id(bytes)
+        guard mempool[id] == nil else { return }
+        guard e.chainID == chain, let acct = state.accounts[e.author], e.nonce > acct.nonce else { return }
+        guard mempool.count < Limits.mempoolEventsMax else { out.notes.append(.rejectedMessage("mempool full")); return }
+        if !verified.contains(id) {
+            guard EventCrypto.verify(e, scratch: &scratch) else { out.notes.append(.rejectedMessage("client event with a bad signature")); return }
+            rememberVerified(id)
+        }
+        mempool[id] = e
+        mempoolOrder.append(id)
+        if oldestPendingAt == nil { oldestPendingAt = now }
+        if forward { send(.request(bytes)) }
+        noteOpinion(e, &out)
+    }
+
+    mutating func rememberVerified(_ id: EventID) {
+        if verified.count >= 4 * Limits.mempoolEventsMax { verified.removeAll(keepingCapacity: true) }
+        verified.insert(id)
+    }
+
+    mutating func dropFromMempool(_ ids: some Sequence<EventID>) {
+        var any = false
+        for id in ids where mempool.removeValue(forKey: id) != nil { any = true }
+        if any, mempoolOrder.count > 2 * mempool.count + 64 { mempoolOrder.removeAll { mempool[$0] == nil } }
+        if mempool.isEmpty { mempoolOrder.removeAll(keepingCapacity: true); oldestPendingAt = nil }
+    }
+
+    /// Authors an event with the operator key (opinions, evidence) and treats it like a client's.
+    mutating func authorEvent(_ p: Payload, _ out: inout Output) {
+        let nonce = max(nextOwnNonce, (state.accounts[config.operatorKey.publicKey]?.nonce ?? 0) + 1)
+        nextOwnNonce = nonce + 1
+        let e = EventCrypto.makeEvent(chain: state.chainID, key: config.operatorKey, nonce: nonce, fee: state.parameters.minFee, payload: p)
+        admit(e.bytes, forward: true, &out)
+    }
+
+    /// A refusal opinion from more than a third of the power against the current
+    /// proposal at a height ends the view: the next primary tries.
+    mutating func noteOpinion(_ e: Envelope, _ out: inout Output) {
+        guard e.kind == .opinion, case let .opinion(o)? = try? e.decodePayload(), o.verdict == .refuse,
+              o.view == view, !changing, let slot = slots[o.height.value], slot.block?.hash == o.blockHash,
+              let v = state.validators[e.author], currentSet.contains(v.consensusKey) else { return }
+        var r = refusals[o.height.value] ?? (view, o.blockHash, [])
+        if r.view != view || r.hash != o.blockHash { r = (view, o.blockHash, []) }
+        r.by.insert(e.author)
+        refusals[o.height.value] = r
+        let keys = r.by.compactMap { state.validators[$0]?.consensusKey }
+        if currentSet.isWeakQuorum(keys) { startViewChange(view + 1, &out) }
+    }
+
+    /// The first mempool event that applies to the executed state, pruning stale ones.
+    mutating func hasApplicableEvent() -> Bool {
+        var stale: [EventID] = []
+        var found = false
+        var looked = 0
+        let ctx = BlockContext(height: state.height.next, timestampMs: max(now, state.timestampMs), proposer: myKey?.publicKey ?? config.keys[0].publicKey)
+        var probe = state
+        try? probe.beginBlock(ctx)
+        for id in mempoolOrder where looked < 256 {
+            guard let e = mempool[id] else { continue }
+            looked += 1
+            var copy = probe
+            do {
+                try copy.apply(e, id: id, ctx)
+                found = true
+                break
+            } catch {
+                switch error {
+                case .futureNonce: continue
+                default: stale.append(id)
+                }
+            }
+        }
+        dropFromMempool(stale)
+        return found
+    }
+
+    // MARK: - Messages
+
+    mutating func onMessage(_ from: PublicKey, _ m: PeerMessage, _ out: inout Output) {
+        switch m {
+        case let .request(bytes): admit(bytes, forward: false, &out)
+        case let .prePrepare(pp, block): onPrePrepare(pp, block, fromNewView: false, &out)
+        case let .vote(v): onVote(v, &out)
+        case let .viewChange(vc, blocks): onViewChange(vc, blocks, &out)
+        case let .newView(nv, blocks): onNewView(nv, blocks, &out)
+        case let .fetch(h, count):
+            guard h.value >= 1, h <= state.height else { return }
+            out.serve.append(ServeRequest(to: from, from: h, count: min(Int(count), Limits.stateTransferBlocksMax)))
+        case let .blocks(bs): onBlocks(from, bs, &out)
+        }
+    }
+
+    /// Remembers a member's vote and reports a conflicting pair as evidence, once.
+    mutating func remember(_ s: SignedConsensusMessage, _ out: inout Output) {
+        let (kind, h, v) = DurableState.slot(s.message)
+        let key = SeenKey(signer: s.signer, kind: kind, height: h, view: v)
+        if let old = seen[key] {
+            guard old.message != s.message, !reported.contains(key) else { return }
+            guard Equivocation.detect(old, s, chain: chain) != nil else { return }
+            reported.insert(key)
+            out.notes.append(.equivocation(s.signer))
+            authorEvent(.evidence(first: old.encoded(), second: s.encoded()), &out)
+            return
+        }
+        if seen.count >= Limits.voteMemoryMax { seen.removeAll(keepingCapacity: true) }
+        seen[key] = s
+    }
+
+    mutating func claim(_ signer: PublicKey, _ h: UInt64) {
+        if h > (peerClaims[signer] ?? 0) { peerClaims[signer] = h }
+    }
+
+    func inWindow(_ h: UInt64) -> Bool { h > stable.height.value && h <= stable.height.value + window }
+
+    mutating func onPrePrepare(_ pp: SignedConsensusMessage, _ block: ProposedBlock, fromNewView: Bool, _ out: inout Output) {
+        guard case let .prePrepare(v, height, hash) = pp.message else { return }
+        let h = height.value
+        guard let set = set(for: h), set.contains(pp.signer), pp.verify(chain: chain) else {
+            if set(for: h) == nil, inWindow(h) || h > state.height.value { claim(pp.signer, h &- 1) }
+            return
+        }
+        remember(pp, &out)
+        guard v == view, !changing, pp.signer == primary(of: v), inWindow(h), h > state.height.value else { return }
+        guard block.hash == hash else { out.notes.append(.rejectedMessage("pre-prepare names another block")); return }
+        var slot = slots[h] ?? Slot(view: v)
+        guard slot.block == nil, slot.pending == nil else { return }
+        slot.pending = (pp, block, fromNewView)
+        slots[h] = slot
+    }
+
+    /// Validates pending proposals whose parent is now known (called from `advance`).
+    mutating func validatePending(_ h: UInt64, _ out: inout Output) -> Bool {
+        guard var slot = slots[h], let (pp, block, fromNewView) = slot.pending else { return false }
+        guard let parent = parentView(h) else { return false }
+        slot.pending = nil
+        do throws(BlockRejection) {
+            guard block.header.proposer == pp.signer || fromNewView else {
+                throw .wrongProposer(expected: pp.signer, got: block.header.proposer)
+            }
+            guard block.header.timestampMs <= now &+ config.clockDriftMaxMs || fromNewView else {
+                throw .timeTooFarAhead(blockMs: block.header.timestampMs, nowMs: now)
+            }
+            guard fromNewView || block.header.view == view else { throw .wrongProposer(expected: pp.signer, got: block.header.proposer) }
+            let exec = try Execution.execute(block, parent: parent, verified: verified, scratch: &scratch)
+            for id in exec.ids { rememberVerified(id) }
+            slot.block = block
+            slot.prePrepare = pp
+            slot.exec = exec
+            slot.view = view
+            slots[h] = slot
+        } catch {
+            slots[h] = slot
+            out.notes.append(.rejectedProposal(Height(h), error))
+            return true
+        }
+        // Personalities judge fresh proposals only: a block re-proposed in a new view
+        // may already be committed somewhere and is always prepared.
+        var accept = true
+        if !fromNewView, let exec = slot.exec, myKey?.publicKey != pp.signer {
+            let system = exec.envelopes.allSatisfy { $0.kind == .opinion || $0.kind == .evidence }
+            if !system {
+                let j = config.personality.judge(Proposal(block: block, view: view, events: exec.envelopes, parent: parent.state, judge: config.operatorKey.publicKey))
+                accept = j.accept
+                if !j.accept { out.notes.append(.refusedProposal(Height(h), view: view, reason: j.reason)) }
+                if config.recordOpinions, currentSet.contains(myKey?.publicKey ?? .zero) {
+                    authorEvent(.opinion(Opinion(height: Height(h), view: view, blockHash: block.hash, verdict: j.accept ? .accept : .refuse,
+                                                 reason: String(j.reason.utf8.prefix(Limits.reasonBytesMax)) ?? "")), &out)
+                }
+            }
+        }
+        slots[h]!.refused = !accept
+        if accept, let key = myKey, key.publicKey != pp.signer,
+           let s = signVote(.prepare(view: view, height: Height(h), blockHash: block.hash), key: key, &out) {
+            slots[h]!.sentPrepare = true
+            addVote(s, to: h)
+            send(.vote(s))
+        }
+        return true
+    }
+
+    func parentView(_ h: UInt64) -> ParentView? {
+        guard set(for: h) != nil, Self.epochOf(h, interval) == epoch else { return nil }
+        if h == state.height.value + 1 { return ParentView(state: state, stateRoot: stateRoot, hash: lastHash) }
+        guard let p = slots[h - 1], p.view == view, let b = p.block, let e = p.exec, !p.executed else { return nil }
+        return ParentView(state: e.state, stateRoot: e.stateRoot, hash: b.hash)
+    }
+
+    mutating func addVote(_ s: SignedConsensusMessage, to h: UInt64) {
+        guard var slot = slots[h] else { return }
+        let cap = 4 * currentSet.count + 4
+        switch s.message {
+        case .prepare:
+            if config.bugs.contains(.quorumByMessages) { if slot.prepares.count < cap { slot.prepares.append(s) } }
+            else if !slot.prepares.contains(where: { $0.signer == s.signer }) { slot.prepares.append(s) }
+        case .commit:
+            if config.bugs.contains(.quorumByMessages) { if slot.commits.count < cap { slot.commits.append(s) } }
+            else if !slot.commits.contains(where: { $0.signer == s.signer }) { slot.commits.append(s) }
+        default: break
+        }
+        slots[h] = slot
+    }
+
+    mutating func onVote(_ s: SignedConsensusMessage, _ out: inout Output) {
+        let h = s.message.height.value
+        if case let .checkpoint(height, hash, root) = s.message {
+            guard let set = set(for: h), set.contains(s.signer), s.verify(chain: chain) else {
+                if set(for: h) == nil, h > state.height.value { claim(s.signer, h) }
+                return
+            }
+            remember(s, &out)
+            claim(s.signer, h)
+            guard h > stable.height.value else { return }
+            checkpointVotes[h, default: [:]][s.signer] = s
+            tryStable(height, hash, root, &out)
+            return
+        }
+        guard let set = set(for: h), set.contains(s.signer), s.verify(chain: chain) else {
+            if set(for: h) == nil, h > state.height.value { claim(s.signer, h &- 1) }
+            return
+        }
+        remember(s, &out)
+        if case .commit = s.message { claim(s.signer, h) }
+        let v: UInt64
+        switch s.message {
+        case let .prepare(vv, _, _), let .commit(vv, _, _): v = vv
+        default: return
+        }
+        guard v == view, !changing, inWindow(h) else { return }
+        if slots[h] == nil { slots[h] = Slot(view: view) }
+        addVote(s, to: h)
+    }
+
+    /// Moves every slot as far as it can go, in height order: validate, prepare,
+    /// commit, execute.
+    mutating func advance(_ out: inout Output) {
+        var progressed = true
+        while progressed {
+            progressed = false
+            var h = state.height.value + 1
+            while h <= stable.height.value + window, slots[h] != nil {
+                if slots[h]!.pending != nil, validatePending(h, &out) { progressed = true }
+                if stepPrepared(h, &out) { progressed = true }
+                if slots[h]!.prepared, !slots[h]!.committed, hasCommitQuorum(h) { slots[h]!.committed = true; progressed = true }
+                h += 1
+            }
+            while let s = slots[state.height.value + 1], s.committed, s.exec != nil, !s.executed {
+                execute(state.height.value + 1, &out)
+                progressed = true
+            }
+        }
+    }
+
+    func matching(_ votes: [SignedConsensusMessage], _ slot: Slot) -> [SignedConsensusMessage] {
+        guard let b = slot.block else { return [] }
+        return votes.filter {
+            switch $0.message {
+            case let .prepare(v, _, hash), let .commit(v, _, hash): v == slot.view && hash == b.hash
+            default: false
+            }
+        }
+    }
+
+    mutating func stepPrepared(_ h: UInt64, _ out: inout Output) -> Bool {
+        guard let slot = slots[h], !slot.prepared, let pp = slot.prePrepare, let b = slot.block, slot.view == view else { return false }
+        let below = h == state.height.value + 1 || (slots[h - 1]?.prepared == true && slots[h - 1]?.view == view)
+        guard below else { return false }
+        let prepares = matching(slot.prepares, slot)
+        guard quorum([pp.signer] + prepares.map(\.signer), currentSet) else { return false }
+        slots[h]!.prepared = true
+        let cert = PreparedCertificate(view: view, height: Height(h), blockHash: b.hash,
+                                       prePrepare: Vote(key: pp.signer, signature: pp.signature),
+                                       prepares: prepares.map { Vote(key: $0.signer, signature: $0.signature) })
+        persist(.prepared(cert, b), &out)
+        if let key = myKey, let c = signVote(.commit(view: view, height: Height(h), blockHash: b.hash), key: key, &out) {
+            addVote(c, to: h)
+            send(.vote(c))
+        }
+        return true
+    }
+
+    func hasCommitQuorum(_ h: UInt64) -> Bool {
+        guard let slot = slots[h] else { return false }
+        return quorum(matching(slot.commits, slot).map(\.signer), currentSet)
+    }
+
+    mutating func execute(_ h: UInt64, _ out: inout Output) {
+        let slot = slots[h]!
+        let b = slot.block!, exec = slot.exec!
+        var votes: [Vote] = []
+        var signers = Set<PublicKey>()
+        for c in matching(slot.commits, slot) where config.bugs.contains(.quorumByMessages) || signers.insert(c.signer).inserted {
+            votes.append(Vote(key: c.signer, signature: c.signature))
+        }
+        let cert = CommitCertificate(height: Height(h), view: slot.view, blockHash: b.hash, votes: votes)
+        slots[h]!.executed = true
+        applyExecuted(b, exec, cert, viaTransfer: false, &out)
+    }
+
+    mutating func applyExecuted(_ b: ProposedBlock, _ exec: ExecutedBlock, _ cert: CommitCertificate, viaTransfer: Bool, _ out: inout Output) {
+        let h = b.height.value
+        state = exec.state
+        stateRoot = exec.stateRoot
+        lastHash = b.hash
+        executedHashes[h] = b.hash
+        out.commits.append(CommittedBlock(certified: CertifiedBlock(block: b, certificate: cert), stateRoot: exec.stateRoot,
+                                          ids: exec.ids, viaStateTransfer: viaTransfer))
+        dropFromMempool(exec.ids)
+        lastProgressAt = now
+        workSince = nil
+        failedViews = 0
+        refusals[h] = nil
+        if h % interval == 0 {
+            checkpointRoots[h] = exec.stateRoot
+            if let key = myKey(in: set(for: h) ?? currentSet),
+               let s = signVote(.checkpoint(height: b.height, blockHash: b.hash, stateRoot: exec.stateRoot), key: key, &out) {
+                checkpointVotes[h, default: [:]][s.signer] = s
+                send(.vote(s))
+                tryStable(b.height, b.hash, exec.stateRoot, &out)
+            }
+        }
+        refreshSet()
+    }
+
+    // MARK: - Checkpoints
+
+    mutating func tryStable(_ height: Height, _ hash: Hash32, _ root: Hash32, _ out: inout Output) {
+        let h = height.value
+        guard h > stable.height.value, h <= state.height.value, let set = set(for: h), let votes = checkpointVotes[h] else { return }
+        let agreeing = votes.values.filter { $0.message == .checkpoint(height: height, blockHash: hash, stateRoot: root) }
+        guard quorum(agreeing.map(\.signer), set) else { return }
+        guard executedHashes[h] == hash, checkpointRoots[h] == root else {
+            out.notes.append(.divergence("a quorum checkpointed height \(h) with a block or state root this replica does not have"))
+            return
+        }
+        let cert = CheckpointCertificate(height: height, blockHash: hash, stateRoot: root,
+                                         votes: agreeing.sorted { $0.signer < $1.signer }.map { Vote(key: $0.signer, signature: $0.signature) })
+        stable = cert
+        persist(.stable(cert), &out)
+        collectGarbage()
+    }
+
+    /// Everything at or below the stable checkpoint is settled: drop it.
+    mutating func collectGarbage() {
+        let h = stable.height.value
+        slots = slots.filter { $0.key > h }
+        checkpointVotes = checkpointVotes.filter { $0.key > h }
+        checkpointRoots = checkpointRoots.filter { $0.key >= h }
+        executedHashes = executedHashes.filter { $0.key >= h }
+        seen = seen.filter { $0.key.height > h }
+        reported = reported.filter { $0.height > h }
+        refusals = refusals.filter { $0.key > h }
+    }
+
+    // MARK: - Proposing
+
+    mutating func tryPropose(_ out: inout Output) {
+        guard isPrimary, let key = myKey else { return }
+        while true {
+            // The next height: above everything executed or proposed in this view.
+            var h = state.height.value + 1
+            while let s = slots[h], s.block != nil || s.pending != nil || s.executed { h += 1 }
+            guard inWindow(h), Self.epochOf(h, interval) == epoch, let parent = parentView(h) else { return }
+            if durable.signed(.prePrepare(view: view, height: Height(h), blockHash: .zero)) != nil { return }
+            let inFlight = h - state.height.value - 1
+            let waited = oldestPendingAt.map { now >= $0 &+ config.batchDelayMs } ?? false
+            guard inFlight == 0 || waited || mempool.count >= Int(state.parameters.blockEventsMax) else { return }
+            guard let (block, exec) = buildBlock(h, parent: parent, key: key) else { return }
+            guard let pp = signVote(.prePrepare(view: view, height: Height(h), blockHash: block.hash), key: key, &out) else { return }
+            var slot = Slot(view: view)
+            slot.block = block; slot.prePrepare = pp; slot.exec = exec; slot.sentPrepare = true
+            if let old = slots[h] { slot.prepares = old.prepares; slot.commits = old.commits }
+            slots[h] = slot
+            send(.prePrepare(pp, block))
+            oldestPendingAt = mempool.isEmpty ? nil : now
+        }
+    }
+
+    mutating func buildBlock(_ h: UInt64, parent: ParentView, key: SigningKey) -> (ProposedBlock, ExecutedBlock)? {
+        var s = parent.state
+        let ts = max(now, s.timestampMs)
+        let ctx = BlockContext(height: Height(h), timestampMs: ts, proposer: key.publicKey)
+        do { try s.beginBlock(ctx) } catch { preconditionFailure("a proposal follows its parent by construction: \(error)") }
+        var inFlight = Set<EventID>()
+        for (k, slot) in slots where k > state.height.value && !slot.executed { for id in slot.exec?.ids ?? [] { inFlight.insert(id) } }
+        var ids: [EventID] = [], envs: [Envelope] = [], raws: [[UInt8]] = []
+        var bytes = 0
+        var drop: [EventID] = []
+        let maxEvents = Int(s.parameters.blockEventsMax), maxBytes = Int(s.parameters.blockBytesMax)
+        for id in mempoolOrder {
+            guard let e = mempool[id], !inFlight.contains(id) else { continue }
+            if ids.count >= maxEvents || bytes + e.bytes.count > maxBytes { break }
+            do {
+                try s.apply(e, id: id, ctx)
+                ids.append(id); envs.append(e); raws.append(e.bytes); bytes += e.bytes.count
+            } catch {
+                switch error {
+                case .futureNonce: continue
+                case .staleNonce: drop.append(id)
+                default: if h == state.height.value + 1 { drop.append(id) }
+                }
+            }
+        }
+        dropFromMempool(drop)
+        guard !ids.isEmpty else { return nil }
+        let header = BlockHeader(chainID: chain, height: Height(h), parentHash: parent.hash, view: view, timestampMs: ts,
+                                 proposer: key.publicKey, eventCount: UInt32(ids.count), eventsRoot: EventCrypto.eventsRoot(ids),
+                                 parentStateRoot: parent.stateRoot,
+                                 meme: Array(config.producer.meme(height: Height(h), view: view).prefix(Limits.memeBytesMax)))
+        return (ProposedBlock(header: header, events: raws), ExecutedBlock(state: s, stateRoot: s.stateRoot(), ids: ids, envelopes: envs))
+    }
+
+    // MARK: - Timers, retransmission, state transfer
+
+    func timeout() -> UInt64 { min(config.viewTimeoutMs << UInt64(min(failedViews, 16)), config.viewTimeoutMaxMs) }
+
+    mutating func onTick(_ out: inout Output) {
+        let inFlight = slots.contains { $0.key > state.height.value && ($0.value.block != nil || $0.value.pending != nil) }
+        let work = inFlight || hasApplicableEvent()
+        if !work { workSince = nil } else if workSince == nil { workSince = now }
+        if changing {
+            if now >= viewChangeStartedAt &+ timeout() { startViewChange(view + 1, &out) }
+        } else if let since = workSince, now >= max(since, lastProgressAt) &+ timeout(), myKey != nil {
+            startViewChange(view + 1, &out)
+        }
+        if now >= lastRetransmitAt &+ config.retransmitMs {
+            lastRetransmitAt = now
+            retransmit(&out)
+        }
+        fetchIfBehind(&out)
+    }
+
+    mutating func retransmit(_ out: inout Output) {
+        if changing {
+            if let (vc, blocks) = durable.viewChange, vc.view == view { send(.viewChange(vc, blocks: blocks)) }
+            return
+        }
+        if let (nv, blocks) = myNewView, nv.view == view { send(.newView(nv, blocks: blocks)) }
+        for h in slots.keys.sorted() where h > stable.height.value {
+            let s = slots[h]!
+            guard s.view == view else { continue }
+            if let pp = s.prePrepare, let b = s.block, pp.signer == myKey?.publicKey, !s.executed { send(.prePrepare(pp, b)) }
+            if let k = myKey?.publicKey {
+                if let p = s.prepares.first(where: { $0.signer == k }) { send(.vote(p)) }
+                if let c = s.commits.first(where: { $0.signer == k }) { send(.vote(c)) }
+            }
+        }
+        // The newest checkpoint vote: lets others stabilise it, and tells a replica that is behind.
+        if let h = checkpointVotes.keys.max(), let k = myKey(in: set(for: h) ?? currentSet)?.publicKey, let v = checkpointVotes[h]?[k] {
+            send(.vote(v))
+        } else if stable.height.value > 0, let v = durable.votes.first(where: { $0.key.kind == 4 && $0.key.height == stable.height.value })?.value {
+            send(.vote(v))
+        }
+    }
+
+    mutating func fetchIfBehind(_ out: inout Output) {
+        let behind = peerClaims.filter { $0.value > state.height.value }.keys.sorted()
+        guard !behind.isEmpty, now >= lastProgressAt &+ config.fetchIntervalMs, now >= lastFetchAt &+ config.fetchIntervalMs else { return }
+        lastFetchAt = now
+        let peer = behind[Int(fetchRound % UInt64(behind.count))]
+        fetchRound &+= 1
+        out.notes.append(.fetching(from: state.height.next, peer: peer))
+        send(.fetch(from: state.height.next, count: UInt32(Limits.stateTransferBlocksMax)), to: .peer(peer))
+        // A peer that claimed a height and does not deliver loses its claim after a round.
+        if fetchRound % UInt64(max(behind.count, 1) * 4) == 0 { peerClaims = peerClaims.filter { $0.value <= state.height.value } }
+    }
+
+    /// State transfer: certified blocks are checked (certificate against the epoch's
+    /// validator set, then every link, root and event) and applied, never re-agreed.
+    mutating func onBlocks(_ from: PublicKey, _ blocks: [CertifiedBlock], _ out: inout Output) {
+        for cb in blocks.sorted(by: { $0.block.height < $1.block.height }) {
+            let h = cb.block.height.value
+            guard h == state.height.value + 1 else { continue }
+            let c = cb.certificate
+            guard c.height == cb.block.height, c.blockHash == cb.block.hash, c.view >= cb.block.header.view,
+                  verifyVotes(c.votes, statement: CommitCertificate.message(chain: chain, height: c.height, view: c.view, blockHash: c.blockHash), set: currentSet)
+            else {
+                out.notes.append(.rejectedMessage("state transfer from \(from.short): certificate for height \(h) does not verify"))
+                peerClaims[from] = nil
+                return
+            }
+            let exec: ExecutedBlock
+            do { exec = try Execution.execute(cb.block, parent: ParentView(state: state, stateRoot: stateRoot, hash: lastHash), verified: verified, scratch: &scratch) } catch {
+                out.notes.append(.rejectedProposal(Height(h), error))
+                peerClaims[from] = nil
+                return
+            }
+            // Whatever this replica had in flight at this height was not committed.
+            if let s = slots[h], s.block?.hash != cb.block.hash { slots = slots.filter { $0.key < h } }
+            slots[h]?.executed = true
+            if slots[h]?.exec == nil { slots[h] = nil }
+            applyExecuted(cb.block, exec, c, viaTransfer: true, &out)
+            if let next = slots[h + 1], let nb = next.block, nb.header.parentHash != lastHash {
+                slots = slots.filter { $0.key <= h }
+            }
+        }
+    }
+
+    // MARK: - View change
+
+    var currentStable: CheckpointCertificate { stable }
+
+    mutating func startViewChange(_ target: UInt64, _ out: inout Output) {
+        guard target > view || (target == view && !changing) else { return }
+        view = target
+        changing = true
+        viewChangeStartedAt = now
+        failedViews &+= 1
+        out.notes.append(.startedViewChange(target))
+        persist(.view(target, changing: true), &out)
+        slots = slots.filter { $0.value.executed }
+        myNewView = nil
+        guard let key = myKey else { return }
+        var prepared: [PreparedCertificate] = []
+        var blocks: [ProposedBlock] = []
+        for h in durable.prepared.keys.sorted() where inWindow(h) {
+            let (c, b) = durable.prepared[h]!
+            prepared.append(c); blocks.append(b)
+        }
+        let vc = ViewChange.sign(view: target, stable: stable, prepared: prepared, chain: chain, key: key)
+        persist(.viewChange(vc, blocks: blocks), &out)
+        viewChanges[key.publicKey] = (vc, blocks)
+        send(.viewChange(vc, blocks: blocks))
+        tryNewView(&out)
+    }
+
+    func validViewChange(_ vc: ViewChange, _ blocks: [ProposedBlock]) -> Bool {
+        guard currentSet.contains(vc.replica), vc.verifySignature(chain: chain), validCheckpoint(vc.stable) else { return false }
+        let base = vc.stable.height.value
+        var byHash: [Hash32: ProposedBlock] = [:]
+        for b in blocks { byHash[b.hash] = b }
+        for p in vc.prepared {
+            guard p.height.value > base, p.height.value <= base + window, let set = set(for: p.height.value),
+                  validPrepared(p, set: set), let b = byHash[p.blockHash], b.height == p.height else { return false }
+        }
+        return true
+    }
+
+    mutating func onViewChange(_ vc: ViewChange, _ blocks: [ProposedBlock], _ out: inout Output) {
+        guard vc.view > view || (vc.view == view && changing) else {
+            // A replica asking for the view this replica already installed missed the new view.
+            if vc.view == view, !changing, let (nv, bs) = myNewView, nv.view == view { send(.newView(nv, blocks: bs), to: .peer(vc.replica)) }
+            return
+        }
+        if let old = viewChanges[vc.replica], old.0.view >= vc.view { return }
+        guard validViewChange(vc, blocks) else {
+            if vc.stable.height.value > state.height.value, currentSet.contains(vc.replica) { claim(vc.replica, vc.stable.height.value) }
+            out.notes.append(.rejectedMessage("view change from \(vc.replica.short) does not verify here"))
+            return
+        }
+        viewChanges[vc.replica] = (vc, blocks)
+        if vc.stable.height.value > state.height.value { claim(vc.replica, vc.stable.height.value) }
+        // More than a third asking for later views: join the smallest of them.
+        let later = viewChanges.values.filter { $0.0.view > view || ($0.0.view == view && !changing) }
+        if currentSet.isWeakQuorum(later.map(\.0.replica)), let target = later.map(\.0.view).min(), target > view || !changing {
+            startViewChange(target, &out)
+        }
+        tryNewView(&out)
+    }
+
+    /// The re-proposals a new view must carry: from the highest stable checkpoint up, the
+    /// highest-view prepared block of each height, until a height with none (or one that
+    /// does not extend the block chosen below it).
+    func choose(_ vcs: [ViewChange], blocks: [Hash32: ProposedBlock]) -> (CheckpointCertificate, [PreparedCertificate]) {
+        var base = vcs[0].stable
+        for vc in vcs where vc.stable.height > base.height { base = vc.stable }
+        var chosen: [PreparedCertificate] = []
+        var parent = base.blockHash
+        var h = base.height.value + 1
+        while h <= base.height.value + window {
+            var best: PreparedCertificate?
+            for vc in vcs {
+                for p in vc.prepared where p.height.value == h {
+                    if let b = best, b.view > p.view || (b.view == p.view && !(p.blockHash < b.blockHash)) { continue }
+                    best = p
+                }
+            }
+            guard let c = best, let b = blocks[c.blockHash], b.header.parentHash == parent else { break }
+            chosen.append(c)
+            parent = c.blockHash
+            h += 1
+        }
+        if config.bugs.contains(.newViewDropsPrepared), !chosen.isEmpty { chosen.removeLast() }
+        return (base, chosen)
+    }
+
+    mutating func tryNewView(_ out: inout Output) {
+        guard changing, let key = myKey, primary(of: view) == key.publicKey else { return }
+        let vcs = viewChanges.values.filter { $0.0.view == view }.sorted { $0.0.replica < $1.0.replica }
+        guard quorum(vcs.map(\.0.replica), currentSet) else { return }
+        var byHash: [Hash32: ProposedBlock] = [:]
+        for (_, bs) in vcs { for b in bs { byHash[b.hash] = b } }
+        let (_, chosen) = choose(vcs.map(\.0), blocks: byHash)
+        var pps: [SignedConsensusMessage] = []
+        var blocks: [ProposedBlock] = []
+        for c in chosen {
+            guard let pp = signVote(.prePrepare(view: view, height: c.height, blockHash: c.blockHash), key: key, &out) else { return }
+            pps.append(pp); blocks.append(byHash[c.blockHash]!)
+        }
+        let nv = NewView.sign(view: view, viewChanges: vcs.map(\.0), prePrepares: pps, chain: chain, key: key)
+        myNewView = (nv, blocks)
+        send(.newView(nv, blocks: blocks))
+        install(nv, blocks, &out)
+    }
+
+    mutating func onNewView(_ nv: NewView, _ blocks: [ProposedBlock], _ out: inout Output) {
+        guard nv.view > view || (nv.view == view && changing) else { return }
+        guard nv.primary == primary(of: nv.view), nv.verifySignature(chain: chain) else {
+            out.notes.append(.rejectedMessage("new view \(nv.view) not signed by its primary")); return
+        }
+        var signers = Set<PublicKey>()
+        var byHash: [Hash32: ProposedBlock] = [:]
+        for b in blocks { byHash[b.hash] = b }
+        for vc in nv.viewChanges {
+            guard vc.view == nv.view, signers.insert(vc.replica).inserted, validViewChange(vc, blocks) else {
+                if vc.stable.height.value > state.height.value, currentSet.contains(vc.replica) { claim(nv.primary, vc.stable.height.value) }
+                out.notes.append(.rejectedMessage("new view \(nv.view) carries an invalid view change")); return
+            }
+        }
+        guard quorum(Array(signers), currentSet) else { out.notes.append(.rejectedMessage("new view \(nv.view) without a quorum")); return }
+        let (_, chosen) = choose(nv.viewChanges, blocks: byHash)
+        guard chosen.count == nv.prePrepares.count else { out.notes.append(.rejectedMessage("new view \(nv.view) re-proposes the wrong blocks")); return }
+        for (c, pp) in zip(chosen, nv.prePrepares) {
+            guard pp.message == .prePrepare(view: nv.view, height: c.height, blockHash: c.blockHash), pp.signer == nv.primary,
+                  pp.verify(chain: chain) else { out.notes.append(.rejectedMessage("new view \(nv.view) re-proposes the wrong blocks")); return }
+        }
+        if view < nv.view || changing { view = nv.view }
+        install(nv, blocks, &out)
+    }
+
+    mutating func install(_ nv: NewView, _ blocks: [ProposedBlock], _ out: inout Output) {
+        view = nv.view
+        changing = false
+        persist(.view(view, changing: false), &out)
+        out.notes.append(.enteredView(view))
+        lastProgressAt = now
+        workSince = nil
+        viewChanges = viewChanges.filter { $0.value.0.view > view }
+        slots = [:]
+        var byHash: [Hash32: ProposedBlock] = [:]
+        for b in blocks { byHash[b.hash] = b }
+        var base = nv.viewChanges[0].stable
+        for vc in nv.viewChanges where vc.stable.height > base.height { base = vc.stable }
+        if base.height > state.height { claim(nv.primary, base.height.value) }
+        for pp in nv.prePrepares {
+            guard case let .prePrepare(_, height, hash) = pp.message, let b = byHash[hash] else { continue }
+            let h = height.value
+            remember(pp, &out)
+            if h <= state.height.value {
+                // Already executed here: it must be the same block; help the others commit it.
+                guard executedHashes[h] == nil || executedHashes[h] == hash else {
+                    out.notes.append(.divergence("new view \(view) re-proposes another block at executed height \(h)")); continue
+                }
+                var s = Slot(view: view)
+                s.block = b; s.prePrepare = pp; s.executed = true; s.prepared = true; s.committed = true
+                slots[h] = s
+                if let key = myKey, key.publicKey != nv.primary {
+                    if let p = signVote(.prepare(view: view, height: height, blockHash: hash), key: key, &out) { send(.vote(p)) }
+                }
+                if let key = myKey, let c = signVote(.commit(view: view, height: height, blockHash: hash), key: key, &out) { send(.vote(c)) }
+                continue
+            }
+            guard inWindow(h) else { continue }
+            var s = Slot(view: view)
+            s.pending = (pp, b, true)
+            slots[h] = s
+        }
+    }
+}
