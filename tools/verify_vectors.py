@@ -52,6 +52,123 @@ def fail(msg):
     sys.exit(1)
 
 
+class Reader:
+    """Big-endian reads that fail on truncation (FORMAT.md §1)."""
+
+    def __init__(self, b: bytes, what: str):
+        self.b, self.i, self.what = b, 0, what
+
+    def take(self, n):
+        if self.i + n > len(self.b):
+            fail(f"{self.what}: truncated")
+        out = self.b[self.i:self.i + n]
+        self.i += n
+        return out
+
+    def u8(self):
+        return self.take(1)[0]
+
+    def u16(self):
+        return struct.unpack(">H", self.take(2))[0]
+
+    def u32(self):
+        return struct.unpack(">I", self.take(4))[0]
+
+    def u64(self):
+        return struct.unpack(">Q", self.take(8))[0]
+
+    def blob16(self):
+        return self.take(self.u16())
+
+    def end(self):
+        if self.i != len(self.b):
+            fail(f"{self.what}: {len(self.b) - self.i} trailing bytes")
+
+
+def consensus_message(b: bytes, chain: bytes):
+    """A signed consensus vote (FORMAT.md §9): returns (kind, height, view, block, extra, signer, signature, statement)."""
+    if len(b) > 256:
+        fail("consensus message over 256 bytes")
+    r = Reader(b, "consensus message")
+    if r.u16() != 1:
+        fail("consensus message version")
+    kind = r.u8()
+    if kind in (1, 2, 3):
+        view, height, block = r.u64(), r.u64(), r.take(32)
+        extra = b""
+        tag = {1: "CHAOSLEDGER/PREPREPARE", 2: "CHAOSLEDGER/PREPARE", 3: "CHAOSLEDGER/COMMIT"}[kind]
+        statement = domain(tag, 1, chain) + struct.pack(">QQ", height, view) + block
+    elif kind == 4:
+        view = 0
+        height, block, extra = r.u64(), r.take(32), r.take(32)
+        statement = domain("CHAOSLEDGER/CHECKPOINT", 1, chain) + struct.pack(">Q", height) + block + extra
+    else:
+        fail(f"consensus message kind {kind}")
+    signer, sig = r.take(32), r.take(64)
+    r.end()
+    return kind, height, view, block, extra, signer, sig, statement
+
+
+def check_payload(e, payload: bytes, chain: bytes):
+    """The payloads added with slashing (FORMAT.md §3): unjail, evidence, opinion."""
+    kind = e["kindCode"]
+    if kind == 13 and payload:
+        fail("validator.unjail: payload must be empty")
+    if kind == 50:
+        r = Reader(payload, "evidence")
+        first, second = r.blob16(), r.blob16()
+        r.end()
+        a, b = consensus_message(first, chain), consensus_message(second, chain)
+        # Evidence (FORMAT.md §9): one signer, one kind, height and view, two different
+        # blocks (or checkpoint roots), both signatures valid.
+        if a[5] != b[5] or a[0] != b[0] or a[1] != b[1] or a[2] != b[2]:
+            fail("evidence: not the same signer, kind, height and view")
+        if (a[3], a[4]) == (b[3], b[4]):
+            fail("evidence: both messages name the same block")
+        for m in (a, b):
+            if not verify(m[5], m[6], m[7]):
+                fail("evidence: a vote signature does not verify")
+    if kind == 60:
+        r = Reader(payload, "opinion")
+        r.u64(); r.u64(); r.take(32)
+        if r.u8() not in (1, 2):
+            fail("opinion: unknown verdict")
+        reason = r.blob16()
+        if len(reason) > 256:
+            fail("opinion: reason over 256 bytes")
+        reason.decode("utf-8")
+        r.end()
+
+
+def check_genesis(g: bytes, chain: bytes):
+    """Genesis version 2 (FORMAT.md §6)."""
+    r = Reader(g, "genesis")
+    if r.u16() != 2 or r.take(32) != chain:
+        fail("genesis version or chain")
+    r.u64()  # timestamp
+    for _ in range(6):
+        r.u64()
+    r.u32(); r.u32()  # block limits
+    if r.u32() > 10_000:
+        fail("genesis slashFractionBps over 10,000")
+    r.u64()  # jailBlocks
+    last = b""
+    for _ in range(r.u32()):
+        key = r.take(32)
+        if key <= last:
+            fail("genesis validators not sorted")
+        last = key
+        r.blob16(); r.blob16(); r.u64()
+    last = b""
+    for _ in range(r.u32()):
+        acct = r.take(32)
+        if acct <= last:
+            fail("genesis allocations not sorted")
+        last = acct
+        r.u64()
+    r.end()
+
+
 def main(path):
     doc = json.load(open(path))
     chain = bytes.fromhex(doc["chainIdBytes"])
@@ -96,7 +213,11 @@ def main(path):
             fail(f"{e['kind']}: tampered message verified")
         if h(b).hex() != e["id"]:
             fail(f"{e['kind']}: id is not BLAKE2b-256 of the bytes")
+        check_payload(e, payload, chain)
         checked += 1
+    if {13, 50, 60} - {e["kindCode"] for e in doc["events"]}:
+        fail("vectors lack an unjail, evidence or opinion event")
+    check_genesis(bytes.fromhex(doc["genesis"]), chain)
     if h(bytes.fromhex(doc["genesis"])).hex() != doc["genesisHash"]:
         fail("genesis hash")
     blk = doc["block"]
@@ -126,7 +247,7 @@ def main(path):
         s = cert[84 + 96 * i: 148 + 96 * i]
         if key != proposer or not verify(key, s, msg):
             fail("certificate vote")
-    print(f"ok: {checked} events, genesis, block header, events root and certificate verified")
+    print(f"ok: {checked} events (evidence votes included), genesis, block header, events root and certificate verified")
 
 
 if __name__ == "__main__":

@@ -132,8 +132,12 @@ public struct Replayer {
                 throw fail(h, "\(name).certificate", error.description)
             }
             report.certificateVotesVerified += UInt64(b.certificate.votes.count)
-            guard b.certificate.view == hd.view else { throw fail(h, "\(name).certificate", "view \(b.certificate.view), header says \(hd.view)") }
-            guard state.votingPower()[hd.proposer] != nil else {
+            // A block re-proposed after a view change keeps the header of the view that
+            // proposed it and is committed in a later view: never an earlier one.
+            guard b.certificate.view >= hd.view else {
+                throw fail(h, "\(name).certificate", "view \(b.certificate.view) is before the header's view \(hd.view)")
+            }
+            guard state.powerForNextBlock()[hd.proposer] != nil else {
                 throw fail(h, name, "proposer \(hd.proposer.short) holds no voting power at this height")
             }
             guard hd.eventCount <= state.parameters.blockEventsMax else {
@@ -187,7 +191,7 @@ public struct Replayer {
             let extra = try store(last, { () throws(StoreError) in try log.events(from: seq, count: 1) })
             guard extra.isEmpty else { throw fail(last, "events[\(seq)]", "event beyond the last block") }
             guard state.computedSupply() == state.totalSupply else {
-                throw fail(last, "state", "supply \(state.computedSupply()) differs from genesis supply \(state.totalSupply)")
+                throw fail(last, "state", "supply \(state.computedSupply()) differs from the total supply \(state.totalSupply) (genesis less burned)")
             }
         }
         report.stateRoot = state.stateRoot().hex

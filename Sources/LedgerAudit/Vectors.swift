@@ -45,6 +45,10 @@ public enum SchemaVectors {
     public static func generate() -> Document {
         let chain = try! ChainID("chaosledger-vectors")
         let alice = key("alice"), bob = key("bob"), validator = key("validator"), rotated = key("validator-rotated")
+        // An equivocation: the validator prepared two different blocks at one height and view.
+        let blockA = Blake2b.hash(Array("block a".utf8)), blockB = Blake2b.hash(Array("block b".utf8))
+        let prepareA = SignedConsensusMessage.sign(.prepare(view: 3, height: 7, blockHash: blockA), chain: chain.raw, key: validator)
+        let prepareB = SignedConsensusMessage.sign(.prepare(view: 3, height: 7, blockHash: blockB), chain: chain.raw, key: validator)
         let payloads: [(SigningKey, Payload)] = [
             (alice, .transfer(to: bob.publicKey, amount: 1_000, memo: "vector")),
             (validator, .validatorRegister(name: "validator-0", personality: "memetic")),
@@ -61,6 +65,9 @@ public enum SchemaVectors {
             (bob, .allianceAccept(Blake2b.hash(Array("alliance".utf8)))),
             (bob, .allianceReject(Blake2b.hash(Array("alliance".utf8)))),
             (alice, .allianceDissolve(Blake2b.hash(Array("alliance".utf8)))),
+            (validator, .validatorUnjail),
+            (alice, .evidence(first: prepareA.encoded(), second: prepareB.encoded())),
+            (validator, .opinion(Opinion(height: 7, view: 3, blockHash: blockA, verdict: .refuse, reason: "not enough memes"))),
         ]
         var events: [Event] = []
         for (i, (k, p)) in payloads.enumerated() {

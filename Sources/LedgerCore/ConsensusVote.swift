@@ -11,8 +11,17 @@ public enum ConsensusMessage: Sendable, Hashable {
     case commit(view: UInt64, height: Height, blockHash: Hash32)
     case checkpoint(height: Height, blockHash: Hash32, stateRoot: Hash32)
 
-    var tag: UInt8 {
+    /// The kind byte on the wire (1 pre-prepare, 2 prepare, 3 commit, 4 checkpoint).
+    public var tag: UInt8 {
         switch self { case .prePrepare: 1; case .prepare: 2; case .commit: 3; case .checkpoint: 4 }
+    }
+
+    /// The view a normal-case message belongs to; nil for a checkpoint, which is not tied to a view.
+    public var view: UInt64? {
+        switch self {
+        case let .prePrepare(v, _, _), let .prepare(v, _, _), let .commit(v, _, _): v
+        case .checkpoint: nil
+        }
     }
 
     public var height: Height {

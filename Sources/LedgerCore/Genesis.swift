@@ -10,30 +10,70 @@ public struct ChainParameters: Sendable, Hashable, Codable {
     public var allianceAcceptWindowMs: UInt64
     /// Largest alliance duration, in milliseconds.
     public var allianceDurationMaxMs: UInt64
-    /// A projection checkpoint is stored every this many blocks.
+    /// A projection checkpoint is stored every this many blocks. It is also the epoch
+    /// length: the voting power that certifies blocks is fixed at the start of each
+    /// epoch (heights 1, K+1, 2K+1, … for K = this interval) from the state before that
+    /// block, so changes to the validator set take effect at the next epoch.
     public var checkpointInterval: UInt64
     public var blockEventsMax: UInt32
     public var blockBytesMax: UInt32
+    /// Share of a validator's self-stake burned for one proven equivocation, in basis
+    /// points (at most 10,000 = all of it).
+    public var slashFractionBps: UInt32
+    /// Blocks a slashed validator stays jailed before it may unjail.
+    public var jailBlocks: UInt64
 
     public init(minFee: UInt64 = 1, minValidatorStake: UInt64 = 1_000, unbondingBlocks: UInt64 = 10,
                 allianceAcceptWindowMs: UInt64 = 30_000, allianceDurationMaxMs: UInt64 = 86_400_000,
-                checkpointInterval: UInt64 = 100, blockEventsMax: UInt32 = 1_000, blockBytesMax: UInt32 = 1 << 20) {
+                checkpointInterval: UInt64 = 100, blockEventsMax: UInt32 = 1_000, blockBytesMax: UInt32 = 1 << 20,
+                slashFractionBps: UInt32 = 1_000, jailBlocks: UInt64 = 100) {
         self.minFee = minFee; self.minValidatorStake = minValidatorStake; self.unbondingBlocks = unbondingBlocks
         self.allianceAcceptWindowMs = allianceAcceptWindowMs; self.allianceDurationMaxMs = allianceDurationMaxMs
         self.checkpointInterval = checkpointInterval; self.blockEventsMax = blockEventsMax; self.blockBytesMax = blockBytesMax
+        self.slashFractionBps = slashFractionBps; self.jailBlocks = jailBlocks
     }
 
+    enum CodingKeys: String, CodingKey {
+        case minFee, minValidatorStake, unbondingBlocks, allianceAcceptWindowMs, allianceDurationMaxMs
+        case checkpointInterval, blockEventsMax, blockBytesMax, slashFractionBps, jailBlocks
+    }
+
+    /// JSON genesis files written before slashing existed have no `slashFractionBps` or
+    /// `jailBlocks`: those two take their defaults; the other eight stay required.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = ChainParameters()
+        self.init(minFee: try c.decode(UInt64.self, forKey: .minFee),
+                  minValidatorStake: try c.decode(UInt64.self, forKey: .minValidatorStake),
+                  unbondingBlocks: try c.decode(UInt64.self, forKey: .unbondingBlocks),
+                  allianceAcceptWindowMs: try c.decode(UInt64.self, forKey: .allianceAcceptWindowMs),
+                  allianceDurationMaxMs: try c.decode(UInt64.self, forKey: .allianceDurationMaxMs),
+                  checkpointInterval: try c.decode(UInt64.self, forKey: .checkpointInterval),
+                  blockEventsMax: try c.decode(UInt32.self, forKey: .blockEventsMax),
+                  blockBytesMax: try c.decode(UInt32.self, forKey: .blockBytesMax),
+                  slashFractionBps: try c.decodeIfPresent(UInt32.self, forKey: .slashFractionBps) ?? d.slashFractionBps,
+                  jailBlocks: try c.decodeIfPresent(UInt64.self, forKey: .jailBlocks) ?? d.jailBlocks)
+    }
+
+    /// The current layout (genesis version 2, snapshot version 2).
     public func encode(_ w: inout ByteWriter) {
         w.u64(minFee); w.u64(minValidatorStake); w.u64(unbondingBlocks); w.u64(allianceAcceptWindowMs)
         w.u64(allianceDurationMaxMs); w.u64(checkpointInterval); w.u32(blockEventsMax); w.u32(blockBytesMax)
+        w.u32(slashFractionBps); w.u64(jailBlocks)
     }
 
-    public static func decode(_ r: inout ByteReader) throws(DecodeError) -> ChainParameters {
-        let p = ChainParameters(
+    /// Decodes the layout of `genesisVersion`: version 1 ends after `blockBytesMax`, and
+    /// its slashing parameters take their defaults (upcasting); version 2 carries them.
+    public static func decode(_ r: inout ByteReader, genesisVersion: UInt16 = Genesis.formatVersion) throws(DecodeError) -> ChainParameters {
+        var p = ChainParameters(
             minFee: try r.u64("params.minFee"), minValidatorStake: try r.u64("params.minValidatorStake"),
             unbondingBlocks: try r.u64("params.unbondingBlocks"), allianceAcceptWindowMs: try r.u64("params.allianceAcceptWindowMs"),
             allianceDurationMaxMs: try r.u64("params.allianceDurationMaxMs"), checkpointInterval: try r.u64("params.checkpointInterval"),
             blockEventsMax: try r.u32("params.blockEventsMax"), blockBytesMax: try r.u32("params.blockBytesMax"))
+        if genesisVersion >= 2 {
+            p.slashFractionBps = try r.u32("params.slashFractionBps")
+            p.jailBlocks = try r.u64("params.jailBlocks")
+        }
         try p.validate()
         return p
     }
@@ -42,6 +82,8 @@ public struct ChainParameters: Sendable, Hashable, Codable {
     /// from overflow (a year of blocks at 1/ms, a thousand years of block time).
     public static let unbondingBlocksMax: UInt64 = 1 << 40
     public static let durationMsMax: UInt64 = 1 << 45
+    /// 100% in basis points.
+    public static let basisPoints: UInt32 = 10_000
 
     public func validate() throws(DecodeError) {
         guard unbondingBlocks <= Self.unbondingBlocksMax else {
@@ -49,6 +91,12 @@ public struct ChainParameters: Sendable, Hashable, Codable {
         }
         guard allianceAcceptWindowMs <= Self.durationMsMax, allianceDurationMaxMs <= Self.durationMsMax else {
             throw .invalidValue(field: "allianceAcceptWindowMs/allianceDurationMaxMs", reason: "at most \(Self.durationMsMax)")
+        }
+        guard slashFractionBps <= Self.basisPoints else {
+            throw .invalidValue(field: "slashFractionBps", reason: "at most \(Self.basisPoints) (all of the self-stake)")
+        }
+        guard jailBlocks <= Self.unbondingBlocksMax else {
+            throw .invalidValue(field: "jailBlocks", reason: "at most \(Self.unbondingBlocksMax)")
         }
         guard checkpointInterval >= 1 else { throw .invalidValue(field: "checkpointInterval", reason: "must be at least 1") }
         guard blockEventsMax >= 1, Int(blockEventsMax) <= Limits.blockEventsMax else {
@@ -78,7 +126,10 @@ public struct Genesis: Sendable, Hashable {
         public init(account: PublicKey, amount: UInt64) { self.account = account; self.amount = amount }
     }
 
-    public static let formatVersion: UInt16 = 1
+    /// Version 2 added `slashFractionBps` and `jailBlocks` to the parameters. Version 1
+    /// documents still decode, with those two at their defaults.
+    public static let formatVersion: UInt16 = 2
+    public static let oldestReadableVersion: UInt16 = 1
 
     public var chainID: ChainID
     public var timestampMs: UInt64
@@ -138,16 +189,18 @@ public struct Genesis: Sendable, Hashable {
         return w.bytes
     }
 
+    /// Decodes version 1 or 2. A decoded version 1 document re-encodes as version 2, so
+    /// the genesis hash is always the hash of the stored bytes, never of a re-encoding.
     public static func decode(_ bytes: [UInt8]) throws(DecodeError) -> Genesis {
         guard bytes.count <= Limits.genesisBytesMax else {
             throw .tooLong(field: "genesis", length: bytes.count, max: Limits.genesisBytesMax)
         }
         var r = ByteReader(bytes)
         let v = try r.u16("genesis.version")
-        guard v == formatVersion else { throw .unsupportedVersion(field: "genesis", version: v) }
+        guard v >= oldestReadableVersion, v <= formatVersion else { throw .unsupportedVersion(field: "genesis", version: v) }
         let chain = try ChainID(raw: try r.b32("genesis.chainID"))
         let ts = try r.u64("genesis.timestamp")
-        let params = try ChainParameters.decode(&r)
+        let params = try ChainParameters.decode(&r, genesisVersion: v)
         let nv = Int(try r.u32("genesis.validators"))
         guard nv <= Limits.genesisValidatorsMax else { throw .tooLong(field: "genesis.validators", length: nv, max: Limits.genesisValidatorsMax) }
         var vals: [Validator] = []

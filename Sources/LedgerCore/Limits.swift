@@ -14,6 +14,8 @@ public enum Limits {
     public static let capabilityBytesMax = 64
     public static let allianceTargetsMax = 16
     public static let allianceTextBytesMax = 512
+    /// The reason given with an opinion.
+    public static let reasonBytesMax = 256
     public static let certificateSignersMax = 1024
     /// A signed pre-prepare, prepare, commit or checkpoint vote.
     public static let consensusMessageBytesMax = 256

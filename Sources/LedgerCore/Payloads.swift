@@ -4,6 +4,7 @@ public enum EventKind: UInt16, Sendable, CaseIterable, CustomStringConvertible {
     case validatorRegister = 10
     case validatorRetire = 11
     case validatorRotateKey = 12
+    case validatorUnjail = 13
     case bond = 20
     case unbond = 21
     case delegate = 22
@@ -15,6 +16,8 @@ public enum EventKind: UInt16, Sendable, CaseIterable, CustomStringConvertible {
     case allianceAccept = 41
     case allianceReject = 42
     case allianceDissolve = 43
+    case evidence = 50
+    case opinion = 60
 
     public var description: String {
         switch self {
@@ -22,6 +25,7 @@ public enum EventKind: UInt16, Sendable, CaseIterable, CustomStringConvertible {
         case .validatorRegister: "validator.register"
         case .validatorRetire: "validator.retire"
         case .validatorRotateKey: "validator.rotate_key"
+        case .validatorUnjail: "validator.unjail"
         case .bond: "staking.bond"
         case .unbond: "staking.unbond"
         case .delegate: "staking.delegate"
@@ -33,6 +37,8 @@ public enum EventKind: UInt16, Sendable, CaseIterable, CustomStringConvertible {
         case .allianceAccept: "alliance.accept"
         case .allianceReject: "alliance.reject"
         case .allianceDissolve: "alliance.dissolve"
+        case .evidence: "consensus.evidence"
+        case .opinion: "social.opinion"
         }
     }
 }
@@ -77,12 +83,29 @@ public struct KeyRotation: Sendable, Hashable {
     }
 }
 
+/// A validator's judgement of a block: accepted or refused, and why.
+public enum Verdict: UInt8, Sendable, Hashable { case accept = 1, refuse = 2 }
+
+/// A validator's published opinion of the block at `height` proposed in `view`
+/// (schemas/FORMAT.md §3): `u64 height | u64 view | b32 block hash | u8 verdict | str16 reason`.
+public struct Opinion: Sendable, Hashable {
+    public var height: Height
+    public var view: UInt64
+    public var blockHash: Hash32
+    public var verdict: Verdict
+    public var reason: String
+    public init(height: Height, view: UInt64, blockHash: Hash32, verdict: Verdict, reason: String) {
+        self.height = height; self.view = view; self.blockHash = blockHash; self.verdict = verdict; self.reason = reason
+    }
+}
+
 /// The typed payload of every event kind (schemas/FORMAT.md §3).
 public enum Payload: Sendable, Hashable {
     case transfer(to: PublicKey, amount: UInt64, memo: String)
     case validatorRegister(name: String, personality: String)
     case validatorRetire
     case validatorRotateKey(KeyRotation)
+    case validatorUnjail
     case bond(amount: UInt64)
     case unbond(amount: UInt64)
     case delegate(validator: ValidatorID, amount: UInt64)
@@ -94,6 +117,10 @@ public enum Payload: Sendable, Hashable {
     case allianceAccept(AllianceID)
     case allianceReject(AllianceID)
     case allianceDissolve(AllianceID)
+    /// Two encoded `SignedConsensusMessage`s that together prove an equivocation. The
+    /// payload decoder checks only their lengths; the fold decodes and verifies them.
+    case evidence(first: [UInt8], second: [UInt8])
+    case opinion(Opinion)
 
     public var kind: EventKind {
         switch self {
@@ -101,6 +128,7 @@ public enum Payload: Sendable, Hashable {
         case .validatorRegister: .validatorRegister
         case .validatorRetire: .validatorRetire
         case .validatorRotateKey: .validatorRotateKey
+        case .validatorUnjail: .validatorUnjail
         case .bond: .bond
         case .unbond: .unbond
         case .delegate: .delegate
@@ -112,6 +140,8 @@ public enum Payload: Sendable, Hashable {
         case .allianceAccept: .allianceAccept
         case .allianceReject: .allianceReject
         case .allianceDissolve: .allianceDissolve
+        case .evidence: .evidence
+        case .opinion: .opinion
         }
     }
 
@@ -122,7 +152,7 @@ public enum Payload: Sendable, Hashable {
             w.b32(to); w.u64(amount); w.string(memo)
         case let .validatorRegister(name, personality):
             w.string(name); w.string(personality)
-        case .validatorRetire, .agentDeregister:
+        case .validatorRetire, .validatorUnjail, .agentDeregister:
             break
         case let .validatorRotateKey(r):
             w.b32(r.oldKey); w.b32(r.newKey); w.b64(r.oldKeySignature); w.b64(r.newKeySignature)
@@ -142,6 +172,10 @@ public enum Payload: Sendable, Hashable {
             w.string(p.purpose); w.string(p.terms); w.u64(p.durationMs)
         case let .allianceAccept(id), let .allianceReject(id), let .allianceDissolve(id):
             w.b32(id)
+        case let .evidence(first, second):
+            w.blob16(first); w.blob16(second)
+        case let .opinion(o):
+            w.u64(o.height.value); w.u64(o.view); w.b32(o.blockHash); w.u8(o.verdict.rawValue); w.string(o.reason)
         }
         return w.bytes
     }
@@ -157,6 +191,7 @@ public enum Payload: Sendable, Hashable {
             p = .validatorRegister(name: try r.string("validator.name", max: Limits.nameBytesMax),
                                    personality: try r.string("validator.personality", max: Limits.personalityBytesMax))
         case .validatorRetire: p = .validatorRetire
+        case .validatorUnjail: p = .validatorUnjail
         case .agentDeregister: p = .agentDeregister
         case .validatorRotateKey:
             p = .validatorRotateKey(KeyRotation(
@@ -180,6 +215,18 @@ public enum Payload: Sendable, Hashable {
         case .allianceAccept: p = .allianceAccept(try r.b32("alliance.id"))
         case .allianceReject: p = .allianceReject(try r.b32("alliance.id"))
         case .allianceDissolve: p = .allianceDissolve(try r.b32("alliance.id"))
+        case .evidence:
+            p = .evidence(first: try r.blob16("evidence.first", max: Limits.consensusMessageBytesMax),
+                          second: try r.blob16("evidence.second", max: Limits.consensusMessageBytesMax))
+        case .opinion:
+            let height = Height(try r.u64("opinion.height")), view = try r.u64("opinion.view")
+            let hash = try r.b32("opinion.blockHash")
+            let v = try r.u8("opinion.verdict")
+            guard let verdict = Verdict(rawValue: v) else {
+                throw .invalidValue(field: "opinion.verdict", reason: "unknown verdict \(v)")
+            }
+            p = .opinion(Opinion(height: height, view: view, blockHash: hash, verdict: verdict,
+                                 reason: try r.string("opinion.reason", max: Limits.reasonBytesMax)))
         }
         try r.end()
         return p
@@ -196,7 +243,10 @@ public enum Payload: Sendable, Hashable {
     }
 
     /// The streams an event belongs to, besides its author's account stream: these are
-    /// the stream index entries written with it (schemas/FORMAT.md §5).
+    /// the stream index entries written with it (schemas/FORMAT.md §5). Evidence and
+    /// opinions belong to their author's account only: the offender of an evidence event
+    /// is known only after decoding its messages and mapping the signer through the
+    /// state's consensus keys, and stream membership must follow from the payload alone.
     public func streams(author: PublicKey, id: EventID) -> [StreamKey] {
         var s: [StreamKey] = [.account(author)]
         switch self {

@@ -61,7 +61,7 @@ public final class SoloProducer {
         self.key = key
         self.clock = clock
         do { (state, _) = try StateLoader.load(log) } catch { throw .load(error) }
-        guard state.votingPower()[key.publicKey] != nil else { throw .notAValidator(key.publicKey) }
+        guard state.powerForNextBlock()[key.publicKey] != nil else { throw .notAValidator(key.publicKey) }
         working = state
         lastCommitted = state.height
     }

@@ -5,8 +5,11 @@ import LedgerCrypto
 /// is written sorted by key, so the bytes — and the state root, their BLAKE2b-256 —
 /// are the same on every machine whatever the dictionary order. Checkpoints store
 /// these bytes; decoding them gives back an equal state.
+///
+/// Version 2 added epochs, jailing, slashing and opinions. Snapshots of version 1 are not
+/// read: checkpoints are disposable, and a node rebuilds them from the log.
 extension LedgerState {
-    public static let snapshotVersion: UInt16 = 1
+    public static let snapshotVersion: UInt16 = 2
 
     public func stateRoot() -> Hash32 { Blake2b.hash(canonicalBytes()) }
 
@@ -15,7 +18,7 @@ extension LedgerState {
         w.u16(Self.snapshotVersion)
         let g = genesisInfo()
         w.raw(g)
-        w.u64(height.value); w.u64(timestampMs); w.u64(totalSupply); w.u64(feesPaid); w.u64(eventsApplied)
+        w.u64(height.value); w.u64(timestampMs); w.u64(totalSupply); w.u64(burned); w.u64(feesPaid); w.u64(eventsApplied)
 
         w.u32(UInt32(accounts.count))
         for k in accounts.keys.sorted() {
@@ -26,7 +29,7 @@ extension LedgerState {
         for k in validators.keys.sorted() {
             let v = validators[k]!
             w.b32(v.id); w.string(v.name); w.string(v.personality); w.b32(v.consensusKey)
-            w.u64(v.selfStake); w.u64(v.delegated); w.u8(v.status.rawValue); w.u64(v.registeredAt.value)
+            w.u64(v.selfStake); w.u64(v.delegated); w.u8(v.status.rawValue); w.u64(v.registeredAt.value); w.u64(v.jailedUntil.value)
             w.u32(UInt32(v.keyHistory.count))
             for e in v.keyHistory { w.u64(e.from.value); w.b32(e.key) }
         }
@@ -49,6 +52,17 @@ extension LedgerState {
             w.u16(UInt16(a.accepted.count)); for t in a.accepted { w.b32(t) }
             w.u8(a.status.rawValue); w.u64(a.activeUntilMs)
         }
+        w.u32(UInt32(epochPower.count))
+        for k in epochPower.keys.sorted() { w.b32(k); w.u64(epochPower[k]!) }
+        w.u32(UInt32(slashes.count))
+        for x in slashes {
+            w.b32(x.validator); w.u64(x.offenceHeight.value); w.u64(x.offenceView); w.u64(x.stakeBefore); w.u64(x.amount)
+            w.b32(x.evidence); w.u64(x.slashedAt.value)
+        }
+        w.u32(UInt32(offences.count))
+        for o in offences.sorted() { w.b32(o.validator); w.u64(o.height.value); w.u64(o.view); w.u8(o.kind) }
+        w.u32(UInt32(opinionCounts.count))
+        for k in opinionCounts.keys.sorted() { let c = opinionCounts[k]!; w.b32(k); w.u64(c.accepted); w.u64(c.refused) }
         return w.bytes
     }
 
@@ -72,7 +86,7 @@ extension LedgerState {
         let params = try ChainParameters.decode(&r)
         var s = LedgerState(empty: chain, params, gh)
         s.height = Height(try r.u64("snapshot.height")); s.timestampMs = try r.u64("snapshot.timestamp")
-        s.totalSupply = try r.u64("snapshot.supply"); s.feesPaid = try r.u64("snapshot.fees"); s.eventsApplied = try r.u64("snapshot.events")
+        s.totalSupply = try r.u64("snapshot.supply"); s.burned = try r.u64("snapshot.burned"); s.feesPaid = try r.u64("snapshot.fees"); s.eventsApplied = try r.u64("snapshot.events")
         let cap = Limits.snapshotBytesMax / 32
         func n32(_ r: inout ByteReader, _ f: String) throws(DecodeError) -> Int {
             let n = Int(try r.u32(f))
@@ -99,13 +113,14 @@ extension LedgerState {
                 throw .invalidValue(field: "validator.status", reason: "unknown status")
             }
             let reg = Height(try r.u64("validator.registeredAt"))
+            let jailedUntil = Height(try r.u64("validator.jailedUntil"))
             var hist: [ValidatorState.KeyEpoch] = []
             for _ in 0 ..< (try n32(&r, "validator.keyHistory")) {
                 let e = ValidatorState.KeyEpoch(from: Height(try r.u64("key.from")), key: try r.b32("key.key"))
                 hist.append(e); s.consensusKeys[e.key] = id
             }
             s.validators[id] = ValidatorState(id: id, name: name, personality: pers, consensusKey: ck, keyHistory: hist,
-                                              selfStake: ss, delegated: dl, status: st, registeredAt: reg)
+                                              selfStake: ss, delegated: dl, status: st, registeredAt: reg, jailedUntil: jailedUntil)
         }
         for _ in 0 ..< (try n32(&r, "snapshot.delegations")) {
             let k = DelegationKey(delegator: try r.b32("d.delegator"), validator: try r.b32("d.validator"))
@@ -141,6 +156,30 @@ extension LedgerState {
             s.alliances[id] = AllianceState(id: id, proposer: proposer, proposal: prop, proposedAtMs: at, acceptByMs: by,
                                             accepted: acc, status: st, activeUntilMs: try r.u64("alliance.activeUntil"))
         }
+        last = nil
+        for _ in 0 ..< (try n32(&r, "snapshot.epochPower")) {
+            let k = try r.b32("epochPower.key"); try sorted(k, "snapshot.epochPower")
+            s.epochPower[k] = try r.u64("epochPower.power")
+        }
+        for _ in 0 ..< (try n32(&r, "snapshot.slashes")) {
+            s.slashes.append(SlashRecord(validator: try r.b32("slash.validator"), offenceHeight: Height(try r.u64("slash.offenceHeight")),
+                                         offenceView: try r.u64("slash.offenceView"), stakeBefore: try r.u64("slash.stakeBefore"),
+                                         amount: try r.u64("slash.amount"), evidence: try r.b32("slash.evidence"),
+                                         slashedAt: Height(try r.u64("slash.slashedAt"))))
+        }
+        var lastOffence: OffenceKey? = nil
+        for _ in 0 ..< (try n32(&r, "snapshot.offences")) {
+            let o = OffenceKey(validator: try r.b32("offence.validator"), height: Height(try r.u64("offence.height")),
+                               view: try r.u64("offence.view"), kind: try r.u8("offence.kind"))
+            if let l = lastOffence, !(l < o) { throw .invalidValue(field: "snapshot.offences", reason: "keys not strictly increasing") }
+            lastOffence = o
+            s.offences.insert(o)
+        }
+        last = nil
+        for _ in 0 ..< (try n32(&r, "snapshot.opinionCounts")) {
+            let k = try r.b32("opinion.validator"); try sorted(k, "snapshot.opinionCounts")
+            s.opinionCounts[k] = OpinionCount(accepted: try r.u64("opinion.accepted"), refused: try r.u64("opinion.refused"))
+        }
         try r.end()
         // Pair assertion: the decoded state must encode to exactly the bytes it came from.
         guard s.canonicalBytes() == bytes else { throw .invalidValue(field: "snapshot", reason: "not in canonical form") }
@@ -161,7 +200,8 @@ extension LedgerState {
 
     init(empty chain: ChainID, _ params: ChainParameters, _ genesisHash: Hash32) {
         chainID = chain; parameters = params; self.genesisHash = genesisHash
-        height = 0; timestampMs = 0; totalSupply = 0; feesPaid = 0; eventsApplied = 0
+        height = 0; timestampMs = 0; totalSupply = 0; burned = 0; feesPaid = 0; eventsApplied = 0
         accounts = [:]; validators = [:]; consensusKeys = [:]; delegations = [:]; unbonding = []; agents = [:]; alliances = [:]
+        epochPower = [:]; slashes = []; offences = []; opinionCounts = [:]
     }
 }

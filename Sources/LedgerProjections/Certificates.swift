@@ -19,11 +19,12 @@ public enum CertificateError: Error, Equatable, Sendable, CustomStringConvertibl
 
 extension LedgerState {
     /// Checks a commit certificate for the block after this state: every vote is by a
-    /// distinct consensus key with voting power here (the decoder already refused
-    /// duplicate keys), every signature verifies, and the signers hold a quorum.
+    /// distinct consensus key with power for that block (`powerForNextBlock()`: the
+    /// epoch's power; the decoder already refused duplicate keys), every signature
+    /// verifies, and the signers hold a quorum.
     public func verifyCertificate(_ c: CommitCertificate, height: Height, blockHash: Hash32) throws(CertificateError) {
         guard c.height == height, c.blockHash == blockHash else { throw .wrongBlock }
-        let power = votingPower()
+        let power = powerForNextBlock()
         var total: UInt64 = 0
         for p in power.values { total &+= p }
         var signed: UInt64 = 0

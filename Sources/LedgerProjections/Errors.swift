@@ -31,6 +31,12 @@ public enum ApplyError: Error, Equatable, Sendable, CustomStringConvertible {
     case alreadyAccepted(AllianceID)
     case notMember(AllianceID)
     case duplicateEvent(EventID)
+    case invalidEvidence(String)
+    case duplicateEvidence
+    case validatorJailed(ValidatorID)
+    case notJailed
+    case stillJailed(until: Height)
+    case invalidOpinion(String)
 
     public var description: String {
         switch self {
@@ -63,6 +69,12 @@ public enum ApplyError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .alreadyAccepted(a): "alliance \(a.short) already accepted by this author"
         case let .notMember(a): "author is not a member of alliance \(a.short)"
         case let .duplicateEvent(id): "event \(id.short) is already in the log or block"
+        case let .invalidEvidence(r): "invalid evidence: \(r)"
+        case .duplicateEvidence: "this offence was already proven and punished"
+        case let .validatorJailed(v): "validator \(v.short) is jailed"
+        case .notJailed: "the author is not a jailed validator"
+        case let .stillJailed(h): "still jailed: may unjail from height \(h)"
+        case let .invalidOpinion(r): "invalid opinion: \(r)"
         }
     }
 }

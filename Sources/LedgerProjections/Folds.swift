@@ -28,11 +28,15 @@ func add(_ a: UInt64, _ b: UInt64) throws(ApplyError) -> UInt64 {
 }
 
 extension LedgerState {
-    /// Starts a block: releases matured unbondings and expires alliances whose time has
-    /// passed at the block's timestamp. Checks the height and time order.
+    /// Starts a block: fixes the epoch's voting power when the block starts an epoch,
+    /// releases matured unbondings and expires alliances whose time has passed at the
+    /// block's timestamp. Checks the height and time order.
     public mutating func beginBlock(_ ctx: BlockContext) throws(BlockError) {
         guard ctx.height == height.next else { throw .outOfOrder(expected: height.next, got: ctx.height) }
         guard ctx.timestampMs >= timestampMs else { throw .timeWentBackwards(parent: timestampMs, block: ctx.timestampMs) }
+        // The power of the state before the epoch's first block: exactly what
+        // `powerForNextBlock()` of the parent state gave the certificate check.
+        if Self.isEpochStart(ctx.height, interval: parameters.checkpointInterval) { epochPower = votingPower() }
         height = ctx.height
         timestampMs = ctx.timestampMs
         if unbonding.contains(where: { $0.releaseAt <= ctx.height }) {
@@ -68,17 +72,22 @@ extension LedgerState {
         // What the author must hold after the fee, and the validations of each kind.
         var spend: UInt64 = e.fee
         let author = e.author
+        // Computed while validating, written after every check passed.
+        var offence: OffenceKey? = nil
+        var opinionCount: OpinionCount? = nil
         switch payload {
         case let .transfer(_, amount, _):
             guard amount > 0 else { throw .zeroAmount }
             spend = try add(spend, amount)
         case let .bond(amount):
             guard amount > 0 else { throw .zeroAmount }
-            try requireActiveValidator(author)
+            // A jailed validator may bond: slashing can leave it below the minimum stake,
+            // which it must hold again to regain power once unjailed.
+            try requireValidator(author, allowJailed: true)
             spend = try add(spend, amount)
         case let .delegate(v, amount):
             guard amount > 0 else { throw .zeroAmount }
-            try requireActiveValidator(v)
+            try requireValidator(v)
             spend = try add(spend, amount)
         case let .unbond(amount):
             guard amount > 0 else { throw .zeroAmount }
@@ -94,14 +103,32 @@ extension LedgerState {
             guard consensusKeys[author] == nil else { throw .keyInUse(author) }
             guard !name.isEmpty else { throw .invalidProfile("empty validator name") }
         case .validatorRetire:
-            try requireActiveValidator(author)
+            // A jailed validator serves its term and unjails first: retiring would replace
+            // the jailed status, and retirement is final.
+            try requireValidator(author)
         case let .validatorRotateKey(r):
-            try requireActiveValidator(author)
+            // Jailed validators may rotate: the equivocation may have come from a leaked key.
+            try requireValidator(author, allowJailed: true)
             guard r.oldKey == validators[author]!.consensusKey else { throw .wrongOldKey }
             guard consensusKeys[r.newKey] == nil else { throw .keyInUse(r.newKey) }
             guard EventCrypto.verifyRotation(r, chain: chainID.raw, validator: author, nonce: e.nonce) else {
                 throw .badRotationSignature
             }
+        case .validatorUnjail:
+            guard let v = validators[author], v.status == .jailed else { throw .notJailed }
+            guard ctx.height >= v.jailedUntil else { throw .stillJailed(until: v.jailedUntil) }
+        case let .evidence(first, second):
+            offence = try provenOffence(first, second)
+        case let .opinion(o):
+            guard validators[author] != nil else { throw .unknownValidator(author) }
+            guard o.height.value >= 1 else { throw .invalidOpinion("there is no block at height 0") }
+            guard o.height <= ctx.height else { throw .invalidOpinion("height \(o.height) is after the current block \(ctx.height)") }
+            var c = opinionCounts[author] ?? OpinionCount()
+            switch o.verdict {
+            case .accept: c.accepted = try add(c.accepted, 1)
+            case .refuse: c.refused = try add(c.refused, 1)
+            }
+            opinionCount = c
         case let .agentRegister(p):
             guard agents[author]?.active != true else { throw .alreadyRegistered("agent \(author.short)") }
             try Self.validate(p)
@@ -167,17 +194,25 @@ extension LedgerState {
             unbonding.append(Unbonding(account: author, validator: v, amount: amount, releaseAt: Height(h.value.saturatingAdd(parameters.unbondingBlocks))))
         case let .validatorRegister(name, personality):
             validators[author] = ValidatorState(id: author, name: name, personality: personality, consensusKey: author,
-                                                keyHistory: [.init(from: h.next, key: author)], selfStake: 0, delegated: 0,
+                                                keyHistory: [.init(from: nextEpochStart(after: h), key: author)], selfStake: 0, delegated: 0,
                                                 status: .active, registeredAt: h)
             consensusKeys[author] = author
         case .validatorRetire:
             validators[author]!.status = .retired
         case let .validatorRotateKey(r):
-            // Certificates of block h were checked against the state before it, so the
-            // new key signs from the next block on.
+            // Certificates are checked against the epoch's power (`powerForNextBlock`),
+            // fixed at the epoch's start and keyed by the old key: the old key signs until
+            // the epoch ends, the new one from the next epoch's first block on.
             validators[author]!.consensusKey = r.newKey
-            validators[author]!.keyHistory.append(.init(from: h.next, key: r.newKey))
+            validators[author]!.keyHistory.append(.init(from: nextEpochStart(after: h), key: r.newKey))
             consensusKeys[r.newKey] = author
+        case .validatorUnjail:
+            // Power returns at the next epoch, and only with the minimum self-stake.
+            validators[author]!.status = .active
+        case .evidence:
+            slash(offence!, evidence: id, at: h)
+        case .opinion:
+            opinionCounts[author] = opinionCount!
         case let .agentRegister(p):
             agents[author] = AgentState(profile: p, registeredAt: h, active: true)
         case let .agentUpdate(p):
@@ -204,9 +239,70 @@ extension LedgerState {
         }
     }
 
-    func requireActiveValidator(_ v: ValidatorID) throws(ApplyError) {
+    func requireValidator(_ v: ValidatorID, allowJailed: Bool = false) throws(ApplyError) {
         guard let s = validators[v] else { throw .unknownValidator(v) }
-        guard s.status == .active else { throw .validatorRetired(v) }
+        switch s.status {
+        case .active: return
+        case .retired: throw .validatorRetired(v)
+        case .jailed: if !allowJailed { throw .validatorJailed(v) }
+        }
+    }
+
+    /// The first block at or after `h + 1` that starts an epoch: where a key or power
+    /// change made in block `h` starts to count for certificates.
+    func nextEpochStart(after h: Height) -> Height {
+        let k = parameters.checkpointInterval
+        let epochs = h.value / k + (h.value % k == 0 ? 0 : 1)
+        let (m, o1) = epochs.multipliedReportingOverflow(by: k)
+        return o1 ? Height(.max) : Height(m.saturatingAdd(1))
+    }
+
+    /// Checks an evidence pair and returns the offence it proves. Refuses a malformed
+    /// message, a pair that is no equivocation (`Equivocation.detect` decides: forged
+    /// signatures, identical messages, different signers, kinds, heights or views, the
+    /// same block), a signer that is no validator's consensus key, and an offence
+    /// already punished (whichever pair proved it, in whichever order).
+    func provenOffence(_ first: [UInt8], _ second: [UInt8]) throws(ApplyError) -> OffenceKey {
+        let a: SignedConsensusMessage, b: SignedConsensusMessage
+        do { a = try SignedConsensusMessage.decode(first) } catch { throw .invalidEvidence("first message: \(error)") }
+        do { b = try SignedConsensusMessage.decode(second) } catch { throw .invalidEvidence("second message: \(error)") }
+        guard Equivocation.detect(a, b, chain: chainID.raw) != nil else {
+            throw .invalidEvidence(Self.whyNoEquivocation(a, b, chain: chainID.raw))
+        }
+        guard let v = consensusKeys[a.signer] else { throw .unknownValidator(a.signer) }
+        let key = OffenceKey(validator: v, height: a.message.height, view: a.message.view ?? 0, kind: a.message.tag)
+        guard !offences.contains(key) else { throw .duplicateEvidence }
+        return key
+    }
+
+    /// The reason a pair is no evidence, for the refusal (the decision is `Equivocation.detect`'s).
+    static func whyNoEquivocation(_ a: SignedConsensusMessage, _ b: SignedConsensusMessage, chain: Bytes32) -> String {
+        if a.signer != b.signer { return "the messages have different signers" }
+        if a == b { return "the two messages are identical" }
+        if a.message.tag != b.message.tag { return "the messages are of different kinds" }
+        if a.message.height != b.message.height { return "the messages are for different heights" }
+        if a.message.view != b.message.view { return "the messages are for different views" }
+        if a.message == b.message { return "both messages sign the same block" }
+        if !a.verify(chain: chain) || !b.verify(chain: chain) { return "a signature does not verify" }
+        return "not an equivocation"
+    }
+
+    /// Punishes a proven offence: burns `slashFractionBps` of the self-stake (supply
+    /// shrinks by as much) and jails the validator for `jailBlocks`. A retired validator
+    /// is slashed but stays retired (retirement is final; unjailing would revive it);
+    /// a jailed one serves until the later of its two terms.
+    mutating func slash(_ o: OffenceKey, evidence: EventID, at h: Height) {
+        let v = validators[o.validator]!
+        // slashFractionBps ≤ 10,000, so the amount never exceeds the stake.
+        let amount = UInt64(UInt128(v.selfStake) * UInt128(parameters.slashFractionBps) / UInt128(ChainParameters.basisPoints))
+        validators[o.validator]!.selfStake = v.selfStake - amount
+        totalSupply -= amount
+        burned += amount
+        slashes.append(SlashRecord(validator: o.validator, offenceHeight: o.height, offenceView: o.view, stakeBefore: v.selfStake,
+                                   amount: amount, evidence: evidence, slashedAt: h))
+        if v.status != .retired { validators[o.validator]!.status = .jailed }
+        validators[o.validator]!.jailedUntil = max(v.jailedUntil, Height(h.value.saturatingAdd(parameters.jailBlocks)))
+        offences.insert(o)
     }
 
     func isParticipant(_ k: PublicKey) -> Bool {

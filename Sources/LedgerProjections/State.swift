@@ -6,7 +6,9 @@ public struct Account: Sendable, Hashable {
     public var nonce: UInt64
 }
 
-public enum ValidatorStatus: UInt8, Sendable { case active = 1, retired = 2 }
+/// A validator's standing. Only active validators hold voting power. Jailed means
+/// slashed for an equivocation: it may unjail once its term (`jailedUntil`) is served.
+public enum ValidatorStatus: UInt8, Sendable { case active = 1, retired = 2, jailed = 3 }
 
 public struct ValidatorState: Sendable, Hashable {
     public var id: ValidatorID
@@ -19,6 +21,8 @@ public struct ValidatorState: Sendable, Hashable {
     public var delegated: UInt64
     public var status: ValidatorStatus
     public var registeredAt: Height
+    /// The first height at which a jailed validator may unjail (0 when never jailed).
+    public var jailedUntil: Height = 0
 
     public struct KeyEpoch: Sendable, Hashable {
         public var from: Height
@@ -37,6 +41,49 @@ public struct Unbonding: Sendable, Hashable {
     public var validator: ValidatorID
     public var amount: UInt64
     public var releaseAt: Height
+}
+
+/// One slashing: what was taken from whom, for which offence, on which evidence.
+public struct SlashRecord: Sendable, Hashable {
+    public var validator: ValidatorID
+    public var offenceHeight: Height
+    /// The view of the equivocating messages (0 for checkpoints, which have none).
+    public var offenceView: UInt64
+    public var stakeBefore: UInt64
+    public var amount: UInt64
+    /// The evidence event that proved the offence.
+    public var evidence: EventID
+    public var slashedAt: Height
+    public init(validator: ValidatorID, offenceHeight: Height, offenceView: UInt64, stakeBefore: UInt64, amount: UInt64,
+                evidence: EventID, slashedAt: Height) {
+        self.validator = validator; self.offenceHeight = offenceHeight; self.offenceView = offenceView
+        self.stakeBefore = stakeBefore; self.amount = amount; self.evidence = evidence; self.slashedAt = slashedAt
+    }
+}
+
+/// One punishable offence: a validator signing two different messages of one kind at
+/// one height and view. Every further proof of the same offence is a duplicate, so a
+/// validator is slashed once per offence however many conflicting messages it signed.
+public struct OffenceKey: Sendable, Hashable, Comparable {
+    public var validator: ValidatorID
+    public var height: Height
+    /// 0 for a checkpoint.
+    public var view: UInt64
+    /// The message kind (`ConsensusMessage.tag`).
+    public var kind: UInt8
+    public init(validator: ValidatorID, height: Height, view: UInt64, kind: UInt8) {
+        self.validator = validator; self.height = height; self.view = view; self.kind = kind
+    }
+    public static func < (a: Self, b: Self) -> Bool {
+        (a.validator, a.height, a.view, a.kind) < (b.validator, b.height, b.view, b.kind)
+    }
+}
+
+/// How many opinions a validator has published, by verdict.
+public struct OpinionCount: Sendable, Hashable {
+    public var accepted: UInt64
+    public var refused: UInt64
+    public init(accepted: UInt64 = 0, refused: UInt64 = 0) { self.accepted = accepted; self.refused = refused }
 }
 
 public struct AgentState: Sendable, Hashable {
@@ -82,8 +129,11 @@ public struct LedgerState: Sendable, Equatable {
     /// Height of the last block applied (0 after genesis).
     public internal(set) var height: Height
     public internal(set) var timestampMs: UInt64
-    /// Sum of all balances, stakes, delegations and unbonding funds: constant in this version.
+    /// Sum of all balances, stakes, delegations and unbonding funds: the genesis supply
+    /// less everything burned.
     public internal(set) var totalSupply: UInt64
+    /// Stake destroyed by slashing (taken out of `totalSupply`).
+    public internal(set) var burned: UInt64
     public internal(set) var feesPaid: UInt64
     public internal(set) var eventsApplied: UInt64
     public internal(set) var accounts: [PublicKey: Account]
@@ -95,13 +145,21 @@ public struct LedgerState: Sendable, Equatable {
     public internal(set) var unbonding: [Unbonding]
     public internal(set) var agents: [PublicKey: AgentState]
     public internal(set) var alliances: [AllianceID: AllianceState]
+    /// Consensus key → voting power, fixed for the current epoch: `votingPower()` of the
+    /// state before the epoch's first block (at genesis, of the genesis state).
+    public internal(set) var epochPower: [PublicKey: UInt64]
+    /// Every slashing, in the order applied.
+    public internal(set) var slashes: [SlashRecord]
+    /// Every offence already punished.
+    public internal(set) var offences: Set<OffenceKey>
+    public internal(set) var opinionCounts: [ValidatorID: OpinionCount]
 
     /// The state after genesis.
     public init(genesis g: Genesis, genesisHash: Hash32) {
         chainID = g.chainID; parameters = g.parameters; self.genesisHash = genesisHash
-        height = 0; timestampMs = g.timestampMs; feesPaid = 0; eventsApplied = 0
+        height = 0; timestampMs = g.timestampMs; feesPaid = 0; eventsApplied = 0; burned = 0
         accounts = [:]; validators = [:]; consensusKeys = [:]; delegations = [:]; unbonding = []
-        agents = [:]; alliances = [:]
+        agents = [:]; alliances = [:]; epochPower = [:]; slashes = []; offences = []; opinionCounts = [:]
         var supply: UInt64 = 0
         for a in g.allocations {
             accounts[a.account, default: Account(balance: 0, nonce: 0)].balance += a.amount
@@ -116,6 +174,7 @@ public struct LedgerState: Sendable, Equatable {
             supply += v.stake
         }
         totalSupply = supply
+        epochPower = votingPower()
     }
 
     /// Voting power by consensus key: active validators holding at least the minimum self-stake.
@@ -125,6 +184,21 @@ public struct LedgerState: Sendable, Equatable {
             out[v.consensusKey] = v.selfStake &+ v.delegated
         }
         return out
+    }
+
+    /// Whether block `h` is the first of an epoch: heights 1, K+1, 2K+1, … for an
+    /// epoch length (`checkpointInterval`) of K.
+    public static func isEpochStart(_ h: Height, interval: UInt64) -> Bool {
+        precondition(interval >= 1, "the epoch length is at least one block")
+        return h.value >= 1 && (h.value - 1) % interval == 0
+    }
+
+    /// The voting power that certifies block `height + 1`, the block after this state:
+    /// the power of this state itself when that block starts an epoch (`beginBlock` will
+    /// fix exactly that as the epoch's power), else the current epoch's power. The
+    /// certificate check, the proposer check and the producers all use this.
+    public func powerForNextBlock() -> [PublicKey: UInt64] {
+        Self.isEpochStart(height.next, interval: parameters.checkpointInterval) ? votingPower() : epochPower
     }
 
     /// Sum of every balance, stake, delegation and unbonding entry (the conservation check).

@@ -8,7 +8,7 @@ enum Render {
         switch p {
         case let .transfer(to, amount, memo): ["to": to.hex, "amount": amount, "memo": memo]
         case let .validatorRegister(name, personality): ["name": name, "personality": personality]
-        case .validatorRetire, .agentDeregister: [:]
+        case .validatorRetire, .validatorUnjail, .agentDeregister: [:]
         case let .validatorRotateKey(r): ["oldKey": r.oldKey.hex, "newKey": r.newKey.hex]
         case let .bond(a), let .unbond(a): ["amount": a]
         case let .delegate(v, a), let .undelegate(v, a): ["validator": v.hex, "amount": a]
@@ -16,6 +16,10 @@ enum Render {
         case let .alliancePropose(p):
             ["targets": p.targets.map(\.hex), "purpose": p.purpose, "terms": p.terms, "durationMs": p.durationMs]
         case let .allianceAccept(a), let .allianceReject(a), let .allianceDissolve(a): ["alliance": a.hex]
+        case let .evidence(first, second): ["first": Hex.encode(first), "second": Hex.encode(second)]
+        case let .opinion(o):
+            ["height": o.height.value, "view": o.view, "blockHash": o.blockHash.hex,
+             "verdict": o.verdict == .accept ? "accept" : "refuse", "reason": o.reason]
         }
     }
 
@@ -56,7 +60,16 @@ enum Render {
     static func validator(_ v: ValidatorState) -> [String: Any] {
         ["id": v.id.hex, "name": v.name, "personality": v.personality, "consensusKey": v.consensusKey.hex,
          "keyHistory": v.keyHistory.map { ["from": $0.from.value, "key": $0.key.hex] }, "selfStake": v.selfStake,
-         "delegated": v.delegated, "status": v.status == .active ? "active" : "retired", "registeredAt": v.registeredAt.value]
+         "delegated": v.delegated, "status": status(v.status), "registeredAt": v.registeredAt.value,
+         "jailedUntil": v.jailedUntil.value]
+    }
+
+    static func status(_ s: ValidatorStatus) -> String {
+        switch s {
+        case .active: "active"
+        case .retired: "retired"
+        case .jailed: "jailed"
+        }
     }
 
     static func agent(_ k: PublicKey, _ a: AgentState) -> [String: Any] {
@@ -71,8 +84,9 @@ enum Render {
 
     static func summary(_ s: LedgerState) -> [String: Any] {
         ["chainId": s.chainID.name, "height": s.height.value, "timestampMs": s.timestampMs, "stateRoot": s.stateRoot().hex,
-         "totalSupply": s.totalSupply, "feesPaid": s.feesPaid, "eventsApplied": s.eventsApplied, "accounts": s.accounts.count,
+         "totalSupply": s.totalSupply, "burned": s.burned, "slashes": s.slashes.count, "feesPaid": s.feesPaid, "eventsApplied": s.eventsApplied, "accounts": s.accounts.count,
          "validators": s.validators.count, "agents": s.agents.count, "alliances": s.alliances.count,
-         "votingPower": s.votingPower().sorted { $0.key < $1.key }.map { ["key": $0.key.hex, "power": $0.value] }]
+         "votingPower": s.votingPower().sorted { $0.key < $1.key }.map { ["key": $0.key.hex, "power": $0.value] },
+         "nextBlockPower": s.powerForNextBlock().sorted { $0.key < $1.key }.map { ["key": $0.key.hex, "power": $0.value] }]
     }
 }

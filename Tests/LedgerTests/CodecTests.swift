@@ -21,6 +21,10 @@ import Testing
             .agentDeregister,
             .alliancePropose(AllianceProposal(targets: [k, .zero], purpose: "p", terms: "t", durationMs: 5)),
             .allianceAccept(k), .allianceReject(.zero), .allianceDissolve(k),
+            .validatorUnjail,
+            .evidence(first: [1, 2, 3], second: []),
+            .opinion(Opinion(height: 3, view: 1, blockHash: k, verdict: .accept, reason: "ok ✓")),
+            .opinion(Opinion(height: 0, view: .max, blockHash: .zero, verdict: .refuse, reason: "")),
         ]
     }()
 
