@@ -23,13 +23,16 @@ let package = Package(
         .target(name: "LedgerCrypto", dependencies: ["LedgerCore", "CSodium"], swiftSettings: strict),
         .target(name: "LedgerStore", dependencies: ["LedgerCore", "LedgerCrypto", "CLMDB"], swiftSettings: strict),
         .target(name: "LedgerProjections", dependencies: ["LedgerCore", "LedgerCrypto"], swiftSettings: strict),
-        .target(name: "LedgerConsensus", dependencies: ["LedgerCore", "LedgerCrypto"], swiftSettings: strict),
+        .target(name: "LedgerConsensus", dependencies: ["LedgerCore", "LedgerCrypto", "LedgerProjections"], swiftSettings: strict),
+        .target(name: "LedgerAgents", dependencies: ["LedgerCore", "LedgerCrypto", "LedgerProjections", "LedgerConsensus"], swiftSettings: strict),
+        .target(name: "LedgerSimulation", dependencies: ["LedgerCore", "LedgerCrypto", "LedgerProjections", "LedgerConsensus", "LedgerAgents"], swiftSettings: strict),
         .target(name: "LedgerNode", dependencies: ["LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections", "LedgerAudit"], swiftSettings: strict),
         .target(name: "LedgerAudit", dependencies: ["LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections"], swiftSettings: strict),
         .executableTarget(
             name: "chaosledger",
             dependencies: [
                 "LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections", "LedgerNode", "LedgerAudit",
+                "LedgerConsensus", "LedgerAgents", "LedgerSimulation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -38,7 +41,7 @@ let package = Package(
             name: "LedgerTests",
             dependencies: [
                 "LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections", "LedgerNode", "LedgerAudit",
-                "LedgerConsensus", "chaosledger",
+                "LedgerConsensus", "LedgerAgents", "LedgerSimulation", "chaosledger",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             swiftSettings: strict

@@ -65,13 +65,15 @@ public struct ServeRequest: Sendable, Hashable {
 
 public struct CommittedBlock: Sendable {
     public var certified: CertifiedBlock
+    /// The state after the block (shares storage with the replica's; a driver may keep it).
+    public var state: LedgerState
     public var stateRoot: Hash32
     public var ids: [EventID]
     public var viaStateTransfer: Bool
 }
 
 /// Things a driver logs or counts; none changes what the replica does.
-public enum Note: Sendable, Hashable {
+public enum Note: Sendable, Equatable {
     case enteredView(UInt64)
     case startedViewChange(UInt64)
     case rejectedProposal(Height, BlockRejection)
@@ -662,7 +664,7 @@ public struct Replica: Sendable {
         stateRoot = exec.stateRoot
         lastHash = b.hash
         executedHashes[h] = b.hash
-        out.commits.append(CommittedBlock(certified: CertifiedBlock(block: b, certificate: cert), stateRoot: exec.stateRoot,
+        out.commits.append(CommittedBlock(certified: CertifiedBlock(block: b, certificate: cert), state: exec.state, stateRoot: exec.stateRoot,
                                           ids: exec.ids, viaStateTransfer: viaTransfer))
         dropFromMempool(exec.ids)
         lastProgressAt = now

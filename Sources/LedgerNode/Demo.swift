@@ -4,19 +4,6 @@ import LedgerCrypto
 import LedgerProjections
 import LedgerStore
 
-/// SplitMix64: a tiny, seeded generator. Workloads are deterministic given their seed.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// The `demo` workload: many agents transferring, staking, delegating, registering,
 /// proposing, accepting and rejecting alliances (some left to expire), a validator
 /// key rotation, and a share of invalid submissions that the producer must refuse.

@@ -1,0 +1,110 @@
+import LedgerConsensus
+import LedgerCore
+
+/// What a Byzantine replica does on top of running the honest code.
+public enum Byzantine: String, Sendable, CaseIterable, Hashable {
+    /// As primary, sends different valid blocks for one height to different replicas.
+    case equivocate
+    /// Sends a second, conflicting prepare or commit for the same height and view.
+    case doubleVote
+    /// Sends votes that claim other validators as signers, with made-up signatures.
+    case forge
+    /// Replays messages it received earlier, from old views and heights.
+    case replayStale
+    /// Changes a field of its signed messages (view, height, block) after signing.
+    case mutate
+    /// Sends nothing at all.
+    case withhold
+    /// Answers state transfer with blocks whose certificate has one forged signature,
+    /// and pushes such blocks unasked.
+    case lieInTransfer
+}
+
+/// Every fault the simulator can inject; a sweep reports which it exercised.
+public enum FaultKind: String, Sendable, CaseIterable, Hashable, Comparable {
+    case delay, loss, duplication, reordering, partition, linkCut, crash, slowReplica, byzantine, invalidClientEvent, keyRotation
+    public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
+}
+
+/// A cluster and its faults, drawn from a seed.
+public struct Scenario: Sendable, CustomStringConvertible {
+    public var seed: UInt64
+    public var validators: Int
+    public var stakes: [UInt64]
+    public var byzantine: [Int: [Byzantine]]
+    public var personalities: [String]
+    public var wittyProducers: [Bool]
+    public var primaryRule: ValidatorSet.PrimaryRule
+    public var checkpointInterval: UInt64
+    public var delayMaxMs: UInt64
+    public var lossRate: Double
+    public var duplicateRate: Double
+    public var partitions: Bool
+    public var linkCuts: Bool
+    public var crashes: Bool
+    public var slowReplica: Int?
+    public var rotation: Int?
+    public var clients: Int
+    public var clientEvents: Int
+    public var invalidEvents: Bool
+
+    /// Draws a scenario. Byzantine replicas hold less than a third of the power.
+    public static func draw(seed: UInt64) -> Scenario {
+        var r = SplitMix64(seed: seed ^ 0xC4A0_5EED)
+        let n = [4, 4, 4, 5, 7][r.below(5)]
+        let f = (n - 1) / 3
+        let equal = r.chance(0.6)
+        var stakes = (0 ..< n).map { _ in equal ? UInt64(10_000) : 1_000 * r.range(5, 20) }
+        // Byzantine members: up to f of them, and strictly less than a third of the power.
+        let b = r.below(f + 1)
+        var order = Array(0 ..< n)
+        for i in stride(from: n - 1, to: 0, by: -1) { order.swapAt(i, r.below(i + 1)) }
+        var byz: [Int: [Byzantine]] = [:]
+        for i in order.prefix(b) {
+            var kinds: [Byzantine] = [Byzantine.allCases[r.below(Byzantine.allCases.count)]]
+            if r.chance(0.5) { kinds.append(Byzantine.allCases[r.below(Byzantine.allCases.count)]) }
+            byz[i] = Array(Set(kinds)).sorted { $0.rawValue < $1.rawValue }
+        }
+        let total = stakes.reduce(0, +)
+        let bad = byz.keys.reduce(UInt64(0)) { $0 + stakes[$1] }
+        if bad * 3 >= total {
+            // Shrink the Byzantine stakes until they hold less than a third.
+            for i in byz.keys.sorted() { stakes[i] = 5_000 }
+            let t2 = stakes.reduce(0, +), b2 = byz.keys.reduce(UInt64(0)) { $0 + stakes[$1] }
+            if b2 * 3 >= t2 { for i in 0 ..< n where byz[i] == nil { stakes[i] = 20_000 } }
+        }
+        let pers: [String] = (0 ..< n).map { _ in
+            let x = r.below(10)
+            return x < 6 ? "lawful" : x < 8 ? "memetic" : x < 9 ? "loyal" : "chaotic"
+        }
+        let witty = (0 ..< n).map { _ in r.chance(0.75) }
+        let honest = (0 ..< n).filter { byz[$0] == nil }
+        return Scenario(
+            seed: seed, validators: n, stakes: stakes, byzantine: byz, personalities: pers, wittyProducers: witty,
+            primaryRule: r.chance(0.5) ? .roundRobin : .stakeWeighted,
+            checkpointInterval: [4, 8][r.below(2)],
+            delayMaxMs: [2, 10, 40][r.below(3)],
+            lossRate: [0, 0.02, 0.1, 0.25][r.below(4)],
+            duplicateRate: [0, 0.05, 0.2][r.below(3)],
+            partitions: r.chance(0.4), linkCuts: r.chance(0.4), crashes: r.chance(0.5),
+            slowReplica: r.chance(0.3) ? honest[r.below(honest.count)] : nil,
+            rotation: r.chance(0.3) ? honest[r.below(honest.count)] : nil,
+            clients: 4, clientEvents: 60 + r.below(60), invalidEvents: r.chance(0.5))
+    }
+
+    public var description: String {
+        let byz = byzantine.keys.sorted().map { "r\($0):\(byzantine[$0]!.map(\.rawValue).joined(separator: "+"))" }.joined(separator: ",")
+        var parts = ["n=\(validators)", "stakes=\(Set(stakes).count == 1 ? "equal" : stakes.map { String($0 / 1000) + "k" }.joined(separator: "/"))",
+                     "K=\(checkpointInterval)", "primary=\(primaryRule == .roundRobin ? "round-robin" : "stake-weighted")",
+                     "delay≤\(delayMaxMs)ms", "loss=\(lossRate)", "dup=\(duplicateRate)",
+                     "personalities=\(personalities.joined(separator: "/"))"]
+        if !byz.isEmpty { parts.append("byzantine=\(byz)") }
+        if partitions { parts.append("partitions") }
+        if linkCuts { parts.append("link-cuts") }
+        if crashes { parts.append("crashes") }
+        if let s = slowReplica { parts.append("slow=r\(s)") }
+        if let k = rotation { parts.append("rotate=r\(k)") }
+        if invalidEvents { parts.append("invalid-events") }
+        return parts.joined(separator: " ")
+    }
+}

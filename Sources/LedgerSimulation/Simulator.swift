@@ -1,0 +1,656 @@
+import LedgerAgents
+import LedgerConsensus
+import LedgerCore
+import LedgerCrypto
+import LedgerProjections
+
+public struct SimOptions: Sendable {
+    public var bugs: Set<PlantedBug> = []
+    /// Faults are injected during [0, faultMs); then the network heals, every crashed
+    /// replica restarts, and commits must resume within `recoveryMs`.
+    public var faultMs: UInt64 = 3_000
+    public var recoveryMs: UInt64 = 10_000
+    /// Replace the drawn scenario's faults with a clean, zero-latency network (benchmark).
+    public var clean = false
+    public var scenario: Scenario?
+    /// Print what every replica does (for debugging one seed).
+    public var verbose = false
+    public init() {}
+}
+
+public struct SimReport: Sendable {
+    public var seed: UInt64
+    public var scenario: Scenario
+    public var violations: [String]
+    public var height: UInt64
+    public var committedEvents: Int
+    public var ackedClientEvents: Int
+    public var submittedClientEvents: Int
+    public var viewChanges: Int
+    public var messages: Int
+    public var stateTransfers: Int
+    public var slashed: Int
+    public var faults: Set<FaultKind>
+    public var simulatedMs: UInt64
+    /// BLAKE2b of the run's commit trace: the same seed gives the same digest, in any process.
+    public var digest: Hash32
+    public var ok: Bool { violations.isEmpty }
+}
+
+/// A binary min-heap of timed simulation events; ties keep insertion order.
+struct Agenda {
+    struct Item { var at: UInt64; var seq: UInt64; var what: Happening }
+    var heap: [Item] = []
+    var seq: UInt64 = 0
+    mutating func push(_ at: UInt64, _ what: Happening) {
+        seq += 1
+        heap.append(Item(at: at, seq: seq, what: what))
+        var i = heap.count - 1
+        while i > 0 {
+            let p = (i - 1) / 2
+            guard less(heap[i], heap[p]) else { break }
+            heap.swapAt(i, p); i = p
+        }
+    }
+    func less(_ a: Item, _ b: Item) -> Bool { (a.at, a.seq) < (b.at, b.seq) }
+    mutating func pop() -> Item? {
+        guard !heap.isEmpty else { return nil }
+        heap.swapAt(0, heap.count - 1)
+        let top = heap.removeLast()
+        var i = 0
+        while true {
+            let l = 2 * i + 1, r = l + 1
+            var m = i
+            if l < heap.count, less(heap[l], heap[m]) { m = l }
+            if r < heap.count, less(heap[r], heap[m]) { m = r }
+            if m == i { break }
+            heap.swapAt(i, m); i = m
+        }
+        return top
+    }
+}
+
+enum Happening {
+    case deliver(from: Int, to: Int, PeerMessage)
+    case tick(Int)
+    case persisted(Int, incarnation: Int, token: UInt64, records: [DurableRecord], commits: [CommittedBlock])
+    case crash(Int)
+    case restart(Int)
+    case partition([Int])
+    case heal
+    case cut(Int, Int)
+    case restore(Int, Int)
+    case client(Int)
+    case clientRetry
+    case garbage
+    case rotate(Int)
+    case byzantinePush(Int)
+    case faultsEnd
+}
+
+final class SimNode {
+    let index: Int
+    var config: ReplicaConfig
+    var replica: Replica?
+    var incarnation = 0
+    var byzantine: [Byzantine]
+    var slow: Bool
+    // Durable: what survives a crash.
+    var durable = DurableState()
+    var chain: [CertifiedBlock] = []
+    var durableState: LedgerState
+    var lastDiskAt: UInt64 = 0
+    // Volatile view for the checker.
+    var executedState: LedgerState
+    var received: [PeerMessage] = []
+
+    init(index: Int, config: ReplicaConfig, genesis: LedgerState, byzantine: [Byzantine], slow: Bool) {
+        self.index = index; self.config = config; self.byzantine = byzantine; self.slow = slow
+        durableState = genesis; executedState = genesis
+    }
+    var honest: Bool { byzantine.isEmpty }
+    var lastHash: Hash32 { chain.last?.block.hash ?? config.genesisHash }
+}
+
+/// A whole cluster of real replicas in one process: simulated time, network, disks,
+/// crashes and Byzantine members, with the safety and liveness invariants checked
+/// after every step (STYLE §3).
+public final class Simulation {
+    public let seed: UInt64
+    public let scenario: Scenario
+    public let options: SimOptions
+    var rng: SplitMix64
+    var agenda = Agenda()
+    var now: UInt64 = 0
+    var nodes: [SimNode] = []
+    var keyOwner: [PublicKey: Int] = [:]
+    let genesis: Genesis
+    let genesisState: LedgerState
+    let genesisHash: Hash32
+    let chain: ChainID
+    var violations: [String] = []
+    var faultsOn = true
+    var faults = Set<FaultKind>()
+    var partition: [Int]?
+    var cutLinks = Set<[Int]>()
+    // Checker state.
+    var committedHash: [UInt64: Hash32] = [:]
+    var committedRoot: [UInt64: Hash32] = [:]
+    var checkedEvents = Set<EventID>()
+    var honestVotes: [SeenVote: SignedConsensusMessage] = [:]
+    var acked: [EventID: UInt64] = [:]
+    var clientKeys: [SigningKey] = []
+    var clientNonce: [UInt64] = []
+    var clientPending: [[(id: EventID, bytes: [UInt8])]] = []
+    var submitted = 0
+    var submittedIDs = Set<EventID>()
+    var lastCommitAt: UInt64 = 0
+    var commitsAfterFaults = 0
+    var trace = ByteWriter(capacity: 4096)
+    var messages = 0
+    var viewChanges = 0
+    var transfers = 0
+    var rotated = false
+    let stop: UInt64
+
+    struct SeenVote: Hashable { var signer: PublicKey; var kind: UInt8; var height: UInt64; var view: UInt64 }
+
+    public init(seed: UInt64, options: SimOptions = SimOptions()) {
+        self.seed = seed
+        self.options = options
+        var sc = options.scenario ?? Scenario.draw(seed: seed)
+        if options.clean {
+            sc.delayMaxMs = 0; sc.lossRate = 0; sc.duplicateRate = 0; sc.partitions = false; sc.linkCuts = false
+            sc.crashes = false; sc.slowReplica = nil; sc.byzantine = [:]; sc.invalidEvents = false; sc.rotation = nil
+        }
+        scenario = sc
+        rng = SplitMix64(seed: seed)
+        stop = options.faultMs + options.recoveryMs
+        chain = try! ChainID("chaos-sim")
+        var params = ChainParameters()
+        params.checkpointInterval = sc.checkpointInterval
+        params.minValidatorStake = 1_000
+        params.blockEventsMax = 200
+        params.jailBlocks = 1_000
+        let ops = (0 ..< sc.validators).map { SigningKey.derived("sim-\(seed)-validator-\($0)") }
+        clientKeys = (0 ..< sc.clients).map { SigningKey.derived("sim-\(seed)-client-\($0)") }
+        var allocations = clientKeys.map { Genesis.Allocation(account: $0.publicKey, amount: 1_000_000_000) }
+        allocations += ops.map { Genesis.Allocation(account: $0.publicKey, amount: 1_000_000) }
+        let validators = (0 ..< sc.validators).map {
+            Genesis.Validator(key: ops[$0].publicKey, name: "r\($0)", personality: sc.personalities[$0], stake: sc.stakes[$0])
+        }
+        genesis = try! Genesis(chainID: chain, timestampMs: 1_000_000, parameters: params, validators: validators, allocations: allocations)
+        genesisHash = Blake2b.hash(genesis.encoded())
+        genesisState = LedgerState(genesis: genesis, genesisHash: genesisHash)
+        let root = genesisState.stateRoot()
+        for i in 0 ..< sc.validators {
+            var keys = [ops[i]]
+            if sc.rotation == i { keys.append(SigningKey.derived("sim-\(seed)-validator-\(i)-rotated")) }
+            var c = ReplicaConfig(genesisHash: genesisHash, genesisStateRoot: root, keys: keys, operatorKey: ops[i])
+            c.primaryRule = sc.primaryRule
+            c.viewTimeoutMs = 200
+            c.viewTimeoutMaxMs = 1_600
+            c.retransmitMs = 100
+            c.fetchIntervalMs = 120
+            c.batchDelayMs = 5
+            c.personality = Personalities.named(sc.personalities[i])
+            c.producer = MemeProducer(witty: sc.wittyProducers[i])
+            c.bugs = options.bugs
+            let node = SimNode(index: i, config: c, genesis: genesisState, byzantine: sc.byzantine[i] ?? [], slow: sc.slowReplica == i)
+            node.replica = Replica(config: c, state: genesisState, lastHash: genesisHash)
+            nodes.append(node)
+            for k in keys { keyOwner[k.publicKey] = i }
+        }
+        clientNonce = Array(repeating: 0, count: sc.clients)
+        clientPending = Array(repeating: [], count: sc.clients)
+    }
+
+    // MARK: - Schedule
+
+    func schedule() {
+        let sc = scenario
+        let fm = options.faultMs
+        for i in nodes.indices { agenda.push(UInt64(i), .tick(i)) }
+        // Client events spread over the fault window and a little after it.
+        let spread = fm + 1_000
+        for k in 0 ..< sc.clientEvents { agenda.push(rng.below(spread) + UInt64(k % 3), .client(k % sc.clients)) }
+        agenda.push(200, .clientRetry)
+        if sc.invalidEvents { for _ in 0 ..< 10 { agenda.push(rng.below(fm), .garbage) } }
+        if sc.partitions {
+            var t = rng.range(100, fm / 3)
+            while t < fm {
+                var side = nodes.indices.filter { _ in rng.chance(0.5) }
+                if side.isEmpty || side.count == nodes.count { side = [rng.below(nodes.count)] }
+                agenda.push(t, .partition(side))
+                t += rng.range(200, 900)
+                agenda.push(min(t, fm), .heal)
+                t += rng.range(100, 600)
+            }
+        }
+        if sc.linkCuts {
+            var links: [(Int, Int)] = []
+            for a in nodes.indices { for b in nodes.indices where a < b && rng.chance(0.4) { links.append((a, b)) } }
+            var t = rng.range(50, fm / 2)
+            for (a, b) in links { agenda.push(t, .cut(a, b)); t += rng.range(10, 200) }
+            // Restored in a random order.
+            var order = links
+            for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, rng.below(i + 1)) }
+            for (a, b) in order { t += rng.range(10, 300); agenda.push(min(t, fm), .restore(a, b)) }
+        }
+        if sc.crashes {
+            let honest = nodes.indices.filter { nodes[$0].honest }
+            for _ in 0 ..< 1 + rng.below(3) {
+                let i = honest[rng.below(honest.count)]
+                let t = rng.range(100, fm - 100)
+                agenda.push(t, .crash(i))
+                agenda.push(min(t + rng.range(50, 1_200), fm), .restart(i))
+            }
+        }
+        if let r = sc.rotation { agenda.push(rng.range(100, fm), .rotate(r)) }
+        for i in nodes.indices where nodes[i].byzantine.contains(.lieInTransfer) { agenda.push(rng.range(50, 300), .byzantinePush(i)) }
+        agenda.push(fm, .faultsEnd)
+    }
+
+    // MARK: - Run
+
+    public func run() -> SimReport {
+        schedule()
+        while let item = agenda.pop(), item.at <= stop {
+            now = item.at
+            handle(item.what)
+            if violations.count >= 5 { break }
+        }
+        finalChecks()
+        var honestHeights = nodes.filter(\.honest).map { $0.chain.count }
+        honestHeights.sort()
+        var slashed = 0
+        for n in nodes where n.honest { slashed = max(slashed, n.executedState.slashes.count) }
+        return SimReport(
+            seed: seed, scenario: scenario, violations: violations, height: UInt64(honestHeights.last ?? 0),
+            committedEvents: committedHash.count == 0 ? 0 : nodes.filter(\.honest).map { n in n.chain.reduce(0) { $0 + $1.block.events.count } }.max() ?? 0,
+            ackedClientEvents: acked.keys.filter { submittedIDs.contains($0) }.count, submittedClientEvents: submitted,
+            viewChanges: viewChanges, messages: messages, stateTransfers: transfers, slashed: slashed,
+            faults: faults, simulatedMs: now, digest: Blake2b.hash(trace.bytes))
+    }
+
+    func violation(_ s: String) {
+        violations.append("t=\(now)ms: \(s)")
+    }
+
+    func handle(_ h: Happening) {
+        switch h {
+        case let .tick(i):
+            let n = nodes[i]
+            if n.replica != nil { step(n, .tick(nowMs: genesis.timestampMs + now)) }
+            agenda.push(now + (n.slow && faultsOn ? 40 : 10), .tick(i))
+        case let .deliver(from, to, m):
+            let n = nodes[to]
+            guard n.replica != nil else { return }
+            if !n.honest, n.byzantine.contains(.replayStale), n.received.count < 200 { n.received.append(m) }
+            step(n, .message(from: nodes[from].config.keys[0].publicKey, m))
+        case let .persisted(i, inc, token, records, commits):
+            let n = nodes[i]
+            guard n.incarnation == inc else { return }
+            for r in records { n.durable.apply(r) }
+            for c in commits {
+                guard c.certified.block.height.value == UInt64(n.chain.count + 1) else {
+                    violation("r\(i) persisted block \(c.certified.block.height) after height \(n.chain.count)"); continue
+                }
+                n.chain.append(c.certified)
+                n.durableState = c.state
+                if n.honest { for id in c.ids where acked[id] == nil { acked[id] = c.certified.block.height.value } }
+            }
+            if n.honest { for (k, p) in clientPending.enumerated() { clientPending[k] = p.filter { acked[$0.id] == nil } } }
+            if n.replica != nil { step(n, .persisted(token: token)) }
+        case let .crash(i):
+            let n = nodes[i]
+            guard n.replica != nil else { return }
+            faults.insert(.crash)
+            n.replica = nil
+            n.incarnation += 1
+            n.lastDiskAt = now
+        case let .restart(i):
+            restart(i)
+        case let .partition(side):
+            guard faultsOn else { return }
+            faults.insert(.partition)
+            partition = side
+        case .heal:
+            partition = nil
+        case let .cut(a, b):
+            guard faultsOn else { return }
+            faults.insert(.linkCut)
+            cutLinks.insert([a, b])
+        case let .restore(a, b):
+            cutLinks.remove([a, b])
+        case let .client(k):
+            submitClientEvent(k)
+        case .clientRetry:
+            for k in clientPending.indices {
+                for p in clientPending[k].prefix(16) { sendClient(p.bytes) }
+            }
+            agenda.push(now + 250, .clientRetry)
+        case .garbage:
+            faults.insert(.invalidClientEvent)
+            submitGarbage()
+        case let .rotate(i):
+            submitRotation(i)
+        case let .byzantinePush(i):
+            pushLies(i)
+            if faultsOn || now < stop { agenda.push(now + 150, .byzantinePush(i)) }
+        case .faultsEnd:
+            faultsOn = false
+            partition = nil
+            cutLinks.removeAll()
+            for i in nodes.indices where nodes[i].replica == nil { restart(i) }
+            trace.u64(0xFA17)
+        }
+    }
+
+    func restart(_ i: Int) {
+        let n = nodes[i]
+        guard n.replica == nil else { return }
+        var recent: [UInt64: Hash32] = [:]
+        for b in n.chain.suffix(Int(4 * scenario.checkpointInterval)) { recent[b.block.height.value] = b.block.hash }
+        n.replica = Replica(config: n.config, state: n.durableState, lastHash: n.lastHash, recentHashes: recent, durable: n.durable)
+        n.executedState = n.durableState
+        n.lastDiskAt = now
+    }
+
+    // MARK: - Stepping a replica and carrying out its output
+
+    func step(_ n: SimNode, _ input: Input) {
+        guard var r = n.replica else { return }
+        let out = r.step(input)
+        n.replica = r
+        carryOut(n, out)
+    }
+
+    func carryOut(_ n: SimNode, _ out: Output) {
+        if options.verbose {
+            for note in out.notes { print("t=\(now) r\(n.index) \(note)") }
+            for c in out.commits { print("t=\(now) r\(n.index) commit \(c.certified.block.height) \(c.certified.block.hash.short) view \(c.certified.certificate.view)") }
+            for o in out.send { print("t=\(now) r\(n.index) send \(o.to) \(describe(o.message))") }
+        }
+        for note in out.notes {
+            switch note {
+            case .startedViewChange: viewChanges += 1
+            case .fetching: transfers += 1
+            case let .divergence(s): if n.honest { violation("r\(n.index) divergence: \(s)") }
+            default: break
+            }
+        }
+        for c in out.commits { checkCommit(n, c) }
+        if let token = out.persistToken {
+            let delay = n.slow && faultsOn ? rng.range(5, 30) : rng.range(0, 3)
+            let at = max(now + delay, n.lastDiskAt)
+            n.lastDiskAt = at
+            agenda.push(at, .persisted(n.index, incarnation: n.incarnation, token: token, records: out.persist, commits: out.commits))
+        }
+        for o in out.send {
+            if n.honest { checkSentVote(n, o.message) }
+            route(n, o)
+        }
+        for s in out.serve {
+            guard let to = keyOwner[s.to] else { continue }
+            let lo = Int(s.from.value) - 1
+            guard lo >= 0, lo < n.chain.count else { continue }
+            var blocks = Array(n.chain[lo ..< min(n.chain.count, lo + s.count)])
+            if n.byzantine.contains(.lieInTransfer) { blocks = blocks.map(forgeCertificate) }
+            if n.byzantine.contains(.withhold) { continue }
+            transmit(n.index, to, .blocks(blocks))
+        }
+    }
+
+    func describe(_ m: PeerMessage) -> String {
+        switch m {
+        case let .prePrepare(pp, b): "\(pp.message) events \(b.events.count)"
+        case let .vote(v): "\(v.message) by \(v.signer.short)"
+        case let .viewChange(vc, _): "view-change \(vc.view) stable \(vc.stable.height) prepared \(vc.prepared.map(\.height.value))"
+        case let .newView(nv, _): "new-view \(nv.view) pps \(nv.prePrepares.count)"
+        case let .fetch(h, c): "fetch \(h)+\(c)"
+        case let .blocks(bs): "blocks \(bs.map(\.block.height.value))"
+        case .request: "request"
+        }
+    }
+
+    // MARK: - Network
+
+    func route(_ n: SimNode, _ o: Outgoing) {
+        let targets: [Int]
+        switch o.to {
+        case .all: targets = nodes.indices.filter { $0 != n.index }
+        case let .peer(k): targets = keyOwner[k].map { [$0] } ?? []
+        }
+        if n.honest {
+            for t in targets { transmit(n.index, t, o.message) }
+            return
+        }
+        faults.insert(.byzantine)
+        for t in targets { for m in corrupt(n, o.message, to: t) { transmit(n.index, t, m) } }
+    }
+
+    func transmit(_ from: Int, _ to: Int, _ m: PeerMessage) {
+        messages += 1
+        if faultsOn {
+            if let p = partition, p.contains(from) != p.contains(to) { return }
+            if cutLinks.contains([min(from, to), max(from, to)]) { return }
+            if scenario.lossRate > 0, rng.chance(scenario.lossRate) { faults.insert(.loss); return }
+        }
+        var delay = scenario.delayMaxMs == 0 ? 0 : rng.range(1, scenario.delayMaxMs)
+        if faultsOn, nodes[to].slow || nodes[from].slow { delay += rng.range(10, 60); faults.insert(.slowReplica) }
+        if delay > 1 { faults.insert(.delay) }
+        if scenario.delayMaxMs >= 10 { faults.insert(.reordering) }
+        agenda.push(now + delay, .deliver(from: from, to: to, m))
+        if faultsOn, scenario.duplicateRate > 0, rng.chance(scenario.duplicateRate) {
+            faults.insert(.duplication)
+            agenda.push(now + delay + rng.range(0, 20), .deliver(from: from, to: to, m))
+        }
+    }
+
+    // MARK: - Byzantine behaviour (the honest code runs; its output is corrupted here)
+
+    func corrupt(_ n: SimNode, _ m: PeerMessage, to: Int) -> [PeerMessage] {
+        let kinds = n.byzantine
+        if kinds.contains(.withhold) { return [] }
+        var out: [PeerMessage] = [m]
+        let key = n.config.keys.first { n.replica.map { r in r.primary(of: r.view) } == $0.publicKey } ?? n.config.keys[0]
+        let chainRaw = chain.raw
+        if kinds.contains(.equivocate), case let .prePrepare(pp, block) = m, case let .prePrepare(v, h, _) = pp.message {
+            var hd = block.header
+            hd.timestampMs += 1 + UInt64(to % 2)
+            let alt = ProposedBlock(header: hd, events: block.events)
+            let altPP = SignedConsensusMessage.sign(.prePrepare(view: v, height: h, blockHash: alt.hash), chain: chainRaw, key: key)
+            if to % 2 == 1 { out = [.prePrepare(altPP, alt)] }
+            if rng.chance(0.3) { out.append(.prePrepare(altPP, alt)) }
+        }
+        if kinds.contains(.doubleVote), case let .vote(s) = m {
+            let k = n.config.keys.first { $0.publicKey == s.signer } ?? n.config.keys[0]
+            switch s.message {
+            case let .prepare(v, h, _): out.append(.vote(.sign(.prepare(view: v, height: h, blockHash: Blake2b.hash([UInt8(to), 1])), chain: chainRaw, key: k)))
+            case let .commit(v, h, _): out.append(.vote(.sign(.commit(view: v, height: h, blockHash: Blake2b.hash([UInt8(to), 2])), chain: chainRaw, key: k)))
+            default: break
+            }
+        }
+        if kinds.contains(.forge), case let .vote(s) = m {
+            let victim = nodes[(n.index + 1 + to) % nodes.count].config.keys[0].publicKey
+            out.append(.vote(SignedConsensusMessage(message: s.message, signer: victim, signature: Blake2b.hash([UInt8(to)]).append64())))
+        }
+        if kinds.contains(.mutate) {
+            out = out.map { x in
+                guard case let .vote(s) = x else {
+                    if case let .prePrepare(pp, b) = x, !b.events.isEmpty {
+                        var ev = b.events
+                        ev[0][ev[0].count / 2] ^= 0x40
+                        return .prePrepare(pp, ProposedBlock(header: b.header, events: ev))
+                    }
+                    return x
+                }
+                let mutated: ConsensusMessage
+                switch s.message {
+                case let .prepare(v, h, hash): mutated = .prepare(view: v + 1, height: h, blockHash: hash)
+                case let .commit(v, h, hash): mutated = .commit(view: v, height: h.next, blockHash: hash)
+                case let .checkpoint(h, hash, _): mutated = .checkpoint(height: h, blockHash: hash, stateRoot: Blake2b.hash([1]))
+                case let .prePrepare(v, h, _): mutated = .prePrepare(view: v, height: h, blockHash: Blake2b.hash([2]))
+                }
+                return .vote(SignedConsensusMessage(message: mutated, signer: s.signer, signature: s.signature))
+            }
+        }
+        if kinds.contains(.replayStale), !n.received.isEmpty, rng.chance(0.2) {
+            out.append(n.received[rng.below(n.received.count)])
+        }
+        return out
+    }
+
+    func forgeCertificate(_ b: CertifiedBlock) -> CertifiedBlock {
+        var c = b.certificate
+        if !c.votes.isEmpty { c.votes[0].signature = Blake2b.hash(c.votes[0].signature.hi.bytes).append64() }
+        return CertifiedBlock(block: b.block, certificate: c)
+    }
+
+    func pushLies(_ i: Int) {
+        let n = nodes[i]
+        guard n.replica != nil, !n.chain.isEmpty else { return }
+        faults.insert(.byzantine)
+        let lies = n.chain.suffix(2).map(forgeCertificate)
+        for t in nodes.indices where t != i { transmit(i, t, .blocks(lies)) }
+    }
+
+    // MARK: - Clients
+
+    func sendClient(_ bytes: [UInt8]) {
+        let live = nodes.indices.filter { nodes[$0].replica != nil }
+        guard !live.isEmpty else { return }
+        let i = live[rng.below(live.count)]
+        step(nodes[i], .request(bytes))
+    }
+
+    func submitClientEvent(_ k: Int) {
+        clientNonce[k] += 1
+        let to = clientKeys[(k + 1 + rng.below(clientKeys.count - 1)) % clientKeys.count].publicKey
+        let e = EventCrypto.makeEvent(chain: chain, key: clientKeys[k], nonce: clientNonce[k], fee: 1,
+                                      payload: .transfer(to: to, amount: 1 + rng.below(UInt64(1_000)), memo: "sim"))
+        let id = EventCrypto.id(e.bytes)
+        submitted += 1
+        submittedIDs.insert(id)
+        clientPending[k].append((id, e.bytes))
+        sendClient(e.bytes)
+    }
+
+    func submitGarbage() {
+        let k = rng.below(clientKeys.count)
+        var bytes = EventCrypto.makeEvent(chain: chain, key: clientKeys[k], nonce: 1_000_000, fee: 1,
+                                          payload: .transfer(to: clientKeys[0].publicKey, amount: 1, memo: "forged")).bytes
+        switch rng.below(3) {
+        case 0: bytes[bytes.count - 5] ^= 0x01  // forged signature
+        case 1: bytes.removeLast(7)  // truncated
+        default: bytes = Array(repeating: 0xFF, count: Limits.eventBytesMax + 1)  // oversized
+        }
+        sendClient(bytes)
+    }
+
+    func submitRotation(_ i: Int) {
+        let n = nodes[i]
+        guard n.config.keys.count == 2, let r = n.replica else { return }
+        faults.insert(.keyRotation)
+        let op = n.config.operatorKey
+        let nonce = (r.state.accounts[op.publicKey]?.nonce ?? 0) + 50
+        _ = nonce
+        // The rotation is authored by the operator; its nonce comes after the replica's own events.
+        let current = r.state.accounts[op.publicKey]?.nonce ?? 0
+        let rot = EventCrypto.rotation(chain: chain, validator: op.publicKey, nonce: current + 1, old: n.config.keys[0], new: n.config.keys[1])
+        let e = EventCrypto.makeEvent(chain: chain, key: op, nonce: current + 1, fee: 1, payload: .validatorRotateKey(rot))
+        rotated = true
+        sendClient(e.bytes)
+    }
+
+    // MARK: - Invariants
+
+    func checkCommit(_ n: SimNode, _ c: CommittedBlock) {
+        guard n.honest else { n.executedState = c.state; return }
+        let b = c.certified.block, h = b.height.value
+        // The commit certificate must pass the replay's check against the parent state.
+        do { try n.executedState.verifyCertificate(c.certified.certificate, height: b.height, blockHash: b.hash) } catch {
+            violation("r\(n.index) committed height \(h) with a certificate replay refuses: \(error)")
+        }
+        if let known = committedHash[h] {
+            if known != b.hash { violation("agreement: r\(n.index) committed \(b.hash.short) at height \(h), another honest replica \(known.short)") }
+        } else {
+            committedHash[h] = b.hash
+            trace.u64(h); trace.b32(b.hash); trace.u64(now)
+            lastCommitAt = now
+            if !faultsOn { commitsAfterFaults += 1 }
+            var scratch: [UInt8] = []
+            for raw in b.events {
+                let id = EventCrypto.id(raw)
+                guard checkedEvents.insert(id).inserted else { continue }
+                guard let e = try? Envelope(bytes: raw), EventCrypto.verify(e, scratch: &scratch) else {
+                    violation("height \(h) carries event \(id.short) without its author's valid signature"); continue
+                }
+            }
+        }
+        if let root = committedRoot[h] {
+            if root != c.stateRoot { violation("state roots differ at height \(h): r\(n.index) has \(c.stateRoot.short)") }
+        } else {
+            committedRoot[h] = c.stateRoot
+        }
+        n.executedState = c.state
+    }
+
+    /// An honest replica's vote leaves only once it is durable, and never contradicts an
+    /// earlier vote of the same signer.
+    func checkSentVote(_ n: SimNode, _ m: PeerMessage) {
+        var votes: [SignedConsensusMessage] = []
+        switch m {
+        case let .prePrepare(pp, _): votes = [pp]
+        case let .vote(v): votes = [v]
+        case let .newView(nv, _): votes = nv.prePrepares
+        default: return
+        }
+        for v in votes {
+            if n.durable.signed(v.message) != v {
+                violation("r\(n.index) sent \(v.message) before it was durable")
+            }
+            let (kind, h, view) = slot(v.message)
+            let key = SeenVote(signer: v.signer, kind: kind, height: h, view: view)
+            if let old = honestVotes[key], old.message != v.message {
+                violation("honest r\(n.index) signed two different \(kind == 1 ? "pre-prepares" : kind == 2 ? "prepares" : kind == 3 ? "commits" : "checkpoints") at height \(h) view \(view)")
+            }
+            honestVotes[key] = v
+        }
+    }
+
+    func slot(_ m: ConsensusMessage) -> (UInt8, UInt64, UInt64) {
+        switch m {
+        case let .prePrepare(v, h, _): (1, h.value, v)
+        case let .prepare(v, h, _): (2, h.value, v)
+        case let .commit(v, h, _): (3, h.value, v)
+        case let .checkpoint(h, _, _): (4, h.value, 0)
+        }
+    }
+
+    func finalChecks() {
+        guard violations.isEmpty else { return }
+        let honest = nodes.filter(\.honest)
+        let top = honest.map { $0.chain.count }.max() ?? 0
+        for n in honest where n.chain.count != top {
+            violation("liveness: r\(n.index) is at height \(n.chain.count), others at \(top), \(options.recoveryMs) ms after faults stopped")
+        }
+        let lost = submittedIDs.filter { acked[$0] == nil }.count
+        if lost > 0 { violation("liveness: \(lost) of \(submitted) client events never committed \(options.recoveryMs) ms after faults stopped") }
+        if submitted > 0, commitsAfterFaults == 0, acked.count < submitted { violation("liveness: no commit after faults stopped") }
+        // No acknowledged event is lost: every honest chain holds it at the height it was acknowledged at.
+        for n in honest {
+            var at: [EventID: UInt64] = [:]
+            for b in n.chain { for raw in b.block.events { at[EventCrypto.id(raw)] = b.block.height.value } }
+            for (id, h) in acked where at[id] != h {
+                violation("acknowledged event \(id.short) (height \(h)) is missing from r\(n.index)'s log"); break
+            }
+        }
+    }
+}
+
+extension Bytes32 {
+    /// 64 bytes from a hash (a made-up signature).
+    func append64() -> Bytes64 { Bytes64(hi: self, lo: self) }
+}

@@ -1,0 +1,73 @@
+import ArgumentParser
+import Foundation
+import LedgerConsensus
+import LedgerCore
+import LedgerSimulation
+
+/// `chaosledger sim`: the deterministic cluster simulator.
+struct Sim: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the real replica code for a cluster under simulated faults and check its invariants.",
+        discussion: "A failing seed is printed; running that seed again replays the same run exactly.")
+
+    @Option(help: "Run one seed.") var seed: UInt64?
+    @Option(help: "Run a range of seeds, A..B (inclusive).") var seeds: String?
+    @Option(name: .customLong("bug"), help: "Switch on a planted bug: \(PlantedBug.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var bugs: [String] = []
+    @Option(help: "Milliseconds of simulated time with faults.") var faultMs: UInt64 = 3_000
+    @Option(help: "Milliseconds after the faults within which every replica must catch up.") var recoveryMs: UInt64 = 10_000
+    @Flag(help: "Print a line for every seed, not only failures.") var verbose = false
+    @Flag(help: "Print every replica's notes, commits and sends (one seed).") var trace = false
+    @Flag(help: "No faults: a zero-latency, lossless network and no Byzantine replicas.") var clean = false
+
+    func run() throws {
+        let range: ClosedRange<UInt64>
+        if let s = seeds {
+            let parts = s.components(separatedBy: "..")
+            guard parts.count == 2, let a = UInt64(parts[0]), let b = UInt64(parts[1]), a <= b else {
+                throw ValidationError("--seeds takes A..B, e.g. 1..10000")
+            }
+            range = a ... b
+        } else {
+            range = (seed ?? 1) ... (seed ?? 1)
+        }
+        var planted = Set<PlantedBug>()
+        for b in bugs {
+            guard let p = PlantedBug(rawValue: b) else { throw ValidationError("unknown bug \(b)") }
+            planted.insert(p)
+        }
+        var options = SimOptions()
+        options.bugs = planted
+        options.faultMs = faultMs
+        options.recoveryMs = recoveryMs
+        options.clean = clean
+        options.verbose = trace
+        let start = Date()
+        var failed: [UInt64] = []
+        var faults: [FaultKind: Int] = [:]
+        var commits = 0, events = 0, viewChanges = 0, messages = 0, transfers = 0, slashed = 0
+        for s in range {
+            let r = Simulation(seed: s, options: options).run()
+            for f in r.faults { faults[f, default: 0] += 1 }
+            commits += Int(r.height); events += r.committedEvents; viewChanges += r.viewChanges
+            messages += r.messages; transfers += r.stateTransfers; slashed += r.slashed
+            if !r.ok {
+                failed.append(s)
+                print("seed \(s) FAILED  [\(r.scenario)]")
+                for v in r.violations { print("  \(v)") }
+                print("  replay: chaosledger sim --seed \(s)\(planted.isEmpty ? "" : " " + planted.map { "--bug \($0.rawValue)" }.sorted().joined(separator: " "))")
+            } else if verbose || range.count == 1 {
+                print("seed \(s) ok  height \(r.height), \(r.committedEvents) events, \(r.ackedClientEvents)/\(r.submittedClientEvents) client events, "
+                    + "\(r.viewChanges) view changes, \(r.stateTransfers) fetches, \(r.slashed) slashed, digest \(r.digest.short)  [\(r.scenario)]")
+            }
+        }
+        let secs = Date().timeIntervalSince(start)
+        print("\(range.count) seeds, \(failed.count) failed, in \(String(format: "%.1f", secs)) s: \(commits) blocks, \(events) events, "
+            + "\(viewChanges) view changes, \(transfers) state-transfer fetches, \(slashed) slashings, \(messages) messages")
+        print("faults exercised (seeds): " + FaultKind.allCases.map { "\($0.rawValue) \(faults[$0] ?? 0)" }.joined(separator: ", "))
+        if !failed.isEmpty {
+            print("failing seeds: \(failed.prefix(50).map(String.init).joined(separator: " "))")
+            throw ExitCode(1)
+        }
+    }
+}
