@@ -74,6 +74,58 @@ import Testing
         #expect(shuffled.encoded() == g.encoded())
     }
 
+    @Test func aVersion1GenesisStillDecodesWithDefaultSlashingParameters() throws {
+        // Version 1 is version 2 without the last two parameters (u32 slashFractionBps,
+        // u64 jailBlocks, at bytes 98..<110) and with 1 in the version field.
+        var params = f.params
+        params.slashFractionBps = 2_500
+        params.jailBlocks = 7
+        var g = f.genesis
+        g.parameters = params
+        let v2 = g.encoded()
+        #expect(Array(v2.prefix(2)) == [0, 2])
+        #expect(Array(v2[98 ..< 110]) == [0, 0, 0x09, 0xC4, 0, 0, 0, 0, 0, 0, 0, 7])
+        let v1 = [0, 1] + Array(v2[2 ..< 98]) + Array(v2[110...])
+        let old = try Genesis.decode(v1)
+        #expect(old.parameters.slashFractionBps == 1_000 && old.parameters.jailBlocks == 100)
+        var expected = g
+        expected.parameters.slashFractionBps = 1_000
+        expected.parameters.jailBlocks = 100
+        #expect(old == expected)
+        #expect(try Genesis.decode(v2) == g)
+        // Version 2 bytes labelled version 1 are misread from the validators on, and refused.
+        #expect(throws: DecodeError.tooLong(field: "genesis.validators", length: 2_500, max: Limits.genesisValidatorsMax)) {
+            try Genesis.decode([0, 1] + Array(v2[2...]))
+        }
+        #expect(throws: DecodeError.unsupportedVersion(field: "genesis", version: 3)) { try Genesis.decode([0, 3] + Array(v2[2...])) }
+        #expect(throws: DecodeError.unsupportedVersion(field: "genesis", version: 0)) { try Genesis.decode([0, 0] + Array(v1[2...])) }
+    }
+
+    @Test func slashingParametersAreBounded() throws {
+        var p = ChainParameters()
+        p.slashFractionBps = 10_000
+        try p.validate()
+        p.slashFractionBps = 10_001
+        #expect(throws: DecodeError.invalidValue(field: "slashFractionBps", reason: "at most 10000 (all of the self-stake)")) { try p.validate() }
+        p = ChainParameters()
+        p.jailBlocks = ChainParameters.unbondingBlocksMax
+        try p.validate()
+        p.jailBlocks += 1
+        #expect(throws: DecodeError.invalidValue(field: "jailBlocks", reason: "at most \(ChainParameters.unbondingBlocksMax)")) { try p.validate() }
+    }
+
+    @Test func jsonParametersWithoutSlashingFieldsTakeTheDefaults() throws {
+        let old = #"{"minFee": 3, "minValidatorStake": 10, "unbondingBlocks": 2, "allianceAcceptWindowMs": 5, "allianceDurationMaxMs": 6, "checkpointInterval": 7, "blockEventsMax": 8, "blockBytesMax": 5000}"#
+        let p = try JSONDecoder().decode(ChainParameters.self, from: Data(old.utf8))
+        #expect(p == ChainParameters(minFee: 3, minValidatorStake: 10, unbondingBlocks: 2, allianceAcceptWindowMs: 5, allianceDurationMaxMs: 6,
+                                     checkpointInterval: 7, blockEventsMax: 8, blockBytesMax: 5000, slashFractionBps: 1_000, jailBlocks: 100))
+        var q = p
+        q.slashFractionBps = 42; q.jailBlocks = 9
+        #expect(try JSONDecoder().decode(ChainParameters.self, from: JSONEncoder().encode(q)) == q)
+        let missing = #"{"minFee": 3}"#
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(ChainParameters.self, from: Data(missing.utf8)) }
+    }
+
     @Test func duplicateCertificateSignerIsRefused() throws {
         let v = EventCrypto.signCommit(chain: Fixture.chain.raw, height: 1, view: 0, blockHash: .zero, key: f.alice)
         var w = ByteWriter()

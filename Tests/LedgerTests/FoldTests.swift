@@ -59,6 +59,13 @@ import Testing
         Step(key: f.alice, payload: .alliancePropose(AllianceProposal(targets: [f.bob.publicKey], purpose: "p", terms: "t", durationMs: 20_000)))
     }
 
+    func aliceValidator() -> Step { Step(key: f.alice, payload: .validatorRegister(name: "a", personality: "x")) }
+
+    /// Bob proves that Alice prepared two blocks at height 5, view 2.
+    func aliceEquivocates() -> Step {
+        Step(key: f.bob, payload: .evidence(first: prepare(f.alice, blockA), second: prepare(f.alice, blockB)))
+    }
+
     @Test func everyRejectionRuleIsTypedAndChangesNothing() {
         let stranger = SigningKey.derived("stranger")
         let aid = allianceID([f.bob.publicKey])
@@ -129,6 +136,28 @@ import Testing
             ("dissolve by a non-member", registered() + [proposal(), Step(key: f.bob, payload: .allianceAccept(aid))],
              Step(key: f.carol, payload: .allianceDissolve(aid)), .notMember(aid)),
             ("unknown alliance", registered(), Step(key: f.bob, payload: .allianceAccept(.zero)), .unknownAlliance(.zero)),
+            ("unjail by an active validator", [aliceValidator()], Step(key: f.alice, payload: .validatorUnjail), .notJailed),
+            ("unjail by a non-validator", [], Step(key: f.dave, payload: .validatorUnjail), .notJailed),
+            // Jailed in block 2 for the default 100 blocks.
+            ("unjail before the term is served", [aliceValidator(), aliceEquivocates()], Step(key: f.alice, payload: .validatorUnjail),
+             .stillJailed(until: 102)),
+            ("a jailed validator retires", [aliceValidator(), aliceEquivocates()], Step(key: f.alice, payload: .validatorRetire),
+             .validatorJailed(f.alice.publicKey)),
+            ("delegating to a jailed validator", [aliceValidator(), aliceEquivocates()],
+             Step(key: f.bob, payload: .delegate(validator: f.alice.publicKey, amount: 1)), .validatorJailed(f.alice.publicKey)),
+            ("evidence that is no equivocation", [aliceValidator()],
+             Step(key: f.bob, payload: .evidence(first: prepare(f.alice, blockA), second: prepare(f.alice, blockA))),
+             .invalidEvidence("the two messages are identical")),
+            ("evidence of an offence already punished", [aliceValidator(), aliceEquivocates()],
+             Step(key: f.carol, payload: .evidence(first: prepare(f.alice, blockB), second: prepare(f.alice, blockA))), .duplicateEvidence),
+            ("evidence against a key of no validator", [],
+             Step(key: f.bob, payload: .evidence(first: prepare(stranger, blockA), second: prepare(stranger, blockB))),
+             .unknownValidator(stranger.publicKey)),
+            ("opinion by a non-validator", [], Step(key: f.bob, payload: .opinion(Opinion(height: 1, view: 0, blockHash: blockA, verdict: .accept, reason: ""))),
+             .unknownValidator(f.bob.publicKey)),
+            ("opinion on a block not yet made", [aliceValidator()],
+             Step(key: f.alice, payload: .opinion(Opinion(height: 3, view: 0, blockHash: blockA, verdict: .refuse, reason: "future"))),
+             .invalidOpinion("height 3 is after the current block 2")),
         ]
         for (name, setup, last, expected) in table {
             let (before, after, error) = attempt(setup, last)

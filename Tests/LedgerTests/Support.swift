@@ -100,3 +100,16 @@ struct Fixture {
 func ctx(_ s: LedgerState, proposer: PublicKey, plusMs: UInt64 = 1_000) -> BlockContext {
     BlockContext(height: s.height.next, timestampMs: s.timestampMs + plusMs, proposer: proposer)
 }
+
+/// One encoded signed consensus vote on the fixture chain (an evidence payload half).
+func vote(_ k: SigningKey, _ m: ConsensusMessage, chain: ChainID = Fixture.chain) -> [UInt8] {
+    SignedConsensusMessage.sign(m, chain: chain.raw, key: k).encoded()
+}
+
+/// Block hashes for evidence: two votes naming different ones conflict.
+let blockA = Blake2b.hash(Array("block a".utf8)), blockB = Blake2b.hash(Array("block b".utf8)), blockC = Blake2b.hash(Array("block c".utf8))
+
+/// An encoded prepare by `k` (height 5, view 2 unless told).
+func prepare(_ k: SigningKey, height: UInt64 = 5, view: UInt64 = 2, _ block: Hash32) -> [UInt8] {
+    vote(k, .prepare(view: view, height: Height(height), blockHash: block))
+}
