@@ -17,6 +17,9 @@ public enum DurableRecord: Sendable, Hashable {
     case prepared(PreparedCertificate, ProposedBlock)
     case viewChange(ViewChange, blocks: [ProposedBlock])
     case stable(CheckpointCertificate)
+    /// The validator set of an epoch, as this replica computed it when it got there:
+    /// after a restart it still verifies certificates of recent epochs.
+    case epochSet(epoch: UInt64, members: [ValidatorSet.Member])
 }
 
 /// The fold of a replica's durable records (what a driver keeps on disk).
@@ -28,6 +31,9 @@ public struct DurableState: Sendable, Equatable {
     public private(set) var prepared: [UInt64: (PreparedCertificate, ProposedBlock)] = [:]
     public private(set) var viewChange: (ViewChange, [ProposedBlock])?
     public private(set) var stable: CheckpointCertificate?
+    public private(set) var epochSets: [UInt64: [ValidatorSet.Member]] = [:]
+    /// Epoch sets kept (older epochs' certificates are no longer checked).
+    public static let epochSetsKept: UInt64 = 8
 
     public init() {}
 
@@ -35,7 +41,7 @@ public struct DurableState: Sendable, Equatable {
         a.view == b.view && a.changing == b.changing && a.votes == b.votes && a.stable == b.stable
             && a.prepared.keys.sorted() == b.prepared.keys.sorted()
             && a.prepared.allSatisfy { b.prepared[$0.key]?.0 == $0.value.0 }
-            && a.viewChange?.0 == b.viewChange?.0
+            && a.viewChange?.0 == b.viewChange?.0 && a.epochSets == b.epochSets
     }
 
     public mutating func apply(_ r: DurableRecord) {
@@ -51,6 +57,9 @@ public struct DurableState: Sendable, Equatable {
         case let .viewChange(vc, blocks):
             if let old = viewChange, old.0.view >= vc.view { return }
             viewChange = (vc, blocks)
+        case let .epochSet(e, members):
+            epochSets[e] = members
+            if e >= Self.epochSetsKept { epochSets = epochSets.filter { $0.key > e - Self.epochSetsKept } }
         case let .stable(c):
             guard c.height.value > (stable?.height.value ?? 0) || stable == nil else { return }
             stable = c

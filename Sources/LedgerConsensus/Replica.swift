@@ -154,7 +154,9 @@ public struct Replica: Sendable {
     var checkpointRoots: [UInt64: Hash32] = [:]
     var epoch: UInt64 = .max
     var currentSet: ValidatorSet
-    var previousSet: ValidatorSet?
+    /// Sets of the current and recent epochs (DurableState.epochSetsKept of them).
+    var epochSets: [UInt64: ValidatorSet] = [:]
+    var pendingDurable: [DurableRecord] = []
 
     public private(set) var view: UInt64 = 0
     public private(set) var changing = false
@@ -211,6 +213,7 @@ public struct Replica: Sendable {
         view = durable.view
         changing = durable.changing
         currentSet = try! ValidatorSet([.init(key: config.keys[0].publicKey, power: 1)])
+        for (e, members) in durable.epochSets { epochSets[e] = try? ValidatorSet(members) }
         refreshSet()
         nextOwnNonce = (state.accounts[config.operatorKey.publicKey]?.nonce ?? 0) + 1
     }
@@ -222,22 +225,26 @@ public struct Replica: Sendable {
     mutating func refreshSet() {
         let e = Self.epochOf(state.height.value + 1, interval)
         guard e != epoch else { return }
-        let power = state.powerForNextBlock()
-        let members = power.keys.sorted().map { ValidatorSet.Member(key: $0, power: power[$0]!) }
-        guard let set = try? ValidatorSet(members) else {
+        guard let set = Self.set(from: state.powerForNextBlock()) else {
             preconditionFailure("the chain has no validator with voting power at height \(state.height.value + 1)")
         }
-        previousSet = epoch == .max ? nil : currentSet
-        if epoch != .max, e != epoch + 1 { previousSet = nil }
         currentSet = set
         epoch = e
+        if epochSets[e] != set {
+            epochSets[e] = set
+            pendingDurable.append(.epochSet(epoch: e, members: set.members))
+        }
+        if e >= DurableState.epochSetsKept { epochSets = epochSets.filter { $0.key > e - DurableState.epochSetsKept } }
+    }
+
+    static func set(from power: [PublicKey: UInt64]) -> ValidatorSet? {
+        try? ValidatorSet(power.keys.sorted().map { ValidatorSet.Member(key: $0, power: power[$0]!) })
     }
 
     func set(for h: UInt64) -> ValidatorSet? {
         let e = Self.epochOf(h, interval)
         if e == epoch { return currentSet }
-        if e + 1 == epoch { return previousSet }
-        return nil
+        return e < epoch ? epochSets[e] : nil
     }
 
     var epochStart: Height { Height(epoch * interval + 1) }
@@ -280,9 +287,14 @@ public struct Replica: Sendable {
         return quorum(signers, set)
     }
 
+    /// A checkpoint at height h is signed by the validators of the block after it: the
+    /// ones that continue from that state (and the set any replica holds once it has
+    /// executed h, even after a restart).
+    func checkpointSet(_ h: UInt64) -> ValidatorSet? { set(for: h + 1) }
+
     func validCheckpoint(_ c: CheckpointCertificate) -> Bool {
         if c.height.value == 0 { return c == genesisCheckpoint }
-        guard let set = set(for: c.height.value) else { return false }
+        guard let set = checkpointSet(c.height.value) else { return false }
         return verifyVotes(c.votes, statement: c.message.statement(chain: chain), set: set)
     }
 
@@ -320,6 +332,11 @@ public struct Replica: Sendable {
 
     /// Sends wait for the durable records written with or before them (invariant 6).
     mutating func finish(_ out: inout Output) {
+        if !pendingDurable.isEmpty {
+            for r in pendingDurable { durable.apply(r) }
+            out.persist.insert(contentsOf: pendingDurable, at: 0)
+            pendingDurable.removeAll()
+        }
         let sends = stepSends
         stepSends.removeAll()
         if config.bugs.contains(.voteBeforePersist) {
@@ -530,6 +547,8 @@ public struct Replica: Sendable {
                 }
             }
         }
+        // Recording a refusal may have ended the view (more than a third refused).
+        guard slots[h] != nil, !changing else { return true }
         slots[h]!.refused = !accept
         if accept, let key = myKey, key.publicKey != pp.signer,
            let s = signVote(.prepare(view: view, height: Height(h), blockHash: block.hash), key: key, &out) {
@@ -565,8 +584,8 @@ public struct Replica: Sendable {
     mutating func onVote(_ s: SignedConsensusMessage, _ out: inout Output) {
         let h = s.message.height.value
         if case let .checkpoint(height, hash, root) = s.message {
-            guard let set = set(for: h), set.contains(s.signer), s.verify(chain: chain) else {
-                if set(for: h) == nil, h > state.height.value { claim(s.signer, h) }
+            guard let set = checkpointSet(h), set.contains(s.signer), s.verify(chain: chain) else {
+                if checkpointSet(h) == nil, h > state.height.value { claim(s.signer, h) }
                 return
             }
             remember(s, &out)
@@ -600,9 +619,9 @@ public struct Replica: Sendable {
             progressed = false
             var h = state.height.value + 1
             while h <= stable.height.value + window, slots[h] != nil {
-                if slots[h]!.pending != nil, validatePending(h, &out) { progressed = true }
+                if slots[h]?.pending != nil, validatePending(h, &out) { progressed = true }
                 if stepPrepared(h, &out) { progressed = true }
-                if slots[h]!.prepared, !slots[h]!.committed, hasCommitQuorum(h) { slots[h]!.committed = true; progressed = true }
+                if let s = slots[h], s.prepared, !s.committed, hasCommitQuorum(h) { slots[h]!.committed = true; progressed = true }
                 h += 1
             }
             while let s = slots[state.height.value + 1], s.committed, s.exec != nil, !s.executed {
@@ -671,23 +690,23 @@ public struct Replica: Sendable {
         workSince = nil
         failedViews = 0
         refusals[h] = nil
+        refreshSet()
         if h % interval == 0 {
             checkpointRoots[h] = exec.stateRoot
-            if let key = myKey(in: set(for: h) ?? currentSet),
+            if let key = myKey,
                let s = signVote(.checkpoint(height: b.height, blockHash: b.hash, stateRoot: exec.stateRoot), key: key, &out) {
                 checkpointVotes[h, default: [:]][s.signer] = s
                 send(.vote(s))
                 tryStable(b.height, b.hash, exec.stateRoot, &out)
             }
         }
-        refreshSet()
     }
 
     // MARK: - Checkpoints
 
     mutating func tryStable(_ height: Height, _ hash: Hash32, _ root: Hash32, _ out: inout Output) {
         let h = height.value
-        guard h > stable.height.value, h <= state.height.value, let set = set(for: h), let votes = checkpointVotes[h] else { return }
+        guard h > stable.height.value, h <= state.height.value, let set = checkpointSet(h), let votes = checkpointVotes[h] else { return }
         let agreeing = votes.values.filter { $0.message == .checkpoint(height: height, blockHash: hash, stateRoot: root) }
         guard quorum(agreeing.map(\.signer), set) else { return }
         guard executedHashes[h] == hash, checkpointRoots[h] == root else {
@@ -806,11 +825,13 @@ public struct Replica: Sendable {
                 if let c = s.commits.first(where: { $0.signer == k }) { send(.vote(c)) }
             }
         }
-        // The newest checkpoint vote: lets others stabilise it, and tells a replica that is behind.
-        if let h = checkpointVotes.keys.max(), let k = myKey(in: set(for: h) ?? currentSet)?.publicKey, let v = checkpointVotes[h]?[k] {
+        // The newest checkpoint votes: they let others stabilise it, and tell a replica
+        // that is behind how far the others are.
+        if let h = checkpointVotes.keys.max(), let set = checkpointSet(h), let k = myKey(in: set)?.publicKey, let v = checkpointVotes[h]?[k] {
             send(.vote(v))
-        } else if stable.height.value > 0, let v = durable.votes.first(where: { $0.key.kind == 4 && $0.key.height == stable.height.value })?.value {
-            send(.vote(v))
+        }
+        for v in stable.votes where stable.height.value > 0 && config.keys.contains(where: { $0.publicKey == v.key }) {
+            send(.vote(SignedConsensusMessage(message: stable.message, signer: v.key, signature: v.signature)))
         }
     }
 
@@ -885,16 +906,21 @@ public struct Replica: Sendable {
         tryNewView(&out)
     }
 
-    func validViewChange(_ vc: ViewChange, _ blocks: [ProposedBlock]) -> Bool {
-        guard currentSet.contains(vc.replica), vc.verifySignature(chain: chain), validCheckpoint(vc.stable) else { return false }
+    /// Nil when the view change verifies here, else why not.
+    func checkViewChange(_ vc: ViewChange, _ blocks: [ProposedBlock], requireBlocks: Bool = true) -> String? {
+        guard currentSet.contains(vc.replica) else { return "sender is not a validator of this epoch" }
+        guard vc.verifySignature(chain: chain) else { return "bad signature" }
+        guard validCheckpoint(vc.stable) else { return "stable checkpoint \(vc.stable.height) does not verify here" }
         let base = vc.stable.height.value
         var byHash: [Hash32: ProposedBlock] = [:]
         for b in blocks { byHash[b.hash] = b }
         for p in vc.prepared {
-            guard p.height.value > base, p.height.value <= base + window, let set = set(for: p.height.value),
-                  validPrepared(p, set: set), let b = byHash[p.blockHash], b.height == p.height else { return false }
+            guard p.height.value > base, p.height.value <= base + window else { return "prepared height \(p.height) outside the window" }
+            guard let set = set(for: p.height.value) else { return "prepared height \(p.height) is in an epoch unknown here" }
+            guard validPrepared(p, set: set) else { return "prepared certificate at \(p.height) view \(p.view) does not verify" }
+            guard !requireBlocks || byHash[p.blockHash]?.height == p.height else { return "block prepared at \(p.height) not attached" }
         }
-        return true
+        return nil
     }
 
     mutating func onViewChange(_ vc: ViewChange, _ blocks: [ProposedBlock], _ out: inout Output) {
@@ -904,9 +930,9 @@ public struct Replica: Sendable {
             return
         }
         if let old = viewChanges[vc.replica], old.0.view >= vc.view { return }
-        guard validViewChange(vc, blocks) else {
+        if let why = checkViewChange(vc, blocks) {
             if vc.stable.height.value > state.height.value, currentSet.contains(vc.replica) { claim(vc.replica, vc.stable.height.value) }
-            out.notes.append(.rejectedMessage("view change from \(vc.replica.short) does not verify here"))
+            out.notes.append(.rejectedMessage("view change \(vc.view) from \(vc.replica.short): \(why)"))
             return
         }
         viewChanges[vc.replica] = (vc, blocks)
@@ -973,9 +999,10 @@ public struct Replica: Sendable {
         var byHash: [Hash32: ProposedBlock] = [:]
         for b in blocks { byHash[b.hash] = b }
         for vc in nv.viewChanges {
-            guard vc.view == nv.view, signers.insert(vc.replica).inserted, validViewChange(vc, blocks) else {
+            let why = vc.view != nv.view ? "for another view" : !signers.insert(vc.replica).inserted ? "twice" : checkViewChange(vc, blocks, requireBlocks: false)
+            if let why {
                 if vc.stable.height.value > state.height.value, currentSet.contains(vc.replica) { claim(nv.primary, vc.stable.height.value) }
-                out.notes.append(.rejectedMessage("new view \(nv.view) carries an invalid view change")); return
+                out.notes.append(.rejectedMessage("new view \(nv.view) carries an invalid view change from \(vc.replica.short): \(why)")); return
             }
         }
         guard quorum(Array(signers), currentSet) else { out.notes.append(.rejectedMessage("new view \(nv.view) without a quorum")); return }

@@ -7,7 +7,7 @@ import LedgerCrypto
 /// n = 3f + 1 that is 2f + 1 signers, and for every other n it is still the smallest
 /// count that any two quorums share an honest member in.
 public struct ValidatorSet: Sendable, Equatable {
-    public struct Member: Sendable, Equatable {
+    public struct Member: Sendable, Hashable {
         public var key: PublicKey
         public var power: UInt64
         public init(key: PublicKey, power: UInt64) { self.key = key; self.power = power }

@@ -608,7 +608,8 @@ public final class Simulation {
         default: return
         }
         for v in votes {
-            if n.durable.signed(v.message) != v {
+            // Votes at or below the durable stable checkpoint are settled and collected.
+            if v.message.height.value > (n.durable.stable?.height.value ?? 0), n.durable.signed(v.message) != v {
                 violation("r\(n.index) sent \(v.message) before it was durable")
             }
             let (kind, h, view) = slot(v.message)
