@@ -180,7 +180,12 @@ public struct Replica: Sendable {
     public private(set) var now: UInt64 = 0
     var lastProgressAt: UInt64 = 0
     var workSince: UInt64?
-    var viewChangeStartedAt: UInt64 = 0
+    /// When a quorum of view changes for the target view was first seen: the view-change
+    /// timer runs only from then (PBFT §4.5.2), so a replica that raced ahead alone
+    /// waits for the others instead of running further away.
+    var viewChangeQuorumAt: UInt64?
+    /// The highest view each member has been seen voting in (for catching up on views).
+    var viewSeen: [PublicKey: UInt64] = [:]
     var lastRetransmitAt: UInt64 = 0
     var lastFetchAt: UInt64 = 0
     var fetchRound: UInt64 = 0
@@ -207,6 +212,7 @@ public struct Replica: Sendable {
         self.lastHash = lastHash
         executedHashes = recentHashes
         executedHashes[state.height.value] = lastHash
+        if state.height.value % interval == 0 { checkpointRoots[state.height.value] = stateRoot }
         self.durable = durable
         stable = durable.stable ?? genesisCheckpoint
         if stable.height > state.height { stable = genesisCheckpoint }
@@ -606,6 +612,10 @@ public struct Replica: Sendable {
         case let .prepare(vv, _, _), let .commit(vv, _, _): v = vv
         default: return
         }
+        if v > view, v > (viewSeen[s.signer] ?? 0) {
+            viewSeen[s.signer] = v
+            catchUpOnViews(&out)
+        }
         guard v == view, !changing, inWindow(h) else { return }
         if slots[h] == nil { slots[h] = Slot(view: view) }
         addVote(s, to: h)
@@ -799,7 +809,7 @@ public struct Replica: Sendable {
         let work = inFlight || hasApplicableEvent()
         if !work { workSince = nil } else if workSince == nil { workSince = now }
         if changing {
-            if now >= viewChangeStartedAt &+ timeout() { startViewChange(view + 1, &out) }
+            if let q = viewChangeQuorumAt, now >= q &+ timeout() { startViewChange(view + 1, &out) }
         } else if let since = workSince, now >= max(since, lastProgressAt) &+ timeout(), myKey != nil {
             startViewChange(view + 1, &out)
         }
@@ -886,7 +896,7 @@ public struct Replica: Sendable {
         guard target > view || (target == view && !changing) else { return }
         view = target
         changing = true
-        viewChangeStartedAt = now
+        viewChangeQuorumAt = nil
         failedViews &+= 1
         out.notes.append(.startedViewChange(target))
         persist(.view(target, changing: true), &out)
@@ -903,7 +913,25 @@ public struct Replica: Sendable {
         persist(.viewChange(vc, blocks: blocks), &out)
         viewChanges[key.publicKey] = (vc, blocks)
         send(.viewChange(vc, blocks: blocks))
+        noteViewChangeQuorum()
         tryNewView(&out)
+    }
+
+    mutating func noteViewChangeQuorum() {
+        guard changing, viewChangeQuorumAt == nil else { return }
+        if quorum(viewChanges.values.filter { $0.0.view == view }.map(\.0.replica), currentSet) { viewChangeQuorumAt = now }
+    }
+
+    /// More than a third of the power seen in later views (view changes or votes): this
+    /// replica missed a view change; join the highest view that many are in.
+    mutating func catchUpOnViews(_ out: inout Output) {
+        let later = viewSeen.filter { $0.value > view && currentSet.contains($0.key) }
+        guard currentSet.isWeakQuorum(later.keys) else { return }
+        var best = view
+        for v in Set(later.values).sorted(by: >) {
+            if currentSet.isWeakQuorum(later.filter { $0.value >= v }.keys) { best = v; break }
+        }
+        if best > view { startViewChange(best, &out) }
     }
 
     /// Nil when the view change verifies here, else why not.
@@ -937,11 +965,9 @@ public struct Replica: Sendable {
         }
         viewChanges[vc.replica] = (vc, blocks)
         if vc.stable.height.value > state.height.value { claim(vc.replica, vc.stable.height.value) }
-        // More than a third asking for later views: join the smallest of them.
-        let later = viewChanges.values.filter { $0.0.view > view || ($0.0.view == view && !changing) }
-        if currentSet.isWeakQuorum(later.map(\.0.replica)), let target = later.map(\.0.view).min(), target > view || !changing {
-            startViewChange(target, &out)
-        }
+        if vc.view > (viewSeen[vc.replica] ?? 0) { viewSeen[vc.replica] = vc.view }
+        catchUpOnViews(&out)
+        noteViewChangeQuorum()
         tryNewView(&out)
     }
 
