@@ -919,7 +919,8 @@ public struct Replica: Sendable {
 
     mutating func noteViewChangeQuorum() {
         guard changing, viewChangeQuorumAt == nil else { return }
-        if quorum(viewChanges.values.filter { $0.0.view == view }.map(\.0.replica), currentSet) { viewChangeQuorumAt = now }
+        // Replicas already asking for later views are not in this view either.
+        if quorum(viewChanges.values.filter { $0.0.view >= view }.map(\.0.replica), currentSet) { viewChangeQuorumAt = now }
     }
 
     /// More than a third of the power seen in later views (view changes or votes): this
