@@ -196,6 +196,7 @@ public struct Replica: Sendable {
     var held: [(token: UInt64, out: Outgoing)] = []
     var stepSends: [Outgoing] = []
     var scratch: [UInt8] = []
+    let sigs = SignatureCache()
 
     /// Starts (or restarts) a replica from its executed state, the hashes of the blocks
     /// it executed above its stable checkpoint, and its durable records.
@@ -284,7 +285,7 @@ public struct Replica: Sendable {
         var forged = 0
         for v in votes {
             guard set.contains(v.key) else { return false }
-            if !Ed25519.verify(v.signature, statement, v.key) {
+            if !sigs.verify(v.signature, statement, v.key) {
                 forged += 1
                 guard config.bugs.contains(.acceptForgedSignature), forged == 1 else { return false }
             }
@@ -306,7 +307,7 @@ public struct Replica: Sendable {
 
     func validPrepared(_ p: PreparedCertificate, set: ValidatorSet) -> Bool {
         guard p.prePrepare.key == set.primary(view: p.view, height: Height(Self.epochOf(p.height.value, interval) * interval + 1), rule: config.primaryRule),
-              Ed25519.verify(p.prePrepare.signature, ConsensusMessage.prePrepare(view: p.view, height: p.height, blockHash: p.blockHash).statement(chain: chain), p.prePrepare.key)
+              sigs.verify(p.prePrepare.signature, ConsensusMessage.prePrepare(view: p.view, height: p.height, blockHash: p.blockHash).statement(chain: chain), p.prePrepare.key)
         else { return false }
         return verifyVotes(p.prepares, statement: ConsensusMessage.prepare(view: p.view, height: p.height, blockHash: p.blockHash).statement(chain: chain),
                            set: set, extra: [p.prePrepare.key])
@@ -500,7 +501,7 @@ public struct Replica: Sendable {
     mutating func onPrePrepare(_ pp: SignedConsensusMessage, _ block: ProposedBlock, fromNewView: Bool, _ out: inout Output) {
         guard case let .prePrepare(v, height, hash) = pp.message else { return }
         let h = height.value
-        guard let set = set(for: h), set.contains(pp.signer), pp.verify(chain: chain) else {
+        guard let set = set(for: h), set.contains(pp.signer), sigs.verify(pp, chain) else {
             if set(for: h) == nil, inWindow(h) || h > state.height.value { claim(pp.signer, h &- 1) }
             return
         }
@@ -590,7 +591,7 @@ public struct Replica: Sendable {
     mutating func onVote(_ s: SignedConsensusMessage, _ out: inout Output) {
         let h = s.message.height.value
         if case let .checkpoint(height, hash, root) = s.message {
-            guard let set = checkpointSet(h), set.contains(s.signer), s.verify(chain: chain) else {
+            guard let set = checkpointSet(h), set.contains(s.signer), sigs.verify(s, chain) else {
                 if checkpointSet(h) == nil, h > state.height.value { claim(s.signer, h) }
                 return
             }
@@ -601,7 +602,7 @@ public struct Replica: Sendable {
             tryStable(height, hash, root, &out)
             return
         }
-        guard let set = set(for: h), set.contains(s.signer), s.verify(chain: chain) else {
+        guard let set = set(for: h), set.contains(s.signer), sigs.verify(s, chain) else {
             if set(for: h) == nil, h > state.height.value { claim(s.signer, h &- 1) }
             return
         }
@@ -938,7 +939,7 @@ public struct Replica: Sendable {
     /// Nil when the view change verifies here, else why not.
     func checkViewChange(_ vc: ViewChange, _ blocks: [ProposedBlock], requireBlocks: Bool = true) -> String? {
         guard currentSet.contains(vc.replica) else { return "sender is not a validator of this epoch" }
-        guard vc.verifySignature(chain: chain) else { return "bad signature" }
+        guard sigs.verify(vc.signature, vc.statement(chain: chain), vc.replica) else { return "bad signature" }
         guard validCheckpoint(vc.stable) else { return "stable checkpoint \(vc.stable.height) does not verify here" }
         let base = vc.stable.height.value
         var byHash: [Hash32: ProposedBlock] = [:]
@@ -1019,7 +1020,7 @@ public struct Replica: Sendable {
 
     mutating func onNewView(_ nv: NewView, _ blocks: [ProposedBlock], _ out: inout Output) {
         guard nv.view > view || (nv.view == view && changing) else { return }
-        guard nv.primary == primary(of: nv.view), nv.verifySignature(chain: chain) else {
+        guard nv.primary == primary(of: nv.view), sigs.verify(nv.signature, nv.statement(chain: chain), nv.primary) else {
             out.notes.append(.rejectedMessage("new view \(nv.view) not signed by its primary")); return
         }
         var signers = Set<PublicKey>()
@@ -1037,7 +1038,7 @@ public struct Replica: Sendable {
         guard chosen.count == nv.prePrepares.count else { out.notes.append(.rejectedMessage("new view \(nv.view) re-proposes the wrong blocks")); return }
         for (c, pp) in zip(chosen, nv.prePrepares) {
             guard pp.message == .prePrepare(view: nv.view, height: c.height, blockHash: c.blockHash), pp.signer == nv.primary,
-                  pp.verify(chain: chain) else { out.notes.append(.rejectedMessage("new view \(nv.view) re-proposes the wrong blocks")); return }
+                  sigs.verify(pp, chain) else { out.notes.append(.rejectedMessage("new view \(nv.view) re-proposes the wrong blocks")); return }
         }
         if view < nv.view || changing { view = nv.view }
         install(nv, blocks, &out)
@@ -1081,4 +1082,25 @@ public struct Replica: Sendable {
             slots[h] = s
         }
     }
+}
+
+/// Signatures this replica already verified: retransmissions and certificates repeat
+/// the same votes many times, and Ed25519 dominates a replica's cost. Only successes are
+/// kept, keyed by signer, signature and a hash of the statement, so the cache changes how
+/// fast an answer comes, never the answer. It is a class so `verify` can be called from
+/// non-mutating checks; copies of a replica share it, which is harmless for the same reason.
+final class SignatureCache: @unchecked Sendable {
+    struct Entry: Hashable { var key: PublicKey; var signature: Signature; var digest: Hash32 }
+    private var known = Set<Entry>()
+
+    func verify(_ sig: Signature, _ statement: [UInt8], _ key: PublicKey) -> Bool {
+        let e = Entry(key: key, signature: sig, digest: Blake2b.hash(statement))
+        if known.contains(e) { return true }
+        guard Ed25519.verify(sig, statement, key) else { return false }
+        if known.count >= 200_000 { known.removeAll(keepingCapacity: true) }
+        known.insert(e)
+        return true
+    }
+
+    func verify(_ m: SignedConsensusMessage, _ chain: Bytes32) -> Bool { verify(m.signature, m.message.statement(chain: chain), m.signer) }
 }

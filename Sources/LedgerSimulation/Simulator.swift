@@ -255,10 +255,17 @@ public final class Simulation {
 
     public func run() -> SimReport {
         schedule()
+        let clientsDone = options.faultMs + 1_000
+        var nextDoneCheck = clientsDone
         while let item = agenda.pop(), item.at <= stop {
             now = item.at
             handle(item.what)
             if violations.count >= 5 { break }
+            // Once faults and clients are over, stop as soon as every honest replica holds every event.
+            if now >= nextDoneCheck {
+                nextDoneCheck = now + 100
+                if settled() { break }
+            }
         }
         finalChecks()
         var honestHeights = nodes.filter(\.honest).map { $0.chain.count }
@@ -628,6 +635,13 @@ public final class Simulation {
         case let .commit(v, h, _): (3, h.value, v)
         case let .checkpoint(h, _, _): (4, h.value, 0)
         }
+    }
+
+    func settled() -> Bool {
+        guard !faultsOn, acked.count >= submittedIDs.count, submittedIDs.allSatisfy({ acked[$0] != nil }) else { return false }
+        let honest = nodes.filter(\.honest)
+        let top = honest.map { $0.chain.count }.max() ?? 0
+        return honest.allSatisfy { $0.chain.count == top && $0.replica != nil } && (acked.values.max() ?? 0) <= UInt64(top)
     }
 
     func finalChecks() {
