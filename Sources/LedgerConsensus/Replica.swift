@@ -222,7 +222,16 @@ public struct Replica: Sendable {
         currentSet = try! ValidatorSet([.init(key: config.keys[0].publicKey, power: 1)])
         for (e, members) in durable.epochSets { epochSets[e] = try? ValidatorSet(members) }
         refreshSet()
+        // A replica that restarts in the middle of a view change still counts its own vote.
+        if changing, let (vc, blocks) = durable.viewChange, vc.view == view { viewChanges[vc.replica] = (vc, blocks) }
         nextOwnNonce = (state.accounts[config.operatorKey.publicKey]?.nonce ?? 0) + 1
+    }
+
+    /// One line of what this replica is doing, for traces.
+    public var status: String {
+        "view \(view)\(changing ? " (changing)" : "") executed \(state.height) stable \(stable.height) epoch \(epoch) "
+            + "vc-quorum-at \(viewChangeQuorumAt.map(String.init) ?? "-") failed-views \(failedViews) mempool \(mempool.count) "
+            + "view-changes \(viewChanges.values.map { "\($0.0.replica.short):\($0.0.view)" }.sorted()) held \(held.count)"
     }
 
     // MARK: - Validator sets and roles

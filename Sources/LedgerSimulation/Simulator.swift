@@ -124,7 +124,7 @@ public final class Simulation {
     var now: UInt64 = 0
     var nodes: [SimNode] = []
     var keyOwner: [PublicKey: Int] = [:]
-    let genesis: Genesis
+    public let genesis: Genesis
     let genesisState: LedgerState
     let genesisHash: Hash32
     let chain: ChainID
@@ -273,6 +273,7 @@ public final class Simulation {
             }
         }
         finalChecks()
+        if options.verbose { for n in nodes { print("end r\(n.index): \(n.replica?.status ?? "crashed")") } }
         var honestHeights = nodes.filter(\.honest).map { $0.chain.count }
         honestHeights.sort()
         var slashed = 0
@@ -283,6 +284,11 @@ public final class Simulation {
             ackedClientEvents: acked.keys.filter { submittedIDs.contains($0) }.count, submittedClientEvents: submitted,
             viewChanges: viewChanges, messages: messages, stateTransfers: transfers, slashed: slashed,
             faults: faults, simulatedMs: now, digest: Blake2b.hash(trace.bytes))
+    }
+
+    /// The durable logs of the honest replicas after a run (what a node's LMDB log holds).
+    public func honestLogs() -> [(replica: Int, blocks: [CertifiedBlock])] {
+        nodes.filter(\.honest).map { ($0.index, $0.chain) }
     }
 
     func violation(_ s: String) {

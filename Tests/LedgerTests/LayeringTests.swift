@@ -10,13 +10,16 @@ import Testing
         "LedgerCrypto": ["LedgerCore", "CSodium"],
         "LedgerStore": ["LedgerCore", "LedgerCrypto", "CLMDB"],
         "LedgerProjections": ["LedgerCore", "LedgerCrypto"],
-        "LedgerConsensus": ["LedgerCore", "LedgerCrypto"],
+        "LedgerConsensus": ["LedgerCore", "LedgerCrypto", "LedgerProjections"],
+        "LedgerAgents": ["LedgerCore", "LedgerCrypto", "LedgerProjections", "LedgerConsensus"],
+        "LedgerSimulation": ["LedgerCore", "LedgerCrypto", "LedgerProjections", "LedgerConsensus", "LedgerAgents"],
         "LedgerAudit": ["LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections"],
         "LedgerNode": ["LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections", "LedgerAudit"],
-        "chaosledger": ["LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections", "LedgerAudit", "LedgerNode", "ArgumentParser"],
+        "chaosledger": ["LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections", "LedgerAudit", "LedgerNode",
+                        "LedgerConsensus", "LedgerAgents", "LedgerSimulation", "ArgumentParser"],
     ]
     static let system: Set<String> = ["Foundation", "Dispatch", "Glibc", "Synchronization"]
-    static let pure: Set<String> = ["LedgerCore", "LedgerProjections", "LedgerConsensus"]
+    static let pure: Set<String> = ["LedgerCore", "LedgerProjections", "LedgerConsensus", "LedgerAgents", "LedgerSimulation"]
 
     func sources(_ module: String) throws -> [(String, String)] {
         let dir = repoRoot + "/Sources/" + module
