@@ -215,6 +215,8 @@ public struct Replica: Sendable {
         executedHashes[state.height.value] = lastHash
         if state.height.value % interval == 0 { checkpointRoots[state.height.value] = stateRoot }
         self.durable = durable
+        // Time never reads below the last block's: a fresh replica is not "behind" it.
+        now = state.timestampMs
         stable = durable.stable ?? genesisCheckpoint
         if stable.height > state.height { stable = genesisCheckpoint }
         view = durable.view
@@ -263,10 +265,10 @@ public struct Replica: Sendable {
         return e < epoch ? epochSets[e] : nil
     }
 
-    var epochStart: Height { Height(epoch * interval + 1) }
-
+    /// The primary of a view in the current epoch (the rule is seeded with the epoch
+    /// number, so each epoch's rotation starts afresh with its own set).
     public func primary(of v: UInt64) -> PublicKey {
-        currentSet.primary(view: v, height: epochStart, rule: config.primaryRule)
+        currentSet.primary(view: v, epoch: epoch, rule: config.primaryRule)
     }
 
     /// The consensus key this replica signs with in the current epoch (nil: not a member).
@@ -315,7 +317,7 @@ public struct Replica: Sendable {
     }
 
     func validPrepared(_ p: PreparedCertificate, set: ValidatorSet) -> Bool {
-        guard p.prePrepare.key == set.primary(view: p.view, height: Height(Self.epochOf(p.height.value, interval) * interval + 1), rule: config.primaryRule),
+        guard p.prePrepare.key == set.primary(view: p.view, epoch: Self.epochOf(p.height.value, interval), rule: config.primaryRule),
               sigs.verify(p.prePrepare.signature, ConsensusMessage.prePrepare(view: p.view, height: p.height, blockHash: p.blockHash).statement(chain: chain), p.prePrepare.key)
         else { return false }
         return verifyVotes(p.prepares, statement: ConsensusMessage.prepare(view: p.view, height: p.height, blockHash: p.blockHash).statement(chain: chain),
@@ -512,6 +514,7 @@ public struct Replica: Sendable {
         let h = height.value
         guard let set = set(for: h), set.contains(pp.signer), sigs.verify(pp, chain) else {
             if set(for: h) == nil, inWindow(h) || h > state.height.value { claim(pp.signer, h &- 1) }
+            else { out.notes.append(.rejectedMessage("pre-prepare for h\(h) from \(pp.signer.short): not a member or bad signature")) }
             return
         }
         remember(pp, &out)
@@ -613,6 +616,7 @@ public struct Replica: Sendable {
         }
         guard let set = set(for: h), set.contains(s.signer), sigs.verify(s, chain) else {
             if set(for: h) == nil, h > state.height.value { claim(s.signer, h &- 1) }
+            else { out.notes.append(.rejectedMessage("vote for h\(h) from \(s.signer.short): not a member or bad signature")) }
             return
         }
         remember(s, &out)

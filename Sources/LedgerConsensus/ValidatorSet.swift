@@ -14,10 +14,10 @@ public struct ValidatorSet: Sendable, Equatable {
     }
 
     public enum PrimaryRule: Sendable, Equatable {
-        /// Member (view + height) mod n, in key order.
+        /// Member (view + epoch) mod n, in key order.
         case roundRobin
         /// Each view's primary is drawn with probability proportional to power, from a
-        /// hash of (height, view): deterministic, and independent from one view to the
+        /// hash of (epoch, view): deterministic, and independent from one view to the
         /// next, so a view change away from a faulty primary is unlikely to land on it again
         /// (a walk over cumulative power would give one member many consecutive views).
         case stakeWeighted
@@ -76,14 +76,14 @@ public struct ValidatorSet: Sendable, Equatable {
         UInt128(power(of: signers)) * 3 > UInt128(totalPower)
     }
 
-    /// The primary for a view at a height.
-    public func primary(view: UInt64, height: Height, rule: PrimaryRule) -> PublicKey {
+    /// The primary of a view in an epoch (epoch e covers heights eK+1 … (e+1)K).
+    public func primary(view: UInt64, epoch: UInt64, rule: PrimaryRule) -> PublicKey {
         switch rule {
         case .roundRobin:
-            return members[Int((view &+ height.value) % UInt64(members.count))].key
+            return members[Int((view &+ epoch) % UInt64(members.count))].key
         case .stakeWeighted:
             var w = ByteWriter(capacity: 40)
-            w.raw(Array("CHAOSLEDGER/PRIMARY".utf8)); w.u64(height.value); w.u64(view)
+            w.raw(Array("CHAOSLEDGER/PRIMARY".utf8)); w.u64(epoch); w.u64(view)
             var point = Blake2b.hash(w.bytes).w0 % totalPower
             for m in members {
                 if point < m.power { return m.key }

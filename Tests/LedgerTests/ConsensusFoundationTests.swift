@@ -63,7 +63,7 @@ import Testing
 
     @Test func primaryRotation() throws {
         let set = Self.equalSet(4)
-        let rr = (0 ..< 8).map { set.primary(view: UInt64($0), height: 1, rule: .roundRobin) }
+        let rr = (0 ..< 8).map { set.primary(view: UInt64($0), epoch: 1, rule: .roundRobin) }
         #expect(Set(rr.prefix(4)).count == 4 && rr.prefix(4) == rr.suffix(4), "round robin visits every member in turn")
         // Stake-weighted: shares follow power, and consecutive views are independent draws.
         let ks = Self.keys(3).map(\.publicKey)
@@ -72,7 +72,7 @@ import Testing
         var repeats = 0
         var last: PublicKey?
         for v in 0 ..< 10_000 as Range<UInt64> {
-            let p = weighted.primary(view: v, height: 7, rule: .stakeWeighted)
+            let p = weighted.primary(view: v, epoch: 7, rule: .stakeWeighted)
             counts[p, default: 0] += 1
             if p == last { repeats += 1 }
             last = p
@@ -82,7 +82,7 @@ import Testing
         #expect((800 ... 1_200).contains(counts[ks[2]] ?? 0))
         // Independent draws repeat with probability Σ share² = 0.46, not ~1 as a walk would.
         #expect((4_200 ... 5_000).contains(repeats))
-        #expect(weighted.primary(view: 3, height: 9, rule: .stakeWeighted) == weighted.primary(view: 3, height: 9, rule: .stakeWeighted))
+        #expect(weighted.primary(view: 3, epoch: 9, rule: .stakeWeighted) == weighted.primary(view: 3, epoch: 9, rule: .stakeWeighted))
     }
 
     @Test func messagesRoundTripSignAndRefuseTampering() throws {
