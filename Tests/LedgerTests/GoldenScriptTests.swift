@@ -1,4 +1,5 @@
 import Foundation
+import LedgerAgents
 import LedgerConsensus
 import LedgerCore
 import LedgerCrypto
@@ -70,12 +71,14 @@ struct ScriptHarness {
         var out: [String] = []
         switch cmd {
         case "cluster":
-            var n = 4, k: UInt64 = 4, stakes: [UInt64] = []
+            var n = 4, k: UInt64 = 4, stakes: [UInt64] = [], personalities: [String] = [], opinions = false
             for a in w.dropFirst() {
                 let kv = a.split(separator: "=")
                 if kv[0] == "n" { n = Int(kv[1])! }
                 if kv[0] == "k" { k = UInt64(kv[1])! }
                 if kv[0] == "stakes" { stakes = kv[1].split(separator: ",").map { UInt64($0)! } }
+                if kv[0] == "personalities" { personalities = kv[1].split(separator: ",").map(String.init) }
+                if kv[0] == "opinions" { opinions = kv[1] == "on" }
             }
             if stakes.isEmpty { stakes = Array(repeating: 10_000, count: n) }
             var p = ChainParameters()
@@ -97,7 +100,8 @@ struct ScriptHarness {
                 c.retransmitMs = 5_000
                 c.fetchIntervalMs = 100
                 c.batchDelayMs = 0
-                c.recordOpinions = false
+                c.recordOpinions = opinions
+                if i < personalities.count { c.personality = Personalities.named(personalities[i]) }
                 configs.append(c)
                 replicas.append(Replica(config: c, state: genesisState, lastHash: genesisHash))
                 durable.append(DurableState()); logs.append([]); pending.append([])
@@ -193,7 +197,8 @@ struct ScriptHarness {
         case "validators":
             guard let st = replicas.compactMap({ $0 }).first?.state else { return "no replica" }
             for v in st.validators.values.sorted(by: { $0.name < $1.name }) {
-                out.append("\(v.name): \(v.status) stake \(v.selfStake) jailed until \(v.jailedUntil)")
+                let o = st.opinionCounts[v.id]
+                out.append("\(v.name): \(v.status) stake \(v.selfStake) jailed until \(v.jailedUntil) opinions +\(o?.accepted ?? 0)/-\(o?.refused ?? 0)")
             }
             for sl in st.slashes { out.append("slashed \(owner(sl.validator).map { "r\($0)" } ?? "?"): stake \(sl.stakeBefore) - \(sl.amount) for h\(sl.offenceHeight) v\(sl.offenceView)") }
         case "queue":
