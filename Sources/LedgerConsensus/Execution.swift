@@ -46,6 +46,8 @@ public struct ExecutedBlock: Sendable {
     public var stateRoot: Hash32
     public var ids: [EventID]
     public var envelopes: [Envelope]
+    /// Event signatures this check verified (the others were already known).
+    public var signaturesVerified: Int
 }
 
 /// The parent a block is checked against: the state after the block before it.
@@ -84,8 +86,10 @@ public enum Execution {
             envs.append(e); ids.append(id)
         }
         guard EventCrypto.eventsRoot(ids) == h.eventsRoot else { throw .eventsRootMismatch }
+        var checked = 0
         for i in envs.indices where !verified.contains(ids[i]) {
             guard EventCrypto.verify(envs[i], scratch: &scratch) else { throw .badSignature(index: i) }
+            checked += 1
         }
         var s = p
         let ctx = BlockContext(height: h.height, timestampMs: h.timestampMs, proposer: h.proposer)
@@ -95,6 +99,6 @@ public enum Execution {
                 do { try s.apply(envs[i], id: ids[i], ctx) } catch { throw BlockError.event(index: i, id: ids[i], error) }
             }
         } catch { throw .block(error) }
-        return ExecutedBlock(state: s, stateRoot: s.stateRoot(), ids: ids, envelopes: envs)
+        return ExecutedBlock(state: s, stateRoot: s.stateRoot(), ids: ids, envelopes: envs, signaturesVerified: checked)
     }
 }

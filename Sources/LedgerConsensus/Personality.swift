@@ -10,6 +10,10 @@ public struct Proposal: Sendable {
     public let parent: LedgerState
     /// The judging validator (its account key).
     public let judge: ValidatorID
+
+    public init(block: ProposedBlock, view: UInt64, events: [Envelope], parent: LedgerState, judge: ValidatorID) {
+        self.block = block; self.view = view; self.events = events; self.parent = parent; self.judge = judge
+    }
     /// The proposer's validator id (its consensus key mapped through the state).
     public var proposer: ValidatorID { parent.consensusKeys[block.header.proposer] ?? block.header.proposer }
 }

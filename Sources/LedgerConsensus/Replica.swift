@@ -197,6 +197,16 @@ public struct Replica: Sendable {
     var stepSends: [Outgoing] = []
     var scratch: [UInt8] = []
     let sigs = SignatureCache()
+    var counters = Counters()
+
+    /// Work done, for benchmarks and metrics.
+    public struct Counters: Sendable {
+        public var votesSigned = 0
+        public var eventSignaturesVerified = 0
+    }
+    public var work: Counters { counters }
+    /// Consensus signatures (votes, view changes, certificates) actually verified.
+    public var voteSignaturesVerified: Int { sigs.verified }
 
     /// Starts (or restarts) a replica from its executed state, the hashes of the blocks
     /// it executed above its stable checkpoint, and its durable records.
@@ -385,6 +395,7 @@ public struct Replica: Sendable {
     mutating func signVote(_ m: ConsensusMessage, key: SigningKey, _ out: inout Output) -> SignedConsensusMessage? {
         if let old = durable.signed(m) { return old.message == m ? old : nil }
         let s = SignedConsensusMessage.sign(m, chain: chain, key: key)
+        counters.votesSigned += 1
         persist(.vote(s), &out)
         return s
     }
@@ -400,6 +411,7 @@ public struct Replica: Sendable {
         guard e.chainID == chain, let acct = state.accounts[e.author], e.nonce > acct.nonce else { return }
         guard mempool.count < Limits.mempoolEventsMax else { out.notes.append(.rejectedMessage("mempool full")); return }
         if !verified.contains(id) {
+            counters.eventSignaturesVerified += 1
             guard EventCrypto.verify(e, scratch: &scratch) else { out.notes.append(.rejectedMessage("client event with a bad signature")); return }
             rememberVerified(id)
         }
@@ -540,6 +552,7 @@ public struct Replica: Sendable {
             }
             guard fromNewView || block.header.view == view else { throw .wrongProposer(expected: pp.signer, got: block.header.proposer) }
             let exec = try Execution.execute(block, parent: parent, verified: verified, scratch: &scratch)
+            counters.eventSignaturesVerified += exec.signaturesVerified
             for id in exec.ids { rememberVerified(id) }
             slot.block = block
             slot.prePrepare = pp
@@ -811,7 +824,7 @@ public struct Replica: Sendable {
                                  proposer: key.publicKey, eventCount: UInt32(ids.count), eventsRoot: EventCrypto.eventsRoot(ids),
                                  parentStateRoot: parent.stateRoot,
                                  meme: Array(config.producer.meme(height: Height(h), view: view).prefix(Limits.memeBytesMax)))
-        return (ProposedBlock(header: header, events: raws), ExecutedBlock(state: s, stateRoot: s.stateRoot(), ids: ids, envelopes: envs))
+        return (ProposedBlock(header: header, events: raws), ExecutedBlock(state: s, stateRoot: s.stateRoot(), ids: ids, envelopes: envs, signaturesVerified: 0))
     }
 
     // MARK: - Timers, retransmission, state transfer
@@ -891,6 +904,7 @@ public struct Replica: Sendable {
                 peerClaims[from] = nil
                 return
             }
+            counters.eventSignaturesVerified += exec.signaturesVerified
             // Whatever this replica had in flight at this height was not committed.
             if let s = slots[h], s.block?.hash != cb.block.hash { slots = slots.filter { $0.key < h } }
             slots[h]?.executed = true
@@ -1105,10 +1119,12 @@ public struct Replica: Sendable {
 final class SignatureCache: @unchecked Sendable {
     struct Entry: Hashable { var key: PublicKey; var signature: Signature; var digest: Hash32 }
     private var known = Set<Entry>()
+    private(set) var verified = 0
 
     func verify(_ sig: Signature, _ statement: [UInt8], _ key: PublicKey) -> Bool {
         let e = Entry(key: key, signature: sig, digest: Blake2b.hash(statement))
         if known.contains(e) { return true }
+        verified += 1
         guard Ed25519.verify(sig, statement, key) else { return false }
         if known.count >= 200_000 { known.removeAll(keepingCapacity: true) }
         known.insert(e)

@@ -13,7 +13,7 @@ struct ChaosLedgerCommand: ParsableCommand {
         commandName: "chaosledger",
         abstract: "An event-sourced, Byzantine-fault-tolerant ledger for networks of AI agents.",
         subcommands: [Keygen.self, GenesisCommand.self, Demo.self, Replay.self, Rebuild.self, Inspect.self, StateCommand.self,
-                      Sim.self, Bench.self, CrashWriter.self, VectorsCommand.self])
+                      Sim.self, BenchConsensus.self, Bench.self, CrashWriter.self, VectorsCommand.self])
 }
 
 /// A failure the CLI reports with a message and a non-zero exit code.
