@@ -106,11 +106,22 @@ public struct Output: Sendable {
     public init() {}
 }
 
+/// A validated proposal's result, boxed: slots are copied often and a state has many
+/// collections, so the box keeps a copy to one reference.
+final class Speculation: Sendable {
+    let value: ExecutedBlock
+    init(_ v: ExecutedBlock) { value = v }
+}
+
 struct Slot {
     var view: UInt64
     var block: ProposedBlock?
     var prePrepare: SignedConsensusMessage?
-    var exec: ExecutedBlock?
+    var speculation: Speculation?
+    var exec: ExecutedBlock? {
+        get { speculation?.value }
+        set { speculation = newValue.map(Speculation.init) }
+    }
     var pending: (SignedConsensusMessage, ProposedBlock, fromNewView: Bool)?
     var prepares: [SignedConsensusMessage] = []
     var commits: [SignedConsensusMessage] = []
