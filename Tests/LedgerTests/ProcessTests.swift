@@ -90,6 +90,24 @@ import Testing
         #expect(report.ok && report.stateRoot == summaries[0].stateRoot)
     }
 
+    /// Swift hashes differently in every process: a seed must still replay the same run,
+    /// so the simulator and the replica never let dictionary order reach a decision.
+    @Test func simulatorSeedReplaysAcrossProcesses() throws {
+        let a = try run(chaosledgerBinary, ["sim", "--seed", "11"])
+        let b = try run(chaosledgerBinary, ["sim", "--seed", "11"])
+        #expect(a.status == 0, "\(a.stdout)\(a.stderr)")
+        let line = { (r: ProcessResult) in r.stdout.split(separator: "\n").first.map(String.init) ?? "" }
+        #expect(line(a).contains("digest"))
+        #expect(line(a) == line(b))
+        // A planted bug fails the run, prints the seed and how to replay it, and exits 1.
+        let bad = try run(chaosledgerBinary, ["sim", "--seed", "11", "--bug", "quorumOfTwoF"])
+        #expect(bad.status == 1)
+        #expect(bad.stdout.contains("seed 11 FAILED") && bad.stdout.contains("replay: chaosledger sim --seed 11 --bug quorumOfTwoF"))
+        let bad2 = try run(chaosledgerBinary, ["sim", "--seed", "11", "--bug", "quorumOfTwoF"])
+        let untimed = { (r: ProcessResult) in r.stdout.replacingOccurrences(of: #"in [0-9.]+ s"#, with: "", options: .regularExpression) }
+        #expect(untimed(bad) == untimed(bad2), "the same failing seed prints the same violations")
+    }
+
     @Test func cliGenesisKeygenInspectStateRebuild() throws {
         let d = TempDir("cli"); defer { d.cleanup() }
         let k = try run(chaosledgerBinary, ["keygen", "--out", d.sub("v.key")])
