@@ -92,6 +92,12 @@ public enum Input: Sendable {
     case tick(nowMs: UInt64)
     /// Everything up to this persistence token is durable.
     case persisted(token: UInt64)
+    /// The operator's own event (register, bond, retire, unjail…), authored with the
+    /// operator key and the next nonce, and submitted like a client's.
+    case author(Payload)
+    /// Rotates the consensus key to `new` (one of `config.keys`): the rotation statement
+    /// binds the envelope's nonce, so the replica builds it when it picks the nonce.
+    case rotateKey(new: PublicKey)
 }
 
 /// What the driver must do, in this order: make `persist` and `commits` durable (then
@@ -357,6 +363,14 @@ public struct Replica: Sendable {
             admit(bytes, forward: true, &out)
         case let .message(from, m):
             onMessage(from, m, &out)
+        case let .author(p):
+            authorEvent(p, &out)
+        case let .rotateKey(new):
+            if let old = myKey, let next = config.keys.first(where: { $0.publicKey == new }), old.publicKey != new {
+                let nonce = max(nextOwnNonce, (state.accounts[config.operatorKey.publicKey]?.nonce ?? 0) + 1)
+                let r = EventCrypto.rotation(chain: state.chainID, validator: config.operatorKey.publicKey, nonce: nonce, old: old, new: next)
+                authorEvent(.validatorRotateKey(r), &out)
+            }
         case let .persisted(token):
             var keep: [(token: UInt64, out: Outgoing)] = []
             for h in held { if h.token <= token { out.send.append(h.out) } else { keep.append(h) } }

@@ -22,7 +22,7 @@ public enum Byzantine: String, Sendable, CaseIterable, Hashable {
 
 /// Every fault the simulator can inject; a sweep reports which it exercised.
 public enum FaultKind: String, Sendable, CaseIterable, Hashable, Comparable {
-    case delay, loss, duplication, reordering, partition, linkCut, crash, slowReplica, byzantine, invalidClientEvent, keyRotation
+    case delay, loss, duplication, reordering, partition, linkCut, crash, slowReplica, byzantine, invalidClientEvent, keyRotation, validatorJoin, validatorRetire
     public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
 }
 
@@ -47,6 +47,10 @@ public struct Scenario: Sendable, CustomStringConvertible {
     public var clients: Int
     public var clientEvents: Int
     public var invalidEvents: Bool
+    /// A new validator registers and bonds during the run (its replica follows from the start).
+    public var joiner = false
+    /// A validator retires during the run.
+    public var retire: Int?
 
     /// Draws a scenario. Byzantine replicas hold less than a third of the power.
     public static func draw(seed: UInt64) -> Scenario {
@@ -79,7 +83,7 @@ public struct Scenario: Sendable, CustomStringConvertible {
         }
         let witty = (0 ..< n).map { _ in r.chance(0.75) }
         let honest = (0 ..< n).filter { byz[$0] == nil }
-        return Scenario(
+        var sc = Scenario(
             seed: seed, validators: n, stakes: stakes, byzantine: byz, personalities: pers, wittyProducers: witty,
             primaryRule: r.chance(0.5) ? .roundRobin : .stakeWeighted,
             checkpointInterval: [4, 8][r.below(2)],
@@ -90,6 +94,16 @@ public struct Scenario: Sendable, CustomStringConvertible {
             slowReplica: r.chance(0.3) ? honest[r.below(honest.count)] : nil,
             rotation: r.chance(0.3) ? honest[r.below(honest.count)] : nil,
             clients: 4, clientEvents: 60 + r.below(60), invalidEvents: r.chance(0.5))
+        sc.joiner = r.chance(0.25)
+        // Retire an honest validator only where the rest still tolerate the Byzantine ones.
+        if n >= 5, r.chance(0.3) {
+            let who = honest[r.below(honest.count)]
+            let rest = stakes.enumerated().filter { $0.offset != who }
+            let restTotal = rest.reduce(UInt64(0)) { $0 + $1.element }
+            let restBad = rest.filter { byz[$0.offset] != nil }.reduce(UInt64(0)) { $0 + $1.element }
+            if restBad * 3 < restTotal, who != sc.rotation { sc.retire = who }
+        }
+        return sc
     }
 
     public var description: String {
@@ -105,6 +119,8 @@ public struct Scenario: Sendable, CustomStringConvertible {
         if let s = slowReplica { parts.append("slow=r\(s)") }
         if let k = rotation { parts.append("rotate=r\(k)") }
         if invalidEvents { parts.append("invalid-events") }
+        if joiner { parts.append("joiner") }
+        if let k = retire { parts.append("retire=r\(k)") }
         return parts.joined(separator: " ")
     }
 }

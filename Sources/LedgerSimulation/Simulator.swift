@@ -42,6 +42,9 @@ public struct SimReport: Sendable {
     /// BLAKE2b of the run's commit trace: the same seed gives the same digest, in any process.
     public var digest: Hash32
     public var votesSigned: Int
+    /// Validator-set changes that took effect: a joiner's or a rotated key's first
+    /// certificate signature, a retired validator's last.
+    public var setChanges: [String]
     public var voteSignaturesVerified: Int
     public var eventSignaturesVerified: Int
     public var ok: Bool { violations.isEmpty }
@@ -94,6 +97,8 @@ enum Happening {
     case clientRetry
     case garbage
     case rotate(Int)
+    case join(Int)
+    case retire(Int)
     case byzantinePush(Int)
     case faultsEnd
 }
@@ -193,8 +198,10 @@ public final class Simulation {
         params.jailBlocks = 1_000
         let ops = (0 ..< sc.validators).map { SigningKey.derived("sim-\(seed)-validator-\($0)") }
         clientKeys = (0 ..< sc.clients).map { SigningKey.derived("sim-\(seed)-client-\($0)") }
+        let joinerKey = SigningKey.derived("sim-\(seed)-joiner")
         var allocations = clientKeys.map { Genesis.Allocation(account: $0.publicKey, amount: 1_000_000_000) }
         allocations += ops.map { Genesis.Allocation(account: $0.publicKey, amount: 1_000_000) }
+        if sc.joiner { allocations.append(Genesis.Allocation(account: joinerKey.publicKey, amount: 1_000_000)) }
         let validators = (0 ..< sc.validators).map {
             Genesis.Validator(key: ops[$0].publicKey, name: "r\($0)", personality: sc.personalities[$0], stake: sc.stakes[$0])
         }
@@ -220,6 +227,17 @@ public final class Simulation {
             node.replica = Replica(config: c, state: genesisState, lastHash: genesisHash)
             nodes.append(node)
             for k in keys { keyOwner[k.publicKey] = i }
+        }
+        if sc.joiner {
+            // Not a validator at genesis: its replica follows (executes, never votes) until
+            // its registration and bond take effect at an epoch boundary.
+            var c = nodes[0].config
+            c.keys = [joinerKey]; c.operatorKey = joinerKey
+            c.personality = Lawful(); c.producer = MemeProducer(witty: true)
+            let node = SimNode(index: nodes.count, config: c, genesis: genesisState, byzantine: [], slow: false)
+            node.replica = Replica(config: c, state: genesisState, lastHash: genesisHash)
+            nodes.append(node)
+            keyOwner[joinerKey.publicKey] = node.index
         }
         clientNonce = Array(repeating: 0, count: sc.clients)
         clientPending = Array(repeating: [], count: sc.clients)
@@ -288,6 +306,8 @@ public final class Simulation {
             }
         }
         if let r = sc.rotation { agenda.push(rng.range(100, fm), .rotate(r)) }
+        if sc.joiner { agenda.push(rng.range(100, fm / 2), .join(nodes.count - 1)) }
+        if let r = sc.retire { agenda.push(rng.range(100, fm), .retire(r)) }
         for i in nodes.indices where nodes[i].byzantine.contains(.lieInTransfer) { agenda.push(rng.range(50, 300), .byzantinePush(i)) }
         agenda.push(fm, .faultsEnd)
     }
@@ -321,6 +341,7 @@ public final class Simulation {
             viewChanges: viewChanges, messages: messages, stateTransfers: transfers, slashed: slashed,
             faults: faults, simulatedMs: now, digest: Blake2b.hash(trace.bytes),
             votesSigned: nodes.reduce(0) { $0 + ($1.replica?.work.votesSigned ?? 0) },
+            setChanges: setChanges(),
             voteSignaturesVerified: nodes.reduce(0) { $0 + ($1.replica?.voteSignaturesVerified ?? 0) },
             eventSignaturesVerified: nodes.reduce(0) { $0 + ($1.replica?.work.eventSignaturesVerified ?? 0) })
     }
@@ -328,6 +349,31 @@ public final class Simulation {
     /// The durable logs of the honest replicas after a run (what a node's LMDB log holds).
     public func honestLogs() -> [(replica: Int, blocks: [CertifiedBlock])] {
         nodes.filter(\.honest).map { ($0.index, $0.chain) }
+    }
+
+    func setChanges() -> [String] {
+        guard let log = nodes.first(where: \.honest)?.chain else { return [] }
+        var out: [String] = []
+        let sc = scenario
+        if sc.joiner, let key = nodes.last?.config.keys[0].publicKey,
+           let first = log.first(where: { $0.certificate.votes.contains { $0.key == key } }) {
+            out.append("joiner signs from h\(first.block.height)")
+        }
+        if let r = sc.rotation, nodes[r].config.keys.count == 2 {
+            let key = nodes[r].config.keys[1].publicKey
+            if let first = log.first(where: { $0.certificate.votes.contains { $0.key == key } }) {
+                out.append("r\(r) signs with its rotated key from h\(first.block.height)")
+            }
+        }
+        if let r = sc.retire {
+            let key = nodes[r].config.keys[0].publicKey
+            if let retireAt = log.first(where: { b in b.block.events.contains { (try? Envelope(bytes: $0))?.kind == .validatorRetire } })?.block.height,
+               let lastSigned = log.last(where: { $0.certificate.votes.contains { $0.key == key } })?.block.height,
+               log.count > Int(lastSigned.value) {
+                out.append("r\(r) retired at h\(retireAt), last signed h\(lastSigned)")
+            }
+        }
+        return out
     }
 
     func violation(_ s: String) {
@@ -392,6 +438,15 @@ public final class Simulation {
             submitGarbage()
         case let .rotate(i):
             submitRotation(i)
+        case let .join(i):
+            guard nodes[i].replica != nil else { return }
+            faults.insert(.validatorJoin)
+            step(nodes[i], .author(.validatorRegister(name: "joiner", personality: "lawful")))
+            step(nodes[i], .author(.bond(amount: 10_000)))
+        case let .retire(i):
+            guard nodes[i].replica != nil else { agenda.push(now + 100, .retire(i)); return }
+            faults.insert(.validatorRetire)
+            step(nodes[i], .author(.validatorRetire))
         case let .byzantinePush(i):
             pushLies(i)
             if faultsOn || now < stop { agenda.push(now + 150, .byzantinePush(i)) }
@@ -611,17 +666,11 @@ public final class Simulation {
 
     func submitRotation(_ i: Int) {
         let n = nodes[i]
-        guard n.config.keys.count == 2, let r = n.replica else { return }
+        guard n.config.keys.count == 2 else { return }
+        guard n.replica != nil else { agenda.push(now + 100, .rotate(i)); return }
         faults.insert(.keyRotation)
-        let op = n.config.operatorKey
-        let nonce = (r.state.accounts[op.publicKey]?.nonce ?? 0) + 50
-        _ = nonce
-        // The rotation is authored by the operator; its nonce comes after the replica's own events.
-        let current = r.state.accounts[op.publicKey]?.nonce ?? 0
-        let rot = EventCrypto.rotation(chain: chain, validator: op.publicKey, nonce: current + 1, old: n.config.keys[0], new: n.config.keys[1])
-        let e = EventCrypto.makeEvent(chain: chain, key: op, nonce: current + 1, fee: 1, payload: .validatorRotateKey(rot))
         rotated = true
-        sendClient(e.bytes)
+        step(n, .rotateKey(new: n.config.keys[1].publicKey))
     }
 
     // MARK: - Invariants

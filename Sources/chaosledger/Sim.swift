@@ -58,7 +58,8 @@ struct Sim: ParsableCommand {
                 print("  replay: chaosledger sim --seed \(s)\(planted.isEmpty ? "" : " " + planted.map { "--bug \($0.rawValue)" }.sorted().joined(separator: " "))")
             } else if verbose || range.count == 1 {
                 print("seed \(s) ok  height \(r.height), \(r.committedEvents) events, \(r.ackedClientEvents)/\(r.submittedClientEvents) client events, "
-                    + "\(r.viewChanges) view changes, \(r.stateTransfers) fetches, \(r.slashed) slashed, digest \(r.digest.short)  [\(r.scenario)]")
+                    + "\(r.viewChanges) view changes, \(r.stateTransfers) fetches, \(r.slashed) slashed, digest \(r.digest.short)  [\(r.scenario)]"
+                    + (r.setChanges.isEmpty ? "" : "  {\(r.setChanges.joined(separator: "; "))}"))
             }
         }
         let secs = Date().timeIntervalSince(start)

@@ -49,6 +49,15 @@ import Testing
         #expect(reports.reduce(0) { $0 + $1.viewChanges } > 0)
         #expect(reports.reduce(0) { $0 + $1.stateTransfers } > 0)
         #expect(reports.allSatisfy { $0.ackedClientEvents == $0.submittedClientEvents })
+        // Validator-set changes happened, and only at epoch boundaries (heights eK + 1).
+        let changes = reports.flatMap { r in r.setChanges.map { (r.scenario.checkpointInterval, $0) } }
+        for kind in ["joiner signs", "rotated key", "retired"] {
+            #expect(changes.contains { $0.1.contains(kind) }, "no seed showed \(kind)")
+        }
+        for (k, c) in changes where c.contains("signs") {
+            let h = UInt64(c.split(separator: "h").last!)!
+            #expect((h - 1) % k == 0, "\(c): a new key signs first at an epoch start (K = \(k))")
+        }
     }
 
     /// Which seeds can show a bug: a forged certificate needs a replica that lies in state
