@@ -771,7 +771,9 @@ public struct Replica: Sendable {
         guard h > stable.height.value, h <= state.height.value, let set = checkpointSet(h), let votes = checkpointVotes[h] else { return }
         let agreeing = votes.values.filter { $0.message == .checkpoint(height: height, blockHash: hash, stateRoot: root) }
         guard quorum(agreeing.map(\.signer), set) else { return }
-        guard executedHashes[h] == hash, checkpointRoots[h] == root else {
+        // After a restart the root of an older checkpoint height may be unknown here; the
+        // same block on the same parent can only give the same root (execution is pure).
+        guard executedHashes[h] == hash, checkpointRoots[h] == root || (checkpointRoots[h] == nil && h < state.height.value) else {
             out.notes.append(.divergence("a quorum checkpointed height \(h) with a block or state root this replica does not have"))
             return
         }
