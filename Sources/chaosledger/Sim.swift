@@ -18,6 +18,7 @@ struct Sim: ParsableCommand {
     @Option(help: "Milliseconds after the faults within which every replica must catch up.") var recoveryMs: UInt64 = 10_000
     @Flag(help: "Print a line for every seed, not only failures.") var verbose = false
     @Flag(help: "Print every replica's notes, commits and sends (one seed).") var trace = false
+    @Option(help: "Seeds run in parallel (default: one per core).") var jobs: Int?
     @Flag(help: "No faults: a zero-latency, lossless network and no Byzantine replicas.") var clean = false
 
     func run() throws {
@@ -43,24 +44,37 @@ struct Sim: ParsableCommand {
         options.clean = clean
         options.verbose = trace
         let start = Date()
+        let seedsList = Array(range)
+        let lanes = max(1, min(jobs ?? ProcessInfo.processInfo.activeProcessorCount, seedsList.count))
+        let sink = Sink()
+        let frozenOptions = options, frozenPlanted = planted
+        // Seeds run on every core; each lane takes every lanes-th seed. A seed's run does not
+        // depend on the lane or on other runs, so the report is the same with any --jobs.
+        DispatchQueue.concurrentPerform(iterations: lanes) { lane in
+            for i in stride(from: lane, to: seedsList.count, by: lanes) {
+                let s = seedsList[i]
+                let r = Simulation(seed: s, options: frozenOptions).run()
+                var text = ""
+                if !r.ok {
+                    text = "seed \(s) FAILED  [\(r.scenario)]\n" + r.violations.map { "  \($0)\n" }.joined()
+                        + "  replay: chaosledger sim --seed \(s)\(frozenPlanted.isEmpty ? "" : " " + frozenPlanted.map { "--bug \($0.rawValue)" }.sorted().joined(separator: " "))\n"
+                } else if verbose || range.count == 1 {
+                    text = "seed \(s) ok  height \(r.height), \(r.committedEvents) events, \(r.ackedClientEvents)/\(r.submittedClientEvents) client events, "
+                        + "\(r.viewChanges) view changes, \(r.stateTransfers) fetches, \(r.slashed) slashed, digest \(r.digest.short)  [\(r.scenario)]"
+                        + (r.setChanges.isEmpty ? "" : "  {\(r.setChanges.joined(separator: "; "))}") + "\n"
+                }
+                sink.add(r, text)
+            }
+        }
+        let reports = sink.reports.sorted { $0.seed < $1.seed }
         var failed: [UInt64] = []
         var faults: [FaultKind: Int] = [:]
         var commits = 0, events = 0, viewChanges = 0, messages = 0, transfers = 0, slashed = 0
-        for s in range {
-            let r = Simulation(seed: s, options: options).run()
+        for r in reports {
             for f in r.faults { faults[f, default: 0] += 1 }
             commits += Int(r.height); events += r.committedEvents; viewChanges += r.viewChanges
             messages += r.messages; transfers += r.stateTransfers; slashed += r.slashed
-            if !r.ok {
-                failed.append(s)
-                print("seed \(s) FAILED  [\(r.scenario)]")
-                for v in r.violations { print("  \(v)") }
-                print("  replay: chaosledger sim --seed \(s)\(planted.isEmpty ? "" : " " + planted.map { "--bug \($0.rawValue)" }.sorted().joined(separator: " "))")
-            } else if verbose || range.count == 1 {
-                print("seed \(s) ok  height \(r.height), \(r.committedEvents) events, \(r.ackedClientEvents)/\(r.submittedClientEvents) client events, "
-                    + "\(r.viewChanges) view changes, \(r.stateTransfers) fetches, \(r.slashed) slashed, digest \(r.digest.short)  [\(r.scenario)]"
-                    + (r.setChanges.isEmpty ? "" : "  {\(r.setChanges.joined(separator: "; "))}"))
-            }
+            if !r.ok { failed.append(r.seed) }
         }
         let secs = Date().timeIntervalSince(start)
         print("\(range.count) seeds, \(failed.count) failed, in \(String(format: "%.1f", secs)) s: \(commits) blocks, \(events) events, "
@@ -70,5 +84,16 @@ struct Sim: ParsableCommand {
             print("failing seeds: \(failed.prefix(50).map(String.init).joined(separator: " "))")
             throw ExitCode(1)
         }
+    }
+}
+
+/// Collects reports from the sweep's lanes and prints each seed's lines whole.
+final class Sink: @unchecked Sendable {
+    private let lock = NSLock()
+    private(set) var reports: [SimReport] = []
+    func add(_ r: SimReport, _ text: String) {
+        lock.lock(); defer { lock.unlock() }
+        reports.append(r)
+        if !text.isEmpty { FileHandle.standardOutput.write(Data(text.utf8)) }
     }
 }
