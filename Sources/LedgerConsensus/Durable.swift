@@ -55,7 +55,9 @@ public struct DurableState: Sendable, Equatable {
             if let old = prepared[c.height.value], old.0.view >= c.view { return }
             prepared[c.height.value] = (c, b)
         case let .viewChange(vc, blocks):
-            if let old = viewChange, old.0.view >= vc.view { return }
+            // A replica re-signs its view change when an epoch begins during it (new key,
+            // newer checkpoint): the latest for a view replaces the earlier one.
+            if let old = viewChange, old.0.view > vc.view { return }
             viewChange = (vc, blocks)
         case let .epochSet(e, members):
             epochSets[e] = members

@@ -34,6 +34,8 @@ public struct ReplicaConfig: Sendable {
     /// A proposal may wait this long for a fuller block while others are in flight.
     public var batchDelayMs: UInt64 = 5
     public var clockDriftMaxMs: UInt64 = 30_000
+    /// How long an event whose nonce is ahead of its author's may wait in the mempool.
+    public var mempoolWaitMaxMs: UInt64 = 60_000
     public var personality: any Personality = Lawful()
     public var producer: any ProducerStrategy = Lawful()
     /// Record each verdict as a signed opinion event.
@@ -174,6 +176,8 @@ public struct Replica: Sendable {
     /// Sets of the current and recent epochs (DurableState.epochSetsKept of them).
     var epochSets: [UInt64: ValidatorSet] = [:]
     var pendingDurable: [DurableRecord] = []
+    /// An epoch began during a view change: sign it again with this epoch's key.
+    var viewChangeStale = false
 
     public private(set) var view: UInt64 = 0
     public private(set) var changing = false
@@ -187,6 +191,7 @@ public struct Replica: Sendable {
     var myNewView: (NewView, [ProposedBlock])?
 
     var mempool: [EventID: Envelope] = [:]
+    var mempoolSince: [EventID: UInt64] = [:]
     var mempoolOrder: [EventID] = []
     var verified = Set<EventID>()
     var seen: [SeenKey: SignedConsensusMessage] = [:]
@@ -260,7 +265,7 @@ public struct Replica: Sendable {
     public var status: String {
         "view \(view)\(changing ? " (changing)" : "") executed \(state.height) stable \(stable.height) epoch \(epoch) "
             + "vc-quorum-at \(viewChangeQuorumAt.map(String.init) ?? "-") failed-views \(failedViews) mempool \(mempool.count) "
-            + "view-changes \(viewChanges.values.map { "\($0.0.replica.short):\($0.0.view)" }.sorted()) held \(held.count)"
+            + "view-changes \(viewChanges.values.map { "\($0.0.replica.short):\($0.0.view)" }.sorted()) held \(held.count) set \(currentSet.members.map { "\($0.key.short):\($0.power)" })"
     }
 
     // MARK: - Validator sets and roles
@@ -275,6 +280,10 @@ public struct Replica: Sendable {
         }
         currentSet = set
         epoch = e
+        // View changes by validators that left the set no longer count; this replica's own
+        // view change, if it is in one, is re-signed for the new set (see `step`).
+        viewChanges = viewChanges.filter { set.contains($0.key) }
+        if changing { viewChangeStale = true }
         if epochSets[e] != set {
             epochSets[e] = set
             pendingDurable.append(.epochSet(epoch: e, members: set.members))
@@ -377,6 +386,10 @@ public struct Replica: Sendable {
             held = keep
         }
         advance(&out)
+        if viewChangeStale, changing {
+            viewChangeStale = false
+            signViewChange(&out)
+        }
         tryPropose(&out)
         advance(&out)
         finish(&out)
@@ -441,6 +454,7 @@ public struct Replica: Sendable {
             rememberVerified(id)
         }
         mempool[id] = e
+        mempoolSince[id] = now
         mempoolOrder.append(id)
         if oldestPendingAt == nil { oldestPendingAt = now }
         if forward { send(.request(bytes)) }
@@ -454,7 +468,7 @@ public struct Replica: Sendable {
 
     mutating func dropFromMempool(_ ids: some Sequence<EventID>) {
         var any = false
-        for id in ids where mempool.removeValue(forKey: id) != nil { any = true }
+        for id in ids where mempool.removeValue(forKey: id) != nil { mempoolSince[id] = nil; any = true }
         if any, mempoolOrder.count > 2 * mempool.count + 64 { mempoolOrder.removeAll { mempool[$0] == nil } }
         if mempool.isEmpty { mempoolOrder.removeAll(keepingCapacity: true); oldestPendingAt = nil }
     }
@@ -499,7 +513,10 @@ public struct Replica: Sendable {
                 break
             } catch {
                 switch error {
-                case .futureNonce: continue
+                case .futureNonce:
+                    // An event waiting for a nonce that never comes (its predecessor was
+                    // lost or replaced) leaves after a while.
+                    if now >= (mempoolSince[id] ?? now) &+ config.mempoolWaitMaxMs { stale.append(id) }
                 default: stale.append(id)
                 }
             }
@@ -875,6 +892,21 @@ public struct Replica: Sendable {
     }
 
     mutating func retransmit(_ out: inout Output) {
+        // In every mode: the newest checkpoint votes, and commits for blocks executed above
+        // the stable checkpoint. They let others stabilise and commit, and tell a replica
+        // that is behind — even one that has to catch up before it can join a view change —
+        // how far the others are.
+        if let h = checkpointVotes.keys.max(), let set = checkpointSet(h), let k = myKey(in: set)?.publicKey, let v = checkpointVotes[h]?[k] {
+            send(.vote(v))
+        }
+        for v in stable.votes where stable.height.value > 0 && config.keys.contains(where: { $0.publicKey == v.key }) {
+            send(.vote(SignedConsensusMessage(message: stable.message, signer: v.key, signature: v.signature)))
+        }
+        let mine = Set(config.keys.map(\.publicKey))
+        for h in slots.keys.sorted() where h > stable.height.value {
+            let s = slots[h]!
+            if s.executed || s.view == view, let c = s.commits.first(where: { mine.contains($0.signer) }) { send(.vote(c)) }
+        }
         if changing {
             if let (vc, blocks) = durable.viewChange, vc.view == view { send(.viewChange(vc, blocks: blocks)) }
             return
@@ -882,20 +914,9 @@ public struct Replica: Sendable {
         if let (nv, blocks) = myNewView, nv.view == view { send(.newView(nv, blocks: blocks)) }
         for h in slots.keys.sorted() where h > stable.height.value {
             let s = slots[h]!
-            guard s.view == view else { continue }
-            if let pp = s.prePrepare, let b = s.block, pp.signer == myKey?.publicKey, !s.executed { send(.prePrepare(pp, b)) }
-            if let k = myKey?.publicKey {
-                if let p = s.prepares.first(where: { $0.signer == k }) { send(.vote(p)) }
-                if let c = s.commits.first(where: { $0.signer == k }) { send(.vote(c)) }
-            }
-        }
-        // The newest checkpoint votes: they let others stabilise it, and tell a replica
-        // that is behind how far the others are.
-        if let h = checkpointVotes.keys.max(), let set = checkpointSet(h), let k = myKey(in: set)?.publicKey, let v = checkpointVotes[h]?[k] {
-            send(.vote(v))
-        }
-        for v in stable.votes where stable.height.value > 0 && config.keys.contains(where: { $0.publicKey == v.key }) {
-            send(.vote(SignedConsensusMessage(message: stable.message, signer: v.key, signature: v.signature)))
+            guard s.view == view, !s.executed else { continue }
+            if let pp = s.prePrepare, let b = s.block, mine.contains(pp.signer) { send(.prePrepare(pp, b)) }
+            if let p = s.prepares.first(where: { mine.contains($0.signer) }) { send(.vote(p)) }
         }
     }
 
@@ -957,7 +978,14 @@ public struct Replica: Sendable {
         persist(.view(target, changing: true), &out)
         slots = slots.filter { $0.value.executed }
         myNewView = nil
-        guard let key = myKey else { return }
+        viewChangeStale = false
+        signViewChange(&out)
+    }
+
+    /// Signs and sends this replica's view change for the current target view.
+    mutating func signViewChange(_ out: inout Output) {
+        let target = view
+        guard changing, let key = myKey else { return }
         var prepared: [PreparedCertificate] = []
         var blocks: [ProposedBlock] = []
         for h in durable.prepared.keys.sorted() where inWindow(h) {

@@ -9,7 +9,9 @@ public struct SimOptions: Sendable {
     /// Faults are injected during [0, faultMs); then the network heals, every crashed
     /// replica restarts, and commits must resume within `recoveryMs`.
     public var faultMs: UInt64 = 3_000
-    public var recoveryMs: UInt64 = 10_000
+    /// Personalities may refuse some producers outright, so recovery can take a turn of
+    /// views through the producers they accept: the bound allows for that.
+    public var recoveryMs: UInt64 = 20_000
     /// Replace the drawn scenario's faults with a clean, zero-latency network (benchmark).
     public var clean = false
     public var scenario: Scenario?

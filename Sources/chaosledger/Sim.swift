@@ -15,7 +15,7 @@ struct Sim: ParsableCommand {
     @Option(name: .customLong("bug"), help: "Switch on a planted bug: \(PlantedBug.allCases.map(\.rawValue).joined(separator: ", ")).")
     var bugs: [String] = []
     @Option(help: "Milliseconds of simulated time with faults.") var faultMs: UInt64 = 3_000
-    @Option(help: "Milliseconds after the faults within which every replica must catch up.") var recoveryMs: UInt64 = 10_000
+    @Option(help: "Milliseconds after the faults within which every replica must catch up.") var recoveryMs: UInt64 = 20_000
     @Flag(help: "Print a line for every seed, not only failures.") var verbose = false
     @Flag(help: "Print every replica's notes, commits and sends (one seed).") var trace = false
     @Option(help: "Seeds run in parallel (default: one per core).") var jobs: Int?
