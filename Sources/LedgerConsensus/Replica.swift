@@ -265,7 +265,7 @@ public struct Replica: Sendable {
     public var status: String {
         "view \(view)\(changing ? " (changing)" : "") executed \(state.height) stable \(stable.height) epoch \(epoch) "
             + "vc-quorum-at \(viewChangeQuorumAt.map(String.init) ?? "-") failed-views \(failedViews) mempool \(mempool.count) "
-            + "view-changes \(viewChanges.values.map { "\($0.0.replica.short):\($0.0.view)" }.sorted()) held \(held.count) set \(currentSet.members.map { "\($0.key.short):\($0.power)" })"
+            + "view-changes \(viewChanges.values.map { "\($0.0.replica.short):\($0.0.view)" }.sorted()) held \(held.count) members \(currentSet.count)"
     }
 
     // MARK: - Validator sets and roles
