@@ -353,27 +353,27 @@ public final class Simulation {
         nodes.filter(\.honest).map { ($0.index, $0.chain) }
     }
 
+    /// Validator-set changes that took effect, as "<what> at hX, <effect> hY": X is the
+    /// height of the event, Y the first (or, for a retirement, last) certificate signed.
     func setChanges() -> [String] {
         guard let log = nodes.first(where: \.honest)?.chain else { return [] }
+        func eventHeight(_ kind: EventKind, by author: PublicKey) -> UInt64? {
+            log.first { b in b.block.events.contains { raw in (try? Envelope(bytes: raw)).map { $0.kind == kind && $0.author == author } ?? false } }?.block.height.value
+        }
+        func firstSigned(_ key: PublicKey) -> UInt64? { log.first { $0.certificate.votes.contains { $0.key == key } }?.block.height.value }
         var out: [String] = []
         let sc = scenario
-        if sc.joiner, let key = nodes.last?.config.keys[0].publicKey,
-           let first = log.first(where: { $0.certificate.votes.contains { $0.key == key } }) {
-            out.append("joiner signs from h\(first.block.height)")
+        if sc.joiner, let node = nodes.last, let at = eventHeight(.bond, by: node.config.operatorKey.publicKey),
+           let first = firstSigned(node.config.keys[0].publicKey) {
+            out.append("joiner bonded at h\(at), signs from h\(first)")
         }
-        if let r = sc.rotation, nodes[r].config.keys.count == 2 {
-            let key = nodes[r].config.keys[1].publicKey
-            if let first = log.first(where: { $0.certificate.votes.contains { $0.key == key } }) {
-                out.append("r\(r) signs with its rotated key from h\(first.block.height)")
-            }
+        if let r = sc.rotation, nodes[r].config.keys.count == 2, let at = eventHeight(.validatorRotateKey, by: nodes[r].config.operatorKey.publicKey),
+           let first = firstSigned(nodes[r].config.keys[1].publicKey) {
+            out.append("r\(r) rotated at h\(at), new key signs from h\(first)")
         }
-        if let r = sc.retire {
-            let key = nodes[r].config.keys[0].publicKey
-            if let retireAt = log.first(where: { b in b.block.events.contains { (try? Envelope(bytes: $0))?.kind == .validatorRetire } })?.block.height,
-               let lastSigned = log.last(where: { $0.certificate.votes.contains { $0.key == key } })?.block.height,
-               log.count > Int(lastSigned.value) {
-                out.append("r\(r) retired at h\(retireAt), last signed h\(lastSigned)")
-            }
+        if let r = sc.retire, let at = eventHeight(.validatorRetire, by: nodes[r].config.operatorKey.publicKey),
+           let last = log.last(where: { $0.certificate.votes.contains { $0.key == nodes[r].config.keys[0].publicKey } })?.block.height.value {
+            out.append("r\(r) retired at h\(at), last signed h\(last)")
         }
         return out
     }
