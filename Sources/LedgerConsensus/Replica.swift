@@ -385,13 +385,20 @@ public struct Replica: Sendable {
             for h in held { if h.token <= token { out.send.append(h.out) } else { keep.append(h) } }
             held = keep
         }
-        advance(&out)
+        // A client event (the most frequent input by far) moves no slot: it can only fill
+        // the next proposal, so it skips the walk over the window.
+        var eventOnly = false
+        switch input {
+        case .request, .message(_, .request): eventOnly = true
+        default: break
+        }
+        if !eventOnly { advance(&out) }
         if viewChangeStale, changing {
             viewChangeStale = false
             signViewChange(&out)
         }
         tryPropose(&out)
-        advance(&out)
+        if !eventOnly || !out.persist.isEmpty { advance(&out) }
         finish(&out)
         return out
     }
