@@ -9,8 +9,8 @@ public struct SimOptions: Sendable {
     /// Faults are injected during [0, faultMs); then the network heals, every crashed
     /// replica restarts, and commits must resume within `recoveryMs`.
     public var faultMs: UInt64 = 3_000
-    /// Personalities may refuse some producers outright, so recovery can take a turn of
-    /// views through the producers they accept: the bound allows for that.
+    /// Commits must resume this long after faults stop (three times as long when honest
+    /// personalities may refuse producers outright: see `Simulation.init`).
     public var recoveryMs: UInt64 = 20_000
     /// Replace the drawn scenario's faults with a clean, zero-latency network (benchmark).
     public var clean = false
@@ -169,6 +169,8 @@ public final class Simulation {
     var transfers = 0
     var rotated = false
     let stop: UInt64
+    /// The liveness bound after faults stop, for this scenario.
+    let recoveryMs: UInt64
 
     struct CheckedCertificate: Hashable { var certificate: CommitCertificate; var parentRoot: Hash32 }
     var checkedCertificates = Set<CheckedCertificate>()
@@ -190,7 +192,13 @@ public final class Simulation {
         }
         scenario = sc
         rng = SplitMix64(seed: seed)
-        stop = options.faultMs + options.recoveryMs
+        // Honest validators whose personality can refuse a producer outright may need the
+        // views to come round to a producer they accept — with a stake-weighted draw and a
+        // withholding Byzantine member that can take several turns — so they get three
+        // times the bound.
+        let refusers = (0 ..< sc.validators).contains { sc.byzantine[$0] == nil && sc.personalities[$0] != "lawful" }
+        recoveryMs = refusers ? 3 * options.recoveryMs : options.recoveryMs
+        stop = options.faultMs + recoveryMs
         chain = try! ChainID("chaos-sim")
         var params = ChainParameters()
         params.checkpointInterval = sc.checkpointInterval
@@ -764,10 +772,10 @@ public final class Simulation {
         let honest = nodes.filter(\.honest)
         let top = honest.map { $0.chain.count }.max() ?? 0
         for n in honest where n.chain.count != top {
-            violation("liveness: r\(n.index) is at height \(n.chain.count), others at \(top), \(options.recoveryMs) ms after faults stopped")
+            violation("liveness: r\(n.index) is at height \(n.chain.count), others at \(top), \(recoveryMs) ms after faults stopped")
         }
         let lost = submittedIDs.filter { acked[$0] == nil }.count
-        if lost > 0 { violation("liveness: \(lost) of \(submitted) client events never committed \(options.recoveryMs) ms after faults stopped") }
+        if lost > 0 { violation("liveness: \(lost) of \(submitted) client events never committed \(recoveryMs) ms after faults stopped") }
         if submitted > 0, commitsAfterFaults == 0, acked.count < submitted { violation("liveness: no commit after faults stopped") }
         // No acknowledged event is lost: every honest chain holds it at the height it was acknowledged at.
         for n in honest {
