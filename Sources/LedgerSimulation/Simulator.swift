@@ -513,7 +513,7 @@ public final class Simulation {
             agenda.push(at, .persisted(n.index, incarnation: n.incarnation, token: token, records: out.persist, commits: out.commits))
         }
         for o in out.send {
-            if n.honest { checkSentVote(n, o.message) }
+            if n.honest { checkSentVote(n, o.message); checkNewView(n, o.message) }
             route(n, o)
         }
         for s in out.serve {
@@ -748,6 +748,24 @@ public final class Simulation {
                 violation("honest r\(n.index) signed two different \(kind == 1 ? "pre-prepares" : kind == 2 ? "prepares" : kind == 3 ? "commits" : "checkpoints") at height \(h) view \(view)")
             }
             honestVotes[key] = v
+        }
+    }
+
+    /// PBFT's view-change safety, checked where it is decided: a new view re-proposes
+    /// every block already committed above its base checkpoint, unchanged.
+    func checkNewView(_ n: SimNode, _ m: PeerMessage) {
+        guard case let .newView(nv, _) = m, let first = nv.viewChanges.first else { return }
+        var base = first.stable.height.value
+        for vc in nv.viewChanges { base = max(base, vc.stable.height.value) }
+        var proposed: [UInt64: Hash32] = [:]
+        for pp in nv.prePrepares { if case let .prePrepare(_, h, x) = pp.message { proposed[h.value] = x } }
+        var h = base + 1
+        while let committed = committedHash[h] {
+            if proposed[h] != committed {
+                violation("honest r\(n.index)'s new view \(nv.view) does not re-propose block \(committed.short), committed at height \(h)")
+                return
+            }
+            h += 1
         }
     }
 
