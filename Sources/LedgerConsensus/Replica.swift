@@ -965,6 +965,11 @@ public struct Replica: Sendable {
             slots[h]?.executed = true
             if slots[h]?.exec == nil { slots[h] = nil }
             applyExecuted(cb.block, exec, c, viaTransfer: true, &out)
+            // A block certified in the view this replica is changing to (or a later one)
+            // proves that view was installed by a quorum: join it instead of completing a
+            // view change of its own — with an epoch begun meanwhile, this replica could
+            // even compute a different primary for that view and build a second new view.
+            if c.view >= view, changing || c.view > view { adoptView(c.view, &out) }
             if let next = slots[h + 1], let nb = next.block, nb.header.parentHash != lastHash {
                 slots = slots.filter { $0.key <= h }
             }
@@ -1131,6 +1136,21 @@ public struct Replica: Sendable {
         }
         if view < nv.view || changing { view = nv.view }
         install(nv, blocks, &out)
+    }
+
+    /// Joins a view that others installed, known from a certificate of that view. The
+    /// new view's re-proposals are below the certified height, so nothing is lost by
+    /// joining without it.
+    mutating func adoptView(_ v: UInt64, _ out: inout Output) {
+        view = v
+        changing = false
+        viewChangeStale = false
+        persist(.view(view, changing: false), &out)
+        out.notes.append(.enteredView(view))
+        lastProgressAt = now
+        workSince = nil
+        viewChanges = viewChanges.filter { $0.value.0.view > view }
+        slots = slots.filter { $0.value.executed || $0.key <= state.height.value }
     }
 
     mutating func install(_ nv: NewView, _ blocks: [ProposedBlock], _ out: inout Output) {

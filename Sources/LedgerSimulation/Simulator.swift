@@ -174,6 +174,7 @@ public final class Simulation {
 
     struct CheckedCertificate: Hashable { var certificate: CommitCertificate; var parentRoot: Hash32 }
     var checkedCertificates = Set<CheckedCertificate>()
+    var checkedNewViews = Set<[Hash32]>()
     let genesisRoot: Hash32
 
     struct SeenVote: Hashable { var signer: PublicKey; var kind: UInt8; var height: UInt64; var view: UInt64 }
@@ -488,6 +489,7 @@ public final class Simulation {
         n.replica = nil
         let out = r.step(input)
         n.replica = r
+        if options.verbose, !out.notes.isEmpty { print("t=\(now) r\(n.index) status \(r.status)") }
         carryOut(n, out)
     }
 
@@ -532,7 +534,7 @@ public final class Simulation {
         case let .prePrepare(pp, b): "\(pp.message) events \(b.events.count)"
         case let .vote(v): "\(v.message) by \(v.signer.short)"
         case let .viewChange(vc, _): "view-change \(vc.view) stable \(vc.stable.height) prepared \(vc.prepared.map(\.height.value))"
-        case let .newView(nv, _): "new-view \(nv.view) pps \(nv.prePrepares.count)"
+        case let .newView(nv, _): "new-view \(nv.view) pps \(nv.prePrepares.count) by \(nv.primary.short) heights \(nv.prePrepares.map(\.message.height.value))"
         case let .fetch(h, c): "fetch \(h)+\(c)"
         case let .blocks(bs): "blocks \(bs.map(\.block.height.value))"
         case .request: "request"
@@ -754,7 +756,9 @@ public final class Simulation {
     /// PBFT's view-change safety, checked where it is decided: a new view re-proposes
     /// every block already committed above its base checkpoint, unchanged.
     func checkNewView(_ n: SimNode, _ m: PeerMessage) {
-        guard case let .newView(nv, _) = m, let first = nv.viewChanges.first else { return }
+        // Checked when first sent: a retransmission goes out after later commits.
+        guard case let .newView(nv, _) = m, let first = nv.viewChanges.first,
+              checkedNewViews.insert([nv.primary, Blake2b.hash(nv.statement(chain: chain.raw))]).inserted else { return }
         var base = first.stable.height.value
         for vc in nv.viewChanges { base = max(base, vc.stable.height.value) }
         var proposed: [UInt64: Hash32] = [:]
