@@ -71,7 +71,8 @@ public struct DurableState: Sendable, Equatable {
         }
     }
 
-    static func slot(_ m: ConsensusMessage) -> (UInt8, UInt64, UInt64) {
+    /// (kind, height, view) of a vote: a replica signs at most one per triple (view 0 for checkpoints).
+    public static func slot(_ m: ConsensusMessage) -> (UInt8, UInt64, UInt64) {
         switch m {
         case let .prePrepare(v, h, _): (1, h.value, v)
         case let .prepare(v, h, _): (2, h.value, v)

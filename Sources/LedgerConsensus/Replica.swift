@@ -978,8 +978,6 @@ public struct Replica: Sendable {
 
     // MARK: - View change
 
-    var currentStable: CheckpointCertificate { stable }
-
     mutating func startViewChange(_ target: UInt64, _ out: inout Output) {
         guard target > view || (target == view && !changing) else { return }
         view = target

@@ -167,7 +167,6 @@ public final class Simulation {
     var messages = 0
     var viewChanges = 0
     var transfers = 0
-    var rotated = false
     let stop: UInt64
     /// The liveness bound after faults stop, for this scenario.
     let recoveryMs: UInt64
@@ -681,7 +680,6 @@ public final class Simulation {
         guard n.config.keys.count == 2 else { return }
         guard n.replica != nil else { agenda.push(now + 100, .rotate(i)); return }
         faults.insert(.keyRotation)
-        rotated = true
         step(n, .rotateKey(new: n.config.keys[1].publicKey))
     }
 
@@ -744,7 +742,7 @@ public final class Simulation {
             if v.message.height.value > (n.durable.stable?.height.value ?? 0), n.durable.signed(v.message) != v {
                 violation("r\(n.index) sent \(v.message) before it was durable")
             }
-            let (kind, h, view) = slot(v.message)
+            let (kind, h, view) = DurableState.slot(v.message)
             let key = SeenVote(signer: v.signer, kind: kind, height: h, view: view)
             if let old = honestVotes[key], old.message != v.message {
                 violation("honest r\(n.index) signed two different \(kind == 1 ? "pre-prepares" : kind == 2 ? "prepares" : kind == 3 ? "commits" : "checkpoints") at height \(h) view \(view)")
@@ -770,15 +768,6 @@ public final class Simulation {
                 return
             }
             h += 1
-        }
-    }
-
-    func slot(_ m: ConsensusMessage) -> (UInt8, UInt64, UInt64) {
-        switch m {
-        case let .prePrepare(v, h, _): (1, h.value, v)
-        case let .prepare(v, h, _): (2, h.value, v)
-        case let .commit(v, h, _): (3, h.value, v)
-        case let .checkpoint(h, _, _): (4, h.value, 0)
         }
     }
 
