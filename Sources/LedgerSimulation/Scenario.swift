@@ -106,6 +106,25 @@ public struct Scenario: Sendable, CustomStringConvertible {
         return sc
     }
 
+    /// Whether some honest producer's blocks would be accepted by honest validators
+    /// holding a quorum: memetic validators refuse a lazy meme every time, so a cluster
+    /// whose acceptable producers are all missing (or Byzantine) cannot progress, by the
+    /// design of its personalities rather than by a fault. Chaotic validators accept
+    /// eventually (their draw changes with every proposal); loyal ones have no rivals here.
+    public var someProducerAccepted: Bool {
+        // A joiner counts only once blocks commit, so it cannot be what gets them going.
+        let kinds = personalities, witty = wittyProducers
+        var honest = (0 ..< validators).map { byzantine[$0] == nil }
+        if let r = retire { honest[r] = false }
+        let total = stakes.reduce(0, +)
+        for p in stakes.indices where honest[p] {
+            var power: UInt64 = 0
+            for v in stakes.indices where honest[v] && (v == p || kinds[v] != "memetic" || witty[p]) { power += stakes[v] }
+            if Quorum.reached(power: power, total: total) { return true }
+        }
+        return false
+    }
+
     public var description: String {
         let byz = byzantine.keys.sorted().map { "r\($0):\(byzantine[$0]!.map(\.rawValue).joined(separator: "+"))" }.joined(separator: ",")
         var parts = ["n=\(validators)", "stakes=\(Set(stakes).count == 1 ? "equal" : stakes.map { String($0 / 1000) + "k" }.joined(separator: "/"))",

@@ -780,6 +780,9 @@ public final class Simulation {
 
     func finalChecks() {
         guard violations.isEmpty else { return }
+        // Safety holds always; liveness only where some producer is acceptable to honest
+        // validators holding a quorum (see Scenario.someProducerAccepted).
+        guard scenario.someProducerAccepted else { return }
         let honest = nodes.filter(\.honest)
         let top = honest.map { $0.chain.count }.max() ?? 0
         for n in honest where n.chain.count != top {

@@ -79,6 +79,10 @@ struct Sim: ParsableCommand {
         let secs = Date().timeIntervalSince(start)
         print("\(range.count) seeds, \(failed.count) failed, in \(String(format: "%.1f", secs)) s: \(commits) blocks, \(events) events, "
             + "\(viewChanges) view changes, \(transfers) state-transfer fetches, \(slashed) slashings, \(messages) messages")
+        let stuck = reports.filter { !$0.scenario.someProducerAccepted }.count
+        if stuck > 0 {
+            print("\(stuck) seed(s) had no producer acceptable to a quorum of honest validators' personalities: safety checked, liveness not expected")
+        }
         print("faults exercised (seeds): " + FaultKind.allCases.map { "\($0.rawValue) \(faults[$0] ?? 0)" }.joined(separator: ", "))
         if !failed.isEmpty {
             print("failing seeds: \(failed.prefix(50).map(String.init).joined(separator: " "))")

@@ -48,7 +48,10 @@ import Testing
         #expect(reports.reduce(0) { $0 + $1.slashed } > 0, "an equivocating replica was slashed somewhere")
         #expect(reports.reduce(0) { $0 + $1.viewChanges } > 0)
         #expect(reports.reduce(0) { $0 + $1.stateTransfers } > 0)
-        #expect(reports.allSatisfy { $0.ackedClientEvents == $0.submittedClientEvents })
+        // Every event commits wherever some producer is acceptable to a quorum of honest
+        // validators (personalities may make a cluster refuse every producer: safe, stuck).
+        #expect(reports.filter(\.scenario.someProducerAccepted).allSatisfy { $0.ackedClientEvents == $0.submittedClientEvents })
+        #expect(reports.filter(\.scenario.someProducerAccepted).count >= 190)
         // Validator-set changes happened, and took effect exactly at epoch boundaries: a new
         // key signs only from the epoch after its event, a retired key never after its epoch.
         let changes = reports.flatMap { r in r.setChanges.map { (r.scenario.checkpointInterval, $0) } }
