@@ -219,14 +219,13 @@ public struct Replica: Sendable {
     var stepSends: [Outgoing] = []
     var scratch: [UInt8] = []
     let sigs = SignatureCache()
-    var counters = Counters()
-
     /// Work done, for benchmarks and metrics.
+    public private(set) var counters = Counters()
+
     public struct Counters: Sendable {
         public var votesSigned = 0
         public var eventSignaturesVerified = 0
     }
-    public var work: Counters { counters }
     /// Consensus signatures (votes, view changes, certificates) actually verified.
     public var voteSignaturesVerified: Int { sigs.verified }
 
@@ -1097,7 +1096,7 @@ public struct Replica: Sendable {
         guard quorum(vcs.map(\.0.replica), currentSet) else { return }
         var byHash: [Hash32: ProposedBlock] = [:]
         for (_, bs) in vcs { for b in bs { byHash[b.hash] = b } }
-        let (_, chosen) = choose(vcs.map(\.0), blocks: byHash)
+        let (base, chosen) = choose(vcs.map(\.0), blocks: byHash)
         var pps: [SignedConsensusMessage] = []
         var blocks: [ProposedBlock] = []
         for c in chosen {
@@ -1107,7 +1106,7 @@ public struct Replica: Sendable {
         let nv = NewView.sign(view: view, viewChanges: vcs.map(\.0), prePrepares: pps, chain: chain, key: key)
         myNewView = (nv, blocks)
         send(.newView(nv, blocks: blocks))
-        install(nv, blocks, &out)
+        install(nv, base: base, blocks, &out)
     }
 
     mutating func onNewView(_ nv: NewView, _ blocks: [ProposedBlock], _ out: inout Output) {
@@ -1126,20 +1125,25 @@ public struct Replica: Sendable {
             }
         }
         guard quorum(Array(signers), currentSet) else { out.notes.append(.rejectedMessage("new view \(nv.view) without a quorum")); return }
-        let (_, chosen) = choose(nv.viewChanges, blocks: byHash)
+        let (base, chosen) = choose(nv.viewChanges, blocks: byHash)
         guard chosen.count == nv.prePrepares.count else { out.notes.append(.rejectedMessage("new view \(nv.view) re-proposes the wrong blocks")); return }
         for (c, pp) in zip(chosen, nv.prePrepares) {
             guard pp.message == .prePrepare(view: nv.view, height: c.height, blockHash: c.blockHash), pp.signer == nv.primary,
                   sigs.verify(pp, chain) else { out.notes.append(.rejectedMessage("new view \(nv.view) re-proposes the wrong blocks")); return }
         }
-        if view < nv.view || changing { view = nv.view }
-        install(nv, blocks, &out)
+        install(nv, base: base, blocks, &out)
     }
 
     /// Joins a view that others installed, known from a certificate of that view. The
     /// new view's re-proposals are below the certified height, so nothing is lost by
     /// joining without it.
     mutating func adoptView(_ v: UInt64, _ out: inout Output) {
+        enterView(v, &out)
+        slots = slots.filter { $0.value.executed || $0.key <= state.height.value }
+    }
+
+    /// Leaves view-change mode for view `v` (from a NEW-VIEW or a certificate of `v`).
+    mutating func enterView(_ v: UInt64, _ out: inout Output) {
         view = v
         changing = false
         viewChangeStale = false
@@ -1148,22 +1152,13 @@ public struct Replica: Sendable {
         lastProgressAt = now
         workSince = nil
         viewChanges = viewChanges.filter { $0.value.0.view > view }
-        slots = slots.filter { $0.value.executed || $0.key <= state.height.value }
     }
 
-    mutating func install(_ nv: NewView, _ blocks: [ProposedBlock], _ out: inout Output) {
-        view = nv.view
-        changing = false
-        persist(.view(view, changing: false), &out)
-        out.notes.append(.enteredView(view))
-        lastProgressAt = now
-        workSince = nil
-        viewChanges = viewChanges.filter { $0.value.0.view > view }
+    mutating func install(_ nv: NewView, base: CheckpointCertificate, _ blocks: [ProposedBlock], _ out: inout Output) {
+        enterView(nv.view, &out)
         slots = [:]
         var byHash: [Hash32: ProposedBlock] = [:]
         for b in blocks { byHash[b.hash] = b }
-        var base = nv.viewChanges[0].stable
-        for vc in nv.viewChanges where vc.stable.height > base.height { base = vc.stable }
         if base.height > state.height { claim(nv.primary, base.height.value) }
         for pp in nv.prePrepares {
             guard case let .prePrepare(_, height, hash) = pp.message, let b = byHash[hash] else { continue }

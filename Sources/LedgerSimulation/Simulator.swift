@@ -346,14 +346,14 @@ public final class Simulation {
         for n in nodes where n.honest { slashed = max(slashed, n.executedState.slashes.count) }
         return SimReport(
             seed: seed, scenario: scenario, violations: violations, height: UInt64(honestHeights.last ?? 0),
-            committedEvents: committedHash.count == 0 ? 0 : nodes.filter(\.honest).map { n in n.chain.reduce(0) { $0 + $1.block.events.count } }.max() ?? 0,
+            committedEvents: nodes.filter(\.honest).map { n in n.chain.reduce(0) { $0 + $1.block.events.count } }.max() ?? 0,
             ackedClientEvents: acked.keys.filter { submittedIDs.contains($0) }.count, submittedClientEvents: submitted,
             viewChanges: viewChanges, messages: messages, stateTransfers: transfers, slashed: slashed,
             faults: faults, simulatedMs: now, digest: Blake2b.hash(trace.bytes),
-            votesSigned: nodes.reduce(0) { $0 + ($1.replica?.work.votesSigned ?? 0) },
+            votesSigned: nodes.reduce(0) { $0 + ($1.replica?.counters.votesSigned ?? 0) },
             setChanges: setChanges(),
             voteSignaturesVerified: nodes.reduce(0) { $0 + ($1.replica?.voteSignaturesVerified ?? 0) },
-            eventSignaturesVerified: nodes.reduce(0) { $0 + ($1.replica?.work.eventSignaturesVerified ?? 0) })
+            eventSignaturesVerified: nodes.reduce(0) { $0 + ($1.replica?.counters.eventSignaturesVerified ?? 0) })
     }
 
     /// The durable logs of the honest replicas after a run (what a node's LMDB log holds).
