@@ -124,9 +124,31 @@ func decodeVotes(_ r: inout ByteReader, _ field: String) throws(DecodeError) -> 
     return out
 }
 
+/// A record signed whole by one replica (view change, new view): the statement is the
+/// domain of its kind followed by the encoding of everything but the signature.
+public protocol SignedRecord: Sendable, Hashable {
+    static var domainTag: String { get }
+    var signer: PublicKey { get }
+    var signature: Signature { get }
+    func encodeBody(_ w: inout ByteWriter)
+}
+
+extension SignedRecord {
+    public func statement(chain: Bytes32) -> [UInt8] {
+        var w = ByteWriter(capacity: 512)
+        w.raw(Domain.consensus(Self.domainTag, chain)); encodeBody(&w)
+        return w.bytes
+    }
+
+    public func verifySignature(chain: Bytes32) -> Bool { Ed25519.verify(signature, statement(chain: chain), signer) }
+
+    func encode(_ w: inout ByteWriter) { encodeBody(&w); w.b64(signature) }
+}
+
 /// VIEW-CHANGE: a replica's vote to move to `view`, carrying its last stable checkpoint
 /// and every block it prepared above it. Signed by the replica over all of it.
-public struct ViewChange: Sendable, Hashable {
+public struct ViewChange: SignedRecord {
+    public static let domainTag = "VIEWCHANGE"
     public var view: UInt64
     public var replica: PublicKey
     public var stable: CheckpointCertificate
@@ -134,13 +156,7 @@ public struct ViewChange: Sendable, Hashable {
     public var prepared: [PreparedCertificate]
     public var signature: Signature
 
-    public func statement(chain: Bytes32) -> [UInt8] {
-        var w = ByteWriter(capacity: 256)
-        w.raw(Domain.consensus("VIEWCHANGE", chain)); encodeBody(&w)
-        return w.bytes
-    }
-
-    func encodeBody(_ w: inout ByteWriter) {
+    public func encodeBody(_ w: inout ByteWriter) {
         w.u64(view); w.b32(replica); stable.encode(&w)
         w.u16(UInt16(prepared.count))
         for p in prepared { p.encode(&w) }
@@ -152,9 +168,7 @@ public struct ViewChange: Sendable, Hashable {
         return vc
     }
 
-    public func verifySignature(chain: Bytes32) -> Bool { Ed25519.verify(signature, statement(chain: chain), replica) }
-
-    func encode(_ w: inout ByteWriter) { encodeBody(&w); w.b64(signature) }
+    public var signer: PublicKey { replica }
 
     static func decode(_ r: inout ByteReader) throws(DecodeError) -> ViewChange {
         let view = try r.u64("viewChange.view"), replica = try r.b32("viewChange.replica")
@@ -174,7 +188,8 @@ public struct ViewChange: Sendable, Hashable {
 
 /// NEW-VIEW: the new primary's proof (a quorum of view changes) and the pre-prepares it
 /// derived from them, which every replica recomputes.
-public struct NewView: Sendable, Hashable {
+public struct NewView: SignedRecord {
+    public static let domainTag = "NEWVIEW"
     public var view: UInt64
     public var primary: PublicKey
     /// Sorted by replica key, distinct.
@@ -183,13 +198,7 @@ public struct NewView: Sendable, Hashable {
     public var prePrepares: [SignedConsensusMessage]
     public var signature: Signature
 
-    public func statement(chain: Bytes32) -> [UInt8] {
-        var w = ByteWriter(capacity: 1024)
-        w.raw(Domain.consensus("NEWVIEW", chain)); encodeBody(&w)
-        return w.bytes
-    }
-
-    func encodeBody(_ w: inout ByteWriter) {
+    public func encodeBody(_ w: inout ByteWriter) {
         w.u64(view); w.b32(primary)
         w.u16(UInt16(viewChanges.count))
         for v in viewChanges { v.encode(&w) }
@@ -204,9 +213,7 @@ public struct NewView: Sendable, Hashable {
         return nv
     }
 
-    public func verifySignature(chain: Bytes32) -> Bool { Ed25519.verify(signature, statement(chain: chain), primary) }
-
-    func encode(_ w: inout ByteWriter) { encodeBody(&w); w.b64(signature) }
+    public var signer: PublicKey { primary }
 
     static func decode(_ r: inout ByteReader) throws(DecodeError) -> NewView {
         let view = try r.u64("newView.view"), primary = try r.b32("newView.primary")
