@@ -494,9 +494,9 @@ public final class Simulation {
 
     func carryOut(_ n: SimNode, _ out: Output) {
         if options.verbose {
-            for note in out.notes { print("t=\(now) r\(n.index) \(note)") }
+            for note in out.notes { print("t=\(now) r\(n.index) \(note.summary)") }
             for c in out.commits { print("t=\(now) r\(n.index) commit \(c.certified.block.height) \(c.certified.block.hash.short) view \(c.certified.certificate.view)") }
-            for o in out.send { print("t=\(now) r\(n.index) send \(o.to) \(describe(o.message))") }
+            for o in out.send { print("t=\(now) r\(n.index) send \(o.to) \(o.message.summary)") }
         }
         for note in out.notes {
             switch note {
@@ -525,18 +525,6 @@ public final class Simulation {
             if n.byzantine.contains(.lieInTransfer) { blocks = blocks.map(forgeCertificate) }
             if n.byzantine.contains(.withhold) { continue }
             transmit(n.index, to, .blocks(blocks))
-        }
-    }
-
-    func describe(_ m: PeerMessage) -> String {
-        switch m {
-        case let .prePrepare(pp, b): "\(pp.message) events \(b.events.count)"
-        case let .vote(v): "\(v.message) by \(v.signer.short)"
-        case let .viewChange(vc, _): "view-change \(vc.view) stable \(vc.stable.height) prepared \(vc.prepared.map(\.height.value))"
-        case let .newView(nv, _): "new-view \(nv.view) pps \(nv.prePrepares.count) by \(nv.primary.short) heights \(nv.prePrepares.map(\.message.height.value))"
-        case let .fetch(h, c): "fetch \(h)+\(c)"
-        case let .blocks(bs): "blocks \(bs.map(\.block.height.value))"
-        case .request: "request"
         }
     }
 

@@ -202,7 +202,7 @@ struct ScriptHarness {
             }
             for sl in st.slashes { out.append("slashed \(owner(sl.validator).map { "r\($0)" } ?? "?"): stake \(sl.stakeBefore) - \(sl.amount) for h\(sl.offenceHeight) v\(sl.offenceView)") }
         case "queue":
-            for q in queue { out.append("r\(q.from)->r\(q.to) \(Self.describe(q.message))") }
+            for q in queue { out.append("r\(q.from)->r\(q.to) \(q.message.summary)") }
         default:
             out.append("unknown command \(cmd)")
         }
@@ -237,7 +237,7 @@ struct ScriptHarness {
         let o = rep.step(input)
         replicas[i] = rep
         var lines: [String] = []
-        for rec in o.persist { lines.append("r\(i): persist \(Self.describe(rec))") }
+        for rec in o.persist { lines.append("r\(i): persist \(rec.summary)") }
         for c in o.commits {
             let cb = c.certified
             lines.append("r\(i): commit h\(cb.block.height) \(cb.block.hash.hex.prefix(6)) view \(cb.certificate.view) signers \(cb.certificate.votes.count) events \(cb.block.events.count)\(c.viaStateTransfer ? " (state transfer)" : "")")
@@ -250,7 +250,7 @@ struct ScriptHarness {
             case let .peer(k): to = owner(k).map { [$0] } ?? []
             }
             if case let .prePrepare(pp, b) = s.message { lastPrePrepare[i] = (pp, b) }
-            lines.append("r\(i): send \(s.to == .all ? "all" : "r\(to.first ?? -1)") \(Self.describe(s.message))")
+            lines.append("r\(i): send \(s.to == .all ? "all" : "r\(to.first ?? -1)") \(s.message.summary)")
             for t in to { queue.append(Queued(from: i, to: t, message: s.message)) }
         }
         for s in o.serve {
@@ -260,7 +260,7 @@ struct ScriptHarness {
             lines.append("r\(i): serve r\(to) \(blocks.map { "h\($0.block.height)" }.joined(separator: ","))")
             if !blocks.isEmpty { queue.append(Queued(from: i, to: to, message: .blocks(blocks))) }
         }
-        for n in o.notes { lines.append("r\(i): note \(Self.describe(n))") }
+        for n in o.notes { lines.append("r\(i): note \(n.summary)") }
         return lines
     }
 
@@ -274,51 +274,6 @@ struct ScriptHarness {
         case .fetch: "fetch"
         case .blocks: "blocks"
         case .request: "request"
-        }
-    }
-
-    static func describe(_ m: ConsensusMessage) -> String {
-        switch m {
-        case let .prePrepare(v, h, x): "prePrepare v\(v) h\(h) \(x.hex.prefix(6))"
-        case let .prepare(v, h, x): "prepare v\(v) h\(h) \(x.hex.prefix(6))"
-        case let .commit(v, h, x): "commit v\(v) h\(h) \(x.hex.prefix(6))"
-        case let .checkpoint(h, x, root): "checkpoint h\(h) \(x.hex.prefix(6)) root \(root.hex.prefix(6))"
-        }
-    }
-
-    static func describe(_ m: PeerMessage) -> String {
-        switch m {
-        case let .prePrepare(pp, b): describe(pp.message) + " events \(b.events.count)"
-        case let .vote(v): describe(v.message)
-        case let .viewChange(vc, _): "viewChange v\(vc.view) stable h\(vc.stable.height) prepared [\(vc.prepared.map { "h\($0.height)@v\($0.view)" }.joined(separator: ","))]"
-        case let .newView(nv, _): "newView v\(nv.view) from \(nv.viewChanges.count) view changes, re-proposes [\(nv.prePrepares.map { "h\($0.message.height)" }.joined(separator: ","))]"
-        case let .fetch(h, c): "fetch from h\(h) count \(c)"
-        case let .blocks(bs): "blocks [\(bs.map { "h\($0.block.height)" }.joined(separator: ","))]"
-        case let .request(e): "request \(EventCrypto.id(e).hex.prefix(6))"
-        }
-    }
-
-    static func describe(_ r: DurableRecord) -> String {
-        switch r {
-        case let .view(v, changing): "view \(v)\(changing ? " (changing)" : "")"
-        case let .vote(m): "vote " + describe(m.message)
-        case let .prepared(c, _): "prepared h\(c.height) v\(c.view) \(c.blockHash.hex.prefix(6)) signers \(c.prepares.count + 1)"
-        case let .viewChange(vc, _): "viewChange v\(vc.view)"
-        case let .stable(c): "stable h\(c.height) signers \(c.votes.count)"
-        case let .epochSet(e, m): "epochSet \(e) members \(m.count)"
-        }
-    }
-
-    static func describe(_ n: Note) -> String {
-        switch n {
-        case let .enteredView(v): "entered view \(v)"
-        case let .startedViewChange(v): "started view change to \(v)"
-        case let .rejectedProposal(h, why): "rejected proposal h\(h): \(why)"
-        case let .refusedProposal(h, v, why): "refused proposal h\(h) v\(v): \(why)"
-        case let .rejectedMessage(why): "rejected message: \(why)"
-        case let .equivocation(k): "equivocation by \(k.hex.prefix(6))"
-        case let .fetching(h, _): "fetching from h\(h)"
-        case let .divergence(s): "DIVERGENCE \(s)"
         }
     }
 }
