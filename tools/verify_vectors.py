@@ -152,20 +152,16 @@ def check_genesis(g: bytes, chain: bytes):
     if r.u32() > 10_000:
         fail("genesis slashFractionBps over 10,000")
     r.u64()  # jailBlocks
-    last = b""
-    for _ in range(r.u32()):
-        key = r.take(32)
-        if key <= last:
-            fail("genesis validators not sorted")
-        last = key
-        r.blob16(); r.blob16(); r.u64()
-    last = b""
-    for _ in range(r.u32()):
-        acct = r.take(32)
-        if acct <= last:
-            fail("genesis allocations not sorted")
-        last = acct
-        r.u64()
+    def sorted_by_key(what, rest):
+        last = b""
+        for _ in range(r.u32()):
+            key = r.take(32)
+            if key <= last:
+                fail(f"genesis {what} not sorted")
+            last = key
+            rest()
+    sorted_by_key("validators", lambda: (r.blob16(), r.blob16(), r.u64()))
+    sorted_by_key("allocations", r.u64)
     r.end()
 
 
