@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Layering (see ARCHITECTURE.md): dependencies point down only.
-//   chaosledger -> LedgerAudit, LedgerNode -> LedgerProjections -> LedgerStore -> LedgerCrypto -> LedgerCore
+//   chaosledger -> LedgerHTTP, LedgerMesh -> LedgerNode -> LedgerAudit, LedgerConsensus -> LedgerProjections -> LedgerStore -> LedgerCrypto -> LedgerCore
 // Only LedgerStore imports CLMDB; only LedgerCrypto imports CSodium.
 let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
 
@@ -15,6 +15,13 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         .systemLibrary(name: "CLMDB", pkgConfig: "lmdb", providers: [.apt(["liblmdb-dev"])]),
@@ -26,14 +33,34 @@ let package = Package(
         .target(name: "LedgerConsensus", dependencies: ["LedgerCore", "LedgerCrypto", "LedgerProjections"], swiftSettings: strict),
         .target(name: "LedgerAgents", dependencies: ["LedgerCore", "LedgerCrypto", "LedgerProjections", "LedgerConsensus"], swiftSettings: strict),
         .target(name: "LedgerSimulation", dependencies: ["LedgerCore", "LedgerCrypto", "LedgerProjections", "LedgerConsensus", "LedgerAgents"], swiftSettings: strict),
-        .target(name: "LedgerNode", dependencies: ["LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections", "LedgerAudit"], swiftSettings: strict),
+        // The node driver: no NIO, no Hummingbird (the mesh and the HTTP API plug in through protocols).
+        .target(name: "LedgerNode", dependencies: [
+            "LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections", "LedgerAudit", "LedgerConsensus", "LedgerAgents",
+            .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"),
+        ], swiftSettings: strict),
+        // The TCP mesh between nodes (SwiftNIO).
+        .target(name: "LedgerMesh", dependencies: [
+            "LedgerCore", "LedgerCrypto", "LedgerConsensus", "LedgerNode",
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
+        // The HTTP API (Hummingbird 2) and the Prometheus endpoint.
+        .target(name: "LedgerHTTP", dependencies: [
+            "LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections", "LedgerConsensus", "LedgerNode",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+        ], swiftSettings: strict),
         .target(name: "LedgerAudit", dependencies: ["LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections"], swiftSettings: strict),
         .executableTarget(
             name: "chaosledger",
             dependencies: [
                 "LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections", "LedgerNode", "LedgerAudit",
-                "LedgerConsensus", "LedgerAgents", "LedgerSimulation",
+                "LedgerConsensus", "LedgerAgents", "LedgerSimulation", "LedgerMesh", "LedgerHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
@@ -41,8 +68,11 @@ let package = Package(
             name: "LedgerTests",
             dependencies: [
                 "LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections", "LedgerNode", "LedgerAudit",
-                "LedgerConsensus", "LedgerAgents", "LedgerSimulation", "chaosledger",
+                "LedgerConsensus", "LedgerAgents", "LedgerSimulation", "LedgerMesh", "LedgerHTTP", "chaosledger",
                 .product(name: "PropertyBased", package: "swift-property-based"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: strict
         ),

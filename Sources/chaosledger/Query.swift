@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LedgerAudit
 import LedgerCore
+import LedgerNode
 import LedgerCrypto
 import LedgerProjections
 import LedgerStore

@@ -14,9 +14,14 @@ import Testing
         "LedgerAgents": ["LedgerCore", "LedgerCrypto", "LedgerProjections", "LedgerConsensus"],
         "LedgerSimulation": ["LedgerCore", "LedgerCrypto", "LedgerProjections", "LedgerConsensus", "LedgerAgents"],
         "LedgerAudit": ["LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections"],
-        "LedgerNode": ["LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections", "LedgerAudit"],
+        "LedgerNode": ["LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections", "LedgerAudit", "LedgerConsensus",
+                       "LedgerAgents", "Logging", "Metrics"],
+        "LedgerMesh": ["LedgerCore", "LedgerCrypto", "LedgerConsensus", "LedgerNode", "NIOCore", "NIOPosix", "Logging"],
+        "LedgerHTTP": ["LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections", "LedgerConsensus", "LedgerNode",
+                       "Hummingbird", "Logging", "Metrics", "Prometheus"],
         "chaosledger": ["LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections", "LedgerAudit", "LedgerNode",
-                        "LedgerConsensus", "LedgerAgents", "LedgerSimulation", "ArgumentParser"],
+                        "LedgerConsensus", "LedgerAgents", "LedgerSimulation", "LedgerMesh", "LedgerHTTP", "ArgumentParser",
+                        "Configuration", "ServiceLifecycle", "Logging"],
     ]
     static let system: Set<String> = ["Foundation", "Dispatch", "Glibc", "Synchronization"]
     static let pure: Set<String> = ["LedgerCore", "LedgerProjections", "LedgerConsensus", "LedgerAgents", "LedgerSimulation"]

@@ -1,10 +1,12 @@
+import Foundation
 import LedgerCore
 import LedgerProjections
 import LedgerStore
 
-/// JSON views of log records and projection state for `inspect` and `state`.
-enum Render {
-    static func payload(_ p: Payload) -> [String: Any] {
+/// JSON views of log records and projection state, shared by the CLI (`inspect`, `state`)
+/// and the HTTP API so both print the same shapes.
+public enum Render {
+    public static func payload(_ p: Payload) -> [String: Any] {
         switch p {
         case let .transfer(to, amount, memo): ["to": to.hex, "amount": amount, "memo": memo]
         case let .validatorRegister(name, personality): ["name": name, "personality": personality]
@@ -23,11 +25,11 @@ enum Render {
         }
     }
 
-    static func profile(_ p: AgentProfile) -> [String: Any] {
+    public static func profile(_ p: AgentProfile) -> [String: Any] {
         ["name": p.name, "capabilities": p.capabilities, "personality": p.personality, "endpoint": p.endpoint]
     }
 
-    static func event(_ e: LoggedEvent) -> [String: Any] {
+    public static func event(_ e: LoggedEvent) -> [String: Any] {
         let env = e.envelope
         var d: [String: Any] = [
             "sequence": e.sequence.value, "id": e.id.hex, "kind": env.kind.description, "author": env.author.hex,
@@ -37,7 +39,7 @@ enum Render {
         return d
     }
 
-    static func block(_ b: StoredBlock, hash: Hash32) -> [String: Any] {
+    public static func block(_ b: StoredBlock, hash: Hash32) -> [String: Any] {
         let h = b.header
         return [
             "height": h.height.value, "hash": hash.hex, "parentHash": h.parentHash.hex, "view": h.view,
@@ -49,7 +51,7 @@ enum Render {
         ]
     }
 
-    static func account(_ k: PublicKey, _ s: LedgerState) -> [String: Any]? {
+    public static func account(_ k: PublicKey, _ s: LedgerState) -> [String: Any]? {
         guard let a = s.accounts[k] else { return nil }
         let delegated = s.delegations.filter { $0.key.delegator == k }.sorted { $0.key < $1.key }
         return ["account": k.hex, "balance": a.balance, "nonce": a.nonce,
@@ -57,14 +59,14 @@ enum Render {
                 "unbonding": s.unbonding.filter { $0.account == k }.map { ["amount": $0.amount, "releaseAt": $0.releaseAt.value] }]
     }
 
-    static func validator(_ v: ValidatorState) -> [String: Any] {
+    public static func validator(_ v: ValidatorState) -> [String: Any] {
         ["id": v.id.hex, "name": v.name, "personality": v.personality, "consensusKey": v.consensusKey.hex,
          "keyHistory": v.keyHistory.map { ["from": $0.from.value, "key": $0.key.hex] }, "selfStake": v.selfStake,
          "delegated": v.delegated, "status": status(v.status), "registeredAt": v.registeredAt.value,
          "jailedUntil": v.jailedUntil.value]
     }
 
-    static func status(_ s: ValidatorStatus) -> String {
+    public static func status(_ s: ValidatorStatus) -> String {
         switch s {
         case .active: "active"
         case .retired: "retired"
@@ -72,21 +74,30 @@ enum Render {
         }
     }
 
-    static func agent(_ k: PublicKey, _ a: AgentState) -> [String: Any] {
+    public static func agent(_ k: PublicKey, _ a: AgentState) -> [String: Any] {
         ["agent": k.hex, "profile": profile(a.profile), "registeredAt": a.registeredAt.value, "active": a.active]
     }
 
-    static func alliance(_ a: AllianceState) -> [String: Any] {
+    public static func alliance(_ a: AllianceState) -> [String: Any] {
         ["id": a.id.hex, "proposer": a.proposer.hex, "targets": a.proposal.targets.map(\.hex), "purpose": a.proposal.purpose,
          "terms": a.proposal.terms, "durationMs": a.proposal.durationMs, "proposedAtMs": a.proposedAtMs, "acceptByMs": a.acceptByMs,
          "accepted": a.accepted.map(\.hex), "status": a.status.description, "activeUntilMs": a.activeUntilMs]
     }
 
-    static func summary(_ s: LedgerState) -> [String: Any] {
+    public static func summary(_ s: LedgerState) -> [String: Any] {
         ["chainId": s.chainID.name, "height": s.height.value, "timestampMs": s.timestampMs, "stateRoot": s.stateRoot().hex,
          "totalSupply": s.totalSupply, "burned": s.burned, "slashes": s.slashes.count, "feesPaid": s.feesPaid, "eventsApplied": s.eventsApplied, "accounts": s.accounts.count,
          "validators": s.validators.count, "agents": s.agents.count, "alliances": s.alliances.count,
          "votingPower": s.votingPower().sorted { $0.key < $1.key }.map { ["key": $0.key.hex, "power": $0.value] },
          "nextBlockPower": s.powerForNextBlock().sorted { $0.key < $1.key }.map { ["key": $0.key.hex, "power": $0.value] }]
+    }
+}
+
+extension Render {
+    /// Canonical JSON text: sorted keys, so the same value always prints the same bytes.
+    public static func json(_ value: Any, pretty: Bool = false) -> [UInt8] {
+        var opts: JSONSerialization.WritingOptions = [.sortedKeys, .withoutEscapingSlashes]
+        if pretty { opts.insert(.prettyPrinted) }
+        return Array((try? JSONSerialization.data(withJSONObject: value, options: opts)) ?? Data("null".utf8))
     }
 }

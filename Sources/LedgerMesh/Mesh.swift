@@ -1,0 +1,5 @@
+import LedgerNode
+import NIOCore
+import NIOPosix
+
+// The TCP mesh (issue 4): see Mesh.swift once built.

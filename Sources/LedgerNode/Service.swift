@@ -1,0 +1,160 @@
+import LedgerConsensus
+import LedgerCore
+import LedgerProjections
+import LedgerStore
+
+// The seams between the node driver and its two outer layers, the TCP mesh
+// (LedgerMesh, SwiftNIO) and the HTTP API (LedgerHTTP, Hummingbird). The driver knows
+// only these protocols, so neither heavy package is a dependency of LedgerNode, and
+// tests can drive a node through an in-memory hub.
+
+/// The network as the node driver sees it.
+public protocol PeerTransport: AnyObject, Sendable {
+    /// Queues a message for a peer, or for every connected peer; never blocks. A
+    /// `.peer` destination that is not connected goes to every peer instead (the
+    /// replica addresses validators by consensus key, which a rotation changes).
+    func send(_ message: PeerMessage, to destination: Destination)
+    /// The peers connected now.
+    func peers() -> [PeerInfo]
+}
+
+/// Where the mesh delivers what authenticated peers send.
+public protocol PeerMessageSink: AnyObject, Sendable {
+    func receive(from peer: PublicKey, _ message: PeerMessage)
+}
+
+public enum PeerRole: String, Sendable, Hashable, Codable {
+    case validator
+    case follower
+}
+
+public struct PeerInfo: Sendable, Hashable {
+    /// The node key the peer proved in the handshake.
+    public var key: PublicKey
+    /// "host:port" of the connection's far end.
+    public var address: String
+    /// The address the peer listens on, as it announced it (for peer exchange).
+    public var listenAddress: String?
+    public var role: PeerRole
+    public var outbound: Bool
+    /// Round-trip time of the last heartbeat.
+    public var latencyMs: Double?
+    /// Starts at 0; each misbehaviour lowers it. Below the ban threshold the peer is refused for a while.
+    public var score: Int
+    public var bytesIn: UInt64
+    public var bytesOut: UInt64
+
+    public init(key: PublicKey, address: String, listenAddress: String? = nil, role: PeerRole, outbound: Bool,
+                latencyMs: Double? = nil, score: Int = 0, bytesIn: UInt64 = 0, bytesOut: UInt64 = 0) {
+        self.key = key; self.address = address; self.listenAddress = listenAddress; self.role = role
+        self.outbound = outbound; self.latencyMs = latencyMs; self.score = score
+        self.bytesIn = bytesIn; self.bytesOut = bytesOut
+    }
+}
+
+/// What happened to one submitted event.
+public struct Receipt: Sendable, Hashable {
+    public enum Status: String, Sendable, Hashable {
+        /// Admitted to the mempool (and passed on to the other validators).
+        case accepted
+        /// In a committed block (only when the caller waited, or it was already there).
+        case committed
+        /// Refused; `error` says why. Nothing was kept.
+        case rejected
+        /// Admitted, but not committed before the wait ran out.
+        case pending
+    }
+    /// Nil only when the bytes did not decode into an envelope.
+    public var id: EventID?
+    public var status: Status
+    /// A stable machine-readable code ("bad_signature", "stale_nonce", …) when rejected.
+    public var code: String?
+    public var error: String?
+    public var height: Height?
+    public var sequence: SequenceNumber?
+
+    public init(id: EventID?, status: Status, code: String? = nil, error: String? = nil,
+                height: Height? = nil, sequence: SequenceNumber? = nil) {
+        self.id = id; self.status = status; self.code = code; self.error = error
+        self.height = height; self.sequence = sequence
+    }
+}
+
+public enum EventStatus: Sendable, Hashable {
+    case pending
+    case committed(height: Height, sequence: SequenceNumber)
+    case unknown
+}
+
+public struct NodeStatus: Sendable, Hashable {
+    public var role: PeerRole
+    public var nodeKey: PublicKey
+    public var chainID: String
+    public var height: Height
+    public var headHash: Hash32
+    public var stateRoot: Hash32
+    public var view: UInt64
+    public var changing: Bool
+    public var primary: PublicKey?
+    public var mempool: Int
+    public var peers: Int
+    public var viewChanges: UInt64
+    public var committedEvents: UInt64
+    /// Mean commit latency of the last few hundred events this node admitted (ms).
+    public var commitLatencyMs: Double?
+    public var ready: Bool
+    /// Set while the node shuts down: it takes no more work.
+    public var stopping: Bool
+
+    public init(role: PeerRole, nodeKey: PublicKey, chainID: String, height: Height, headHash: Hash32, stateRoot: Hash32,
+                view: UInt64, changing: Bool, primary: PublicKey?, mempool: Int, peers: Int, viewChanges: UInt64,
+                committedEvents: UInt64, commitLatencyMs: Double?, ready: Bool, stopping: Bool) {
+        self.role = role; self.nodeKey = nodeKey; self.chainID = chainID; self.height = height; self.headHash = headHash
+        self.stateRoot = stateRoot; self.view = view; self.changing = changing; self.primary = primary
+        self.mempool = mempool; self.peers = peers; self.viewChanges = viewChanges; self.committedEvents = committedEvents
+        self.commitLatencyMs = commitLatencyMs; self.ready = ready; self.stopping = stopping
+    }
+}
+
+public struct FeeEstimate: Sendable, Hashable {
+    /// The chain's minimum fee: an event offering less is refused.
+    public var minFee: UInt64
+    /// A fee that gets into the next block or two at the current mempool size.
+    public var suggested: UInt64
+    public var mempool: Int
+    public init(minFee: UInt64, suggested: UInt64, mempool: Int) {
+        self.minFee = minFee; self.suggested = suggested; self.mempool = mempool
+    }
+}
+
+public enum ServiceError: Error, Sendable, Equatable, CustomStringConvertible {
+    case noSuchHeight(Height)
+    case store(StoreError)
+    case unavailable(String)
+    public var description: String {
+        switch self {
+        case let .noSuchHeight(h): "no state at height \(h.value)"
+        case let .store(e): e.description
+        case let .unavailable(why): why
+        }
+    }
+}
+
+/// What the HTTP API serves from. Implemented by the node driver (validators and
+/// followers); tests may implement it over a solo producer.
+public protocol NodeService: AnyObject, Sendable {
+    /// The node's log, for reads (blocks, events, streams): safe from any thread.
+    var log: any EventLog { get }
+    /// Admits each event (size, decode, signature, chain, nonce, fee, balance); with
+    /// `waitCommitted`, returns once each admitted event is committed or `timeoutMs` passed.
+    func submit(_ events: [[UInt8]], waitCommitted: Bool, timeoutMs: UInt64) async -> [Receipt]
+    func eventStatus(_ id: EventID) async -> EventStatus
+    func status() async -> NodeStatus
+    /// The projected state at head (nil) or at a committed height.
+    func state(at height: Height?) async throws(ServiceError) -> LedgerState
+    func feeEstimate() async -> FeeEstimate
+    func peers() -> [PeerInfo]
+    /// Committed events from sequence `from` on (history first, then live), until the
+    /// consumer stops iterating or the node stops.
+    func committedEvents(from: SequenceNumber) -> AsyncStream<LoggedEvent>
+}
