@@ -87,3 +87,75 @@ public struct DurableState: Sendable, Equatable {
         return votes[VoteSlot(kind: k, height: h, view: v)]
     }
 }
+
+// MARK: - Encoding (schemas/FORMAT.md §12): what a node writes to its consensus store
+
+extension DurableRecord {
+    public static let formatVersion: UInt16 = 1
+
+    /// `u16 version | u8 tag | fields`, reusing the wire encodings of §10.
+    public func encoded() -> [UInt8] {
+        var w = ByteWriter(capacity: 256)
+        w.u16(Self.formatVersion)
+        switch self {
+        case let .view(v, changing): w.u8(1); w.u64(v); w.u8(changing ? 1 : 0)
+        case let .vote(m): w.u8(2); w.blob16(m.encoded())
+        case let .prepared(c, b): w.u8(3); c.encode(&w); b.encode(&w)
+        case let .viewChange(vc, blocks):
+            w.u8(4); vc.encode(&w)
+            w.u16(UInt16(blocks.count)); for b in blocks { b.encode(&w) }
+        case let .stable(c): w.u8(5); c.encode(&w)
+        case let .epochSet(e, members):
+            w.u8(6); w.u64(e)
+            w.u16(UInt16(members.count)); for m in members { w.b32(m.key); w.u64(m.power) }
+        }
+        return w.bytes
+    }
+
+    public static func decode(_ bytes: [UInt8]) throws(DecodeError) -> DurableRecord {
+        var r = ByteReader(bytes)
+        let v = try r.u16("durable.version")
+        guard v == formatVersion else { throw .unsupportedVersion(field: "durable record", version: v) }
+        let tag = try r.u8("durable.tag")
+        let out: DurableRecord
+        switch tag {
+        case 1:
+            let view = try r.u64("durable.view")
+            let c = try r.u8("durable.changing")
+            guard c <= 1 else { throw .invalidValue(field: "durable.changing", reason: "not 0 or 1") }
+            out = .view(view, changing: c == 1)
+        case 2: out = .vote(try SignedConsensusMessage.decode(try r.blob16("durable.vote", max: Limits.consensusMessageBytesMax)))
+        case 3:
+            let c = try PreparedCertificate.decode(&r)
+            out = .prepared(c, try ProposedBlock.decode(&r))
+        case 4:
+            let vc = try ViewChange.decode(&r)
+            out = .viewChange(vc, blocks: try PeerMessage.decodeBlocks(&r))
+        case 5: out = .stable(try CheckpointCertificate.decode(&r))
+        case 6:
+            let e = try r.u64("durable.epoch")
+            let n = try r.count("durable.members", max: Limits.certificateSignersMax)
+            var members: [ValidatorSet.Member] = []
+            for _ in 0 ..< n { members.append(.init(key: try r.b32("durable.member"), power: try r.u64("durable.power"))) }
+            out = .epochSet(epoch: e, members: members)
+        default: throw .invalidValue(field: "durable.tag", reason: "unknown record tag \(tag)")
+        }
+        try r.end()
+        return out
+    }
+}
+
+extension DurableState {
+    /// The records that rebuild this state when applied to an empty one, in an order
+    /// `apply` accepts: what a store writes when it compacts.
+    public var records: [DurableRecord] {
+        var out: [DurableRecord] = []
+        if let s = stable { out.append(.stable(s)) }
+        for e in epochSets.keys.sorted() { out.append(.epochSet(epoch: e, members: epochSets[e]!)) }
+        out.append(.view(view, changing: changing))
+        for k in votes.keys.sorted() { out.append(.vote(votes[k]!)) }
+        for h in prepared.keys.sorted() { let (c, b) = prepared[h]!; out.append(.prepared(c, b)) }
+        if let (vc, blocks) = viewChange { out.append(.viewChange(vc, blocks: blocks)) }
+        return out
+    }
+}

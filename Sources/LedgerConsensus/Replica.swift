@@ -90,7 +90,8 @@ public enum Note: Sendable, Equatable {
 public enum Input: Sendable {
     case message(from: PublicKey, PeerMessage)
     /// A client's event: admitted to the mempool and passed on to the other replicas.
-    case request([UInt8])
+    /// `verified`: the driver already checked its signature (on another core).
+    case request([UInt8], verified: Bool = false)
     case tick(nowMs: UInt64)
     /// Everything up to this persistence token is durable.
     case persisted(token: UInt64)
@@ -367,8 +368,8 @@ public struct Replica: Sendable {
         case let .tick(t):
             now = max(now, t)
             onTick(&out)
-        case let .request(bytes):
-            admit(bytes, forward: true, &out)
+        case let .request(bytes, verified):
+            admit(bytes, forward: true, signatureChecked: verified, &out)
         case let .message(from, m):
             onMessage(from, m, &out)
         case let .author(p):
@@ -446,7 +447,7 @@ public struct Replica: Sendable {
 
     // MARK: - Client events and the mempool
 
-    mutating func admit(_ bytes: [UInt8], forward: Bool, _ out: inout Output) {
+    mutating func admit(_ bytes: [UInt8], forward: Bool, signatureChecked: Bool = false, _ out: inout Output) {
         guard bytes.count <= Limits.eventBytesMax, let e = try? Envelope(bytes: bytes) else {
             out.notes.append(.rejectedMessage("malformed client event")); return
         }
@@ -454,6 +455,7 @@ public struct Replica: Sendable {
         guard mempool[id] == nil else { return }
         guard e.chainID == chain, let acct = state.accounts[e.author], e.nonce > acct.nonce else { return }
         guard mempool.count < Limits.mempoolEventsMax else { out.notes.append(.rejectedMessage("mempool full")); return }
+        if signatureChecked { rememberVerified(id) }
         if !verified.contains(id) {
             counters.eventSignaturesVerified += 1
             guard EventCrypto.verify(e, scratch: &scratch) else { out.notes.append(.rejectedMessage("client event with a bad signature")); return }

@@ -5,9 +5,11 @@ import LedgerCrypto
 enum DB: Int, CaseIterable {
     case events, blocks, meta, checkpoints  // the main environment
     case eventIDs, streams, indexMeta  // the index environment (Index.swift)
+    case records  // a record store's environment (RecordStore.swift)
 
     static let main: [DB] = [.events, .blocks, .meta, .checkpoints]
     static let index: [DB] = [.eventIDs, .streams, .indexMeta]
+    static let recordStore: [DB] = [.records]
     var name: String {
         switch self {
         case .events: "events"
@@ -17,6 +19,7 @@ enum DB: Int, CaseIterable {
         case .meta: "meta"
         case .checkpoints: "checkpoints"
         case .indexMeta: "index_meta"
+        case .records: "records"
         }
     }
 }

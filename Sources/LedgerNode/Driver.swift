@@ -1,0 +1,573 @@
+import Foundation
+import LedgerAgents
+import LedgerAudit
+import LedgerConsensus
+import LedgerCore
+import LedgerCrypto
+import LedgerProjections
+import LedgerStore
+import Logging
+import Metrics
+
+public struct NodeOptions: Sendable {
+    public var role: PeerRole
+    /// Validators: the consensus keys it may sign with (the first is its genesis key and
+    /// its mesh identity). Followers: their own key.
+    public var keys: [SigningKey]
+    /// The validator's account key (authors its opinions and evidence); a follower's own key.
+    public var operatorKey: SigningKey
+    public var personality = "lawful"
+    /// How witty this producer's memes are (MemeProducer); memetic validators refuse dull ones.
+    public var wittyMemes = true
+    public var primaryRule: ValidatorSet.PrimaryRule = .roundRobin
+    public var viewTimeoutMs: UInt64 = 1_000
+    /// A proposal may wait this long for a fuller block while others are in flight.
+    public var blockIntervalMs: UInt64 = 5
+    public var tickMs: UInt64 = 10
+    /// Events this node holds admitted but uncommitted; more are refused (`mempool_full`).
+    public var pendingMax = Limits.mempoolEventsMax
+    /// How far ahead of its author's committed nonce an event may be.
+    public var nonceAheadMax: UInt64 = 10_000
+
+    public init(role: PeerRole, keys: [SigningKey], operatorKey: SigningKey) {
+        self.role = role; self.keys = keys; self.operatorKey = operatorKey
+    }
+
+    public var nodeKey: PublicKey { keys[0].publicKey }
+}
+
+public enum NodeError: Error, CustomStringConvertible {
+    case store(StoreError)
+    case load(StateLoader.LoadError)
+    case notInitialized
+    case badGenesis(String)
+    case notAValidator(PublicKey)
+    public var description: String {
+        switch self {
+        case let .store(e): e.description
+        case let .load(e): e.description
+        case .notInitialized: "the log has no genesis"
+        case let .badGenesis(why): "genesis: \(why)"
+        case let .notAValidator(k): "key \(k.short) is not a validator of this chain"
+        }
+    }
+}
+
+/// Runs one replica for real: a dedicated thread steps it, makes its records durable
+/// (committed blocks into the event log, votes and views into the consensus store),
+/// only then sends what it asked to send and acknowledges the persistence token
+/// (ARCHITECTURE invariant: persist → send → apply), and answers state-transfer
+/// requests from the log. Validators and followers run the same driver: a follower's
+/// replica holds no key of the set, so it never votes and catches up by state transfer
+/// from the certificates it sees.
+///
+/// Client events are checked on the caller's thread (size, decode, chain, signature,
+/// nonce, fee, balance) before they reach the replica, so signature checks spread over
+/// the cores the HTTP server runs on.
+public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable {
+    public let log: any EventLog
+    let ledger: LedgerLog
+    let store: RecordStore
+    public let options: NodeOptions
+    let logger: Logger
+    let genesisHash: Hash32
+
+    // Shared between the loop thread and callers; guarded by `cond`.
+    private let cond = NSCondition()
+    private var inbox: [Input] = []
+    private var transport: (any PeerTransport)?
+    private var running = false
+    private var stopRequested = false
+    private var stopping = false
+    private var loopDone = false
+    private var head: LedgerState
+    private var headHash: Hash32
+    private var headRoot: Hash32
+    private var view: UInt64 = 0
+    private var changing = false
+    private var primary: PublicKey?
+    private var pending: [EventID: UInt64] = [:]
+    private var waiters: [EventID: [Waiter]] = [:]
+    private var viewChanges: UInt64 = 0
+    private var committedEvents: UInt64 = 0
+    private var latencies: [Double] = []
+    private var latencyNext = 0
+
+    // Owned by the loop thread.
+    private var replica: Replica?
+    private var durable: DurableState
+    private var nextSequence: SequenceNumber
+    private var thread: Thread?
+
+    let mHeight = Gauge(label: "chaosledger_height")
+    let mView = Gauge(label: "chaosledger_view")
+    let mMempool = Gauge(label: "chaosledger_mempool_events")
+    let mPeers = Gauge(label: "chaosledger_peers")
+    let mViewChanges = Counter(label: "chaosledger_view_changes_total")
+    let mCommitted = Counter(label: "chaosledger_events_committed_total")
+    let mLatency = Metrics.Timer(label: "chaosledger_commit_latency_seconds")
+    let mRejected = Counter(label: "chaosledger_events_rejected_total")
+
+    /// Opens the node over an initialised log and its consensus store, rebuilding the
+    /// replica from the committed state and the durable records (a restart resumes where
+    /// the node stopped, and never signs against what it signed before).
+    public init(log: LedgerLog, store: RecordStore, options: NodeOptions, logger: Logger) throws(NodeError) {
+        self.log = log
+        ledger = log
+        self.store = store
+        self.options = options
+        self.logger = logger
+        let meta: LogMetadata
+        do {
+            guard let m = try log.metadata() else { throw NodeError.notInitialized }
+            meta = m
+        } catch let e as NodeError { throw e } catch { throw .store(error as! StoreError) }
+        genesisHash = meta.genesisHash
+        let genesis: Genesis
+        do { genesis = try Genesis.decode(meta.genesisBytes) } catch { throw .badGenesis(error.description) }
+        let genesisRoot = LedgerState(genesis: genesis, genesisHash: meta.genesisHash).stateRoot()
+        let state: LedgerState
+        do { (state, _) = try StateLoader.load(log) } catch { throw .load(error) }
+        if options.role == .validator, state.validators[options.nodeKey] == nil { throw .notAValidator(options.nodeKey) }
+
+        var d = DurableState()
+        do {
+            for bytes in try store.all() {
+                do { d.apply(try DurableRecord.decode(bytes)) } catch {
+                    throw NodeError.store(.corrupt(record: "consensus record", reason: error.description))
+                }
+            }
+        } catch let e as NodeError { throw e } catch { throw .store(error as! StoreError) }
+        durable = d
+
+        var recent: [UInt64: Hash32] = [:]
+        let low = state.height.value > 4 * state.parameters.checkpointInterval ? state.height.value - 4 * state.parameters.checkpointInterval : 1
+        if state.height.value >= 1 {
+            for h in low ... state.height.value {
+                if let b = try? log.block(at: Height(h)) { recent[h] = Blake2b.hash(b.headerBytes) }
+            }
+        }
+        var c = ReplicaConfig(genesisHash: meta.genesisHash, genesisStateRoot: genesisRoot, keys: options.keys, operatorKey: options.operatorKey)
+        c.primaryRule = options.primaryRule
+        c.viewTimeoutMs = options.viewTimeoutMs
+        c.batchDelayMs = options.blockIntervalMs
+        c.personality = Personalities.named(options.personality)
+        c.producer = MemeProducer(witty: options.wittyMemes)
+        c.recordOpinions = options.role == .validator
+        replica = Replica(config: c, state: state, lastHash: meta.headHash, recentHashes: recent, durable: d)
+        head = state
+        headHash = meta.headHash
+        headRoot = state.stateRoot()
+        nextSequence = meta.nextSequence
+        view = d.view
+    }
+
+    /// Connects the network (the mesh is built with this driver as its sink, so it comes second).
+    public func attach(_ t: any PeerTransport) { cond.withLock { transport = t } }
+
+    public func start() {
+        cond.withLock { running = true }
+        let t = Thread { [self] in loop() }
+        t.name = "replica"
+        t.stackSize = 8 << 20
+        thread = t
+        t.start()
+        logger.info("node started", metadata: ["role": "\(options.role.rawValue)", "key": "\(options.nodeKey.hex)",
+                                               "height": "\(head.height.value)", "view": "\(view)"])
+    }
+
+    /// Graceful stop: refuse new events, let the events already admitted commit (up to
+    /// `drainMs`), then stop the replica thread after its last batch is durable.
+    public func stop(drainMs: UInt64 = 3_000) async {
+        cond.withLock { stopping = true }
+        let deadline = DispatchTime.now().uptimeNanoseconds + drainMs * 1_000_000
+        while DispatchTime.now().uptimeNanoseconds < deadline, cond.withLock({ !pending.isEmpty }) {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        cond.withLock { stopRequested = true; cond.broadcast() }
+        while !cond.withLock({ loopDone || !running }) { try? await Task.sleep(for: .milliseconds(5)) }
+        let left = cond.withLock { () -> [Waiter] in
+            let w = waiters.values.flatMap { $0 }
+            waiters.removeAll()
+            return w
+        }
+        for w in left { w.resume(nil) }
+        logger.info("node stopped", metadata: ["height": "\(cond.withLock { head.height.value })"])
+    }
+
+    // MARK: - Inputs
+
+    public func receive(from peer: PublicKey, _ message: PeerMessage) { enqueue(.message(from: peer, message)) }
+
+    /// The operator's own event (bond, unjail, …), authored with the operator key.
+    public func author(_ p: Payload) { enqueue(.author(p)) }
+    public func rotateKey(to key: PublicKey) { enqueue(.rotateKey(new: key)) }
+
+    private func enqueue(_ i: Input) {
+        cond.withLock {
+            guard !stopRequested else { return }
+            inbox.append(i)
+            cond.signal()
+        }
+    }
+
+    // MARK: - The loop
+
+    private func now() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }
+
+    private func loop() {
+        var nextTick = DispatchTime.now().uptimeNanoseconds
+        while true {
+            let batch: [Input]
+            let quit: Bool
+            cond.lock()
+            while inbox.isEmpty, !stopRequested, DispatchTime.now().uptimeNanoseconds < nextTick {
+                _ = cond.wait(until: Date(timeIntervalSinceNow: Double(nextTick - min(nextTick, DispatchTime.now().uptimeNanoseconds)) / 1e9))
+            }
+            batch = inbox
+            inbox.removeAll(keepingCapacity: true)
+            quit = stopRequested
+            cond.unlock()
+
+            var outs: [Output] = []
+            outs.reserveCapacity(batch.count + 1)
+            for i in batch { outs.append(step(i)) }
+            if DispatchTime.now().uptimeNanoseconds >= nextTick {
+                outs.append(step(.tick(nowMs: now())))
+                nextTick = DispatchTime.now().uptimeNanoseconds + options.tickMs * 1_000_000
+            }
+            carryOut(outs)
+            if quit { break }
+        }
+        cond.withLock { loopDone = true; running = false }
+    }
+
+    private func step(_ i: Input) -> Output {
+        // The replica is moved out while it steps so its collections stay uniquely referenced.
+        var r = replica!
+        replica = nil
+        let out = r.step(i)
+        replica = r
+        return out
+    }
+
+    /// Persist everything (blocks, then consensus records: one transaction each), then
+    /// send, then serve, then acknowledge; the acknowledgement releases held votes, whose
+    /// output goes round again.
+    private func carryOut(_ first: [Output]) {
+        var outs = first
+        while !outs.isEmpty {
+            var token: UInt64?
+            var records: [DurableRecord] = []
+            var commits: [CommittedBlock] = []
+            for o in outs {
+                records += o.persist
+                commits += o.commits
+                if let t = o.persistToken { token = max(token ?? 0, t) }
+            }
+            for c in commits { persistBlock(c) }
+            persistRecords(records)
+            let t = cond.withLock { transport }
+            for o in outs {
+                for s in o.send { t?.send(s.message, to: s.to) }
+                for s in o.serve { serve(s, t) }
+                for n in o.notes { note(n) }
+            }
+            publish(commits)
+            outs = token.map { [step(.persisted(token: $0))] } ?? []
+        }
+    }
+
+    private func persistBlock(_ c: CommittedBlock) {
+        let cb = c.certified
+        var events: [(id: EventID, envelope: Envelope)] = []
+        events.reserveCapacity(cb.block.events.count)
+        for (i, bytes) in cb.block.events.enumerated() {
+            // The replica executed these bytes, so they decode; a failure here is a bug.
+            guard let e = try? Envelope(bytes: bytes) else { fatal("committed event does not decode at height \(cb.block.height.value)") }
+            events.append((c.ids[i], e))
+        }
+        let stored = StoredBlock(header: cb.block.header, certificate: cb.certificate, firstSequence: nextSequence)
+        do { try ledger.append(BlockCommit(block: stored, blockHash: cb.block.hash, events: events)) } catch {
+            // Without the block on disk the node cannot go on: the operator must look.
+            fatal("cannot append block \(cb.block.height.value): \(error)")
+        }
+        nextSequence = SequenceNumber(nextSequence.value + UInt64(events.count))
+        let interval = c.state.parameters.checkpointInterval
+        if cb.block.height.value % interval == 0 {
+            do { try ledger.putCheckpoint(height: cb.block.height, snapshot: c.state.canonicalBytes()) } catch {
+                logger.warning("checkpoint not written", metadata: ["height": "\(cb.block.height.value)", "error": "\(error)"])
+            }
+        }
+    }
+
+    private func persistRecords(_ records: [DurableRecord]) {
+        guard !records.isEmpty else { return }
+        var compact = false
+        for r in records {
+            durable.apply(r)
+            if case .stable = r { compact = true }
+        }
+        do {
+            // At a new stable checkpoint the store is rewritten from the folded state, so
+            // it holds one window of votes rather than the whole history.
+            if compact { try store.replaceAll(durable.records.map { $0.encoded() }) } else { try store.append(records.map { $0.encoded() }) }
+        } catch {
+            fatal("cannot persist consensus records: \(error)")
+        }
+    }
+
+    private func serve(_ s: ServeRequest, _ t: (any PeerTransport)?) {
+        guard let t else { return }
+        var blocks: [CertifiedBlock] = []
+        var h = s.from.value
+        while blocks.count < s.count, let b = try? ledger.block(at: Height(h)) {
+            guard let evs = try? ledger.events(from: b.firstSequence, count: Int(b.header.eventCount)),
+                  evs.count == Int(b.header.eventCount) else { break }
+            blocks.append(CertifiedBlock(block: ProposedBlock(header: b.header, events: evs.map(\.envelope.bytes)), certificate: b.certificate))
+            h += 1
+        }
+        if !blocks.isEmpty { t.send(.blocks(blocks), to: .peer(s.to)) }
+    }
+
+    private func note(_ n: Note) {
+        switch n {
+        case let .startedViewChange(v):
+            cond.withLock { viewChanges += 1 }
+            mViewChanges.increment()
+            logger.notice("view change", metadata: ["to": "\(v)"])
+        case let .enteredView(v): logger.info("entered view", metadata: ["view": "\(v)"])
+        case let .equivocation(k): logger.warning("equivocation", metadata: ["validator": "\(k.hex)"])
+        case let .divergence(s): logger.critical("divergence", metadata: ["detail": "\(s)"])
+        case let .rejectedProposal(h, why): logger.notice("rejected proposal", metadata: ["height": "\(h.value)", "why": "\(why)"])
+        case let .refusedProposal(h, v, why): logger.info("refused proposal", metadata: ["height": "\(h.value)", "view": "\(v)", "why": "\(why)"])
+        case let .rejectedMessage(s): logger.debug("rejected message", metadata: ["why": "\(s)"])
+        case let .fetching(h, p): logger.info("state transfer", metadata: ["from": "\(h.value)", "peer": "\(p.hex.prefix(12))"])
+        }
+    }
+
+    /// After a batch: head, status and waiters.
+    private func publish(_ commits: [CommittedBlock]) {
+        guard let r = replica else { return }
+        let nowMs = now()
+        var done: [(Waiter, Receipt)] = []
+        var lat: [Double] = []
+        let peers = cond.withLock { transport }?.peers().count ?? 0
+        cond.withLock {
+            view = r.view
+            changing = r.changing
+            primary = r.changing ? nil : r.primary(of: r.view)
+            if let last = commits.last {
+                head = last.state
+                headHash = last.certified.block.hash
+                headRoot = last.stateRoot
+            }
+            var seq = nextSequence.value - UInt64(commits.reduce(0) { $0 + $1.ids.count })
+            for c in commits {
+                for id in c.ids {
+                    if let at = pending.removeValue(forKey: id) { lat.append(Double(nowMs &- at) / 1000) }
+                    if let ws = waiters.removeValue(forKey: id) {
+                        for w in ws { done.append((w, Receipt(id: id, status: .committed, height: c.certified.block.height, sequence: SequenceNumber(seq)))) }
+                    }
+                    seq += 1
+                }
+                committedEvents += UInt64(c.ids.count)
+            }
+            for l in lat { recordLatency(l) }
+        }
+        for (w, rc) in done { w.resume(rc) }
+        for l in lat { mLatency.recordNanoseconds(Int64(l * 1e9)) }
+        mHeight.record(Int(r.lastExecuted.value))
+        mView.record(Int(r.view))
+        mMempool.record(cond.withLock { pending.count })
+        mPeers.record(peers)
+        if !commits.isEmpty { mCommitted.increment(by: commits.reduce(0) { $0 + $1.ids.count }) }
+    }
+
+    private func recordLatency(_ s: Double) {
+        if latencies.count < 512 { latencies.append(s) } else { latencies[latencyNext] = s; latencyNext = (latencyNext + 1) % 512 }
+    }
+
+    private func fatal(_ why: String) -> Never {
+        logger.critical("\(why)")
+        fatalError(why)
+    }
+
+    // MARK: - NodeService
+
+    public func submit(_ events: [[UInt8]], waitCommitted: Bool, timeoutMs: UInt64) async -> [Receipt] {
+        var receipts: [Receipt] = []
+        var accepted: [(Int, EventID, [UInt8])] = []
+        var scratch: [UInt8] = []
+        let (state, isStopping) = cond.withLock { (head, stopping) }
+        for bytes in events {
+            let r = check(bytes, state, stopping: isStopping, &scratch)
+            receipts.append(r.receipt)
+            if let id = r.admit { accepted.append((receipts.count - 1, id, bytes)) }
+        }
+        // Waiters are registered before the events go in, so a fast commit is never missed.
+        var ws: [(Int, Waiter)] = []
+        let nowMs = now()
+        cond.withLock {
+            for (i, id, bytes) in accepted {
+                if pending[id] != nil, !waitCommitted { continue }
+                if pending.count >= options.pendingMax {
+                    receipts[i] = Receipt(id: id, status: .rejected, code: "mempool_full", error: "the mempool holds \(pending.count) events")
+                    continue
+                }
+                let fresh = pending[id] == nil
+                if fresh { pending[id] = nowMs }
+                if waitCommitted { let w = Waiter(); waiters[id, default: []].append(w); ws.append((i, w)) }
+                if fresh { inbox.append(.request(bytes, verified: true)) }
+            }
+            cond.signal()
+        }
+        for r in receipts where r.status == .rejected { _ = r; mRejected.increment() }
+        guard waitCommitted, !ws.isEmpty else { return receipts }
+        let timeout = timeoutMs
+        for w in ws.map(\.1) {
+            Task { try? await Task.sleep(for: .milliseconds(timeout)); w.resume(nil) }
+        }
+        for (i, w) in ws {
+            if let r = await w.value() { receipts[i] = r } else { receipts[i].status = .pending }
+        }
+        return receipts
+    }
+
+    struct Checked { var receipt: Receipt; var admit: EventID? }
+
+    /// The admission checks that need no lock: everything but the mempool bound.
+    private func check(_ bytes: [UInt8], _ s: LedgerState, stopping: Bool, _ scratch: inout [UInt8]) -> Checked {
+        func reject(_ id: EventID?, _ code: String, _ why: String) -> Checked {
+            Checked(receipt: Receipt(id: id, status: .rejected, code: code, error: why), admit: nil)
+        }
+        guard !stopping else { return reject(nil, "stopping", "the node is shutting down") }
+        guard bytes.count <= Limits.eventBytesMax else {
+            return reject(nil, "oversized", "event of \(bytes.count) bytes; the limit is \(Limits.eventBytesMax)")
+        }
+        let e: Envelope
+        do { e = try Envelope(bytes: bytes) } catch { return reject(nil, "malformed", error.description) }
+        let id = EventCrypto.id(bytes)
+        guard e.chainID == s.chainID.raw else { return reject(id, "wrong_chain", "event is for another chain than \(s.chainID.name)") }
+        if let logged = try? log.event(id: id) {
+            var r = Receipt(id: id, status: .rejected, code: "duplicate", error: "already committed at sequence \(logged.sequence.value)")
+            r.sequence = logged.sequence
+            return Checked(receipt: r, admit: nil)
+        }
+        guard EventCrypto.verify(e, scratch: &scratch) else { return reject(id, "bad_signature", "the signature does not verify for author \(e.author.hex)") }
+        guard let acct = s.accounts[e.author] else { return reject(id, "unknown_account", "author \(e.author.hex) has no account") }
+        guard e.nonce > acct.nonce else { return reject(id, "stale_nonce", "nonce \(e.nonce) is used; the next is \(acct.nonce + 1)") }
+        guard e.nonce <= acct.nonce + options.nonceAheadMax else {
+            return reject(id, "nonce_gap", "nonce \(e.nonce) is more than \(options.nonceAheadMax) ahead of \(acct.nonce)")
+        }
+        guard e.fee >= s.parameters.minFee else { return reject(id, "fee_too_low", "fee \(e.fee) is below the minimum \(s.parameters.minFee)") }
+        var cost = e.fee
+        if e.kind == .transfer, case let .transfer(_, amount, _)? = try? e.decodePayload() { cost = cost &+ amount }
+        guard acct.balance >= cost else { return reject(id, "insufficient_balance", "balance \(acct.balance) < \(cost)") }
+        return Checked(receipt: Receipt(id: id, status: .accepted), admit: id)
+    }
+
+    public func eventStatus(_ id: EventID) async -> EventStatus {
+        if cond.withLock({ pending[id] != nil }) { return .pending }
+        guard let e = try? log.event(id: id) else { return .unknown }
+        return .committed(height: height(ofSequence: e.sequence) ?? Height(0), sequence: e.sequence)
+    }
+
+    /// The block holding an event: a binary search over the blocks' first sequences.
+    public func height(ofSequence s: SequenceNumber) -> Height? {
+        guard let top = try? log.head()?.height.value, top >= 1 else { return nil }
+        var lo: UInt64 = 1, hi = top
+        while lo < hi {
+            let mid = (lo + hi + 1) / 2
+            guard let b = try? log.block(at: Height(mid)) else { return nil }
+            if b.firstSequence.value <= s.value { lo = mid } else { hi = mid - 1 }
+        }
+        return Height(lo)
+    }
+
+    public func status() async -> NodeStatus {
+        let peers = cond.withLock { transport }?.peers() ?? []
+        return cond.withLock {
+            let validators = head.powerForNextBlock().count
+            let ready = running && !stopping && (options.role == .follower ? !peers.isEmpty : validators == 1 || peers.count * 3 >= 2 * (validators - 1))
+            return NodeStatus(role: options.role, nodeKey: options.nodeKey, chainID: head.chainID.name, height: head.height, headHash: headHash,
+                              stateRoot: headRoot, view: view, changing: changing, primary: primary, mempool: pending.count,
+                              peers: peers.count, viewChanges: viewChanges, committedEvents: committedEvents,
+                              commitLatencyMs: latencies.isEmpty ? nil : 1000 * latencies.reduce(0, +) / Double(latencies.count),
+                              ready: ready, stopping: stopping)
+        }
+    }
+
+    /// The validator set a mesh peer may belong to: any validator of the chain (current
+    /// or retired keys included, so a rotated or retiring validator still connects).
+    public func isValidator(_ key: PublicKey) -> Bool {
+        cond.withLock {
+            head.validators[key] != nil || head.validators.values.contains { $0.consensusKey == key || $0.keyHistory.contains { $0.key == key } }
+        }
+    }
+
+    public func state(at height: Height?) async throws(ServiceError) -> LedgerState {
+        let h = cond.withLock { head }
+        guard let height, height != h.height else { return h }
+        guard height < h.height else { throw .noSuchHeight(height) }
+        do { return try StateLoader.load(log, upTo: height).0 } catch { throw .unavailable(error.description) }
+    }
+
+    public func feeEstimate() async -> FeeEstimate {
+        cond.withLock {
+            let p = head.parameters
+            let blocks = UInt64(pending.count) / UInt64(max(1, p.blockEventsMax))
+            return FeeEstimate(minFee: p.minFee, suggested: p.minFee * (1 + blocks), mempool: pending.count)
+        }
+    }
+
+    public func peers() -> [PeerInfo] { cond.withLock { transport }?.peers() ?? [] }
+
+    public func committedEvents(from: SequenceNumber) -> AsyncStream<LoggedEvent> {
+        let log = self.log
+        return AsyncStream(bufferingPolicy: .bufferingOldest(4_096)) { cont in
+            let task = Task {
+                var next = from
+                while !Task.isCancelled {
+                    let batch = (try? log.events(from: next, count: 256)) ?? []
+                    for e in batch {
+                        if case .terminated = cont.yield(e) { return }
+                    }
+                    if let last = batch.last { next = SequenceNumber(last.sequence.value + 1) } else {
+                        try? await Task.sleep(for: .milliseconds(50))
+                    }
+                }
+                cont.finish()
+            }
+            cont.onTermination = { _ in task.cancel() }
+        }
+    }
+}
+
+/// A one-shot result a submitter waits for: the first `resume` wins.
+final class Waiter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var result: Receipt??
+    private var cont: CheckedContinuation<Receipt?, Never>?
+
+    func resume(_ r: Receipt?) {
+        let c: CheckedContinuation<Receipt?, Never>? = lock.withLock {
+            guard result == nil else { return nil }
+            result = .some(r)
+            defer { cont = nil }
+            return cont
+        }
+        c?.resume(returning: r)
+    }
+
+    func value() async -> Receipt? {
+        await withCheckedContinuation { (c: CheckedContinuation<Receipt?, Never>) in
+            let done: Receipt?? = lock.withLock {
+                if let r = result { return .some(r) }
+                cont = c
+                return nil
+            }
+            if let done { c.resume(returning: done) }
+        }
+    }
+}

@@ -1,0 +1,140 @@
+import Foundation
+import LedgerConsensus
+import LedgerCore
+import LedgerCrypto
+import LedgerNode
+import LedgerProjections
+import LedgerStore
+import Logging
+import Testing
+
+/// An in-memory network for node drivers: what the mesh does, without sockets.
+final class Hub: @unchecked Sendable {
+    let lock = NSLock()
+    var nodes: [PublicKey: NodeDriver] = [:]
+    var down = Set<PublicKey>()
+
+    final class Link: PeerTransport, @unchecked Sendable {
+        let hub: Hub
+        let me: PublicKey
+        init(_ hub: Hub, _ me: PublicKey) { self.hub = hub; self.me = me }
+        func send(_ message: PeerMessage, to destination: Destination) {
+            // Through the codec, as the mesh would: what arrives is what decodes.
+            let m = try! PeerMessage.decode(message.encoded())
+            let targets: [NodeDriver] = hub.lock.withLock {
+                guard !hub.down.contains(me) else { return [] }
+                let others = hub.nodes.filter { $0.key != me && !hub.down.contains($0.key) }
+                if case let .peer(k) = destination, let n = others[k] { return [n] }
+                return Array(others.values)
+            }
+            for t in targets { t.receive(from: me, m) }
+        }
+        func peers() -> [PeerInfo] {
+            hub.lock.withLock { hub.nodes.keys.filter { $0 != me && !hub.down.contains($0) }.map { PeerInfo(key: $0, address: "hub", role: .validator, outbound: true) } }
+        }
+    }
+}
+
+struct TestChain {
+    let validators = (0 ..< 4).map { SigningKey.derived("driver-validator-\($0)") }
+    let clients = (0 ..< 2).map { SigningKey.derived("driver-client-\($0)") }
+    let genesis: Genesis
+
+    init() {
+        var p = ChainParameters()
+        p.checkpointInterval = 8
+        genesis = try! Genesis(chainID: try! ChainID("driver-test"), timestampMs: 1_000, parameters: p,
+                               validators: validators.enumerated().map { .init(key: $1.publicKey, name: "v\($0)", personality: "lawful", stake: 10_000) },
+                               allocations: clients.map { .init(account: $0.publicKey, amount: 1_000_000_000) }
+                                   + validators.map { .init(account: $0.publicKey, amount: 1_000_000) })
+    }
+
+    func transfer(_ from: Int, nonce: UInt64, amount: UInt64 = 5) -> [UInt8] {
+        EventCrypto.makeEvent(chain: genesis.chainID, key: clients[from], nonce: nonce, fee: 1,
+                              payload: .transfer(to: clients[1 - from].publicKey, amount: amount, memo: "t")).bytes
+    }
+}
+
+@Suite(.serialized) struct DriverTests {
+    let chain = TestChain()
+
+    func makeNode(_ i: Int, log: LedgerLog, store: RecordStore, hub: Hub) throws -> NodeDriver {
+        var o = NodeOptions(role: .validator, keys: [chain.validators[i]], operatorKey: chain.validators[i])
+        o.viewTimeoutMs = 400
+        o.personality = "lawful"
+        let n = try NodeDriver(log: log, store: store, options: o, logger: Logger(label: "test-\(i)"))
+        n.attach(Hub.Link(hub, chain.validators[i].publicKey))
+        hub.lock.withLock { hub.nodes[chain.validators[i].publicKey] = n }
+        n.start()
+        return n
+    }
+
+    func waitFor(_ what: String, seconds: Double = 20, _ cond: () async -> Bool) async throws {
+        let end = Date().addingTimeInterval(seconds)
+        while Date() < end {
+            if await cond() { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        Issue.record("timed out waiting for \(what)")
+        throw CancellationError()
+    }
+
+    @Test func fourDriversCommitRejectAndRestart() async throws {
+        let hub = Hub()
+        var logs: [LedgerLog] = []
+        var stores: [RecordStore] = []
+        var nodes: [NodeDriver] = []
+        for i in 0 ..< 4 {
+            let log = LedgerLog.memory()
+            _ = try log.initialize(genesis: chain.genesis)
+            logs.append(log); stores.append(RecordStore.memory())
+            nodes.append(try makeNode(i, log: log, store: stores[i], hub: hub))
+        }
+        // Ten transfers, waited for: every one commits, on every node.
+        let events = (1 ... 10).map { chain.transfer(0, nonce: UInt64($0)) }
+        let receipts = await nodes[1].submit(events, waitCommitted: true, timeoutMs: 10_000)
+        #expect(receipts.allSatisfy { $0.status == .committed }, "\(receipts)")
+        try await waitFor("all heads equal") {
+            let hs = nodes.map { (try? $0.log.head()?.hash) ?? nil }
+            return Set(hs).count == 1 && (try? nodes[0].log.head()?.height.value ?? 0) ?? 0 >= 1
+        }
+        let balance = try await nodes[0].state(at: nil).accounts[chain.clients[0].publicKey]!.balance
+
+        // Bad input: a replayed event, a forged one, a stale nonce, garbage, an oversized blob.
+        var forged = chain.transfer(0, nonce: 11)
+        forged[forged.count - 1] ^= 1
+        let stale = chain.transfer(0, nonce: 3, amount: 7)
+        let bad = await nodes[2].submit([events[0], forged, stale, [1, 2, 3], [UInt8](repeating: 0, count: Limits.eventBytesMax + 1)],
+                                        waitCommitted: false, timeoutMs: 0)
+        #expect(bad.map(\.code) == ["duplicate", "bad_signature", "stale_nonce", "malformed", "oversized"])
+        #expect(bad.allSatisfy { $0.status == .rejected })
+        #expect(try await nodes[0].state(at: nil).accounts[chain.clients[0].publicKey]!.balance == balance)
+
+        // A node stops (and misses blocks), restarts from its log and store, catches up.
+        await nodes[3].stop()
+        hub.lock.withLock { _ = hub.down.insert(chain.validators[3].publicKey) }
+        let more = (11 ... 40).map { chain.transfer(0, nonce: UInt64($0)) }
+        let r2 = await nodes[0].submit(more, waitCommitted: true, timeoutMs: 15_000)
+        #expect(r2.allSatisfy { $0.status == .committed }, "\(r2.filter { $0.status != .committed })")
+        hub.lock.withLock { _ = hub.down.remove(chain.validators[3].publicKey) }
+        nodes[3] = try makeNode(3, log: logs[3], store: stores[3], hub: hub)
+        let r3 = await nodes[1].submit([chain.transfer(1, nonce: 1)], waitCommitted: true, timeoutMs: 10_000)
+        #expect(r3[0].status == .committed)
+        try await waitFor("the restarted node caught up") {
+            let hs = nodes.map { (try? $0.log.head()?.hash) ?? nil }
+            return Set(hs).count == 1
+        }
+        let roots = try await nodes.asyncMap { try await $0.state(at: nil).stateRoot() }
+        #expect(Set(roots).count == 1)
+        if case let .committed(h, _) = await nodes[3].eventStatus(receipts[0].id!) { #expect(h.value >= 1) } else { Issue.record("event not found") }
+        for n in nodes { await n.stop() }
+    }
+}
+
+extension Array {
+    func asyncMap<T>(_ f: (Element) async throws -> T) async rethrows -> [T] {
+        var out: [T] = []
+        for x in self { out.append(try await f(x)) }
+        return out
+    }
+}
