@@ -8,12 +8,13 @@ import LedgerProjections
 import LedgerStore
 
 @main
-struct ChaosLedgerCommand: ParsableCommand {
+struct ChaosLedgerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chaosledger",
         abstract: "An event-sourced, Byzantine-fault-tolerant ledger for networks of AI agents.",
         subcommands: [Keygen.self, GenesisCommand.self, Demo.self, Replay.self, Rebuild.self, Inspect.self, StateCommand.self,
-                      Sim.self, BenchConsensus.self, Bench.self, CrashWriter.self, VectorsCommand.self])
+                      Sim.self, BenchConsensus.self, Bench.self, CrashWriter.self, VectorsCommand.self,
+                      NodeCommand.self, Devnet.self, Submit.self, BenchNet.self])
 }
 
 /// A failure the CLI reports with a message and a non-zero exit code.

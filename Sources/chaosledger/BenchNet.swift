@@ -1,0 +1,159 @@
+import ArgumentParser
+import Foundation
+import LedgerCore
+import LedgerCrypto
+import LedgerNode
+
+/// The load benchmark of the replicated network: 4 validator processes on this
+/// machine, clients submitting signed transfers over HTTP, committed events/s and
+/// commit latency at light, half and full load, next to raw libsodium verification
+/// measured in the same run.
+struct BenchNet: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench-net",
+        abstract: "Load-test 4 validator processes over HTTP: committed events/s and commit latency next to raw libsodium verify.",
+        discussion: """
+        Ceiling: each of the 4 processes verifies every event once, so on C cores the
+        network cannot commit more than C/4 × the one-core verify rate (half of it on 2
+        cores). Full load: every client submits its next batch as soon as the last one
+        committed. Half load: batches paced at half the full-load rate. Light load: one
+        event at a time, 20 per second. Latency: from the HTTP request until its receipt
+        says committed (the node answers when the block is durable in its log).
+        """)
+    @Option(help: "Directory for the cluster (default: a new temporary one, removed afterwards).") var dir: String?
+    @Option(help: "Seconds per load phase.") var seconds = 15.0
+    @Option(help: "Concurrent clients.") var clients = 16
+    @Option(help: "Events per request.") var batch = 50
+    @Option(help: "First mesh port.") var meshPort = 27_100
+    @Option(help: "First HTTP port.") var httpPort = 28_100
+    @Flag(help: "Print the result as JSON.") var json = false
+
+    struct Phase {
+        var name: String
+        var committed = 0
+        var seconds = 0.0
+        var latenciesMs: [Double] = []
+        var rejected: [String: Int] = [:]
+        var rate: Double { seconds > 0 ? Double(committed) / seconds : 0 }
+    }
+
+    func run() async throws {
+        let path = dir ?? (NSTemporaryDirectory() + "chaosledger-bench-net-\(getpid())")
+        defer { if dir == nil { try? FileManager.default.removeItem(atPath: path) } }
+        var layout = ClusterLayout(dir: path, validators: 4, personalities: ["lawful"], meshPort: meshPort, httpPort: httpPort,
+                                   agents: clients, follower: false)
+        layout.viewTimeoutMs = 2_000
+        let (_, keys) = try layout.prepare()
+        let procs = (0 ..< 4).map { NodeProcess(name: "node-\($0)", config: layout.configPath($0), logFile: layout.logPath("node-\($0)")) }
+        for p in procs { try p.start(extra: ["--log-level", "warning"]) }
+        defer { for p in procs { p.stop() } }
+        let nodes = (0 ..< 4).map { NodeClient(layout.httpURL($0)) }
+        let readyBy = Date().addingTimeInterval(60)
+        for n in nodes {
+            while true {
+                if let (s, _) = try? await n.request("GET", "/ready"), s == 200 { break }
+                guard Date() < readyBy else { throw CLIError("the cluster did not become ready; logs in \(path)/logs") }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+        let chain = try ChainID("chaosledger-devnet")
+        let to = keys[0].publicKey
+        // Pre-signed events, so client signing does not compete with the nodes while measuring.
+        let perClient = Int(max(200, 3 * seconds * 12_000 / Double(clients)))
+        stderr("bench-net: signing \(perClient * clients) events")
+        var pools: [[[UInt8]]] = []
+        for k in keys {
+            pools.append((1 ... perClient).map { EventCrypto.makeEvent(chain: chain, key: k, nonce: UInt64($0), fee: 1,
+                                                                      payload: .transfer(to: to, amount: 1, memo: "")).bytes })
+        }
+        let cursor = Cursor(clients)
+
+        // Baseline in the same run: one core verifying 20,000 of these events with raw libsodium.
+        let sample = pools.flatMap { $0.prefix(20_000 / clients + 1) }.prefix(20_000).map { try! Envelope(bytes: $0) }
+        let msgs = sample.map { Domain.event($0.chainID) + Array($0.signedBytes) }
+        let t0 = Date()
+        _ = ParallelVerifier.rawBaseline(messages: msgs, signatures: sample.map(\.signature), keys: sample.map(\.author), workers: 1)
+        let raw = Double(sample.count) / Date().timeIntervalSince(t0)
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let ceiling = raw * Double(cores) / 4
+
+        stderr("bench-net: light load")
+        let light = await load(name: "light", nodes: nodes, pools: pools, cursor: cursor, clients: 1, batch: 1, intervalMs: 50, seconds: min(seconds, 10))
+        stderr("bench-net: full load")
+        let full = await load(name: "full", nodes: nodes, pools: pools, cursor: cursor, clients: clients, batch: batch, intervalMs: 0, seconds: seconds)
+        let halfInterval = full.rate > 0 ? 1000 * Double(batch * clients) / (full.rate / 2) : 1000
+        stderr("bench-net: half load")
+        let half = await load(name: "half", nodes: nodes, pools: pools, cursor: cursor, clients: clients, batch: batch, intervalMs: halfInterval, seconds: seconds)
+
+        let phases = [light, half, full]
+        if json {
+            printJSON([
+                "rawVerifyPerSecond1Core": Int(raw), "cores": cores, "ceilingEventsPerSecond": Int(ceiling),
+                "phases": phases.map { ["name": $0.name, "committedPerSecond": Int($0.rate), "ofCeiling": $0.rate / ceiling,
+                                        "p50Ms": percentile($0.latenciesMs, 50), "p99Ms": percentile($0.latenciesMs, 99),
+                                        "committed": $0.committed, "rejected": $0.rejected] },
+            ])
+        } else {
+            print("bench-net: 4 validator processes, \(cores) cores, \(clients) clients × \(batch) events per request")
+            print(String(format: "  raw libsodium verify/s (1 core, same run) %9.0f", raw))
+            print(String(format: "  ceiling (%d cores / 4 verifications)       %9.0f events/s", cores, ceiling))
+            for p in phases {
+                print(String(format: "  %-5@ load: %7.0f committed events/s (%4.0f%% of ceiling)  latency p50 %6.1f ms  p99 %6.1f ms%@",
+                             p.name as NSString, p.rate, 100 * p.rate / ceiling, percentile(p.latenciesMs, 50), percentile(p.latenciesMs, 99),
+                             (p.rejected.isEmpty ? "" : "  refused \(p.rejected)") as NSString))
+            }
+        }
+    }
+
+    /// Which pre-signed event each client submits next.
+    final class Cursor: @unchecked Sendable {
+        let lock = NSLock()
+        var next: [Int]
+        init(_ n: Int) { next = [Int](repeating: 0, count: n) }
+        func take(_ c: Int, _ n: Int, max: Int) -> Range<Int>? {
+            lock.withLock {
+                let lo = next[c]
+                guard lo < max else { return nil }
+                next[c] = Swift.min(max, lo + n)
+                return lo ..< next[c]
+            }
+        }
+    }
+
+    func load(name: String, nodes: [NodeClient], pools: [[[UInt8]]], cursor: Cursor, clients: Int, batch: Int,
+              intervalMs: Double, seconds: Double) async -> Phase {
+        let end = Date().addingTimeInterval(seconds)
+        let start = Date()
+        let results = await withTaskGroup(of: Phase.self) { g in
+            for c in 0 ..< clients {
+                g.addTask {
+                    var p = Phase(name: name)
+                    let node = nodes[c % nodes.count]
+                    while Date() < end, let r = cursor.take(c, batch, max: pools[c].count) {
+                        let t = Date()
+                        guard let rs = try? await node.submit(Array(pools[c][r]), wait: true, timeoutMs: 20_000) else {
+                            p.rejected["http", default: 0] += 1; continue
+                        }
+                        let ms = Date().timeIntervalSince(t) * 1000
+                        for x in rs {
+                            if x.status == "committed" { p.committed += 1; p.latenciesMs.append(ms) } else { p.rejected[x.code ?? x.status, default: 0] += 1 }
+                        }
+                        if intervalMs > ms { try? await Task.sleep(for: .milliseconds(Int(intervalMs - ms))) }
+                    }
+                    return p
+                }
+            }
+            var all: [Phase] = []
+            for await p in g { all.append(p) }
+            return all
+        }
+        var total = Phase(name: name)
+        total.seconds = Date().timeIntervalSince(start)
+        for p in results {
+            total.committed += p.committed
+            total.latenciesMs += p.latenciesMs
+            for (k, v) in p.rejected { total.rejected[k, default: 0] += v }
+        }
+        return total
+    }
+}
