@@ -27,6 +27,15 @@ public enum Limits {
     public static let mapBytesInitial = 64 << 20
     public static let mapBytesMax = 1 << 40
     public static let readRangeEventsMax = 100_000
+    /// HTTP API (LedgerHTTP): events in one submission, entries in one list page, and
+    /// the per-client rate-limit buckets kept (beyond it new clients share one bucket).
+    public static let submitEventsMax = 1000
+    public static let listPageMax = 1000
+    public static let listPageDefault = 100
+    public static let rateLimitClientsMax = 10_000
+    /// Committed events an SSE subscriber may fall behind by before it is disconnected
+    /// (it resumes with Last-Event-ID instead of holding the node's memory).
+    public static let subscriberLagEventsMax = 10_000
     /// The id and stream indexes are caught up once they are this many blocks behind
     /// (LedgerStore/Index.swift), in transactions of at most `indexCatchUpEventsMax` events.
     public static let indexLagBlocksMax = 32
