@@ -99,7 +99,7 @@ final class NodeProcess: @unchecked Sendable {
     }
 
     func start(extra: [String] = []) throws {
-        if !FileManager.default.fileExists(atPath: logFile) { FileManager.default.createFile(atPath: logFile, contents: nil) }
+        if !FileManager.default.fileExists(atPath: logFile) { _ = FileManager.default.createFile(atPath: logFile, contents: nil) }
         guard let out = FileHandle(forWritingAtPath: logFile) else { throw CLIError("cannot write \(logFile)") }
         out.seekToEndOfFile()
         let p = Process()
@@ -309,8 +309,7 @@ struct Devnet: AsyncParsableCommand {
         while !done() {
             try? await Task.sleep(for: .seconds(1))
             let line = await statusLine(clients, swarm, &lastCommitted, &lastAt)
-            print(line)
-            fflush(stdout)
+            FileHandle.standardOutput.write(Data((line + "\n").utf8))
             for p in procs where !p.running { print("devnet: \(p.name) is not running; see \(p.logFile)") }
         }
         for t in tasks { await t.value }

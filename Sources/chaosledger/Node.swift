@@ -11,6 +11,7 @@ import LedgerStore
 import Logging
 import Metrics
 import ServiceLifecycle
+import SystemPackage
 
 /// A node's settings (schemas/node-config.md). Read from, in order of precedence:
 /// command-line flags after `--config FILE` (`--http-port 8081`), environment variables

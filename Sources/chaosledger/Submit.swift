@@ -92,7 +92,8 @@ struct Submit: AsyncParsableCommand {
             guard let c = try await client.getJSON("/v1/status")["chainId"] as? String else { throw CLIError("the node did not say its chain id") }
             chainID = try ChainID(c)
         }
-        let n = try await nonce ?? (client.nonce(of: author.publicKey) + 1)
+        var n = nonce ?? 0
+        if nonce == nil { n = try await client.nonce(of: author.publicKey) + 1 }
         let p = try payload(nonce: n, chainID: chainID, author: author)
         let e = EventCrypto.makeEvent(chain: chainID, key: author, nonce: n, fee: fee, payload: p)
         let r = try await client.submit([e.bytes], wait: wait)[0]

@@ -52,7 +52,7 @@ import Testing
             // A short view timeout keeps the primary-crash step quick.
             p.arguments = ["node", "--config", config(i), "--consensus-view-timeout-ms", "500"]
             let path = dir.sub("logs/\(i).log")
-            if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+            if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
             let h = FileHandle(forWritingAtPath: path)!
             h.seekToEndOfFile()
             p.standardOutput = h
@@ -143,14 +143,14 @@ import Testing
         for i in 0 ..< 4 { try c.start(i) }
         try await c.waitUntil("all validators ready") {
             var ok = true
-            for i in 0 ..< 4 { ok = await ok && c.http(i, "GET", "/ready").0 == 200 }
+            for i in 0 ..< 4 where await c.http(i, "GET", "/ready").0 != 200 { ok = false }
             return ok
         }
         let (s1, r1) = await c.submit(0, transfers(20))
         #expect(s1 == 200 && allCommitted(r1), "first batch: \(s1) \(r1.prefix(2))\n\(c.logTail(0))")
 
         // 2. Bad input over HTTP: each refused with a typed error, nothing changes.
-        let before = await c.json(1, "/v1/accounts/\(agent.publicKey.hex)")
+        let before = await c.json(0, "/v1/accounts/\(agent.publicKey.hex)")
         var forged = EventCrypto.makeEvent(chain: chain, key: agent, nonce: nonce + 1, fee: 1,
                                            payload: .transfer(to: other.publicKey, amount: 1_000, memo: "forged")).bytes
         forged[forged.count - 5] ^= 0x40
@@ -186,7 +186,7 @@ import Testing
         }
         #expect(closed, "the node must close a connection that sent a malformed frame")
         close(fd)
-        let after = await c.json(1, "/v1/accounts/\(agent.publicKey.hex)")
+        let after = await c.json(0, "/v1/accounts/\(agent.publicKey.hex)")
         #expect((before?["balance"] as? NSNumber) == (after?["balance"] as? NSNumber), "a refused event changed the balance")
         let (s2, r2) = await c.submit(0, transfers(5))
         #expect(s2 == 200 && allCommitted(r2), "after bad input: \(s2) \(r2.prefix(1))")
@@ -235,7 +235,7 @@ import Testing
         let top = await c.height(t) ?? 0
         try await c.waitUntil("every node at \(top)") {
             var ok = true
-            for i in 0 ... 4 { ok = await ok && (c.height(i) ?? 0) >= top }
+            for i in 0 ... 4 where (await c.height(i) ?? 0) < top { ok = false }
             return ok
         }
 

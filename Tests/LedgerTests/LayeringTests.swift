@@ -21,9 +21,9 @@ import Testing
                        "Hummingbird", "Logging", "Metrics", "Prometheus"],
         "chaosledger": ["LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections", "LedgerAudit", "LedgerNode",
                         "LedgerConsensus", "LedgerAgents", "LedgerSimulation", "LedgerMesh", "LedgerHTTP", "ArgumentParser",
-                        "Configuration", "ServiceLifecycle", "Logging"],
+                        "Configuration", "ServiceLifecycle", "Logging", "Metrics", "SystemPackage"],
     ]
-    static let system: Set<String> = ["Foundation", "Dispatch", "Glibc", "Synchronization"]
+    static let system: Set<String> = ["Foundation", "FoundationNetworking", "Dispatch", "Glibc", "Synchronization"]
     static let pure: Set<String> = ["LedgerCore", "LedgerProjections", "LedgerConsensus", "LedgerAgents", "LedgerSimulation"]
 
     func sources(_ module: String) throws -> [(String, String)] {
