@@ -115,9 +115,9 @@ final class RawPeer: ChannelInboundHandler, Sendable {
                 defer { b.removeFirst(4 + n) }
                 return Array(b[4 ..< 4 + n])
             }
-            return frame != nil
+            return frame != nil || isClosed
         }
-        guard got, let frame else { throw MeshTestError.timeout("no frame from the mesh") }
+        guard got, let frame else { throw MeshTestError.timeout(isClosed ? "the mesh hung up" : "no frame from the mesh") }
         return frame
     }
 
