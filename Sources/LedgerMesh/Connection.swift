@@ -101,7 +101,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private var wasActive = false
     /// Both keys were proved (set once; `phase` moves on to `.closed`).
     private var authenticated = false
-    private var kx = MeshCrypto.KxKeyPair.generate()
+    /// The ephemeral key-exchange pair; dropped once the session keys exist.
+    private var kx: MeshCrypto.KxKeyPair? = .generate()
     private var ourHello: [UInt8] = []
     private var tx: MeshCrypto.FrameCipher?
     private var rx: MeshCrypto.FrameCipher?
@@ -127,7 +128,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
         wasActive = true
         lastHeard = .now()
         let cfg = mesh.config
-        ourHello = MeshWire.Hello(chainID: cfg.chainID.raw, nodeKey: cfg.identity.publicKey, kxPublicKey: kx.publicKey,
+        ourHello = MeshWire.Hello(chainID: cfg.chainID.raw, nodeKey: cfg.identity.publicKey, kxPublicKey: kx!.publicKey,
                                   nonce: SecureRandom.bytes(32), listenPort: UInt16(clamping: mesh.listeningPort)).encoded()
         writeFrame(context, ourHello, promise: nil)
         context.flush()
@@ -199,13 +200,14 @@ final class ConnectionHandler: ChannelDuplexHandler {
         guard Ed25519.verify(signature, MeshWire.transcript(chainID: chain, initiatorHello: i, responderHello: r, signer: theirs), hello.nodeKey) else {
             return refuse(context, "handshake signature does not verify")
         }
+        guard let kx else { return refuse(context, "no key-exchange pair") }
         let keys: MeshCrypto.SessionKeys
         do { keys = try MeshCrypto.sessionKeys(kx, peer: hello.kxPublicKey, side: conn.outbound ? .initiator : .responder) } catch {
             return refuse(context, "\(error)")
         }
         tx = MeshCrypto.FrameCipher(key: keys.tx)
         rx = MeshCrypto.FrameCipher(key: keys.rx)
-        kx = MeshCrypto.KxKeyPair.generate()  // the ephemeral secret is not needed any more; drop it
+        self.kx = nil
         phase = .established(key: hello.nodeKey)
         authenticated = true
 

@@ -236,6 +236,11 @@ public final class Mesh: PeerTransport, Sendable {
         }.sorted { $0.key < $1.key }
     }
 
+    /// A key's score, connected or not (0 for a key never penalized or whose ban ran out).
+    public func score(_ key: PublicKey) -> Int {
+        state.withLock { $0.scores[key] ?? 0 }
+    }
+
     /// Never blocks: the frame goes to NIO, or is dropped when the peer is too far behind.
     private func enqueue(_ plain: MeshWire.Plain, to c: Connection) {
         guard c.pending.add(1, ordering: .relaxed).newValue <= config.outboundQueueMax else {
