@@ -195,6 +195,8 @@ struct HTTPTests {
 
             let stream = try await client.call(.get, "/v1/streams/account/\(f.bob.publicKey.hex)")
             #expect((stream.json?["events"] as? [[String: Any]])?.first?["id"] as? String == EventCrypto.id(e.bytes).hex)
+            let afterAll = try await client.call(.get, "/v1/streams/account/\(f.bob.publicKey.hex)?after=\(UInt64.max)")
+            #expect(afterAll.status == .ok && (afterAll.json?["events"] as? [Any])?.isEmpty == true, "after the largest sequence: empty")
             let range = try await client.call(.get, "/v1/events?from=0&limit=5")
             #expect((range.json?["events"] as? [[String: Any]])?.count == 1 && range.json?["next"] as? Int == 1)
 
@@ -448,4 +450,35 @@ final class CollectingWriter: ResponseBodyWriter, Sendable {
         if done { throw CancellationError() }
     }
     func finish(_ trailingHeaders: HTTPFields?) async throws {}
+}
+
+/// A live server for fuzzing from outside (schemathesis), off unless asked for:
+/// `HTTP_LIVE_PORT=8089 HTTP_LIVE_SECONDS=300 swift test --filter HTTPLive`.
+@Suite("HTTPLive server", .timeLimit(.minutes(30)))
+struct HTTPLiveServer {
+    static let env = ProcessInfo.processInfo.environment
+
+    @Test(.enabled(if: env["HTTP_LIVE_PORT"] != nil))
+    func serveForFuzzing() async throws {
+        let f = Fixture()
+        let service = try SoloService(finishStreamsAtHead: true)
+        var nonce: UInt64 = 0
+        for k in [f.alice, f.bob] {
+            nonce = 0
+            for _ in 0 ..< 5 {
+                nonce += 1
+                _ = await service.submit([f.event(k, nonce, .transfer(to: f.carol.publicKey, amount: 1, memo: "seed")).bytes],
+                                         waitCommitted: true, timeoutMs: 0)
+            }
+        }
+        var config = APIConfig(port: Int(Self.env["HTTP_LIVE_PORT"]!)!)
+        config.requestsPerSecond = 1e6
+        config.burst = 1e6
+        let app = API.application(service: service, config: config, registry: NodeMetrics.bootstrap(), logger: Logger(label: "http-live"))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await app.runService() }
+            try await Task.sleep(for: .seconds(Int(Self.env["HTTP_LIVE_SECONDS"] ?? "60") ?? 60))
+            group.cancelAll()
+        }
+    }
 }
