@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what ChaosLedger needs on a Debian machine that has the Swift toolchain:
 # liblmdb-dev and libsodium-dev (found through pkg-config) for the build, and Python's
-# `cryptography` for the independent test-vector check. Installs only what is missing.
+# `cryptography` for the independent test-vector check; libcurl4 for the HTTP client
+# the CLI and the integration tests use (FoundationNetworking). Installs only what is missing.
 set -euo pipefail
 need=()
-for p in liblmdb-dev libsodium-dev pkg-config; do
+for p in liblmdb-dev libsodium-dev pkg-config libcurl4; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
