@@ -389,7 +389,7 @@ public struct Replica: Sendable {
         // the next proposal, so it skips the walk over the window.
         var eventOnly = false
         switch input {
-        case .request, .message(_, .request): eventOnly = true
+        case .request, .message(_, .request), .message(_, .requests): eventOnly = true
         default: break
         }
         if !eventOnly { advance(&out) }
@@ -538,6 +538,7 @@ public struct Replica: Sendable {
     mutating func onMessage(_ from: PublicKey, _ m: PeerMessage, _ out: inout Output) {
         switch m {
         case let .request(bytes): admit(bytes, forward: false, &out)
+        case let .requests(list): for bytes in list { admit(bytes, forward: false, &out) }
         case let .prePrepare(pp, block): onPrePrepare(pp, block, fromNewView: false, &out)
         case let .vote(v): onVote(v, &out)
         case let .viewChange(vc, blocks): onViewChange(vc, blocks, &out)

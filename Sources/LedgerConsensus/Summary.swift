@@ -27,6 +27,7 @@ extension PeerMessage {
         case let .fetch(h, c): "fetch from h\(h) count \(c)"
         case let .blocks(bs): "blocks [\(bs.map { "h\($0.block.height)" }.joined(separator: ","))]"
         case let .request(e): "request \(EventCrypto.id(e).hex.prefix(6))"
+        case let .requests(es): "requests \(es.count)"
         }
     }
 }

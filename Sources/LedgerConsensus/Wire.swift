@@ -241,6 +241,9 @@ public enum PeerMessage: Sendable, Hashable {
     case blocks([CertifiedBlock])
     /// A client event passed on to the other replicas.
     case request([UInt8])
+    /// Client events passed on together: a node driver coalesces the `request`s of one
+    /// batch into one message (one frame, one syscall) instead of one per event.
+    case requests([[UInt8]])
 
     public static let formatVersion: UInt16 = 1
 
@@ -253,6 +256,7 @@ public enum PeerMessage: Sendable, Hashable {
         case .fetch: 5
         case .blocks: 6
         case .request: 7
+        case .requests: 8
         }
     }
 
@@ -273,6 +277,7 @@ public enum PeerMessage: Sendable, Hashable {
             w.u16(UInt16(bs.count))
             for b in bs { b.block.encode(&w); w.raw(b.certificate.encoded()) }
         case let .request(e): w.blob16(e)
+        case let .requests(es): w.u32(UInt32(es.count)); for e in es { w.blob16(e) }
         }
         return w.bytes
     }
@@ -307,6 +312,12 @@ public enum PeerMessage: Sendable, Hashable {
             }
             m = .blocks(out)
         case 7: m = .request(try r.blob16("request.event", max: Limits.eventBytesMax))
+        case 8:
+            let n = try r.count32("requests.count", max: Limits.requestsPerMessageMax)
+            var es: [[UInt8]] = []
+            es.reserveCapacity(n)
+            for _ in 0 ..< n { es.append(try r.blob16("requests.event", max: Limits.eventBytesMax)) }
+            m = .requests(es)
         default: throw .invalidValue(field: "peer.tag", reason: "unknown message tag \(tag)")
         }
         try r.end()

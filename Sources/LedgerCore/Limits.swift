@@ -49,6 +49,8 @@ public enum Limits {
     public static let peerMessageBytesMax = 32 << 20
     /// Certified blocks in one state-transfer answer.
     public static let stateTransferBlocksMax = 16
+    /// Client events in one `requests` peer message (a node coalesces what it forwards).
+    public static let requestsPerMessageMax = 10_000
     /// Client events a replica holds waiting for a block.
     public static let mempoolEventsMax = 100_000
     /// Votes from other replicas remembered for equivocation evidence, per replica.

@@ -93,12 +93,8 @@ struct Handlers: Sendable {
         // All refused: the request as a whole did nothing, which a client should see
         // in the status without reading every receipt.
         let allRejected = !receipts.isEmpty && receipts.allSatisfy { $0.status == .rejected }
-        return JSONResponse.make(["receipts": receipts.map(Self.receipt)], status: allRejected ? .unprocessableContent : .ok)
-    }
-
-    static func receipt(_ r: Receipt) -> [String: Any] {
-        ["id": r.id?.hex ?? NSNull(), "status": r.status.rawValue, "code": r.code ?? NSNull(), "error": r.error ?? NSNull(),
-         "height": r.height?.value ?? NSNull(), "sequence": r.sequence?.value ?? NSNull()]
+        return Response(status: allRejected ? .unprocessableContent : .ok, headers: [.contentType: "application/json"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: JSONText.receipts(receipts))))
     }
 
     // MARK: The log

@@ -268,11 +268,29 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
             for c in commits { persistBlock(c) }
             persistRecords(records)
             let t = cond.withLock { transport }
+            // Client events passed on to every peer travel together, one message per
+            // batch (bounded by size), instead of one frame each.
+            var forwarded: [[UInt8]] = []
+            var forwardedBytes = 0
+            func flushForwarded() {
+                if forwarded.count == 1 { t?.send(.request(forwarded[0]), to: .all) } else if !forwarded.isEmpty { t?.send(.requests(forwarded), to: .all) }
+                forwarded.removeAll(keepingCapacity: true)
+                forwardedBytes = 0
+            }
             for o in outs {
-                for s in o.send { t?.send(s.message, to: s.to) }
+                for s in o.send {
+                    if case let .request(e) = s.message, s.to == .all {
+                        if forwarded.count == Limits.requestsPerMessageMax || forwardedBytes + e.count > Limits.peerMessageBytesMax / 2 { flushForwarded() }
+                        forwarded.append(e)
+                        forwardedBytes += e.count + 2
+                    } else {
+                        t?.send(s.message, to: s.to)
+                    }
+                }
                 for s in o.serve { serve(s, t) }
                 for n in o.notes { note(n) }
             }
+            flushForwarded()
             publish(commits)
             outs = token.map { [step(.persisted(token: $0))] } ?? []
         }

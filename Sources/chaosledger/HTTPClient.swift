@@ -3,6 +3,7 @@ import Foundation
 import FoundationNetworking
 #endif
 import LedgerCore
+import LedgerNode
 
 /// The few HTTP calls the CLI makes to a node's API (`submit`, `devnet`, `bench-net`).
 struct NodeClient: Sendable {
@@ -50,7 +51,7 @@ struct NodeClient: Sendable {
 
     /// POST /v1/events with hex-encoded events; 200 and 422 both carry receipts.
     func submit(_ events: [[UInt8]], wait: Bool, timeoutMs: Int = 10_000) async throws -> [SubmitReceipt] {
-        let body = try JSONSerialization.data(withJSONObject: ["events": events.map { Hex.encode($0) }])
+        let body = Data(JSONText.submission(events))
         let (status, data) = try await request("POST", "/v1/events?wait=\(wait)&timeoutMs=\(timeoutMs)", body: body)
         guard status == 200 || status == 422, let d = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
               let rs = d["receipts"] as? [[String: Any]] else {

@@ -131,6 +131,24 @@ struct TestChain {
     }
 }
 
+@Suite struct JSONTextTests {
+    /// The hand-built receipts JSON parses to exactly what the generic renderer gives,
+    /// and writes the same bytes (sorted keys), escapes included.
+    @Test func receiptsMatchTheGenericRenderer() throws {
+        let id = Blake2b.hash(Array("x".utf8))
+        let rs = [Receipt(id: id, status: .committed, height: Height(7), sequence: SequenceNumber(41)),
+                  Receipt(id: nil, status: .rejected, code: "malformed", error: "bad \"quote\" \\ back\nline \u{01} é"),
+                  Receipt(id: id, status: .pending)]
+        let generic: [[String: Any]] = rs.map {
+            ["id": $0.id?.hex ?? NSNull(), "status": $0.status.rawValue, "code": $0.code ?? NSNull(), "error": $0.error ?? NSNull(),
+             "height": $0.height?.value ?? NSNull(), "sequence": $0.sequence?.value ?? NSNull()]
+        }
+        #expect(JSONText.receipts(rs) == Render.json(["receipts": generic]))
+        let events: [[UInt8]] = [[0, 1, 0xAB], [0xFF]]
+        #expect(JSONText.submission(events) == Render.json(["events": events.map { Hex.encode($0) }]))
+    }
+}
+
 extension Array {
     func asyncMap<T>(_ f: (Element) async throws -> T) async rethrows -> [T] {
         var out: [T] = []

@@ -274,6 +274,7 @@ struct ScriptHarness {
         case .fetch: "fetch"
         case .blocks: "blocks"
         case .request: "request"
+        case .requests: "requests"
         }
     }
 }

@@ -32,7 +32,7 @@ import Testing
                                        votes: keys.map { EventCrypto.signCommit(chain: chain, height: 5, view: 3, blockHash: b.hash, key: $0) })
         return [
             .prePrepare(pp, b), .vote(prepares[0]), .vote(cpVotes[2]), .viewChange(vc, blocks: [b]), .newView(nv, blocks: [b]),
-            .fetch(from: 9, count: 16), .blocks([CertifiedBlock(block: b, certificate: commit)]), .request(b.events[0]),
+            .fetch(from: 9, count: 16), .blocks([CertifiedBlock(block: b, certificate: commit)]), .request(b.events[0]), .requests(b.events),
         ]
     }
 
