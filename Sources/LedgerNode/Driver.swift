@@ -91,6 +91,8 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
     private var viewChanges: UInt64 = 0
     private var committedEvents: UInt64 = 0
     private var latencies: [Double] = []
+    /// Event signatures verified at admission (the replica counts its own).
+    private var admissionVerified = 0
     private var latencyNext = 0
 
     // Owned by the loop thread.
@@ -192,7 +194,12 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
             return w
         }
         for w in left { w.resume(nil) }
-        logger.info("node stopped", metadata: ["height": "\(cond.withLock { head.height.value })"])
+        let (h, admitted, committed) = cond.withLock { (head.height.value, admissionVerified, committedEvents) }
+        logger.notice("node stopped", metadata: [
+            "height": "\(h)", "committedEvents": "\(committed)",
+            "signaturesVerified": "admission \(admitted), replica \(replica?.counters.eventSignaturesVerified ?? 0)",
+            "voteSignatures": "signed \(replica?.counters.votesSigned ?? 0), verified \(replica?.voteSignaturesVerified ?? 0)",
+        ])
     }
 
     // MARK: - Inputs
@@ -418,8 +425,10 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
         var accepted: [(Int, EventID, [UInt8])] = []
         var scratch: [UInt8] = []
         let (state, isStopping) = cond.withLock { (head, stopping) }
+        var verifiedHere = 0
         for bytes in events {
             let r = check(bytes, state, stopping: isStopping, &scratch)
+            if r.verified { verifiedHere += 1 }
             receipts.append(r.receipt)
             if let id = r.admit { accepted.append((receipts.count - 1, id, bytes)) }
         }
@@ -427,6 +436,7 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
         var ws: [(Int, Waiter)] = []
         let nowMs = now()
         cond.withLock {
+            admissionVerified += verifiedHere
             for (i, id, bytes) in accepted {
                 if pending[id] != nil, !waitCommitted { continue }
                 if pending.count >= options.pendingMax {
@@ -452,7 +462,7 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
         return receipts
     }
 
-    struct Checked { var receipt: Receipt; var admit: EventID? }
+    struct Checked { var receipt: Receipt; var admit: EventID?; var verified = false }
 
     /// The admission checks that need no lock: everything but the mempool bound.
     private func check(_ bytes: [UInt8], _ s: LedgerState, stopping: Bool, _ scratch: inout [UInt8]) -> Checked {
@@ -472,7 +482,11 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
             r.sequence = logged.sequence
             return Checked(receipt: r, admit: nil)
         }
-        guard EventCrypto.verify(e, scratch: &scratch) else { return reject(id, "bad_signature", "the signature does not verify for author \(e.author.hex)") }
+        guard EventCrypto.verify(e, scratch: &scratch) else {
+            var c = reject(id, "bad_signature", "the signature does not verify for author \(e.author.hex)")
+            c.verified = true
+            return c
+        }
         guard let acct = s.accounts[e.author] else { return reject(id, "unknown_account", "author \(e.author.hex) has no account") }
         guard e.nonce > acct.nonce else { return reject(id, "stale_nonce", "nonce \(e.nonce) is used; the next is \(acct.nonce + 1)") }
         guard e.nonce <= acct.nonce + options.nonceAheadMax else {
@@ -482,7 +496,7 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
         var cost = e.fee
         if e.kind == .transfer, case let .transfer(_, amount, _)? = try? e.decodePayload() { cost = cost &+ amount }
         guard acct.balance >= cost else { return reject(id, "insufficient_balance", "balance \(acct.balance) < \(cost)") }
-        return Checked(receipt: Receipt(id: id, status: .accepted), admit: id)
+        return Checked(receipt: Receipt(id: id, status: .accepted), admit: id, verified: true)
     }
 
     public func eventStatus(_ id: EventID) async -> EventStatus {
