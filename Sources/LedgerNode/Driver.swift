@@ -272,8 +272,19 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
                 commits += o.commits
                 if let t = o.persistToken { token = max(token ?? 0, t) }
             }
-            for c in commits { persistBlock(c) }
-            persistRecords(records)
+            // The log and the consensus store are separate LMDB environments (separate
+            // files, separate fsyncs): when a turn has both, they are written at once,
+            // and both are durable before anything is sent.
+            let recordWrite = prepareRecords(records)
+            if let recordWrite, !commits.isEmpty {
+                let g = DispatchGroup()
+                DispatchQueue.global().async(group: g) { recordWrite() }
+                for c in commits { persistBlock(c) }
+                g.wait()
+            } else {
+                for c in commits { persistBlock(c) }
+                recordWrite?()
+            }
             let t = cond.withLock { transport }
             // Client events passed on to every peer travel together, one message per
             // batch (bounded by size), instead of one frame each.
@@ -326,19 +337,23 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
         }
     }
 
-    private func persistRecords(_ records: [DurableRecord]) {
-        guard !records.isEmpty else { return }
+    /// Folds the records into `durable` now and returns the write that makes them
+    /// durable (nil: nothing to write). At a new stable checkpoint the store is rewritten
+    /// from the folded state, so it holds one window of votes, not the whole history.
+    private func prepareRecords(_ records: [DurableRecord]) -> (@Sendable () -> Void)? {
+        guard !records.isEmpty else { return nil }
         var compact = false
         for r in records {
             durable.apply(r)
             if case .stable = r { compact = true }
         }
-        do {
-            // At a new stable checkpoint the store is rewritten from the folded state, so
-            // it holds one window of votes rather than the whole history.
-            if compact { try store.replaceAll(durable.records.map { $0.encoded() }) } else { try store.append(records.map { $0.encoded() }) }
-        } catch {
-            fatal("cannot persist consensus records: \(error)")
+        let bytes = (compact ? durable.records : records).map { $0.encoded() }
+        let store = self.store
+        let rewrite = compact
+        return { [self] in
+            do { if rewrite { try store.replaceAll(bytes) } else { try store.append(bytes) } } catch {
+                fatal("cannot persist consensus records: \(error)")
+            }
         }
     }
 
@@ -496,6 +511,24 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
         var cost = e.fee
         if e.kind == .transfer, case let .transfer(_, amount, _)? = try? e.decodePayload() { cost = cost &+ amount }
         guard acct.balance >= cost else { return reject(id, "insufficient_balance", "balance \(acct.balance) < \(cost)") }
+        // The author's next event is checked against every rule of its kind (targets
+        // registered, validator known, stake held, …) on a copy of the head state, so a
+        // client learns now, not by a timeout, that it can never commit. Later nonces
+        // (a pipelined batch) may depend on the ones before them: the block checks those.
+        if e.nonce == acct.nonce + 1 {
+            var probe = s
+            let ctx = BlockContext(height: s.height.next, timestampMs: max(now(), s.timestampMs), proposer: options.nodeKey)
+            do {
+                try probe.beginBlock(ctx)
+                try probe.apply(e, id: id, ctx)
+            } catch let err as ApplyError {
+                var c = reject(id, err.code, err.description)
+                c.verified = true
+                return c
+            } catch {
+                // beginBlock cannot fail: the context follows the head by construction.
+            }
+        }
         return Checked(receipt: Receipt(id: id, status: .accepted), admit: id, verified: true)
     }
 

@@ -93,3 +93,47 @@ public enum BlockError: Error, Equatable, Sendable, CustomStringConvertible {
         }
     }
 }
+
+extension ApplyError {
+    /// A stable, machine-readable name for the rule that refused an event (the HTTP
+    /// API's receipt code): the case name in snake case.
+    public var code: String {
+        switch self {
+        case .badSignature: "bad_signature"
+        case .wrongChain: "wrong_chain"
+        case .oversized: "oversized"
+        case .unknownAuthor: "unknown_author"
+        case .staleNonce: "stale_nonce"
+        case .futureNonce: "future_nonce"
+        case .feeTooLow: "fee_too_low"
+        case .malformedPayload: "malformed_payload"
+        case .insufficientBalance: "insufficient_balance"
+        case .zeroAmount: "zero_amount"
+        case .overflow: "overflow"
+        case .alreadyRegistered: "already_registered"
+        case .notRegistered: "not_registered"
+        case .unknownValidator: "unknown_validator"
+        case .validatorRetired: "validator_retired"
+        case .insufficientStake: "insufficient_stake"
+        case .wrongOldKey: "wrong_old_key"
+        case .keyInUse: "key_in_use"
+        case .badRotationSignature: "bad_rotation_signature"
+        case .invalidProfile: "invalid_profile"
+        case .invalidAlliance: "invalid_alliance"
+        case .unknownAlliance: "unknown_alliance"
+        case .notOffered: "not_offered"
+        case .allianceExpired: "alliance_expired"
+        case .allianceNotPending: "alliance_not_pending"
+        case .allianceNotActive: "alliance_not_active"
+        case .alreadyAccepted: "already_accepted"
+        case .notMember: "not_member"
+        case .duplicateEvent: "duplicate_event"
+        case .invalidEvidence: "invalid_evidence"
+        case .duplicateEvidence: "duplicate_evidence"
+        case .validatorJailed: "validator_jailed"
+        case .notJailed: "not_jailed"
+        case .stillJailed: "still_jailed"
+        case .invalidOpinion: "invalid_opinion"
+        }
+    }
+}

@@ -197,6 +197,21 @@ import Testing
         try await c.waitUntil("the follower reaches height \(target)") { (await c.height(4) ?? 0) >= target }
         #expect((await c.json(4, "/v1/accounts/\(agent.publicKey.hex)"))?["nonce"] as? NSNumber == NSNumber(value: nonce))
 
+        // `chaosledger submit` builds, signs and submits events of several kinds (reading
+        // the nonce and the chain id from the node) and reports committed receipts.
+        let v0 = try KeyFile.read(from: c.dir.sub("keys/validator-0.key")).publicKey.hex
+        let url = "http://127.0.0.1:\(c.httpPort + 1)"
+        let key1 = c.dir.sub("keys/agent-1.key")
+        for args in [["transfer", "--to", agent.publicKey.hex, "--amount", "9", "--memo", "cli"],
+                     ["agent.register", "--name", "cli-agent", "--capabilities", "memes,audit"],
+                     ["staking.delegate", "--validator", v0, "--amount", "50"],
+                     ["alliance.propose", "--targets", v0, "--purpose", "memes"]] {
+            let (st, out) = try c.cli(["submit"] + args + ["--node", url, "--key", key1, "--wait"])
+            #expect(st == 0 && out.contains("\"committed\""), "submit \(args[0]): \(out)")
+        }
+        let (bad, badOut) = try c.cli(["submit", "staking.delegate", "--validator", v0, "--amount", "1", "--nonce", "1", "--node", url, "--key", key1])
+        #expect(bad == 1 && badOut.contains("stale_nonce"), "a stale nonce must be refused: \(badOut)")
+
         // 5. SIGKILL a validator: the others go on; on restart it catches up.
         c.kill9(3)
         let (s3, r3) = await c.submit(1, transfers(10))

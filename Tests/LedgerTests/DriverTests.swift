@@ -109,6 +109,12 @@ struct TestChain {
         #expect(bad.map(\.code) == ["duplicate", "bad_signature", "stale_nonce", "malformed", "oversized"])
         #expect(bad.allSatisfy { $0.status == .rejected })
         #expect(try await nodes[0].state(at: nil).accounts[chain.clients[0].publicKey]!.balance == balance)
+        // A rule that depends on other entities: an alliance with an unregistered target.
+        let alliance = EventCrypto.makeEvent(chain: chain.genesis.chainID, key: chain.clients[1], nonce: 1, fee: 1,
+                                             payload: .alliancePropose(AllianceProposal(targets: [chain.clients[0].publicKey], purpose: "p",
+                                                                                        terms: "t", durationMs: 1_000))).bytes
+        let ar = await nodes[0].submit([alliance], waitCommitted: false, timeoutMs: 0)
+        #expect(ar[0].status == .rejected && ar[0].code == "not_registered", "\(ar)")
 
         // A node stops (and misses blocks), restarts from its log and store, catches up.
         await nodes[3].stop()

@@ -57,24 +57,12 @@ final class SoloService: NodeService {
         }
     }
 
-    /// "staleNonce(expected: 2, got: 1)" -> "stale_nonce": the real driver owns the codes;
-    /// the double derives them from the error's case name.
+    /// The receipt code of a refusal: the rule's own code (`ApplyError.code`), as the driver gives it.
     static func code(_ e: AdmissionError) -> String {
         switch e {
-        case .malformed: return "malformed"
-        case .unavailable: return "unavailable"
-        case let .rejected(a):
-            // A case with a payload reflects its name as the child's label; the few
-            // without one are named here.
-            let name: String
-            if let label = Mirror(reflecting: a).children.first?.label { name = label } else {
-                switch a {
-                case .badSignature: name = "badSignature"
-                case .wrongChain: name = "wrongChain"
-                default: name = "rejected"
-                }
-            }
-            return name.reduce(into: "") { s, c in s += c.isUppercase ? "_" + c.lowercased() : String(c) }
+        case .malformed: "malformed"
+        case .unavailable: "unavailable"
+        case let .rejected(a): a.code
         }
     }
 
