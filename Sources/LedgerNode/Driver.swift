@@ -109,6 +109,11 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
     let mCommitted = Counter(label: "chaosledger_events_committed_total")
     let mLatency = Metrics.Timer(label: "chaosledger_commit_latency_seconds")
     let mRejected = Counter(label: "chaosledger_events_rejected_total")
+    /// Time a turn spends making its outputs durable (blocks and consensus records).
+    let mPersist = Metrics.Timer(label: "chaosledger_persist_seconds")
+    private var persistTurns = 0
+    private var persistNanos: UInt64 = 0
+    private var persistBlocks = 0
 
     /// Opens the node over an initialised log and its consensus store, rebuilding the
     /// replica from the committed state and the durable records (a restart resumes where
@@ -199,6 +204,7 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
             "height": "\(h)", "committedEvents": "\(committed)",
             "signaturesVerified": "admission \(admitted), replica \(replica?.counters.eventSignaturesVerified ?? 0)",
             "voteSignatures": "signed \(replica?.counters.votesSigned ?? 0), verified \(replica?.voteSignaturesVerified ?? 0)",
+            "persist": "\(persistTurns) turns, \(persistBlocks) blocks, mean \(persistTurns == 0 ? 0 : persistNanos / UInt64(persistTurns) / 1_000) µs",
         ])
     }
 
@@ -275,6 +281,7 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
             // The log and the consensus store are separate LMDB environments (separate
             // files, separate fsyncs): when a turn has both, they are written at once,
             // and both are durable before anything is sent.
+            let persistStart = DispatchTime.now().uptimeNanoseconds
             let recordWrite = prepareRecords(records)
             if let recordWrite, !commits.isEmpty {
                 let g = DispatchGroup()
@@ -284,6 +291,13 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
             } else {
                 for c in commits { persistBlock(c) }
                 recordWrite?()
+            }
+            if recordWrite != nil || !commits.isEmpty {
+                let ns = DispatchTime.now().uptimeNanoseconds - persistStart
+                mPersist.recordNanoseconds(Int64(ns))
+                persistTurns += 1
+                persistNanos += ns
+                persistBlocks += commits.count
             }
             let t = cond.withLock { transport }
             // Client events passed on to every peer travel together, one message per

@@ -233,6 +233,10 @@ func percentile(_ xs: [Double], _ p: Double) -> Double {
     return s[max(0, min(s.count - 1, rank - 1))]
 }
 
+/// A line on stdout, unbuffered (a status line must show when it is printed, even
+/// through a pipe).
+func say(_ s: String) { FileHandle.standardOutput.write(Data((s + "\n").utf8)) }
+
 /// Set by SIGINT/SIGTERM handlers of long-running CLI commands.
 final class StopFlag: @unchecked Sendable {
     private let lock = NSLock()
@@ -276,13 +280,13 @@ struct Devnet: AsyncParsableCommand {
         let layout = ClusterLayout(dir: dir, validators: validators, personalities: personalities.split(separator: ",").map(String.init),
                                    meshPort: meshPort, httpPort: httpPort, agents: agents, follower: follower)
         let (vkeys, akeys) = try layout.prepare()
-        if prepareOnly { print("wrote \(dir)"); return }
+        if prepareOnly { say("wrote \(dir)"); return }
         let stop = StopFlag()
         stop.onSignals([SIGINT, SIGTERM])
         var procs = (0 ..< validators).map { NodeProcess(name: "node-\($0)", config: layout.configPath($0), logFile: layout.logPath("node-\($0)")) }
         if follower { procs.append(NodeProcess(name: "follower", config: layout.followerConfigPath, logFile: layout.logPath("follower"))) }
         for p in procs { try p.start() }
-        print("devnet: \(validators) validators (\(layout.personalities.prefix(validators).joined(separator: ", ")))\(follower ? " + a follower" : ""), "
+        say("devnet: \(validators) validators (\(layout.personalities.prefix(validators).joined(separator: ", ")))\(follower ? " + a follower" : ""), "
               + "HTTP \(layout.httpURL(0)) … ; logs in \(dir)/logs; Ctrl-C stops")
         let clients = (0 ..< procs.count).map { NodeClient(layout.httpURL($0)) }
         // Ready: every node answers /ready.
@@ -309,18 +313,18 @@ struct Devnet: AsyncParsableCommand {
         while !done() {
             try? await Task.sleep(for: .seconds(1))
             let line = await statusLine(clients, swarm, &lastCommitted, &lastAt)
-            FileHandle.standardOutput.write(Data((line + "\n").utf8))
-            for p in procs where !p.running { print("devnet: \(p.name) is not running; see \(p.logFile)") }
+            say(line)
+            for p in procs where !p.running { say("devnet: \(p.name) is not running; see \(p.logFile)") }
         }
         for t in tasks { await t.value }
-        print("devnet: stopping")
+        say("devnet: stopping")
         var clean = true
         for p in procs.reversed() {
             let status = p.stop()
-            if status != 0 { clean = false; print("devnet: \(p.name) did not exit cleanly (\(status.map(String.init) ?? "killed"))") }
+            if status != 0 { clean = false; say("devnet: \(p.name) did not exit cleanly (\(status.map(String.init) ?? "killed"))") }
         }
         let s = swarm.lock.withLock { (swarm.committed, swarm.rejected, swarm.kinds) }
-        print("devnet: agents committed \(s.0) events \(s.2.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))"
+        say("devnet: agents committed \(s.0) events \(s.2.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))"
               + (s.1.isEmpty ? "" : "; refused \(s.1)"))
         if !clean { throw ExitCode(1) }
     }
