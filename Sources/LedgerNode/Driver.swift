@@ -286,10 +286,10 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
             if let recordWrite, !commits.isEmpty {
                 let g = DispatchGroup()
                 DispatchQueue.global().async(group: g) { recordWrite() }
-                for c in commits { persistBlock(c) }
+                persistBlocks(commits)
                 g.wait()
             } else {
-                for c in commits { persistBlock(c) }
+                persistBlocks(commits)
                 recordWrite?()
             }
             if recordWrite != nil || !commits.isEmpty {
@@ -299,6 +299,9 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
                 persistNanos += ns
                 persistBlocks += commits.count
             }
+            // The head readers see moves as soon as the blocks are durable: a receipt that
+            // says committed is never ahead of the state the API serves.
+            publish(commits)
             let t = cond.withLock { transport }
             // Client events passed on to every peer travel together, one message per
             // batch (bounded by size), instead of one frame each.
@@ -323,30 +326,39 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
                 for n in o.notes { note(n) }
             }
             flushForwarded()
-            publish(commits)
             outs = token.map { [step(.persisted(token: $0))] } ?? []
         }
     }
 
-    private func persistBlock(_ c: CommittedBlock) {
-        let cb = c.certified
-        var events: [(id: EventID, envelope: Envelope)] = []
-        events.reserveCapacity(cb.block.events.count)
-        for (i, bytes) in cb.block.events.enumerated() {
-            // The replica executed these bytes, so they decode; a failure here is a bug.
-            guard let e = try? Envelope(bytes: bytes) else { fatal("committed event does not decode at height \(cb.block.height.value)") }
-            events.append((c.ids[i], e))
+    /// Appends the turn's committed blocks to the log in one transaction, then writes
+    /// the checkpoints that fall due.
+    private func persistBlocks(_ cs: [CommittedBlock]) {
+        guard !cs.isEmpty else { return }
+        var batch: [BlockCommit] = []
+        var seq = nextSequence
+        for c in cs {
+            let cb = c.certified
+            var events: [(id: EventID, envelope: Envelope)] = []
+            events.reserveCapacity(cb.block.events.count)
+            for (i, bytes) in cb.block.events.enumerated() {
+                // The replica executed these bytes, so they decode; a failure here is a bug.
+                guard let e = try? Envelope(bytes: bytes) else { fatal("committed event does not decode at height \(cb.block.height.value)") }
+                events.append((c.ids[i], e))
+            }
+            batch.append(BlockCommit(block: StoredBlock(header: cb.block.header, certificate: cb.certificate, firstSequence: seq),
+                                     blockHash: cb.block.hash, events: events))
+            seq = SequenceNumber(seq.value + UInt64(events.count))
         }
-        let stored = StoredBlock(header: cb.block.header, certificate: cb.certificate, firstSequence: nextSequence)
-        do { try ledger.append(BlockCommit(block: stored, blockHash: cb.block.hash, events: events)) } catch {
-            // Without the block on disk the node cannot go on: the operator must look.
-            fatal("cannot append block \(cb.block.height.value): \(error)")
+        do { try ledger.append(contentsOf: batch) } catch {
+            // Without the blocks on disk the node cannot go on: the operator must look.
+            fatal("cannot append blocks \(cs[0].certified.block.height.value)…: \(error)")
         }
-        nextSequence = SequenceNumber(nextSequence.value + UInt64(events.count))
-        let interval = c.state.parameters.checkpointInterval
-        if cb.block.height.value % interval == 0 {
-            do { try ledger.putCheckpoint(height: cb.block.height, snapshot: c.state.canonicalBytes()) } catch {
-                logger.warning("checkpoint not written", metadata: ["height": "\(cb.block.height.value)", "error": "\(error)"])
+        nextSequence = seq
+        for c in cs {
+            let h = c.certified.block.height
+            guard h.value % c.state.parameters.checkpointInterval == 0 else { continue }
+            do { try ledger.putCheckpoint(height: h, snapshot: c.state.canonicalBytes()) } catch {
+                logger.warning("checkpoint not written", metadata: ["height": "\(h.value)", "error": "\(error)"])
             }
         }
     }

@@ -177,6 +177,63 @@ public final class LedgerLog: EventLog, @unchecked Sendable {
         indexAfterAppend(height: h.height.value)
     }
 
+    /// Appends consecutive blocks in one durable transaction (a node that commits
+    /// several blocks in one turn pays one sync instead of one per block): all of them
+    /// or, if any check or the write fails, none.
+    public func append(contentsOf commits: [BlockCommit]) throws(StoreError) {
+        guard commits.count > 1 else {
+            if let c = commits.first { try append(c) }
+            return
+        }
+        var sealed: [[UInt8]] = []
+        for c in commits {
+            let h = c.block.header
+            guard Int(h.eventCount) == c.events.count else {
+                throw .invalidAppend("header counts \(h.eventCount) events, commit has \(c.events.count)")
+            }
+            guard c.block.certificate.blockHash == c.blockHash, c.block.certificate.height == h.height else {
+                throw .invalidAppend("certificate is for another block")
+            }
+            sealed.append(Record.seal(c.block.encoded()))
+        }
+        var claimed: [Bool] = []
+        func release() {
+            for (i, cl) in claimed.enumerated().reversed() where cl { releaseIDs(commits[i].events, firstSequence: commits[i].block.firstSequence.value) }
+        }
+        do throws(StoreError) {
+            for c in commits { claimed.append(try claimIDs(c.events, firstSequence: c.block.firstSequence.value)) }
+            try kv.write { t throws(StoreError) in
+                guard let m = try Self.head(t) else { throw StoreError.notInitialized }
+                var height = m.height, hash = m.hash, seq = m.nextSequence.value
+                for (k, c) in commits.enumerated() {
+                    let h = c.block.header
+                    guard h.chainID == m.chainID.raw else { throw StoreError.invalidAppend("block is for chain \(h.chainID.short)") }
+                    guard h.height == height.next else { throw StoreError.invalidAppend("height \(h.height) does not follow head \(height)") }
+                    guard h.parentHash == hash else { throw StoreError.invalidAppend("parent hash does not match head \(height)") }
+                    guard c.block.firstSequence.value == seq else {
+                        throw StoreError.invalidAppend("first sequence \(c.block.firstSequence) is not \(seq)")
+                    }
+                    for i in c.events.indices {
+                        try withBytes(of: seq.bigEndian) { key throws(StoreError) in
+                            try withBytes(of: c.events[i].id) { id throws(StoreError) in
+                                try withBytes(of: c.events[i].envelope.bytes) { b throws(StoreError) in try t.put(.events, key, id, b, append: true) }
+                            }
+                        }
+                        seq += 1
+                    }
+                    try t.put(.blocks, Key.u64(h.height.value), sealed[k], append: true)
+                    height = h.height
+                    hash = c.blockHash
+                }
+                try t.put(.meta, Self.headKey, Self.headRecord(height, hash, SequenceNumber(seq)), append: false)
+            }
+        } catch {
+            release()
+            throw error
+        }
+        indexAfterAppend(height: commits.last!.block.header.height.value)
+    }
+
     /// Claims the block's ids in the unindexed tail cache, refusing any that repeats
     /// within the block or is already there — one hash operation per event. Returns
     /// whether a claim was made, to release if the write then fails.

@@ -130,8 +130,12 @@ struct TestChain {
             let hs = nodes.map { (try? $0.log.head()?.hash) ?? nil }
             return Set(hs).count == 1
         }
-        let roots = try await nodes.asyncMap { try await $0.state(at: nil).stateRoot() }
-        #expect(Set(roots).count == 1)
+        // The served head follows the log head once the block is durable (publish runs
+        // right after the write), so the roots agree within a poll.
+        try await waitFor("state roots agree") {
+            let roots = (try? await nodes.asyncMap { try await $0.state(at: nil).stateRoot() }) ?? []
+            return roots.count == 4 && Set(roots).count == 1
+        }
         if case let .committed(h, _) = await nodes[3].eventStatus(receipts[0].id!) { #expect(h.value >= 1) } else { Issue.record("event not found") }
         for n in nodes { await n.stop() }
     }

@@ -163,6 +163,40 @@ enum StoreKind: String, CaseIterable, CustomTestStringConvertible {
         #expect(throws: StoreError.self) { try log.append(commit(parent: Blake2b.hash(blocks[1].headerBytes))) }
     }
 
+    /// Several blocks in one transaction: all land, in order, readable like single
+    /// appends; a batch with one bad link writes none of its blocks.
+    @Test(arguments: StoreKind.allCases)
+    func severalBlocksAppendInOneTransactionOrNotAtAll(_ kind: StoreKind) throws {
+        let (source, doneSource) = kind.make(); defer { doneSource() }
+        let blocks = try fill(source, blocks: 4)
+        func commit(_ b: StoredBlock) throws -> BlockCommit {
+            let evs = try source.events(from: b.firstSequence, count: Int(b.header.eventCount))
+            return BlockCommit(block: b, blockHash: Blake2b.hash(b.headerBytes), events: evs.map { ($0.id, $0.envelope) })
+        }
+        let (log, done) = kind.make(); defer { done() }
+        _ = try log.initialize(genesis: f.genesis)
+        // Blocks 1–3 at once, with block 3's parent broken: nothing is written.
+        var broken = try commit(blocks[2])
+        var h = broken.block.header
+        h.parentHash = .zero
+        broken = BlockCommit(block: StoredBlock(header: h, certificate: broken.block.certificate, firstSequence: broken.block.firstSequence),
+                             blockHash: broken.blockHash, events: broken.events)
+        #expect(throws: StoreError.invalidAppend("parent hash does not match head 2")) {
+            try log.append(contentsOf: [try commit(blocks[0]), try commit(blocks[1]), broken])
+        }
+        #expect(try log.metadata()?.head == 0)
+        #expect(try log.events(from: 0, count: 100).isEmpty)
+        #expect(try log.event(id: try commit(blocks[0]).events[0].id) == nil)
+        // The same blocks, intact, land together and read back as the source has them.
+        try log.append(contentsOf: try blocks.prefix(3).map(commit))
+        try log.append(contentsOf: [try commit(blocks[3])])
+        #expect(try log.metadata()?.head == 4)
+        for b in blocks { #expect(try log.block(at: b.header.height) == b) }
+        #expect(try log.events(from: 0, count: 100) == (try source.events(from: 0, count: 100)))
+        let last = try source.events(from: 0, count: 100).last!
+        #expect(try log.event(id: last.id) == last)
+    }
+
     @Test(arguments: StoreKind.allCases)
     func anOldDuplicateIsReportedByTheIndexer(_ kind: StoreKind) throws {
         // Within the unindexed tail a duplicate is refused at append (above); beyond it,
