@@ -857,18 +857,50 @@ public struct Replica: Sendable {
         var bytes = 0
         var drop: [EventID] = []
         let maxEvents = Int(s.parameters.blockEventsMax), maxBytes = Int(s.parameters.blockBytesMax)
+        // Selection by fee: the highest fees first, arrival order among equal fees. An
+        // author's events still go in nonce order: one that must wait for its
+        // predecessor waits aside and goes in as soon as that one does.
+        var candidates: [(id: EventID, e: Envelope)] = []
+        candidates.reserveCapacity(mempool.count)
+        var fees = Set<UInt64>()
         for id in mempoolOrder {
             guard let e = mempool[id], !inFlight.contains(id) else { continue }
-            if ids.count >= maxEvents || bytes + e.bytes.count > maxBytes { break }
+            candidates.append((id, e))
+            fees.insert(e.fee)
+        }
+        if fees.count > 1 {
+            let rank = Dictionary(uniqueKeysWithValues: candidates.enumerated().map { ($1.id, $0) })
+            candidates.sort { $0.e.fee != $1.e.fee ? $0.e.fee > $1.e.fee : rank[$0.id]! < rank[$1.id]! }
+        }
+        var full = false
+        // Events waiting for their author's previous nonce, by author, in arrival order.
+        var waiting: [PublicKey: [(id: EventID, e: Envelope)]] = [:]
+        /// Applies one event: true if it went in; a future nonce waits for its author.
+        func include(_ id: EventID, _ e: Envelope) -> Bool {
+            if ids.count >= maxEvents || bytes + e.bytes.count > maxBytes { full = true; return false }
             do {
                 try s.apply(e, id: id, ctx)
                 ids.append(id); envs.append(e); raws.append(e.bytes); bytes += e.bytes.count
+                return true
             } catch {
                 switch error {
-                case .futureNonce: continue
+                case .futureNonce: waiting[e.author, default: []].append((id, e))
                 case .staleNonce: drop.append(id)
                 default: if h == state.height.value + 1 { drop.append(id) }
                 }
+                return false
+            }
+        }
+        for (id, e) in candidates where !full {
+            guard include(id, e) else { continue }
+            // The author's nonce moved: its waiting events may go in now, in nonce order
+            // (one sort per drain, so an author's reversed backlog costs n log n).
+            guard let list = waiting.removeValue(forKey: e.author) else { continue }
+            let sorted = list.sorted { $0.e.nonce < $1.e.nonce }
+            for (k, w) in sorted.enumerated() where !include(w.id, w.e) {
+                // `include` put `w` back if it still waits; the rest wait behind it.
+                if k + 1 < sorted.count { waiting[e.author, default: []].append(contentsOf: sorted[(k + 1)...]) }
+                break
             }
         }
         dropFromMempool(drop)

@@ -132,6 +132,11 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
         genesisHash = meta.genesisHash
         let genesis: Genesis
         do { genesis = try Genesis.decode(meta.genesisBytes) } catch { throw .badGenesis(error.description) }
+        // Consensus keeps a whole checkpoint interval in flight, and its messages carry at
+        // most `pipelineDepthMax` blocks: a longer interval could never reach a checkpoint.
+        guard genesis.parameters.checkpointInterval <= UInt64(Limits.pipelineDepthMax) else {
+            throw .badGenesis("checkpointInterval \(genesis.parameters.checkpointInterval) is over \(Limits.pipelineDepthMax), the most a replicated chain can keep in flight")
+        }
         let genesisRoot = LedgerState(genesis: genesis, genesisHash: meta.genesisHash).stateRoot()
         let state: LedgerState
         do { (state, _) = try StateLoader.load(log) } catch { throw .load(error) }
