@@ -105,7 +105,7 @@ import Testing
             return (s, rs)
         }
 
-        func waitUntil(_ what: String, seconds: Double = 60, _ cond: () async -> Bool) async throws {
+        func waitUntil(_ what: String, seconds: Double = 150, _ cond: () async -> Bool) async throws {
             let end = Date().addingTimeInterval(seconds)
             while Date() < end {
                 if await cond() { return }
@@ -121,7 +121,7 @@ import Testing
         }
     }
 
-    @Test(.timeLimit(.minutes(8))) func validatorsFollowerFaultsAndReplay() async throws {
+    @Test(.timeLimit(.minutes(15))) func validatorsFollowerFaultsAndReplay() async throws {
         let c = Cluster()
         defer { c.stopAll(); if !ProcessInfo.processInfo.environment.keys.contains("KEEP_CLUSTER") { c.dir.cleanup() } }
         try c.prepare()
