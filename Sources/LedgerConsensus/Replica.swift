@@ -85,6 +85,9 @@ public enum Note: Sendable, Equatable {
     case fetching(from: Height, peer: PublicKey)
     /// The replica found its own state disagreeing with a quorum: an operator must look.
     case divergence(String)
+    /// A client event left the mempool without committing: it breaks a rule against the
+    /// executed state, or waited too long for its author's previous nonce.
+    case droppedEvent(EventID, ApplyError)
 }
 
 public enum Input: Sendable {
@@ -218,6 +221,8 @@ public struct Replica: Sendable {
     var nextToken: UInt64 = 0
     var held: [(token: UInt64, out: Outgoing)] = []
     var stepSends: [Outgoing] = []
+    /// Events dropped from the mempool during this step, reported in its notes.
+    var dropped: [Note] = []
     var scratch: [UInt8] = []
     let sigs = SignatureCache()
     /// Work done, for benchmarks and metrics.
@@ -405,6 +410,10 @@ public struct Replica: Sendable {
 
     /// Sends wait for the durable records written with or before them (invariant 6).
     mutating func finish(_ out: inout Output) {
+        if !dropped.isEmpty {
+            out.notes += dropped
+            dropped.removeAll()
+        }
         if !pendingDurable.isEmpty {
             for r in pendingDurable { durable.apply(r) }
             out.persist.insert(contentsOf: pendingDurable, at: 0)
@@ -524,8 +533,8 @@ public struct Replica: Sendable {
                 case .futureNonce:
                     // An event waiting for a nonce that never comes (its predecessor was
                     // lost or replaced) leaves after a while.
-                    if now >= (mempoolSince[id] ?? now) &+ config.mempoolWaitMaxMs { stale.append(id) }
-                default: stale.append(id)
+                    if now >= (mempoolSince[id] ?? now) &+ config.mempoolWaitMaxMs { stale.append(id); dropped.append(.droppedEvent(id, error)) }
+                default: stale.append(id); dropped.append(.droppedEvent(id, error))
                 }
             }
         }
@@ -885,8 +894,8 @@ public struct Replica: Sendable {
             } catch {
                 switch error {
                 case .futureNonce: waiting[e.author, default: []].append((id, e))
-                case .staleNonce: drop.append(id)
-                default: if h == state.height.value + 1 { drop.append(id) }
+                case .staleNonce: drop.append(id); dropped.append(.droppedEvent(id, error))
+                default: if h == state.height.value + 1 { drop.append(id); dropped.append(.droppedEvent(id, error)) }
                 }
                 return false
             }

@@ -58,6 +58,7 @@ extension Note {
         case let .equivocation(k): "equivocation by \(k.hex.prefix(6))"
         case let .fetching(h, _): "fetching from h\(h)"
         case let .divergence(s): "DIVERGENCE \(s)"
+        case let .droppedEvent(id, why): "dropped \(id.hex.prefix(6)): \(why)"
         }
     }
 }

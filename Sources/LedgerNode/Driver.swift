@@ -410,6 +410,16 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
         case let .enteredView(v): logger.info("entered view", metadata: ["view": "\(v)"])
         case let .equivocation(k): logger.warning("equivocation", metadata: ["validator": "\(k.hex)"])
         case let .divergence(s): logger.critical("divergence", metadata: ["detail": "\(s)"])
+        case let .droppedEvent(id, why):
+            // An event this node admitted can no longer commit: its submitter learns why.
+            let waiting = cond.withLock { () -> [Waiter]? in
+                guard pending.removeValue(forKey: id) != nil else { return nil }
+                return waiters.removeValue(forKey: id) ?? []
+            }
+            guard let waiting else { return }
+            mRejected.increment()
+            logger.info("dropped event", metadata: ["id": "\(id.hex)", "why": "\(why)"])
+            for w in waiting { w.resume(Receipt(id: id, status: .rejected, code: why.code, error: why.description)) }
         case let .rejectedProposal(h, why): logger.notice("rejected proposal", metadata: ["height": "\(h.value)", "why": "\(why)"])
         case let .refusedProposal(h, v, why): logger.info("refused proposal", metadata: ["height": "\(h.value)", "view": "\(v)", "why": "\(why)"])
         case let .rejectedMessage(s): logger.debug("rejected message", metadata: ["why": "\(s)"])

@@ -149,6 +149,15 @@ import Testing
         let (s1, r1) = await c.submit(0, transfers(20))
         #expect(s1 == 200 && allCommitted(r1), "first batch: \(s1) \(r1.prefix(2))\n\(c.logTail(0))")
 
+        // Every validator has the batch (a receipt comes from the node that was asked;
+        // the others may be a block behind), so node 2 below knows the first event.
+        let h1 = await c.height(0) ?? 0
+        try await c.waitUntil("all validators at \(h1)") {
+            var ok = true
+            for i in 0 ..< 4 where (await c.height(i) ?? 0) < h1 { ok = false }
+            return ok
+        }
+
         // 2. Bad input over HTTP: each refused with a typed error, nothing changes.
         let before = await c.json(0, "/v1/accounts/\(agent.publicKey.hex)")
         var forged = EventCrypto.makeEvent(chain: chain, key: agent, nonce: nonce + 1, fee: 1,

@@ -115,6 +115,16 @@ struct TestChain {
                                                                                         terms: "t", durationMs: 1_000))).bytes
         let ar = await nodes[0].submit([alliance], waitCommitted: false, timeoutMs: 0)
         #expect(ar[0].status == .rejected && ar[0].code == "not_registered", "\(ar)")
+        // The same rule behind an earlier event of the batch is found when the block is
+        // built: the waiting submitter gets the refusal, not a timeout.
+        let register = EventCrypto.makeEvent(chain: chain.genesis.chainID, key: chain.clients[1], nonce: 1, fee: 1,
+                                             payload: .agentRegister(AgentProfile(name: "c1", capabilities: [], personality: "lawful", endpoint: ""))).bytes
+        let orphan = EventCrypto.makeEvent(chain: chain.genesis.chainID, key: chain.clients[1], nonce: 2, fee: 1,
+                                           payload: .alliancePropose(AllianceProposal(targets: [chain.clients[0].publicKey], purpose: "p",
+                                                                                      terms: "t", durationMs: 1_000))).bytes
+        let br = await nodes[0].submit([register, orphan], waitCommitted: true, timeoutMs: 10_000)
+        #expect(br.map(\.status) == [.committed, .rejected] && br[1].code == "invalid_alliance", "\(br)")
+        #expect(await nodes[0].eventStatus(EventCrypto.id(orphan)) == .unknown)
 
         // A node stops (and misses blocks), restarts from its log and store, catches up.
         await nodes[3].stop()
@@ -124,7 +134,7 @@ struct TestChain {
         #expect(r2.allSatisfy { $0.status == .committed }, "\(r2.filter { $0.status != .committed })")
         hub.lock.withLock { _ = hub.down.remove(chain.validators[3].publicKey) }
         nodes[3] = try makeNode(3, log: logs[3], store: stores[3], hub: hub)
-        let r3 = await nodes[1].submit([chain.transfer(1, nonce: 1)], waitCommitted: true, timeoutMs: 10_000)
+        let r3 = await nodes[1].submit([chain.transfer(1, nonce: 2)], waitCommitted: true, timeoutMs: 10_000)
         #expect(r3[0].status == .committed)
         try await waitFor("the restarted node caught up") {
             let hs = nodes.map { (try? $0.log.head()?.hash) ?? nil }
