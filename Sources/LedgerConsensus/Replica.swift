@@ -213,6 +213,7 @@ public struct Replica: Sendable {
     /// The highest view each member has been seen voting in (for catching up on views).
     var viewSeen: [PublicKey: UInt64] = [:]
     var lastRetransmitAt: UInt64 = 0
+    var lastReforwardAt: UInt64 = 0
     var lastFetchAt: UInt64 = 0
     var fetchRound: UInt64 = 0
     var oldestPendingAt: UInt64?
@@ -942,6 +943,7 @@ public struct Replica: Sendable {
     }
 
     mutating func retransmit(_ out: inout Output) {
+        reforwardOldEvents()
         // In every mode: the newest checkpoint votes, and commits for blocks executed above
         // the stable checkpoint. They let others stabilise and commit, and tell a replica
         // that is behind — even one that has to catch up before it can join a view change —
@@ -967,6 +969,23 @@ public struct Replica: Sendable {
             guard s.view == view, !s.executed else { continue }
             if let pp = s.prePrepare, let b = s.block, mine.contains(pp.signer) { send(.prePrepare(pp, b)) }
             if let p = s.prepares.first(where: { mine.contains($0.signer) }) { send(.vote(p)) }
+        }
+    }
+
+    /// Client events this replica has held for a while without seeing them in a block
+    /// are passed on again (at most 1,000, every 2 s): a forward lost to a reconnecting
+    /// link would otherwise leave an event only here, where no primary takes it.
+    mutating func reforwardOldEvents() {
+        let every: UInt64 = 2_000
+        guard now >= lastReforwardAt &+ every, !mempool.isEmpty else { return }
+        lastReforwardAt = now
+        var inFlight = Set<EventID>()
+        for (k, slot) in slots where k > state.height.value && !slot.executed { for id in slot.exec?.ids ?? [] { inFlight.insert(id) } }
+        var n = 0
+        for id in mempoolOrder where n < 1_000 {
+            guard let e = mempool[id], !inFlight.contains(id), let since = mempoolSince[id], now >= since &+ every else { continue }
+            send(.request(e.bytes))
+            n += 1
         }
     }
 
