@@ -94,6 +94,7 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
     /// Event signatures verified at admission (the replica counts its own).
     private var admissionVerified = 0
     private var latencyNext = 0
+    private var lastPendingSweepMs: UInt64 = 0
 
     // Owned by the loop thread.
     private var replica: Replica?
@@ -433,6 +434,7 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
         let nowMs = now()
         var done: [(Waiter, Receipt)] = []
         var lat: [Double] = []
+        var expired: [Waiter] = []
         let peers = cond.withLock { transport }?.peers().count ?? 0
         cond.withLock {
             view = r.view
@@ -455,7 +457,18 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
                 committedEvents += UInt64(c.ids.count)
             }
             for l in lat { recordLatency(l) }
+            // Entries the replica will never report on (it lost the event to a restart,
+            // say) are forgotten after two mempool lifetimes, so they cannot fill the bound.
+            if nowMs >= lastPendingSweepMs &+ 10_000 {
+                lastPendingSweepMs = nowMs
+                let old = pending.filter { nowMs &- $0.value > 120_000 }.map(\.key)
+                for id in old {
+                    pending[id] = nil
+                    for w in waiters.removeValue(forKey: id) ?? [] { expired.append(w) }
+                }
+            }
         }
+        for w in expired { w.resume(nil) }
         for (w, rc) in done { w.resume(rc) }
         for l in lat { mLatency.recordNanoseconds(Int64(l * 1e9)) }
         mHeight.record(Int(r.lastExecuted.value))
@@ -509,12 +522,16 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
         for r in receipts where r.status == .rejected { _ = r; mRejected.increment() }
         guard waitCommitted, !ws.isEmpty else { return receipts }
         let timeout = timeoutMs
-        for w in ws.map(\.1) {
-            Task { try? await Task.sleep(for: .milliseconds(timeout)); w.resume(nil) }
+        // One timer per request (not per event), cancelled once every event is settled.
+        let all = ws.map(\.1)
+        let timer = Task {
+            try? await Task.sleep(for: .milliseconds(timeout))
+            for w in all { w.resume(nil) }
         }
         for (i, w) in ws {
             if let r = await w.value() { receipts[i] = r } else { receipts[i].status = .pending }
         }
+        timer.cancel()
         return receipts
     }
 
