@@ -19,10 +19,26 @@ import Testing
 
         init() {
             dir = TempDir("cluster")
-            // Ports from the process id, so parallel CI jobs on one machine do not collide.
-            let base = 20_000 + Int(getpid() % 2_000) * 10
+            // Ten ports (5 mesh, 5 HTTP) that are free now: start from the process id so
+            // parallel runs on one machine pick different blocks, and skip busy ones.
+            var base = 20_000 + Int(getpid() % 1_000) * 10
+            while !(0 ..< 5).allSatisfy({ Self.free(base + $0) && Self.free(base + 10_000 + $0) }) {
+                base = 20_000 + (base - 20_000 + 10) % 10_000
+            }
             meshPort = base
-            httpPort = base + 5_000
+            httpPort = base + 10_000
+        }
+
+        /// Whether a TCP port on 127.0.0.1 can be bound now.
+        static func free(_ port: Int) -> Bool {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            guard fd >= 0 else { return false }
+            defer { close(fd) }
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_port = in_port_t(UInt16(port).bigEndian)
+            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+            return withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } } == 0
         }
 
         func cli(_ args: [String]) throws -> (Int32, String) {
@@ -109,6 +125,11 @@ import Testing
             let end = Date().addingTimeInterval(seconds)
             while Date() < end {
                 if await cond() { return }
+                // A node that exited on its own (a port taken, a bad config) fails the test now.
+                if let (i, p) = procs.first(where: { !$0.value.isRunning && $0.value.terminationReason == .exit }) {
+                    Issue.record("node \(i) exited with status \(p.terminationStatus) while waiting for \(what):\n\(logTail(i))")
+                    throw CancellationError()
+                }
                 try await Task.sleep(for: .milliseconds(200))
             }
             Issue.record("timed out after \(seconds) s waiting for \(what); logs in \(dir.path)/logs")
