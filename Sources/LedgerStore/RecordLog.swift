@@ -136,55 +136,13 @@ public final class LedgerLog: EventLog, @unchecked Sendable {
         }
     }
 
-    public func append(_ c: BlockCommit) throws(StoreError) {
-        let h = c.block.header
-        guard Int(h.eventCount) == c.events.count else {
-            throw .invalidAppend("header counts \(h.eventCount) events, commit has \(c.events.count)")
-        }
-        guard c.block.certificate.blockHash == c.blockHash, c.block.certificate.height == h.height else {
-            throw .invalidAppend("certificate is for another block")
-        }
-        let blockValue = Record.seal(c.block.encoded())
-        // Duplicates are refused here within the block and the unindexed tail (in
-        // memory, before the write); older ones are caught by the indexer, which never
-        // indexes an id twice (Index.swift). Upstream, an event already in the log can
-        // never be admitted again: its nonce is stale.
-        let claimed = try claimIDs(c.events, firstSequence: c.block.firstSequence.value)
-        do throws(StoreError) { try kv.write { t throws(StoreError) in
-            guard let m = try Self.head(t) else { throw StoreError.notInitialized }
-            guard h.chainID == m.chainID.raw else { throw StoreError.invalidAppend("block is for chain \(h.chainID.short)") }
-            guard h.height == m.height.next else { throw StoreError.invalidAppend("height \(h.height) does not follow head \(m.height)") }
-            guard h.parentHash == m.hash else { throw StoreError.invalidAppend("parent hash does not match head \(m.height)") }
-            guard c.block.firstSequence == m.nextSequence else {
-                throw StoreError.invalidAppend("first sequence \(c.block.firstSequence) is not \(m.nextSequence)")
-            }
-            var seq = m.nextSequence.value
-            for i in c.events.indices {  // by index: iterating would copy each envelope
-                try withBytes(of: seq.bigEndian) { k throws(StoreError) in
-                    try withBytes(of: c.events[i].id) { id throws(StoreError) in
-                        try withBytes(of: c.events[i].envelope.bytes) { b throws(StoreError) in try t.put(.events, k, id, b, append: true) }
-                    }
-                }
-                seq += 1
-            }
-            try t.put(.blocks, Key.u64(h.height.value), blockValue, append: true)
-            try t.put(.meta, Self.headKey, Self.headRecord(h.height, c.blockHash, SequenceNumber(seq)), append: false)
-        }
-        } catch {
-            if claimed { releaseIDs(c.events, firstSequence: c.block.firstSequence.value) }
-            throw error
-        }
-        indexAfterAppend(height: h.height.value)
-    }
+    public func append(_ c: BlockCommit) throws(StoreError) { try append(contentsOf: [c]) }
 
     /// Appends consecutive blocks in one durable transaction (a node that commits
     /// several blocks in one turn pays one sync instead of one per block): all of them
     /// or, if any check or the write fails, none.
     public func append(contentsOf commits: [BlockCommit]) throws(StoreError) {
-        guard commits.count > 1 else {
-            if let c = commits.first { try append(c) }
-            return
-        }
+        guard let last = commits.last else { return }
         var sealed: [[UInt8]] = []
         for c in commits {
             let h = c.block.header
@@ -196,6 +154,10 @@ public final class LedgerLog: EventLog, @unchecked Sendable {
             }
             sealed.append(Record.seal(c.block.encoded()))
         }
+        // Duplicates are refused here within the blocks and the unindexed tail (in
+        // memory, before the write); older ones are caught by the indexer, which never
+        // indexes an id twice (Index.swift). Upstream, an event already in the log can
+        // never be admitted again: its nonce is stale.
         var claimed: [Bool] = []
         func release() {
             for (i, cl) in claimed.enumerated().reversed() where cl { releaseIDs(commits[i].events, firstSequence: commits[i].block.firstSequence.value) }
@@ -231,7 +193,7 @@ public final class LedgerLog: EventLog, @unchecked Sendable {
             release()
             throw error
         }
-        indexAfterAppend(height: commits.last!.block.header.height.value)
+        indexAfterAppend(height: last.block.header.height.value)
     }
 
     /// Claims the block's ids in the unindexed tail cache, refusing any that repeats
