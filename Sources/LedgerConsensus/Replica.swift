@@ -71,6 +71,8 @@ public struct CommittedBlock: Sendable {
     public var state: LedgerState
     public var stateRoot: Hash32
     public var ids: [EventID]
+    /// The events, decoded (the replica decoded them to execute the block).
+    public var envelopes: [Envelope]
     public var viaStateTransfer: Bool
 }
 
@@ -782,7 +784,7 @@ public struct Replica: Sendable {
         lastHash = b.hash
         executedHashes[h] = b.hash
         out.commits.append(CommittedBlock(certified: CertifiedBlock(block: b, certificate: cert), state: exec.state, stateRoot: exec.stateRoot,
-                                          ids: exec.ids, viaStateTransfer: viaTransfer))
+                                          ids: exec.ids, envelopes: exec.envelopes, viaStateTransfer: viaTransfer))
         dropFromMempool(exec.ids)
         lastProgressAt = now
         workSince = nil

@@ -344,13 +344,7 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
         var seq = nextSequence
         for c in cs {
             let cb = c.certified
-            var events: [(id: EventID, envelope: Envelope)] = []
-            events.reserveCapacity(cb.block.events.count)
-            for (i, bytes) in cb.block.events.enumerated() {
-                // The replica executed these bytes, so they decode; a failure here is a bug.
-                guard let e = try? Envelope(bytes: bytes) else { fatal("committed event does not decode at height \(cb.block.height.value)") }
-                events.append((c.ids[i], e))
-            }
+            let events = Array(zip(c.ids, c.envelopes)).map { (id: $0.0, envelope: $0.1) }
             batch.append(BlockCommit(block: StoredBlock(header: cb.block.header, certificate: cb.certificate, firstSequence: seq),
                                      blockHash: cb.block.hash, events: events))
             seq = SequenceNumber(seq.value + UInt64(events.count))
