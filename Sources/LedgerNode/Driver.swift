@@ -544,18 +544,22 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
         do { e = try Envelope(bytes: bytes) } catch { return reject(nil, "malformed", error.description) }
         let id = EventCrypto.id(bytes)
         guard e.chainID == s.chainID.raw else { return reject(id, "wrong_chain", "event is for another chain than \(s.chainID.name)") }
-        if let logged = try? log.event(id: id) {
-            var r = Receipt(id: id, status: .rejected, code: "duplicate", error: "already committed at sequence \(logged.sequence.value)")
-            r.sequence = logged.sequence
-            return Checked(receipt: r, admit: nil)
-        }
         guard EventCrypto.verify(e, scratch: &scratch) else {
             var c = reject(id, "bad_signature", "the signature does not verify for author \(e.author.hex)")
             c.verified = true
             return c
         }
         guard let acct = s.accounts[e.author] else { return reject(id, "unknown_account", "author \(e.author.hex) has no account") }
-        guard e.nonce > acct.nonce else { return reject(id, "stale_nonce", "nonce \(e.nonce) is used; the next is \(acct.nonce + 1)") }
+        guard e.nonce > acct.nonce else {
+            // Only an event with a used nonce can be in the log: look it up only then, to
+            // tell a resubmission (`duplicate`) from a conflicting event.
+            if let logged = try? log.event(id: id) {
+                var r = Receipt(id: id, status: .rejected, code: "duplicate", error: "already committed at sequence \(logged.sequence.value)")
+                r.sequence = logged.sequence
+                return Checked(receipt: r, admit: nil, verified: true)
+            }
+            return reject(id, "stale_nonce", "nonce \(e.nonce) is used; the next is \(acct.nonce + 1)")
+        }
         guard e.nonce <= acct.nonce + options.nonceAheadMax else {
             return reject(id, "nonce_gap", "nonce \(e.nonce) is more than \(options.nonceAheadMax) ahead of \(acct.nonce)")
         }
