@@ -497,7 +497,9 @@ public struct Replica: Sendable {
     mutating func authorEvent(_ p: Payload, _ out: inout Output) {
         let nonce = max(nextOwnNonce, (state.accounts[config.operatorKey.publicKey]?.nonce ?? 0) + 1)
         nextOwnNonce = nonce + 1
-        let e = EventCrypto.makeEvent(chain: state.chainID, key: config.operatorKey, nonce: nonce, fee: state.parameters.minFee, payload: p)
+        // Twice the current minimum: the base fee may rise before the event is in a block.
+        let fee = state.requiredFee(for: p)
+        let e = EventCrypto.makeEvent(chain: state.chainID, key: config.operatorKey, nonce: nonce, fee: fee > UInt64.max / 2 ? fee : fee * 2, payload: p)
         admit(e.bytes, forward: true, &out)
     }
 

@@ -127,8 +127,10 @@ public struct Genesis: Sendable, Hashable {
     }
 
     /// Version 2 added `slashFractionBps` and `jailBlocks` to the parameters. Version 1
-    /// documents still decode, with those two at their defaults.
-    public static let formatVersion: UInt16 = 2
+    /// documents still decode, with those two at their defaults. Version 3 added the rule
+    /// version and the economy parameters after the allocations; older documents get
+    /// rule version 1 and the default economy.
+    public static let formatVersion: UInt16 = 3
     public static let oldestReadableVersion: UInt16 = 1
 
     public var chainID: ChainID
@@ -136,11 +138,19 @@ public struct Genesis: Sendable, Hashable {
     public var parameters: ChainParameters
     public var validators: [Validator]
     public var allocations: [Allocation]
+    /// The rule version the chain starts under (`RuleVersion`).
+    public var ruleVersion: UInt16
+    public var economy: EconomyParameters
+    /// The format version of the bytes this document was decoded from (`formatVersion`
+    /// for one built in code). Before version 3 the state has no economy section.
+    public internal(set) var encodedVersion: UInt16 = Genesis.formatVersion
 
     /// Sorts validators and allocations by key, so the same document always has the same bytes.
     public init(chainID: ChainID, timestampMs: UInt64, parameters: ChainParameters,
-                validators: [Validator], allocations: [Allocation]) throws(DecodeError) {
+                validators: [Validator], allocations: [Allocation], ruleVersion: UInt16 = RuleVersion.current,
+                economy: EconomyParameters = EconomyParameters()) throws(DecodeError) {
         self.chainID = chainID; self.timestampMs = timestampMs; self.parameters = parameters
+        self.ruleVersion = ruleVersion; self.economy = economy
         self.validators = validators.sorted { $0.key < $1.key }
         self.allocations = allocations.sorted { $0.account < $1.account }
         try validate()
@@ -148,6 +158,10 @@ public struct Genesis: Sendable, Hashable {
 
     func validate() throws(DecodeError) {
         try parameters.validate()
+        try economy.validate()
+        guard RuleVersion.supported.contains(ruleVersion) else {
+            throw .invalidValue(field: "genesis.ruleVersion", reason: "must be in \(RuleVersion.supported)")
+        }
         guard !validators.isEmpty, validators.count <= Limits.genesisValidatorsMax else {
             throw .invalidValue(field: "genesis.validators", reason: "need 1...\(Limits.genesisValidatorsMax) validators")
         }
@@ -186,10 +200,12 @@ public struct Genesis: Sendable, Hashable {
         for v in validators { w.b32(v.key); w.string(v.name); w.string(v.personality); w.u64(v.stake) }
         w.u32(UInt32(allocations.count))
         for a in allocations { w.b32(a.account); w.u64(a.amount) }
+        w.u16(ruleVersion)
+        economy.encode(&w)
         return w.bytes
     }
 
-    /// Decodes version 1 or 2. A decoded version 1 document re-encodes as version 2, so
+    /// Decodes versions 1 to 3. A decoded older document re-encodes as version 3, so
     /// the genesis hash is always the hash of the stored bytes, never of a re-encoding.
     public static func decode(_ bytes: [UInt8]) throws(DecodeError) -> Genesis {
         guard bytes.count <= Limits.genesisBytesMax else {
@@ -214,8 +230,15 @@ public struct Genesis: Sendable, Hashable {
         guard na <= Limits.genesisAllocationsMax else { throw .tooLong(field: "genesis.allocations", length: na, max: Limits.genesisAllocationsMax) }
         var allocs: [Allocation] = []
         for _ in 0 ..< na { allocs.append(Allocation(account: try r.b32("genesis.allocation.account"), amount: try r.u64("genesis.allocation.amount"))) }
+        var rules = RuleVersion.legacy, economy = EconomyParameters()
+        if v >= 3 {
+            rules = try r.u16("genesis.ruleVersion")
+            economy = try EconomyParameters.decode(&r)
+        }
         try r.end()
-        let g = try Genesis(chainID: chain, timestampMs: ts, parameters: params, validators: vals, allocations: allocs)
+        var g = try Genesis(chainID: chain, timestampMs: ts, parameters: params, validators: vals, allocations: allocs,
+                            ruleVersion: rules, economy: economy)
+        g.encodedVersion = v
         // Canonical: the stored order must already be sorted.
         guard g.validators == vals, g.allocations == allocs else {
             throw .invalidValue(field: "genesis", reason: "validators or allocations not sorted by key")

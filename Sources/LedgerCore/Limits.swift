@@ -16,6 +16,14 @@ public enum Limits {
     public static let allianceTextBytesMax = 512
     /// The reason given with an opinion.
     public static let reasonBytesMax = 256
+    /// The agent economy's payloads (jobs, escrow, memes).
+    public static let jobTitleBytesMax = 128
+    public static let milestonesMax = 16
+    /// Co-signatures on a multisig escrow release besides the author's envelope signature.
+    public static let cosignaturesMax = 2
+    public static let memeContentBytesMax = 512
+    public static let memeTagsMax = 8
+    public static let memeTagBytesMax = 32
     public static let certificateSignersMax = 1024
     /// A signed pre-prepare, prepare, commit or checkpoint vote.
     public static let consensusMessageBytesMax = 256

@@ -18,6 +18,26 @@ public enum EventKind: UInt16, Sendable, CaseIterable, CustomStringConvertible {
     case allianceDissolve = 43
     case evidence = 50
     case opinion = 60
+    // The agent economy (rule version 2; governance also under version 1).
+    case claimRewards = 24
+    case setCommission = 14
+    case jobPost = 70
+    case jobAccept = 71
+    case escrowFund = 72
+    case jobSubmit = 73
+    case escrowRelease = 74
+    case escrowMultisig = 75
+    case escrowRefund = 76
+    case disputeOpen = 80
+    case disputeVote = 81
+    case disputeResolve = 82
+    case rate = 90
+    case endorse = 91
+    case memePost = 100
+    case memeReact = 101
+    case interact = 102
+    case govPropose = 110
+    case govVote = 111
 
     public var description: String {
         switch self {
@@ -39,7 +59,32 @@ public enum EventKind: UInt16, Sendable, CaseIterable, CustomStringConvertible {
         case .allianceDissolve: "alliance.dissolve"
         case .evidence: "consensus.evidence"
         case .opinion: "social.opinion"
+        case .claimRewards: "staking.claim"
+        case .setCommission: "validator.set_commission"
+        case .jobPost: "job.post"
+        case .jobAccept: "job.accept"
+        case .escrowFund: "escrow.fund"
+        case .jobSubmit: "job.submit"
+        case .escrowRelease: "escrow.release"
+        case .escrowMultisig: "escrow.release_multisig"
+        case .escrowRefund: "escrow.refund"
+        case .disputeOpen: "dispute.open"
+        case .disputeVote: "dispute.vote"
+        case .disputeResolve: "dispute.resolve"
+        case .rate: "reputation.rate"
+        case .endorse: "reputation.endorse"
+        case .memePost: "meme.post"
+        case .memeReact: "meme.react"
+        case .interact: "social.interact"
+        case .govPropose: "governance.propose"
+        case .govVote: "governance.vote"
         }
+    }
+
+    /// Parses a kind's name (`description`), as the CLI and the HTTP API write it.
+    public init?(name: String) {
+        guard let k = Self.allCases.first(where: { $0.description == name }) else { return nil }
+        self = k
     }
 }
 
@@ -121,6 +166,25 @@ public enum Payload: Sendable, Hashable {
     /// payload decoder checks only their lengths; the fold decodes and verifies them.
     case evidence(first: [UInt8], second: [UInt8])
     case opinion(Opinion)
+    case claimRewards
+    case setCommission(bps: UInt32)
+    case jobPost(JobSpec)
+    case jobAccept(JobID)
+    case escrowFund(JobID)
+    case jobSubmit(job: JobID, milestone: UInt16, result: Hash32)
+    case escrowRelease(job: JobID, milestone: UInt16)
+    case escrowMultisig(MultisigRelease)
+    case escrowRefund(JobID)
+    case disputeOpen(job: JobID, reason: String)
+    case disputeVote(job: JobID, workerShareBps: UInt32)
+    case disputeResolve(JobID)
+    case rate(job: JobID, score: UInt8, comment: String)
+    case endorse(subject: PublicKey, delta: Int8, reason: String)
+    case memePost(Meme)
+    case memeReact(meme: MemeID, reaction: Reaction)
+    case interact(target: PublicKey, kind: InteractionKind, meme: MemeID)
+    case govPropose(GovernanceProposal)
+    case govVote(proposal: ProposalID, approve: Bool)
 
     public var kind: EventKind {
         switch self {
@@ -142,6 +206,25 @@ public enum Payload: Sendable, Hashable {
         case .allianceDissolve: .allianceDissolve
         case .evidence: .evidence
         case .opinion: .opinion
+        case .claimRewards: .claimRewards
+        case .setCommission: .setCommission
+        case .jobPost: .jobPost
+        case .jobAccept: .jobAccept
+        case .escrowFund: .escrowFund
+        case .jobSubmit: .jobSubmit
+        case .escrowRelease: .escrowRelease
+        case .escrowMultisig: .escrowMultisig
+        case .escrowRefund: .escrowRefund
+        case .disputeOpen: .disputeOpen
+        case .disputeVote: .disputeVote
+        case .disputeResolve: .disputeResolve
+        case .rate: .rate
+        case .endorse: .endorse
+        case .memePost: .memePost
+        case .memeReact: .memeReact
+        case .interact: .interact
+        case .govPropose: .govPropose
+        case .govVote: .govVote
         }
     }
 
@@ -176,6 +259,8 @@ public enum Payload: Sendable, Hashable {
             w.blob16(first); w.blob16(second)
         case let .opinion(o):
             w.u64(o.height.value); w.u64(o.view); w.b32(o.blockHash); w.u8(o.verdict.rawValue); w.string(o.reason)
+        default:
+            encodeEconomy(&w)
         }
         return w.bytes
     }
@@ -227,6 +312,8 @@ public enum Payload: Sendable, Hashable {
             }
             p = .opinion(Opinion(height: height, view: view, blockHash: hash, verdict: verdict,
                                  reason: try r.string("opinion.reason", max: Limits.reasonBytesMax)))
+        default:
+            p = try decodeEconomy(kind: kind, &r)
         }
         try r.end()
         return p
@@ -255,6 +342,13 @@ public enum Payload: Sendable, Hashable {
         case .agentRegister, .agentUpdate, .agentDeregister: s.append(.agent(author))
         case .alliancePropose: s.append(.alliance(id))
         case let .allianceAccept(a), let .allianceReject(a), let .allianceDissolve(a): s.append(.alliance(a))
+        case .jobPost: s.append(.job(id))
+        case let .jobAccept(j), let .escrowFund(j), let .escrowRefund(j), let .disputeResolve(j): s.append(.job(j))
+        case let .jobSubmit(j, _, _), let .escrowRelease(j, _), let .disputeOpen(j, _), let .disputeVote(j, _), let .rate(j, _, _):
+            s.append(.job(j))
+        case let .escrowMultisig(m): s.append(.job(m.job))
+        case let .endorse(subject, _, _): s.append(.account(subject))
+        case let .interact(target, _, _): s.append(.account(target))
         default: break
         }
         var seen = Set<StreamKey>(); return s.filter { seen.insert($0).inserted }
@@ -266,12 +360,15 @@ public enum StreamKey: Hashable, Sendable, CustomStringConvertible {
     case account(PublicKey)
     case agent(PublicKey)
     case alliance(AllianceID)
+    /// A job and its escrow: every event that posts, funds, works on, releases, refunds
+    /// or disputes it.
+    case job(JobID)
 
     public var tag: UInt8 {
-        switch self { case .account: 1; case .agent: 2; case .alliance: 3 }
+        switch self { case .account: 1; case .agent: 2; case .alliance: 3; case .job: 4 }
     }
     public var id: Bytes32 {
-        switch self { case let .account(k), let .agent(k), let .alliance(k): k }
+        switch self { case let .account(k), let .agent(k), let .alliance(k), let .job(k): k }
     }
     /// 33 bytes: tag then id.
     public var bytes: [UInt8] { var b: [UInt8] = [tag]; id.append(to: &b); return b }
@@ -281,11 +378,12 @@ public enum StreamKey: Hashable, Sendable, CustomStringConvertible {
         case 1: self = .account(id)
         case 2: self = .agent(id)
         case 3: self = .alliance(id)
+        case 4: self = .job(id)
         default: return nil
         }
     }
 
-    /// Parses `account:<hex>`, `agent:<hex>`, `alliance:<hex>`.
+    /// Parses `account:<hex>`, `agent:<hex>`, `alliance:<hex>`, `job:<hex>`.
     public init?(parsing s: String) {
         let parts = s.split(separator: ":", maxSplits: 1).map(String.init)
         guard parts.count == 2, let id = Bytes32(hex: parts[1]) else { return nil }
@@ -293,6 +391,7 @@ public enum StreamKey: Hashable, Sendable, CustomStringConvertible {
         case "account": self = .account(id)
         case "agent": self = .agent(id)
         case "alliance": self = .alliance(id)
+        case "job": self = .job(id)
         default: return nil
         }
     }
@@ -302,6 +401,7 @@ public enum StreamKey: Hashable, Sendable, CustomStringConvertible {
         case let .account(k): "account:\(k.hex)"
         case let .agent(k): "agent:\(k.hex)"
         case let .alliance(k): "alliance:\(k.hex)"
+        case let .job(k): "job:\(k.hex)"
         }
     }
 }

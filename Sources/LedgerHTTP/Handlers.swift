@@ -202,7 +202,8 @@ struct Handlers: Sendable {
 
     private func fees() async -> Response {
         let f = await service.feeEstimate()
-        return JSONResponse.make(["minFee": f.minFee, "suggested": f.suggested, "mempool": f.mempool])
+        return JSONResponse.make(["minFee": f.minFee, "suggested": f.suggested, "mempool": f.mempool, "baseFee": f.baseFee,
+                                  "ruleVersion": f.ruleVersion, "gas": f.gas])
     }
 
     static func peer(_ p: PeerInfo) -> [String: Any] {

@@ -563,7 +563,8 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
         guard e.nonce <= acct.nonce + options.nonceAheadMax else {
             return reject(id, "nonce_gap", "nonce \(e.nonce) is more than \(options.nonceAheadMax) ahead of \(acct.nonce)")
         }
-        guard e.fee >= s.parameters.minFee else { return reject(id, "fee_too_low", "fee \(e.fee) is below the minimum \(s.parameters.minFee)") }
+        let minimum = s.requiredFee(e.kind, bytes: e.bytes.count)
+        guard e.fee >= minimum else { return reject(id, "fee_too_low", "fee \(e.fee) is below the minimum \(minimum) for this event") }
         var cost = e.fee
         if e.kind == .transfer, case let .transfer(_, amount, _)? = try? e.decodePayload() { cost = cost &+ amount }
         guard acct.balance >= cost else { return reject(id, "insufficient_balance", "balance \(acct.balance) < \(cost)") }
@@ -635,11 +636,7 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
     }
 
     public func feeEstimate() async -> FeeEstimate {
-        cond.withLock {
-            let p = head.parameters
-            let blocks = UInt64(pending.count) / UInt64(max(1, p.blockEventsMax))
-            return FeeEstimate(minFee: p.minFee, suggested: p.minFee * (1 + blocks), mempool: pending.count)
-        }
+        cond.withLock { FeeEstimate.make(head, mempool: pending.count) }
     }
 
     public func peers() -> [PeerInfo] { cond.withLock { transport }?.peers() ?? [] }

@@ -22,6 +22,7 @@ public enum Render {
         case let .opinion(o):
             ["height": o.height.value, "view": o.view, "blockHash": o.blockHash.hex,
              "verdict": o.verdict == .accept ? "accept" : "refuse", "reason": o.reason]
+        default: economyPayload(p)
         }
     }
 

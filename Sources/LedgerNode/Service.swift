@@ -117,13 +117,41 @@ public struct NodeStatus: Sendable, Hashable {
 }
 
 public struct FeeEstimate: Sendable, Hashable {
-    /// The chain's minimum fee: an event offering less is refused.
+    /// The smallest fee the next block accepts for a 1-gas event (a plain transfer).
     public var minFee: UInt64
-    /// A fee that gets into the next block or two at the current mempool size.
+    /// A fee for a 1-gas event that gets into the next block or two at the current
+    /// mempool size; an event of kind K should offer `gas[K] × suggested`.
     public var suggested: UInt64
     public var mempool: Int
-    public init(minFee: UInt64, suggested: UInt64, mempool: Int) {
+    /// The base fee per unit of gas (rule version 2; under version 1 it is the flat minimum fee).
+    public var baseFee: UInt64
+    public var ruleVersion: UInt16
+    /// Gas of each event kind for an event under 512 bytes (`Gas.of`); 1 for every kind under version 1.
+    public var gas: [String: UInt64]
+    public init(minFee: UInt64, suggested: UInt64, mempool: Int, baseFee: UInt64, ruleVersion: UInt16, gas: [String: UInt64]) {
         self.minFee = minFee; self.suggested = suggested; self.mempool = mempool
+        self.baseFee = baseFee; self.ruleVersion = ruleVersion; self.gas = gas
+    }
+
+    /// The estimate for a state and a mempool size: the base fee may rise by 1/8 per full
+    /// block ahead, so the suggestion allows for one such rise per block of backlog.
+    public static func make(_ s: LedgerState, mempool: Int) -> FeeEstimate {
+        let p = s.parameters
+        let blocks = UInt64(mempool) / UInt64(max(1, p.blockEventsMax))
+        let economic = s.economy.ruleVersion >= RuleVersion.economy
+        let unit = s.requiredFee(.transfer, bytes: 1)
+        var gas: [String: UInt64] = [:]
+        for k in EventKind.allCases { gas[k.description] = economic ? Gas.of(k, bytes: 1) : 1 }
+        let ahead = economic ? unit + (unit + 7) / 8 : unit
+        return FeeEstimate(minFee: unit, suggested: ahead.saturatingMultiplied(1 + blocks), mempool: mempool,
+                           baseFee: economic ? s.economy.baseFee : p.minFee, ruleVersion: s.economy.ruleVersion, gas: gas)
+    }
+}
+
+extension UInt64 {
+    func saturatingMultiplied(_ b: UInt64) -> UInt64 {
+        let (m, o) = multipliedReportingOverflow(by: b)
+        return o ? .max : m
     }
 }
 

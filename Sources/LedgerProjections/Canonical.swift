@@ -7,7 +7,9 @@ import LedgerCrypto
 /// these bytes; decoding them gives back an equal state.
 ///
 /// Version 2 added epochs, jailing, slashing and opinions. Snapshots of version 1 are not
-/// read: checkpoints are disposable, and a node rebuilds them from the log.
+/// read: checkpoints are disposable, and a node rebuilds them from the log. The economy
+/// section (EconomyCanonical.swift) follows the version 2 layout when present, so the
+/// roots of chains without it are what they always were.
 extension LedgerState {
     public static let snapshotVersion: UInt16 = 2
 
@@ -63,6 +65,7 @@ extension LedgerState {
         for o in offences.sorted() { w.b32(o.validator); w.u64(o.height.value); w.u64(o.view); w.u8(o.kind) }
         w.u32(UInt32(opinionCounts.count))
         for k in opinionCounts.keys.sorted() { let c = opinionCounts[k]!; w.b32(k); w.u64(c.accepted); w.u64(c.refused) }
+        encodeEconomy(&w)
         return w.bytes
     }
 
@@ -180,6 +183,7 @@ extension LedgerState {
             let k = try r.b32("opinion.validator"); try sorted(k, "snapshot.opinionCounts")
             s.opinionCounts[k] = OpinionCount(accepted: try r.u64("opinion.accepted"), refused: try r.u64("opinion.refused"))
         }
+        try decodeEconomy(&r, into: &s)
         try r.end()
         // Pair assertion: the decoded state must encode to exactly the bytes it came from.
         guard s.canonicalBytes() == bytes else { throw .invalidValue(field: "snapshot", reason: "not in canonical form") }
@@ -203,5 +207,6 @@ extension LedgerState {
         height = 0; timestampMs = 0; totalSupply = 0; burned = 0; feesPaid = 0; eventsApplied = 0
         accounts = [:]; validators = [:]; consensusKeys = [:]; delegations = [:]; unbonding = []; agents = [:]; alliances = [:]
         epochPower = [:]; slashes = []; offences = []; opinionCounts = [:]
+        economy = EconomyState(present: false, ruleVersion: RuleVersion.legacy, parameters: EconomyParameters())
     }
 }

@@ -37,6 +37,43 @@ public enum ApplyError: Error, Equatable, Sendable, CustomStringConvertible {
     case notJailed
     case stillJailed(until: Height)
     case invalidOpinion(String)
+    case kindNotActive(EventKind, ruleVersion: UInt16)
+    case unknownJob(JobID)
+    case invalidJob(String)
+    case notJobParty(JobID)
+    case wrongJobStatus(JobID, JobStatus)
+    case deadlinePassed(Height)
+    case missingCapability(String)
+    case reputationTooLow(required: Int64, has: Int64)
+    case alreadyFunded(JobID)
+    case notFunded(JobID)
+    case unknownMilestone(UInt16)
+    case milestoneSettled(UInt16)
+    case noResult(UInt16)
+    case wrongSigners(String)
+    case badCosignature(PublicKey)
+    case deadlineNotReached(Height)
+    case disputeWindowOpen(until: Height)
+    case disputeWindowClosed(closedAt: Height)
+    case invalidDispute(String)
+    case noArbiters
+    case notArbiter(JobID)
+    case alreadyVoted
+    case notEnoughVotes(have: Int, need: Int)
+    case alreadyRated(JobID)
+    case invalidRating(String)
+    case invalidEndorsement(String)
+    case nothingToClaim
+    case nothingToRefund(JobID)
+    case invalidCommission(String)
+    case invalidMeme(String)
+    case unknownMeme(MemeID)
+    case alreadyReacted(MemeID)
+    case selfInteraction
+    case notAuthorized(String)
+    case invalidProposal(String)
+    case unknownProposal(ProposalID)
+    case proposalClosed(ProposalID, ProposalStatus)
 
     public var description: String {
         switch self {
@@ -75,6 +112,43 @@ public enum ApplyError: Error, Equatable, Sendable, CustomStringConvertible {
         case .notJailed: "the author is not a jailed validator"
         case let .stillJailed(h): "still jailed: may unjail from height \(h)"
         case let .invalidOpinion(r): "invalid opinion: \(r)"
+        case let .kindNotActive(k, v): "\(k) is not part of rule version \(v)"
+        case let .unknownJob(j): "unknown job \(j.short)"
+        case let .invalidJob(r): "invalid job: \(r)"
+        case let .notJobParty(j): "the author is not the party of job \(j.short) this step needs"
+        case let .wrongJobStatus(j, s): "job \(j.short) is \(s)"
+        case let .deadlinePassed(h): "the job's deadline (height \(h)) has passed"
+        case let .missingCapability(c): "the worker lacks the capability '\(c)'"
+        case let .reputationTooLow(r, h): "reputation \(h) is below the required \(r)"
+        case let .alreadyFunded(j): "job \(j.short) is already funded"
+        case let .notFunded(j): "job \(j.short) has no escrow to act on"
+        case let .unknownMilestone(m): "no milestone \(m)"
+        case let .milestoneSettled(m): "milestone \(m) is already paid or refunded"
+        case let .noResult(m): "no result submitted for milestone \(m)"
+        case let .wrongSigners(r): "release not signed by the right parties: \(r)"
+        case let .badCosignature(k): "the co-signature of \(k.short) does not verify"
+        case let .deadlineNotReached(h): "no refund before the deadline (height \(h))"
+        case let .disputeWindowOpen(h): "a submitted result may still be disputed until height \(h)"
+        case let .disputeWindowClosed(h): "the dispute window closed at height \(h)"
+        case let .invalidDispute(r): "invalid dispute: \(r)"
+        case .noArbiters: "no eligible arbiter to draw"
+        case let .notArbiter(j): "the author was not drawn as an arbiter of job \(j.short)"
+        case .alreadyVoted: "the author already voted"
+        case let .notEnoughVotes(h, n): "\(h) arbiter votes, \(n) needed"
+        case let .alreadyRated(j): "the author already rated job \(j.short)"
+        case let .invalidRating(r): "invalid rating: \(r)"
+        case let .invalidEndorsement(r): "invalid endorsement: \(r)"
+        case .nothingToClaim: "no unclaimed rewards"
+        case let .nothingToRefund(j): "job \(j.short) holds nothing to refund"
+        case let .invalidCommission(r): "invalid commission: \(r)"
+        case let .invalidMeme(r): "invalid meme: \(r)"
+        case let .unknownMeme(m): "unknown meme \(m.short)"
+        case let .alreadyReacted(m): "the author already reacted to meme \(m.short)"
+        case .selfInteraction: "an agent cannot react to or interact with itself"
+        case let .notAuthorized(r): "not authorized: \(r)"
+        case let .invalidProposal(r): "invalid proposal: \(r)"
+        case let .unknownProposal(p): "unknown proposal \(p.short)"
+        case let .proposalClosed(p, s): "proposal \(p.short) is \(s)"
         }
     }
 }
@@ -134,6 +208,43 @@ extension ApplyError {
         case .notJailed: "not_jailed"
         case .stillJailed: "still_jailed"
         case .invalidOpinion: "invalid_opinion"
+        case .kindNotActive: "kind_not_active"
+        case .unknownJob: "unknown_job"
+        case .invalidJob: "invalid_job"
+        case .notJobParty: "not_job_party"
+        case .wrongJobStatus: "wrong_job_status"
+        case .deadlinePassed: "deadline_passed"
+        case .missingCapability: "missing_capability"
+        case .reputationTooLow: "reputation_too_low"
+        case .alreadyFunded: "already_funded"
+        case .notFunded: "not_funded"
+        case .unknownMilestone: "unknown_milestone"
+        case .milestoneSettled: "milestone_settled"
+        case .noResult: "no_result"
+        case .wrongSigners: "wrong_signers"
+        case .badCosignature: "bad_cosignature"
+        case .deadlineNotReached: "deadline_not_reached"
+        case .disputeWindowOpen: "dispute_window_open"
+        case .disputeWindowClosed: "dispute_window_closed"
+        case .invalidDispute: "invalid_dispute"
+        case .noArbiters: "no_arbiters"
+        case .notArbiter: "not_arbiter"
+        case .alreadyVoted: "already_voted"
+        case .notEnoughVotes: "not_enough_votes"
+        case .alreadyRated: "already_rated"
+        case .invalidRating: "invalid_rating"
+        case .invalidEndorsement: "invalid_endorsement"
+        case .nothingToClaim: "nothing_to_claim"
+        case .nothingToRefund: "nothing_to_refund"
+        case .invalidCommission: "invalid_commission"
+        case .invalidMeme: "invalid_meme"
+        case .unknownMeme: "unknown_meme"
+        case .alreadyReacted: "already_reacted"
+        case .selfInteraction: "self_interaction"
+        case .notAuthorized: "not_authorized"
+        case .invalidProposal: "invalid_proposal"
+        case .unknownProposal: "unknown_proposal"
+        case .proposalClosed: "proposal_closed"
         }
     }
 }

@@ -34,11 +34,15 @@ extension LedgerState {
     public mutating func beginBlock(_ ctx: BlockContext) throws(BlockError) {
         guard ctx.height == height.next else { throw .outOfOrder(expected: height.next, got: ctx.height) }
         guard ctx.timestampMs >= timestampMs else { throw .timeWentBackwards(parent: timestampMs, block: ctx.timestampMs) }
+        // The previous block's rewards and base fee, under the power it was certified by.
+        settleBlock(ctx)
         // The power of the state before the epoch's first block: exactly what
         // `powerForNextBlock()` of the parent state gave the certificate check.
         if Self.isEpochStart(ctx.height, interval: parameters.checkpointInterval) { epochPower = votingPower() }
         height = ctx.height
         timestampMs = ctx.timestampMs
+        activateProposals(ctx)
+        if economy.ruleVersion >= RuleVersion.economy { economy.lastProposer = consensusKeys[ctx.proposer] ?? ctx.proposer }
         if unbonding.contains(where: { $0.releaseAt <= ctx.height }) {
             var keep: [Unbonding] = []
             for u in unbonding {
@@ -68,6 +72,15 @@ extension LedgerState {
         guard e.fee >= parameters.minFee else { throw .feeTooLow(minimum: parameters.minFee, offered: e.fee) }
         let payload: Payload
         do { payload = try e.decodePayload() } catch { throw .malformedPayload(error) }
+        // Rule version 2: the fee pays for the event's gas at the block's base fee.
+        let economic = economy.ruleVersion >= RuleVersion.economy
+        var gas: UInt64 = 0, baseCharge: UInt64 = 0
+        if economic {
+            gas = Gas.of(payload.kind, bytes: e.bytes.count)
+            let (c, o) = gas.multipliedReportingOverflow(by: economy.baseFee)
+            guard !o, e.fee >= c else { throw .feeTooLow(minimum: o ? .max : c, offered: e.fee) }
+            baseCharge = c
+        }
 
         // What the author must hold after the fee, and the validations of each kind.
         var spend: UInt64 = e.fee
@@ -75,6 +88,7 @@ extension LedgerState {
         // Computed while validating, written after every check passed.
         var offence: OffenceKey? = nil
         var opinionCount: OpinionCount? = nil
+        var writes: EconomyWrites? = nil
         switch payload {
         case let .transfer(_, amount, _):
             guard amount > 0 else { throw .zeroAmount }
@@ -159,6 +173,8 @@ extension LedgerState {
             guard let al = alliances[a] else { throw .unknownAlliance(a) }
             guard al.members.contains(author) else { throw .notMember(a) }
             guard al.status == .active else { throw .allianceNotActive(a, al.status) }
+        default:
+            writes = try checkEconomy(payload, author: author, id: id, nonce: e.nonce, ctx, spend: &spend)
         }
         guard acct.balance >= spend else { throw .insufficientBalance(needed: spend, available: acct.balance) }
         // Credits that could overflow are checked before the first write.
@@ -166,12 +182,29 @@ extension LedgerState {
         if case let .transfer(to, amount, _) = payload, to != author {
             _ = try add(accounts[to]?.balance ?? 0, amount)
         }
-        if feeRecipient != author { _ = try add(accounts[feeRecipient]?.balance ?? 0, e.fee) }
+        if let w = writes { try checkCredits(w) }
+        // Version 1 pays the whole fee to the proposer at once; version 2 burns
+        // `feeBurnBps` of the base charge and pools the rest for the next block to share.
+        var burn: UInt64 = 0
+        if economic {
+            burn = UInt64(UInt128(baseCharge) * UInt128(economy.parameters.feeBurnBps) / UInt128(ChainParameters.basisPoints))
+            _ = try add(economy.feePool, e.fee - burn)
+            _ = try add(economy.blockGasUsed, gas)
+        } else if feeRecipient != author {
+            _ = try add(accounts[feeRecipient]?.balance ?? 0, e.fee)
+        }
 
         // --- Every check passed: from here on, only writes. ---
         accounts[author]!.nonce = e.nonce
         accounts[author]!.balance -= spend
-        accounts[feeRecipient, default: Account(balance: 0, nonce: 0)].balance += e.fee
+        if economic {
+            economy.feePool += e.fee - burn
+            economy.feesBurned += burn
+            economy.blockGasUsed += gas
+            totalSupply -= burn
+        } else {
+            accounts[feeRecipient, default: Account(balance: 0, nonce: 0)].balance += e.fee
+        }
         feesPaid &+= e.fee
         eventsApplied += 1
         let h = ctx.height
@@ -236,6 +269,8 @@ extension LedgerState {
             alliances[a]!.status = .rejected
         case let .allianceDissolve(a):
             alliances[a]!.status = .dissolved
+        default:
+            applyEconomy(writes!, author: author, at: h, governance: payload.kind == .govPropose || payload.kind == .govVote)
         }
     }
 
@@ -303,6 +338,7 @@ extension LedgerState {
         if v.status != .retired { validators[o.validator]!.status = .jailed }
         validators[o.validator]!.jailedUntil = max(v.jailedUntil, Height(h.value.saturatingAdd(parameters.jailBlocks)))
         offences.insert(o)
+        if economy.ruleVersion >= RuleVersion.economy { slashDelegations(o.validator, evidence: evidence, at: h) }
     }
 
     func isParticipant(_ k: PublicKey) -> Bool {

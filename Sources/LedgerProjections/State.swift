@@ -129,8 +129,8 @@ public struct LedgerState: Sendable, Equatable {
     /// Height of the last block applied (0 after genesis).
     public internal(set) var height: Height
     public internal(set) var timestampMs: UInt64
-    /// Sum of all balances, stakes, delegations and unbonding funds: the genesis supply
-    /// less everything burned.
+    /// Sum of all balances, stakes, delegations, unbonding funds and the economy's held
+    /// funds: the genesis supply plus rewards minted, less fees burned and stake slashed.
     public internal(set) var totalSupply: UInt64
     /// Stake destroyed by slashing (taken out of `totalSupply`).
     public internal(set) var burned: UInt64
@@ -153,6 +153,8 @@ public struct LedgerState: Sendable, Equatable {
     /// Every offence already punished.
     public internal(set) var offences: Set<OffenceKey>
     public internal(set) var opinionCounts: [ValidatorID: OpinionCount]
+    /// The agent economy and governance (EconomyState.swift).
+    public internal(set) var economy: EconomyState
 
     /// The state after genesis.
     public init(genesis g: Genesis, genesisHash: Hash32) {
@@ -160,6 +162,7 @@ public struct LedgerState: Sendable, Equatable {
         height = 0; timestampMs = g.timestampMs; feesPaid = 0; eventsApplied = 0; burned = 0
         accounts = [:]; validators = [:]; consensusKeys = [:]; delegations = [:]; unbonding = []
         agents = [:]; alliances = [:]; epochPower = [:]; slashes = []; offences = []; opinionCounts = [:]
+        economy = EconomyState(present: g.encodedVersion >= 3, ruleVersion: g.ruleVersion, parameters: g.economy)
         var supply: UInt64 = 0
         for a in g.allocations {
             accounts[a.account, default: Account(balance: 0, nonce: 0)].balance += a.amount
@@ -201,9 +204,10 @@ public struct LedgerState: Sendable, Equatable {
         Self.isEpochStart(height.next, interval: parameters.checkpointInterval) ? votingPower() : epochPower
     }
 
-    /// Sum of every balance, stake, delegation and unbonding entry (the conservation check).
+    /// Sum of every balance, stake, delegation and unbonding entry, escrow, unclaimed
+    /// reward and the current block's fee pool (the conservation check).
     public func computedSupply() -> UInt64 {
-        var s: UInt64 = 0
+        var s: UInt64 = economy.heldFunds
         for a in accounts.values { s &+= a.balance }
         for v in validators.values { s &+= v.selfStake }
         for d in delegations.values { s &+= d }

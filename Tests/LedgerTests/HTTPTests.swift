@@ -86,8 +86,7 @@ final class SoloService: NodeService {
     }
 
     func feeEstimate() async -> FeeEstimate {
-        let min = producer.withLock { $0.state.parameters.minFee }
-        return FeeEstimate(minFee: min, suggested: min, mempool: 0)
+        producer.withLock { FeeEstimate.make($0.state, mempool: 0) }
     }
 
     func peers() -> [PeerInfo] {

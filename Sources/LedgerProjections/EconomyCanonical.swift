@@ -1,0 +1,154 @@
+import LedgerCore
+
+/// The economy section of the canonical state (schemas/FORMAT.md §7.1): written after the
+/// version 2 layout, marker byte first, only when `economy.present`. Maps are sorted by key.
+extension LedgerState {
+    static let economyMarker: UInt8 = 0xEC
+
+    func encodeEconomy(_ w: inout ByteWriter) {
+        let e = economy
+        guard e.present else { return }
+        w.u8(Self.economyMarker)
+        w.u16(e.ruleVersion)
+        w.u32(UInt32(e.ruleHistory.count))
+        for r in e.ruleHistory { w.u64(r.from.value); w.u16(r.version) }
+        e.parameters.encode(&w)
+        w.u64(e.baseFee); w.u64(e.blockGasUsed); w.u64(e.feePool); w.b32(e.lastProposer); w.u64(e.minted); w.u64(e.feesBurned)
+        w.u32(UInt32(e.rewards.count))
+        for k in e.rewards.keys.sorted() { w.b32(k); w.u64(e.rewards[k]!) }
+        w.u32(UInt32(e.commissions.count))
+        for k in e.commissions.keys.sorted() { w.b32(k); w.u32(e.commissions[k]!) }
+        w.u32(UInt32(e.delegatorSlashes.count))
+        for d in e.delegatorSlashes { w.b32(d.validator); w.b32(d.delegator); w.u64(d.amount); w.b32(d.evidence) }
+        w.u32(UInt32(e.jobs.count))
+        for k in e.jobs.keys.sorted() {
+            let j = e.jobs[k]!
+            w.b32(j.id); w.b32(j.client); w.blob16(Payload.jobPost(j.spec).encoded()); w.u64(j.postedAt.value); w.b32(j.worker)
+            w.u8(j.status.rawValue); w.u8(j.funded ? 1 : 0); w.u64(j.escrowed)
+            w.u16(UInt16(j.milestones.count))
+            for m in j.milestones {
+                w.u64(m.amount); w.b32(m.result); w.u64(m.submittedAt.value); w.u64(m.paid); w.u64(m.refunded); w.u8(m.settled ? 1 : 0)
+            }
+            if let d = j.dispute {
+                w.u8(1); w.b32(d.openedBy); w.u64(d.openedAt.value); w.string(d.reason)
+                w.u16(UInt16(d.arbiters.count)); for a in d.arbiters { w.b32(a) }
+                w.u16(UInt16(d.votes.count)); for a in d.votes.keys.sorted() { w.b32(a); w.u32(d.votes[a]!) }
+                w.u32(d.workerShareBps)
+            } else {
+                w.u8(0)
+            }
+            w.u8(j.clientRated ? 1 : 0); w.u8(j.workerRated ? 1 : 0)
+        }
+        w.u32(UInt32(e.reputation.count))
+        for k in e.reputation.keys.sorted() { let r = e.reputation[k]!; w.b32(k); w.u64(UInt64(bitPattern: r.value)); w.u64(r.asOf.value) }
+        w.u32(UInt32(e.memes.count))
+        for k in e.memes.keys.sorted() {
+            let m = e.memes[k]!
+            w.b32(m.id); w.b32(m.author); w.blob16(Payload.memePost(m.meme).encoded()); w.u64(m.postedAt.value)
+            w.u8(UInt8(m.reactions.count)); for r in m.reactions.keys.sorted() { w.u8(r); w.u64(m.reactions[r]!) }
+            w.u32(UInt32(m.reactors.count)); for r in m.reactors { w.b32(r) }
+        }
+        w.u32(UInt32(e.influence.count))
+        for k in e.influence.keys.sorted() {
+            let c = e.influence[k]!
+            w.b32(k); w.u64(c.memesPosted); w.u64(c.interactionsReceived); w.u64(c.interactionsMade)
+            w.u8(UInt8(c.reactionsReceived.count)); for r in c.reactionsReceived.keys.sorted() { w.u8(r); w.u64(c.reactionsReceived[r]!) }
+        }
+        w.u32(UInt32(e.proposals.count))
+        for k in e.proposals.keys.sorted() {
+            let p = e.proposals[k]!
+            w.b32(p.id); w.b32(p.proposer); w.blob16(Payload.govPropose(p.proposal).encoded()); w.u64(p.proposedAt.value)
+            w.u16(UInt16(p.votes.count)); for v in p.votes.keys.sorted() { w.b32(v); w.u8(p.votes[v]! ? 1 : 0) }
+            w.u8(p.status.rawValue)
+        }
+    }
+
+    /// Reads the economy section when the snapshot has one (the canonical-form check
+    /// of `decodeSnapshot` then refuses anything not written by `encodeEconomy`).
+    static func decodeEconomy(_ r: inout ByteReader, into s: inout LedgerState) throws(DecodeError) {
+        guard r.remaining > 0 else { return }
+        guard try r.u8("economy.marker") == economyMarker else { throw .invalidValue(field: "economy.marker", reason: "unknown section") }
+        let cap = Limits.snapshotBytesMax / 32
+        func n32(_ f: String) throws(DecodeError) -> Int {
+            let n = Int(try r.u32(f))
+            guard n <= cap else { throw .tooLong(field: f, length: n, max: cap) }
+            return n
+        }
+        func payload(_ kind: EventKind, _ f: String) throws(DecodeError) -> Payload {
+            try Payload.decode(kind: kind, try r.blob16(f, max: Limits.payloadBytesMax)[...])
+        }
+        func flag(_ f: String) throws(DecodeError) -> Bool {
+            let v = try r.u8(f)
+            guard v <= 1 else { throw .invalidValue(field: f, reason: "not 0 or 1") }
+            return v == 1
+        }
+        let version = try r.u16("economy.ruleVersion")
+        var e = EconomyState(present: true, ruleVersion: version, parameters: EconomyParameters())
+        e.ruleHistory = []
+        for _ in 0 ..< (try n32("economy.ruleHistory")) {
+            e.ruleHistory.append(RuleEpoch(from: Height(try r.u64("rule.from")), version: try r.u16("rule.version")))
+        }
+        e.parameters = try EconomyParameters.decode(&r)
+        e.baseFee = try r.u64("economy.baseFee"); e.blockGasUsed = try r.u64("economy.blockGasUsed"); e.feePool = try r.u64("economy.feePool")
+        e.lastProposer = try r.b32("economy.lastProposer"); e.minted = try r.u64("economy.minted"); e.feesBurned = try r.u64("economy.feesBurned")
+        for _ in 0 ..< (try n32("economy.rewards")) { e.rewards[try r.b32("reward.key")] = try r.u64("reward.amount") }
+        for _ in 0 ..< (try n32("economy.commissions")) { e.commissions[try r.b32("commission.key")] = try r.u32("commission.bps") }
+        for _ in 0 ..< (try n32("economy.delegatorSlashes")) {
+            e.delegatorSlashes.append(DelegatorSlash(validator: try r.b32("dslash.validator"), delegator: try r.b32("dslash.delegator"),
+                                                     amount: try r.u64("dslash.amount"), evidence: try r.b32("dslash.evidence")))
+        }
+        for _ in 0 ..< (try n32("economy.jobs")) {
+            let id = try r.b32("job.id"), client = try r.b32("job.client")
+            guard case let .jobPost(spec) = try payload(.jobPost, "job.spec") else { throw .invalidValue(field: "job.spec", reason: "not a job") }
+            var j = Job(id: id, client: client, spec: spec, postedAt: Height(try r.u64("job.postedAt")), milestones: [])
+            j.worker = try r.b32("job.worker")
+            guard let st = JobStatus(rawValue: try r.u8("job.status")) else { throw .invalidValue(field: "job.status", reason: "unknown status") }
+            j.status = st; j.funded = try flag("job.funded"); j.escrowed = try r.u64("job.escrowed")
+            for _ in 0 ..< (try r.count("job.milestones", max: Limits.milestonesMax)) {
+                var m = Milestone(amount: try r.u64("milestone.amount"))
+                m.result = try r.b32("milestone.result"); m.submittedAt = Height(try r.u64("milestone.submittedAt"))
+                m.paid = try r.u64("milestone.paid"); m.refunded = try r.u64("milestone.refunded"); m.settled = try flag("milestone.settled")
+                j.milestones.append(m)
+            }
+            if try flag("job.dispute") {
+                var d = Dispute(openedBy: try r.b32("dispute.openedBy"), openedAt: Height(try r.u64("dispute.openedAt")),
+                                reason: try r.string("dispute.reason", max: Limits.reasonBytesMax), arbiters: [], votes: [:], workerShareBps: 0)
+                for _ in 0 ..< (try r.count("dispute.arbiters", max: 15)) { d.arbiters.append(try r.b32("dispute.arbiter")) }
+                for _ in 0 ..< (try r.count("dispute.votes", max: 15)) { d.votes[try r.b32("vote.arbiter")] = try r.u32("vote.bps") }
+                d.workerShareBps = try r.u32("dispute.workerShareBps")
+                j.dispute = d
+            }
+            j.clientRated = try flag("job.clientRated"); j.workerRated = try flag("job.workerRated")
+            e.jobs[id] = j
+        }
+        for _ in 0 ..< (try n32("economy.reputation")) {
+            e.reputation[try r.b32("reputation.key")] = Reputation(value: Int64(bitPattern: try r.u64("reputation.value")),
+                                                                   asOf: Height(try r.u64("reputation.asOf")))
+        }
+        for _ in 0 ..< (try n32("economy.memes")) {
+            let id = try r.b32("meme.id"), author = try r.b32("meme.author")
+            guard case let .memePost(meme) = try payload(.memePost, "meme.body") else { throw .invalidValue(field: "meme.body", reason: "not a meme") }
+            var m = MemeState(id: id, author: author, meme: meme, postedAt: Height(try r.u64("meme.postedAt")), reactions: [:], reactors: [])
+            for _ in 0 ..< Int(try r.u8("meme.reactions")) { m.reactions[try r.u8("reaction.code")] = try r.u64("reaction.count") }
+            for _ in 0 ..< (try n32("meme.reactors")) { m.reactors.append(try r.b32("meme.reactor")) }
+            e.memes[id] = m
+        }
+        for _ in 0 ..< (try n32("economy.influence")) {
+            let k = try r.b32("influence.key")
+            var c = InfluenceCounters(memesPosted: try r.u64("influence.memes"), reactionsReceived: [:],
+                                      interactionsReceived: try r.u64("influence.received"), interactionsMade: try r.u64("influence.made"))
+            for _ in 0 ..< Int(try r.u8("influence.reactions")) { c.reactionsReceived[try r.u8("reaction.code")] = try r.u64("reaction.count") }
+            e.influence[k] = c
+        }
+        for _ in 0 ..< (try n32("economy.proposals")) {
+            let id = try r.b32("proposal.id"), proposer = try r.b32("proposal.proposer")
+            guard case let .govPropose(gp) = try payload(.govPropose, "proposal.body") else { throw .invalidValue(field: "proposal.body", reason: "not a proposal") }
+            var p = ProposalState(id: id, proposer: proposer, proposal: gp, proposedAt: Height(try r.u64("proposal.proposedAt")), votes: [:], status: .pending)
+            for _ in 0 ..< (try r.count("proposal.votes", max: Limits.genesisValidatorsMax * 4)) { p.votes[try r.b32("vote.validator")] = try flag("vote.approve") }
+            guard let st = ProposalStatus(rawValue: try r.u8("proposal.status")) else { throw .invalidValue(field: "proposal.status", reason: "unknown status") }
+            p.status = st
+            e.proposals[id] = p
+        }
+        s.economy = e
+    }
+}

@@ -1,0 +1,571 @@
+import LedgerCore
+import LedgerCrypto
+
+/// Gas per event (rule version 2): a fixed cost per kind plus one per started 512 bytes
+/// beyond the first 512 (schemas/ECONOMY.md §Fees). A plain transfer costs 1.
+public enum Gas {
+    public static func of(_ kind: EventKind, bytes: Int) -> UInt64 {
+        let base: UInt64
+        switch kind {
+        case .transfer, .evidence, .opinion, .agentDeregister, .rate, .endorse, .memeReact, .interact, .govVote: base = 1
+        case .bond, .unbond, .delegate, .undelegate, .claimRewards, .setCommission, .allianceAccept, .allianceReject,
+             .allianceDissolve, .jobAccept, .jobSubmit, .disputeVote, .memePost:
+            base = 2
+        case .agentRegister, .agentUpdate, .escrowFund, .escrowRelease, .escrowRefund: base = 3
+        case .alliancePropose, .escrowMultisig, .disputeResolve: base = 4
+        case .validatorRegister, .validatorRetire, .validatorRotateKey, .validatorUnjail, .jobPost, .disputeOpen, .govPropose: base = 5
+        }
+        return base + UInt64(max(0, bytes - 1) / 512)
+    }
+}
+
+/// Reputation changes, in milli-points (schemas/ECONOMY.md §Reputation).
+public enum ReputationRule {
+    public static let milestonePaid: Int64 = 2_000
+    public static let jobCompletedWorker: Int64 = 5_000
+    public static let jobCompletedClient: Int64 = 1_000
+    public static let refundedWorker: Int64 = -5_000
+    public static let disputeWinner: Int64 = 3_000
+    public static let disputeLoser: Int64 = -3_000
+    public static let arbiterVoted: Int64 = 1_000
+    public static let arbiterSilent: Int64 = -1_000
+    /// Per point of a rating above or below 3 (ratings are 1 to 5).
+    public static let ratingStep: Int64 = 1_000
+    /// Per point of a validator's endorsement (-5 to 5).
+    public static let endorsementStep: Int64 = 1_000
+    public static let slashed: Int64 = -20_000
+    public static let bound: Int64 = 1 << 50
+}
+
+/// The writes an economy event makes, computed while checking it: `apply` performs
+/// them only after every rule (and the fee and balance) passed.
+struct EconomyWrites {
+    var job: Job?
+    /// Balance credits out of escrow or rewards.
+    var credits: [(PublicKey, UInt64)] = []
+    var reputation: [(PublicKey, Int64)] = []
+    var meme: MemeState?
+    var influence: [(PublicKey, InfluenceCounters)] = []
+    var proposal: ProposalState?
+    var commission: (ValidatorID, UInt32)?
+    /// Rewards claimed (moved from `rewards[author]` to the balance).
+    var claimed: UInt64 = 0
+}
+
+extension LedgerState {
+    /// The fee an event of `kind` and `bytes` must offer at the current base fee.
+    public func requiredFee(_ kind: EventKind, bytes: Int) -> UInt64 {
+        guard economy.ruleVersion >= RuleVersion.economy else { return parameters.minFee }
+        let (f, o) = Gas.of(kind, bytes: bytes).multipliedReportingOverflow(by: economy.baseFee)
+        return o ? .max : max(f, parameters.minFee)
+    }
+
+    /// The fee for a payload signed into an envelope (the envelope's size follows from the payload).
+    public func requiredFee(for p: Payload) -> UInt64 {
+        requiredFee(p.kind, bytes: Envelope.overheadBytes + p.encoded().count)
+    }
+
+    // MARK: Checks (no writes)
+
+    func checkEconomy(_ p: Payload, author: PublicKey, id: EventID, nonce: UInt64, _ ctx: BlockContext,
+                      spend: inout UInt64) throws(ApplyError) -> EconomyWrites {
+        let rules = economy.ruleVersion
+        switch p.kind {
+        case .govPropose, .govVote: break
+        default:
+            guard rules >= RuleVersion.economy else { throw .kindNotActive(p.kind, ruleVersion: rules) }
+        }
+        var w = EconomyWrites()
+        let h = ctx.height
+        switch p {
+        case .claimRewards:
+            let r = economy.rewards[author] ?? 0
+            guard r > 0 else { throw .nothingToClaim }
+            w.claimed = r
+            w.credits = [(author, r)]
+        case let .setCommission(bps):
+            try requireValidator(author, allowJailed: true)
+            guard bps <= economy.parameters.commissionMaxBps else {
+                throw .invalidCommission("\(bps) bps is above the maximum \(economy.parameters.commissionMaxBps)")
+            }
+            w.commission = (author, bps)
+        case let .jobPost(spec):
+            guard agents[author]?.active == true else { throw .notRegistered("agent \(author.short)") }
+            try checkSpec(spec, client: author, at: h)
+            guard economy.jobs[id] == nil else { throw .duplicateEvent(id) }
+            w.job = Job(id: id, client: author, spec: spec, postedAt: h, milestones: spec.milestones.map { Milestone(amount: $0) })
+        case let .jobAccept(j):
+            var job = try existingJob(j)
+            guard agents[author]?.active == true else { throw .notRegistered("agent \(author.short)") }
+            guard author != job.client, author != job.spec.arbiter else { throw .invalidJob("the client or arbiter cannot work on the job") }
+            guard job.status == .posted else { throw .wrongJobStatus(j, job.status) }
+            guard h <= job.spec.deadline else { throw .deadlinePassed(job.spec.deadline) }
+            let caps = Set(agents[author]!.profile.capabilities)
+            for c in job.spec.capabilities where !caps.contains(c) { throw .missingCapability(c) }
+            let rep = reputation(of: author, at: h)
+            guard rep >= job.spec.minReputation else { throw .reputationTooLow(required: job.spec.minReputation, has: rep) }
+            job.worker = author; job.status = .accepted
+            w.job = job
+        case let .escrowFund(j):
+            var job = try existingJob(j)
+            guard author == job.client else { throw .notJobParty(j) }
+            guard !job.funded else { throw .alreadyFunded(j) }
+            guard job.status == .posted || job.status == .accepted else { throw .wrongJobStatus(j, job.status) }
+            spend = try add(spend, job.total)
+            job.funded = true; job.escrowed = job.total
+            w.job = job
+        case let .jobSubmit(j, m, result):
+            var job = try existingJob(j)
+            guard author == job.worker else { throw .notJobParty(j) }
+            guard job.status == .accepted else { throw .wrongJobStatus(j, job.status) }
+            guard job.funded else { throw .notFunded(j) }
+            let i = try milestoneIndex(job, m)
+            guard !job.milestones[i].settled else { throw .milestoneSettled(m) }
+            guard result != .zero else { throw .invalidJob("the result hash is zero") }
+            job.milestones[i].result = result; job.milestones[i].submittedAt = h
+            w.job = job
+        case let .escrowRelease(j, m):
+            var job = try existingJob(j)
+            guard author == job.client else { throw .notJobParty(j) }
+            guard job.status == .accepted else { throw .wrongJobStatus(j, job.status) }
+            guard job.funded else { throw .notFunded(j) }
+            let i = try milestoneIndex(job, m)
+            guard !job.milestones[i].settled else { throw .milestoneSettled(m) }
+            guard job.milestones[i].result != .zero else { throw .noResult(m) }
+            settle(&job, i, toWorker: job.milestones[i].amount, &w)
+            w.job = job
+        case let .escrowMultisig(r):
+            var job = try existingJob(r.job)
+            guard job.status == .accepted else { throw .wrongJobStatus(r.job, job.status) }
+            guard job.funded else { throw .notFunded(r.job) }
+            let i = try milestoneIndex(job, r.milestone)
+            guard !job.milestones[i].settled else { throw .milestoneSettled(r.milestone) }
+            guard r.workerAmount <= job.milestones[i].amount else {
+                throw .invalidJob("worker amount \(r.workerAmount) is above the milestone's \(job.milestones[i].amount)")
+            }
+            try checkSigners(job, r, author: author)
+            settle(&job, i, toWorker: r.workerAmount, &w)
+            w.job = job
+        case let .escrowRefund(j):
+            var job = try existingJob(j)
+            guard author == job.client else { throw .notJobParty(j) }
+            guard job.funded else { throw .notFunded(j) }
+            guard job.status == .posted || job.status == .accepted else { throw .wrongJobStatus(j, job.status) }
+            // Without a worker the client may cancel at any time; with one, only after
+            // the deadline and once every submitted result's dispute window has closed.
+            if job.status == .accepted {
+                guard h > job.spec.deadline else { throw .deadlineNotReached(job.spec.deadline) }
+                for ms in job.milestones where !ms.settled && ms.result != .zero {
+                    let until = Height(ms.submittedAt.value.saturatingAdd(economy.parameters.disputeWindowBlocks))
+                    guard h > until else { throw .disputeWindowOpen(until: until) }
+                }
+            }
+            var back: UInt64 = 0
+            for i in job.milestones.indices where !job.milestones[i].settled {
+                job.milestones[i].refunded = job.milestones[i].amount; job.milestones[i].settled = true
+                back += job.milestones[i].amount
+            }
+            guard back > 0 else { throw .nothingToRefund(j) }
+            job.escrowed -= back
+            job.status = .refunded
+            w.credits.append((job.client, back))
+            if job.worker != .zero { w.reputation.append((job.worker, ReputationRule.refundedWorker)) }
+            w.job = job
+        case let .disputeOpen(j, reason):
+            var job = try existingJob(j)
+            guard author == job.client || author == job.worker else { throw .notJobParty(j) }
+            guard job.status == .accepted else { throw .wrongJobStatus(j, job.status) }
+            guard job.funded, job.unsettled > 0 else { throw .notFunded(j) }
+            guard let last = job.milestones.filter({ !$0.settled && $0.result != .zero }).map(\.submittedAt).max() else {
+                throw .invalidDispute("no result has been submitted")
+            }
+            let closes = Height(last.value.saturatingAdd(economy.parameters.disputeWindowBlocks))
+            guard h <= closes else { throw .disputeWindowClosed(closedAt: closes) }
+            let arbiters = drawArbiters(job, seed: id)
+            guard !arbiters.isEmpty else { throw .noArbiters }
+            job.dispute = Dispute(openedBy: author, openedAt: h, reason: reason, arbiters: arbiters, votes: [:], workerShareBps: 0)
+            job.status = .disputed
+            w.job = job
+        case let .disputeVote(j, bps):
+            var job = try existingJob(j)
+            guard job.status == .disputed, var d = job.dispute else { throw .wrongJobStatus(j, job.status) }
+            guard d.arbiters.contains(author) else { throw .notArbiter(j) }
+            guard d.votes[author] == nil else { throw .alreadyVoted }
+            guard bps <= ChainParameters.basisPoints else { throw .invalidDispute("share \(bps) bps is above 10000") }
+            d.votes[author] = bps
+            job.dispute = d
+            w.job = job
+        case let .disputeResolve(j):
+            var job = try existingJob(j)
+            guard job.status == .disputed, var d = job.dispute else { throw .wrongJobStatus(j, job.status) }
+            guard author == job.client || author == job.worker || d.arbiters.contains(author) else { throw .notJobParty(j) }
+            let need = d.arbiters.count / 2 + 1
+            guard d.votes.count >= need else { throw .notEnoughVotes(have: d.votes.count, need: need) }
+            // The median vote (the lower one of an even count) decides.
+            let sorted = d.votes.values.sorted()
+            d.workerShareBps = sorted[(sorted.count - 1) / 2]
+            let remaining = job.unsettled
+            let toWorker = UInt64(UInt128(remaining) * UInt128(d.workerShareBps) / UInt128(ChainParameters.basisPoints))
+            var left = toWorker
+            for i in job.milestones.indices where !job.milestones[i].settled {
+                let pay = min(left, job.milestones[i].amount)
+                left -= pay
+                job.milestones[i].paid = pay; job.milestones[i].refunded = job.milestones[i].amount - pay; job.milestones[i].settled = true
+            }
+            job.escrowed -= remaining
+            job.status = .resolved
+            job.dispute = d
+            if toWorker > 0 { w.credits.append((job.worker, toWorker)) }
+            if remaining - toWorker > 0 { w.credits.append((job.client, remaining - toWorker)) }
+            let workerWon = d.workerShareBps * 2 >= ChainParameters.basisPoints
+            w.reputation.append((job.worker, workerWon ? ReputationRule.disputeWinner : ReputationRule.disputeLoser))
+            w.reputation.append((job.client, workerWon ? ReputationRule.disputeLoser : ReputationRule.disputeWinner))
+            for a in d.arbiters { w.reputation.append((a, d.votes[a] != nil ? ReputationRule.arbiterVoted : ReputationRule.arbiterSilent)) }
+            w.job = job
+        case let .rate(j, score, _):
+            var job = try existingJob(j)
+            guard author == job.client || author == job.worker else { throw .notJobParty(j) }
+            guard job.status.isClosed, job.worker != .zero else { throw .wrongJobStatus(j, job.status) }
+            guard (1 ... 5).contains(score) else { throw .invalidRating("score \(score) is not 1 to 5") }
+            let subject: PublicKey
+            if author == job.client {
+                guard !job.clientRated else { throw .alreadyRated(j) }
+                job.clientRated = true; subject = job.worker
+            } else {
+                guard !job.workerRated else { throw .alreadyRated(j) }
+                job.workerRated = true; subject = job.client
+            }
+            w.reputation.append((subject, (Int64(score) - 3) * ReputationRule.ratingStep))
+            w.job = job
+        case let .endorse(subject, delta, _):
+            try requireValidator(author)
+            guard isParticipant(subject) else { throw .notRegistered("agent or validator \(subject.short)") }
+            guard subject != author else { throw .invalidEndorsement("a validator cannot endorse itself") }
+            guard delta != 0, (-5 ... 5).contains(delta) else { throw .invalidEndorsement("delta \(delta) is not in -5...5 or is 0") }
+            w.reputation.append((subject, Int64(delta) * ReputationRule.endorsementStep))
+        case let .memePost(m):
+            guard isParticipant(author) else { throw .notRegistered("agent or validator \(author.short)") }
+            guard !m.content.isEmpty else { throw .invalidMeme("empty content") }
+            guard Set(m.tags).count == m.tags.count, m.tags.allSatisfy({ !$0.isEmpty }) else { throw .invalidMeme("empty or repeated tag") }
+            guard economy.memes[id] == nil else { throw .duplicateEvent(id) }
+            w.meme = MemeState(id: id, author: author, meme: m, postedAt: h, reactions: [:], reactors: [])
+            var c = economy.influence[author] ?? InfluenceCounters()
+            c.memesPosted += 1
+            w.influence = [(author, c)]
+        case let .memeReact(mid, reaction):
+            guard isParticipant(author) else { throw .notRegistered("agent or validator \(author.short)") }
+            guard var m = economy.memes[mid] else { throw .unknownMeme(mid) }
+            guard m.author != author else { throw .selfInteraction }
+            guard !m.reactors.contains(author) else { throw .alreadyReacted(mid) }
+            m.reactions[reaction.rawValue, default: 0] += 1
+            m.reactors.append(author); m.reactors.sort()
+            w.meme = m
+            var c = economy.influence[m.author] ?? InfluenceCounters()
+            c.reactionsReceived[reaction.rawValue, default: 0] += 1
+            w.influence = [(m.author, c)]
+        case let .interact(target, _, mid):
+            guard isParticipant(author) else { throw .notRegistered("agent or validator \(author.short)") }
+            guard isParticipant(target) else { throw .notRegistered("agent or validator \(target.short)") }
+            guard target != author else { throw .selfInteraction }
+            if mid != .zero, economy.memes[mid] == nil { throw .unknownMeme(mid) }
+            var t = economy.influence[target] ?? InfluenceCounters(), a = economy.influence[author] ?? InfluenceCounters()
+            t.interactionsReceived += 1; a.interactionsMade += 1
+            w.influence = [(target, t), (author, a)]
+        case let .govPropose(gp):
+            guard let v = validators[author], v.status == .active else { throw .notAuthorized("only an active validator may propose") }
+            guard gp.activateAt > h, gp.activateAt.value - h.value <= ChainParameters.unbondingBlocksMax else {
+                throw .invalidProposal("activation height \(gp.activateAt) must be after the current block \(h)")
+            }
+            switch gp.change {
+            case let .parameter(name, value):
+                do { _ = try GovernableParameter.apply(name, value, chain: parameters, economy: economy.parameters) } catch {
+                    throw .invalidProposal(error.description)
+                }
+            case let .ruleVersion(v):
+                guard RuleVersion.supported.contains(v), v > rules else {
+                    throw .invalidProposal("rule version \(v) is not a supported version above the current \(rules)")
+                }
+            }
+            guard economy.proposals[id] == nil else { throw .duplicateEvent(id) }
+            w.proposal = ProposalState(id: id, proposer: author, proposal: gp, proposedAt: h, votes: [author: true], status: .pending)
+        case let .govVote(pid, approve):
+            guard let v = validators[author], v.status == .active else { throw .notAuthorized("only an active validator may vote") }
+            guard var prop = economy.proposals[pid] else { throw .unknownProposal(pid) }
+            guard prop.status == .pending else { throw .proposalClosed(pid, prop.status) }
+            guard prop.votes[author] == nil else { throw .alreadyVoted }
+            prop.votes[author] = approve
+            w.proposal = prop
+        default:
+            preconditionFailure("checkEconomy called for \(p.kind)")
+        }
+        return w
+    }
+
+    func existingJob(_ j: JobID) throws(ApplyError) -> Job {
+        guard let job = economy.jobs[j] else { throw .unknownJob(j) }
+        return job
+    }
+
+    func milestoneIndex(_ job: Job, _ m: UInt16) throws(ApplyError) -> Int {
+        guard Int(m) < job.milestones.count else { throw .unknownMilestone(m) }
+        return Int(m)
+    }
+
+    func checkSpec(_ s: JobSpec, client: PublicKey, at h: Height) throws(ApplyError) {
+        guard !s.title.isEmpty else { throw .invalidJob("empty title") }
+        guard !s.milestones.isEmpty else { throw .invalidJob("no milestones") }
+        guard s.milestones.allSatisfy({ $0 > 0 }) else { throw .invalidJob("a milestone pays nothing") }
+        var total: UInt64 = 0
+        for m in s.milestones { total = try add(total, m) }
+        guard Set(s.capabilities).count == s.capabilities.count, s.capabilities.allSatisfy({ !$0.isEmpty }) else {
+            throw .invalidJob("empty or repeated capability")
+        }
+        guard s.deadline > h, s.deadline.value - h.value <= ChainParameters.unbondingBlocksMax else {
+            throw .invalidJob("deadline \(s.deadline) must be after the current block \(h)")
+        }
+        guard abs(s.minReputation) <= ReputationRule.bound else { throw .invalidJob("minimum reputation out of range") }
+        if s.arbiter != .zero {
+            guard s.arbiter != client else { throw .invalidJob("the client cannot be the arbiter") }
+            guard isParticipant(s.arbiter) else { throw .invalidJob("arbiter \(s.arbiter.short) is not a registered agent or validator") }
+        }
+    }
+
+    /// Who must sign a multisig release: the client and the worker, or any two of the
+    /// client, the worker and the job's arbiter. Anyone else signing is refused.
+    func checkSigners(_ job: Job, _ r: MultisigRelease, author: PublicKey) throws(ApplyError) {
+        let parties: Set<PublicKey> = job.spec.arbiter == .zero ? [job.client, job.worker] : [job.client, job.worker, job.spec.arbiter]
+        var signers: Set<PublicKey> = [author]
+        let statement = MultisigRelease.statement(chain: chainID.raw, job: r.job, milestone: r.milestone, workerAmount: r.workerAmount)
+        for c in r.cosignatures {
+            guard signers.insert(c.key).inserted else { throw .wrongSigners("\(c.key.short) signs twice") }
+            guard Ed25519.verify(c.signature, statement, c.key) else { throw .badCosignature(c.key) }
+        }
+        for s in signers where !parties.contains(s) { throw .wrongSigners("\(s.short) is not a party to the job") }
+        guard signers.count >= 2 else { throw .wrongSigners("a multisig release needs two of the parties") }
+    }
+
+    /// Pays milestone `i`: `toWorker` to the worker, the rest back to the client.
+    func settle(_ job: inout Job, _ i: Int, toWorker: UInt64, _ w: inout EconomyWrites) {
+        let amount = job.milestones[i].amount
+        job.milestones[i].paid = toWorker; job.milestones[i].refunded = amount - toWorker; job.milestones[i].settled = true
+        job.escrowed -= amount
+        if toWorker > 0 { w.credits.append((job.worker, toWorker)); w.reputation.append((job.worker, ReputationRule.milestonePaid)) }
+        if amount > toWorker { w.credits.append((job.client, amount - toWorker)) }
+        if job.milestones.allSatisfy(\.settled) {
+            job.status = .completed
+            w.reputation.append((job.worker, ReputationRule.jobCompletedWorker))
+            w.reputation.append((job.client, ReputationRule.jobCompletedClient))
+        }
+    }
+
+    /// The arbiters of a dispute: active agents with at least `arbiterMinReputation` and
+    /// active validators, without the job's client, worker and named arbiter, ordered by
+    /// BLAKE2b-256(job id | dispute event id | key); the first `arbitersPerDispute`.
+    public func drawArbiters(_ job: Job, seed: EventID) -> [PublicKey] {
+        var candidates = Set<PublicKey>()
+        let h = height
+        for (k, a) in agents where a.active && reputation(of: k, at: h) >= economy.parameters.arbiterMinReputation { candidates.insert(k) }
+        for (k, v) in validators where v.status == .active { candidates.insert(k) }
+        candidates.subtract([job.client, job.worker, job.spec.arbiter])
+        var scored: [(Hash32, PublicKey)] = []
+        for k in candidates {
+            var b: [UInt8] = []
+            job.id.append(to: &b); seed.append(to: &b); k.append(to: &b)
+            scored.append((Blake2b.hash(b), k))
+        }
+        scored.sort { $0.0 < $1.0 }
+        return scored.prefix(Int(economy.parameters.arbitersPerDispute)).map(\.1)
+    }
+
+    // MARK: Reputation and influence (queries; deterministic)
+
+    /// An agent's reputation at `h` (default: the current height), in milli-points: the
+    /// stored value halved every `reputationHalfLifeBlocks`, linearly between halvings.
+    public func reputation(of k: PublicKey, at h: Height? = nil) -> Int64 {
+        guard let r = economy.reputation[k] else { return 0 }
+        return Self.decayed(r.value, from: r.asOf, to: h ?? height, halfLife: economy.parameters.reputationHalfLifeBlocks)
+    }
+
+    public static func decayed(_ v: Int64, from: Height, to: Height, halfLife: UInt64) -> Int64 {
+        guard to > from, v != 0 else { return v }
+        let d = to.value - from.value
+        let halvings = d / halfLife, rem = d % halfLife
+        guard halvings < 63 else { return 0 }
+        let v1 = v / (Int64(1) << halvings)
+        let cut = Int128(v1) * Int128(rem) / Int128(2 * halfLife)
+        return v1 - Int64(cut)
+    }
+
+    /// An agent's influence (schemas/ECONOMY.md §Influence): 10 per meme posted, reactions
+    /// received weighted (like 3, laugh 2, fire 5, dislike −2), 4 per interaction received,
+    /// and per active alliance 25 plus 5 per other member.
+    public func influence(of k: PublicKey) -> Int64 {
+        var score: Int64 = 0
+        if let c = economy.influence[k] {
+            score += 10 * Int64(clamping: c.memesPosted)
+            for (r, n) in c.reactionsReceived {
+                let weight: Int64
+                switch Reaction(rawValue: r) { case .like: weight = 3; case .laugh: weight = 2; case .fire: weight = 5; case .dislike: weight = -2; case nil: weight = 0 }
+                score += weight * Int64(clamping: n)
+            }
+            score += 4 * Int64(clamping: c.interactionsReceived)
+        }
+        for a in alliances.values where a.status == .active && a.members.contains(k) {
+            score += 25 + 5 * Int64(a.members.count - 1)
+        }
+        return score
+    }
+
+    /// Agents that could take `job`: active, not its client or arbiter, holding every
+    /// capability and the minimum reputation; best reputation first, then by key.
+    public func matches(_ job: Job) -> [(agent: PublicKey, reputation: Int64)] {
+        var out: [(PublicKey, Int64)] = []
+        for (k, a) in agents where a.active && k != job.client && k != job.spec.arbiter {
+            let caps = Set(a.profile.capabilities)
+            guard job.spec.capabilities.allSatisfy(caps.contains) else { continue }
+            let r = reputation(of: k)
+            if r >= job.spec.minReputation { out.append((k, r)) }
+        }
+        return out.sorted { $0.1 != $1.1 ? $0.1 > $1.1 : $0.0 < $1.0 }
+    }
+
+    // MARK: Writes
+
+    /// Performs the writes of a checked economy event. Credits were checked for overflow.
+    mutating func applyEconomy(_ w: EconomyWrites, author: PublicKey, at h: Height, governance: Bool) {
+        if governance { economy.present = true }
+        if let j = w.job { economy.jobs[j.id] = j }
+        for (k, amount) in w.credits { accounts[k, default: Account(balance: 0, nonce: 0)].balance += amount }
+        if w.claimed > 0 { economy.rewards[author] = nil }
+        for (k, d) in w.reputation { adjustReputation(k, d, at: h) }
+        if let m = w.meme { economy.memes[m.id] = m }
+        for (k, c) in w.influence { economy.influence[k] = c }
+        if let p = w.proposal { economy.proposals[p.id] = p }
+        if let (v, bps) = w.commission { economy.commissions[v] = bps }
+    }
+
+    mutating func adjustReputation(_ k: PublicKey, _ delta: Int64, at h: Height) {
+        let now = reputation(of: k, at: h)
+        let v = max(-ReputationRule.bound, min(ReputationRule.bound, now + delta))
+        economy.reputation[k] = Reputation(value: v, asOf: h)
+    }
+
+    /// Checks that the credits of `w` (with `extra` more to `extraKey`) cannot overflow a balance.
+    func checkCredits(_ w: EconomyWrites) throws(ApplyError) {
+        var sums: [PublicKey: UInt64] = [:]
+        for (k, a) in w.credits { sums[k] = try add(sums[k] ?? 0, a) }
+        for (k, a) in sums { _ = try add(accounts[k]?.balance ?? 0, a) }
+    }
+
+    // MARK: Block boundaries (rule version 2)
+
+    /// At the start of a block: pays the previous block's rewards (minted reward plus
+    /// the fees not burned) and moves the base fee toward the gas target, then activates
+    /// the governance proposals due at this height. Called by `beginBlock` before the
+    /// epoch's power is fixed, so the previous block's rewards follow its own epoch.
+    mutating func settleBlock(_ ctx: BlockContext) {
+        if economy.ruleVersion >= RuleVersion.economy, economy.lastProposer != .zero {
+            distributeRewards()
+            let p = economy.parameters, used = economy.blockGasUsed, target = p.gasTargetPerBlock, base = economy.baseFee
+            if used > target {
+                let up = UInt64(UInt128(base) * UInt128(used - target) / UInt128(target) / 8)
+                economy.baseFee = min(base.saturatingAdd(max(1, up)), 1 << 40)
+            } else if used < target {
+                let down = UInt64(UInt128(base) * UInt128(target - used) / UInt128(target) / 8)
+                economy.baseFee = max(p.baseFeeMin, base - min(base, down))
+            }
+            economy.blockGasUsed = 0
+            economy.feePool = 0
+        }
+    }
+
+    /// Activates (or rejects) the proposals due at `ctx.height`, in id order. A proposal
+    /// passes with more than two thirds of the epoch's voting power approving.
+    mutating func activateProposals(_ ctx: BlockContext) {
+        guard !economy.proposals.isEmpty else { return }
+        let due = economy.proposals.values.filter { $0.status == .pending && $0.proposal.activateAt <= ctx.height }.map(\.id).sorted()
+        for id in due {
+            var p = economy.proposals[id]!
+            var yes: UInt128 = 0, total: UInt128 = 0
+            for (key, power) in epochPower {
+                total += UInt128(power)
+                if let v = consensusKeys[key], p.votes[v] == true { yes += UInt128(power) }
+            }
+            p.status = .rejected
+            if total > 0, yes * 3 > total * 2 {
+                switch p.proposal.change {
+                case let .parameter(name, value):
+                    if let (c, e) = try? GovernableParameter.apply(name, value, chain: parameters, economy: economy.parameters) {
+                        parameters = c; economy.parameters = e; p.status = .activated
+                        economy.baseFee = max(economy.baseFee, e.baseFeeMin)
+                    }
+                case let .ruleVersion(v):
+                    if v > economy.ruleVersion, RuleVersion.supported.contains(v) {
+                        economy.ruleVersion = v
+                        economy.ruleHistory.append(RuleEpoch(from: ctx.height, version: v))
+                        economy.baseFee = max(economy.baseFee, economy.parameters.baseFeeMin)
+                        p.status = .activated
+                    }
+                }
+            }
+            economy.proposals[id] = p
+        }
+    }
+
+    /// Shares the previous block's rewards: `proposerBonusBps` to its proposer; the rest
+    /// to the validators by epoch power, each keeping its commission and sharing what is
+    /// left with its delegators by stake. Every division rounds down; the remainders go
+    /// to the proposer (within a validator, to the validator), so nothing is lost.
+    mutating func distributeRewards() {
+        let pool = economy.feePool.saturatingAdd(economy.parameters.blockReward)
+        economy.minted &+= economy.parameters.blockReward
+        totalSupply &+= economy.parameters.blockReward
+        guard pool > 0 else { return }
+        let proposer = economy.lastProposer
+        let bonus = UInt64(UInt128(pool) * UInt128(economy.parameters.proposerBonusBps) / UInt128(ChainParameters.basisPoints))
+        let rest = pool - bonus
+        var totalPower: UInt128 = 0
+        for p in epochPower.values { totalPower += UInt128(p) }
+        var given: UInt64 = 0
+        if totalPower > 0 {
+            var byValidator: [ValidatorID: [(PublicKey, UInt64)]] = [:]
+            for (k, amount) in delegations { byValidator[k.validator, default: []].append((k.delegator, amount)) }
+            for (key, power) in epochPower {
+                guard let vid = consensusKeys[key], let v = validators[vid] else { continue }
+                let share = UInt64(UInt128(rest) * UInt128(power) / totalPower)
+                guard share > 0 else { continue }
+                given += share
+                let commission = UInt64(UInt128(share) * UInt128(economy.commissions[vid] ?? economy.parameters.defaultCommissionBps)
+                    / UInt128(ChainParameters.basisPoints))
+                let toStake = share - commission
+                let stake = UInt128(v.selfStake) + UInt128(v.delegated)
+                var toDelegators: UInt64 = 0
+                if stake > 0 {
+                    for (d, amount) in byValidator[vid] ?? [] {
+                        let part = UInt64(UInt128(toStake) * UInt128(amount) / stake)
+                        if part > 0 { economy.rewards[d, default: 0] &+= part; toDelegators += part }
+                    }
+                }
+                economy.rewards[vid, default: 0] &+= share - toDelegators
+            }
+        }
+        economy.rewards[proposer, default: 0] &+= bonus + (rest - given)
+    }
+
+    /// Rule version 2's part of a slashing: the validator's delegations lose the same
+    /// fraction (recorded per delegator) and the validator loses reputation.
+    mutating func slashDelegations(_ v: ValidatorID, evidence: EventID, at h: Height) {
+        adjustReputation(v, ReputationRule.slashed, at: h)
+        let bps = UInt128(parameters.slashFractionBps)
+        for k in delegations.keys.filter({ $0.validator == v }).sorted() {
+            let have = delegations[k]!
+            let amount = UInt64(UInt128(have) * bps / UInt128(ChainParameters.basisPoints))
+            guard amount > 0 else { continue }
+            delegations[k] = have - amount == 0 ? nil : have - amount
+            validators[v]!.delegated -= amount
+            totalSupply -= amount
+            burned += amount
+            economy.delegatorSlashes.append(DelegatorSlash(validator: v, delegator: k.delegator, amount: amount, evidence: evidence))
+        }
+    }
+}
