@@ -79,10 +79,15 @@ public enum SchemaVectors {
                                 payload: Hex.encode(p.encoded()), unsigned: Hex.encode(unsigned), signingMessage: Hex.encode(message),
                                 signature: Hex.encode(bytes.suffix(64)), bytes: Hex.encode(bytes), id: EventCrypto.id(bytes).hex))
         }
-        let genesis = try! Genesis(chainID: chain, timestampMs: 1_767_225_600_000, parameters: ChainParameters(),
-                                   validators: [.init(key: validator.publicKey, name: "validator-0", personality: "lawful", stake: 1_000_000)],
-                                   allocations: [.init(account: alice.publicKey, amount: 50_000), .init(account: bob.publicKey, amount: 70_000)])
-        let gb = genesis.encoded()
+        // A version 2 genesis (rule version 1, no economy section): these vectors were
+        // generated before the agent economy existed, and must still come out the same,
+        // state root included, so every log written before it still replays.
+        let built = try! Genesis(chainID: chain, timestampMs: 1_767_225_600_000, parameters: ChainParameters(),
+                                 validators: [.init(key: validator.publicKey, name: "validator-0", personality: "lawful", stake: 1_000_000)],
+                                 allocations: [.init(account: alice.publicKey, amount: 50_000), .init(account: bob.publicKey, amount: 70_000)],
+                                 ruleVersion: RuleVersion.legacy)
+        let gb = built.encoded(version: 2)
+        let genesis = try! Genesis.decode(gb)
         let gh = Blake2b.hash(gb)
         let state = LedgerState(genesis: genesis, genesisHash: gh)
         let ids = events.prefix(3).map { Bytes32(hex: $0.id)! }

@@ -190,9 +190,18 @@ public struct Genesis: Sendable, Hashable {
         }
     }
 
-    public func encoded() -> [UInt8] {
+    /// The document's bytes in the version it was decoded from (version 2 for a version
+    /// 1 document; version 3 for one built in code).
+    public func encoded() -> [UInt8] { encoded(version: max(2, encodedVersion)) }
+
+    /// The bytes in format `version` (2 or 3). Version 2 has no rule version or economy
+    /// parameters, so it can only hold a rule version 1 chain with the default economy.
+    public func encoded(version: UInt16) -> [UInt8] {
+        precondition(version == 2 || version == 3, "genesis encodes as version 2 or 3")
+        precondition(version == 3 || (ruleVersion == RuleVersion.legacy && economy == EconomyParameters()),
+                     "a version 2 genesis has rule version 1 and the default economy")
         var w = ByteWriter(capacity: 256 + validators.count * 128 + allocations.count * 40)
-        w.u16(Genesis.formatVersion)
+        w.u16(version)
         w.b32(chainID.raw)
         w.u64(timestampMs)
         parameters.encode(&w)
@@ -200,8 +209,10 @@ public struct Genesis: Sendable, Hashable {
         for v in validators { w.b32(v.key); w.string(v.name); w.string(v.personality); w.u64(v.stake) }
         w.u32(UInt32(allocations.count))
         for a in allocations { w.b32(a.account); w.u64(a.amount) }
-        w.u16(ruleVersion)
-        economy.encode(&w)
+        if version >= 3 {
+            w.u16(ruleVersion)
+            economy.encode(&w)
+        }
         return w.bytes
     }
 

@@ -460,7 +460,8 @@ extension LedgerState {
     // MARK: Block boundaries (rule version 2)
 
     /// At the start of a block: pays the previous block's rewards (minted reward plus
-    /// the fees not burned) and moves the base fee toward the gas target, then activates
+    /// the fees not burned) and moves the base fee toward the gas target (by at least 1
+    /// per block while it is away from it, so small base fees move too), then activates
     /// the governance proposals due at this height. Called by `beginBlock` before the
     /// epoch's power is fixed, so the previous block's rewards follow its own epoch.
     mutating func settleBlock(_ ctx: BlockContext) {
@@ -471,7 +472,7 @@ extension LedgerState {
                 let up = UInt64(UInt128(base) * UInt128(used - target) / UInt128(target) / 8)
                 economy.baseFee = min(base.saturatingAdd(max(1, up)), 1 << 40)
             } else if used < target {
-                let down = UInt64(UInt128(base) * UInt128(target - used) / UInt128(target) / 8)
+                let down = max(1, UInt64(UInt128(base) * UInt128(target - used) / UInt128(target) / 8))
                 economy.baseFee = max(p.baseFeeMin, base - min(base, down))
             }
             economy.blockGasUsed = 0

@@ -165,7 +165,7 @@ import Testing
         let stake = UInt64.max - 1_000_000
         let g = try Genesis(chainID: Fixture.chain, timestampMs: 0, parameters: f.params,
                             validators: [.init(key: f.producer.publicKey, name: "whale", personality: "", stake: stake)],
-                            allocations: [.init(account: f.bob.publicKey, amount: 1_000_000)])
+                            allocations: [.init(account: f.bob.publicKey, amount: 1_000_000)], ruleVersion: RuleVersion.legacy)
         var s = LedgerState(genesis: g, genesisHash: Blake2b.hash(g.encoded()))
         let c = ctx(s, proposer: f.producer.publicKey)
         try s.beginBlock(c)
@@ -415,7 +415,8 @@ import Testing
         f.params.minValidatorStake = 100
         let g = try Genesis(chainID: Fixture.chain, timestampMs: 1_000_000, parameters: f.params,
                             validators: [.init(key: f.producer.publicKey, name: "producer", personality: "", stake: 1_000)],
-                            allocations: [.init(account: f.alice.publicKey, amount: 1_000_000), .init(account: f.bob.publicKey, amount: 1_000_000)])
+                            allocations: [.init(account: f.alice.publicKey, amount: 1_000_000), .init(account: f.bob.publicKey, amount: 1_000_000)],
+                            ruleVersion: RuleVersion.legacy)
         let log = LedgerLog.memory()
         _ = try log.initialize(genesis: g)
         let p = try SoloProducer(log: log, key: f.producer, clock: { h in 1_000_000 + h.value * 1_000 })

@@ -75,11 +75,18 @@ struct Fixture {
         p.blockEventsMax = 50
         return p
     }()
+    /// The fold tests of issues 2 and 3 test the version 1 rules (flat fee to the
+    /// proposer); EconomyTests set version 2.
+    var ruleVersion = RuleVersion.legacy
+    var economy = EconomyParameters()
+    /// Extra genesis validators (EconomyTests: several validators for rewards and governance).
+    var extraValidators: [Genesis.Validator] = []
 
     var genesis: Genesis {
         try! Genesis(chainID: Self.chain, timestampMs: 1_000_000, parameters: params,
-                     validators: [.init(key: producer.publicKey, name: "producer", personality: "lawful", stake: 1_000_000_000)],
-                     allocations: [alice, bob, carol, dave].map { .init(account: $0.publicKey, amount: 1_000_000) })
+                     validators: [.init(key: producer.publicKey, name: "producer", personality: "lawful", stake: 1_000_000_000)] + extraValidators,
+                     allocations: [alice, bob, carol, dave].map { .init(account: $0.publicKey, amount: 1_000_000) },
+                     ruleVersion: ruleVersion, economy: economy)
     }
 
     var genesisHash: Hash32 { Blake2b.hash(genesis.encoded()) }
