@@ -1,3 +1,4 @@
+import LedgerAgents
 import LedgerAudit
 import LedgerCore
 import LedgerCrypto
@@ -52,12 +53,16 @@ public struct DemoWorkload {
         params.unbondingBlocks = 5
         params.allianceAcceptWindowMs = 30_000
         params.allianceDurationMaxMs = 120_000
+        params.jailBlocks = 4
+        var economy = EconomyParameters()
+        economy.disputeWindowBlocks = 30
+        economy.reputationHalfLifeBlocks = 500
         let allocations = (0 ..< agents).map { Genesis.Allocation(account: agentKey($0).publicKey, amount: 10_000_000) }
         // The producer's stake outweighs everything the workload can bond, so its lone
         // signature stays a quorum (> 2/3) as demo validators join.
         let producer = Genesis.Validator(key: producerKey().publicKey, name: "solo-producer", personality: "lawful", stake: 1_000_000_000_000)
         return try! Genesis(chainID: Self.chain, timestampMs: Self.genesisTimeMs, parameters: params,
-                            validators: [producer], allocations: allocations)
+                            validators: [producer], allocations: allocations, economy: economy)
     }
 
     public static func clock(genesisMs: UInt64) -> (Height) -> UInt64 { { h in genesisMs + h.value * blockIntervalMs } }
@@ -67,16 +72,21 @@ public struct DemoWorkload {
         let g = genesis()
         let gh = try log.initialize(genesis: g)
         let producer = try SoloProducer(log: log, key: producerKey(), clock: Self.clock(genesisMs: g.timestampMs))
-        producer.meme = { h in Array(DemoMemes.pick(height: h).utf8) }
+        let strategy = AudienceProducer(audience: DemoMemes.personalities, seed: seed)
+        producer.meme = { h in strategy.meme(height: h, view: 0) }
         var rng = SplitMix64(seed: seed)
-        let keys = (0 ..< agents).map(agentKey)
-        var nonces = [UInt64](repeating: 0, count: agents)
+        // The agents, then the producer (it claims rewards, votes on governance and may be
+        // drawn as an arbiter, so it signs events too).
+        let keys = (0 ..< agents).map(agentKey) + [producerKey()]
+        var nonces = [UInt64](repeating: 0, count: agents + 1)
         var summary = Summary(seed: seed, agents: agents, submitted: 0, committed: 0, refusedAsIntended: 0, invalidAdmitted: 0,
                               validRefused: 0, refusals: [:], kinds: [:], blocks: 0, alliances: [:], stateRoot: "", genesisHash: gh.hex)
         let validatorCount = min(3, agents / 4)
         var rotated = false
 
-        func submit(_ i: Int, _ payload: Payload, fee: UInt64 = 1) {
+        func submit(_ i: Int, _ payload: Payload, fee: UInt64? = nil) {
+            // Twice the minimum: the base fee may rise by the time the block commits.
+            let fee = fee ?? producer.pendingState.requiredFee(for: payload) * 2
             let e = EventCrypto.makeEvent(chain: Self.chain, key: keys[i], nonce: nonces[i] + 1, fee: fee, payload: payload)
             summary.submitted += 1
             do {
@@ -86,7 +96,7 @@ public struct DemoWorkload {
                 summary.kinds[payload.kind.description, default: 0] += 1
             } catch {
                 summary.validRefused += 1
-                summary.refusals["unexpected: \(error)", default: 0] += 1
+                summary.refusals["unexpected: \(payload.kind): \(error)", default: 0] += 1
             }
         }
         func refuse(_ label: String, _ bytes: [UInt8]) {
@@ -132,7 +142,16 @@ public struct DemoWorkload {
                 if i < validatorCount {
                     if rng.next() % 2 == 0 { submit(i, .bond(amount: 1 + rng.next() % 300)) } else { submit(i, .unbond(amount: 1 + rng.next() % 100)) }
                 }
-            case 51 ..< 60:
+            case 51 ..< 53:
+                // The producer strategy's proposal: to the validators it most needs.
+                // (The agents that became validators: the producer itself holds no balance to answer.)
+                let vals = st.validators.values.filter { $0.status == .active && $0.id != keys[agents].publicKey }
+                    .sorted { $0.id < $1.id }.map { (key: $0.id, personality: $0.personality) }
+                if let p = strategy.alliance(me: keys[i].publicKey, validators: vals, durationMs: 40_000),
+                   p.targets.allSatisfy({ st.agents[$0]?.active == true || st.validators[$0]?.status == .active }) {
+                    submit(i, .alliancePropose(p))
+                }
+            case 53 ..< 60:
                 let n = 1 + Int(rng.next() % 2)
                 var t = Set<Int>()
                 while t.count < n { t.insert(other(i)) }
@@ -164,14 +183,156 @@ public struct DemoWorkload {
                         rotated = true
                     }
                 }
+            case 82 ..< 92:
+                economyStep(i)
             default:
                 refuseOne(rng.next() % 9, i)
             }
         }
+        // Every economy kind at least once, in order (DemoEconomy.swift).
+        economyScript()
         // Closing phase: a validator retires and an agent deregisters.
         if validatorCount >= 3 { submit(2, .validatorRetire) }
         submit(agents - 2, .agentDeregister)
         try producer.commit()
+
+        /// A random step of the job market and the social graph.
+        func economyStep(_ i: Int) {
+            let st = producer.pendingState
+            let jobs = st.economy.jobs.values.sorted { $0.id < $1.id }
+            func index(_ k: PublicKey) -> Int? { keys.firstIndex { $0.publicKey == k } }
+            switch rng.next() % 8 {
+            case 0:
+                let cap = DemoMemes.capabilities(Int(rng.next() % UInt64(agents)))[0]
+                let ms = (0 ..< 1 + Int(rng.next() % 3)).map { _ in 100 + rng.next() % 2_000 }
+                submit(i, .jobPost(JobSpec(title: "task \(summary.submitted)", capabilities: [cap], milestones: ms,
+                                           deadline: Height(st.height.value + 20 + rng.next() % 20))))
+            case 1:
+                if let j = jobs.first(where: { $0.status == .posted && $0.spec.deadline > st.height.next }),
+                   let m = st.matches(j).first, let w = index(m.agent) { submit(w, .jobAccept(j.id)) }
+            case 2:
+                if let j = jobs.first(where: { !$0.funded && ($0.status == .posted || $0.status == .accepted) }),
+                   let c = index(j.client), st.accounts[j.client]!.balance > j.total + 1_000 { submit(c, .escrowFund(j.id)) }
+            case 3:
+                if let j = jobs.first(where: { $0.status == .accepted && $0.funded && $0.milestones.contains { !$0.settled && $0.result == .zero } }),
+                   let w = index(j.worker), let m = j.milestones.firstIndex(where: { !$0.settled && $0.result == .zero }) {
+                    submit(w, .jobSubmit(job: j.id, milestone: UInt16(m), result: Blake2b.hash(Array("result \(j.id.short) \(m)".utf8))))
+                }
+            case 4:
+                if let j = jobs.first(where: { $0.status == .accepted && $0.milestones.contains { !$0.settled && $0.result != .zero } }),
+                   let c = index(j.client), let m = j.milestones.firstIndex(where: { !$0.settled && $0.result != .zero }) {
+                    submit(c, .escrowRelease(job: j.id, milestone: UInt16(m)))
+                }
+            case 5:
+                submit(i, .memePost(strategy.post(rng.next())))
+            case 6:
+                let memes = st.economy.memes.values.filter { $0.author != keys[i].publicKey && !$0.reactors.contains(keys[i].publicKey) }.sorted { $0.id < $1.id }
+                if let m = memes.first { submit(i, .memeReact(meme: m.id, reaction: Reaction.allCases[Int(rng.next() % 4)])) }
+            default:
+                let t = other(i)
+                if st.agents[keys[t].publicKey]?.active == true, st.agents[keys[i].publicKey]?.active == true {
+                    submit(i, .interact(target: keys[t].publicKey, kind: InteractionKind.allCases[Int(rng.next() % 3)], meme: .zero))
+                }
+            }
+        }
+
+        /// A scripted pass through every economy kind: a job paid by release and by
+        /// multisig, a disputed job resolved by drawn arbiters, a cancelled job refunded,
+        /// ratings, memes, endorsement, commission, rewards, governance, an opinion, and an
+        /// equivocation proven, slashed, served and unjailed.
+        func economyScript() {
+            func st() -> LedgerState { producer.pendingState }
+            func index(_ k: PublicKey) -> Int { keys.firstIndex { $0.publicKey == k }! }
+            func nextBlock() { _ = try? producer.commit() }
+            let me = agents  // the producer's index in `keys`
+            let v = (0 ..< validatorCount).filter { st().validators[keys[$0].publicKey]?.status == .active }
+            // The producer claims its rewards: it pays fees from them below.
+            submit(me, .claimRewards)
+            if let v0 = v.first {
+                submit(v0, .setCommission(bps: 500))
+                // (Its own rewards round to nothing next to the producer's stake: no claim.)
+                let b = try? producer.log.block(at: Height(max(1, st().height.value - 1)))
+                submit(v0, .opinion(Opinion(height: b?.header.height ?? 1, view: 0, blockHash: b.map { Blake2b.hash($0.headerBytes) } ?? .zero,
+                                           verdict: .accept, reason: "meme quality is fine")))
+                submit(v0, .endorse(subject: keys[3].publicKey, delta: 3, reason: "reliable worker"))
+                // Governance: one change the producer's power carries, one it votes down.
+                let at = Height(st().height.value + 3)
+                let yes = GovernanceProposal(change: .parameter(name: "blockReward", value: 150), activateAt: at, description: "more rewards")
+                let no = GovernanceProposal(change: .parameter(name: "feeBurnBps", value: 0), activateAt: at, description: "burn nothing")
+                let yesID = EventCrypto.id(EventCrypto.makeEvent(chain: Self.chain, key: keys[v0], nonce: nonces[v0] + 1,
+                                                                 fee: st().requiredFee(for: .govPropose(yes)) * 2, payload: .govPropose(yes)).bytes)
+                submit(v0, .govPropose(yes))
+                let noID = EventCrypto.id(EventCrypto.makeEvent(chain: Self.chain, key: keys[v0], nonce: nonces[v0] + 1,
+                                                                fee: st().requiredFee(for: .govPropose(no)) * 2, payload: .govPropose(no)).bytes)
+                submit(v0, .govPropose(no))
+                submit(me, .govVote(proposal: yesID, approve: true))
+                submit(me, .govVote(proposal: noID, approve: false))
+            }
+            // A job paid milestone by milestone: one release, one multisig (worker + client).
+            let client = 4 % agents, cap = st().agents[keys[5 % agents].publicKey]!.profile.capabilities[0]
+            func post(_ spec: JobSpec) -> JobID {
+                let e = EventCrypto.makeEvent(chain: Self.chain, key: keys[client], nonce: nonces[client] + 1,
+                                              fee: st().requiredFee(for: .jobPost(spec)) * 2, payload: .jobPost(spec))
+                submit(client, .jobPost(spec))
+                return EventCrypto.id(e.bytes)
+            }
+            let deadline = Height(st().height.value + 12)
+            let paid = post(JobSpec(title: "label the dataset", capabilities: [cap], milestones: [400, 600], deadline: deadline))
+            nextBlock()
+            guard let worker = st().matches(st().economy.jobs[paid]!).first.map({ index($0.agent) }) else { return }
+            submit(worker, .jobAccept(paid))
+            submit(client, .escrowFund(paid))
+            submit(worker, .jobSubmit(job: paid, milestone: 0, result: Blake2b.hash(Array("labels-1".utf8))))
+            submit(client, .escrowRelease(job: paid, milestone: 0))
+            submit(worker, .jobSubmit(job: paid, milestone: 1, result: Blake2b.hash(Array("labels-2".utf8))))
+            let st1 = MultisigRelease.statement(chain: Self.chain.raw, job: paid, milestone: 1, workerAmount: 550)
+            submit(worker, .escrowMultisig(MultisigRelease(job: paid, milestone: 1, workerAmount: 550,
+                                                           cosignatures: [Cosignature(key: keys[client].publicKey, signature: keys[client].sign(st1))])))
+            submit(client, .rate(job: paid, score: 4, comment: "good labels, one late"))
+            submit(worker, .rate(job: paid, score: 5, comment: "paid promptly"))
+            // A disputed job: the drawn arbiters vote, the median decides.
+            let disputed = post(JobSpec(title: "summarise the corpus", capabilities: [cap], milestones: [1_000], deadline: deadline))
+            nextBlock()
+            submit(worker, .jobAccept(disputed))
+            submit(client, .escrowFund(disputed))
+            submit(worker, .jobSubmit(job: disputed, milestone: 0, result: Blake2b.hash(Array("summary".utf8))))
+            submit(client, .disputeOpen(job: disputed, reason: "the summary misses chapter 3"))
+            nextBlock()
+            if let d = st().economy.jobs[disputed]?.dispute {
+                for (n, a) in d.arbiters.prefix(d.arbiters.count / 2 + 1).enumerated() {
+                    submit(index(a), .disputeVote(job: disputed, workerShareBps: UInt32(5_000 + 1_000 * n)))
+                }
+                submit(client, .disputeResolve(disputed))
+            }
+            // A job nobody took: the client cancels and is refunded.
+            let lapsed = post(JobSpec(title: "translate the manual", capabilities: ["no such skill"], milestones: [250], deadline: deadline))
+            submit(client, .escrowFund(lapsed))
+            submit(client, .escrowRefund(lapsed))
+            // Memes and the social graph.
+            let memeEvent = EventCrypto.makeEvent(chain: Self.chain, key: keys[worker], nonce: nonces[worker] + 1,
+                                                  fee: st().requiredFee(for: .memePost(strategy.post(1))) * 2, payload: .memePost(strategy.post(1)))
+            submit(worker, .memePost(strategy.post(1)))
+            submit(client, .memeReact(meme: EventCrypto.id(memeEvent.bytes), reaction: .fire))
+            submit(client, .interact(target: keys[worker].publicKey, kind: .collaborate, meme: EventCrypto.id(memeEvent.bytes)))
+            // An equivocation: validator 1 signs two prepares for one height and view; agent
+            // 2 proves it; validator 1 is slashed and jailed, serves its term and unjails.
+            if v.count >= 2 {
+                let offender = v[1], witness = (offender + 1) % agents
+                let h = Height(st().height.value)
+                func prep(_ tag: String) -> [UInt8] {
+                    SignedConsensusMessage.sign(.prepare(view: 0, height: h, blockHash: Blake2b.hash(Array(tag.utf8))), chain: Self.chain.raw,
+                                                key: keys[offender]).encoded()
+                }
+                submit(witness, .evidence(first: prep("a"), second: prep("b")))
+                let until = st().validators[keys[offender].publicKey]?.jailedUntil ?? 0
+                while st().height < until {
+                    submit(witness, .transfer(to: keys[offender].publicKey, amount: 1, memo: "time passes"))
+                    nextBlock()
+                }
+                submit(offender, .validatorUnjail)
+            }
+            nextBlock()
+        }
 
         func refuseOne(_ which: UInt64, _ i: Int) {
             let k = keys[i]

@@ -165,7 +165,13 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
         c.viewTimeoutMs = options.viewTimeoutMs
         c.batchDelayMs = options.blockIntervalMs
         c.personality = Personalities.named(options.personality)
-        c.producer = MemeProducer(witty: options.wittyMemes)
+        // A witty producer plays to the chain's validators (their personalities at
+        // start); a lazy one posts "gm", which memetic validators refuse.
+        if options.wittyMemes {
+            c.producer = AudienceProducer(audience: state.validators.values.map(\.personality), seed: UInt64(options.personality.utf8.count))
+        } else {
+            c.producer = MemeProducer(witty: false)
+        }
         c.recordOpinions = options.role == .validator
         replica = Replica(config: c, state: state, lastHash: meta.headHash, recentHashes: recent, durable: d)
         head = state

@@ -435,7 +435,8 @@ extension LedgerState {
     mutating func applyEconomy(_ w: EconomyWrites, author: PublicKey, at h: Height, governance: Bool) {
         if governance { economy.present = true }
         if let j = w.job { economy.jobs[j.id] = j }
-        for (k, amount) in w.credits { accounts[k, default: Account(balance: 0, nonce: 0)].balance += amount }
+        // The author's own credits were added to its balance with the fee (`apply`).
+        for (k, amount) in w.credits where k != author { accounts[k, default: Account(balance: 0, nonce: 0)].balance += amount }
         if w.claimed > 0 { economy.rewards[author] = nil }
         for (k, d) in w.reputation { adjustReputation(k, d, at: h) }
         if let m = w.meme { economy.memes[m.id] = m }

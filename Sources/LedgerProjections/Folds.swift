@@ -176,13 +176,20 @@ extension LedgerState {
         default:
             writes = try checkEconomy(payload, author: author, id: id, nonce: e.nonce, ctx, spend: &spend)
         }
-        guard acct.balance >= spend else { throw .insufficientBalance(needed: spend, available: acct.balance) }
+        // What an economy event pays the author (a claim, a release to the worker) may
+        // pay its own fee: it is credited before the fee and the spend are taken.
+        var incoming: UInt64 = 0
+        if let w = writes {
+            try checkCredits(w)
+            for (k, a) in w.credits where k == author { incoming = try add(incoming, a) }
+        }
+        let available = try add(acct.balance, incoming)
+        guard available >= spend else { throw .insufficientBalance(needed: spend, available: available) }
         // Credits that could overflow are checked before the first write.
         let feeRecipient = consensusKeys[ctx.proposer] ?? ctx.proposer
         if case let .transfer(to, amount, _) = payload, to != author {
             _ = try add(accounts[to]?.balance ?? 0, amount)
         }
-        if let w = writes { try checkCredits(w) }
         // Version 1 pays the whole fee to the proposer at once; version 2 burns
         // `feeBurnBps` of the base charge and pools the rest for the next block to share.
         var burn: UInt64 = 0
@@ -196,7 +203,7 @@ extension LedgerState {
 
         // --- Every check passed: from here on, only writes. ---
         accounts[author]!.nonce = e.nonce
-        accounts[author]!.balance -= spend
+        accounts[author]!.balance = available - spend
         if economic {
             economy.feePool += e.fee - burn
             economy.feesBurned += burn

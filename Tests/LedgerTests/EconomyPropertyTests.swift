@@ -194,3 +194,22 @@ import Testing
         #expect(g.encoded() == Hex.decode(doc.genesis)!, "a version 2 document re-encodes to its own bytes")
     }
 }
+
+@Suite struct DemoEconomyTests {
+    @Test(arguments: [1, 3] as [UInt64])
+    func theDemoExercisesEveryEventKindAndReplays(seed: UInt64) throws {
+        let log = LedgerLog.memory()
+        let s = try DemoWorkload(seed: seed, agents: 12, events: 1_500).run(into: log)
+        let missing = Set(EventKind.allCases.map(\.description)).subtracting(s.kinds.keys)
+        #expect(missing.isEmpty, "the demo never committed: \(missing.sorted())")
+        #expect(s.validRefused == 0, "\(s.refusals)")
+        #expect(s.invalidAdmitted == 0)
+        let (report, state) = Replayer(log: log).run()
+        #expect(report.ok, "\(report.failure.map(\.description) ?? "")")
+        let st = try #require(state)
+        #expect(st.totalSupply == st.computedSupply())
+        #expect(st.economy.minted > 0 && st.economy.feesBurned > 0)
+        #expect(st.economy.jobs.values.contains { $0.status == .resolved })
+        #expect(st.economy.proposals.values.map(\.status.description).sorted() == ["activated", "rejected"])
+    }
+}
