@@ -2,7 +2,9 @@ import ArgumentParser
 import Foundation
 import LedgerCore
 import LedgerCrypto
+import LedgerAgents
 import LedgerNode
+import LedgerProjections
 
 /// A local cluster's files: keys, genesis, one config per node (ops/devnet holds an
 /// example of each). `devnet` writes them once and reuses them, so a second run
@@ -129,7 +131,8 @@ final class NodeProcess: @unchecked Sendable {
 }
 
 /// Built-in agent clients: each signs a realistic mix (agent registration, transfers,
-/// delegations to validators, profile updates, alliance proposals and acceptances) and
+/// delegations to validators, profile updates, alliance proposals and acceptances, memes
+/// and reactions, jobs posted, funded and cancelled) and
 /// submits it over HTTP in batches, waiting for commitment, at a shared target rate.
 final class AgentSwarm: @unchecked Sendable {
     let keys: [SigningKey]
@@ -144,6 +147,11 @@ final class AgentSwarm: @unchecked Sendable {
     var kinds: [String: Int] = [:]
     /// Proposals waiting for their target to accept: (target index, alliance id).
     var proposals: [(Int, EventID)] = []
+    /// Jobs an agent posted and has yet to fund, then to cancel: (client index, job id, funded).
+    var jobs: [(Int, EventID, Bool)] = []
+    /// Memes posted, for reactions.
+    var memes: [(Int, EventID)] = []
+    let strategy = AudienceProducer(audience: ["lawful", "memetic", "loyal", "chaotic"], seed: 42)
 
     init(keys: [SigningKey], validators: [PublicKey], chain: ChainID, nodes: [String], batch: Int) {
         self.keys = keys; self.validators = validators; self.chain = chain
@@ -159,9 +167,23 @@ final class AgentSwarm: @unchecked Sendable {
             guard let k = proposals.firstIndex(where: { $0.0 == i }) else { return nil }
             return proposals.remove(at: k).1
         }) { return .allianceAccept(p) }
+        // A job this agent posted: fund it, then (nobody else here takes jobs) cancel it.
+        if let (k, j, funded) = lock.withLock({ () -> (Int, EventID, Bool)? in
+            guard let k = jobs.firstIndex(where: { $0.0 == i }) else { return nil }
+            return (k, jobs[k].1, jobs[k].2)
+        }) {
+            lock.withLock { if funded { jobs.remove(at: k) } else { jobs[k].2 = true } }
+            return funded ? .escrowRefund(j) : .escrowFund(j)
+        }
         let other = (i + 1 + Int(rng.below(UInt64(keys.count - 1)))) % keys.count
         switch rng.below(100) {
-        case 0 ..< 70: return .transfer(to: keys[other].publicKey, amount: 1 + rng.below(1_000), memo: "job payment")
+        case 0 ..< 55: return .transfer(to: keys[other].publicKey, amount: 1 + rng.below(1_000), memo: "job payment")
+        case 55 ..< 62: return .memePost(strategy.post(rng.next()))
+        case 62 ..< 66:
+            if let m = lock.withLock({ memes.first(where: { $0.0 != i }).map(\.1) }) { return .memeReact(meme: m, reaction: .like) }
+            return .interact(target: keys[other].publicKey, kind: .follow, meme: .zero)
+        case 66 ..< 70:
+            return .jobPost(JobSpec(title: "devnet task", capabilities: ["compute"], milestones: [100 + rng.below(900)], deadline: Height(1 << 39)))
         case 70 ..< 80: return .delegate(validator: validators[Int(rng.below(UInt64(validators.count)))], amount: 1 + rng.below(500))
         case 80 ..< 85:
             return .agentUpdate(AgentProfile(name: "agent-\(i)", capabilities: ["compute", "memes", "audit", "arbitrate"].shuffledPrefix(3, &rng),
@@ -188,7 +210,9 @@ final class AgentSwarm: @unchecked Sendable {
                 registered = true
                 nonce += 1
                 payloads.append(p)
-                events.append(EventCrypto.makeEvent(chain: chain, key: keys[i], nonce: nonce, fee: 1, payload: p).bytes)
+                // The gas of the kind at twice the minimum base fee (schemas/ECONOMY.md).
+                let fee = Gas.of(p.kind, bytes: Envelope.overheadBytes + p.encoded().count) * 2
+                events.append(EventCrypto.makeEvent(chain: chain, key: keys[i], nonce: nonce, fee: fee, payload: p).bytes)
             }
             do {
                 let rs = try await client.submit(events, wait: true, timeoutMs: 15_000)
@@ -202,6 +226,10 @@ final class AgentSwarm: @unchecked Sendable {
                             kinds[payloads[k].kind.description, default: 0] += 1
                             if case let .alliancePropose(ap) = payloads[k], let id = r.id.flatMap({ Bytes32(hex: $0) }),
                                let t = keys.firstIndex(where: { $0.publicKey == ap.targets[0] }) { proposals.append((t, id)) }
+                            if let id = r.id.flatMap({ Bytes32(hex: $0) }) {
+                                if case .jobPost = payloads[k] { jobs.append((i, id, false)) }
+                                if case .memePost = payloads[k] { memes.append((i, id)); if memes.count > 50 { memes.removeFirst() } }
+                            }
                         } else { rejected[r.code ?? r.status, default: 0] += 1; resync = true }
                     }
                 }
