@@ -27,6 +27,7 @@ public struct APIConfig: Sendable {
 enum Endpoint: CaseIterable, Sendable {
     case submit, eventsRange, event, blocksRange, block, stream
     case state, account, validators, validator, agents, agent, alliances, alliance
+    case jobs, job, reputation, memes, meme, proposals, proposal, economy
     case subscribe, fees, peers, status, health, ready, metrics
 
     var method: HTTPRequest.Method { self == .submit ? .post : .get }
@@ -47,6 +48,14 @@ enum Endpoint: CaseIterable, Sendable {
         case .agent: "/v1/agents/{key}"
         case .alliances: "/v1/alliances"
         case .alliance: "/v1/alliances/{id}"
+        case .jobs: "/v1/jobs"
+        case .job: "/v1/jobs/{id}"
+        case .reputation: "/v1/reputation/{key}"
+        case .memes: "/v1/memes"
+        case .meme: "/v1/memes/{id}"
+        case .proposals: "/v1/proposals"
+        case .proposal: "/v1/proposals/{id}"
+        case .economy: "/v1/economy"
         case .subscribe: "/v1/subscribe"
         case .fees: "/v1/fees"
         case .peers: "/v1/peers"

@@ -36,6 +36,24 @@ struct Handlers: Sendable {
             try await list(request, "alliances") { s in s.alliances.map { ($0.key, Render.alliance($0.value)) } }
         case .alliance:
             try await entity(request, context, "id", "alliance") { s, k in s.alliances[k].map(Render.alliance) }
+        case .jobs:
+            try await list(request, "jobs") { s in s.economy.jobs.map { ($0.key, Render.job($0.value, s)) } }
+        case .job:
+            try await entity(request, context, "id", "job") { s, k in s.economy.jobs[k].map { Render.job($0, s) } }
+        case .reputation:
+            try await entity(request, context, "key", "agent") { s, k in
+                s.agents[k] != nil || s.validators[k] != nil ? Render.reputation(k, s) : nil
+            }
+        case .memes:
+            try await list(request, "memes") { s in s.economy.memes.map { ($0.key, Render.memeState($0.value)) } }
+        case .meme:
+            try await entity(request, context, "id", "meme") { s, k in s.economy.memes[k].map(Render.memeState) }
+        case .proposals:
+            try await list(request, "proposals") { s in s.economy.proposals.map { ($0.key, Render.proposalState($0.value)) } }
+        case .proposal:
+            try await entity(request, context, "id", "proposal") { s, k in s.economy.proposals[k].map(Render.proposalState) }
+        case .economy:
+            JSONResponse.make(Render.economy(try await state(request)))
         case .subscribe: try subscribe(request)
         case .fees: await fees()
         case .peers: JSONResponse.make(["peers": service.peers().sorted { $0.key < $1.key }.map(Self.peer)])
@@ -154,7 +172,8 @@ struct Handlers: Sendable {
         case "account": key = .account(id)
         case "agent": key = .agent(id)
         case "alliance": key = .alliance(id)
-        case let other: throw .badParameter("kind", other ?? "", expected: "account, agent or alliance")
+        case "job": key = .job(id)
+        case let other: throw .badParameter("kind", other ?? "", expected: "account, agent, alliance or job")
         }
         let after = try Input.uint(request, "after").map { SequenceNumber($0) }
         let limit = try Input.limit(request)

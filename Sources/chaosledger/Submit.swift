@@ -3,6 +3,7 @@ import Foundation
 import LedgerCore
 import LedgerCrypto
 import LedgerNode
+import LedgerProjections
 
 struct Submit: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -18,6 +19,21 @@ struct Submit: AsyncParsableCommand {
           agent.update (same options)    agent.deregister
           alliance.propose --targets KEY,KEY --purpose TEXT [--terms TEXT] [--duration-ms N]
           alliance.accept --alliance ID  alliance.reject --alliance ID  alliance.dissolve --alliance ID
+          staking.claim                  validator.set_commission --bps N
+          job.post --title T --milestones 300,700 --deadline HEIGHT [--capabilities a,b] [--min-reputation N] [--arbiter KEY]
+          job.accept --job ID   escrow.fund --job ID   escrow.refund --job ID   dispute.resolve --job ID
+          job.submit --job ID --milestone N (--result HEX | --result-text TEXT)
+          escrow.release --job ID --milestone N
+          escrow.release_multisig --job ID --milestone N --worker-amount N --cosigners FILE[,FILE]
+          dispute.open --job ID --reason TEXT      dispute.vote --job ID --share-bps N
+          reputation.rate --job ID --score 1..5 [--comment TEXT]
+          reputation.endorse --subject KEY --delta -5..5 [--reason TEXT]
+          meme.post --content TEXT [--tags a,b] [--content-hash HEX]
+          meme.react --meme ID --reaction like|laugh|fire|dislike
+          social.interact --target KEY --interaction follow|mention|collaborate [--meme ID]
+          governance.propose (--parameter NAME --value N | --rule-version N) --activate-at HEIGHT [--description TEXT]
+          governance.vote --proposal ID [--approve true|false]
+        The fee defaults to the node's suggested fee times the kind's gas (GET /v1/fees).
         Prints the receipt as JSON; exits 1 when the event is rejected.
         """)
     @Option(help: "Node HTTP address.") var node = "http://127.0.0.1:8100"
@@ -38,8 +54,40 @@ struct Submit: AsyncParsableCommand {
     @Option var durationMs: UInt64 = 3_600_000
     @Option var alliance: String?
     @Option(help: "Key file of the new consensus key (validator.rotate_key).") var newKey: String?
+    @Option var bps: UInt32?
+    @Option var title = ""
+    @Option var milestones = ""
+    @Option var deadline: UInt64?
+    @Option var minReputation: Int64 = 0
+    @Option var arbiter: String?
+    @Option var job: String?
+    @Option var milestone: UInt16 = 0
+    @Option var result: String?
+    @Option var resultText: String?
+    @Option var workerAmount: UInt64?
+    @Option(help: "Key files of the co-signers of a multisig release, comma-separated.") var cosigners = ""
+    @Option var reason = ""
+    @Option var shareBps: UInt32?
+    @Option var score: UInt8?
+    @Option var comment = ""
+    @Option var subject: String?
+    @Option(parsing: .unconditional) var delta: Int8?
+    @Option var content = ""
+    @Option var tags = ""
+    @Option var contentHash: String?
+    @Option var meme: String?
+    @Option var reaction = "like"
+    @Option var interaction = "follow"
+    @Option var target: String?
+    @Option var parameter: String?
+    @Option var value: UInt64?
+    @Option var ruleVersion: UInt16?
+    @Option var activateAt: UInt64?
+    @Option var description = ""
+    @Option var proposal: String?
+    @Option var approve = true
     @Option var nonce: UInt64?
-    @Option var fee: UInt64 = 1
+    @Option(help: "Fee (default: the node's suggested fee × the kind's gas).") var fee: UInt64?
     @Flag(help: "Wait until the event is committed.") var wait = false
 
     func hexKey(_ s: String?, _ what: String) throws -> Bytes32 {
@@ -80,6 +128,78 @@ struct Submit: AsyncParsableCommand {
         case "alliance.reject": return .allianceReject(try hexKey(alliance, "alliance"))
         case "alliance.dissolve": return .allianceDissolve(try hexKey(alliance, "alliance"))
         default:
+            return try economyPayload(chainID: chainID)
+        }
+    }
+
+    func list(_ s: String) -> [String] { s.split(separator: ",").map(String.init) }
+
+    func economyPayload(chainID: ChainID) throws -> Payload {
+        func jobID() throws -> JobID { try hexKey(job, "job") }
+        switch kind {
+        case "staking.claim": return .claimRewards
+        case "validator.set_commission":
+            guard let bps else { throw CLIError("--bps is required") }
+            return .setCommission(bps: bps)
+        case "job.post":
+            let ms = try list(milestones).map { (m: String) throws -> UInt64 in
+                guard let v = UInt64(m) else { throw CLIError("--milestones takes amounts like 300,700") }
+                return v
+            }
+            guard let deadline else { throw CLIError("--deadline HEIGHT is required") }
+            return .jobPost(JobSpec(title: title, capabilities: list(capabilities), milestones: ms, deadline: Height(deadline),
+                                    minReputation: minReputation, arbiter: arbiter == nil ? .zero : try hexKey(arbiter, "arbiter")))
+        case "job.accept": return .jobAccept(try jobID())
+        case "escrow.fund": return .escrowFund(try jobID())
+        case "escrow.refund": return .escrowRefund(try jobID())
+        case "dispute.resolve": return .disputeResolve(try jobID())
+        case "job.submit":
+            let r: Hash32
+            if let result { r = try hexKey(result, "result") } else if let resultText { r = Blake2b.hash(Array(resultText.utf8)) } else {
+                throw CLIError("--result HEX or --result-text TEXT is required")
+            }
+            return .jobSubmit(job: try jobID(), milestone: milestone, result: r)
+        case "escrow.release": return .escrowRelease(job: try jobID(), milestone: milestone)
+        case "escrow.release_multisig":
+            let amount = try need(workerAmount, "worker-amount")
+            let j = try jobID()
+            let statement = MultisigRelease.statement(chain: chainID.raw, job: j, milestone: milestone, workerAmount: amount)
+            let cs = try list(cosigners).map { f -> Cosignature in
+                let k = try KeyFile.read(from: f)
+                return Cosignature(key: k.publicKey, signature: k.sign(statement))
+            }
+            return .escrowMultisig(MultisigRelease(job: j, milestone: milestone, workerAmount: amount, cosignatures: cs))
+        case "dispute.open": return .disputeOpen(job: try jobID(), reason: reason)
+        case "dispute.vote":
+            guard let shareBps else { throw CLIError("--share-bps is required") }
+            return .disputeVote(job: try jobID(), workerShareBps: shareBps)
+        case "reputation.rate":
+            guard let score else { throw CLIError("--score 1..5 is required") }
+            return .rate(job: try jobID(), score: score, comment: comment)
+        case "reputation.endorse":
+            guard let delta else { throw CLIError("--delta -5..5 is required") }
+            return .endorse(subject: try hexKey(subject, "subject"), delta: delta, reason: reason)
+        case "meme.post":
+            let h = contentHash == nil ? Blake2b.hash(Array(content.utf8)) : try hexKey(contentHash, "content-hash")
+            return .memePost(Meme(contentHash: h, content: content, tags: list(tags)))
+        case "meme.react":
+            guard let r = Reaction.allCases.first(where: { $0.name == reaction }) else { throw CLIError("--reaction is like, laugh, fire or dislike") }
+            return .memeReact(meme: try hexKey(meme, "meme"), reaction: r)
+        case "social.interact":
+            guard let k = InteractionKind.allCases.first(where: { $0.name == interaction }) else {
+                throw CLIError("--interaction is follow, mention or collaborate")
+            }
+            return .interact(target: try hexKey(target, "target"), kind: k, meme: meme == nil ? .zero : try hexKey(meme, "meme"))
+        case "governance.propose":
+            guard let activateAt else { throw CLIError("--activate-at HEIGHT is required") }
+            let change: GovernanceChange
+            if let ruleVersion { change = .ruleVersion(ruleVersion) } else {
+                guard let parameter, let value else { throw CLIError("--parameter NAME --value N, or --rule-version N, is required") }
+                change = .parameter(name: parameter, value: value)
+            }
+            return .govPropose(GovernanceProposal(change: change, activateAt: Height(activateAt), description: description))
+        case "governance.vote": return .govVote(proposal: try hexKey(proposal, "proposal"), approve: approve)
+        default:
             throw CLIError("unknown kind '\(kind)' (consensus.evidence and social.opinion are authored by validators themselves)")
         }
     }
@@ -95,7 +215,12 @@ struct Submit: AsyncParsableCommand {
         var n = nonce ?? 0
         if nonce == nil { n = try await client.nonce(of: author.publicKey) + 1 }
         let p = try payload(nonce: n, chainID: chainID, author: author)
-        let e = EventCrypto.makeEvent(chain: chainID, key: author, nonce: n, fee: fee, payload: p)
+        var f = fee ?? 0
+        if fee == nil {
+            let suggested = (try await client.getJSON("/v1/fees")["suggested"] as? Int).map(UInt64.init) ?? 1
+            f = Gas.of(p.kind, bytes: Envelope.overheadBytes + p.encoded().count) * max(1, suggested)
+        }
+        let e = EventCrypto.makeEvent(chain: chainID, key: author, nonce: n, fee: f, payload: p)
         let r = try await client.submit([e.bytes], wait: wait)[0]
         var d: [String: Any] = ["id": r.id ?? NSNull(), "status": r.status, "nonce": n, "kind": kind]
         if let c = r.code { d["code"] = c }
