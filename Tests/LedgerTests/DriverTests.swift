@@ -110,16 +110,16 @@ struct TestChain {
         #expect(bad.allSatisfy { $0.status == .rejected })
         #expect(try await nodes[0].state(at: nil).accounts[chain.clients[0].publicKey]!.balance == balance)
         // A rule that depends on other entities: an alliance with an unregistered target.
-        let alliance = EventCrypto.makeEvent(chain: chain.genesis.chainID, key: chain.clients[1], nonce: 1, fee: 1,
+        let alliance = EventCrypto.makeEvent(chain: chain.genesis.chainID, key: chain.clients[1], nonce: 1, fee: 10,
                                              payload: .alliancePropose(AllianceProposal(targets: [chain.clients[0].publicKey], purpose: "p",
                                                                                         terms: "t", durationMs: 1_000))).bytes
         let ar = await nodes[0].submit([alliance], waitCommitted: false, timeoutMs: 0)
         #expect(ar[0].status == .rejected && ar[0].code == "not_registered", "\(ar)")
         // The same rule behind an earlier event of the batch is found when the block is
         // built: the waiting submitter gets the refusal, not a timeout.
-        let register = EventCrypto.makeEvent(chain: chain.genesis.chainID, key: chain.clients[1], nonce: 1, fee: 1,
+        let register = EventCrypto.makeEvent(chain: chain.genesis.chainID, key: chain.clients[1], nonce: 1, fee: 10,
                                              payload: .agentRegister(AgentProfile(name: "c1", capabilities: [], personality: "lawful", endpoint: ""))).bytes
-        let orphan = EventCrypto.makeEvent(chain: chain.genesis.chainID, key: chain.clients[1], nonce: 2, fee: 1,
+        let orphan = EventCrypto.makeEvent(chain: chain.genesis.chainID, key: chain.clients[1], nonce: 2, fee: 10,
                                            payload: .alliancePropose(AllianceProposal(targets: [chain.clients[0].publicKey], purpose: "p",
                                                                                       terms: "t", durationMs: 1_000))).bytes
         let br = await nodes[0].submit([register, orphan], waitCommitted: true, timeoutMs: 10_000)
