@@ -570,6 +570,9 @@ def main():
     except (ValueError, nacl.exceptions.BadSignatureError) as e:
         print(f"example_agent: FAIL: {e}", file=sys.stderr)
         sys.exit(1)
+    except (KeyError, TypeError) as e:
+        print(f"example_agent: FAIL: a response lacks a field openapi.yaml documents ({e!r})", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":
