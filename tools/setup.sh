@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what ChaosLedger needs on a Debian machine that has the Swift toolchain:
 # liblmdb-dev and libsodium-dev (found through pkg-config) for the build, and Python's
-# `cryptography` for the independent test-vector check; libcurl4 for the HTTP client
-# the CLI and the integration tests use (FoundationNetworking). Installs only what is missing.
+# `cryptography` for the independent test-vector check and PyNaCl (libsodium's Python
+# binding) for the example agent in another language (tools/example_agent.py, run by
+# ExampleAgentTests); libcurl4 for the HTTP client the CLI and the integration tests use
+# (FoundationNetworking). Installs only what is missing.
 set -euo pipefail
 need=()
 for p in liblmdb-dev libsodium-dev pkg-config libcurl4; do
@@ -17,4 +19,8 @@ fi
 if ! python3 -c 'import cryptography' 2>/dev/null; then
   echo "setup: installing python cryptography"
   python3 -m pip install -q cryptography
+fi
+if ! python3 -c 'import nacl.signing' 2>/dev/null; then
+  echo "setup: installing python pynacl"
+  python3 -m pip install -q pynacl
 fi
