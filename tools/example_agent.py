@@ -188,6 +188,8 @@ KINDS = {
     "consensus.evidence":   (50, [("first", blob16(256)), ("second", blob16(256))]),
     "social.opinion":       (60, [("height", U64), ("view", U64), ("blockHash", B32),
                                   ("verdict", enum8({1: "accept", 2: "refuse"})), ("reason", REASON)]),
+    # The agent economy (FORMAT.md §3, codes 14, 24, 70-111; this agent posts a meme).
+    "meme.post":            (100, [("contentHash", B32), ("content", TEXT), ("tags", list16(NAME, 8))]),
 }
 KIND_NAMES = {code: name for name, (code, _) in KINDS.items()}
 
@@ -393,8 +395,14 @@ def run(args):
     status = node.get("/v1/status")
     chain = chain_bytes(status["chainId"])
     fees = node.get("/v1/fees")
-    fee = max(fees["minFee"], fees["suggested"])
-    log(f"node {args.node}: chain {status['chainId']}, height {status['height']}, fee {fee} (minimum {fees['minFee']})")
+    unit = max(fees["minFee"], fees["suggested"])
+
+    def fee_for(kind):
+        # openapi /v1/fees: an event of kind K offers gas[K] x suggested (these events are
+        # under 512 bytes, so no size gas); rule version 1 has no gas table (every kind 1).
+        return fees.get("gas", {}).get(kind, 1) * unit
+    fee = unit
+    log(f"node {args.node}: chain {status['chainId']}, height {status['height']}, fee per gas {unit} (minimum {fees['minFee']})")
 
     account = node.get(f"/v1/accounts/{me}", allow_404=True)
     if account is None:
@@ -418,7 +426,11 @@ def run(args):
                                           "durationMs": 3_600_000}))
     else:
         log("no other registered agent or active validator: no alliance.propose")
-    signed = [(kind, fields, sign_event(key, chain, kind, nonce0 + i + 1, fee, fields)) for i, (kind, fields) in enumerate(plan)]
+    if fees.get("ruleVersion", 1) >= 2:
+        text = "an agent from another language says gm"
+        plan.append(("meme.post", {"contentHash": hashlib.blake2b(text.encode(), digest_size=32).hexdigest(),
+                                   "content": text, "tags": ["python", "gm"]}))
+    signed = [(kind, fields, sign_event(key, chain, kind, nonce0 + i + 1, fee_for(kind), fields)) for i, (kind, fields) in enumerate(plan)]
 
     # Submit: the first event alone as a raw envelope, the rest as one JSON batch.
     wait_ms = min(30_000, int(args.timeout * 1000))
@@ -452,15 +464,15 @@ def run(args):
     # Read back and check.
     for kind, fields, e in signed:
         got = committed[event_id(e)]["event"]
-        want = {"id": event_id(e), "kind": kind, "author": me, "fee": fee, "nonce": decode_event(e)[3],
+        want = {"id": event_id(e), "kind": kind, "author": me, "fee": fee_for(kind), "nonce": decode_event(e)[3],
                 "bytes": len(e), "signature": e[-64:].hex(), "payload": fields}
         diff = {k: (got.get(k), v) for k, v in want.items() if got.get(k) != v}
         check(not diff, f"{kind} as committed differs from what was signed (got, sent): {diff}")
-    spent = fee * len(signed) + (args.amount if recipient != me else 0)
+    spent = sum(fee_for(k) for k, _, _ in signed) + (args.amount if recipient != me else 0)
     account = wait_account(node, me, nonce0 + len(signed), args.timeout)
     check(account["balance"] == balance0 - spent,
           f"balance {account['balance']}, expected {balance0} - {spent} = {balance0 - spent} "
-          f"(fees {fee} x {len(signed)} + transfer {args.amount}; did someone else pay this account meanwhile?)")
+          f"(fees {[fee_for(k) for k, _, _ in signed]} + transfer {args.amount}; did someone else pay this account meanwhile?)")
     log(f"account: nonce {account['nonce']}, balance {account['balance']} (paid {spent})")
     if recipient != me:
         got = node.get(f"/v1/accounts/{recipient}")["balance"]

@@ -88,14 +88,14 @@ import Testing
                                  "--capabilities", "compute,memes", "--to", other, "--amount", "\(amount)", "--timeout", "30"])
         let seconds = Date().timeIntervalSince(started)
         try #require(r.status == 0, "example_agent.py exited \(r.status):\n\(r.stdout)\(r.stderr)\nnode log:\n\(logTail())")
-        #expect(r.stdout.contains("ok: 3 events committed"), "\(r.stdout)")
+        #expect(r.stdout.contains("ok: 4 events committed"), "\(r.stdout)")
         print("example agent ran in \(String(format: "%.1f", seconds)) s")
 
-        // The node's side: exactly the agent's three events, in nonce order, each committed.
+        // The node's side: exactly the agent's four events, in nonce order, each committed.
         let stream = try #require(await Self.json(url + "/v1/streams/account/\(agent)"))
         let events = stream["events"] as? [[String: Any]] ?? []
-        #expect(events.map { $0["kind"] as? String ?? "" } == ["agent.register", "transfer", "alliance.propose"], "\(events)")
-        #expect(events.map { ($0["nonce"] as? NSNumber)?.intValue ?? 0 } == [1, 2, 3])
+        #expect(events.map { $0["kind"] as? String ?? "" } == ["agent.register", "transfer", "alliance.propose", "meme.post"], "\(events)")
+        #expect(events.map { ($0["nonce"] as? NSNumber)?.intValue ?? 0 } == [1, 2, 3, 4])
         #expect(events.allSatisfy { $0["author"] as? String == agent })
         for e in events {
             let id = e["id"] as? String ?? ""
@@ -109,7 +109,7 @@ import Testing
 
         // Balances from the genesis allocations and the committed fees alone.
         let account = await Self.json(url + "/v1/accounts/\(agent)")
-        #expect((account?["nonce"] as? NSNumber)?.uint64Value == 3, "\(String(describing: account))")
+        #expect((account?["nonce"] as? NSNumber)?.uint64Value == 4, "\(String(describing: account))")
         #expect((account?["balance"] as? NSNumber)?.uint64Value == funded - fees - amount, "\(String(describing: account))")
         let recipient = await Self.json(url + "/v1/accounts/\(other)")
         #expect((recipient?["balance"] as? NSNumber)?.uint64Value == otherFunded + amount, "\(String(describing: recipient))")
@@ -119,7 +119,10 @@ import Testing
         #expect(profile?["active"] as? Bool == true && fields?["name"] as? String == "swift-test-agent", "\(String(describing: profile))")
         #expect(fields?["capabilities"] as? [String] == ["compute", "memes"], "\(String(describing: profile))")
 
-        let allianceID = try #require(events.last?["id"] as? String)
+        let memeID = try #require(events.last?["id"] as? String)
+        let meme = await Self.json(url + "/v1/memes/\(memeID)")
+        #expect(meme?["author"] as? String == agent && meme?["tags"] as? [String] == ["python", "gm"], "\(String(describing: meme))")
+        let allianceID = try #require(events.first { $0["kind"] as? String == "alliance.propose" }?["id"] as? String)
         let alliance = await Self.json(url + "/v1/alliances/\(allianceID)")
         #expect(alliance?["proposer"] as? String == agent && alliance?["targets"] as? [String] == [validator], "\(String(describing: alliance))")
 
