@@ -14,6 +14,7 @@ public struct FieldChange: Sendable, Hashable, Codable {
     public var name: String
     public var before: String?
     public var after: String?
+    public init(name: String, before: String?, after: String?) { self.name = name; self.before = before; self.after = after }
 }
 
 /// An entity the audit queries name, written `kind:id` (`account:<hex>`, `validator:<hex>`).

@@ -112,7 +112,7 @@ final class TraceObserver: ReplayObserver {
         guard now != view else { return }
         // The causes that name this entity; else those that name none (an epoch's power).
         var notes = blockNotes.filter { $0.contains(id.hex) }
-        if notes.isEmpty { notes = blockNotes.filter { !$0.contains(":") } }
+        if notes.isEmpty { notes = blockNotes.filter { n in !EntityView.kinds.contains { n.contains("\($0.name):") } } }
         if notes.isEmpty { notes = ["block boundary"] }
         steps.append(TraceStep(cause: .block, height: block.header.height.value, notes: notes,
                                changes: EntityView.changes(view, now), after: now))
