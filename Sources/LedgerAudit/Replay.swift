@@ -9,12 +9,15 @@ public struct AuditFailure: Error, Sendable, Equatable, Codable, CustomStringCon
     public var height: UInt64
     public var record: String
     public var reason: String
+    public init(height: UInt64, record: String, reason: String) { self.height = height; self.record = record; self.reason = reason }
     public var description: String { "height \(height): \(record): \(reason)" }
 }
 
 public struct ReplayReport: Sendable, Codable {
     public var chainID: String
     public var genesisHash: String
+    /// The height the replay started from: 0 (genesis) for a log, a bundle's snapshot height otherwise.
+    public var fromHeight: UInt64 = 0
     public var headHeight: UInt64
     public var verifiedToHeight: UInt64
     public var blocks: UInt64
@@ -30,18 +33,100 @@ public struct ReplayReport: Sendable, Codable {
     public var failure: AuditFailure?
 }
 
-/// Replays a log from genesis, trusting nothing in it: every record's hash, every
-/// signature, every hash link, every certificate against the validator set of its
-/// height, every events root, and every recorded state root against a refold.
+/// What a replay source holds before its first block.
+public struct ReplayOpening: Sendable {
+    public var chainID: ChainID
+    public var formatVersion: UInt16
+    public var genesisHash: Hash32
+    public var genesisBytes: [UInt8]
+    /// The source's last block.
+    public var head: Height
+    /// Where to start when not at genesis: a state (decoded from a snapshot) and the hash
+    /// of the block it follows. Its root must be the parent state root of the next block,
+    /// which that block's certificate covers.
+    public var snapshot: (state: LedgerState, blockHash: Hash32)?
+    /// Heights after which the source stored something about the state (`checkStored`).
+    public var storedStates: Set<Height>
+    public init(chainID: ChainID, formatVersion: UInt16, genesisHash: Hash32, genesisBytes: [UInt8], head: Height,
+                snapshot: (state: LedgerState, blockHash: Hash32)? = nil, storedStates: Set<Height> = []) {
+        self.chainID = chainID; self.formatVersion = formatVersion; self.genesisHash = genesisHash
+        self.genesisBytes = genesisBytes; self.head = head; self.snapshot = snapshot; self.storedStates = storedStates
+    }
+}
+
+/// One block as a source gives it: the stored block and its events, each hash-checked as read.
+public struct SourcedBlock: Sendable {
+    public var block: StoredBlock
+    public var events: [LoggedEvent]
+    public init(block: StoredBlock, events: [LoggedEvent]) { self.block = block; self.events = events }
+}
+
+/// What a source stored about a state, and replay compared with its refold.
+public enum StoredStateKind: Sendable { case checkpoint, stateRoot }
+
+/// Where the replay ended, for the source's last checks.
+public struct ReplayEnd {
+    /// The last verified block (the start height when none was).
+    public var height: Height
+    public var head: Height
+    public var blockHash: Hash32
+    public var nextSequence: SequenceNumber
+    public var state: LedgerState
+}
+
+/// Where `Replayer` reads: an event log (`LogReplaySource`) or an audit bundle
+/// (`BundleReplaySource`). The checks themselves are all in `Replayer`; a source only
+/// reads, and compares what it stored beside the blocks (checkpoints, recorded roots).
+public protocol ReplaySource: Sendable {
+    func opening() throws(AuditFailure) -> ReplayOpening
+    /// Block `h` and its events. Called on other threads, ahead of the fold.
+    func block(at h: Height) throws(AuditFailure) -> SourcedBlock
+    /// Checks what the source recorded about the state block `h` is certified against.
+    func checkParent(of h: Height, state: LedgerState) throws(AuditFailure)
+    /// Compares what the source stored about the state after block `h` (one of
+    /// `storedStates`) with the refold.
+    func checkStored(at h: Height, state: LedgerState) throws(AuditFailure) -> StoredStateKind
+    /// Last checks once the fold reached `end.height`; returns further state roots compared.
+    func finish(_ end: ReplayEnd) throws(AuditFailure) -> UInt64
+}
+
+/// Sees the verified fold as it happens (trace, diff, export). Each call comes after the
+/// checks of what it reports passed; a throw stops the replay with that failure.
+public protocol ReplayObserver: AnyObject {
+    /// The state the replay starts from (genesis or a bundle's snapshot).
+    func started(_ state: LedgerState) throws(AuditFailure)
+    /// Block `block` passed every check of its header, certificate and events; `state` is its parent state.
+    func blockWillBegin(_ block: StoredBlock, state: LedgerState) throws(AuditFailure)
+    /// After `beginBlock` (unbonding releases, expiries, the epoch's power), before its events.
+    func blockBegan(_ block: StoredBlock, state: LedgerState) throws(AuditFailure)
+    func applied(_ event: LoggedEvent, block: StoredBlock, state: LedgerState) throws(AuditFailure)
+    func blockApplied(_ block: StoredBlock, state: LedgerState) throws(AuditFailure)
+}
+
+extension ReplayObserver {
+    public func started(_ state: LedgerState) throws(AuditFailure) {}
+    public func blockWillBegin(_ block: StoredBlock, state: LedgerState) throws(AuditFailure) {}
+    public func blockBegan(_ block: StoredBlock, state: LedgerState) throws(AuditFailure) {}
+    public func applied(_ event: LoggedEvent, block: StoredBlock, state: LedgerState) throws(AuditFailure) {}
+    public func blockApplied(_ block: StoredBlock, state: LedgerState) throws(AuditFailure) {}
+}
+
+/// Replays a log from genesis (or a bundle from its snapshot), trusting nothing in it:
+/// every record's hash, every signature, every hash link, every certificate against the
+/// validator set of its height, every events root, and every recorded state root
+/// against a refold.
 public struct Replayer {
-    public var log: any EventLog
+    public var source: any ReplaySource
     public var toHeight: Height?
     public var verifySignatures = true
     public var workers = ParallelVerifier.cores
     /// Called after each block with (height, head).
     public var progress: ((Height, Height) -> Void)?
+    /// When set, events are applied one at a time and reported to it.
+    public var observer: (any ReplayObserver)?
 
-    public init(log: any EventLog, toHeight: Height? = nil) { self.log = log; self.toHeight = toHeight }
+    public init(source: any ReplaySource, toHeight: Height? = nil) { self.source = source; self.toHeight = toHeight }
+    public init(log: any EventLog, toHeight: Height? = nil) { self.init(source: LogReplaySource(log), toHeight: toHeight) }
 
     public func run() -> (report: ReplayReport, state: LedgerState?) {
         let start = DispatchTime.now().uptimeNanoseconds
@@ -63,63 +148,74 @@ public struct Replayer {
         func fail(_ h: Height, _ record: String, _ reason: String) -> AuditFailure {
             AuditFailure(height: h.value, record: record, reason: reason)
         }
-        func store<T>(_ h: Height, _ body: () throws(StoreError) -> T) throws(AuditFailure) -> T {
-            do { return try body() } catch {
-                if case let .corrupt(record, reason) = error { throw fail(h, record, reason) }
-                throw fail(h, "log", error.description)
-            }
-        }
-        guard let meta = try store(0, { () throws(StoreError) in try log.metadata() }) else {
-            throw fail(0, "meta", "the log has no genesis")
-        }
+        let meta = try source.opening()
         report.chainID = meta.chainID.name
         report.genesisHash = meta.genesisHash.hex
+        report.headHeight = meta.head.value
         guard meta.formatVersion == Envelope.formatVersion else {
             throw fail(0, "meta[chain]", "format version \(meta.formatVersion); this replay reads \(Envelope.formatVersion)")
         }
-        // Checkpoints are stored state: replay checks each against its own refold.
-        let checkpoints = Set(try store(0, { () throws(StoreError) in try log.checkpointHeights() }))
-        report.headHeight = meta.head.value
+        guard Blake2b.hash(meta.genesisBytes) == meta.genesisHash else { throw fail(0, "meta[genesis]", "bytes do not hash to the genesis hash") }
         let genesis: Genesis
         do { genesis = try Genesis.decode(meta.genesisBytes) } catch { throw fail(0, "meta[genesis]", error.description) }
         guard genesis.chainID == meta.chainID else { throw fail(0, "meta[genesis]", "genesis names chain \(genesis.chainID)") }
-        var state = LedgerState(genesis: genesis, genesisHash: meta.genesisHash)
-        let last = min(toHeight ?? meta.head, meta.head)
-        var prevHash = meta.genesisHash
-        var seq = SequenceNumber(0)
+        var state: LedgerState
+        var prevHash: Hash32
+        if let (s, blockHash) = meta.snapshot {
+            // Its root is compared with the next block's parent state root below, and that
+            // block's certificate is checked against the power this state gives.
+            guard s.chainID == meta.chainID, s.genesisHash == meta.genesisHash, s.parameters == genesis.parameters else {
+                throw fail(s.height, "snapshot", "belongs to another chain or genesis")
+            }
+            guard s.height <= meta.head else { throw fail(s.height, "snapshot", "is after the last block \(meta.head)") }
+            state = s
+            prevHash = blockHash
+        } else {
+            state = LedgerState(genesis: genesis, genesisHash: meta.genesisHash)
+            prevHash = meta.genesisHash
+        }
+        let first = state.height
+        report.fromHeight = first.value
+        report.verifiedToHeight = first.value
+        func compareStored(_ h: Height) throws(AuditFailure) {
+            guard meta.storedStates.contains(h) else { return }
+            switch try self.source.checkStored(at: h, state: state) {
+            case .checkpoint: report.checkpointsVerified += 1
+            case .stateRoot: report.stateRootsCompared += 1
+            }
+        }
+        try compareStored(first)
+        try observer?.started(state)
+        let last = max(first, min(toHeight ?? meta.head, meta.head))
+        // Every committed event is applied, so the events before this state number exactly its count.
+        var seq = SequenceNumber(state.eventsApplied)
         var scratch: [(id: EventID, envelope: Envelope)] = []
         // Stage 1, one block ahead on other threads: read the block and its events
         // (every record hash-checked on read) and verify the event signatures.
         struct Fetched: Sendable {
-            var block: StoredBlock?
-            var events: [LoggedEvent]
+            var block: SourcedBlock?
             var firstBad: Int?
             var failure: AuditFailure?
         }
-        let source = self.log, verify = verifySignatures, workers = self.workers
+        let source = self.source, verify = verifySignatures, workers = self.workers
         let prepare: @Sendable (Int) -> Fetched = { i in
-            let h = Height(UInt64(i) + 1)
-            do throws(StoreError) {
-                guard let b = try source.block(at: h) else {
-                    return Fetched(block: nil, events: [], failure: AuditFailure(height: h.value, record: "blocks[\(h)]", reason: "missing"))
-                }
-                let events = try source.events(from: b.firstSequence, count: Int(b.header.eventCount))
-                let ok = verify ? ParallelVerifier.verify(events.map(\.envelope), workers: workers) : []
-                return Fetched(block: b, events: events, firstBad: ok.firstIndex(of: false))
+            let h = Height(first.value + UInt64(i) + 1)
+            do throws(AuditFailure) {
+                let b = try source.block(at: h)
+                let ok = verify ? ParallelVerifier.verify(b.events.map(\.envelope), workers: workers) : []
+                return Fetched(block: b, firstBad: ok.firstIndex(of: false))
             } catch {
-                if case let .corrupt(record, reason) = error {
-                    return Fetched(block: nil, events: [], failure: AuditFailure(height: h.value, record: record, reason: reason))
-                }
-                return Fetched(block: nil, events: [], failure: AuditFailure(height: h.value, record: "log", reason: error.description))
+                return Fetched(block: nil, failure: error)
             }
         }
         // Stage 2, in order on this thread: links, roots, certificate, refold.
-        try Pipeline.run(count: Int(last.value), prepare: prepare) { (i: Int, f: Fetched) throws(AuditFailure) in
-            let h = Height(UInt64(i) + 1)
+        try Pipeline.run(count: Int(last.value - first.value), prepare: prepare) { (i: Int, f: Fetched) throws(AuditFailure) in
+            let h = Height(first.value + UInt64(i) + 1)
             let name = "blocks[\(h)]"
             if let failure = f.failure { throw failure }
-            let b = f.block!
+            let b = f.block!.block
             let hd = b.header
+            guard hd.height == h else { throw fail(h, name, "header names height \(hd.height)") }
             guard hd.chainID == meta.chainID.raw else { throw fail(h, name, "header names another chain") }
             guard hd.parentHash == prevHash else { throw fail(h, name, "parent hash does not match block \(h.value - 1)") }
             let root = state.stateRoot()
@@ -127,6 +223,7 @@ public struct Replayer {
                 throw fail(h, name, "parent state root \(hd.parentStateRoot.short) but refold gives \(root.short)")
             }
             report.stateRootsCompared += 1
+            try source.checkParent(of: h, state: state)
             let blockHash = Blake2b.hash(b.headerBytes)
             do throws(CertificateError) { try state.verifyCertificate(b.certificate, height: h, blockHash: blockHash) } catch {
                 throw fail(h, "\(name).certificate", error.description)
@@ -144,57 +241,118 @@ public struct Replayer {
                 throw fail(h, name, "\(hd.eventCount) events, the chain allows \(state.parameters.blockEventsMax)")
             }
             guard b.firstSequence == seq else { throw fail(h, name, "first sequence \(b.firstSequence), expected \(seq)") }
-            let events = f.events
+            let events = f.block!.events
             guard events.count == Int(hd.eventCount) else {
                 throw fail(h, "events[\(seq.value + UInt64(events.count))]", "missing: block \(h) has \(hd.eventCount) events")
             }
-            guard EventCrypto.eventsRoot(events.map(\.id)) == hd.eventsRoot else { throw fail(h, name, "events root does not match its events") }
+            // Signatures before the root: a forged event is named as such, not as a root mismatch.
             if let bad = f.firstBad {
                 throw fail(h, "events[\(events[bad].sequence)]", "signature of \(events[bad].id.short) does not verify")
             }
+            guard EventCrypto.eventsRoot(events.map(\.id)) == hd.eventsRoot else { throw fail(h, name, "events root does not match its events") }
             if verifySignatures { report.signaturesVerified += UInt64(events.count) }
             let bytes = events.reduce(0) { $0 + $1.envelope.bytes.count }
             guard bytes <= Int(state.parameters.blockBytesMax) else {
                 throw fail(h, name, "\(bytes) bytes of events, the chain allows \(state.parameters.blockBytesMax)")
             }
-            scratch.removeAll(keepingCapacity: true)
-            for e in events { scratch.append((e.id, e.envelope)) }
-            do throws(BlockError) { try state.applyBlock(hd, scratch) } catch {
-                if case let .event(i, _, _) = error { throw fail(h, "events[\(events[i].sequence)]", error.description) }
-                throw fail(h, name, error.description)
+            if let observer {
+                // The same folds as `applyBlock`, one event at a time so the observer sees each.
+                try observer.blockWillBegin(b, state: state)
+                let ctx = BlockContext(height: hd.height, timestampMs: hd.timestampMs, proposer: hd.proposer)
+                do throws(BlockError) { try state.beginBlock(ctx) } catch { throw fail(h, name, error.description) }
+                try observer.blockBegan(b, state: state)
+                for (i, e) in events.enumerated() {
+                    do throws(ApplyError) { try state.apply(e.envelope, id: e.id, ctx) } catch {
+                        throw fail(h, "events[\(e.sequence)]", BlockError.event(index: i, id: e.id, error).description)
+                    }
+                    try observer.applied(e, block: b, state: state)
+                }
+            } else {
+                scratch.removeAll(keepingCapacity: true)
+                for e in events { scratch.append((e.id, e.envelope)) }
+                do throws(BlockError) { try state.applyBlock(hd, scratch) } catch {
+                    if case let .event(i, _, _) = error { throw fail(h, "events[\(events[i].sequence)]", error.description) }
+                    throw fail(h, name, error.description)
+                }
             }
             prevHash = blockHash
             seq = SequenceNumber(seq.value + UInt64(events.count))
             report.blocks += 1
             report.events += UInt64(events.count)
             report.verifiedToHeight = h.value
-            if checkpoints.contains(h) {
-                let stored = try store(h, { () throws(StoreError) in try log.checkpoint(atOrBelow: h) })
-                guard let stored, stored.height == h, stored.snapshot == state.canonicalBytes() else {
-                    throw fail(h, "checkpoints[\(h)]", "does not match the refold of blocks 1...\(h)")
-                }
-                report.checkpointsVerified += 1
-            }
+            try compareStored(h)
+            try observer?.blockApplied(b, state: state)
             progress?(h, last)
         }
-        if last < meta.head {
-            // Stopping early: the next block still vouches for the state reached.
-            let next = try store(last.next, { () throws(StoreError) in try log.block(at: last.next) })
-            guard let next, next.header.parentStateRoot == state.stateRoot() else {
-                throw fail(last.next, "blocks[\(last.next)]", "parent state root does not match the refold to \(last)")
-            }
-            report.stateRootsCompared += 1
-        }
-        if last == meta.head {
-            guard meta.headHash == prevHash else { throw fail(last, "meta[head]", "head hash does not match block \(last)") }
-            guard meta.nextSequence == seq else { throw fail(last, "meta[head]", "next sequence \(meta.nextSequence), log has \(seq)") }
-            let extra = try store(last, { () throws(StoreError) in try log.events(from: seq, count: 1) })
-            guard extra.isEmpty else { throw fail(last, "events[\(seq)]", "event beyond the last block") }
-            guard state.computedSupply() == state.totalSupply else {
-                throw fail(last, "state", "supply \(state.computedSupply()) differs from the total supply \(state.totalSupply) (genesis less burned)")
-            }
+        report.stateRootsCompared += try source.finish(ReplayEnd(height: last, head: meta.head, blockHash: prevHash, nextSequence: seq, state: state))
+        guard state.computedSupply() == state.totalSupply else {
+            throw fail(last, "state", "supply \(state.computedSupply()) differs from the total supply \(state.totalSupply) (genesis less burned)")
         }
         report.stateRoot = state.stateRoot().hex
         return state
+    }
+}
+
+/// Replays an event log: LMDB or memory, every record hash-checked as it is read.
+public struct LogReplaySource: ReplaySource {
+    public let log: any EventLog
+    public init(_ log: any EventLog) { self.log = log }
+
+    static func store<T>(_ h: Height, _ body: () throws(StoreError) -> T) throws(AuditFailure) -> T {
+        do { return try body() } catch {
+            if case let .corrupt(record, reason) = error { throw AuditFailure(height: h.value, record: record, reason: reason) }
+            throw AuditFailure(height: h.value, record: "log", reason: error.description)
+        }
+    }
+
+    public func opening() throws(AuditFailure) -> ReplayOpening {
+        guard let meta = try Self.store(0, { () throws(StoreError) in try log.metadata() }) else {
+            throw AuditFailure(height: 0, record: "meta", reason: "the log has no genesis")
+        }
+        // Checkpoints are stored state: replay checks each against its own refold.
+        let checkpoints = Set(try Self.store(0, { () throws(StoreError) in try log.checkpointHeights() }))
+        return ReplayOpening(chainID: meta.chainID, formatVersion: meta.formatVersion, genesisHash: meta.genesisHash,
+                             genesisBytes: meta.genesisBytes, head: meta.head, storedStates: checkpoints)
+    }
+
+    public func block(at h: Height) throws(AuditFailure) -> SourcedBlock {
+        try Self.store(h) { () throws(StoreError) in
+            guard let b = try log.block(at: h) else { throw StoreError.corrupt(record: "blocks[\(h)]", reason: "missing") }
+            return SourcedBlock(block: b, events: try log.events(from: b.firstSequence, count: Int(b.header.eventCount)))
+        }
+    }
+
+    public func checkParent(of h: Height, state: LedgerState) throws(AuditFailure) {}
+
+    public func checkStored(at h: Height, state: LedgerState) throws(AuditFailure) -> StoredStateKind {
+        let stored = try Self.store(h, { () throws(StoreError) in try log.checkpoint(atOrBelow: h) })
+        guard let stored, stored.height == h, stored.snapshot == state.canonicalBytes() else {
+            throw AuditFailure(height: h.value, record: "checkpoints[\(h)]", reason: "does not match the refold of blocks 1...\(h)")
+        }
+        return .checkpoint
+    }
+
+    public func finish(_ end: ReplayEnd) throws(AuditFailure) -> UInt64 {
+        let last = end.height
+        if last < end.head {
+            // Stopping early: the next block still vouches for the state reached.
+            let next = try Self.store(last.next, { () throws(StoreError) in try log.block(at: last.next) })
+            guard let next, next.header.parentStateRoot == end.state.stateRoot() else {
+                throw AuditFailure(height: last.next.value, record: "blocks[\(last.next)]", reason: "parent state root does not match the refold to \(last)")
+            }
+            return 1
+        }
+        guard let meta = try Self.store(last, { () throws(StoreError) in try log.metadata() }) else {
+            throw AuditFailure(height: last.value, record: "meta", reason: "the log has no genesis")
+        }
+        guard meta.head == last, meta.headHash == end.blockHash else {
+            throw AuditFailure(height: last.value, record: "meta[head]", reason: "head hash does not match block \(last)")
+        }
+        guard meta.nextSequence == end.nextSequence else {
+            throw AuditFailure(height: last.value, record: "meta[head]", reason: "next sequence \(meta.nextSequence), log has \(end.nextSequence)")
+        }
+        let extra = try Self.store(last, { () throws(StoreError) in try log.events(from: end.nextSequence, count: 1) })
+        guard extra.isEmpty else { throw AuditFailure(height: last.value, record: "events[\(end.nextSequence)]", reason: "event beyond the last block") }
+        return 0
     }
 }

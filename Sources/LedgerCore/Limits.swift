@@ -31,6 +31,8 @@ public enum Limits {
     public static let genesisAllocationsMax = 1_000_000
     public static let genesisBytesMax = 64 << 20
     public static let snapshotBytesMax = 1 << 30
+    /// An audit bundle file (LedgerAudit, schemas/FORMAT.md §13), read whole into memory.
+    public static let auditBundleBytesMax = 4 << 30
     /// LMDB map: initial size and the ceiling automatic growth stops at.
     public static let mapBytesInitial = 64 << 20
     public static let mapBytesMax = 1 << 40

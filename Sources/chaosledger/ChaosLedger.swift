@@ -14,7 +14,7 @@ struct ChaosLedgerCommand: AsyncParsableCommand {
         abstract: "An event-sourced, Byzantine-fault-tolerant ledger for networks of AI agents.",
         subcommands: [Keygen.self, GenesisCommand.self, Demo.self, Replay.self, Rebuild.self, Inspect.self, StateCommand.self,
                       Sim.self, BenchConsensus.self, Bench.self, CrashWriter.self, VectorsCommand.self,
-                      NodeCommand.self, Devnet.self, Submit.self, BenchNet.self])
+                      NodeCommand.self, Devnet.self, Submit.self, BenchNet.self, DiffCommand.self, Export.self])
 }
 
 /// A failure the CLI reports with a message and a non-zero exit code.
@@ -127,14 +127,30 @@ struct Demo: ParsableCommand {
 struct Replay: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Verify a log from genesis: every signature, hash link, certificate and state root.",
-        discussion: "Opens the log read-only. Exits 1 and names the first bad record on any failure.")
-    @Option(help: "Log directory.") var dir: String
+        discussion: """
+        Opens the log read-only. Exits 1 and names the first bad record on any failure.
+          chaosledger replay --dir D                      verify the log
+          chaosledger replay --dir D --trace account:<hex>   how an entity reached its state (also validator:, agent:, alliance:)
+          chaosledger replay --bundle FILE                verify an audit bundle (from `export`), with no log
+        """)
+    @Option(help: "Log directory.") var dir: String?
+    @Option(help: "An audit bundle to verify instead of a log.") var bundle: String?
+    @Option(help: "Explain how an entity reached its state: account:<hex>, validator:<hex>, agent:<hex>, alliance:<hex>.") var trace: String?
     @Option(help: "Stop after this height.") var toHeight: UInt64?
     @Flag(help: "Print the report as JSON.") var json = false
     @Flag(help: "No progress lines on stderr.") var quiet = false
 
+    func validate() throws {
+        guard (dir == nil) != (bundle == nil) else { throw ValidationError("give exactly one of --dir and --bundle") }
+        if trace != nil, dir == nil { throw ValidationError("--trace reads a log: give --dir") }
+        if trace != nil, toHeight != nil { throw ValidationError("--trace explains the state at head; --to-height does not apply") }
+    }
+
     func run() throws {
+        if let path = bundle { return try verifyBundle(path, json: json) }
+        let dir = dir!
         let log = try openLog(dir, readOnly: true)
+        if let t = trace { return try traceEntity(log, t, json: json) }
         var r = Replayer(log: log, toHeight: toHeight.map { Height($0) })
         if !quiet {
             var last = DispatchTime.now().uptimeNanoseconds
@@ -147,19 +163,25 @@ struct Replay: ParsableCommand {
             }
         }
         let (report, _) = r.run()
-        if json {
-            printEncodable(report)
-        } else {
-            print("chain \(report.chainID), genesis \(report.genesisHash)")
-            print("verified \(report.blocks) blocks (to height \(report.verifiedToHeight) of \(report.headHeight)), \(report.events) events")
-            print("signatures \(report.signaturesVerified), certificate votes \(report.certificateVotesVerified), state roots compared \(report.stateRootsCompared)")
-            print("state root \(report.stateRoot)")
-            let rate = report.seconds > 0 ? Double(report.events) / report.seconds : 0
-            print(String(format: "%.3f s, %.0f events/s", report.seconds, rate))
-            print(report.ok ? "OK" : "FAILED: \(report.failure!)")
-        }
-        if !report.ok { throw ExitCode(1) }
+        try printReport(report, json: json)
     }
+}
+
+/// The replay report, as `replay` prints it for a log or a bundle; exits 1 when it failed.
+func printReport(_ report: ReplayReport, json: Bool) throws {
+    if json {
+        printEncodable(report)
+    } else {
+        print("chain \(report.chainID), genesis \(report.genesisHash)")
+        if report.fromHeight > 0 { print("from the snapshot at height \(report.fromHeight)") }
+        print("verified \(report.blocks) blocks (to height \(report.verifiedToHeight) of \(report.headHeight)), \(report.events) events")
+        print("signatures \(report.signaturesVerified), certificate votes \(report.certificateVotesVerified), state roots compared \(report.stateRootsCompared)")
+        print("state root \(report.stateRoot)")
+        let rate = report.seconds > 0 ? Double(report.events) / report.seconds : 0
+        print(String(format: "%.3f s, %.0f events/s", report.seconds, rate))
+        print(report.ok ? "OK" : "FAILED: \(report.failure!)")
+    }
+    if !report.ok { throw ExitCode(1) }
 }
 
 struct Rebuild: ParsableCommand {

@@ -1,0 +1,327 @@
+import Foundation
+import LedgerCore
+import LedgerCrypto
+import LedgerProjections
+import LedgerStore
+
+/// Why a bundle was refused: it is not one, it was cut short or altered, or it holds a
+/// history that does not verify.
+public enum BundleError: Error, Equatable, Sendable, CustomStringConvertible {
+    case io(path: String, message: String)
+    case tooLarge(bytes: Int, max: Int)
+    case notABundle
+    case unsupportedVersion(UInt16)
+    /// Fewer bytes than the header declares.
+    case truncated(expected: Int, actual: Int)
+    case trailingBytes(Int)
+    /// The content does not hash to the bundle's hash: altered or damaged.
+    case hashMismatch
+    /// The content hashes right but does not decode.
+    case malformed(String)
+    case badRange(String)
+    /// The bundle decodes, but its history does not verify.
+    case invalid(AuditFailure)
+
+    public var description: String {
+        switch self {
+        case let .io(p, m): "\(p): \(m)"
+        case let .tooLarge(b, m): "\(b) bytes, a bundle is at most \(m)"
+        case .notABundle: "not an audit bundle (bad magic)"
+        case let .unsupportedVersion(v): "bundle version \(v); this build reads \(AuditBundle.formatVersion)"
+        case let .truncated(e, a): "truncated: \(a) bytes, the header declares \(e)"
+        case let .trailingBytes(n): "\(n) bytes after the bundle's hash"
+        case .hashMismatch: "content does not match the bundle's hash (altered or damaged)"
+        case let .malformed(why): "malformed content: \(why)"
+        case let .badRange(why): "bad range: \(why)"
+        case let .invalid(f): "does not verify: \(f)"
+        }
+    }
+}
+
+/// An audit bundle (schemas/FORMAT.md §13): one self-describing file holding a range of
+/// blocks with their events and certificates, the genesis, the validator sets that
+/// certify them, the state root after each height and, when the range does not start at
+/// genesis, the state snapshot it starts from. `verify()` checks it with no log.
+public struct AuditBundle: Sendable, Equatable {
+    public static let magic: [UInt8] = Array("CLBUNDLE".utf8)
+    public static let formatVersion: UInt16 = 1
+    static let headerBytes = 8 + 2 + 8
+
+    /// The power that certifies blocks from `from` on (to the next set): by consensus key,
+    /// with the validator each key belongs to.
+    public struct ValidatorSet: Sendable, Equatable {
+        public struct Member: Sendable, Equatable { public var key: PublicKey; public var validator: ValidatorID; public var power: UInt64 }
+        public var from: Height
+        public var members: [Member]
+    }
+
+    public var genesisBytes: [UInt8]
+    public var fromHeight: Height
+    public var toHeight: Height
+    /// Canonical state after `fromHeight` (FORMAT.md §7); present exactly when `fromHeight` > 0.
+    public var snapshot: [UInt8]?
+    /// One at `fromHeight + 1` and one at each epoch start after it, ascending.
+    public var validatorSets: [ValidatorSet]
+    /// Blocks `fromHeight + 1 ... toHeight` with their event bytes.
+    public var blocks: [(block: StoredBlock, events: [[UInt8]])]
+    /// State roots after `fromHeight ... toHeight`.
+    public var stateRoots: [Hash32]
+
+    public static func == (a: Self, b: Self) -> Bool { a.encoded() == b.encoded() }
+
+    // MARK: bytes
+
+    public func encoded() -> [UInt8] {
+        var c = ByteWriter(capacity: 1 << 16)
+        c.blob32(genesisBytes)
+        c.u64(fromHeight.value); c.u64(toHeight.value)
+        if let snapshot { c.u8(1); c.blob32(snapshot) } else { c.u8(0) }
+        c.u32(UInt32(validatorSets.count))
+        for s in validatorSets {
+            c.u64(s.from.value); c.u16(UInt16(s.members.count))
+            for m in s.members { c.b32(m.key); c.b32(m.validator); c.u64(m.power) }
+        }
+        c.u32(UInt32(blocks.count))
+        for b in blocks {
+            c.blob32(b.block.encoded())
+            c.u32(UInt32(b.events.count))
+            for e in b.events { c.blob16(e) }
+        }
+        c.u32(UInt32(stateRoots.count))
+        for r in stateRoots { c.b32(r) }
+        var w = ByteWriter(capacity: c.bytes.count + 64)
+        w.raw(Self.magic); w.u16(Self.formatVersion); w.u64(UInt64(c.bytes.count)); w.raw(c.bytes)
+        w.b32(Blake2b.hash(w.bytes))
+        return w.bytes
+    }
+
+    /// Checks the frame (magic, version, length, hash) before decoding anything, so a
+    /// truncated or altered file is refused as such.
+    public static func decode(_ bytes: [UInt8]) throws(BundleError) -> AuditBundle {
+        guard bytes.count <= Limits.auditBundleBytesMax else { throw .tooLarge(bytes: bytes.count, max: Limits.auditBundleBytesMax) }
+        let m = min(bytes.count, magic.count)
+        guard Array(bytes[0 ..< m]) == Array(magic[0 ..< m]) else { throw .notABundle }
+        guard bytes.count >= headerBytes else { throw .truncated(expected: headerBytes + 32, actual: bytes.count) }
+        var r = ByteReader(bytes)
+        let version: UInt16, length: UInt64
+        do {
+            _ = try r.raw(8, "magic")
+            version = try r.u16("version")
+            length = try r.u64("length")
+        } catch { throw .malformed(error.description) }
+        guard version == formatVersion else { throw .unsupportedVersion(version) }
+        guard length <= UInt64(Limits.auditBundleBytesMax) else { throw .tooLarge(bytes: Int(clamping: length), max: Limits.auditBundleBytesMax) }
+        let total = headerBytes + Int(length) + 32
+        guard bytes.count >= total else { throw .truncated(expected: total, actual: bytes.count) }
+        guard bytes.count == total else { throw .trailingBytes(bytes.count - total) }
+        guard Blake2b.hash(bytes[0 ..< total - 32]) == Bytes32(bytes[(total - 32)...]) else { throw .hashMismatch }
+        do { return try content(ByteReader(bytes[headerBytes ..< total - 32])) } catch { throw .malformed(error.description) }
+    }
+
+    static func content(_ reader: ByteReader) throws(DecodeError) -> AuditBundle {
+        var r = reader
+        let genesis = try r.blob32("genesis", max: Limits.genesisBytesMax)
+        let from = Height(try r.u64("from")), to = Height(try r.u64("to"))
+        guard from < to else { throw .invalidValue(field: "range", reason: "from \(from) is not before to \(to)") }
+        let hasSnapshot = try r.u8("snapshot present")
+        guard hasSnapshot <= 1 else { throw .invalidValue(field: "snapshot present", reason: "\(hasSnapshot) is not 0 or 1") }
+        let snapshot = hasSnapshot == 1 ? try r.blob32("snapshot", max: Limits.snapshotBytesMax) : nil
+        guard (snapshot != nil) == (from.value > 0) else {
+            throw .invalidValue(field: "snapshot", reason: "present exactly when the range starts after genesis")
+        }
+        let blockCount = to.value - from.value
+        var sets: [ValidatorSet] = []
+        let n = try r.count32("validator sets", max: Int(min(blockCount, UInt64(Int32.max))))
+        for _ in 0 ..< n {
+            let h = Height(try r.u64("validator set.from"))
+            guard h > (sets.last?.from ?? from), h <= to else { throw .invalidValue(field: "validator set.from", reason: "\(h) out of order or range") }
+            var members: [ValidatorSet.Member] = []
+            for _ in 0 ..< (try r.count("validator set.members", max: Limits.certificateSignersMax)) {
+                let m = ValidatorSet.Member(key: try r.b32("member.key"), validator: try r.b32("member.validator"), power: try r.u64("member.power"))
+                if let last = members.last, !(last.key < m.key) { throw .invalidValue(field: "validator set.members", reason: "keys not strictly increasing") }
+                members.append(m)
+            }
+            sets.append(ValidatorSet(from: h, members: members))
+        }
+        guard sets.first?.from == from.next else { throw .invalidValue(field: "validator sets", reason: "the first must start at block \(from.next)") }
+        let count = try r.u32("blocks")
+        guard UInt64(count) == blockCount else { throw .invalidValue(field: "blocks", reason: "\(count) blocks for heights \(from.next)...\(to)") }
+        var blocks: [(block: StoredBlock, events: [[UInt8]])] = []
+        for i in 0 ..< Int(count) {
+            let b = try StoredBlock.decode(try r.blob32("block", max: Limits.blockHeaderBytesMax + 16 + 96 * Limits.certificateSignersMax)[...])
+            guard b.header.height.value == from.value + UInt64(i) + 1 else {
+                throw .invalidValue(field: "block", reason: "height \(b.header.height) where \(from.value + UInt64(i) + 1) belongs")
+            }
+            let m = try r.count32("events", max: Limits.blockEventsMax)
+            var events: [[UInt8]] = []
+            for _ in 0 ..< m { events.append(try r.blob16("event", max: Limits.eventBytesMax)) }
+            blocks.append((b, events))
+        }
+        let roots = try r.u32("state roots")
+        guard UInt64(roots) == blockCount + 1 else { throw .invalidValue(field: "state roots", reason: "\(roots) roots for heights \(from)...\(to)") }
+        var stateRoots: [Hash32] = []
+        for _ in 0 ..< roots { stateRoots.append(try r.b32("state root")) }
+        try r.end()
+        return AuditBundle(genesisBytes: genesis, fromHeight: from, toHeight: to, snapshot: snapshot, validatorSets: sets,
+                           blocks: blocks, stateRoots: stateRoots)
+    }
+
+    public static func read(path: String) throws(BundleError) -> AuditBundle {
+        let size: Int
+        do { size = (try FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue ?? 0 } catch {
+            throw .io(path: path, message: "cannot read: \(error.localizedDescription)")
+        }
+        guard size <= Limits.auditBundleBytesMax else { throw .tooLarge(bytes: size, max: Limits.auditBundleBytesMax) }
+        guard let data = FileManager.default.contents(atPath: path) else { throw .io(path: path, message: "cannot read") }
+        return try decode([UInt8](data))
+    }
+
+    public func write(path: String) throws(BundleError) {
+        do { try Data(encoded()).write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
+            throw .io(path: path, message: "cannot write: \(error.localizedDescription)")
+        }
+    }
+
+    // MARK: export and verification
+
+    /// Builds the bundle of blocks `from + 1 ... to` (default: head) from a log, which is
+    /// verified from genesis on the way: a bundle only ever holds a history that replays.
+    public static func export(from log: any EventLog, from: Height = 0, to: Height? = nil,
+                              workers: Int = ParallelVerifier.cores) throws(BundleError) -> AuditBundle {
+        let meta: LogMetadata
+        do {
+            guard let m = try log.metadata() else { throw BundleError.badRange("the log has no genesis") }
+            meta = m
+        } catch let e as BundleError { throw e } catch { throw .io(path: "log", message: "\(error)") }
+        let to = to ?? meta.head
+        guard to <= meta.head else { throw .badRange("to \(to) is after the head \(meta.head)") }
+        guard from < to else { throw .badRange("from \(from) must be before to \(to): a bundle holds at least one block") }
+        let observer = ExportObserver(from: from)
+        var r = Replayer(log: log, toHeight: to)
+        r.workers = workers
+        r.observer = observer
+        let (report, state) = r.run()
+        guard report.ok, let state else { throw .invalid(report.failure!) }
+        return AuditBundle(genesisBytes: meta.genesisBytes, fromHeight: from, toHeight: to, snapshot: observer.snapshot,
+                           validatorSets: observer.sets, blocks: observer.blocks, stateRoots: observer.roots + [state.stateRoot()])
+    }
+
+    /// Verifies everything with `Replayer`: signatures, links, events roots, certificates
+    /// against the validator sets the refold gives (and the bundle records), and every
+    /// state root by refolding from the genesis or the snapshot.
+    public func verify(workers: Int = ParallelVerifier.cores) -> (report: ReplayReport, state: LedgerState?) {
+        var r = Replayer(source: BundleReplaySource(self))
+        r.workers = workers
+        return r.run()
+    }
+}
+
+final class ExportObserver: ReplayObserver {
+    let from: Height
+    var snapshot: [UInt8]?
+    var sets: [AuditBundle.ValidatorSet] = []
+    var blocks: [(block: StoredBlock, events: [[UInt8]])] = []
+    var roots: [Hash32] = []
+    var events: [[UInt8]] = []
+    init(from: Height) { self.from = from }
+
+    func blockWillBegin(_ block: StoredBlock, state: LedgerState) throws(AuditFailure) {
+        let h = block.header.height
+        guard h > from else { return }
+        if h == from.next, from.value > 0 { snapshot = state.canonicalBytes() }
+        // Replay checked the parent state root against the refold before this call.
+        roots.append(block.header.parentStateRoot)
+        if h == from.next || LedgerState.isEpochStart(h, interval: state.parameters.checkpointInterval) {
+            sets.append(AuditBundle.ValidatorSet(from: h, members: BundleReplaySource.members(state)))
+        }
+        events = []
+    }
+    func applied(_ e: LoggedEvent, block: StoredBlock, state: LedgerState) throws(AuditFailure) {
+        if block.header.height > from { events.append(e.envelope.bytes) }
+    }
+    func blockApplied(_ block: StoredBlock, state: LedgerState) throws(AuditFailure) {
+        if block.header.height > from { blocks.append((block, events)) }
+    }
+}
+
+/// A bundle as a replay source: starts from the genesis or the snapshot, and compares
+/// the recorded validator sets and state roots with the refold.
+public struct BundleReplaySource: ReplaySource {
+    public let bundle: AuditBundle
+    public init(_ bundle: AuditBundle) { self.bundle = bundle }
+
+    /// The power that certifies the block after `state`, sorted by key.
+    static func members(_ state: LedgerState) -> [AuditBundle.ValidatorSet.Member] {
+        let power = state.powerForNextBlock()
+        return power.keys.sorted().map { .init(key: $0, validator: state.consensusKeys[$0] ?? $0, power: power[$0]!) }
+    }
+
+    public func opening() throws(AuditFailure) -> ReplayOpening {
+        let genesis: Genesis
+        do { genesis = try Genesis.decode(bundle.genesisBytes) } catch { throw AuditFailure(height: 0, record: "genesis", reason: error.description) }
+        var snapshot: (state: LedgerState, blockHash: Hash32)?
+        if let bytes = bundle.snapshot {
+            let s: LedgerState
+            do { s = try LedgerState.decodeSnapshot(bytes) } catch {
+                throw AuditFailure(height: bundle.fromHeight.value, record: "snapshot", reason: error.description)
+            }
+            guard s.height == bundle.fromHeight else {
+                throw AuditFailure(height: bundle.fromHeight.value, record: "snapshot", reason: "is the state at \(s.height), not at \(bundle.fromHeight)")
+            }
+            // The link to the blocks before it: the first block's certificate covers this hash.
+            snapshot = (s, bundle.blocks[0].block.header.parentHash)
+        }
+        return ReplayOpening(chainID: genesis.chainID, formatVersion: Envelope.formatVersion, genesisHash: Blake2b.hash(bundle.genesisBytes),
+                             genesisBytes: bundle.genesisBytes, head: bundle.toHeight, snapshot: snapshot,
+                             storedStates: Set((bundle.fromHeight.value ... bundle.toHeight.value).map { Height($0) }))
+    }
+
+    public func block(at h: Height) throws(AuditFailure) -> SourcedBlock {
+        let i = Int(h.value - bundle.fromHeight.value - 1)
+        guard i >= 0, i < bundle.blocks.count else { throw AuditFailure(height: h.value, record: "blocks[\(h)]", reason: "missing") }
+        let (b, bytes) = bundle.blocks[i]
+        var events: [LoggedEvent] = []
+        for (j, e) in bytes.enumerated() {
+            let seq = SequenceNumber(b.firstSequence.value + UInt64(j))
+            do { events.append(LoggedEvent(sequence: seq, id: Blake2b.hash(e), envelope: try Envelope(bytes: e))) } catch {
+                throw AuditFailure(height: h.value, record: "events[\(seq)]", reason: error.description)
+            }
+        }
+        return SourcedBlock(block: b, events: events)
+    }
+
+    public func checkParent(of h: Height, state: LedgerState) throws(AuditFailure) {
+        let required = h == bundle.fromHeight.next || LedgerState.isEpochStart(h, interval: state.parameters.checkpointInterval)
+        let exact = bundle.validatorSets.contains { $0.from == h }
+        guard required == exact else {
+            throw AuditFailure(height: h.value, record: "validatorSets", reason: required ? "no set for the epoch starting at \(h)" : "a set at \(h), which starts no epoch")
+        }
+        guard let set = bundle.validatorSets.last(where: { $0.from <= h }), set.members == Self.members(state) else {
+            throw AuditFailure(height: h.value, record: "validatorSets", reason: "the recorded set for block \(h) differs from the refold's")
+        }
+    }
+
+    public func checkStored(at h: Height, state: LedgerState) throws(AuditFailure) -> StoredStateKind {
+        let root = state.stateRoot()
+        guard bundle.stateRoots[Int(h.value - bundle.fromHeight.value)] == root else {
+            throw AuditFailure(height: h.value, record: "stateRoots[\(h)]", reason: "recorded root differs from the refold's \(root.short)")
+        }
+        return .stateRoot
+    }
+
+    public func finish(_ end: ReplayEnd) throws(AuditFailure) -> UInt64 {
+        guard end.height == bundle.toHeight else {
+            throw AuditFailure(height: end.height.value, record: "blocks", reason: "verification stopped at \(end.height), the bundle ends at \(bundle.toHeight)")
+        }
+        return 0
+    }
+}
+
+extension ByteReader {
+    /// A `u32` count, bounded.
+    mutating func count32(_ f: String, max: Int) throws(DecodeError) -> Int {
+        let n = Int(try u32(f))
+        guard n <= max else { throw .tooLong(field: f, length: n, max: max) }
+        return n
+    }
+}
