@@ -70,6 +70,9 @@ public enum EntityView {
                    }),
         key("agent", stream: { .agent($0) }, { s in s.agents.keys }, agent),
         key("alliance", stream: { .alliance($0) }, { s in s.alliances.keys }, alliance),
+        key("job", stream: { .job($0) }, { s in s.economy.jobs.keys }, job),
+        key("meme", stream: { _ in nil }, { s in s.economy.memes.keys }, meme),
+        key("proposal", stream: { _ in nil }, { s in s.economy.proposals.keys }, proposal),
         EntityKind(name: "slash", traceable: false, stream: { _ in nil }, ids: { s in s.slashes.map(\.evidence.hex) }, fields: { id, s in
             guard let x = s.slashes.first(where: { $0.evidence.hex == id }) else { return nil }
             return sorted([("validator", x.validator.hex), ("offenceHeight", "\(x.offenceHeight.value)"), ("offenceView", "\(x.offenceView)"),
@@ -134,6 +137,54 @@ public enum EntityView {
             ("parameters.slashFractionBps", "\(p.slashFractionBps)"), ("parameters.jailBlocks", "\(p.jailBlocks)"),
         ]
         for k in s.epochPower.keys { f.append(("epochPower[\(k.hex)]", "\(s.epochPower[k]!)")) }
+        let e = s.economy, ep = e.parameters
+        if e.present {
+            f += [("ruleVersion", "\(e.ruleVersion)"), ("baseFee", "\(e.baseFee)"), ("blockGasUsed", "\(e.blockGasUsed)"),
+                  ("feePool", "\(e.feePool)"), ("minted", "\(e.minted)"), ("feesBurned", "\(e.feesBurned)"),
+                  ("lastProposer", e.lastProposer.hex), ("delegatorSlashes", "\(e.delegatorSlashes.count)"),
+                  ("ruleHistory", e.ruleHistory.map { "\($0.from.value):\($0.version)" }.joined(separator: ",")),
+                  ("economy.blockReward", "\(ep.blockReward)"), ("economy.proposerBonusBps", "\(ep.proposerBonusBps)"),
+                  ("economy.feeBurnBps", "\(ep.feeBurnBps)"), ("economy.baseFeeMin", "\(ep.baseFeeMin)"),
+                  ("economy.gasTargetPerBlock", "\(ep.gasTargetPerBlock)"), ("economy.commissionMaxBps", "\(ep.commissionMaxBps)"),
+                  ("economy.defaultCommissionBps", "\(ep.defaultCommissionBps)"), ("economy.disputeWindowBlocks", "\(ep.disputeWindowBlocks)"),
+                  ("economy.arbitersPerDispute", "\(ep.arbitersPerDispute)"), ("economy.arbiterMinReputation", "\(ep.arbiterMinReputation)"),
+                  ("economy.reputationHalfLifeBlocks", "\(ep.reputationHalfLifeBlocks)")]
+        }
+        return sorted(f)
+    }
+
+    static func job(_ k: JobID, _ s: LedgerState) -> [EntityField]? {
+        guard let j = s.economy.jobs[k] else { return nil }
+        var f: [(String, String)] = [("client", j.client.hex), ("worker", j.worker.hex), ("status", j.status.description),
+                                     ("funded", "\(j.funded)"), ("escrowed", "\(j.escrowed)"), ("title", j.spec.title),
+                                     ("deadline", "\(j.spec.deadline.value)"), ("clientRated", "\(j.clientRated)"), ("workerRated", "\(j.workerRated)")]
+        for (i, m) in j.milestones.enumerated() {
+            f += [("milestone[\(i)].amount", "\(m.amount)"), ("milestone[\(i)].result", m.result.hex),
+                  ("milestone[\(i)].paid", "\(m.paid)"), ("milestone[\(i)].refunded", "\(m.refunded)"), ("milestone[\(i)].settled", "\(m.settled)")]
+        }
+        if let d = j.dispute {
+            f += [("dispute.openedBy", d.openedBy.hex), ("dispute.arbiters", d.arbiters.map(\.hex).joined(separator: ",")),
+                  ("dispute.workerShareBps", "\(d.workerShareBps)")]
+            for a in d.votes.keys { f.append(("dispute.vote[\(a.hex)]", "\(d.votes[a]!)")) }
+        }
+        return sorted(f)
+    }
+
+    static func meme(_ k: MemeID, _ s: LedgerState) -> [EntityField]? {
+        guard let m = s.economy.memes[k] else { return nil }
+        var f: [(String, String)] = [("author", m.author.hex), ("content", m.meme.content), ("tags", m.meme.tags.joined(separator: ","))]
+        for r in m.reactions.keys { f.append(("reactions[\(Reaction(rawValue: r)?.name ?? "\(r)")]", "\(m.reactions[r]!)")) }
+        return sorted(f)
+    }
+
+    static func proposal(_ k: ProposalID, _ s: LedgerState) -> [EntityField]? {
+        guard let p = s.economy.proposals[k] else { return nil }
+        var f: [(String, String)] = [("proposer", p.proposer.hex), ("status", p.status.description), ("activateAt", "\(p.proposal.activateAt.value)")]
+        switch p.proposal.change {
+        case let .parameter(name, value): f.append(("change", "\(name)=\(value)"))
+        case let .ruleVersion(v): f.append(("change", "ruleVersion=\(v)"))
+        }
+        for v in p.votes.keys { f.append(("vote[\(v.hex)]", "\(p.votes[v]!)")) }
         return sorted(f)
     }
 
@@ -144,6 +195,12 @@ public enum EntityView {
         var pending: [String: UInt64] = [:]
         for u in s.unbonding where u.account == k { pending["unbonding[\(u.releaseAt.value)/\(u.validator.hex)]", default: 0] &+= u.amount }
         for (n, amount) in pending { f.append((n, "\(amount)")) }
+        if let r = s.economy.rewards[k] { f.append(("unclaimedRewards", "\(r)")) }
+        if let r = s.economy.reputation[k] { f.append(("reputation", "\(r.value)@\(r.asOf.value)")) }
+        if let c = s.economy.influence[k] {
+            f.append(("influence.memes", "\(c.memesPosted)")); f.append(("influence.interactionsReceived", "\(c.interactionsReceived)"))
+            for r in c.reactionsReceived.keys { f.append(("influence.reactions[\(r)]", "\(c.reactionsReceived[r]!)")) }
+        }
         return sorted(f)
     }
 

@@ -158,6 +158,13 @@ public enum BlockBoundary {
             if a.status == .pending, h.timestampMs >= a.acceptByMs { out.append("alliance:\(k.hex) expired unaccepted") }
             if a.status == .active, h.timestampMs >= a.activeUntilMs { out.append("alliance:\(k.hex) reached its end") }
         }
+        let e = s.economy
+        if e.ruleVersion >= RuleVersion.economy, e.lastProposer != .zero {
+            out.append("rewards of block \(s.height): \(e.parameters.blockReward) minted + \(e.feePool) in fees, shared from proposer validator:\(e.lastProposer.hex) by power; base fee set from \(e.blockGasUsed) gas")
+        }
+        for p in e.proposals.values.sorted(by: { $0.id < $1.id }) where p.status == .pending && p.proposal.activateAt <= h.height {
+            out.append("proposal:\(p.id.hex) due: activated with > 2/3 of the power approving, else rejected")
+        }
         return out
     }
 }
