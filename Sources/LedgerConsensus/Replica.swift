@@ -877,8 +877,11 @@ public struct Replica: Sendable {
         var candidates: [(id: EventID, e: Envelope)] = []
         candidates.reserveCapacity(mempool.count)
         var fees = Set<UInt64>()
+        // `mempoolOrder` is compacted lazily, so an id removed and admitted again can be
+        // listed twice: each event is a candidate once (the ranking below needs unique ids).
+        var listed = Set<EventID>()
         for id in mempoolOrder {
-            guard let e = mempool[id], !inFlight.contains(id) else { continue }
+            guard let e = mempool[id], !inFlight.contains(id), listed.insert(id).inserted else { continue }
             candidates.append((id, e))
             fees.insert(e.fee)
         }

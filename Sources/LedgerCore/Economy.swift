@@ -44,6 +44,28 @@ public struct EconomyParameters: Sendable, Hashable, Codable {
 
     public init() {}
 
+    enum CodingKeys: String, CodingKey {
+        case blockReward, proposerBonusBps, feeBurnBps, baseFeeMin, gasTargetPerBlock, commissionMaxBps, defaultCommissionBps
+        case disputeWindowBlocks, arbitersPerDispute, arbiterMinReputation, reputationHalfLifeBlocks
+    }
+
+    /// The JSON genesis form: every field optional, defaults for the ones left out.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = EconomyParameters()
+        blockReward = try c.decodeIfPresent(UInt64.self, forKey: .blockReward) ?? d.blockReward
+        proposerBonusBps = try c.decodeIfPresent(UInt32.self, forKey: .proposerBonusBps) ?? d.proposerBonusBps
+        feeBurnBps = try c.decodeIfPresent(UInt32.self, forKey: .feeBurnBps) ?? d.feeBurnBps
+        baseFeeMin = try c.decodeIfPresent(UInt64.self, forKey: .baseFeeMin) ?? d.baseFeeMin
+        gasTargetPerBlock = try c.decodeIfPresent(UInt64.self, forKey: .gasTargetPerBlock) ?? d.gasTargetPerBlock
+        commissionMaxBps = try c.decodeIfPresent(UInt32.self, forKey: .commissionMaxBps) ?? d.commissionMaxBps
+        defaultCommissionBps = try c.decodeIfPresent(UInt32.self, forKey: .defaultCommissionBps) ?? d.defaultCommissionBps
+        disputeWindowBlocks = try c.decodeIfPresent(UInt64.self, forKey: .disputeWindowBlocks) ?? d.disputeWindowBlocks
+        arbitersPerDispute = try c.decodeIfPresent(UInt32.self, forKey: .arbitersPerDispute) ?? d.arbitersPerDispute
+        arbiterMinReputation = try c.decodeIfPresent(Int64.self, forKey: .arbiterMinReputation) ?? d.arbiterMinReputation
+        reputationHalfLifeBlocks = try c.decodeIfPresent(UInt64.self, forKey: .reputationHalfLifeBlocks) ?? d.reputationHalfLifeBlocks
+    }
+
     public func encode(_ w: inout ByteWriter) {
         w.u64(blockReward); w.u32(proposerBonusBps); w.u32(feeBurnBps); w.u64(baseFeeMin); w.u64(gasTargetPerBlock)
         w.u32(commissionMaxBps); w.u32(defaultCommissionBps); w.u64(disputeWindowBlocks); w.u32(arbitersPerDispute)

@@ -18,6 +18,8 @@ struct Bench: ParsableCommand {
     @Flag(help: "Print the figures as JSON.") var json = false
     @Option(help: "Repetitions of each phase; each figure is the best of them (the machine is shared and noisy).") var repeats = 3
     @Option(help: "Only these phases (comma-separated: verify,ingest,append,replay,rebuild), for profiling.") var phases: String?
+    @Option(help: "The chain's rule version: 1 (no economy) or 2 (gas, base fee, per-block rewards), to measure the economy's cost.")
+    var ruleVersion: UInt16 = RuleVersion.current
 
     func run() throws {
         let root = dir ?? NSTemporaryDirectory() + "chaosledger-bench-\(UUID().uuidString)"
@@ -33,7 +35,7 @@ struct Bench: ParsableCommand {
         params.checkpointInterval = 50
         let genesis = try Genesis(chainID: chain, timestampMs: 0, parameters: params,
                                   validators: [.init(key: producer.publicKey, name: "p", personality: "lawful", stake: 1 << 40)],
-                                  allocations: keys.map { .init(account: $0.publicKey, amount: 1 << 40) })
+                                  allocations: keys.map { .init(account: $0.publicKey, amount: 1 << 40) }, ruleVersion: ruleVersion)
 
         // 200-byte signed transfers: 152 bytes of envelope + 48 of payload (6-byte memo).
         stderr("bench: signing \(events) events…")

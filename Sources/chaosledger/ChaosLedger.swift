@@ -69,6 +69,9 @@ struct GenesisFile: Codable {
     var parameters: ChainParameters?
     var validators: [Validator]
     var allocations: [Allocation]
+    /// The rule version the chain starts under (default: the current one).
+    var ruleVersion: UInt16?
+    var economy: EconomyParameters?
 
     func genesis() throws -> Genesis {
         func key(_ s: String, _ what: String) throws -> PublicKey {
@@ -78,7 +81,8 @@ struct GenesisFile: Codable {
         return try Genesis(
             chainID: try ChainID(chainId), timestampMs: timestampMs, parameters: parameters ?? ChainParameters(),
             validators: try validators.map { Genesis.Validator(key: try key($0.publicKey, "validator"), name: $0.name, personality: $0.personality, stake: $0.stake) },
-            allocations: try allocations.map { Genesis.Allocation(account: try key($0.account, "allocation"), amount: $0.amount) })
+            allocations: try allocations.map { Genesis.Allocation(account: try key($0.account, "allocation"), amount: $0.amount) },
+            ruleVersion: ruleVersion ?? RuleVersion.current, economy: economy ?? EconomyParameters())
     }
 }
 
