@@ -497,9 +497,11 @@ public struct Replica: Sendable {
     mutating func authorEvent(_ p: Payload, _ out: inout Output) {
         let nonce = max(nextOwnNonce, (state.accounts[config.operatorKey.publicKey]?.nonce ?? 0) + 1)
         nextOwnNonce = nonce + 1
-        // Twice the current minimum: the base fee may rise before the event is in a block.
+        // Rule version 1 has a flat minimum fee. Under version 2 the event offers twice the
+        // current minimum: the base fee may rise before the event is in a block.
         let fee = state.requiredFee(for: p)
-        let e = EventCrypto.makeEvent(chain: state.chainID, key: config.operatorKey, nonce: nonce, fee: fee > UInt64.max / 2 ? fee : fee * 2, payload: p)
+        let offer = state.economy.ruleVersion >= RuleVersion.economy && fee <= UInt64.max / 2 ? fee * 2 : fee
+        let e = EventCrypto.makeEvent(chain: state.chainID, key: config.operatorKey, nonce: nonce, fee: offer, payload: p)
         admit(e.bytes, forward: true, &out)
     }
 

@@ -231,7 +231,13 @@ public final class Simulation {
             c.fetchIntervalMs = 120
             c.batchDelayMs = 5
             c.personality = Personalities.named(sc.personalities[i])
-            c.producer = MemeProducer(witty: sc.wittyProducers[i])
+            // Witty producers play to the cluster's personalities (the producer strategy of
+            // the agent economy); lazy ones post "gm", which memetic validators refuse.
+            if sc.wittyProducers[i] {
+                c.producer = AudienceProducer(audience: sc.personalities, seed: seed &+ UInt64(i))
+            } else {
+                c.producer = MemeProducer(witty: false)
+            }
             c.bugs = options.bugs
             let node = SimNode(index: i, config: c, genesis: genesisState, byzantine: sc.byzantine[i] ?? [], slow: sc.slowReplica == i)
             node.replica = Replica(config: c, state: genesisState, lastHash: genesisHash)

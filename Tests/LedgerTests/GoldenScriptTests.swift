@@ -88,9 +88,13 @@ struct ScriptHarness {
             let ops = (0 ..< n).map { SigningKey.derived("golden-validator-\($0)") }.sorted { $0.publicKey < $1.publicKey }
             clients = (0 ..< 2).map { SigningKey.derived("golden-client-\($0)") }
             nonces = [0, 0]
-            let g = try! Genesis(chainID: chain, timestampMs: now, parameters: p,
-                                 validators: (0 ..< n).map { .init(key: ops[$0].publicKey, name: "r\($0)", personality: "lawful", stake: stakes[$0]) },
-                                 allocations: clients.map { .init(account: $0.publicKey, amount: 1_000_000) } + ops.map { .init(account: $0.publicKey, amount: 1_000) })
+            // A version 2 genesis (rule version 1, no economy section): the scripts pin
+            // consensus behaviour, and their block hashes, from before the economy.
+            let built = try! Genesis(chainID: chain, timestampMs: now, parameters: p,
+                                     validators: (0 ..< n).map { .init(key: ops[$0].publicKey, name: "r\($0)", personality: "lawful", stake: stakes[$0]) },
+                                     allocations: clients.map { .init(account: $0.publicKey, amount: 1_000_000) } + ops.map { .init(account: $0.publicKey, amount: 1_000) },
+                                     ruleVersion: RuleVersion.legacy)
+            let g = try! Genesis.decode(built.encoded(version: 2))
             genesisHash = Blake2b.hash(g.encoded())
             genesisState = LedgerState(genesis: g, genesisHash: genesisHash)
             let root = genesisState.stateRoot()
