@@ -573,7 +573,9 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
         guard e.fee >= minimum else { return reject(id, "fee_too_low", "fee \(e.fee) is below the minimum \(minimum) for this event") }
         var cost = e.fee
         if e.kind == .transfer, case let .transfer(_, amount, _)? = try? e.decodePayload() { cost = cost &+ amount }
-        guard acct.balance >= cost else { return reject(id, "insufficient_balance", "balance \(acct.balance) < \(cost)") }
+        // A reward claim may pay its fee out of the rewards it claims.
+        let available = acct.balance &+ (e.kind == .claimRewards ? s.economy.rewards[e.author] ?? 0 : 0)
+        guard available >= cost else { return reject(id, "insufficient_balance", "balance \(acct.balance) < \(cost)") }
         // The author's next event is checked against every rule of its kind (targets
         // registered, validator known, stake held, …) on a copy of the head state, so a
         // client learns now, not by a timeout, that it can never commit. Later nonces

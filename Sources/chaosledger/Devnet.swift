@@ -149,8 +149,10 @@ final class AgentSwarm: @unchecked Sendable {
     var proposals: [(Int, EventID)] = []
     /// Jobs an agent posted and has yet to fund, then to cancel: (client index, job id, funded).
     var jobs: [(Int, EventID, Bool)] = []
-    /// Memes posted, for reactions.
+    /// Memes posted, for reactions, and who reacted to which.
     var memes: [(Int, EventID)] = []
+    struct ReactionKey: Hashable { var agent: Int; var meme: EventID }
+    var reacted = Set<ReactionKey>()
     let strategy = AudienceProducer(audience: ["lawful", "memetic", "loyal", "chaotic"], seed: 42)
 
     init(keys: [SigningKey], validators: [PublicKey], chain: ChainID, nodes: [String], batch: Int) {
@@ -180,7 +182,13 @@ final class AgentSwarm: @unchecked Sendable {
         case 0 ..< 55: return .transfer(to: keys[other].publicKey, amount: 1 + rng.below(1_000), memo: "job payment")
         case 55 ..< 62: return .memePost(strategy.post(rng.next()))
         case 62 ..< 66:
-            if let m = lock.withLock({ memes.first(where: { $0.0 != i }).map(\.1) }) { return .memeReact(meme: m, reaction: .like) }
+            // Each agent reacts once to a meme (a second reaction is refused, and would hold
+            // up the rest of its batch behind a nonce gap).
+            if let m = lock.withLock({ () -> EventID? in
+                guard let m = memes.first(where: { $0.0 != i && !reacted.contains(ReactionKey(agent: i, meme: $0.1)) })?.1 else { return nil }
+                reacted.insert(ReactionKey(agent: i, meme: m))
+                return m
+            }) { return .memeReact(meme: m, reaction: .like) }
             return .interact(target: keys[other].publicKey, kind: .follow, meme: .zero)
         case 66 ..< 70:
             return .jobPost(JobSpec(title: "devnet task", capabilities: ["compute"], milestones: [100 + rng.below(900)], deadline: Height(1 << 39)))
