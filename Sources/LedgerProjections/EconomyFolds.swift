@@ -519,9 +519,12 @@ extension LedgerState {
     /// left with its delegators by stake. Every division rounds down; the remainders go
     /// to the proposer (within a validator, to the validator), so nothing is lost.
     mutating func distributeRewards() {
-        let pool = economy.feePool.saturatingAdd(economy.parameters.blockReward)
-        economy.minted &+= economy.parameters.blockReward
-        totalSupply &+= economy.parameters.blockReward
+        // Minting stops short of overflowing the supply (every balance, stake and reward
+        // is a part of it, so none of them can overflow either).
+        let mint = min(economy.parameters.blockReward, UInt64.max - totalSupply)
+        let pool = economy.feePool + mint
+        economy.minted += mint
+        totalSupply += mint
         guard pool > 0 else { return }
         let proposer = economy.lastProposer
         let bonus = UInt64(UInt128(pool) * UInt128(economy.parameters.proposerBonusBps) / UInt128(ChainParameters.basisPoints))
@@ -545,13 +548,13 @@ extension LedgerState {
                 if stake > 0 {
                     for (d, amount) in byValidator[vid] ?? [] {
                         let part = UInt64(UInt128(toStake) * UInt128(amount) / stake)
-                        if part > 0 { economy.rewards[d, default: 0] &+= part; toDelegators += part }
+                        if part > 0 { economy.rewards[d, default: 0] += part; toDelegators += part }
                     }
                 }
-                economy.rewards[vid, default: 0] &+= share - toDelegators
+                economy.rewards[vid, default: 0] += share - toDelegators
             }
         }
-        economy.rewards[proposer, default: 0] &+= bonus + (rest - given)
+        economy.rewards[proposer, default: 0] += bonus + (rest - given)
     }
 
     /// Rule version 2's part of a slashing: the validator's delegations lose the same

@@ -399,6 +399,23 @@ let codeJob = JobSpec(title: "port the parser", capabilities: ["code"], mileston
         #expect(c.refuse(all[3], .govVote(proposal: pass, approve: true)) == .proposalClosed(pass, .activated))
     }
 
+    @Test func mintingStopsShortOfOverflowingTheSupply() {
+        var f = Fixture()
+        f.ruleVersion = RuleVersion.economy
+        f.economy.blockReward = 100
+        let whale = SigningKey.derived("whale")
+        f.extraValidators = [.init(key: whale.publicKey, name: "whale", personality: "lawful", stake: UInt64.max - 4_000_000 - 1_000_000_000 - 250)]
+        var c = EconomyChain(f)
+        // The supply starts 250 below UInt64.max. Block 1 has no predecessor to reward;
+        // blocks 2 and 3 mint 100 each; block 4 mints only the 50 left.
+        c.empty(4)
+        #expect(c.s.totalSupply == .max)
+        #expect(c.s.economy.minted == 250)
+        c.empty(1)
+        #expect(c.s.economy.minted == 250 && c.s.totalSupply == .max)
+        #expect(c.s.computedSupply() == c.s.totalSupply)
+    }
+
     @Test func reputationDecaysByHalfLives() {
         #expect(LedgerState.decayed(8_000, from: 0, to: 0, halfLife: 100) == 8_000)
         #expect(LedgerState.decayed(8_000, from: 0, to: 100, halfLife: 100) == 4_000)
