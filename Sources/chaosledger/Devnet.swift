@@ -311,6 +311,8 @@ struct Devnet: AsyncParsableCommand {
     @Flag(help: "Also run a follower node.") var follower = false
     @Option(help: "Stop after this many seconds (default: run until Ctrl-C).") var duration: Double?
     @Flag(help: "Only write the keys, genesis and configs.") var prepareOnly = false
+    @Flag(inversion: .prefixedNo, help: "Run the scripted pass through the economy (jobs, disputes, memes, rewards, governance) beside the agents.")
+    var economyTour = true
 
     func run() async throws {
         let layout = ClusterLayout(dir: dir, validators: validators, personalities: personalities.split(separator: ",").map(String.init),
@@ -340,7 +342,16 @@ struct Devnet: AsyncParsableCommand {
         let until = duration.map { Date().addingTimeInterval($0) }
         let done: @Sendable () -> Bool = { stop.isSet || until.map { Date() >= $0 } ?? false }
         var tasks: [Task<Void, Never>] = []
+        let tour = EconomyTour(chain: chain, node: layout.httpURL(0), validators: vkeys)
         if rate > 0, agents > 0 {
+            // The tour goes first, on a quiet chain: validators' keys also sign their nodes'
+            // opinions, and under load those win every race for the next nonce.
+            if economyTour {
+                say("devnet: economy tour (jobs, escrow, a dispute, memes, rewards, governance; --no-economy-tour skips it)…")
+                await tour.run(stop: done)
+                let t = tour.lock.withLock { (tour.kinds.values.reduce(0, +), tour.kinds.count, tour.failures) }
+                say("devnet: economy tour committed \(t.0) events in \(t.1) kinds" + (t.2.isEmpty ? "" : "; failed: \(t.2.joined(separator: "; "))"))
+            }
             let interval = 1000 * Double(batch) * Double(agents) / rate
             for i in 0 ..< agents { tasks.append(Task { await swarm.run(i, intervalMs: interval, stop: done) }) }
         }
@@ -362,6 +373,12 @@ struct Devnet: AsyncParsableCommand {
         let s = swarm.lock.withLock { (swarm.committed, swarm.rejected, swarm.kinds) }
         say("devnet: agents committed \(s.0) events \(s.2.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))"
               + (s.1.isEmpty ? "" : "; refused \(s.1)"))
+        let t = tour.lock.withLock { (tour.kinds, tour.failures) }
+        if !t.0.isEmpty || !t.1.isEmpty {
+            say("devnet: economy tour committed \(t.0.values.reduce(0, +)) events in \(t.0.count) kinds: "
+                  + t.0.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+                  + (t.1.isEmpty ? "" : "; failed: \(t.1.joined(separator: "; "))"))
+        }
         if !clean { throw ExitCode(1) }
     }
 
