@@ -106,7 +106,7 @@ public struct EconomyParameters: Sendable, Hashable, Codable {
         guard arbitersPerDispute >= 1, arbitersPerDispute <= 15, arbitersPerDispute % 2 == 1 else {
             throw .invalidValue(field: "arbitersPerDispute", reason: "must be odd, 1...15")
         }
-        guard abs(arbiterMinReputation) <= 1 << 50 else { throw .invalidValue(field: "arbiterMinReputation", reason: "out of range") }
+        guard (-(1 << 50) ... (1 << 50)).contains(arbiterMinReputation) else { throw .invalidValue(field: "arbiterMinReputation", reason: "out of range") }
         guard reputationHalfLifeBlocks >= 1, reputationHalfLifeBlocks <= ChainParameters.unbondingBlocksMax else {
             throw .invalidValue(field: "reputationHalfLifeBlocks", reason: "must be 1...\(ChainParameters.unbondingBlocksMax)")
         }
@@ -115,10 +115,12 @@ public struct EconomyParameters: Sendable, Hashable, Codable {
 
 /// The parameters governance may change, by name. Consensus-shaping parameters
 /// (checkpointInterval, block limits) are not here: changing them needs a restart
-/// of every validator, not a vote.
+/// of every validator, not a vote. Nor is minValidatorStake: raised above every
+/// validator's stake it would leave no voting power, and the chain could never vote again.
 public enum GovernableParameter {
+    public static let minFeeMax: UInt64 = 1 << 20
     public static let names: [String] = [
-        "minFee", "minValidatorStake", "unbondingBlocks", "allianceAcceptWindowMs", "allianceDurationMaxMs",
+        "minFee", "unbondingBlocks", "allianceAcceptWindowMs", "allianceDurationMaxMs",
         "slashFractionBps", "jailBlocks",
         "blockReward", "proposerBonusBps", "feeBurnBps", "baseFeeMin", "gasTargetPerBlock", "commissionMaxBps",
         "defaultCommissionBps", "disputeWindowBlocks", "arbitersPerDispute", "arbiterMinReputation", "reputationHalfLifeBlocks",
@@ -133,8 +135,10 @@ public enum GovernableParameter {
             return x
         }
         switch name {
-        case "minFee": c.minFee = value
-        case "minValidatorStake": c.minValidatorStake = value
+        case "minFee":
+            // A fee no one can pay would refuse every later event, the vote to undo it too.
+            guard value <= GovernableParameter.minFeeMax else { throw .invalidValue(field: name, reason: "at most \(GovernableParameter.minFeeMax)") }
+            c.minFee = value
         case "unbondingBlocks": c.unbondingBlocks = value
         case "allianceAcceptWindowMs": c.allianceAcceptWindowMs = value
         case "allianceDurationMaxMs": c.allianceDurationMaxMs = value

@@ -298,6 +298,8 @@ public struct DemoWorkload {
             submit(worker, .jobSubmit(job: disputed, milestone: 0, result: Blake2b.hash(Array("summary".utf8))))
             submit(client, .disputeOpen(job: disputed, reason: "the summary misses chapter 3"))
             nextBlock()
+            // The arbiters are drawn as the next block begins (with its first event).
+            submit(worker, .transfer(to: keys[client].publicKey, amount: 1, memo: "no hard feelings"))
             if let d = st().economy.jobs[disputed]?.dispute {
                 for (n, a) in d.arbiters.prefix(d.arbiters.count / 2 + 1).enumerated() {
                     submit(index(a), .disputeVote(job: disputed, workerShareBps: UInt32(5_000 + 1_000 * n)))

@@ -58,7 +58,7 @@ extension LedgerState {
         for k in e.proposals.keys.sorted() {
             let p = e.proposals[k]!
             w.b32(p.id); w.b32(p.proposer); w.blob16(Payload.govPropose(p.proposal).encoded()); w.u64(p.proposedAt.value)
-            w.u16(UInt16(p.votes.count)); for v in p.votes.keys.sorted() { w.b32(v); w.u8(p.votes[v]! ? 1 : 0) }
+            w.u32(UInt32(p.votes.count)); for v in p.votes.keys.sorted() { w.b32(v); w.u8(p.votes[v]! ? 1 : 0) }
             w.u8(p.status.rawValue)
         }
     }
@@ -144,7 +144,7 @@ extension LedgerState {
             let id = try r.b32("proposal.id"), proposer = try r.b32("proposal.proposer")
             guard case let .govPropose(gp) = try payload(.govPropose, "proposal.body") else { throw .invalidValue(field: "proposal.body", reason: "not a proposal") }
             var p = ProposalState(id: id, proposer: proposer, proposal: gp, proposedAt: Height(try r.u64("proposal.proposedAt")), votes: [:], status: .pending)
-            for _ in 0 ..< (try r.count("proposal.votes", max: Limits.genesisValidatorsMax * 4)) { p.votes[try r.b32("vote.validator")] = try flag("vote.approve") }
+            for _ in 0 ..< (try n32("proposal.votes")) { p.votes[try r.b32("vote.validator")] = try flag("vote.approve") }
             guard let st = ProposalStatus(rawValue: try r.u8("proposal.status")) else { throw .invalidValue(field: "proposal.status", reason: "unknown status") }
             p.status = st
             e.proposals[id] = p

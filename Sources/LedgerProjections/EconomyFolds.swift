@@ -119,6 +119,8 @@ extension LedgerState {
             guard author == job.worker else { throw .notJobParty(j) }
             guard job.status == .accepted else { throw .wrongJobStatus(j, job.status) }
             guard job.funded else { throw .notFunded(j) }
+            // After the deadline a (re)submission would only keep the client from its refund.
+            guard h <= job.spec.deadline else { throw .deadlinePassed(job.spec.deadline) }
             let i = try milestoneIndex(job, m)
             guard !job.milestones[i].settled else { throw .milestoneSettled(m) }
             guard result != .zero else { throw .invalidJob("the result hash is zero") }
@@ -181,14 +183,17 @@ extension LedgerState {
             }
             let closes = Height(last.value.saturatingAdd(economy.parameters.disputeWindowBlocks))
             guard h <= closes else { throw .disputeWindowClosed(closedAt: closes) }
-            let arbiters = drawArbiters(job, seed: id)
-            guard !arbiters.isEmpty else { throw .noArbiters }
-            job.dispute = Dispute(openedBy: author, openedAt: h, reason: reason, arbiters: arbiters, votes: [:], workerShareBps: 0)
+            guard !arbiterCandidates(job).isEmpty else { throw .noArbiters }
+            // The arbiters are drawn when the next block begins, seeded by the root of the
+            // state after this one: nothing the opener signs (its reason, its timing within
+            // a block) can steer the draw.
+            job.dispute = Dispute(openedBy: author, openedAt: h, reason: reason, arbiters: [], votes: [:], workerShareBps: 0)
             job.status = .disputed
             w.job = job
         case let .disputeVote(j, bps):
             var job = try existingJob(j)
             guard job.status == .disputed, var d = job.dispute else { throw .wrongJobStatus(j, job.status) }
+            guard !d.arbiters.isEmpty else { throw .invalidDispute("the arbiters are drawn when the next block begins") }
             guard d.arbiters.contains(author) else { throw .notArbiter(j) }
             guard d.votes[author] == nil else { throw .alreadyVoted }
             guard bps <= ChainParameters.basisPoints else { throw .invalidDispute("share \(bps) bps is above 10000") }
@@ -199,11 +204,15 @@ extension LedgerState {
             var job = try existingJob(j)
             guard job.status == .disputed, var d = job.dispute else { throw .wrongJobStatus(j, job.status) }
             guard author == job.client || author == job.worker || d.arbiters.contains(author) else { throw .notJobParty(j) }
+            // A majority of the drawn arbiters decides; once the dispute window has passed
+            // since the opening, whatever votes there are decide (none: an even split), so
+            // silent arbiters cannot hold the escrow forever.
             let need = d.arbiters.count / 2 + 1
-            guard d.votes.count >= need else { throw .notEnoughVotes(have: d.votes.count, need: need) }
+            let expired = h.value > d.openedAt.value.saturatingAdd(economy.parameters.disputeWindowBlocks)
+            guard d.votes.count >= need || expired else { throw .notEnoughVotes(have: d.votes.count, need: need) }
             // The median vote (the lower one of an even count) decides.
             let sorted = d.votes.values.sorted()
-            d.workerShareBps = sorted[(sorted.count - 1) / 2]
+            d.workerShareBps = sorted.isEmpty ? ChainParameters.basisPoints / 2 : sorted[(sorted.count - 1) / 2]
             let remaining = job.unsettled
             let toWorker = UInt64(UInt128(remaining) * UInt128(d.workerShareBps) / UInt128(ChainParameters.basisPoints))
             var left = toWorker
@@ -272,7 +281,7 @@ extension LedgerState {
             t.interactionsReceived += 1; a.interactionsMade += 1
             w.influence = [(target, t), (author, a)]
         case let .govPropose(gp):
-            guard let v = validators[author], v.status == .active else { throw .notAuthorized("only an active validator may propose") }
+            guard hasPower(author) else { throw .notAuthorized("only a validator with voting power may propose") }
             guard gp.activateAt > h, gp.activateAt.value - h.value <= ChainParameters.unbondingBlocksMax else {
                 throw .invalidProposal("activation height \(gp.activateAt) must be after the current block \(h)")
             }
@@ -289,7 +298,7 @@ extension LedgerState {
             guard economy.proposals[id] == nil else { throw .duplicateEvent(id) }
             w.proposal = ProposalState(id: id, proposer: author, proposal: gp, proposedAt: h, votes: [author: true], status: .pending)
         case let .govVote(pid, approve):
-            guard let v = validators[author], v.status == .active else { throw .notAuthorized("only an active validator may vote") }
+            guard hasPower(author) else { throw .notAuthorized("only a validator with voting power may vote") }
             guard var prop = economy.proposals[pid] else { throw .unknownProposal(pid) }
             guard prop.status == .pending else { throw .proposalClosed(pid, prop.status) }
             guard prop.votes[author] == nil else { throw .alreadyVoted }
@@ -299,6 +308,12 @@ extension LedgerState {
             preconditionFailure("checkEconomy called for \(p.kind)")
         }
         return w
+    }
+
+    /// Whether `v` is an active validator holding voting power in the current epoch.
+    func hasPower(_ v: ValidatorID) -> Bool {
+        guard let s = validators[v], s.status == .active else { return false }
+        return epochPower[s.consensusKey] != nil
     }
 
     func existingJob(_ j: JobID) throws(ApplyError) -> Job {
@@ -323,7 +338,7 @@ extension LedgerState {
         guard s.deadline > h, s.deadline.value - h.value <= ChainParameters.unbondingBlocksMax else {
             throw .invalidJob("deadline \(s.deadline) must be after the current block \(h)")
         }
-        guard abs(s.minReputation) <= ReputationRule.bound else { throw .invalidJob("minimum reputation out of range") }
+        guard (-ReputationRule.bound ... ReputationRule.bound).contains(s.minReputation) else { throw .invalidJob("minimum reputation out of range") }
         if s.arbiter != .zero {
             guard s.arbiter != client else { throw .invalidJob("the client cannot be the arbiter") }
             guard isParticipant(s.arbiter) else { throw .invalidJob("arbiter \(s.arbiter.short) is not a registered agent or validator") }
@@ -358,17 +373,25 @@ extension LedgerState {
         }
     }
 
-    /// The arbiters of a dispute: active agents with at least `arbiterMinReputation` and
-    /// active validators, without the job's client, worker and named arbiter, ordered by
-    /// BLAKE2b-256(job id | dispute event id | key); the first `arbitersPerDispute`.
-    public func drawArbiters(_ job: Job, seed: EventID) -> [PublicKey] {
+    /// Who may be drawn to arbitrate `job`: active agents with at least
+    /// `arbiterMinReputation` and validators holding voting power (registering a validator
+    /// costs only a fee; holding power takes bonded stake and an epoch), without the job's
+    /// client, worker and named arbiter.
+    public func arbiterCandidates(_ job: Job) -> Set<PublicKey> {
         var candidates = Set<PublicKey>()
         let h = height
         for (k, a) in agents where a.active && reputation(of: k, at: h) >= economy.parameters.arbiterMinReputation { candidates.insert(k) }
-        for (k, v) in validators where v.status == .active { candidates.insert(k) }
+        for k in validators.keys where hasPower(k) { candidates.insert(k) }
         candidates.subtract([job.client, job.worker, job.spec.arbiter])
+        return candidates
+    }
+
+    /// The arbiters of a dispute: the candidates ordered by BLAKE2b-256(job id | seed | key),
+    /// the first `arbitersPerDispute`. The seed is the root of the state after the block
+    /// that opened the dispute (`drawPendingArbiters`).
+    public func drawArbiters(_ job: Job, seed: Hash32) -> [PublicKey] {
         var scored: [(Hash32, PublicKey)] = []
-        for k in candidates {
+        for k in arbiterCandidates(job) {
             var b: [UInt8] = []
             job.id.append(to: &b); seed.append(to: &b); k.append(to: &b)
             scored.append((Blake2b.hash(b), k))
@@ -460,6 +483,20 @@ extension LedgerState {
 
     // MARK: Block boundaries (rule version 2)
 
+    /// Draws the arbiters of the disputes opened in the block just folded, seeded by the
+    /// root of the state it left (the next header's parent state root). Called first in
+    /// `beginBlock`, before anything of the new block changes the state.
+    mutating func drawPendingArbiters() {
+        guard economy.ruleVersion >= RuleVersion.economy else { return }
+        let pending = economy.jobs.values.filter { $0.status == .disputed && $0.dispute?.arbiters.isEmpty == true && $0.dispute?.openedAt == height }
+        guard !pending.isEmpty else { return }
+        let seed = stateRoot()
+        for id in pending.map(\.id).sorted() {
+            let arbiters = drawArbiters(economy.jobs[id]!, seed: seed)
+            economy.jobs[id]!.dispute!.arbiters = arbiters
+        }
+    }
+
     /// At the start of a block: pays the previous block's rewards (minted reward plus
     /// the fees not burned) and moves the base fee toward the gas target (by at least 1
     /// per block while it is away from it, so small base fees move too), then activates
@@ -540,8 +577,9 @@ extension LedgerState {
                 let share = UInt64(UInt128(rest) * UInt128(power) / totalPower)
                 guard share > 0 else { continue }
                 given += share
-                let commission = UInt64(UInt128(share) * UInt128(economy.commissions[vid] ?? economy.parameters.defaultCommissionBps)
-                    / UInt128(ChainParameters.basisPoints))
+                // A commission set before governance lowered the cap is held to the cap.
+                let rate = min(economy.commissions[vid] ?? economy.parameters.defaultCommissionBps, economy.parameters.commissionMaxBps)
+                let commission = UInt64(UInt128(share) * UInt128(rate) / UInt128(ChainParameters.basisPoints))
                 let toStake = share - commission
                 let stake = UInt128(v.selfStake) + UInt128(v.delegated)
                 var toDelegators: UInt64 = 0

@@ -34,6 +34,8 @@ extension LedgerState {
     public mutating func beginBlock(_ ctx: BlockContext) throws(BlockError) {
         guard ctx.height == height.next else { throw .outOfOrder(expected: height.next, got: ctx.height) }
         guard ctx.timestampMs >= timestampMs else { throw .timeWentBackwards(parent: timestampMs, block: ctx.timestampMs) }
+        // Arbiters for the disputes the previous block opened, seeded by the state it left.
+        drawPendingArbiters()
         // The previous block's rewards and base fee, under the power it was certified by.
         settleBlock(ctx)
         // The power of the state before the epoch's first block: exactly what

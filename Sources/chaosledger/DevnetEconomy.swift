@@ -88,8 +88,15 @@ final class EconomyTour: @unchecked Sendable {
             await send(a, .escrowFund(job))
             await send(b, .jobSubmit(job: job, milestone: 0, result: Blake2b.hash(Array("summary".utf8))))
             await send(a, .disputeOpen(job: job, reason: "chapter 3 is missing"))
-            let d = (try? await client.getJSON("/v1/jobs/\(job.hex)"))?["dispute"] as? [String: Any]
-            let arbiters = (d?["arbiters"] as? [String] ?? []).compactMap { Bytes32(hex: $0) }
+            // The arbiters are drawn when the next block begins: wait for them.
+            var arbiters: [Bytes32] = []
+            for _ in 0 ..< 40 where arbiters.isEmpty && !stop() {
+                let d = (try? await client.getJSON("/v1/jobs/\(job.hex)"))?["dispute"] as? [String: Any]
+                arbiters = (d?["arbiters"] as? [String] ?? []).compactMap { Bytes32(hex: $0) }
+                if arbiters.isEmpty {
+                    await send(c, .memePost(Meme(contentHash: .zero, content: "waiting for the arbiters", tags: ["tour"])))
+                }
+            }
             var votes = 0
             for (n, key) in arbiters.enumerated() where votes < arbiters.count / 2 + 1 {
                 guard let signer = (v + [a, b, c]).first(where: { $0.publicKey == key }) else { continue }

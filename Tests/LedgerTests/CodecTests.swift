@@ -86,6 +86,18 @@ import Testing
         #expect(shuffled.encoded() == g.encoded())
     }
 
+    /// Found in review: an out-of-range economy parameter is a typed error, never a trap.
+    @Test func economyParametersOutOfRangeAreTypedErrors() throws {
+        var e = EconomyParameters()
+        e.arbiterMinReputation = .min
+        var w = ByteWriter(capacity: 80)
+        e.encode(&w)
+        var r = ByteReader(w.bytes)
+        #expect(throws: DecodeError.self) { _ = try EconomyParameters.decode(&r) }
+        e = EconomyParameters(); e.arbitersPerDispute = 2
+        #expect(throws: DecodeError.self) { try e.validate() }
+    }
+
     @Test func aVersion1GenesisStillDecodesWithDefaultSlashingParameters() throws {
         // Version 1 is version 2 without the last two parameters (u32 slashFractionBps,
         // u64 jailBlocks, at bytes 98..<110) and with 1 in the version field.

@@ -96,7 +96,7 @@ func economyChain(_ configure: (inout EconomyParameters) -> Void = { _ in }) -> 
         (f.carol, .agentRegister(AgentProfile(name: "carol", capabilities: ["code"], personality: "loyal", endpoint: ""))),
         (f.dave, .agentRegister(AgentProfile(name: "dave", capabilities: ["art"], personality: "chaotic", endpoint: ""))),
     ])
-    c.block(validatorKeys.map { (f.dave, .transfer(to: $0.publicKey, amount: 10_000, memo: "fees")) })
+    c.block(([f.producer] + validatorKeys).map { (f.dave, .transfer(to: $0.publicKey, amount: 10_000, memo: "fees")) })
     return c
 }
 
@@ -151,14 +151,20 @@ let codeJob = JobSpec(title: "port the parser", capabilities: ["code"], mileston
         c.ok(f.bob, .jobAccept(job))
         c.ok(f.alice, .escrowFund(job))
         c.ok(f.bob, .jobSubmit(job: job, milestone: 0, result: Blake2b.hash(Array("r".utf8))))
-        let open = c.ok(f.alice, .disputeOpen(job: job, reason: "wrong output"))
-        let d = c.job(job).dispute!
+        c.ok(f.alice, .disputeOpen(job: job, reason: "wrong output"))
+        let afterOpen = c.s
         #expect(c.job(job).status == .disputed)
+        #expect(c.job(job).dispute!.arbiters.isEmpty, "drawn only when the next block begins")
+        #expect(c.refuse(f.dave, .disputeVote(job: job, workerShareBps: 1)) == .notArbiter(job))
+        // That refusal's block began with the draw, seeded by the root of the state the
+        // opening block left.
+        let d = c.job(job).dispute!
         #expect(d.arbiters.count == 3)
+        #expect(afterOpen.drawArbiters(afterOpen.economy.jobs[job]!, seed: afterOpen.stateRoot()) == d.arbiters)
         // No agent has the arbiter reputation yet, so the four validators are the candidates.
         let all = ([f.producer] + validatorKeys).map(\.publicKey)
         #expect(Set(d.arbiters).isSubset(of: Set(all)))
-        #expect(c.s.drawArbiters(c.job(job), seed: open) == d.arbiters, "the draw is a function of the state and the dispute")
+
         let key = { (k: PublicKey) in ([f.producer] + validatorKeys).first { $0.publicKey == k }! }
         let notDrawn = all.first { !d.arbiters.contains($0) }!
         #expect(c.refuse(key(notDrawn), .disputeVote(job: job, workerShareBps: 10_000)) == .notArbiter(job))
@@ -203,6 +209,34 @@ let codeJob = JobSpec(title: "port the parser", capabilities: ["code"], mileston
         #expect(c.refuse(f.alice, .escrowRefund(job)) == .wrongJobStatus(job, .refunded))
     }
 
+    /// Found in review: silent arbiters cannot hold an escrow forever, and a worker cannot
+    /// keep a client from its refund by resubmitting after the deadline.
+    @Test func disputesTimeOutAndSubmissionsStopAtTheDeadline() {
+        var c = economyChain { $0.disputeWindowBlocks = 3 }
+        let f = c.f
+        var spec = codeJob
+        spec.deadline = Height(c.s.height.value + 8)
+        let job = c.ok(f.alice, .jobPost(spec))
+        c.ok(f.bob, .jobAccept(job)); c.ok(f.alice, .escrowFund(job))
+        c.ok(f.bob, .jobSubmit(job: job, milestone: 0, result: Blake2b.hash([1])))
+        c.ok(f.alice, .disputeOpen(job: job, reason: "silence"))
+        #expect(c.refuse(f.alice, .disputeResolve(job)) == .notEnoughVotes(have: 0, need: 2))
+        c.empty(3)
+        let bob0 = c.balance(f.bob)
+        c.ok(f.alice, .disputeResolve(job))
+        #expect(c.job(job).status == .resolved && c.job(job).dispute!.workerShareBps == 5_000)
+        #expect(c.balance(f.bob) == bob0 + 500, "no votes after the window: an even split of the 1,000")
+        for a in c.job(job).dispute!.arbiters { #expect(c.s.reputation(of: a) == ReputationRule.arbiterSilent) }
+        // A second job: past its deadline the worker can no longer submit.
+        var late = codeJob
+        late.deadline = Height(c.s.height.value + 4)
+        let j2 = c.ok(f.alice, .jobPost(late))
+        c.ok(f.bob, .jobAccept(j2)); c.ok(f.alice, .escrowFund(j2))
+        c.empty(3)
+        #expect(c.refuse(f.bob, .jobSubmit(job: j2, milestone: 0, result: Blake2b.hash([2]))) == .deadlinePassed(late.deadline))
+        #expect(c.s.totalSupply == c.s.computedSupply())
+    }
+
     /// Every economy rejection rule: a typed error and no state change (checked in `refuse`).
     @Test func everyEconomyRejectionIsTypedAndChangesNothing() {
         var c = economyChain { $0.disputeWindowBlocks = 2 }
@@ -221,7 +255,9 @@ let codeJob = JobSpec(title: "port the parser", capabilities: ["code"], mileston
         var picky = codeJob; picky.minReputation = 1
         let pickyJob = c.ok(f.alice, .jobPost(picky))
         #expect(c.refuse(f.bob, .jobAccept(pickyJob)) == .reputationTooLow(required: 1, has: 0))
-        let job = c.ok(f.alice, .jobPost(codeJob))
+        var far = codeJob
+        far.deadline = 500
+        let job = c.ok(f.alice, .jobPost(far))
         #expect(c.refuse(f.dave, .jobAccept(job)) == .missingCapability("code"))
         #expect(c.refuse(f.alice, .jobAccept(job)) == .invalidJob("the client or arbiter cannot work on the job"))
         #expect(c.refuse(f.alice, .jobAccept(Blake2b.hash([1]))) == .unknownJob(Blake2b.hash([1])))
@@ -288,7 +324,7 @@ let codeJob = JobSpec(title: "port the parser", capabilities: ["code"], mileston
         #expect(c.refuse(f.alice, .interact(target: stranger.publicKey, kind: .follow, meme: .zero)) == .notRegistered("agent or validator \(stranger.publicKey.short)"))
         // Governance: an unauthorised parameter change, and bad proposals.
         let change = GovernanceProposal(change: .parameter(name: "blockReward", value: 1), activateAt: Height(c.s.height.value + 50), description: "")
-        #expect(c.refuse(f.alice, .govPropose(change)) == .notAuthorized("only an active validator may propose"))
+        #expect(c.refuse(f.alice, .govPropose(change)) == .notAuthorized("only a validator with voting power may propose"))
         let unknown = GovernanceProposal(change: .parameter(name: "checkpointInterval", value: 1), activateAt: Height(c.s.height.value + 5), description: "")
         if case let .invalidProposal(why)? = c.refuse(v1, .govPropose(unknown)) {
             #expect(why.contains("not a governable parameter"))
@@ -296,9 +332,18 @@ let codeJob = JobSpec(title: "port the parser", capabilities: ["code"], mileston
         let downgrade = GovernanceProposal(change: .ruleVersion(1), activateAt: Height(c.s.height.value + 5), description: "")
         if case .invalidProposal? = c.refuse(v1, .govPropose(downgrade)) {} else { Issue.record("a downgrade was proposed") }
         let pid = c.ok(v1, .govPropose(change))
-        #expect(c.refuse(f.alice, .govVote(proposal: pid, approve: true)) == .notAuthorized("only an active validator may vote"))
+        #expect(c.refuse(f.alice, .govVote(proposal: pid, approve: true)) == .notAuthorized("only a validator with voting power may vote"))
         #expect(c.refuse(v1, .govVote(proposal: pid, approve: true)) == .alreadyVoted)
         #expect(c.refuse(v1, .govVote(proposal: r, approve: true)) == .unknownProposal(r))
+        // Found in review: a minimum reputation of Int64.min must be refused, not trap in abs().
+        var hostile = codeJob; hostile.minReputation = .min; hostile.deadline = 900
+        #expect(c.refuse(f.alice, .jobPost(hostile)) == .invalidJob("minimum reputation out of range"))
+        // A fee no one could pay is not a governable value (it would refuse the vote to undo it).
+        let brick = GovernanceProposal(change: .parameter(name: "minFee", value: .max), activateAt: Height(c.s.height.value + 50), description: "")
+        if case .invalidProposal? = c.refuse(v1, .govPropose(brick)) {} else { Issue.record("an unpayable minFee was proposed") }
+        // A registered validator without voting power (no bonded stake) may not propose.
+        c.ok(f.carol, .validatorRegister(name: "sybil", personality: "chaotic"))
+        #expect(c.refuse(f.carol, .govPropose(change)) == .notAuthorized("only a validator with voting power may propose"))
         // A fee below gas × base fee.
         let meme2 = Payload.memePost(Meme(contentHash: r, content: "x", tags: []))
         #expect(c.refuse(f.alice, meme2, fee: 1) == .feeTooLow(minimum: 2, offered: 1))
