@@ -255,18 +255,27 @@ public struct DemoWorkload {
                 submit(v0, .opinion(Opinion(height: b?.header.height ?? 1, view: 0, blockHash: b.map { Blake2b.hash($0.headerBytes) } ?? .zero,
                                            verdict: .accept, reason: "meme quality is fine")))
                 submit(v0, .endorse(subject: keys[3].publicKey, delta: 3, reason: "reliable worker"))
-                // Governance: one change the producer's power carries, one it votes down.
+                // Governance: one change the producer's power carries, one it votes down. Only
+                // validators holding power propose: validator 0 once its stake counts (from
+                // the epoch after it bonded), else the producer alone (its proposal passes).
                 let at = Height(st().height.value + 3)
                 let yes = GovernanceProposal(change: .parameter(name: "blockReward", value: 150), activateAt: at, description: "more rewards")
                 let no = GovernanceProposal(change: .parameter(name: "feeBurnBps", value: 0), activateAt: at, description: "burn nothing")
-                let yesID = EventCrypto.id(EventCrypto.makeEvent(chain: Self.chain, key: keys[v0], nonce: nonces[v0] + 1,
-                                                                 fee: st().requiredFee(for: .govPropose(yes)) * 2, payload: .govPropose(yes)).bytes)
-                submit(v0, .govPropose(yes))
-                let noID = EventCrypto.id(EventCrypto.makeEvent(chain: Self.chain, key: keys[v0], nonce: nonces[v0] + 1,
-                                                                fee: st().requiredFee(for: .govPropose(no)) * 2, payload: .govPropose(no)).bytes)
-                submit(v0, .govPropose(no))
-                submit(me, .govVote(proposal: yesID, approve: true))
-                submit(me, .govVote(proposal: noID, approve: false))
+                func id(_ i: Int, _ p: GovernanceProposal) -> EventID {
+                    EventCrypto.id(EventCrypto.makeEvent(chain: Self.chain, key: keys[i], nonce: nonces[i] + 1,
+                                                         fee: st().requiredFee(for: .govPropose(p)) * 2, payload: .govPropose(p)).bytes)
+                }
+                let v0Key = st().validators[keys[v0].publicKey]?.consensusKey
+                if let k = v0Key, st().epochPower[k] != nil {
+                    let yesID = id(v0, yes)
+                    submit(v0, .govPropose(yes))
+                    let noID = id(v0, no)
+                    submit(v0, .govPropose(no))
+                    submit(me, .govVote(proposal: yesID, approve: true))
+                    submit(me, .govVote(proposal: noID, approve: false))
+                } else {
+                    submit(me, .govPropose(yes))
+                }
             }
             // A job paid milestone by milestone: one release, one multisig (worker + client).
             let client = 4 % agents, cap = st().agents[keys[5 % agents].publicKey]!.profile.capabilities[0]
