@@ -84,19 +84,23 @@ public struct DemoWorkload {
         let validatorCount = min(3, agents / 4)
         var rotated = false
 
-        func submit(_ i: Int, _ payload: Payload, fee: UInt64? = nil) {
+        /// Signs and submits a valid event; its id (a job's, a meme's, a proposal's), or nil if refused.
+        @discardableResult
+        func submit(_ i: Int, _ payload: Payload, fee: UInt64? = nil) -> EventID? {
             // Twice the minimum: the base fee may rise by the time the block commits.
             let fee = fee ?? producer.pendingState.requiredFee(for: payload) * 2
             let e = EventCrypto.makeEvent(chain: Self.chain, key: keys[i], nonce: nonces[i] + 1, fee: fee, payload: payload)
             summary.submitted += 1
             do {
-                try producer.submit(e.bytes)
+                let id = try producer.submit(e.bytes)
                 nonces[i] += 1
                 summary.committed += 1
                 summary.kinds[payload.kind.description, default: 0] += 1
+                return id
             } catch {
                 summary.validRefused += 1
                 summary.refusals["unexpected: \(payload.kind): \(error)", default: 0] += 1
+                return nil
             }
         }
         func refuse(_ label: String, _ bytes: [UInt8]) {
@@ -261,32 +265,19 @@ public struct DemoWorkload {
                 let at = Height(st().height.value + 3)
                 let yes = GovernanceProposal(change: .parameter(name: "blockReward", value: 150), activateAt: at, description: "more rewards")
                 let no = GovernanceProposal(change: .parameter(name: "feeBurnBps", value: 0), activateAt: at, description: "burn nothing")
-                func id(_ i: Int, _ p: GovernanceProposal) -> EventID {
-                    EventCrypto.id(EventCrypto.makeEvent(chain: Self.chain, key: keys[i], nonce: nonces[i] + 1,
-                                                         fee: st().requiredFee(for: .govPropose(p)) * 2, payload: .govPropose(p)).bytes)
-                }
                 let v0Key = st().validators[keys[v0].publicKey]?.consensusKey
                 if let k = v0Key, st().epochPower[k] != nil {
-                    let yesID = id(v0, yes)
-                    submit(v0, .govPropose(yes))
-                    let noID = id(v0, no)
-                    submit(v0, .govPropose(no))
-                    submit(me, .govVote(proposal: yesID, approve: true))
-                    submit(me, .govVote(proposal: noID, approve: false))
+                    if let yesID = submit(v0, .govPropose(yes)) { submit(me, .govVote(proposal: yesID, approve: true)) }
+                    if let noID = submit(v0, .govPropose(no)) { submit(me, .govVote(proposal: noID, approve: false)) }
                 } else {
                     submit(me, .govPropose(yes))
                 }
             }
             // A job paid milestone by milestone: one release, one multisig (worker + client).
             let client = 4 % agents, cap = st().agents[keys[5 % agents].publicKey]!.profile.capabilities[0]
-            func post(_ spec: JobSpec) -> JobID {
-                let e = EventCrypto.makeEvent(chain: Self.chain, key: keys[client], nonce: nonces[client] + 1,
-                                              fee: st().requiredFee(for: .jobPost(spec)) * 2, payload: .jobPost(spec))
-                submit(client, .jobPost(spec))
-                return EventCrypto.id(e.bytes)
-            }
             let deadline = Height(st().height.value + 12)
-            let paid = post(JobSpec(title: "label the dataset", capabilities: [cap], milestones: [400, 600], deadline: deadline))
+            guard let paid = submit(client, .jobPost(JobSpec(title: "label the dataset", capabilities: [cap], milestones: [400, 600], deadline: deadline)))
+            else { return }
             nextBlock()
             guard let worker = st().matches(st().economy.jobs[paid]!).first.map({ index($0.agent) }) else { return }
             submit(worker, .jobAccept(paid))
@@ -300,7 +291,8 @@ public struct DemoWorkload {
             submit(client, .rate(job: paid, score: 4, comment: "good labels, one late"))
             submit(worker, .rate(job: paid, score: 5, comment: "paid promptly"))
             // A disputed job: the drawn arbiters vote, the median decides.
-            let disputed = post(JobSpec(title: "summarise the corpus", capabilities: [cap], milestones: [1_000], deadline: deadline))
+            guard let disputed = submit(client, .jobPost(JobSpec(title: "summarise the corpus", capabilities: [cap], milestones: [1_000],
+                                                                 deadline: deadline))) else { return }
             nextBlock()
             submit(worker, .jobAccept(disputed))
             submit(client, .escrowFund(disputed))
@@ -316,15 +308,16 @@ public struct DemoWorkload {
                 submit(client, .disputeResolve(disputed))
             }
             // A job nobody took: the client cancels and is refunded.
-            let lapsed = post(JobSpec(title: "translate the manual", capabilities: ["no such skill"], milestones: [250], deadline: deadline))
-            submit(client, .escrowFund(lapsed))
-            submit(client, .escrowRefund(lapsed))
+            if let lapsed = submit(client, .jobPost(JobSpec(title: "translate the manual", capabilities: ["no such skill"], milestones: [250],
+                                                            deadline: deadline))) {
+                submit(client, .escrowFund(lapsed))
+                submit(client, .escrowRefund(lapsed))
+            }
             // Memes and the social graph.
-            let memeEvent = EventCrypto.makeEvent(chain: Self.chain, key: keys[worker], nonce: nonces[worker] + 1,
-                                                  fee: st().requiredFee(for: .memePost(strategy.post(1))) * 2, payload: .memePost(strategy.post(1)))
-            submit(worker, .memePost(strategy.post(1)))
-            submit(client, .memeReact(meme: EventCrypto.id(memeEvent.bytes), reaction: .fire))
-            submit(client, .interact(target: keys[worker].publicKey, kind: .collaborate, meme: EventCrypto.id(memeEvent.bytes)))
+            if let meme = submit(worker, .memePost(strategy.post(1))) {
+                submit(client, .memeReact(meme: meme, reaction: .fire))
+                submit(client, .interact(target: keys[worker].publicKey, kind: .collaborate, meme: meme))
+            }
             // An equivocation: validator 1 signs two prepares for one height and view; agent
             // 2 proves it; validator 1 is slashed and jailed, serves its term and unjails.
             if v.count >= 2 {
