@@ -259,7 +259,7 @@ public struct Replayer {
             if let observer {
                 // The same folds as `applyBlock`, one event at a time so the observer sees each.
                 try observer.blockWillBegin(b, state: state)
-                let ctx = BlockContext(height: hd.height, timestampMs: hd.timestampMs, proposer: hd.proposer)
+                let ctx = BlockContext(height: hd.height, timestampMs: hd.timestampMs, proposer: hd.proposer, parentStateRoot: hd.parentStateRoot)
                 do throws(BlockError) { try state.beginBlock(ctx) } catch { throw fail(h, name, error.description) }
                 try observer.blockBegan(b, state: state)
                 for (i, e) in events.enumerated() {

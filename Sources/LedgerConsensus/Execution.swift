@@ -92,7 +92,7 @@ public enum Execution {
             checked += 1
         }
         var s = p
-        let ctx = BlockContext(height: h.height, timestampMs: h.timestampMs, proposer: h.proposer)
+        let ctx = BlockContext(height: h.height, timestampMs: h.timestampMs, proposer: h.proposer, parentStateRoot: h.parentStateRoot)
         do throws(BlockError) {
             try s.beginBlock(ctx)
             for i in envs.indices {

@@ -524,7 +524,8 @@ public struct Replica: Sendable {
         var stale: [EventID] = []
         var found = false
         var looked = 0
-        let ctx = BlockContext(height: state.height.next, timestampMs: max(now, state.timestampMs), proposer: myKey?.publicKey ?? config.keys[0].publicKey)
+        let ctx = BlockContext(height: state.height.next, timestampMs: max(now, state.timestampMs), proposer: myKey?.publicKey ?? config.keys[0].publicKey,
+                               parentStateRoot: stateRoot)
         var probe = state
         try? probe.beginBlock(ctx)
         for id in mempoolOrder where looked < 256 {
@@ -865,7 +866,7 @@ public struct Replica: Sendable {
     mutating func buildBlock(_ h: UInt64, parent: ParentView, key: SigningKey) -> (ProposedBlock, ExecutedBlock)? {
         var s = parent.state
         let ts = max(now, s.timestampMs)
-        let ctx = BlockContext(height: Height(h), timestampMs: ts, proposer: key.publicKey)
+        let ctx = BlockContext(height: Height(h), timestampMs: ts, proposer: key.publicKey, parentStateRoot: parent.stateRoot)
         do { try s.beginBlock(ctx) } catch { preconditionFailure("a proposal follows its parent by construction: \(error)") }
         var inFlight = Set<EventID>()
         for (k, slot) in slots where k > state.height.value && !slot.executed { for id in slot.exec?.ids ?? [] { inFlight.insert(id) } }

@@ -493,10 +493,10 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
         var receipts: [Receipt] = []
         var accepted: [(Int, EventID, [UInt8])] = []
         var scratch: [UInt8] = []
-        let (state, isStopping) = cond.withLock { (head, stopping) }
+        let (state, root, isStopping) = cond.withLock { (head, headRoot, stopping) }
         var verifiedHere = 0
         for bytes in events {
-            let r = check(bytes, state, stopping: isStopping, &scratch)
+            let r = check(bytes, state, root: root, stopping: isStopping, &scratch)
             if r.verified { verifiedHere += 1 }
             receipts.append(r.receipt)
             if let id = r.admit { accepted.append((receipts.count - 1, id, bytes)) }
@@ -538,7 +538,7 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
     struct Checked { var receipt: Receipt; var admit: EventID?; var verified = false }
 
     /// The admission checks that need no lock: everything but the mempool bound.
-    private func check(_ bytes: [UInt8], _ s: LedgerState, stopping: Bool, _ scratch: inout [UInt8]) -> Checked {
+    private func check(_ bytes: [UInt8], _ s: LedgerState, root: Hash32, stopping: Bool, _ scratch: inout [UInt8]) -> Checked {
         func reject(_ id: EventID?, _ code: String, _ why: String) -> Checked {
             Checked(receipt: Receipt(id: id, status: .rejected, code: code, error: why), admit: nil)
         }
@@ -582,7 +582,7 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
         // (a pipelined batch) may depend on the ones before them: the block checks those.
         if e.nonce == acct.nonce + 1 {
             var probe = s
-            let ctx = BlockContext(height: s.height.next, timestampMs: max(now(), s.timestampMs), proposer: options.nodeKey)
+            let ctx = BlockContext(height: s.height.next, timestampMs: max(now(), s.timestampMs), proposer: options.nodeKey, parentStateRoot: root)
             do {
                 try probe.beginBlock(ctx)
                 try probe.apply(e, id: id, ctx)

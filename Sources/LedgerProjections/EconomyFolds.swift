@@ -485,12 +485,13 @@ extension LedgerState {
 
     /// Draws the arbiters of the disputes opened in the block just folded, seeded by the
     /// root of the state it left (the next header's parent state root). Called first in
-    /// `beginBlock`, before anything of the new block changes the state.
-    mutating func drawPendingArbiters() {
+    /// `beginBlock`, before anything of the new block changes the state. `seed` is that
+    /// root when the caller already has it (every header names it).
+    mutating func drawPendingArbiters(seed known: Hash32?) {
         guard economy.ruleVersion >= RuleVersion.economy else { return }
         let pending = economy.jobs.values.filter { $0.status == .disputed && $0.dispute?.arbiters.isEmpty == true && $0.dispute?.openedAt == height }
         guard !pending.isEmpty else { return }
-        let seed = stateRoot()
+        let seed = known ?? stateRoot()
         for id in pending.map(\.id).sorted() {
             let arbiters = drawArbiters(economy.jobs[id]!, seed: seed)
             economy.jobs[id]!.dispute!.arbiters = arbiters

@@ -6,8 +6,12 @@ public struct BlockContext: Sendable {
     public var height: Height
     public var timestampMs: UInt64
     public var proposer: PublicKey
-    public init(height: Height, timestampMs: UInt64, proposer: PublicKey) {
-        self.height = height; self.timestampMs = timestampMs; self.proposer = proposer
+    /// The root of the state the block starts from (its header's parent state root),
+    /// when the caller has it; `beginBlock` hashes the state itself when it needs the
+    /// root (an arbiter draw) and this is nil.
+    public var parentStateRoot: Hash32?
+    public init(height: Height, timestampMs: UInt64, proposer: PublicKey, parentStateRoot: Hash32? = nil) {
+        self.height = height; self.timestampMs = timestampMs; self.proposer = proposer; self.parentStateRoot = parentStateRoot
     }
 }
 
@@ -35,7 +39,7 @@ extension LedgerState {
         guard ctx.height == height.next else { throw .outOfOrder(expected: height.next, got: ctx.height) }
         guard ctx.timestampMs >= timestampMs else { throw .timeWentBackwards(parent: timestampMs, block: ctx.timestampMs) }
         // Arbiters for the disputes the previous block opened, seeded by the state it left.
-        drawPendingArbiters()
+        drawPendingArbiters(seed: ctx.parentStateRoot)
         // The previous block's rewards and base fee, under the power it was certified by.
         settleBlock(ctx)
         // The power of the state before the epoch's first block: exactly what
@@ -364,7 +368,8 @@ extension LedgerState {
     /// state is left partly applied: callers discard it, since a committed block that
     /// does not apply means the log is bad.
     public mutating func applyBlock(_ header: BlockHeader, _ events: [(id: EventID, envelope: Envelope)]) throws(BlockError) {
-        let ctx = BlockContext(height: header.height, timestampMs: header.timestampMs, proposer: header.proposer)
+        let ctx = BlockContext(height: header.height, timestampMs: header.timestampMs, proposer: header.proposer,
+                               parentStateRoot: header.parentStateRoot)
         try beginBlock(ctx)
         for (i, e) in events.enumerated() {
             do { try apply(e.envelope, id: e.id, ctx) } catch { throw .event(index: i, id: e.id, error) }
