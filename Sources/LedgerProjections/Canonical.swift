@@ -90,23 +90,17 @@ extension LedgerState {
         var s = LedgerState(empty: chain, params, gh)
         s.height = Height(try r.u64("snapshot.height")); s.timestampMs = try r.u64("snapshot.timestamp")
         s.totalSupply = try r.u64("snapshot.supply"); s.burned = try r.u64("snapshot.burned"); s.feesPaid = try r.u64("snapshot.fees"); s.eventsApplied = try r.u64("snapshot.events")
-        let cap = Limits.snapshotBytesMax / 32
-        func n32(_ r: inout ByteReader, _ f: String) throws(DecodeError) -> Int {
-            let n = Int(try r.u32(f))
-            guard n <= cap else { throw .tooLong(field: f, length: n, max: cap) }
-            return n
-        }
         var last: Bytes32? = nil
         func sorted(_ k: Bytes32, _ f: String) throws(DecodeError) {
             if let l = last, !(l < k) { throw .invalidValue(field: f, reason: "keys not strictly increasing") }
             last = k
         }
-        for _ in 0 ..< (try n32(&r, "snapshot.accounts")) {
+        for _ in 0 ..< (try r.snapshotCount("snapshot.accounts")) {
             let k = try r.b32("account.key"); try sorted(k, "snapshot.accounts")
             s.accounts[k] = Account(balance: try r.u64("account.balance"), nonce: try r.u64("account.nonce"))
         }
         last = nil
-        for _ in 0 ..< (try n32(&r, "snapshot.validators")) {
+        for _ in 0 ..< (try r.snapshotCount("snapshot.validators")) {
             let id = try r.b32("validator.id"); try sorted(id, "snapshot.validators")
             let name = try r.string("validator.name", max: Limits.nameBytesMax)
             let pers = try r.string("validator.personality", max: Limits.personalityBytesMax)
@@ -118,23 +112,23 @@ extension LedgerState {
             let reg = Height(try r.u64("validator.registeredAt"))
             let jailedUntil = Height(try r.u64("validator.jailedUntil"))
             var hist: [ValidatorState.KeyEpoch] = []
-            for _ in 0 ..< (try n32(&r, "validator.keyHistory")) {
+            for _ in 0 ..< (try r.snapshotCount("validator.keyHistory")) {
                 let e = ValidatorState.KeyEpoch(from: Height(try r.u64("key.from")), key: try r.b32("key.key"))
                 hist.append(e); s.consensusKeys[e.key] = id
             }
             s.validators[id] = ValidatorState(id: id, name: name, personality: pers, consensusKey: ck, keyHistory: hist,
                                               selfStake: ss, delegated: dl, status: st, registeredAt: reg, jailedUntil: jailedUntil)
         }
-        for _ in 0 ..< (try n32(&r, "snapshot.delegations")) {
+        for _ in 0 ..< (try r.snapshotCount("snapshot.delegations")) {
             let k = DelegationKey(delegator: try r.b32("d.delegator"), validator: try r.b32("d.validator"))
             s.delegations[k] = try r.u64("d.amount")
         }
-        for _ in 0 ..< (try n32(&r, "snapshot.unbonding")) {
+        for _ in 0 ..< (try r.snapshotCount("snapshot.unbonding")) {
             s.unbonding.append(Unbonding(account: try r.b32("u.account"), validator: try r.b32("u.validator"),
                                          amount: try r.u64("u.amount"), releaseAt: Height(try r.u64("u.release"))))
         }
         last = nil
-        for _ in 0 ..< (try n32(&r, "snapshot.agents")) {
+        for _ in 0 ..< (try r.snapshotCount("snapshot.agents")) {
             let k = try r.b32("agent.key"); try sorted(k, "snapshot.agents")
             let p = try Payload.decode(kind: .agentRegister, try profileSlice(&r))
             guard case let .agentRegister(profile) = p else { throw .invalidValue(field: "agent", reason: "profile") }
@@ -142,7 +136,7 @@ extension LedgerState {
                                      active: try r.u8("agent.active") == 1)
         }
         last = nil
-        for _ in 0 ..< (try n32(&r, "snapshot.alliances")) {
+        for _ in 0 ..< (try r.snapshotCount("snapshot.alliances")) {
             let id = try r.b32("alliance.id"); try sorted(id, "snapshot.alliances")
             let proposer = try r.b32("alliance.proposer")
             let nt = try r.count("alliance.targets", max: Limits.allianceTargetsMax)
@@ -160,18 +154,18 @@ extension LedgerState {
                                             accepted: acc, status: st, activeUntilMs: try r.u64("alliance.activeUntil"))
         }
         last = nil
-        for _ in 0 ..< (try n32(&r, "snapshot.epochPower")) {
+        for _ in 0 ..< (try r.snapshotCount("snapshot.epochPower")) {
             let k = try r.b32("epochPower.key"); try sorted(k, "snapshot.epochPower")
             s.epochPower[k] = try r.u64("epochPower.power")
         }
-        for _ in 0 ..< (try n32(&r, "snapshot.slashes")) {
+        for _ in 0 ..< (try r.snapshotCount("snapshot.slashes")) {
             s.slashes.append(SlashRecord(validator: try r.b32("slash.validator"), offenceHeight: Height(try r.u64("slash.offenceHeight")),
                                          offenceView: try r.u64("slash.offenceView"), stakeBefore: try r.u64("slash.stakeBefore"),
                                          amount: try r.u64("slash.amount"), evidence: try r.b32("slash.evidence"),
                                          slashedAt: Height(try r.u64("slash.slashedAt"))))
         }
         var lastOffence: OffenceKey? = nil
-        for _ in 0 ..< (try n32(&r, "snapshot.offences")) {
+        for _ in 0 ..< (try r.snapshotCount("snapshot.offences")) {
             let o = OffenceKey(validator: try r.b32("offence.validator"), height: Height(try r.u64("offence.height")),
                                view: try r.u64("offence.view"), kind: try r.u8("offence.kind"))
             if let l = lastOffence, !(l < o) { throw .invalidValue(field: "snapshot.offences", reason: "keys not strictly increasing") }
@@ -179,7 +173,7 @@ extension LedgerState {
             s.offences.insert(o)
         }
         last = nil
-        for _ in 0 ..< (try n32(&r, "snapshot.opinionCounts")) {
+        for _ in 0 ..< (try r.snapshotCount("snapshot.opinionCounts")) {
             let k = try r.b32("opinion.validator"); try sorted(k, "snapshot.opinionCounts")
             s.opinionCounts[k] = OpinionCount(accepted: try r.u64("opinion.accepted"), refused: try r.u64("opinion.refused"))
         }
@@ -208,5 +202,16 @@ extension LedgerState {
         accounts = [:]; validators = [:]; consensusKeys = [:]; delegations = [:]; unbonding = []; agents = [:]; alliances = [:]
         epochPower = [:]; slashes = []; offences = []; opinionCounts = [:]
         economy = EconomyState(present: false, ruleVersion: RuleVersion.legacy, parameters: EconomyParameters())
+    }
+}
+
+extension ByteReader {
+    /// A u32 entry count in a snapshot, bounded so no count can ask for more entries
+    /// than a snapshot's largest size could hold.
+    mutating func snapshotCount(_ f: String) throws(DecodeError) -> Int {
+        let cap = Limits.snapshotBytesMax / 32
+        let n = Int(try u32(f))
+        guard n <= cap else { throw .tooLong(field: f, length: n, max: cap) }
+        return n
     }
 }

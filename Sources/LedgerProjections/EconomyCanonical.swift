@@ -68,12 +68,6 @@ extension LedgerState {
     static func decodeEconomy(_ r: inout ByteReader, into s: inout LedgerState) throws(DecodeError) {
         guard r.remaining > 0 else { return }
         guard try r.u8("economy.marker") == economyMarker else { throw .invalidValue(field: "economy.marker", reason: "unknown section") }
-        let cap = Limits.snapshotBytesMax / 32
-        func n32(_ f: String) throws(DecodeError) -> Int {
-            let n = Int(try r.u32(f))
-            guard n <= cap else { throw .tooLong(field: f, length: n, max: cap) }
-            return n
-        }
         func payload(_ kind: EventKind, _ f: String) throws(DecodeError) -> Payload {
             try Payload.decode(kind: kind, try r.blob16(f, max: Limits.payloadBytesMax)[...])
         }
@@ -85,19 +79,19 @@ extension LedgerState {
         let version = try r.u16("economy.ruleVersion")
         var e = EconomyState(present: true, ruleVersion: version, parameters: EconomyParameters())
         e.ruleHistory = []
-        for _ in 0 ..< (try n32("economy.ruleHistory")) {
+        for _ in 0 ..< (try r.snapshotCount("economy.ruleHistory")) {
             e.ruleHistory.append(RuleEpoch(from: Height(try r.u64("rule.from")), version: try r.u16("rule.version")))
         }
         e.parameters = try EconomyParameters.decode(&r)
         e.baseFee = try r.u64("economy.baseFee"); e.blockGasUsed = try r.u64("economy.blockGasUsed"); e.feePool = try r.u64("economy.feePool")
         e.lastProposer = try r.b32("economy.lastProposer"); e.minted = try r.u64("economy.minted"); e.feesBurned = try r.u64("economy.feesBurned")
-        for _ in 0 ..< (try n32("economy.rewards")) { e.rewards[try r.b32("reward.key")] = try r.u64("reward.amount") }
-        for _ in 0 ..< (try n32("economy.commissions")) { e.commissions[try r.b32("commission.key")] = try r.u32("commission.bps") }
-        for _ in 0 ..< (try n32("economy.delegatorSlashes")) {
+        for _ in 0 ..< (try r.snapshotCount("economy.rewards")) { e.rewards[try r.b32("reward.key")] = try r.u64("reward.amount") }
+        for _ in 0 ..< (try r.snapshotCount("economy.commissions")) { e.commissions[try r.b32("commission.key")] = try r.u32("commission.bps") }
+        for _ in 0 ..< (try r.snapshotCount("economy.delegatorSlashes")) {
             e.delegatorSlashes.append(DelegatorSlash(validator: try r.b32("dslash.validator"), delegator: try r.b32("dslash.delegator"),
                                                      amount: try r.u64("dslash.amount"), evidence: try r.b32("dslash.evidence")))
         }
-        for _ in 0 ..< (try n32("economy.jobs")) {
+        for _ in 0 ..< (try r.snapshotCount("economy.jobs")) {
             let id = try r.b32("job.id"), client = try r.b32("job.client")
             guard case let .jobPost(spec) = try payload(.jobPost, "job.spec") else { throw .invalidValue(field: "job.spec", reason: "not a job") }
             var j = Job(id: id, client: client, spec: spec, postedAt: Height(try r.u64("job.postedAt")), milestones: [])
@@ -121,30 +115,30 @@ extension LedgerState {
             j.clientRated = try flag("job.clientRated"); j.workerRated = try flag("job.workerRated")
             e.jobs[id] = j
         }
-        for _ in 0 ..< (try n32("economy.reputation")) {
+        for _ in 0 ..< (try r.snapshotCount("economy.reputation")) {
             e.reputation[try r.b32("reputation.key")] = Reputation(value: Int64(bitPattern: try r.u64("reputation.value")),
                                                                    asOf: Height(try r.u64("reputation.asOf")))
         }
-        for _ in 0 ..< (try n32("economy.memes")) {
+        for _ in 0 ..< (try r.snapshotCount("economy.memes")) {
             let id = try r.b32("meme.id"), author = try r.b32("meme.author")
             guard case let .memePost(meme) = try payload(.memePost, "meme.body") else { throw .invalidValue(field: "meme.body", reason: "not a meme") }
             var m = MemeState(id: id, author: author, meme: meme, postedAt: Height(try r.u64("meme.postedAt")), reactions: [:], reactors: [])
             for _ in 0 ..< Int(try r.u8("meme.reactions")) { m.reactions[try r.u8("reaction.code")] = try r.u64("reaction.count") }
-            for _ in 0 ..< (try n32("meme.reactors")) { m.reactors.append(try r.b32("meme.reactor")) }
+            for _ in 0 ..< (try r.snapshotCount("meme.reactors")) { m.reactors.append(try r.b32("meme.reactor")) }
             e.memes[id] = m
         }
-        for _ in 0 ..< (try n32("economy.influence")) {
+        for _ in 0 ..< (try r.snapshotCount("economy.influence")) {
             let k = try r.b32("influence.key")
             var c = InfluenceCounters(memesPosted: try r.u64("influence.memes"), reactionsReceived: [:],
                                       interactionsReceived: try r.u64("influence.received"), interactionsMade: try r.u64("influence.made"))
             for _ in 0 ..< Int(try r.u8("influence.reactions")) { c.reactionsReceived[try r.u8("reaction.code")] = try r.u64("reaction.count") }
             e.influence[k] = c
         }
-        for _ in 0 ..< (try n32("economy.proposals")) {
+        for _ in 0 ..< (try r.snapshotCount("economy.proposals")) {
             let id = try r.b32("proposal.id"), proposer = try r.b32("proposal.proposer")
             guard case let .govPropose(gp) = try payload(.govPropose, "proposal.body") else { throw .invalidValue(field: "proposal.body", reason: "not a proposal") }
             var p = ProposalState(id: id, proposer: proposer, proposal: gp, proposedAt: Height(try r.u64("proposal.proposedAt")), votes: [:], status: .pending)
-            for _ in 0 ..< (try n32("proposal.votes")) { p.votes[try r.b32("vote.validator")] = try flag("vote.approve") }
+            for _ in 0 ..< (try r.snapshotCount("proposal.votes")) { p.votes[try r.b32("vote.validator")] = try flag("vote.approve") }
             guard let st = ProposalStatus(rawValue: try r.u8("proposal.status")) else { throw .invalidValue(field: "proposal.status", reason: "unknown status") }
             p.status = st
             e.proposals[id] = p
