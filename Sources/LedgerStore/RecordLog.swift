@@ -163,7 +163,10 @@ public final class LedgerLog: EventLog, @unchecked Sendable {
             for (i, cl) in claimed.enumerated().reversed() where cl { releaseIDs(commits[i].events, firstSequence: commits[i].block.firstSequence.value) }
         }
         do throws(StoreError) {
-            for c in commits { claimed.append(try claimIDs(c.events, firstSequence: c.block.firstSequence.value)) }
+            // The tail is brought to the head once: each block's claim then extends it in
+            // memory (the head record moves only when the write commits).
+            let from = try tail(from: try indexed().next).from
+            for c in commits { claimed.append(try claimIDs(c.events, firstSequence: c.block.firstSequence.value, tailFrom: from)) }
             try kv.write { t throws(StoreError) in
                 guard let m = try Self.head(t) else { throw StoreError.notInitialized }
                 var height = m.height, hash = m.hash, seq = m.nextSequence.value
@@ -196,11 +199,11 @@ public final class LedgerLog: EventLog, @unchecked Sendable {
         indexAfterAppend(height: last.block.header.height.value)
     }
 
-    /// Claims the block's ids in the unindexed tail cache, refusing any that repeats
-    /// within the block or is already there — one hash operation per event. Returns
+    /// Claims the block's ids in the unindexed tail cache (brought to the head by the
+    /// caller, starting at `from`), refusing any that repeats within the block or is
+    /// already there — one hash operation per event. Returns
     /// whether a claim was made, to release if the write then fails.
-    func claimIDs(_ events: [(id: EventID, envelope: Envelope)], firstSequence: UInt64) throws(StoreError) -> Bool {
-        let from = try tail(from: try indexed().next).from
+    func claimIDs(_ events: [(id: EventID, envelope: Envelope)], firstSequence: UInt64, tailFrom from: UInt64) throws(StoreError) -> Bool {
         var claimed = false
         let dup: EventID? = cacheLock.withLock {
             guard tailCache.from == from, tailCache.to == firstSequence else {

@@ -38,8 +38,18 @@ struct BenchNet: AsyncParsableCommand {
         var rejected: [String: Int] = [:]
         /// Raw one-core verifications per second around this phase.
         var raw = 0.0
+        /// CPU seconds (user + system) the 4 node processes and this client process used
+        /// during the phase: a figure the machine's noise (steal, neighbours) moves less
+        /// than wall-clock throughput.
+        var nodeCPU = 0.0
+        var clientCPU = 0.0
         var rate: Double { seconds > 0 ? Double(committed) / seconds : 0 }
         func ceiling(_ cores: Int) -> Double { raw * Double(cores) / 4 }
+        /// Node CPU per committed event, in µs.
+        var nodeMicros: Double { committed > 0 ? 1e6 * nodeCPU / Double(committed) : 0 }
+        /// The share of the nodes' CPU that is the 4 verifications each event needs at the
+        /// raw rate: the CPU-time form of "fraction of the ceiling".
+        var verifyShare: Double { committed > 0 && raw > 0 ? 4e6 / raw / nodeMicros : 0 }
     }
 
     func run() async throws {
@@ -84,9 +94,13 @@ struct BenchNet: AsyncParsableCommand {
             return Double(sample.count) / Date().timeIntervalSince(t0)
         }
         let cores = ProcessInfo.processInfo.activeProcessorCount
+        let pids = procs.compactMap { $0.process?.processIdentifier }
         func paired(_ run: () async -> Phase) async -> Phase {
             let before = rawRate()
+            let (n0, c0) = (pids.reduce(0) { $0 + cpuSeconds(pid: $1) }, cpuSeconds(pid: getpid()))
             var p = await run()
+            p.nodeCPU = pids.reduce(0) { $0 + cpuSeconds(pid: $1) } - n0
+            p.clientCPU = cpuSeconds(pid: getpid()) - c0
             p.raw = (before + rawRate()) / 2
             return p
         }
@@ -106,7 +120,9 @@ struct BenchNet: AsyncParsableCommand {
                 "phases": phases.map { ["name": $0.name, "committedPerSecond": Int($0.rate), "rawVerifyPerSecond1Core": Int($0.raw),
                                         "ceilingEventsPerSecond": Int($0.ceiling(cores)), "ofCeiling": $0.rate / $0.ceiling(cores),
                                         "p50Ms": percentile($0.latenciesMs, 50), "p99Ms": percentile($0.latenciesMs, 99),
-                                        "committed": $0.committed, "rejected": $0.rejected] },
+                                        "committed": $0.committed, "rejected": $0.rejected,
+                                        "nodeCPUMicrosPerEvent": $0.nodeMicros, "verifyShareOfNodeCPU": $0.verifyShare,
+                                        "clientCPUSeconds": $0.clientCPU, "nodeCPUSeconds": $0.nodeCPU] },
             ])
         } else {
             print("bench-net: 4 validator processes, \(cores) cores, \(clients) clients × \(batch) events per request")
@@ -117,7 +133,22 @@ struct BenchNet: AsyncParsableCommand {
                              percentile(p.latenciesMs, 50), percentile(p.latenciesMs, 99),
                              (p.rejected.isEmpty ? "" : "  refused \(p.rejected)") as NSString))
             }
+            print("  CPU (user + system, from /proc): node µs per committed event, and the share of it the 4 raw verifications would take")
+            for p in phases where p.committed > 0 {
+                print(String(format: "  %-5@ load: nodes %5.1f s CPU, %6.1f µs/event (raw verify %5.1f µs × 4 = %4.0f%%); client %4.1f s CPU",
+                             p.name as NSString, p.nodeCPU, p.nodeMicros, 1e6 / p.raw, 100 * p.verifyShare, p.clientCPU))
+            }
         }
+    }
+
+    /// CPU seconds (user + system) a process has used so far, from `/proc/PID/stat`.
+    func cpuSeconds(pid: Int32) -> Double {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = text.lastIndex(of: ")") else { return 0 }
+        // Fields after the command name: state is field 3, utime 14 and stime 15.
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        guard fields.count > 12, let u = Double(fields[11]), let s = Double(fields[12]) else { return 0 }
+        return (u + s) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 
     /// Which pre-signed event each client submits next.

@@ -187,6 +187,19 @@ enum StoreKind: String, CaseIterable, CustomTestStringConvertible {
         #expect(try log.metadata()?.head == 0)
         #expect(try log.events(from: 0, count: 100).isEmpty)
         #expect(try log.event(id: try commit(blocks[0]).events[0].id) == nil)
+        // A batch whose second block repeats an event of its first is refused whole.
+        let first = try commit(blocks[0])
+        var dupHeader = blocks[1].header
+        dupHeader.eventCount = 1
+        dupHeader.eventsRoot = EventCrypto.eventsRoot([first.events[0].id])
+        let dupHash = Blake2b.hash(dupHeader.encoded())
+        let dup = BlockCommit(block: StoredBlock(header: dupHeader, certificate: CommitCertificate(height: 2, view: 0, blockHash: dupHash, votes: []),
+                                                 firstSequence: blocks[1].firstSequence),
+                              blockHash: dupHash, events: [first.events[0]])
+        #expect(throws: StoreError.invalidAppend("event \(first.events[0].id.short) is already in the log")) {
+            try log.append(contentsOf: [first, dup])
+        }
+        #expect(try log.metadata()?.head == 0)
         // The same blocks, intact, land together and read back as the source has them.
         try log.append(contentsOf: try blocks.prefix(3).map(commit))
         try log.append(contentsOf: [try commit(blocks[3])])
