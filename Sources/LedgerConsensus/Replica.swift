@@ -33,6 +33,11 @@ public struct ReplicaConfig: Sendable {
     public var fetchIntervalMs: UInt64 = 400
     /// A proposal may wait this long for a fuller block while others are in flight.
     public var batchDelayMs: UInt64 = 5
+    /// Validators' opinions on blocks do not start a block of their own while they are
+    /// all there is: they ride in the next block with other events, or go alone after
+    /// this long. Otherwise every client block would be followed by one or more blocks
+    /// of opinions about it.
+    public var opinionDelayMs: UInt64 = 200
     public var clockDriftMaxMs: UInt64 = 30_000
     /// How long an event whose nonce is ahead of its author's may wait in the mempool.
     public var mempoolWaitMaxMs: UInt64 = 60_000
@@ -219,6 +224,8 @@ public struct Replica: Sendable {
     var lastFetchAt: UInt64 = 0
     var fetchRound: UInt64 = 0
     var oldestPendingAt: UInt64?
+    /// Mempool events that are not opinions (see `opinionDelayMs`).
+    var clientPending = 0
     var nextOwnNonce: UInt64 = 0
 
     var nextToken: UInt64 = 0
@@ -476,6 +483,7 @@ public struct Replica: Sendable {
         mempool[id] = e
         mempoolSince[id] = now
         mempoolOrder.append(id)
+        if !Self.isOpinion(e) { clientPending += 1 }
         if oldestPendingAt == nil { oldestPendingAt = now }
         if forward { send(.request(bytes)) }
         noteOpinion(e, &out)
@@ -488,10 +496,18 @@ public struct Replica: Sendable {
 
     mutating func dropFromMempool(_ ids: some Sequence<EventID>) {
         var any = false
-        for id in ids where mempool.removeValue(forKey: id) != nil { mempoolSince[id] = nil; any = true }
+        for id in ids {
+            guard let e = mempool.removeValue(forKey: id) else { continue }
+            mempoolSince[id] = nil
+            any = true
+            if !Self.isOpinion(e) { clientPending -= 1 }
+        }
         if any, mempoolOrder.count > 2 * mempool.count + 64 { mempoolOrder.removeAll { mempool[$0] == nil } }
         if mempool.isEmpty { mempoolOrder.removeAll(keepingCapacity: true); oldestPendingAt = nil }
     }
+
+    /// A validator's opinion on a block: opinions wait for company (`opinionDelayMs`).
+    static func isOpinion(_ e: Envelope) -> Bool { e.kind == .opinion }
 
     /// Authors an event with the operator key (opinions, evidence) and treats it like a client's.
     mutating func authorEvent(_ p: Payload, _ out: inout Output) {
@@ -850,8 +866,19 @@ public struct Replica: Sendable {
             guard inWindow(h), Self.epochOf(h, interval) == epoch, let parent = parentView(h) else { return }
             if durable.signed(.prePrepare(view: view, height: Height(h), blockHash: .zero)) != nil { return }
             let inFlight = h - state.height.value - 1
-            let waited = oldestPendingAt.map { now >= $0 &+ config.batchDelayMs } ?? false
-            guard inFlight == 0 || waited || mempool.count >= Int(state.parameters.blockEventsMax) else { return }
+            // Only opinions waiting (events in flight do not count): they wait for other
+            // events, or `opinionDelayMs`.
+            let opinionsOnly: Bool
+            if clientPending == 0 {
+                opinionsOnly = true
+            } else if inFlight > 0, let o = oldestPendingAt, now >= o &+ config.batchDelayMs {
+                opinionsOnly = clientPending <= clientEventsInFlight()
+            } else {
+                opinionsOnly = false
+            }
+            let delay = opinionsOnly ? max(config.opinionDelayMs, config.batchDelayMs) : config.batchDelayMs
+            let waited = oldestPendingAt.map { now >= $0 &+ delay } ?? false
+            guard (inFlight == 0 && !opinionsOnly) || waited || mempool.count >= Int(state.parameters.blockEventsMax) else { return }
             guard let (block, exec) = buildBlock(h, parent: parent, key: key) else { return }
             guard let pp = signVote(.prePrepare(view: view, height: Height(h), blockHash: block.hash), key: key, &out) else { return }
             var slot = Slot(view: view)
@@ -861,6 +888,15 @@ public struct Replica: Sendable {
             send(.prePrepare(pp, block))
             oldestPendingAt = mempool.isEmpty ? nil : now
         }
+    }
+
+    /// Events other than opinions in blocks proposed above the executed height.
+    func clientEventsInFlight() -> Int {
+        var n = 0
+        for (k, slot) in slots where k > state.height.value && !slot.executed {
+            for e in slot.exec?.envelopes ?? [] where !Self.isOpinion(e) { n += 1 }
+        }
+        return n
     }
 
     mutating func buildBlock(_ h: UInt64, parent: ParentView, key: SigningKey) -> (ProposedBlock, ExecutedBlock)? {

@@ -43,6 +43,8 @@ struct BenchNet: AsyncParsableCommand {
         /// than wall-clock throughput.
         var nodeCPU = 0.0
         var clientCPU = 0.0
+        /// Blocks committed during the phase (the chain's height before and after).
+        var blocks = 0
         var rate: Double { seconds > 0 ? Double(committed) / seconds : 0 }
         func ceiling(_ cores: Int) -> Double { raw * Double(cores) / 4 }
         /// Node CPU per committed event, in µs.
@@ -98,7 +100,9 @@ struct BenchNet: AsyncParsableCommand {
         func paired(_ run: () async -> Phase) async -> Phase {
             let before = rawRate()
             let (n0, c0) = (pids.reduce(0) { $0 + cpuSeconds(pid: $1) }, cpuSeconds(pid: getpid()))
+            let h0 = await height(nodes[0])
             var p = await run()
+            p.blocks = await height(nodes[0]) - h0
             p.nodeCPU = pids.reduce(0) { $0 + cpuSeconds(pid: $1) } - n0
             p.clientCPU = cpuSeconds(pid: getpid()) - c0
             p.raw = (before + rawRate()) / 2
@@ -122,7 +126,7 @@ struct BenchNet: AsyncParsableCommand {
                                         "p50Ms": percentile($0.latenciesMs, 50), "p99Ms": percentile($0.latenciesMs, 99),
                                         "committed": $0.committed, "rejected": $0.rejected,
                                         "nodeCPUMicrosPerEvent": $0.nodeMicros, "verifyShareOfNodeCPU": $0.verifyShare,
-                                        "clientCPUSeconds": $0.clientCPU, "nodeCPUSeconds": $0.nodeCPU] },
+                                        "clientCPUSeconds": $0.clientCPU, "nodeCPUSeconds": $0.nodeCPU, "blocks": $0.blocks] },
             ])
         } else {
             print("bench-net: 4 validator processes, \(cores) cores, \(clients) clients × \(batch) events per request")
@@ -135,10 +139,16 @@ struct BenchNet: AsyncParsableCommand {
             }
             print("  CPU (user + system, from /proc): node µs per committed event, and the share of it the 4 raw verifications would take")
             for p in phases where p.committed > 0 {
-                print(String(format: "  %-5@ load: nodes %5.1f s CPU, %6.1f µs/event (raw verify %5.1f µs × 4 = %4.0f%%); client %4.1f s CPU",
-                             p.name as NSString, p.nodeCPU, p.nodeMicros, 1e6 / p.raw, 100 * p.verifyShare, p.clientCPU))
+                print(String(format: "  %-5@ load: nodes %5.1f s CPU, %6.1f µs/event (raw verify %5.1f µs × 4 = %4.0f%%); client %4.1f s CPU; %5d blocks, %5.1f client events each",
+                             p.name as NSString, p.nodeCPU, p.nodeMicros, 1e6 / p.raw, 100 * p.verifyShare, p.clientCPU,
+                             p.blocks, p.blocks > 0 ? Double(p.committed) / Double(p.blocks) : 0))
             }
         }
+    }
+
+    /// The chain's height as a node reports it (0 if it does not answer).
+    func height(_ n: NodeClient) async -> Int {
+        ((try? await n.getJSON("/v1/status"))?["height"] as? Int) ?? 0
     }
 
     /// CPU seconds (user + system) a process has used so far, from `/proc/PID/stat`.
