@@ -32,7 +32,7 @@ public struct ReplicaConfig: Sendable {
     public var retransmitMs: UInt64 = 300
     public var fetchIntervalMs: UInt64 = 400
     /// A proposal may wait this long for a fuller block while others are in flight.
-    public var batchDelayMs: UInt64 = 5
+    public var batchDelayMs: UInt64 = 50
     /// Validators' opinions on blocks do not start a block of their own while they are
     /// all there is: they ride in the next block with other events, or go alone after
     /// this long. Otherwise every client block would be followed by one or more blocks
@@ -988,6 +988,9 @@ public struct Replica: Sendable {
         fetchIfBehind(&out)
     }
 
+    /// How many of the newest executed heights `retransmit` resends its commits for.
+    static let retransmitExecutedMax: UInt64 = 4
+
     mutating func retransmit(_ out: inout Output) {
         reforwardOldEvents()
         // In every mode: the newest checkpoint votes, and commits for blocks executed above
@@ -1001,7 +1004,13 @@ public struct Replica: Sendable {
             send(.vote(SignedConsensusMessage(message: stable.message, signer: v.key, signature: v.signature)))
         }
         let mine = Set(config.keys.map(\.publicKey))
-        for h in slots.keys.sorted() where h > stable.height.value {
+        // Commits of the slots still in flight in this view, and of the newest executed
+        // ones only: those show how far this replica is (a peer further behind fetches
+        // the blocks by state transfer). Resending every executed slot above the stable
+        // checkpoint, up to a whole interval of them every round, was most of the mesh's
+        // messages under load.
+        let recentFrom = state.height.value > Self.retransmitExecutedMax ? state.height.value - Self.retransmitExecutedMax : 0
+        for h in slots.keys.sorted() where h > max(stable.height.value, recentFrom) || (h > stable.height.value && !(slots[h]!.executed)) {
             let s = slots[h]!
             if s.executed || s.view == view, let c = s.commits.first(where: { mine.contains($0.signer) }) { send(.vote(c)) }
         }
