@@ -225,6 +225,23 @@ public final class Mesh: PeerTransport, Sendable {
         for c in targets { enqueue(plain, to: c) }
     }
 
+    /// Every message encoded once; each connection gets its frames in one event-loop
+    /// task and one flush, instead of a task, a wake-up and a write per message.
+    public func send(batch: [(message: PeerMessage, to: Destination)]) {
+        guard !batch.isEmpty else { return }
+        let peers = state.withLock { $0.peers }
+        var queues: [ObjectIdentifier: (Connection, [MeshWire.Plain])] = [:]
+        for (m, d) in batch {
+            let plain = MeshWire.Plain.message(m.encoded())
+            if case let .peer(k) = d, let c = peers[k] {
+                queues[ObjectIdentifier(c), default: (c, [])].1.append(plain)
+            } else {
+                for c in peers.values { queues[ObjectIdentifier(c), default: (c, [])].1.append(plain) }
+            }
+        }
+        for (c, plains) in queues.values { enqueue(plains, to: c) }
+    }
+
     public func peers() -> [PeerInfo] {
         state.withLock { s in
             s.peers.values.compactMap { c -> PeerInfo? in
@@ -249,6 +266,26 @@ public final class Mesh: PeerTransport, Sendable {
             return
         }
         c.channel.writeAndFlush(plain).whenComplete { _ in c.pending.subtract(1, ordering: .relaxed) }
+    }
+
+    /// Several frames for one connection: those over the queue bound are dropped (as
+    /// `enqueue` drops one), the rest written in one task and flushed once.
+    private func enqueue(_ plains: [MeshWire.Plain], to c: Connection) {
+        let over = max(0, c.pending.add(plains.count, ordering: .relaxed).newValue - config.outboundQueueMax)
+        let taken = plains.count - min(plains.count, over)
+        if taken < plains.count {
+            c.pending.subtract(plains.count - taken, ordering: .relaxed)
+            framesDropped.add(UInt64(plains.count - taken), ordering: .relaxed)
+        }
+        guard taken > 0 else { return }
+        let channel = c.channel
+        let frames = plains.prefix(taken)
+        channel.eventLoop.execute {
+            let done = channel.eventLoop.makePromise(of: Void.self)
+            for (i, p) in frames.enumerated() { channel.write(p, promise: i == frames.count - 1 ? done : nil) }
+            channel.flush()
+            done.futureResult.whenComplete { _ in c.pending.subtract(taken, ordering: .relaxed) }
+        }
     }
 
     // MARK: Connections (called by the handlers, on the event loop)

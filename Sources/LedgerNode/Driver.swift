@@ -22,7 +22,7 @@ public struct NodeOptions: Sendable {
     public var primaryRule: ValidatorSet.PrimaryRule = .roundRobin
     public var viewTimeoutMs: UInt64 = 1_000
     /// A proposal may wait this long for a fuller block while others are in flight.
-    public var blockIntervalMs: UInt64 = 5
+    public var blockIntervalMs: UInt64 = 50
     public var tickMs: UInt64 = 10
     /// Events this node holds admitted but uncommitted; more are refused (`mempool_full`).
     public var pendingMax = Limits.mempoolEventsMax
@@ -315,12 +315,14 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
             // says committed is never ahead of the state the API serves.
             publish(commits)
             let t = cond.withLock { transport }
-            // Client events passed on to every peer travel together, one message per
-            // batch (bounded by size), instead of one frame each.
+            // Everything the turn sends goes to the transport at once (one hand-over per
+            // peer). Client events passed on to every peer travel together, one message
+            // per batch (bounded by size), instead of one frame each.
+            var sends: [(message: PeerMessage, to: Destination)] = []
             var forwarded: [[UInt8]] = []
             var forwardedBytes = 0
             func flushForwarded() {
-                if forwarded.count == 1 { t?.send(.request(forwarded[0]), to: .all) } else if !forwarded.isEmpty { t?.send(.requests(forwarded), to: .all) }
+                if forwarded.count == 1 { sends.append((.request(forwarded[0]), .all)) } else if !forwarded.isEmpty { sends.append((.requests(forwarded), .all)) }
                 forwarded.removeAll(keepingCapacity: true)
                 forwardedBytes = 0
             }
@@ -331,13 +333,14 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
                         forwarded.append(e)
                         forwardedBytes += e.count + 2
                     } else {
-                        t?.send(s.message, to: s.to)
+                        sends.append((s.message, s.to))
                     }
                 }
-                for s in o.serve { serve(s, t) }
+                for s in o.serve { if let m = serve(s) { sends.append(m) } }
                 for n in o.notes { note(n) }
             }
             flushForwarded()
+            t?.send(batch: sends)
             outs = token.map { [step(.persisted(token: $0))] } ?? []
         }
     }
@@ -389,8 +392,8 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
         }
     }
 
-    private func serve(_ s: ServeRequest, _ t: (any PeerTransport)?) {
-        guard let t else { return }
+    /// The answer to a state-transfer request, from the log (nil: nothing to send).
+    private func serve(_ s: ServeRequest) -> (message: PeerMessage, to: Destination)? {
         var blocks: [CertifiedBlock] = []
         var h = s.from.value
         while blocks.count < s.count, let b = try? ledger.block(at: Height(h)) {
@@ -399,7 +402,7 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
             blocks.append(CertifiedBlock(block: ProposedBlock(header: b.header, events: evs.map(\.envelope.bytes)), certificate: b.certificate))
             h += 1
         }
-        if !blocks.isEmpty { t.send(.blocks(blocks), to: .peer(s.to)) }
+        return blocks.isEmpty ? nil : (.blocks(blocks), .peer(s.to))
     }
 
     private func note(_ n: Note) {

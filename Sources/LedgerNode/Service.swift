@@ -14,8 +14,17 @@ public protocol PeerTransport: AnyObject, Sendable {
     /// `.peer` destination that is not connected goes to every peer instead (the
     /// replica addresses validators by consensus key, which a rotation changes).
     func send(_ message: PeerMessage, to destination: Destination)
+    /// Queues several messages, in order, as `send` does one by one; a transport may
+    /// hand them to each connection together (one wake-up and one write per peer).
+    func send(batch: [(message: PeerMessage, to: Destination)])
     /// The peers connected now.
     func peers() -> [PeerInfo]
+}
+
+extension PeerTransport {
+    public func send(batch: [(message: PeerMessage, to: Destination)]) {
+        for (m, d) in batch { send(m, to: d) }
+    }
 }
 
 /// Where the mesh delivers what authenticated peers send.
