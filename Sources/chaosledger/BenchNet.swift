@@ -25,7 +25,7 @@ struct BenchNet: AsyncParsableCommand {
     @Option(help: "Concurrent clients.") var clients = 16
     @Option(help: "Events per request.") var batch = 50
     @Option(help: "How long a proposal may wait for a fuller block while others are in flight (the nodes' consensus.blockIntervalMs).")
-    var blockIntervalMs = 5
+    var blockIntervalMs = 50
     @Option(help: "First mesh port.") var meshPort = 27_100
     @Option(help: "First HTTP port.") var httpPort = 28_100
     @Flag(help: "Print the result as JSON.") var json = false
@@ -65,6 +65,7 @@ struct BenchNet: AsyncParsableCommand {
         for p in procs { try p.start(extra: ["--log-level", "notice", "--consensus-block-interval-ms", "\(blockIntervalMs)"]) }
         defer { for p in procs { p.stop() } }
         let nodes = (0 ..< 4).map { NodeClient(layout.httpURL($0)) }
+        let ports = (0 ..< 4).map { httpPort + $0 }
         let readyBy = Date().addingTimeInterval(60)
         for n in nodes {
             while true {
@@ -110,12 +111,12 @@ struct BenchNet: AsyncParsableCommand {
         }
 
         stderr("bench-net: light load")
-        let light = await paired { await load(name: "light", nodes: nodes, pools: pools, cursor: cursor, clients: 1, batch: 1, intervalMs: 50, seconds: min(seconds, 10)) }
+        let light = await paired { await load(name: "light", ports: ports, pools: pools, cursor: cursor, clients: 1, batch: 1, intervalMs: 50, seconds: min(seconds, 10)) }
         stderr("bench-net: full load")
-        let full = await paired { await load(name: "full", nodes: nodes, pools: pools, cursor: cursor, clients: clients, batch: batch, intervalMs: 0, seconds: seconds) }
+        let full = await paired { await load(name: "full", ports: ports, pools: pools, cursor: cursor, clients: clients, batch: batch, intervalMs: 0, seconds: seconds) }
         let halfInterval = full.rate > 0 ? 1000 * Double(batch * clients) / (full.rate / 2) : 1000
         stderr("bench-net: half load")
-        let half = await paired { await load(name: "half", nodes: nodes, pools: pools, cursor: cursor, clients: clients, batch: batch, intervalMs: halfInterval, seconds: seconds) }
+        let half = await paired { await load(name: "half", ports: ports, pools: pools, cursor: cursor, clients: clients, batch: batch, intervalMs: halfInterval, seconds: seconds) }
 
         let phases = [light, half, full]
         if json {
@@ -176,32 +177,40 @@ struct BenchNet: AsyncParsableCommand {
         }
     }
 
-    func load(name: String, nodes: [NodeClient], pools: [[[UInt8]]], cursor: Cursor, clients: Int, batch: Int,
+    /// Runs `clients` client threads (blocking sockets: the cooperative pool has only
+    /// as many threads as cores) until `seconds` pass or their events run out.
+    func load(name: String, ports: [Int], pools: [[[UInt8]]], cursor: Cursor, clients: Int, batch: Int,
               intervalMs: Double, seconds: Double) async -> Phase {
         let end = Date().addingTimeInterval(seconds)
         let start = Date()
-        let results = await withTaskGroup(of: Phase.self) { g in
+        let lock = NSLock()
+        nonisolated(unsafe) var results: [Phase] = []
+        await withCheckedContinuation { (cont: CheckedContinuation<Void, Never>) in
+            let group = DispatchGroup()
             for c in 0 ..< clients {
-                g.addTask {
+                group.enter()
+                let t = Thread {
                     var p = Phase(name: name)
-                    let node = nodes[c % nodes.count]
+                    let conn = LoadConnection(port: ports[c % ports.count])
                     while Date() < end, let r = cursor.take(c, batch, max: pools[c].count) {
                         let t = Date()
-                        guard let rs = try? await node.submit(Array(pools[c][r]), wait: true, timeoutMs: 20_000) else {
+                        guard let (status, body) = try? conn.post("/v1/events?wait=true&timeoutMs=20000", JSONText.submission(Array(pools[c][r]))),
+                              status == 200 || status == 422,
+                              let rs = try? JSONDecoder().decode(NodeClient.Receipts.self, from: Data(body)).receipts else {
                             p.rejected["http", default: 0] += 1; continue
                         }
                         let ms = Date().timeIntervalSince(t) * 1000
                         for x in rs {
                             if x.status == "committed" { p.committed += 1; p.latenciesMs.append(ms) } else { p.rejected[x.code ?? x.status, default: 0] += 1 }
                         }
-                        if intervalMs > ms { try? await Task.sleep(for: .milliseconds(Int(intervalMs - ms))) }
+                        if intervalMs > ms { usleep(useconds_t((intervalMs - ms) * 1000)) }
                     }
-                    return p
+                    lock.withLock { results.append(p) }
+                    group.leave()
                 }
+                t.start()
             }
-            var all: [Phase] = []
-            for await p in g { all.append(p) }
-            return all
+            group.notify(queue: .global()) { cont.resume() }
         }
         var total = Phase(name: name)
         total.seconds = Date().timeIntervalSince(start)

@@ -61,7 +61,7 @@ struct ClusterLayout {
             let c: [String: Any] = [
                 "role": "validator", "dataDir": "node-\(i)", "genesisFile": "genesis.json", "keyFile": "keys/validator-\(i).key",
                 "personality": personalities[i % personalities.count], "wittyMemes": true,
-                "consensus": ["viewTimeoutMs": viewTimeoutMs, "blockIntervalMs": 5, "primaryRule": "roundRobin"],
+                "consensus": ["viewTimeoutMs": viewTimeoutMs, "blockIntervalMs": 50, "primaryRule": "roundRobin"],
                 "mesh": ["host": "127.0.0.1", "port": meshPort + i, "bootstrap": meshAddresses.enumerated().filter { $0.offset != i }.map(\.element),
                          "followers": ["*"]],
                 "http": ["host": "127.0.0.1", "port": httpPort + i, "requestsPerSecond": 5_000],

@@ -71,7 +71,7 @@ struct NodeSettings: Sendable {
             wittyMemes: config.bool(forKey: "wittyMemes", default: true),
             primaryRule: rule == "stakeWeighted" ? .stakeWeighted : .roundRobin,
             viewTimeoutMs: UInt64(config.int(forKey: "consensus.viewTimeoutMs", default: 1_000)),
-            blockIntervalMs: UInt64(config.int(forKey: "consensus.blockIntervalMs", default: 5)),
+            blockIntervalMs: UInt64(config.int(forKey: "consensus.blockIntervalMs", default: 50)),
             meshHost: config.string(forKey: "mesh.host", default: "127.0.0.1"), meshPort: config.int(forKey: "mesh.port", default: 7100),
             bootstrap: config.stringArray(forKey: "mesh.bootstrap", default: []),
             followers: config.stringArray(forKey: "mesh.followers", default: ["*"]),
