@@ -876,7 +876,9 @@ public struct Replica: Sendable {
             } else {
                 opinionsOnly = false
             }
-            let delay = opinionsOnly ? max(config.opinionDelayMs, config.batchDelayMs) : config.batchDelayMs
+            // Held opinions keep the other replicas' view timers running: they wait at most
+            // a quarter of the view timeout.
+            let delay = opinionsOnly ? max(min(config.opinionDelayMs, config.viewTimeoutMs / 4), config.batchDelayMs) : config.batchDelayMs
             let waited = oldestPendingAt.map { now >= $0 &+ delay } ?? false
             guard (inFlight == 0 && !opinionsOnly) || waited || mempool.count >= Int(state.parameters.blockEventsMax) else { return }
             guard let (block, exec) = buildBlock(h, parent: parent, key: key) else { return }
@@ -890,11 +892,13 @@ public struct Replica: Sendable {
         }
     }
 
-    /// Events other than opinions in blocks proposed above the executed height.
+    /// Mempool events other than opinions that are in blocks proposed above the
+    /// executed height (`clientPending` counts them too).
     func clientEventsInFlight() -> Int {
         var n = 0
         for (k, slot) in slots where k > state.height.value && !slot.executed {
-            for e in slot.exec?.envelopes ?? [] where !Self.isOpinion(e) { n += 1 }
+            guard let exec = slot.exec else { continue }
+            for (id, e) in zip(exec.ids, exec.envelopes) where !Self.isOpinion(e) && mempool[id] != nil { n += 1 }
         }
         return n
     }

@@ -161,14 +161,29 @@ extension LedgerLog {
     }
 
     /// The tail index from sequence `x` to the head, from the cache when it is current.
+    ///
+    /// An append in progress may have claimed ids past the head (`claimIDs`): those are
+    /// not served, and the cache is stored back only if no claim or release changed it
+    /// meanwhile, so a reader never erases a writer's claims.
     func tail(from x: UInt64) throws(StoreError) -> TailIndex {
         let next = try head()?.nextSequence.value ?? 0
-        var cached = cacheLock.withLock { tailCache }
-        if cached.from <= x, cached.to == next {
+        let snapshot = cacheLock.withLock { tailCache }
+        func store(_ t: TailIndex) {
+            cacheLock.withLock { if tailCache.from == snapshot.from && tailCache.to == snapshot.to { tailCache = t } }
+        }
+        var cached = snapshot
+        if cached.from <= x, cached.to >= next {
             cached.trim(below: x)
-            cacheLock.withLock { tailCache = cached }
+            if cached.to > next {
+                cached.ids = cached.ids.filter { $0.value < next }
+                cached.to = next
+                cached.streamEntries = nil
+                return cached
+            }
+            if cached.from != snapshot.from { store(cached) }
             return cached
         }
+        let claimsAhead = snapshot.to > next
         if !(cached.from <= x && cached.to >= x && cached.to < next) { cached = TailIndex(from: x, to: x) }
         cached.trim(below: x)
         cached.streamEntries = nil
@@ -180,7 +195,7 @@ extension LedgerLog {
             s += UInt64(batch.count)
         }
         cached.to = next
-        cacheLock.withLock { tailCache = cached }
+        if !claimsAhead { store(cached) }
         return cached
     }
 

@@ -14,6 +14,7 @@ final class LoadConnection {
     private var fd: Int32 = -1
     /// Bytes read past the previous response.
     private var pending: [UInt8] = []
+    private var chunk = [UInt8](repeating: 0, count: 65_536)
 
     struct Failure: Error, CustomStringConvertible {
         var description: String
@@ -33,6 +34,9 @@ final class LoadConnection {
         guard s >= 0 else { throw Failure(description: "socket: errno \(errno)") }
         var one: Int32 = 1
         setsockopt(s, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        // A node that stops answering fails its requests instead of hanging the benchmark.
+        var timeout = timeval(tv_sec: 30, tv_usec: 0)
+        setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = port.bigEndian
@@ -65,26 +69,40 @@ final class LoadConnection {
         }
         var length: Int?
         var chunked = false
+        var close = false
         for l in lines.dropFirst() {
             let kv = l.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
             guard kv.count == 2 else { continue }
             if kv[0] == "content-length" { length = Int(kv[1]) }
             if kv[0] == "transfer-encoding", kv[1].contains("chunked") { chunked = true }
+            if kv[0] == "connection", kv[1].contains("close") { close = true }
         }
+        defer { if close { disconnect() } }
         if chunked {
             var out: [UInt8] = []
             while true {
                 let end = try readUntil([13, 10])
-                let size = Int(String(decoding: pending[..<end], as: UTF8.self).split(separator: ";")[0], radix: 16)
+                let line = String(decoding: pending[..<end], as: UTF8.self)
                 pending.removeFirst(end + 2)
-                guard let size else { throw Failure(description: "bad chunk size") }
+                guard let field = line.split(separator: ";").first, let size = Int(field.trimmingCharacters(in: .whitespaces), radix: 16),
+                      size >= 0, size <= 64 << 20 else { throw Failure(description: "bad chunk size line \(line.prefix(40))") }
+                if size == 0 {
+                    // Trailers, if any, end with an empty line.
+                    while true {
+                        let e = try readUntil([13, 10])
+                        pending.removeFirst(e + 2)
+                        if e == 0 { return (status, out) }
+                    }
+                }
                 try fill(size + 2)
                 out += pending[..<size]
                 pending.removeFirst(size + 2)
-                if size == 0 { return (status, out) }
             }
         }
-        guard let length else { throw Failure(description: "response without a length") }
+        guard let length, length >= 0, length <= 64 << 20 else {
+            if length == nil, status == 204 || (100 ..< 200).contains(status) { return (status, []) }
+            throw Failure(description: "response without a usable length")
+        }
         try fill(length)
         let out = Array(pending[..<length])
         pending.removeFirst(length)
@@ -94,20 +112,25 @@ final class LoadConnection {
     private func writeAll(_ bytes: [UInt8]) throws {
         var off = 0
         while off < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + off, bytes.count - off) }
+            // send with MSG_NOSIGNAL: a closed peer is an error here, not a SIGPIPE.
+            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + off, bytes.count - off, Int32(MSG_NOSIGNAL)) }
             if n < 0, errno == EINTR { continue }
             guard n > 0 else { throw Failure(description: "write: errno \(errno)") }
             off += n
         }
     }
 
-    /// Reads more into `pending`; throws when the peer closed.
+    /// Reads at least one more byte into `pending`; throws when the peer closed or the
+    /// read timed out.
     private func readMore() throws {
-        var chunk = [UInt8](repeating: 0, count: 65_536)
-        let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, $0.count) }
-        if n < 0, errno == EINTR { return }
-        guard n > 0 else { throw Failure(description: n == 0 ? "connection closed" : "read: errno \(errno)") }
-        pending += chunk[..<n]
+        while true {
+            let fd = self.fd
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, $0.count) }
+            if n < 0, errno == EINTR { continue }
+            guard n > 0 else { throw Failure(description: n == 0 ? "connection closed" : "read: errno \(errno)") }
+            pending += chunk[..<n]
+            return
+        }
     }
 
     private func fill(_ count: Int) throws { while pending.count < count { try readMore() } }
@@ -116,9 +139,14 @@ final class LoadConnection {
     private func readUntil(_ marker: [UInt8]) throws -> Int {
         var from = 0
         while true {
-            if pending.count >= marker.count {
-                for i in from ... pending.count - marker.count where pending[i] == marker[0] && Array(pending[i ..< i + marker.count]) == marker { return i }
-                from = pending.count - marker.count + 1
+            if pending.count >= from + marker.count {
+                let last = pending.count - marker.count
+                for i in from ... last where pending[i] == marker[0] {
+                    var k = 1
+                    while k < marker.count, pending[i + k] == marker[k] { k += 1 }
+                    if k == marker.count { return i }
+                }
+                from = last + 1
             }
             guard pending.count < 65_536 else { throw Failure(description: "header too long") }
             try readMore()

@@ -4,7 +4,7 @@ import LedgerCrypto
 import LedgerAudit
 import LedgerNode
 import LedgerProjections
-import LedgerStore
+@testable import LedgerStore
 import Testing
 
 /// One suite, run against both EventLog implementations (STYLE §2).
@@ -208,6 +208,33 @@ enum StoreKind: String, CaseIterable, CustomTestStringConvertible {
         #expect(try log.events(from: 0, count: 100) == (try source.events(from: 0, count: 100)))
         let last = try source.events(from: 0, count: 100).last!
         #expect(try log.event(id: last.id) == last)
+    }
+
+    /// A reader that looks an event up while an append has claimed its ids but not yet
+    /// written them neither serves the claimed event nor erases the claim (a second
+    /// block repeating the first's event is still refused).
+    @Test(arguments: StoreKind.allCases)
+    func aReaderDuringAnAppendKeepsItsClaims(_ kind: StoreKind) throws {
+        let (source, doneSource) = kind.make(); defer { doneSource() }
+        let blocks = try fill(source, blocks: 2)
+        func commit(_ b: StoredBlock) throws -> BlockCommit {
+            let evs = try source.events(from: b.firstSequence, count: Int(b.header.eventCount))
+            return BlockCommit(block: b, blockHash: Blake2b.hash(b.headerBytes), events: evs.map { ($0.id, $0.envelope) })
+        }
+        let (log, done) = kind.make(); defer { done() }
+        _ = try log.initialize(genesis: f.genesis)
+        let first = try commit(blocks[0]), second = try commit(blocks[1])
+        // The first block's claim, as append(contentsOf:) makes it before its write.
+        let from = try log.tail(from: 0).from
+        #expect(try log.claimIDs(first.events, firstSequence: first.block.firstSequence.value, tailFrom: from))
+        #expect(try log.event(id: first.events[0].id) == nil)
+        #expect(throws: StoreError.invalidAppend("event \(first.events[0].id.short) is already in the log")) {
+            _ = try log.claimIDs([first.events[0]], firstSequence: second.block.firstSequence.value, tailFrom: from)
+        }
+        // Released, the log takes both blocks as usual.
+        log.releaseIDs(first.events, firstSequence: first.block.firstSequence.value)
+        try log.append(contentsOf: [first, second])
+        #expect(try log.event(id: first.events[0].id)?.sequence == first.block.firstSequence)
     }
 
     @Test(arguments: StoreKind.allCases)
