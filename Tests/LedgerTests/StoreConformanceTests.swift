@@ -26,6 +26,12 @@ enum StoreKind: String, CaseIterable, CustomTestStringConvertible {
     let f = Fixture()
 
     /// Commits `blocks` blocks of transfers through a producer and returns what it committed.
+    /// A stored block as an append takes it again, with its events read from `source`.
+    static func commit(_ b: StoredBlock, from source: LedgerLog) throws -> BlockCommit {
+        let evs = try source.events(from: b.firstSequence, count: Int(b.header.eventCount))
+        return BlockCommit(block: b, blockHash: Blake2b.hash(b.headerBytes), events: evs.map { ($0.id, $0.envelope) })
+    }
+
     func fill(_ log: LedgerLog, blocks: Int, perBlock: Int = 5) throws -> [StoredBlock] {
         let p = try f.producer(on: log)
         var out: [StoredBlock] = []
@@ -169,10 +175,7 @@ enum StoreKind: String, CaseIterable, CustomTestStringConvertible {
     func severalBlocksAppendInOneTransactionOrNotAtAll(_ kind: StoreKind) throws {
         let (source, doneSource) = kind.make(); defer { doneSource() }
         let blocks = try fill(source, blocks: 4)
-        func commit(_ b: StoredBlock) throws -> BlockCommit {
-            let evs = try source.events(from: b.firstSequence, count: Int(b.header.eventCount))
-            return BlockCommit(block: b, blockHash: Blake2b.hash(b.headerBytes), events: evs.map { ($0.id, $0.envelope) })
-        }
+        func commit(_ b: StoredBlock) throws -> BlockCommit { try Self.commit(b, from: source) }
         let (log, done) = kind.make(); defer { done() }
         _ = try log.initialize(genesis: f.genesis)
         // Blocks 1–3 at once, with block 3's parent broken: nothing is written.
@@ -217,10 +220,7 @@ enum StoreKind: String, CaseIterable, CustomTestStringConvertible {
     func aReaderDuringAnAppendKeepsItsClaims(_ kind: StoreKind) throws {
         let (source, doneSource) = kind.make(); defer { doneSource() }
         let blocks = try fill(source, blocks: 2)
-        func commit(_ b: StoredBlock) throws -> BlockCommit {
-            let evs = try source.events(from: b.firstSequence, count: Int(b.header.eventCount))
-            return BlockCommit(block: b, blockHash: Blake2b.hash(b.headerBytes), events: evs.map { ($0.id, $0.envelope) })
-        }
+        func commit(_ b: StoredBlock) throws -> BlockCommit { try Self.commit(b, from: source) }
         let (log, done) = kind.make(); defer { done() }
         _ = try log.initialize(genesis: f.genesis)
         let first = try commit(blocks[0]), second = try commit(blocks[1])
