@@ -185,14 +185,15 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
     public func attach(_ t: any PeerTransport) { cond.withLock { transport = t } }
 
     public func start() {
-        cond.withLock { running = true }
+        // Read before the replica thread runs: it moves `head` and `view` (under `cond`).
+        let (height, startView) = cond.withLock { running = true; return (head.height.value, view) }
         let t = Thread { [self] in loop() }
         t.name = "replica"
         t.stackSize = 8 << 20
         thread = t
         t.start()
         logger.info("node started", metadata: ["role": "\(options.role.rawValue)", "key": "\(options.nodeKey.hex)",
-                                               "height": "\(head.height.value)", "view": "\(view)"])
+                                               "height": "\(height)", "view": "\(startView)"])
     }
 
     /// Graceful stop: refuse new events, let the events already admitted commit (up to

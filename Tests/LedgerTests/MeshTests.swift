@@ -58,7 +58,10 @@ func startMesh(_ label: String, bootstrap: [String] = [], port: Int = 0, chain: 
     config.reconnectMinMs = 50
     config.reconnectMaxMs = 400
     config.peerExchangeMs = 300
-    config.handshakeTimeoutMs = 2_000
+    // Long enough that a raw-socket test starved of the cooperative pool (the simulator's
+    // suites run beside it) still writes its bad frame before the handshake times out:
+    // at 2 s, one run saw its connection closed first ("I/O on closed channel").
+    config.handshakeTimeoutMs = 10_000
     var logger = Logger(label: "mesh-test-\(label)")
     logger.logLevel = .warning
     let inbox = MeshInbox()
