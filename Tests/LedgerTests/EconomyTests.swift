@@ -73,6 +73,16 @@ struct EconomyChain {
 
     func balance(_ k: SigningKey) -> UInt64 { s.accounts[k.publicKey]?.balance ?? 0 }
     func job(_ id: JobID) -> Job { s.economy.jobs[id]! }
+
+    /// Alice posts `spec`, bob accepts it, alice funds it and bob submits milestone 0:
+    /// a job ready for a release, a dispute or a refund. One block per event.
+    mutating func submittedJob(_ spec: JobSpec = codeJob, result: [UInt8], sourceLocation: SourceLocation = #_sourceLocation) -> JobID {
+        let job = ok(f.alice, .jobPost(spec), sourceLocation: sourceLocation)
+        ok(f.bob, .jobAccept(job), sourceLocation: sourceLocation)
+        ok(f.alice, .escrowFund(job), sourceLocation: sourceLocation)
+        ok(f.bob, .jobSubmit(job: job, milestone: 0, result: Blake2b.hash(result)), sourceLocation: sourceLocation)
+        return job
+    }
 }
 
 let validatorKeys = (1 ... 3).map { SigningKey.derived("economy-validator-\($0)") }
@@ -147,10 +157,7 @@ let codeJob = JobSpec(title: "port the parser", capabilities: ["code"], mileston
     @Test func disputeDrawsArbitersAndSplitsTheEscrowByTheMedianVote() {
         var c = economyChain()
         let f = c.f
-        let job = c.ok(f.alice, .jobPost(codeJob))
-        c.ok(f.bob, .jobAccept(job))
-        c.ok(f.alice, .escrowFund(job))
-        c.ok(f.bob, .jobSubmit(job: job, milestone: 0, result: Blake2b.hash(Array("r".utf8))))
+        let job = c.submittedJob(result: Array("r".utf8))
         c.ok(f.alice, .disputeOpen(job: job, reason: "wrong output"))
         let afterOpen = c.s
         #expect(c.job(job).status == .disputed)
@@ -190,10 +197,7 @@ let codeJob = JobSpec(title: "port the parser", capabilities: ["code"], mileston
         let f = c.f
         var spec = codeJob
         spec.deadline = Height(c.s.height.value + 6)
-        let job = c.ok(f.alice, .jobPost(spec))
-        c.ok(f.bob, .jobAccept(job))
-        c.ok(f.alice, .escrowFund(job))
-        c.ok(f.bob, .jobSubmit(job: job, milestone: 0, result: Blake2b.hash(Array("r".utf8))))
+        let job = c.submittedJob(spec, result: Array("r".utf8))
         #expect(c.refuse(f.alice, .escrowRefund(job)) == .deadlineNotReached(spec.deadline))
         c.empty(2)
         // Past the deadline, but milestone 0's result may still be disputed.
@@ -216,9 +220,7 @@ let codeJob = JobSpec(title: "port the parser", capabilities: ["code"], mileston
         let f = c.f
         var spec = codeJob
         spec.deadline = Height(c.s.height.value + 8)
-        let job = c.ok(f.alice, .jobPost(spec))
-        c.ok(f.bob, .jobAccept(job)); c.ok(f.alice, .escrowFund(job))
-        c.ok(f.bob, .jobSubmit(job: job, milestone: 0, result: Blake2b.hash([1])))
+        let job = c.submittedJob(spec, result: [1])
         c.ok(f.alice, .disputeOpen(job: job, reason: "silence"))
         #expect(c.refuse(f.alice, .disputeResolve(job)) == .notEnoughVotes(have: 0, need: 2))
         c.empty(3)
@@ -473,9 +475,7 @@ let codeJob = JobSpec(title: "port the parser", capabilities: ["code"], mileston
     @Test func economySnapshotRoundTrips() throws {
         var c = economyChain()
         let f = c.f
-        let job = c.ok(f.alice, .jobPost(codeJob))
-        c.ok(f.bob, .jobAccept(job)); c.ok(f.alice, .escrowFund(job))
-        c.ok(f.bob, .jobSubmit(job: job, milestone: 0, result: Blake2b.hash([9])))
+        let job = c.submittedJob(result: [9])
         c.ok(f.alice, .disputeOpen(job: job, reason: "r"))
         let m = c.ok(f.bob, .memePost(Meme(contentHash: .zero, content: "x", tags: ["a", "b"])))
         c.ok(f.carol, .memeReact(meme: m, reaction: .laugh))
