@@ -216,14 +216,7 @@ public final class Mesh: PeerTransport, Sendable {
 
     // MARK: PeerTransport
 
-    public func send(_ message: PeerMessage, to destination: Destination) {
-        let plain = MeshWire.Plain.message(message.encoded())
-        let targets: [Connection] = state.withLock { s in
-            if case let .peer(k) = destination, let c = s.peers[k] { return [c] }
-            return Array(s.peers.values)
-        }
-        for c in targets { enqueue(plain, to: c) }
-    }
+    public func send(_ message: PeerMessage, to destination: Destination) { send(batch: [(message, destination)]) }
 
     /// Every message encoded once; each connection gets its frames in one event-loop
     /// task and one flush, instead of a task, a wake-up and a write per message.
@@ -258,18 +251,8 @@ public final class Mesh: PeerTransport, Sendable {
         state.withLock { $0.scores[key] ?? 0 }
     }
 
-    /// Never blocks: the frame goes to NIO, or is dropped when the peer is too far behind.
-    private func enqueue(_ plain: MeshWire.Plain, to c: Connection) {
-        guard c.pending.add(1, ordering: .relaxed).newValue <= config.outboundQueueMax else {
-            c.pending.subtract(1, ordering: .relaxed)
-            framesDropped.add(1, ordering: .relaxed)
-            return
-        }
-        c.channel.writeAndFlush(plain).whenComplete { _ in c.pending.subtract(1, ordering: .relaxed) }
-    }
-
-    /// Several frames for one connection: those over the queue bound are dropped (as
-    /// `enqueue` drops one), the rest written in one task and flushed once.
+    /// Never blocks: a connection's frames go to NIO in one task, written and flushed
+    /// once; those over the peer's queue bound (a peer too far behind) are dropped.
     private func enqueue(_ plains: [MeshWire.Plain], to c: Connection) {
         let over = max(0, c.pending.add(plains.count, ordering: .relaxed).newValue - config.outboundQueueMax)
         let taken = plains.count - min(plains.count, over)
@@ -346,7 +329,7 @@ public final class Mesh: PeerTransport, Sendable {
 
     private func announcePeers(to c: Connection) {
         guard let k = c.peer?.key else { return }
-        enqueue(.peers(peerList(excluding: k)), to: c)
+        enqueue([.peers(peerList(excluding: k))], to: c)
     }
 
     func closed(_ conn: Connection) {
