@@ -1014,8 +1014,9 @@ public struct Replica: Sendable {
         // checkpoint, up to a whole interval of them every round, was most of the mesh's
         // messages under load.
         let recentFrom = state.height.value > Self.retransmitExecutedMax ? state.height.value - Self.retransmitExecutedMax : 0
-        for h in slots.keys.sorted() where h > max(stable.height.value, recentFrom) || (h > stable.height.value && !(slots[h]!.executed)) {
+        for h in slots.keys.sorted() where h > stable.height.value {
             let s = slots[h]!
+            guard !s.executed || h > recentFrom else { continue }
             if s.executed || s.view == view, let c = s.commits.first(where: { mine.contains($0.signer) }) { send(.vote(c)) }
         }
         if changing {
