@@ -19,9 +19,16 @@ struct BenchNet: AsyncParsableCommand {
         committed. Half load: batches paced at half the full-load rate. Light load: one
         event at a time, 20 per second. Latency: from the HTTP request until its receipt
         says committed (the node answers when the block is durable in its log).
+
+        The three phases run --rounds times, each paired with its own raw rate; the
+        summary is the median over the rounds (this machine is shared: one round can be
+        slowed by neighbours that the raw rate, measured just before and after, misses).
+        Each phase also reports the CPU the hypervisor took from the machine meanwhile
+        (steal, from /proc/stat).
         """)
     @Option(help: "Directory for the cluster (default: a new temporary one, removed afterwards).") var dir: String?
     @Option(help: "Seconds per load phase.") var seconds = 15.0
+    @Option(help: "Rounds of the light, full and half phases; the summary is their median.") var rounds = 3
     @Option(help: "Concurrent clients.") var clients = 16
     @Option(help: "Events per request.") var batch = 50
     @Option(help: "How long a proposal may wait for a fuller block while others are in flight (the nodes' consensus.blockIntervalMs).")
@@ -45,6 +52,10 @@ struct BenchNet: AsyncParsableCommand {
         var clientCPU = 0.0
         /// Blocks committed during the phase (the chain's height before and after).
         var blocks = 0
+        /// The share of the machine's CPU time the hypervisor took during the phase, and
+        /// during its two raw measurements (from /proc/stat).
+        var steal = 0.0
+        var rawSteal = 0.0
         var rate: Double { seconds > 0 ? Double(committed) / seconds : 0 }
         func ceiling(_ cores: Int) -> Double { raw * Double(cores) / 4 }
         /// Node CPU per committed event, in µs.
@@ -52,6 +63,12 @@ struct BenchNet: AsyncParsableCommand {
         /// The share of the nodes' CPU that is the 4 verifications each event needs at the
         /// raw rate: the CPU-time form of "fraction of the ceiling".
         var verifyShare: Double { committed > 0 && raw > 0 ? 4e6 / raw / nodeMicros : 0 }
+    }
+
+    func validate() throws {
+        guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1") }
+        guard seconds > 0 else { throw ValidationError("--seconds must be positive") }
+        guard clients >= 1, batch >= 1 else { throw ValidationError("--clients and --batch must be at least 1") }
     }
 
     func run() async throws {
@@ -76,14 +93,17 @@ struct BenchNet: AsyncParsableCommand {
         }
         let chain = try ChainID("chaosledger-devnet")
         let to = keys[0].publicKey
-        // Pre-signed events, so client signing does not compete with the nodes while measuring.
-        let perClient = Int(max(200, 2.2 * seconds * 8_000 / Double(clients)))
+        // Pre-signed events, so client signing does not compete with the nodes while
+        // measuring (signed on every core before the first phase).
+        let perClient = Int(max(200, 2.2 * seconds * 8_000 / Double(clients))) * self.rounds
         stderr("bench-net: signing \(perClient * clients) events")
-        var pools: [[[UInt8]]] = []
-        for k in keys {
-            pools.append((1 ... perClient).map { EventCrypto.makeEvent(chain: chain, key: k, nonce: UInt64($0), fee: 1,
-                                                                      payload: .transfer(to: to, amount: 1, memo: "")).bytes })
+        let signed = UncheckedBox([[[UInt8]]](repeating: [], count: keys.count))
+        DispatchQueue.concurrentPerform(iterations: keys.count) { i in
+            let pool = (1 ... perClient).map { EventCrypto.makeEvent(chain: chain, key: keys[i], nonce: UInt64($0), fee: 1,
+                                                                    payload: .transfer(to: to, amount: 1, memo: "")).bytes }
+            signed.lock.withLock { signed.value[i] = pool }
         }
+        let pools = signed.value
         let cursor = Cursor(clients)
 
         // Baseline in the same run, paired with each phase: one core verifying 20,000 of
@@ -91,65 +111,120 @@ struct BenchNet: AsyncParsableCommand {
         // shared, so a phase is compared with the mean of the two).
         let sample = pools.flatMap { $0.prefix(20_000 / clients + 1) }.prefix(20_000).map { try! Envelope(bytes: $0) }
         let msgs = sample.map { Domain.event($0.chainID) + Array($0.signedBytes) }
-        func rawRate() -> Double {
+        func rawRate(workers: Int = 1) -> Double {
             let t0 = Date()
-            _ = ParallelVerifier.rawBaseline(messages: msgs, signatures: sample.map(\.signature), keys: sample.map(\.author), workers: 1)
+            _ = ParallelVerifier.rawBaseline(messages: msgs, signatures: sample.map(\.signature), keys: sample.map(\.author), workers: workers)
             return Double(sample.count) / Date().timeIntervalSince(t0)
         }
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let pids = procs.compactMap { $0.process?.processIdentifier }
         func paired(_ run: () async -> Phase) async -> Phase {
+            let s0 = MachineCPU.now()
             let before = rawRate()
+            let s1 = MachineCPU.now()
             let (n0, c0) = (pids.reduce(0) { $0 + cpuSeconds(pid: $1) }, cpuSeconds(pid: getpid()))
             let h0 = await height(nodes[0])
             var p = await run()
+            let s2 = MachineCPU.now()
             p.blocks = await height(nodes[0]) - h0
             p.nodeCPU = pids.reduce(0) { $0 + cpuSeconds(pid: $1) } - n0
             p.clientCPU = cpuSeconds(pid: getpid()) - c0
             p.raw = (before + rawRate()) / 2
+            let s3 = MachineCPU.now()
+            p.steal = s2.steal(since: s1)
+            p.rawSteal = (s1.steal(since: s0) + s3.steal(since: s2)) / 2
             return p
         }
 
-        stderr("bench-net: light load")
-        let light = await paired { await load(name: "light", ports: ports, pools: pools, cursor: cursor, clients: 1, batch: 1, intervalMs: 50, seconds: min(seconds, 10)) }
-        stderr("bench-net: full load")
-        let full = await paired { await load(name: "full", ports: ports, pools: pools, cursor: cursor, clients: clients, batch: batch, intervalMs: 0, seconds: seconds) }
-        let halfInterval = full.rate > 0 ? 1000 * Double(batch * clients) / (full.rate / 2) : 1000
-        stderr("bench-net: half load")
-        let half = await paired { await load(name: "half", ports: ports, pools: pools, cursor: cursor, clients: clients, batch: batch, intervalMs: halfInterval, seconds: seconds) }
-
-        let phases = [light, half, full]
+        // For context only: what two threads verify on this machine, against twice one.
+        let raw1 = rawRate(), raw2 = rawRate(workers: 2)
+        var results: [[Phase]] = []
+        for r in 1 ... self.rounds {
+            stderr("bench-net: round \(r) of \(self.rounds): light load")
+            let light = await paired { await load(name: "light", ports: ports, pools: pools, cursor: cursor, clients: 1, batch: 1, intervalMs: 50, seconds: min(seconds, 10)) }
+            stderr("bench-net: round \(r) of \(self.rounds): full load")
+            let full = await paired { await load(name: "full", ports: ports, pools: pools, cursor: cursor, clients: clients, batch: batch, intervalMs: 0, seconds: seconds) }
+            let halfInterval = full.rate > 0 ? 1000 * Double(batch * clients) / (full.rate / 2) : 1000
+            stderr("bench-net: round \(r) of \(self.rounds): half load")
+            let half = await paired { await load(name: "half", ports: ports, pools: pools, cursor: cursor, clients: clients, batch: batch, intervalMs: halfInterval, seconds: seconds) }
+            results.append([light, half, full])
+        }
+        let names = ["light", "half", "full"]
+        func median(_ xs: [Double]) -> Double {
+            let s = xs.sorted()
+            return s.isEmpty ? 0 : s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+        }
+        func of(_ p: Phase) -> Double { p.rate / p.ceiling(cores) }
+        func summary(_ i: Int) -> [String: Any] {
+            let ps = results.map { $0[i] }
+            return ["name": names[i], "ofCeiling": median(ps.map(of)), "committedPerSecond": median(ps.map(\.rate)),
+                    "rawVerifyPerSecond1Core": median(ps.map(\.raw)),
+                    "p50Ms": median(ps.map { percentile($0.latenciesMs, 50) }), "p99Ms": median(ps.map { percentile($0.latenciesMs, 99) }),
+                    "verifyShareOfNodeCPU": median(ps.map(\.verifyShare)), "steal": median(ps.map(\.steal))]
+        }
         if json {
             printJSON([
                 "cores": cores, "clients": clients, "batch": batch,
-                "phases": phases.map { ["name": $0.name, "committedPerSecond": Int($0.rate), "rawVerifyPerSecond1Core": Int($0.raw),
-                                        "ceilingEventsPerSecond": Int($0.ceiling(cores)), "ofCeiling": $0.rate / $0.ceiling(cores),
-                                        "p50Ms": percentile($0.latenciesMs, 50), "p99Ms": percentile($0.latenciesMs, 99),
-                                        "committed": $0.committed, "rejected": $0.rejected,
-                                        "nodeCPUMicrosPerEvent": $0.nodeMicros, "verifyShareOfNodeCPU": $0.verifyShare,
-                                        "clientCPUSeconds": $0.clientCPU, "nodeCPUSeconds": $0.nodeCPU, "blocks": $0.blocks] },
+                "rawVerifyPerSecond1Core": Int(raw1), "rawVerifyPerSecond2Threads": Int(raw2),
+                "median": names.indices.map(summary),
+                "rounds": results.map { $0.map { p in
+                    ["name": p.name, "committedPerSecond": Int(p.rate), "rawVerifyPerSecond1Core": Int(p.raw),
+                     "ceilingEventsPerSecond": Int(p.ceiling(cores)), "ofCeiling": of(p),
+                     "p50Ms": percentile(p.latenciesMs, 50), "p99Ms": percentile(p.latenciesMs, 99),
+                     "committed": p.committed, "rejected": p.rejected,
+                     "nodeCPUMicrosPerEvent": p.nodeMicros, "verifyShareOfNodeCPU": p.verifyShare,
+                     "clientCPUSeconds": p.clientCPU, "nodeCPUSeconds": p.nodeCPU, "blocks": p.blocks,
+                     "steal": p.steal, "rawSteal": p.rawSteal] as [String: Any]
+                } },
             ])
-        } else {
-            print("bench-net: 4 validator processes, \(cores) cores, \(clients) clients × \(batch) events per request")
-            print("  ceiling = raw 1-core libsodium verify/s (mean of just before and just after the phase) × \(cores) cores / 4 verifications")
+            return
+        }
+        print("bench-net: 4 validator processes, \(cores) cores, \(clients) clients × \(batch) events per request, \(self.rounds) rounds")
+        print("  ceiling = raw 1-core libsodium verify/s (mean of just before and just after the phase) × \(cores) cores / 4 verifications")
+        print(String(format: "  (context: 2 threads verified %.0f/s = %.2f × one thread's %.0f/s at the start)", raw2, raw2 / raw1, raw1))
+        for (r, phases) in results.enumerated() {
+            print("  round \(r + 1):")
             for p in phases {
-                print(String(format: "  %-5@ load: %7.0f committed events/s  raw %6.0f/s  ceiling %6.0f  → %4.0f%% of ceiling   latency p50 %6.1f ms  p99 %6.1f ms%@",
-                             p.name as NSString, p.rate, p.raw, p.ceiling(cores), 100 * p.rate / p.ceiling(cores),
-                             percentile(p.latenciesMs, 50), percentile(p.latenciesMs, 99),
+                print(String(format: "    %-5@ load: %7.0f committed events/s  raw %6.0f/s  ceiling %6.0f  → %4.0f%% of ceiling   latency p50 %6.1f ms  p99 %6.1f ms   steal %2.0f%% (raw %2.0f%%)%@",
+                             p.name as NSString, p.rate, p.raw, p.ceiling(cores), 100 * of(p),
+                             percentile(p.latenciesMs, 50), percentile(p.latenciesMs, 99), 100 * p.steal, 100 * p.rawSteal,
                              (p.rejected.isEmpty ? "" : "  refused \(p.rejected)") as NSString))
             }
-            print("  CPU (user + system, from /proc): node µs per committed event, and the share of it the 4 raw verifications would take")
             for p in phases where p.committed > 0 {
-                print(String(format: "  %-5@ load: nodes %5.1f s CPU, %6.1f µs/event (raw verify %5.1f µs × 4 = %4.0f%%); client %4.1f s CPU; %5d blocks, %5.1f client events each",
+                print(String(format: "    %-5@ CPU:  nodes %5.1f s, %6.1f µs/event (raw verify %5.1f µs × 4 = %4.0f%%); client %4.1f s; %5d blocks, %5.1f client events each",
                              p.name as NSString, p.nodeCPU, p.nodeMicros, 1e6 / p.raw, 100 * p.verifyShare, p.clientCPU,
                              p.blocks, p.blocks > 0 ? Double(p.committed) / Double(p.blocks) : 0))
             }
+        }
+        print("  median of \(self.rounds) rounds (each against its own raw rate):")
+        for i in names.indices {
+            let ps = results.map { $0[i] }
+            let ofs = ps.map(of)
+            print(String(format: "    %-5@ load: %4.0f%% of ceiling (rounds %@)   latency p50 %6.1f ms  p99 %6.1f ms   node CPU share of the 4 verifications %3.0f%%",
+                         names[i] as NSString, 100 * median(ofs), ofs.map { String(format: "%.0f%%", 100 * $0) }.joined(separator: ", ") as NSString,
+                         median(ps.map { percentile($0.latenciesMs, 50) }), median(ps.map { percentile($0.latenciesMs, 99) }),
+                         100 * median(ps.map(\.verifyShare))))
         }
     }
 
     /// The chain's height as a node reports it (0 if it does not answer).
     func height(_ n: NodeClient) async -> Int {
         ((try? await n.getJSON("/v1/status"))?["height"] as? Int) ?? 0
+    }
+
+    /// The machine's CPU time counters (`/proc/stat`, first line), for steal.
+    struct MachineCPU {
+        var total: Double = 0
+        var stolen: Double = 0
+        static func now() -> MachineCPU {
+            guard let text = try? String(contentsOfFile: "/proc/stat", encoding: .utf8),
+                  let line = text.split(separator: "\n").first, line.hasPrefix("cpu ") else { return MachineCPU() }
+            // user nice system idle iowait irq softirq steal (guest time is inside user).
+            let f = line.split(separator: " ").dropFirst().prefix(8).compactMap { Double($0) }
+            guard f.count == 8 else { return MachineCPU() }
+            return MachineCPU(total: f.reduce(0, +), stolen: f[7])
+        }
+        func steal(since a: MachineCPU) -> Double { total > a.total ? (stolen - a.stolen) / (total - a.total) : 0 }
     }
 
     /// CPU seconds (user + system) a process has used so far, from `/proc/PID/stat`.
@@ -160,6 +235,12 @@ struct BenchNet: AsyncParsableCommand {
         let fields = text[text.index(after: close)...].split(separator: " ")
         guard fields.count > 12, let u = Double(fields[11]), let s = Double(fields[12]) else { return 0 }
         return (u + s) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    final class UncheckedBox<T>: @unchecked Sendable {
+        let lock = NSLock()
+        var value: T
+        init(_ v: T) { value = v }
     }
 
     /// Which pre-signed event each client submits next.
