@@ -268,14 +268,9 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
         cond.withLock { loopDone = true; running = false }
     }
 
-    private func step(_ i: Input) -> Output {
-        // The replica is moved out while it steps so its collections stay uniquely referenced.
-        var r = replica!
-        replica = nil
-        let out = r.step(i)
-        replica = r
-        return out
-    }
+    /// Steps the replica in place. (Copying it out and back, as this did, retained and
+    /// released every one of its collections on every input: ~0.7% of a node's CPU.)
+    private func step(_ i: Input) -> Output { replica!.step(i) }
 
     /// Persist everything (blocks, then consensus records: one transaction each), then
     /// send, then serve, then acknowledge; the acknowledgement releases held votes, whose
@@ -434,16 +429,19 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
 
     /// After a batch: head, status and waiters.
     private func publish(_ commits: [CommittedBlock]) {
-        guard let r = replica else { return }
+        // Read in place: binding the replica to a local would copy it (every collection retained).
+        guard replica != nil else { return }
+        let (rView, rChanging, rExecuted) = (replica!.view, replica!.changing, replica!.lastExecuted)
+        let rPrimary = rChanging ? nil : replica!.primary(of: rView)
         let nowMs = now()
         var done: [(Waiter, Receipt)] = []
         var lat: [Double] = []
         var expired: [Waiter] = []
         let peers = cond.withLock { transport }?.peers().count ?? 0
         cond.withLock {
-            view = r.view
-            changing = r.changing
-            primary = r.changing ? nil : r.primary(of: r.view)
+            view = rView
+            changing = rChanging
+            primary = rPrimary
             if let last = commits.last {
                 head = last.state
                 headHash = last.certified.block.hash
@@ -475,8 +473,8 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
         for w in expired { w.resume(nil) }
         for (w, rc) in done { w.resume(rc) }
         for l in lat { mLatency.recordNanoseconds(Int64(l * 1e9)) }
-        mHeight.record(Int(r.lastExecuted.value))
-        mView.record(Int(r.view))
+        mHeight.record(Int(rExecuted.value))
+        mView.record(Int(rView))
         mMempool.record(cond.withLock { pending.count })
         mPeers.record(peers)
         if !commits.isEmpty { mCommitted.increment(by: commits.reduce(0) { $0 + $1.ids.count }) }
