@@ -44,8 +44,10 @@ struct StreamEntry: Comparable, Sendable {
         return a.seq < b.seq
     }
 
-    static func of(_ e: LoggedEvent) -> [StreamEntry] {
-        e.envelope.streams(id: e.id).map { StreamEntry(tag: $0.tag, id: $0.id, seq: e.sequence.value) }
+    static func of(_ e: LoggedEvent) -> [StreamEntry] { of(e.envelope, id: e.id, seq: e.sequence.value) }
+
+    static func of(_ e: Envelope, id: EventID, seq: UInt64) -> [StreamEntry] {
+        e.streams(id: id).map { StreamEntry(tag: $0.tag, id: $0.id, seq: seq) }
     }
 }
 
@@ -235,7 +237,23 @@ extension LedgerLog {
                 var height = mark.height
                 var next = mark.next
                 var lastHash = mark.blockHash
+                let kept = cacheLock.withLock { unindexed }
+                var lastBlock: StoredBlock?
                 while height < h.height.value, ids.count < Limits.indexCatchUpEventsMax {
+                    // A block this log appended comes from memory: the same ids and
+                    // envelopes the append wrote, without reading, hashing and decoding
+                    // them again.
+                    if let c = kept[height + 1], c.block.firstSequence.value == next {
+                        for (i, e) in c.events.enumerated() {
+                            let seq = next + UInt64(i)
+                            ids.append((e.id, seq))
+                            streams.append(contentsOf: StreamEntry.of(e.envelope, id: e.id, seq: seq))
+                        }
+                        lastBlock = c.block
+                        next += UInt64(c.events.count)
+                        height += 1
+                        continue
+                    }
                     guard let b = try block(at: Height(height + 1)) else {
                         throw StoreError.corrupt(record: "blocks[\(height + 1)]", reason: "missing below the head")
                     }
@@ -247,10 +265,11 @@ extension LedgerLog {
                         ids.append((e.id, e.sequence.value))
                         streams.append(contentsOf: StreamEntry.of(e))
                     }
+                    lastBlock = b
                     height += 1
                     next += UInt64(batch.count)
-                    lastHash = Blake2b.hash(b.headerBytes)
                 }
+                if let lastBlock { lastHash = Blake2b.hash(lastBlock.headerBytes) }
                 ids.sort { $0.0 < $1.0 }
                 streams.sort()
                 let newMark = Mark(height: height, next: next, blockHash: lastHash, genesisHash: meta.genesisHash)
@@ -279,7 +298,10 @@ extension LedgerLog {
                     }
                     try t.put(.indexMeta, Self.indexedKey, newMark.encoded, append: false)
                 }
-                cacheLock.withLock { markCache = newMark }
+                cacheLock.withLock {
+                    markCache = newMark
+                    unindexed = unindexed.filter { $0.key > height }
+                }
             }
         }
         cacheLock.withLock { lastIndexError = duplicate }
@@ -297,6 +319,19 @@ extension LedgerLog {
         }
         try catchUpIndex()
     }
+
+    /// Keeps the blocks just appended for the indexer, at most `indexKeptBlocksMax` of
+    /// them: an indexer further behind (a rebuild, a failing index) reads the rest back.
+    func keepForIndex(_ commits: [BlockCommit]) {
+        cacheLock.withLock {
+            for c in commits { unindexed[c.block.header.height.value] = c }
+            if unindexed.count > Self.indexKeptBlocksMax {
+                for k in unindexed.keys.sorted().prefix(unindexed.count - Self.indexKeptBlocksMax) { unindexed[k] = nil }
+            }
+        }
+    }
+
+    static let indexKeptBlocksMax = 4 * Limits.indexLagBlocksMax
 
     /// After an append: catch up now (memory), or wake the indexer thread (LMDB).
     func indexAfterAppend(height: UInt64) {

@@ -17,6 +17,10 @@ public final class LedgerLog: EventLog, @unchecked Sendable {
     var tailCache = TailIndex()
     var markCache: Mark?
     var lastIndexError: StoreError?
+    /// Blocks this log appended that its indexer has not reached yet, by height: the
+    /// catch-up takes their ids and streams from here instead of reading the events back
+    /// (Index.swift). Bounded; a block missing here is read from the log.
+    var unindexed: [UInt64: BlockCommit] = [:]
     /// This log writes its index (a writer, or memory): its mark changes only here.
     let ownsIndex: Bool
 
@@ -196,6 +200,7 @@ public final class LedgerLog: EventLog, @unchecked Sendable {
             release()
             throw error
         }
+        if ownsIndex { keepForIndex(commits) }
         indexAfterAppend(height: last.block.header.height.value)
     }
 

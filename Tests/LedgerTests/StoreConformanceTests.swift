@@ -238,6 +238,36 @@ enum StoreKind: String, CaseIterable, CustomTestStringConvertible {
     }
 
     @Test(arguments: StoreKind.allCases)
+    func theIndexFedFromMemoryEqualsTheIndexReadBack(_ kind: StoreKind) throws {
+        // The indexer takes the blocks this log appended from memory (no read-back); the
+        // index it writes must be byte for byte the one built from the events on disk.
+        let (log, done) = kind.make(); defer { done() }
+        _ = try fill(log, blocks: Limits.indexLagBlocksMax + 3, perBlock: 3)
+        try log.catchUpIndex()
+        #expect(log.indexError == nil)
+        #expect(log.cacheLock.withLock { log.unindexed.isEmpty })
+        func dump() throws -> [[(key: [UInt8], value: [UInt8])]] {
+            try #require(log.index).read { t throws(StoreError) in
+                [try t.scan(.eventIDs, from: [], prefix: [], limit: .max), try t.scan(.streams, from: [], prefix: [], limit: .max),
+                 try t.scan(.indexMeta, from: [], prefix: [], limit: .max)]
+            }
+        }
+        let fromMemory = try dump()
+        #expect(fromMemory[0].count == (Limits.indexLagBlocksMax + 3) * 3)
+        try log.rebuildIndex()
+        let readBack = try dump()
+        #expect(fromMemory.map { $0.map(\.key) } == readBack.map { $0.map(\.key) })
+        #expect(fromMemory.map { $0.map(\.value) } == readBack.map { $0.map(\.value) })
+        // Only the newest blocks are kept for an indexer that falls behind; it reads
+        // older ones back.
+        let (source, done2) = StoreKind.memory.make(); defer { done2() }
+        let blocks = try fill(source, blocks: LedgerLog.indexKeptBlocksMax + 5, perBlock: 1)
+        log.keepForIndex(try blocks.map { try Self.commit($0, from: source) })
+        #expect(log.cacheLock.withLock { log.unindexed.count } == LedgerLog.indexKeptBlocksMax)
+        #expect(log.cacheLock.withLock { log.unindexed.keys.min() } == 6)
+    }
+
+    @Test(arguments: StoreKind.allCases)
     func anOldDuplicateIsReportedByTheIndexer(_ kind: StoreKind) throws {
         // Within the unindexed tail a duplicate is refused at append (above); beyond it,
         // the indexer refuses to index an id twice and reports the record.
