@@ -1,18 +1,27 @@
+import Foundation
 import LedgerCore
 import LedgerCrypto
 
-/// An append-only list of opaque records in its own LMDB environment, each sealed with
-/// its BLAKE2b-256 and checked on read (schemas/FORMAT.md §12). A validator keeps its
-/// consensus state here (its votes, view and prepared certificates): what it must find
-/// again after a crash so it never contradicts itself. Every append is one durable
-/// transaction; `replaceAll` compacts in one transaction too, so a crash leaves either
-/// the old list or the new one.
+/// An append-only list of opaque records, each sealed with its BLAKE2b-256 and checked
+/// on read (schemas/FORMAT.md §12). A validator keeps its consensus state here (its
+/// votes, view and prepared certificates): what it must find again after a crash so it
+/// never contradicts itself. Every append is durable when it returns; `replaceAll`
+/// compacts, and a crash leaves either the old list or the new one.
+///
+/// On disk it is one append-only file (RecordFile: one sync per append); the LMDB
+/// form it had before is still read, to migrate a data directory, and the memory form
+/// serves tests.
 public final class RecordStore: @unchecked Sendable {
-    let kv: any KVBackend
+    enum Backing {
+        case kv(any KVBackend)
+        case file(RecordFile)
+    }
+
+    let backing: Backing
     private var next: UInt64 = 0
 
     init(_ kv: any KVBackend) throws(StoreError) {
-        self.kv = kv
+        backing = .kv(kv)
         next = try kv.read { t throws(StoreError) in
             var last: UInt64?
             try t.visit(.records, from: [], limit: .max) { k, _ throws(StoreError) in
@@ -22,7 +31,32 @@ public final class RecordStore: @unchecked Sendable {
         }
     }
 
-    /// Opens (creating if needed) the store in directory `path`.
+    init(_ file: RecordFile) throws(StoreError) {
+        backing = .file(file)
+        next = UInt64(try file.all().count)
+    }
+
+    /// Opens (creating if needed) the store in directory `path`. A directory that holds
+    /// the store in its older LMDB form is migrated: its records are copied into the
+    /// file (whole or not at all), then `data.mdb` is renamed `data.mdb.migrated`, so an
+    /// older binary cannot start from records that are no longer kept up to date.
+    public static func open(path: String) throws(StoreError) -> RecordStore {
+        let legacy = path + "/data.mdb"
+        let file = try RecordFile(dir: path) { () throws(StoreError) -> [[UInt8]] in
+            guard FileManager.default.fileExists(atPath: legacy) else { return [] }
+            let old = try RecordStore(LMDBBackend(path: path, mode: .readWrite, dbs: DB.recordStore, writerLock: false,
+                                                  mapBytesInitial: 64 << 20, mapBytesMax: Limits.mapBytesMax))
+            defer { old.close() }
+            return try old.all()
+        }
+        if FileManager.default.fileExists(atPath: legacy) {
+            guard rename(legacy, legacy + ".migrated") == 0 else { throw RecordFile.ioError("rename", legacy, errno) }
+            unlink(path + "/lock.mdb")
+        }
+        return try RecordStore(file)
+    }
+
+    /// The older LMDB form (kept to read a data directory written before the file).
     public static func openLMDB(path: String) throws(StoreError) -> RecordStore {
         try RecordStore(LMDBBackend(path: path, mode: .readWrite, dbs: DB.recordStore, writerLock: true,
                                     mapBytesInitial: 64 << 20, mapBytesMax: Limits.mapBytesMax))
@@ -32,21 +66,41 @@ public final class RecordStore: @unchecked Sendable {
 
     public var count: UInt64 { next }
 
-    public func close() { kv.close() }
+    /// Bytes of a torn last append cut off at open (file form; 0: none).
+    public var truncatedTailBytes: Int {
+        if case let .file(f) = backing { return f.truncatedTailBytes }
+        return 0
+    }
 
-    /// Appends records durably, in order, in one transaction.
+    public func close() {
+        switch backing {
+        case let .kv(kv): kv.close()
+        case let .file(f): f.close()
+        }
+    }
+
+    /// Appends records durably, in order, at once.
     public func append(_ records: [[UInt8]]) throws(StoreError) {
         guard !records.isEmpty else { return }
         let first = next
-        try kv.write { t throws(StoreError) in
-            for (i, r) in records.enumerated() { try t.put(.records, Key.u64(first + UInt64(i)), Record.seal(r), append: true) }
+        switch backing {
+        case let .kv(kv):
+            try kv.write { t throws(StoreError) in
+                for (i, r) in records.enumerated() { try t.put(.records, Key.u64(first + UInt64(i)), Record.seal(r), append: true) }
+            }
+        case let .file(f): try f.append(records)
         }
         next = first + UInt64(records.count)
     }
 
     /// Every record, in order; a record whose seal does not match is `StoreError.corrupt`.
     public func all() throws(StoreError) -> [[UInt8]] {
-        try kv.read { t throws(StoreError) in
+        let kv: any KVBackend
+        switch backing {
+        case let .file(f): return try f.all()
+        case let .kv(k): kv = k
+        }
+        return try kv.read { t throws(StoreError) in
             var out: [[UInt8]] = []
             var failure: StoreError?
             try t.visit(.records, from: [], limit: .max) { k, v throws(StoreError) in
@@ -61,17 +115,16 @@ public final class RecordStore: @unchecked Sendable {
         }
     }
 
-    /// Replaces the whole list in one durable transaction (compaction).
+    /// Replaces the whole list durably, at once (compaction).
     public func replaceAll(_ records: [[UInt8]]) throws(StoreError) {
-        try kv.write { t throws(StoreError) in
-            try t.clear(.records)
-            for (i, r) in records.enumerated() { try t.put(.records, Key.u64(UInt64(i)), Record.seal(r), append: true) }
+        switch backing {
+        case let .kv(kv):
+            try kv.write { t throws(StoreError) in
+                try t.clear(.records)
+                for (i, r) in records.enumerated() { try t.put(.records, Key.u64(UInt64(i)), Record.seal(r), append: true) }
+            }
+        case let .file(f): try f.replaceAll(records)
         }
         next = UInt64(records.count)
-    }
-
-    /// Test hook: overwrites the stored bytes of record `index` (as a damaged disk would).
-    public func tamper(_ index: UInt64, bytes: [UInt8]) throws(StoreError) {
-        try kv.write { t throws(StoreError) in try t.put(.records, Key.u64(index), bytes, append: false) }
     }
 }

@@ -127,7 +127,11 @@ struct NodeCommand: AsyncParsableCommand {
             logger.info("initialised the log from the genesis", metadata: ["file": "\(g)"])
         }
         let store: RecordStore
-        do { store = try RecordStore.openLMDB(path: s.dataDir + "/consensus") } catch { throw CLIError("consensus store: \(error)") }
+        do { store = try RecordStore.open(path: s.dataDir + "/consensus") } catch { throw CLIError("consensus store: \(error)") }
+        if store.truncatedTailBytes > 0 {
+            // An append cut short by a crash: never synced, so nothing that depended on it was sent.
+            logger.warning("consensus store: cut off a torn last append", metadata: ["bytes": "\(store.truncatedTailBytes)"])
+        }
         var o = NodeOptions(role: s.role, keys: [key] + extra, operatorKey: op)
         o.personality = s.personality
         o.wittyMemes = s.wittyMemes
