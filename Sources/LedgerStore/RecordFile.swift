@@ -3,18 +3,26 @@ import LedgerCore
 import LedgerCrypto
 
 /// The consensus records as one append-only file (schemas/FORMAT.md §12): a header,
-/// then `u32 n | BLAKE2b-256(body) | body` per record. An append is one `pwrite` and
-/// one `fdatasync`, where an LMDB commit needs two syncs (its data pages, then its meta
-/// page): the records are written on the path of every pre-prepare, prepare and commit.
+/// then one frame per append — `"CLAPPEND" | u32 n | BLAKE2b-256(u32 n ‖ body) | body`,
+/// the body holding the append's records as `u32 len | record`. An append is one
+/// `pwrite` and one `fdatasync`, where an LMDB commit needs two syncs (its data pages,
+/// then its meta page): these records are written on the path of every pre-prepare,
+/// prepare and commit.
 ///
-/// A crash during an append can leave a torn last record; it was never acknowledged
-/// (its sync had not returned, so nothing that depends on it was sent), and opening
-/// the file cuts it off. A record that fails its checksum with records after it is
-/// damage, not a torn write: `StoreError.corrupt`, and the node refuses to start.
-/// Compaction writes a new file, syncs it, renames it over the old one and syncs the
-/// directory: a crash leaves one list or the other.
+/// A crash during an append can leave its frame torn (cut short, or with holes where
+/// the disk had not written its sectors yet). It was never acknowledged — its sync had
+/// not returned, so nothing that depended on it was sent — and opening the file cuts
+/// it off, whole. A frame that fails its check with a whole frame anywhere after it is
+/// damage, not a torn append: `StoreError.corrupt`, the file is left as it is, and the
+/// node refuses to start. (Damage to the last frame looks like a torn append and is
+/// cut off: a checksummed log cannot tell the two apart.) Compaction writes a new
+/// file, syncs it, renames it over the old one and syncs the directory: a crash leaves
+/// one list or the other. After a failed write or sync the store is closed: the
+/// kernel may have dropped the pages, so going on could acknowledge what is not on disk.
 final class RecordFile: @unchecked Sendable {
     static let magic = Array("CLRECORD".utf8)
+    static let frameMarker = Array("CLAPPEND".utf8)
+    static let frameOverhead = 8 + 4 + 32
     static let version: UInt16 = 1
     static var headerBytes: Int { magic.count + 2 }
     static let fileName = "records"
@@ -24,7 +32,7 @@ final class RecordFile: @unchecked Sendable {
     private var fd: Int32 = -1
     private var lockFD: Int32 = -1
     private var end: Int = 0
-    /// Bytes of a torn last record cut off when the file was opened (0: none).
+    /// Bytes of a torn last append cut off when the file was opened (0: none).
     private(set) var truncatedTailBytes = 0
 
     /// Opens the file in directory `dir`, holding its writer lock. A missing file is
@@ -45,6 +53,7 @@ final class RecordFile: @unchecked Sendable {
             unlink(path + ".new")  // a compaction that did not finish
             if access(path, F_OK) != 0 {
                 Glibc.close(try write(Self.contents(try initial())))
+                try Self.syncDirectory(dir)
             }
             fd = open(path, O_RDWR | O_CLOEXEC)
             guard fd >= 0 else { throw Self.ioError("open", path, errno) }
@@ -76,25 +85,32 @@ final class RecordFile: @unchecked Sendable {
     }
 
     static func contents(_ records: [[UInt8]]) -> [UInt8] {
-        var w = ByteWriter(capacity: headerBytes + records.reduce(0) { $0 + $1.count + 36 })
+        var w = ByteWriter(capacity: headerBytes + frameOverhead + records.reduce(0) { $0 + $1.count + 4 })
         w.raw(header)
-        frame(records, into: &w)
+        if !records.isEmpty { frame(records, into: &w) }
         return w.bytes
     }
 
+    /// One append's frame.
     static func frame(_ records: [[UInt8]], into w: inout ByteWriter) {
+        var body = ByteWriter(capacity: records.reduce(0) { $0 + $1.count + 4 })
         for r in records {
             precondition(r.count <= Int(UInt32.max), "a consensus record over 4 GiB")
-            w.u32(UInt32(r.count))
-            w.raw(Blake2b.hash(r).bytes)
-            w.raw(r)
+            body.u32(UInt32(r.count))
+            body.raw(r)
         }
+        precondition(body.bytes.count <= Int(UInt32.max), "an append over 4 GiB")
+        var n = ByteWriter(capacity: 4)
+        n.u32(UInt32(body.bytes.count))
+        w.raw(frameMarker)
+        w.raw(n.bytes)
+        w.raw(Blake2b.hash(n.bytes + body.bytes).bytes)
+        w.raw(body.bytes)
     }
 
-    /// The records in `bytes` and where the last whole one ends. The first record that
-    /// does not check out (cut short, or failing its checksum) ends the list — a torn
-    /// append — unless a whole record follows it: then it is damage in the middle of the
-    /// file, and corrupt.
+    /// The records in `bytes` and where the last whole frame ends. The first frame that
+    /// does not check out ends the list — a torn append — unless a whole frame follows
+    /// it anywhere: then it is damage in the middle of the file, and corrupt.
     static func parse(_ bytes: [UInt8], path: String) throws(StoreError) -> (records: [[UInt8]], end: Int) {
         guard bytes.count >= headerBytes, Array(bytes[0 ..< magic.count]) == magic else {
             throw .corrupt(record: path, reason: "not a consensus record file (bad magic)")
@@ -104,32 +120,51 @@ final class RecordFile: @unchecked Sendable {
         var out: [[UInt8]] = []
         var at = headerBytes
         while at < bytes.count {
-            if let (body, next) = record(bytes, at: at) {
-                out.append(body)
+            if let (records, next) = try frame(bytes, at: at, path: path) {
+                out += records
                 at = next
                 continue
             }
-            if let next = declaredEnd(bytes, at: at), next < bytes.count, record(bytes, at: next) != nil {
-                throw .corrupt(record: "\(path)[\(out.count)]", reason: "checksum mismatch")
+            var p = at + 1
+            while p + frameOverhead <= bytes.count {
+                if bytes[p] == frameMarker[0] {
+                    let whole: Bool
+                    do throws(StoreError) { whole = try frame(bytes, at: p, path: path) != nil } catch { whole = true }
+                    if whole { throw .corrupt(record: "\(path)@\(at)", reason: "a damaged append with whole appends after it (at \(p))") }
+                }
+                p += 1
             }
             break
         }
         return (out, at)
     }
 
-    /// Where the record at `at` says it ends (nil: not even its frame is there).
-    static func declaredEnd(_ bytes: [UInt8], at: Int) -> Int? {
-        guard bytes.count - at >= 36 else { return nil }
-        let n = Int(bytes[at]) << 24 | Int(bytes[at + 1]) << 16 | Int(bytes[at + 2]) << 8 | Int(bytes[at + 3])
-        return at + 36 + n
+    static func u32(_ b: [UInt8], _ at: Int) -> Int {
+        Int(b[at]) << 24 | Int(b[at + 1]) << 16 | Int(b[at + 2]) << 8 | Int(b[at + 3])
     }
 
-    /// The record at `at` and where the next begins, if it is whole and checks out.
-    static func record(_ bytes: [UInt8], at: Int) -> ([UInt8], Int)? {
-        guard let next = declaredEnd(bytes, at: at), next <= bytes.count else { return nil }
-        let body = Array(bytes[at + 36 ..< next])
-        guard Blake2b.hash(body) == Bytes32(bytes[at + 4 ..< at + 36]) else { return nil }
-        return (body, next)
+    /// The records of the frame at `at` and where the next begins; nil if the frame is
+    /// not whole or fails its checksum. A frame that checks out but whose body does not
+    /// split into records was written wrong: corrupt.
+    static func frame(_ bytes: [UInt8], at: Int, path: String) throws(StoreError) -> ([[UInt8]], Int)? {
+        guard bytes.count - at >= frameOverhead, Array(bytes[at ..< at + 8]) == frameMarker else { return nil }
+        let n = u32(bytes, at + 8)
+        let next = at + frameOverhead + n
+        guard next <= bytes.count else { return nil }
+        guard Blake2b.hash(Array(bytes[at + 8 ..< at + 12]) + Array(bytes[at + frameOverhead ..< next])) == Bytes32(bytes[at + 12 ..< at + 44]) else {
+            return nil
+        }
+        var records: [[UInt8]] = []
+        var p = at + frameOverhead
+        while p < next {
+            guard next - p >= 4, u32(bytes, p) <= next - p - 4 else {
+                throw .corrupt(record: "\(path)@\(at)", reason: "an append whose records do not fill it")
+            }
+            let len = u32(bytes, p)
+            records.append(Array(bytes[p + 4 ..< p + 4 + len]))
+            p += 4 + len
+        }
+        return (records, next)
     }
 
     func all() throws(StoreError) -> [[UInt8]] {
@@ -141,14 +176,15 @@ final class RecordFile: @unchecked Sendable {
     /// is cut back to where it was, so nothing half-written stays.
     func append(_ records: [[UInt8]]) throws(StoreError) {
         guard fd >= 0 else { throw .closed(path: path) }
-        var w = ByteWriter(capacity: records.reduce(0) { $0 + $1.count + 36 })
+        var w = ByteWriter(capacity: Self.frameOverhead + records.reduce(0) { $0 + $1.count + 4 })
         Self.frame(records, into: &w)
         let bytes = w.bytes
         do throws(StoreError) {
             try writeFully(fd, bytes, at: end)
             guard fdatasync(fd) == 0 else { throw Self.ioError("fdatasync", path, errno) }
         } catch {
-            _ = ftruncate(fd, off_t(end))
+            // Closed: a reopen reads what did reach the disk (a torn append is cut off).
+            Glibc.close(fd); fd = -1
             throw error
         }
         end += bytes.count
@@ -162,11 +198,15 @@ final class RecordFile: @unchecked Sendable {
         Glibc.close(fd)
         fd = newFD
         end = bytes.count
+        do throws(StoreError) { try Self.syncDirectory(dir) } catch {
+            Glibc.close(fd); fd = -1
+            throw error
+        }
     }
 
     /// Makes `bytes` the record file: written to a new file, synced, renamed over the
-    /// old one, the directory synced (a crash leaves the old file or the new one).
-    /// Returns the new file's descriptor.
+    /// old one (a crash leaves the old file or the new one; the caller syncs the
+    /// directory). Returns the new file's descriptor.
     private func write(_ bytes: [UInt8]) throws(StoreError) -> Int32 {
         let tmp = path + ".new"
         let f = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
@@ -175,7 +215,6 @@ final class RecordFile: @unchecked Sendable {
             try writeFully(f, bytes, at: 0)
             guard fdatasync(f) == 0 else { throw Self.ioError("fdatasync", tmp, errno) }
             guard rename(tmp, path) == 0 else { throw Self.ioError("rename", path, errno) }
-            try syncDirectory()
         } catch {
             Glibc.close(f)
             unlink(tmp)
@@ -184,7 +223,7 @@ final class RecordFile: @unchecked Sendable {
         return f
     }
 
-    private func syncDirectory() throws(StoreError) {
+    static func syncDirectory(_ dir: String) throws(StoreError) {
         let d = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard d >= 0 else { throw Self.ioError("open directory", dir, errno) }
         defer { Glibc.close(d) }

@@ -39,19 +39,26 @@ public final class RecordStore: @unchecked Sendable {
     /// Opens (creating if needed) the store in directory `path`. A directory that holds
     /// the store in its older LMDB form is migrated: its records are copied into the
     /// file (whole or not at all), then `data.mdb` is renamed `data.mdb.migrated`, so an
-    /// older binary cannot start from records that are no longer kept up to date.
+    /// older binary cannot start from records that are no longer kept up to date. A
+    /// `data.mdb` beside both of those means an older binary ran here after the
+    /// migration: its votes are not in the file, and the store refuses to open.
     public static func open(path: String) throws(StoreError) -> RecordStore {
-        let legacy = path + "/data.mdb"
+        let legacy = path + "/data.mdb", fm = FileManager.default
+        if fm.fileExists(atPath: legacy), fm.fileExists(atPath: legacy + ".migrated"), fm.fileExists(atPath: path + "/" + RecordFile.fileName) {
+            throw .corrupt(record: legacy, reason: "an older binary wrote consensus records here after they moved to \(RecordFile.fileName); recover the node from its peers (ops/RUNBOOK.md)")
+        }
         let file = try RecordFile(dir: path) { () throws(StoreError) -> [[UInt8]] in
-            guard FileManager.default.fileExists(atPath: legacy) else { return [] }
+            guard fm.fileExists(atPath: legacy) else { return [] }
             let old = try RecordStore(LMDBBackend(path: path, mode: .readWrite, dbs: DB.recordStore, writerLock: false,
                                                   mapBytesInitial: 64 << 20, mapBytesMax: Limits.mapBytesMax))
             defer { old.close() }
             return try old.all()
         }
-        if FileManager.default.fileExists(atPath: legacy) {
+        if fm.fileExists(atPath: legacy) {
+            // The file holds every record now (written whole before it was named).
             guard rename(legacy, legacy + ".migrated") == 0 else { throw RecordFile.ioError("rename", legacy, errno) }
             unlink(path + "/lock.mdb")
+            try RecordFile.syncDirectory(path)
         }
         return try RecordStore(file)
     }

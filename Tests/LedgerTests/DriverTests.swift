@@ -79,6 +79,8 @@ struct TestChain {
         throw CancellationError()
     }
 
+    static let waitMs: UInt64 = 120_000
+
     @Test func fourDriversCommitRejectAndRestart() async throws {
         let hub = Hub()
         var logs: [LedgerLog] = []
@@ -90,9 +92,11 @@ struct TestChain {
             logs.append(log); stores.append(RecordStore.memory())
             nodes.append(try makeNode(i, log: log, store: stores[i], hub: hub))
         }
-        // Ten transfers, waited for: every one commits, on every node.
+        // Ten transfers, waited for: every one commits, on every node. (The wait is long:
+        // in the full suite the synchronous simulation suites can hold the cooperative
+        // pool for minutes, and a 10 s wait once ran out before this task was resumed.)
         let events = (1 ... 10).map { chain.transfer(0, nonce: UInt64($0)) }
-        let receipts = await nodes[1].submit(events, waitCommitted: true, timeoutMs: 10_000)
+        let receipts = await nodes[1].submit(events, waitCommitted: true, timeoutMs: Self.waitMs)
         #expect(receipts.allSatisfy { $0.status == .committed }, "\(receipts)")
         try await waitFor("all heads equal") {
             let hs = nodes.map { (try? $0.log.head()?.hash) ?? nil }
@@ -122,7 +126,7 @@ struct TestChain {
         let orphan = EventCrypto.makeEvent(chain: chain.genesis.chainID, key: chain.clients[1], nonce: 2, fee: 10,
                                            payload: .alliancePropose(AllianceProposal(targets: [chain.clients[0].publicKey], purpose: "p",
                                                                                       terms: "t", durationMs: 1_000))).bytes
-        let br = await nodes[0].submit([register, orphan], waitCommitted: true, timeoutMs: 10_000)
+        let br = await nodes[0].submit([register, orphan], waitCommitted: true, timeoutMs: Self.waitMs)
         #expect(br.map(\.status) == [.committed, .rejected] && br[1].code == "invalid_alliance", "\(br)")
         #expect(await nodes[0].eventStatus(EventCrypto.id(orphan)) == .unknown)
 
@@ -130,11 +134,11 @@ struct TestChain {
         await nodes[3].stop()
         hub.lock.withLock { _ = hub.down.insert(chain.validators[3].publicKey) }
         let more = (11 ... 40).map { chain.transfer(0, nonce: UInt64($0)) }
-        let r2 = await nodes[0].submit(more, waitCommitted: true, timeoutMs: 15_000)
+        let r2 = await nodes[0].submit(more, waitCommitted: true, timeoutMs: Self.waitMs)
         #expect(r2.allSatisfy { $0.status == .committed }, "\(r2.filter { $0.status != .committed })")
         hub.lock.withLock { _ = hub.down.remove(chain.validators[3].publicKey) }
         nodes[3] = try makeNode(3, log: logs[3], store: stores[3], hub: hub)
-        let r3 = await nodes[1].submit([chain.transfer(1, nonce: 2)], waitCommitted: true, timeoutMs: 10_000)
+        let r3 = await nodes[1].submit([chain.transfer(1, nonce: 2)], waitCommitted: true, timeoutMs: Self.waitMs)
         #expect(r3[0].status == .committed)
         try await waitFor("the restarted node caught up") {
             let hs = nodes.map { (try? $0.log.head()?.hash) ?? nil }

@@ -1,4 +1,5 @@
 import Foundation
+import LedgerCore
 @testable import LedgerStore
 import Testing
 
@@ -57,21 +58,26 @@ import Testing
         #expect(throws: StoreError.locked(path: d.path)) { try RecordStore.open(path: d.path) }
     }
 
-    @Test func aTornLastAppendIsCutOffAndNothingElse() throws {
+    @Test func aTornLastAppendIsCutOffWholeAndNothingElse() throws {
         let d = TempDir("records"); defer { d.cleanup() }
         var s = try RecordStore.open(path: d.path)
-        try s.append(Self.records(3))
+        try s.append(Self.records(2))
+        try s.append(Self.records(1, from: 2))
         s.close()
         let whole = try Self.fileBytes(d.path)
-        // Three ways an append is torn: its frame cut short, its body cut short, and
-        // its blocks never written (the file grew, the bytes stayed zero); and a whole
-        // frame whose body was only partly written (checksum fails, nothing after it).
-        var wrongBody: [UInt8] = [0, 0, 0, 4] + [UInt8](repeating: 7, count: 32) + [1, 2, 3, 4]
-        wrongBody[5] ^= 1
-        for torn in [[0, 0, 1] as [UInt8], [0, 0, 0, 200] + [UInt8](repeating: 9, count: 50), [UInt8](repeating: 0, count: 100), wrongBody] {
-            try Self.appendRaw(d.path, torn)
+        // A torn append: its frame cut short; its body cut short; its blocks never
+        // written (the file grew, the bytes stayed zero); and a whole frame of two
+        // records with a hole where a sector had not reached the disk.
+        var w = ByteWriter()
+        RecordFile.frame(Self.records(2, from: 50), into: &w)
+        var holed = w.bytes
+        for i in RecordFile.frameOverhead + 6 ..< RecordFile.frameOverhead + 12 { holed[i] = 0 }
+        let torn: [[UInt8]] = [[0x43, 0x4C, 0x41], RecordFile.frameMarker + [0, 0, 0, 200] + [UInt8](repeating: 9, count: 50),
+                               [UInt8](repeating: 0, count: 100), holed]
+        for t in torn {
+            try Self.appendRaw(d.path, t)
             s = try RecordStore.open(path: d.path)
-            #expect(s.truncatedTailBytes == torn.count)
+            #expect(s.truncatedTailBytes == t.count)
             #expect(try s.all() == Self.records(3))
             #expect(try Self.fileBytes(d.path) == whole)
             s.close()
@@ -85,16 +91,23 @@ import Testing
         s.close()
     }
 
-    @Test func damageWithRecordsAfterItIsCorruptNotCutOff() throws {
+    @Test(arguments: ["body", "length", "marker"])
+    func damageWithAppendsAfterItIsCorruptNotCutOff(_ place: String) throws {
         let d = TempDir("records"); defer { d.cleanup() }
         let s = try RecordStore.open(path: d.path)
-        try s.append(Self.records(3))
+        try s.append(Self.records(2))
+        try s.append(Self.records(1, from: 2))
         s.close()
         var bytes = try Self.fileBytes(d.path)
-        // A byte of the first record's body (after the 10-byte header and its 36-byte frame).
-        bytes[RecordFile.headerBytes + 36 + 2] ^= 0x40
+        let first = RecordFile.headerBytes
+        let second = first + RecordFile.frameOverhead + Self.records(2).reduce(0) { $0 + 4 + $1.count }
+        switch place {
+        case "body": bytes[first + RecordFile.frameOverhead + 6] ^= 0x40
+        case "length": bytes[first + 8] ^= 0x01  // the frame now claims 16 MiB more than the file holds
+        default: bytes[first] ^= 0x20
+        }
         try Data(bytes).write(to: URL(fileURLWithPath: d.path + "/records"))
-        #expect(throws: StoreError.corrupt(record: d.path + "/records[0]", reason: "checksum mismatch")) {
+        #expect(throws: StoreError.corrupt(record: d.path + "/records@\(first)", reason: "a damaged append with whole appends after it (at \(second))")) {
             try RecordStore.open(path: d.path)
         }
         // Refused, and nothing was cut: the damage is still there to look at.
@@ -127,5 +140,12 @@ import Testing
         s = try RecordStore.open(path: d.path)
         #expect(try s.all() == Self.records(5))
         s.close()
+        // An older binary that ran here afterwards would have voted from an empty LMDB
+        // store: its votes are not in the file, so the store refuses to open.
+        let downgraded = try RecordStore.openLMDB(path: d.path)
+        try downgraded.append(Self.records(1, from: 99))
+        downgraded.close()
+        #expect(throws: StoreError.self) { try RecordStore.open(path: d.path) }
+        #expect(FileManager.default.fileExists(atPath: d.path + "/data.mdb"))
     }
 }
