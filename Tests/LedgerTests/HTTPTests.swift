@@ -379,7 +379,12 @@ struct HTTPTests {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try? await response.body.write(writer) }
             group.addTask {
-                try await Task.sleep(for: .milliseconds(300))  // a few keep-alives first
+                // A keep-alive first. (Waited for, not slept for: a fixed 300 ms once
+                // passed with none written, while the simulation suites held the pool.)
+                let deadline = ContinuousClock.now + .seconds(60)
+                while !writer.text.withLock({ $0.contains(": keep-alive") }), ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(20))
+                }
                 _ = await service.submit([f.event(f.alice, 1, .transfer(to: f.bob.publicKey, amount: 1, memo: "")).bytes],
                                          waitCommitted: true, timeoutMs: 0)
             }
