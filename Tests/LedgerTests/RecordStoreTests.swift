@@ -58,12 +58,18 @@ import Testing
         #expect(throws: StoreError.locked(path: d.path)) { try RecordStore.open(path: d.path) }
     }
 
+    /// A record file of two appends (records 0–1, then 2), closed.
+    static func twoAppends(_ path: String) throws {
+        let s = try RecordStore.open(path: path)
+        defer { s.close() }
+        try s.append(records(2))
+        try s.append(records(1, from: 2))
+    }
+
     @Test func aTornLastAppendIsCutOffWholeAndNothingElse() throws {
         let d = TempDir("records"); defer { d.cleanup() }
-        var s = try RecordStore.open(path: d.path)
-        try s.append(Self.records(2))
-        try s.append(Self.records(1, from: 2))
-        s.close()
+        try Self.twoAppends(d.path)
+        var s: RecordStore
         let whole = try Self.fileBytes(d.path)
         // A torn append: its frame cut short; its body cut short; its blocks never
         // written (the file grew, the bytes stayed zero); and a whole frame of two
@@ -94,10 +100,7 @@ import Testing
     @Test(arguments: ["body", "length", "marker"])
     func damageWithAppendsAfterItIsCorruptNotCutOff(_ place: String) throws {
         let d = TempDir("records"); defer { d.cleanup() }
-        let s = try RecordStore.open(path: d.path)
-        try s.append(Self.records(2))
-        try s.append(Self.records(1, from: 2))
-        s.close()
+        try Self.twoAppends(d.path)
         var bytes = try Self.fileBytes(d.path)
         let first = RecordFile.headerBytes
         let second = first + RecordFile.frameOverhead + Self.records(2).reduce(0) { $0 + 4 + $1.count }
