@@ -290,9 +290,9 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
                 commits += o.commits
                 if let t = o.persistToken { token = max(token ?? 0, t) }
             }
-            // The log and the consensus store are separate LMDB environments (separate
-            // files, separate fsyncs): when a turn has both, they are written at once,
-            // and both are durable before anything is sent.
+            // The log (LMDB) and the consensus record file are separate files with
+            // separate syncs: when a turn has both, they are written at once, and both
+            // are durable before anything is sent.
             let persistStart = DispatchTime.now().uptimeNanoseconds
             let recordWrite = prepareRecords(records)
             if let recordWrite, !commits.isEmpty {

@@ -172,8 +172,9 @@ final class RecordFile: @unchecked Sendable {
         return try Self.parse(Array(bytes.prefix(end)), path: path).records
     }
 
-    /// Appends in one write and makes it durable before returning. On failure the file
-    /// is cut back to where it was, so nothing half-written stays.
+    /// Appends in one frame and makes it durable before returning. On failure the store
+    /// closes itself (the kernel may have dropped the pages); a reopen cuts off a torn
+    /// frame.
     func append(_ records: [[UInt8]]) throws(StoreError) {
         guard fd >= 0 else { throw .closed(path: path) }
         var w = ByteWriter(capacity: Self.frameOverhead + records.reduce(0) { $0 + $1.count + 4 })
