@@ -123,23 +123,32 @@ final class LMDBBackend: KVBackend, @unchecked Sendable {
 
     static func rounded(_ n: Int) -> Int { (n + (1 << 20) - 1) & ~((1 << 20) - 1) }
 
-    private func takeWriterLock() throws(StoreError) {
-        let fd = open(path + "/writer.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+    private func takeWriterLock() throws(StoreError) { lockFD = try Self.lockWriter(path) }
+
+    private func releaseWriterLock() {
+        Self.unlockWriter(lockFD)
+        lockFD = -1
+    }
+
+    /// Takes the exclusive `writer.lock` of directory `dir` (shared by every store that
+    /// writes there, LMDB or not): its descriptor, or `.locked` if another holds it.
+    static func lockWriter(_ dir: String) throws(StoreError) -> Int32 {
+        let fd = open(dir + "/writer.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         if fd < 0 {
-            if errno == EACCES || errno == EROFS { throw .readOnly(path: path) }
-            throw Self.ioError("open writer.lock", path, errno)
+            if errno == EACCES || errno == EROFS { throw .readOnly(path: dir) }
+            throw Self.ioError("open writer.lock", dir, errno)
         }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             let err = errno
             Glibc.close(fd)
-            if err == EWOULDBLOCK { throw .locked(path: path) }
-            throw Self.ioError("flock writer.lock", path, err)
+            if err == EWOULDBLOCK { throw .locked(path: dir) }
+            throw Self.ioError("flock writer.lock", dir, err)
         }
-        lockFD = fd
+        return fd
     }
 
-    private func releaseWriterLock() {
-        if lockFD >= 0 { flock(lockFD, LOCK_UN); Glibc.close(lockFD); lockFD = -1 }
+    static func unlockWriter(_ fd: Int32) {
+        if fd >= 0 { flock(fd, LOCK_UN); Glibc.close(fd) }
     }
 
     private func openDatabases() throws(StoreError) {

@@ -34,21 +34,16 @@ final class RecordFile: @unchecked Sendable {
     private var end: Int = 0
     /// Bytes of a torn last append cut off when the file was opened (0: none).
     private(set) var truncatedTailBytes = 0
+    /// Records the file held when it was opened.
+    private(set) var countAtOpen = 0
 
     /// Opens the file in directory `dir`, holding its writer lock. A missing file is
     /// created holding `initial` (a migration's records), whole or not at all.
     init(dir: String, initial: () throws(StoreError) -> [[UInt8]] = { [] }) throws(StoreError) {
         self.dir = dir
         do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
-        catch { throw Self.ioError("mkdir", dir, errno) }
-        lockFD = open(dir + "/writer.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard lockFD >= 0 else { throw Self.ioError("open writer.lock", dir, errno) }
-        guard flock(lockFD, LOCK_EX | LOCK_NB) == 0 else {
-            let e = errno
-            Glibc.close(lockFD); lockFD = -1
-            if e == EWOULDBLOCK { throw .locked(path: dir) }
-            throw Self.ioError("flock writer.lock", dir, e)
-        }
+        catch { throw LMDBBackend.ioError("mkdir", dir, errno) }
+        lockFD = try LMDBBackend.lockWriter(dir)
         do throws(StoreError) {
             unlink(path + ".new")  // a compaction that did not finish
             if access(path, F_OK) != 0 {
@@ -56,12 +51,13 @@ final class RecordFile: @unchecked Sendable {
                 try Self.syncDirectory(dir)
             }
             fd = open(path, O_RDWR | O_CLOEXEC)
-            guard fd >= 0 else { throw Self.ioError("open", path, errno) }
+            guard fd >= 0 else { throw LMDBBackend.ioError("open", path, errno) }
             let bytes = try readAll()
-            let (_, good) = try Self.parse(bytes, path: path)
+            let (records, good) = try Self.parse(bytes, path: path)
+            countAtOpen = records.count
             if good < bytes.count {
                 // The torn tail of an append that never completed.
-                guard ftruncate(fd, off_t(good)) == 0, fdatasync(fd) == 0 else { throw Self.ioError("truncate torn tail", path, errno) }
+                guard ftruncate(fd, off_t(good)) == 0, fdatasync(fd) == 0 else { throw LMDBBackend.ioError("truncate torn tail", path, errno) }
                 truncatedTailBytes = bytes.count - good
             }
             end = good
@@ -75,7 +71,8 @@ final class RecordFile: @unchecked Sendable {
 
     func close() {
         if fd >= 0 { Glibc.close(fd); fd = -1 }
-        if lockFD >= 0 { flock(lockFD, LOCK_UN); Glibc.close(lockFD); lockFD = -1 }
+        LMDBBackend.unlockWriter(lockFD)
+        lockFD = -1
     }
 
     static var header: [UInt8] {
@@ -182,7 +179,7 @@ final class RecordFile: @unchecked Sendable {
         let bytes = w.bytes
         do throws(StoreError) {
             try writeFully(fd, bytes, at: end)
-            guard fdatasync(fd) == 0 else { throw Self.ioError("fdatasync", path, errno) }
+            guard fdatasync(fd) == 0 else { throw LMDBBackend.ioError("fdatasync", path, errno) }
         } catch {
             // Closed: a reopen reads what did reach the disk (a torn append is cut off).
             Glibc.close(fd); fd = -1
@@ -211,11 +208,11 @@ final class RecordFile: @unchecked Sendable {
     private func write(_ bytes: [UInt8]) throws(StoreError) -> Int32 {
         let tmp = path + ".new"
         let f = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard f >= 0 else { throw Self.ioError("create", tmp, errno) }
+        guard f >= 0 else { throw LMDBBackend.ioError("create", tmp, errno) }
         do throws(StoreError) {
             try writeFully(f, bytes, at: 0)
-            guard fdatasync(f) == 0 else { throw Self.ioError("fdatasync", tmp, errno) }
-            guard rename(tmp, path) == 0 else { throw Self.ioError("rename", path, errno) }
+            guard fdatasync(f) == 0 else { throw LMDBBackend.ioError("fdatasync", tmp, errno) }
+            guard rename(tmp, path) == 0 else { throw LMDBBackend.ioError("rename", path, errno) }
         } catch {
             Glibc.close(f)
             unlink(tmp)
@@ -226,9 +223,9 @@ final class RecordFile: @unchecked Sendable {
 
     static func syncDirectory(_ dir: String) throws(StoreError) {
         let d = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard d >= 0 else { throw Self.ioError("open directory", dir, errno) }
+        guard d >= 0 else { throw LMDBBackend.ioError("open directory", dir, errno) }
         defer { Glibc.close(d) }
-        guard fsync(d) == 0 else { throw Self.ioError("fsync directory", dir, errno) }
+        guard fsync(d) == 0 else { throw LMDBBackend.ioError("fsync directory", dir, errno) }
     }
 
     private func writeFully(_ f: Int32, _ bytes: [UInt8], at offset: Int) throws(StoreError) {
@@ -239,7 +236,7 @@ final class RecordFile: @unchecked Sendable {
                 if errno == EINTR { continue }
                 let e = errno
                 if e == ENOSPC || e == EDQUOT { throw .diskFull(path: path) }
-                throw Self.ioError("pwrite", path, e)
+                throw LMDBBackend.ioError("pwrite", path, e)
             }
             done += n
         }
@@ -248,19 +245,16 @@ final class RecordFile: @unchecked Sendable {
     private func readAll() throws(StoreError) -> [UInt8] {
         guard fd >= 0 else { throw .closed(path: path) }
         var st = stat()
-        guard fstat(fd, &st) == 0 else { throw Self.ioError("fstat", path, errno) }
+        guard fstat(fd, &st) == 0 else { throw LMDBBackend.ioError("fstat", path, errno) }
         var out = [UInt8](repeating: 0, count: Int(st.st_size))
         var done = 0
         while done < out.count {
             let n = out.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, $0.count - done, off_t(done)) }
-            if n < 0 { if errno == EINTR { continue }; throw Self.ioError("pread", path, errno) }
+            if n < 0 { if errno == EINTR { continue }; throw LMDBBackend.ioError("pread", path, errno) }
             if n == 0 { break }
             done += n
         }
         return Array(out.prefix(done))
     }
 
-    static func ioError(_ op: String, _ path: String, _ code: Int32) -> StoreError {
-        .io(operation: op, path: path, code: code, message: String(cString: strerror(code)))
-    }
 }

@@ -31,9 +31,9 @@ public final class RecordStore: @unchecked Sendable {
         }
     }
 
-    init(_ file: RecordFile) throws(StoreError) {
+    init(_ file: RecordFile) {
         backing = .file(file)
-        next = UInt64(try file.all().count)
+        next = UInt64(file.countAtOpen)
     }
 
     /// Opens (creating if needed) the store in directory `path`. A directory that holds
@@ -49,23 +49,24 @@ public final class RecordStore: @unchecked Sendable {
         }
         let file = try RecordFile(dir: path) { () throws(StoreError) -> [[UInt8]] in
             guard fm.fileExists(atPath: legacy) else { return [] }
-            let old = try RecordStore(LMDBBackend(path: path, mode: .readWrite, dbs: DB.recordStore, writerLock: false,
-                                                  mapBytesInitial: 64 << 20, mapBytesMax: Limits.mapBytesMax))
+            let old = try openLMDB(path: path, writerLock: false)  // the file holds writer.lock
             defer { old.close() }
             return try old.all()
         }
         if fm.fileExists(atPath: legacy) {
             // The file holds every record now (written whole before it was named).
-            guard rename(legacy, legacy + ".migrated") == 0 else { throw RecordFile.ioError("rename", legacy, errno) }
+            guard rename(legacy, legacy + ".migrated") == 0 else { throw LMDBBackend.ioError("rename", legacy, errno) }
             unlink(path + "/lock.mdb")
             try RecordFile.syncDirectory(path)
         }
-        return try RecordStore(file)
+        return RecordStore(file)
     }
 
     /// The older LMDB form (kept to read a data directory written before the file).
-    public static func openLMDB(path: String) throws(StoreError) -> RecordStore {
-        try RecordStore(LMDBBackend(path: path, mode: .readWrite, dbs: DB.recordStore, writerLock: true,
+    public static func openLMDB(path: String) throws(StoreError) -> RecordStore { try openLMDB(path: path, writerLock: true) }
+
+    static func openLMDB(path: String, writerLock: Bool) throws(StoreError) -> RecordStore {
+        try RecordStore(LMDBBackend(path: path, mode: .readWrite, dbs: DB.recordStore, writerLock: writerLock,
                                     mapBytesInitial: 64 << 20, mapBytesMax: Limits.mapBytesMax))
     }
 
