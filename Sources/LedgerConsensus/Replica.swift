@@ -95,6 +95,30 @@ public enum Note: Sendable, Equatable {
     /// A client event left the mempool without committing: it breaks a rule against the
     /// executed state, or waited too long for its author's previous nonce.
     case droppedEvent(EventID, ApplyError)
+    /// A peer sent what no honest replica sends: the driver scores it down.
+    case peerFault(PublicKey, PeerFault)
+}
+
+/// Proof, from one message, that the peer which sent it is faulty (or lies). A replica
+/// passes on only client events it decoded, found to be for this chain and verified
+/// (`admit` checks all three before forwarding, and re-forwards only its mempool), so
+/// a relayed event that fails one of them convicts its relayer; rules that depend on
+/// state (nonces, balances) do not, since replicas see events in different orders.
+public enum PeerFault: String, Sendable, Hashable, CustomStringConvertible {
+    /// Relayed event bytes that do not decode as an envelope.
+    case malformedEvent = "malformed_event"
+    /// A relayed event for another chain.
+    case wrongChainEvent = "wrong_chain_event"
+    /// A relayed event whose signature does not verify.
+    case forgedEvent = "forged_event"
+
+    public var description: String {
+        switch self {
+        case .malformedEvent: "relayed an event that does not decode"
+        case .wrongChainEvent: "relayed an event for another chain"
+        case .forgedEvent: "relayed an event whose signature does not verify"
+        }
+    }
 }
 
 public enum Input: Sendable {
@@ -466,18 +490,22 @@ public struct Replica: Sendable {
 
     // MARK: - Client events and the mempool
 
-    mutating func admit(_ bytes: [UInt8], forward: Bool, signatureChecked: Bool = false, _ out: inout Output) {
-        guard bytes.count <= Limits.eventBytesMax, let e = try? Envelope(bytes: bytes) else {
-            out.notes.append(.rejectedMessage("malformed client event")); return
+    /// `relayedBy`: the peer that passed the event on (nil: a client's, through the
+    /// driver); a relayed event that could never have been forwarded convicts it.
+    mutating func admit(_ bytes: [UInt8], forward: Bool, signatureChecked: Bool = false, relayedBy: PublicKey? = nil, _ out: inout Output) {
+        func refuse(_ fault: PeerFault, _ why: String) {
+            if let peer = relayedBy { out.notes.append(.peerFault(peer, fault)) } else { out.notes.append(.rejectedMessage(why)) }
         }
+        guard bytes.count <= Limits.eventBytesMax, let e = try? Envelope(bytes: bytes) else { refuse(.malformedEvent, "malformed client event"); return }
+        guard e.chainID == chain else { refuse(.wrongChainEvent, "client event for another chain"); return }
         let id = EventCrypto.id(bytes)
         guard mempool[id] == nil else { return }
-        guard e.chainID == chain, let acct = state.accounts[e.author], e.nonce > acct.nonce else { return }
+        guard let acct = state.accounts[e.author], e.nonce > acct.nonce else { return }
         guard mempool.count < Limits.mempoolEventsMax else { out.notes.append(.rejectedMessage("mempool full")); return }
         if signatureChecked { rememberVerified(id) }
         if !verified.contains(id) {
             counters.eventSignaturesVerified += 1
-            guard EventCrypto.verify(e, scratch: &scratch) else { out.notes.append(.rejectedMessage("client event with a bad signature")); return }
+            guard EventCrypto.verify(e, scratch: &scratch) else { refuse(.forgedEvent, "client event with a bad signature"); return }
             rememberVerified(id)
         }
         mempool[id] = e
@@ -570,8 +598,8 @@ public struct Replica: Sendable {
 
     mutating func onMessage(_ from: PublicKey, _ m: PeerMessage, _ out: inout Output) {
         switch m {
-        case let .request(bytes): admit(bytes, forward: false, &out)
-        case let .requests(list): for bytes in list { admit(bytes, forward: false, &out) }
+        case let .request(bytes): admit(bytes, forward: false, relayedBy: from, &out)
+        case let .requests(list): for bytes in list { admit(bytes, forward: false, relayedBy: from, &out) }
         case let .prePrepare(pp, block): onPrePrepare(pp, block, fromNewView: false, &out)
         case let .vote(v): onVote(v, &out)
         case let .viewChange(vc, blocks): onViewChange(vc, blocks, &out)

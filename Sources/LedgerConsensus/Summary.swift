@@ -59,6 +59,7 @@ extension Note {
         case let .fetching(h, _): "fetching from h\(h)"
         case let .divergence(s): "DIVERGENCE \(s)"
         case let .droppedEvent(id, why): "dropped \(id.hex.prefix(6)): \(why)"
+        case let .peerFault(k, fault): "peer \(k.hex.prefix(6)) \(fault)"
         }
     }
 }

@@ -52,6 +52,9 @@ public struct MeshCounters: Sendable, Hashable {
     public var disconnects: UInt64
     /// Sends dropped because the peer's outbound queue was full.
     public var framesDropped: UInt64
+    /// Messages that decoded but proved their sender faulty (the replica's judgement,
+    /// `penalize(_:for:)`), e.g. a relayed event with a forged signature.
+    public var peerFaults: UInt64
 }
 
 public enum MeshError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -107,6 +110,7 @@ public final class Mesh: PeerTransport, Sendable {
     private let handshakesFailed = Atomic<UInt64>(0)
     private let disconnects = Atomic<UInt64>(0)
     private let framesDropped = Atomic<UInt64>(0)
+    private let peerFaults = Atomic<UInt64>(0)
     private let stopped = Atomic<Bool>(false)
     private let port = Atomic<Int>(0)
     private let state = Mutex(State())
@@ -163,7 +167,8 @@ public final class Mesh: PeerTransport, Sendable {
     public var counters: MeshCounters {
         MeshCounters(bytesIn: bytesIn.load(ordering: .relaxed), bytesOut: bytesOut.load(ordering: .relaxed),
                      framesRejected: framesRejected.load(ordering: .relaxed), handshakesFailed: handshakesFailed.load(ordering: .relaxed),
-                     disconnects: disconnects.load(ordering: .relaxed), framesDropped: framesDropped.load(ordering: .relaxed))
+                     disconnects: disconnects.load(ordering: .relaxed), framesDropped: framesDropped.load(ordering: .relaxed),
+                     peerFaults: peerFaults.load(ordering: .relaxed))
     }
 
     // MARK: Lifecycle
@@ -244,6 +249,18 @@ public final class Mesh: PeerTransport, Sendable {
                                 bytesIn: c.bytesIn.load(ordering: .relaxed), bytesOut: c.bytesOut.load(ordering: .relaxed))
             }
         }.sorted { $0.key < $1.key }
+    }
+
+    /// A message that proved its sender faulty costs it what a forged frame does and
+    /// closes its connection (FORMAT.md §11.5): it reconnects with a lower score, and
+    /// repeat offenders are banned.
+    public func penalize(_ peer: PublicKey, for fault: PeerFault) {
+        guard !isStopped else { return }
+        peerFaults.add(1, ordering: .relaxed)
+        let conn = state.withLock { $0.peers[peer] }
+        logger.notice("mesh peer proved faulty, disconnecting", metadata: ["peer": "\(peer.short)", "fault": "\(fault.rawValue)"])
+        penalize(peer, by: ConnectionHandler.offencePenalty)
+        conn?.channel.close(promise: nil)
     }
 
     /// A key's score, connected or not (0 for a key never penalized or whose ban ran out).

@@ -413,6 +413,10 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
             logger.notice("view change", metadata: ["to": "\(v)"])
         case let .enteredView(v): logger.info("entered view", metadata: ["view": "\(v)"])
         case let .equivocation(k): logger.warning("equivocation", metadata: ["validator": "\(k.hex)"])
+        case let .peerFault(k, fault):
+            Counter(label: "chaosledger_peer_faults_total", dimensions: [("fault", fault.rawValue)]).increment()
+            logger.notice("peer fault", metadata: ["peer": "\(k.hex)", "fault": "\(fault.rawValue)"])
+            cond.withLock { transport }?.penalize(k, for: fault)
         case let .divergence(s): logger.critical("divergence", metadata: ["detail": "\(s)"])
         case let .droppedEvent(id, why):
             // An event this node admitted can no longer commit: its submitter learns why.

@@ -19,6 +19,9 @@ public protocol PeerTransport: AnyObject, Sendable {
     func send(batch: [(message: PeerMessage, to: Destination)])
     /// The peers connected now.
     func peers() -> [PeerInfo]
+    /// A peer proved faulty by what it sent (the replica's judgement): the transport
+    /// scores it down and may drop or ban it.
+    func penalize(_ peer: PublicKey, for fault: PeerFault)
 }
 
 extension PeerTransport {

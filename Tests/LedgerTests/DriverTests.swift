@@ -13,6 +13,7 @@ final class Hub: @unchecked Sendable {
     let lock = NSLock()
     var nodes: [PublicKey: NodeDriver] = [:]
     var down = Set<PublicKey>()
+    var faults: [PublicKey: [(PublicKey, PeerFault)]] = [:]
 
     final class Link: PeerTransport, @unchecked Sendable {
         let hub: Hub
@@ -32,6 +33,9 @@ final class Hub: @unchecked Sendable {
         func peers() -> [PeerInfo] {
             hub.lock.withLock { hub.nodes.keys.filter { $0 != me && !hub.down.contains($0) }.map { PeerInfo(key: $0, address: "hub", role: .validator, outbound: true) } }
         }
+        /// What this node's replica convicted its peers of, in order.
+        var faults: [(PublicKey, PeerFault)] { hub.lock.withLock { hub.faults[me] ?? [] } }
+        func penalize(_ peer: PublicKey, for fault: PeerFault) { hub.lock.withLock { hub.faults[me, default: []].append((peer, fault)) } }
     }
 }
 
@@ -151,6 +155,44 @@ struct TestChain {
             return roots.count == 4 && Set(roots).count == 1
         }
         if case let .committed(h, _) = await nodes[3].eventStatus(receipts[0].id!) { #expect(h.value >= 1) } else { Issue.record("event not found") }
+        for n in nodes { await n.stop() }
+    }
+}
+
+extension DriverTests {
+    /// A peer that relays an event no honest replica forwards (forged, malformed, for
+    /// another chain) is reported to the transport once per event, and only that peer;
+    /// the good event of the same batch is kept and commits, the forged one changes nothing.
+    @Test func aPeerRelayingForgedEventsIsReportedAndNothingIsLost() async throws {
+        let hub = Hub()
+        var nodes: [NodeDriver] = []
+        for i in 0 ..< 4 {
+            let log = LedgerLog.memory()
+            _ = try log.initialize(genesis: chain.genesis)
+            nodes.append(try makeNode(i, log: log, store: RecordStore.memory(), hub: hub))
+        }
+        let liar = chain.validators[3].publicKey
+        let good = chain.transfer(0, nonce: 1)
+        var forged = chain.transfer(1, nonce: 1)
+        forged[forged.count - 1] ^= 1
+        let otherChain = EventCrypto.makeEvent(chain: try ChainID("driver-test-other"), key: chain.clients[1], nonce: 1, fee: 1,
+                                               payload: .transfer(to: chain.clients[0].publicKey, amount: 5, memo: "t")).bytes
+        nodes[0].receive(from: liar, .requests([good, forged, [1, 2, 3], otherChain]))
+        let reports = { hub.lock.withLock { hub.faults } }
+        try await waitFor("node 0 reports the relayer") { reports()[chain.validators[0].publicKey]?.count == 3 }
+        let mine = reports()[chain.validators[0].publicKey] ?? []
+        #expect(mine.map(\.0) == [liar, liar, liar])
+        #expect(mine.map(\.1) == [.forgedEvent, .malformedEvent, .wrongChainEvent])
+        // Node 0 passes the good event on (it re-forwards what it holds) and it commits.
+        try await waitFor("the good event commits", seconds: Double(Self.waitMs) / 1000) {
+            if case .committed = await nodes[0].eventStatus(EventCrypto.id(good)) { return true }
+            return false
+        }
+        #expect(await nodes[0].eventStatus(EventCrypto.id(forged)) == .unknown)
+        let state = try await nodes[0].state(at: nil)
+        #expect(state.accounts[chain.clients[0].publicKey]!.nonce == 1 && state.accounts[chain.clients[1].publicKey]!.nonce == 0)
+        // Nobody else was accused: honest traffic never looks like a lie.
+        #expect(reports().keys.map { $0 } == [chain.validators[0].publicKey])
         for n in nodes { await n.stop() }
     }
 }

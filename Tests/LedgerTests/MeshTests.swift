@@ -296,6 +296,28 @@ final class RawPeer: ChannelInboundHandler, Sendable {
         #expect(a.mesh.peers().map(\.key) == [b.key.publicKey])
         await stopAll(a, b)
     }
+
+    /// A peer the replica convicts (a forged relayed event, say) pays what a forged
+    /// frame costs: its connection closes, it may come back with the lower score, and
+    /// the third conviction bans it.
+    @Test func aPeerProvedFaultyIsDisconnectedScoredAndBanned() async throws {
+        let a = try await startMesh("a6")
+        let b = try await startMesh("b6", bootstrap: [a.address])
+        #expect(await eventually { a.connected(to: b) })
+        a.mesh.penalize(b.key.publicKey, for: .forgedEvent)
+        #expect(a.mesh.score(b.key.publicKey) == -50 && a.mesh.counters.peerFaults == 1)
+        #expect(await eventually { a.mesh.counters.disconnects >= 1 })
+        // Not banned yet: b dials again and is let back in.
+        #expect(await eventually { a.connected(to: b) })
+        a.mesh.penalize(b.key.publicKey, for: .malformedEvent)
+        a.mesh.penalize(b.key.publicKey, for: .wrongChainEvent)
+        #expect(a.mesh.score(b.key.publicKey) == -150 && a.mesh.counters.peerFaults == 3)
+        #expect(await eventually { !a.connected(to: b) && !b.connected(to: a) })
+        // Banned: b keeps dialing (every 50–400 ms here) and is refused at the handshake.
+        #expect(await eventually { a.mesh.counters.handshakesFailed >= 2 })
+        #expect(!a.connected(to: b) && a.mesh.counters.framesRejected == 0)
+        await stopAll(a, b)
+    }
 }
 
 /// The mesh's crypto (LedgerCrypto/MeshCrypto.swift) and codecs, without sockets.
