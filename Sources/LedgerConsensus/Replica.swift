@@ -247,6 +247,11 @@ public struct Replica: Sendable {
     var lastReforwardAt: UInt64 = 0
     var lastFetchAt: UInt64 = 0
     var fetchRound: UInt64 = 0
+    /// When each peer's last state-transfer request was answered. An honest replica
+    /// asks at most once per `fetchIntervalMs` (`requestFetch`), and each answer reads
+    /// and sends up to 16 blocks on this thread: a peer asking more than four times as
+    /// often is flooding, and the extra requests go unanswered (its own timer retries).
+    var fetchServedAt: [PublicKey: UInt64] = [:]
     var oldestPendingAt: UInt64?
     /// Mempool events that are not opinions (see `opinionDelayMs`).
     var clientPending = 0
@@ -606,6 +611,12 @@ public struct Replica: Sendable {
         case let .newView(nv, blocks): onNewView(nv, blocks, &out)
         case let .fetch(h, count):
             guard h.value >= 1, h <= state.height else { return }
+            if let last = fetchServedAt[from], now < last &+ config.fetchIntervalMs / 4 {
+                out.notes.append(.rejectedMessage("state-transfer request from \(from.short) sooner than \(config.fetchIntervalMs / 4) ms after the last"))
+                return
+            }
+            if fetchServedAt.count >= Limits.fetchPeersRememberedMax { fetchServedAt.removeAll(keepingCapacity: true) }
+            fetchServedAt[from] = now
             out.serve.append(ServeRequest(to: from, from: h, count: min(Int(count), Limits.stateTransferBlocksMax)))
         case let .blocks(bs): onBlocks(from, bs, &out)
         }

@@ -59,6 +59,8 @@ public enum Limits {
     public static let peerMessageBytesMax = 32 << 20
     /// Certified blocks in one state-transfer answer.
     public static let stateTransferBlocksMax = 16
+    /// Peers whose last state-transfer request a replica remembers (to pace them).
+    public static let fetchPeersRememberedMax = 1_024
     /// Client events in one `requests` peer message (a node coalesces what it forwards).
     public static let requestsPerMessageMax = 10_000
     /// Client events a replica holds waiting for a block.

@@ -67,7 +67,7 @@ import Testing
         p.executableURL = URL(fileURLWithPath: chaosledgerBinary)
         p.arguments = ["node", "--config", dir.sub("node-0.json")]
         let logPath = dir.sub("logs/node-0.log")
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let logFile = try #require(FileHandle(forWritingAtPath: logPath))
         p.standardOutput = logFile
         p.standardError = logFile

@@ -196,6 +196,22 @@ struct ScriptHarness {
             let fake = SignedConsensusMessage(message: m, signer: key(victim).publicKey, signature: Bytes64(hi: hash, lo: hash))
             queue.append(Queued(from: to == 0 ? 1 : 0, to: to, message: .vote(fake)))
             out.append("queued forged \(w[3]) claiming r\(victim) for r\(to)")
+        case "relay":
+            // relay <from> <to> forged|malformed|otherchain: a client event no honest
+            // replica would pass on, relayed by `from`.
+            let from = r(w[1]), to = r(w[2])
+            nonces[1] += 1
+            var bytes = EventCrypto.makeEvent(chain: w[3] == "otherchain" ? try! ChainID("golden-other") : chain, key: clients[1], nonce: nonces[1], fee: 1,
+                                              payload: .transfer(to: clients[0].publicKey, amount: 1, memo: "relayed")).bytes
+            if w[3] == "forged" { bytes[bytes.count - 1] ^= 1 }
+            if w[3] == "malformed" { bytes = Array(bytes.prefix(20)) }
+            queue.append(Queued(from: from, to: to, message: .request(bytes)))
+            out.append("queued r\(from)->r\(to) \(w[3]) request")
+        case "fetch":
+            // fetch <from> <to> <height>: `from` asks `to` for certified blocks from a height.
+            let from = r(w[1]), to = r(w[2])
+            queue.append(Queued(from: from, to: to, message: .fetch(from: Height(UInt64(w[3])!), count: UInt32(Limits.stateTransferBlocksMax))))
+            out.append("queued r\(from)->r\(to) fetch from h\(w[3])")
         case "status":
             for i in replicas.indices { out.append("r\(i): \(replicas[i]?.status ?? "crashed") log \(logs[i].count)") }
         case "validators":
