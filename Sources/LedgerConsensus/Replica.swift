@@ -248,9 +248,9 @@ public struct Replica: Sendable {
     var lastFetchAt: UInt64 = 0
     var fetchRound: UInt64 = 0
     /// When each peer's last state-transfer request was answered. An honest replica
-    /// asks at most once per `fetchIntervalMs` (`requestFetch`), and each answer reads
-    /// and sends up to 16 blocks on this thread: a peer asking more than four times as
-    /// often is flooding, and the extra requests go unanswered (its own timer retries).
+    /// asks at most once per `fetchIntervalMs` (400 ms by default; `fetchIfBehind`), and
+    /// each answer reads and sends up to 16 blocks on this thread: requests closer than
+    /// `Limits.fetchAnswerGapMs` go unanswered (the asker's own timer retries).
     var fetchServedAt: [PublicKey: UInt64] = [:]
     var oldestPendingAt: UInt64?
     /// Mempool events that are not opinions (see `opinionDelayMs`).
@@ -495,22 +495,35 @@ public struct Replica: Sendable {
 
     // MARK: - Client events and the mempool
 
-    /// `relayedBy`: the peer that passed the event on (nil: a client's, through the
-    /// driver); a relayed event that could never have been forwarded convicts it.
-    mutating func admit(_ bytes: [UInt8], forward: Bool, signatureChecked: Bool = false, relayedBy: PublicKey? = nil, _ out: inout Output) {
-        func refuse(_ fault: PeerFault, _ why: String) {
-            if let peer = relayedBy { out.notes.append(.peerFault(peer, fault)) } else { out.notes.append(.rejectedMessage(why)) }
+    /// `relayed`: the event came from a peer (not from a client through the driver);
+    /// then an event no honest replica forwards is returned as the peer's fault, not noted.
+    @discardableResult
+    mutating func admit(_ bytes: [UInt8], forward: Bool, signatureChecked: Bool = false, relayed: Bool = false, _ out: inout Output) -> PeerFault? {
+        func refuse(_ fault: PeerFault, _ why: String) -> PeerFault? {
+            if relayed { return fault }
+            out.notes.append(.rejectedMessage(why))
+            return nil
         }
-        guard bytes.count <= Limits.eventBytesMax, let e = try? Envelope(bytes: bytes) else { refuse(.malformedEvent, "malformed client event"); return }
-        guard e.chainID == chain else { refuse(.wrongChainEvent, "client event for another chain"); return }
+        let e: Envelope
+        do { e = try Envelope(bytes: bytes) } catch {
+            switch error {
+            // A kind or an envelope version this binary does not know can be a newer
+            // binary's, passed on in a rolling upgrade: refused, held against nobody.
+            case .unknownKind, .unsupportedVersion:
+                out.notes.append(.rejectedMessage("client event of a kind or version this binary does not know: \(error)"))
+                return nil
+            default: return refuse(.malformedEvent, "malformed client event: \(error)")
+            }
+        }
+        guard e.chainID == chain else { return refuse(.wrongChainEvent, "client event for another chain") }
         let id = EventCrypto.id(bytes)
-        guard mempool[id] == nil else { return }
-        guard let acct = state.accounts[e.author], e.nonce > acct.nonce else { return }
-        guard mempool.count < Limits.mempoolEventsMax else { out.notes.append(.rejectedMessage("mempool full")); return }
+        guard mempool[id] == nil else { return nil }
+        guard let acct = state.accounts[e.author], e.nonce > acct.nonce else { return nil }
+        guard mempool.count < Limits.mempoolEventsMax else { out.notes.append(.rejectedMessage("mempool full")); return nil }
         if signatureChecked { rememberVerified(id) }
         if !verified.contains(id) {
             counters.eventSignaturesVerified += 1
-            guard EventCrypto.verify(e, scratch: &scratch) else { refuse(.forgedEvent, "client event with a bad signature"); return }
+            guard EventCrypto.verify(e, scratch: &scratch) else { return refuse(.forgedEvent, "client event with a bad signature") }
             rememberVerified(id)
         }
         mempool[id] = e
@@ -520,6 +533,7 @@ public struct Replica: Sendable {
         if oldestPendingAt == nil { oldestPendingAt = now }
         if forward { send(.request(bytes)) }
         noteOpinion(e, &out)
+        return nil
     }
 
     mutating func rememberVerified(_ id: EventID) {
@@ -603,16 +617,25 @@ public struct Replica: Sendable {
 
     mutating func onMessage(_ from: PublicKey, _ m: PeerMessage, _ out: inout Output) {
         switch m {
-        case let .request(bytes): admit(bytes, forward: false, relayedBy: from, &out)
-        case let .requests(list): for bytes in list { admit(bytes, forward: false, relayedBy: from, &out) }
+        // A message that convicts its relayer is read no further: one charge per
+        // message, and a liar cannot make this replica verify thousands of forgeries
+        // with one message (the events before the lie are kept).
+        case let .request(bytes):
+            if let fault = admit(bytes, forward: false, relayed: true, &out) { out.notes.append(.peerFault(from, fault)) }
+        case let .requests(list):
+            for bytes in list {
+                guard let fault = admit(bytes, forward: false, relayed: true, &out) else { continue }
+                out.notes.append(.peerFault(from, fault))
+                break
+            }
         case let .prePrepare(pp, block): onPrePrepare(pp, block, fromNewView: false, &out)
         case let .vote(v): onVote(v, &out)
         case let .viewChange(vc, blocks): onViewChange(vc, blocks, &out)
         case let .newView(nv, blocks): onNewView(nv, blocks, &out)
         case let .fetch(h, count):
             guard h.value >= 1, h <= state.height else { return }
-            if let last = fetchServedAt[from], now < last &+ config.fetchIntervalMs / 4 {
-                out.notes.append(.rejectedMessage("state-transfer request from \(from.short) sooner than \(config.fetchIntervalMs / 4) ms after the last"))
+            if let last = fetchServedAt[from], now < last &+ Limits.fetchAnswerGapMs {
+                out.notes.append(.rejectedMessage("state-transfer request from \(from.short) sooner than \(Limits.fetchAnswerGapMs) ms after the last"))
                 return
             }
             if fetchServedAt.count >= Limits.fetchPeersRememberedMax { fetchServedAt.removeAll(keepingCapacity: true) }

@@ -59,6 +59,9 @@ public enum Limits {
     public static let peerMessageBytesMax = 32 << 20
     /// Certified blocks in one state-transfer answer.
     public static let stateTransferBlocksMax = 16
+    /// A replica answers each peer's state-transfer requests at most this often (an
+    /// honest one asks once per its `fetchIntervalMs`, 400 ms by default).
+    public static let fetchAnswerGapMs: UInt64 = 100
     /// Peers whose last state-transfer request a replica remembers (to pace them).
     public static let fetchPeersRememberedMax = 1_024
     /// Client events in one `requests` peer message (a node coalesces what it forwards).

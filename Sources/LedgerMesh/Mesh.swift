@@ -258,7 +258,8 @@ public final class Mesh: PeerTransport, Sendable {
         guard !isStopped else { return }
         peerFaults.add(1, ordering: .relaxed)
         let conn = state.withLock { $0.peers[peer] }
-        logger.notice("mesh peer proved faulty, disconnecting", metadata: ["peer": "\(peer.short)", "fault": "\(fault.rawValue)"])
+        logger.notice(conn == nil ? "mesh peer proved faulty" : "mesh peer proved faulty, disconnecting",
+                      metadata: ["peer": "\(peer.short)", "fault": "\(fault.rawValue)"])
         penalize(peer, by: ConnectionHandler.offencePenalty)
         conn?.channel.close(promise: nil)
     }

@@ -509,6 +509,11 @@ public final class Simulation {
             case .startedViewChange: viewChanges += 1
             case .fetching: transfers += 1
             case let .divergence(s): if n.honest { violation("r\(n.index) divergence: \(s)") }
+            case let .peerFault(k, fault):
+                // A conviction is proof: honest traffic must never produce one.
+                if let accused = nodes.first(where: { $0.config.keys.contains { $0.publicKey == k } }), accused.honest {
+                    violation("r\(n.index) convicted honest r\(accused.index): \(fault)")
+                }
             default: break
             }
         }
