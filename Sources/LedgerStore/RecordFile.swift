@@ -36,6 +36,10 @@ final class RecordFile: @unchecked Sendable {
     private(set) var truncatedTailBytes = 0
     /// Records the file held when it was opened.
     private(set) var countAtOpen = 0
+    /// Those records, parsed (and checked) at open, until the first `all()` takes them:
+    /// a node reads its records once at start, and reading and hashing the file a
+    /// second time for that would repeat what the open just did.
+    private var recordsAtOpen: [[UInt8]]?
 
     /// Opens the file in directory `dir`, holding its writer lock. A missing file is
     /// created holding `initial` (a migration's records), whole or not at all.
@@ -55,6 +59,7 @@ final class RecordFile: @unchecked Sendable {
             let bytes = try readAll()
             let (records, good) = try Self.parse(bytes, path: path)
             countAtOpen = records.count
+            recordsAtOpen = records
             if good < bytes.count {
                 // The torn tail of an append that never completed.
                 guard ftruncate(fd, off_t(good)) == 0, fdatasync(fd) == 0 else { throw LMDBBackend.ioError("truncate torn tail", path, errno) }
@@ -91,11 +96,7 @@ final class RecordFile: @unchecked Sendable {
     /// One append's frame.
     static func frame(_ records: [[UInt8]], into w: inout ByteWriter) {
         var body = ByteWriter(capacity: records.reduce(0) { $0 + $1.count + 4 })
-        for r in records {
-            precondition(r.count <= Int(UInt32.max), "a consensus record over 4 GiB")
-            body.u32(UInt32(r.count))
-            body.raw(r)
-        }
+        for r in records { body.blob32(r) }
         precondition(body.bytes.count <= Int(UInt32.max), "an append over 4 GiB")
         var n = ByteWriter(capacity: 4)
         n.u32(UInt32(body.bytes.count))
@@ -109,10 +110,10 @@ final class RecordFile: @unchecked Sendable {
     /// does not check out ends the list — a torn append — unless a whole frame follows
     /// it anywhere: then it is damage in the middle of the file, and corrupt.
     static func parse(_ bytes: [UInt8], path: String) throws(StoreError) -> (records: [[UInt8]], end: Int) {
-        guard bytes.count >= headerBytes, Array(bytes[0 ..< magic.count]) == magic else {
+        var header = ByteReader(bytes)
+        guard let m = try? header.raw(magic.count, "records.magic"), m.elementsEqual(magic), let v = try? header.u16("records.version") else {
             throw .corrupt(record: path, reason: "not a consensus record file (bad magic)")
         }
-        let v = UInt16(bytes[magic.count]) << 8 | UInt16(bytes[magic.count + 1])
         guard v == version else { throw .corrupt(record: path, reason: "unknown record file version \(v)") }
         var out: [[UInt8]] = []
         var at = headerBytes
@@ -136,35 +137,30 @@ final class RecordFile: @unchecked Sendable {
         return (out, at)
     }
 
-    static func u32(_ b: [UInt8], _ at: Int) -> Int {
-        Int(b[at]) << 24 | Int(b[at + 1]) << 16 | Int(b[at + 2]) << 8 | Int(b[at + 3])
-    }
-
     /// The records of the frame at `at` and where the next begins; nil if the frame is
     /// not whole or fails its checksum. A frame that checks out but whose body does not
     /// split into records was written wrong: corrupt.
     static func frame(_ bytes: [UInt8], at: Int, path: String) throws(StoreError) -> ([[UInt8]], Int)? {
-        guard bytes.count - at >= frameOverhead, Array(bytes[at ..< at + 8]) == frameMarker else { return nil }
-        let n = u32(bytes, at + 8)
-        let next = at + frameOverhead + n
-        guard next <= bytes.count else { return nil }
-        guard Blake2b.hash(Array(bytes[at + 8 ..< at + 12]) + Array(bytes[at + frameOverhead ..< next])) == Bytes32(bytes[at + 12 ..< at + 44]) else {
-            return nil
-        }
+        var r = ByteReader(bytes[at...])
+        guard let marker = try? r.raw(frameMarker.count, "frame.marker"), marker.elementsEqual(frameMarker),
+              let n = try? r.u32("frame.length"), let sum = try? r.b32("frame.checksum"), let body = try? r.raw(Int(n), "frame.body"),
+              Blake2b.hash(Array(bytes[at + frameMarker.count ..< at + frameMarker.count + 4]) + Array(body)) == sum else { return nil }
         var records: [[UInt8]] = []
-        var p = at + frameOverhead
-        while p < next {
-            guard next - p >= 4, u32(bytes, p) <= next - p - 4 else {
+        var b = ByteReader(body)
+        while b.remaining > 0 {
+            guard let record = try? b.blob32("record", max: b.remaining) else {
                 throw .corrupt(record: "\(path)@\(at)", reason: "an append whose records do not fill it")
             }
-            let len = u32(bytes, p)
-            records.append(Array(bytes[p + 4 ..< p + 4 + len]))
-            p += 4 + len
+            records.append(record)
         }
-        return (records, next)
+        return (records, r.offset)
     }
 
     func all() throws(StoreError) -> [[UInt8]] {
+        if let r = recordsAtOpen {
+            recordsAtOpen = nil
+            return r
+        }
         let bytes = try readAll()
         return try Self.parse(Array(bytes.prefix(end)), path: path).records
     }
@@ -174,6 +170,7 @@ final class RecordFile: @unchecked Sendable {
     /// frame.
     func append(_ records: [[UInt8]]) throws(StoreError) {
         guard fd >= 0 else { throw .closed(path: path) }
+        recordsAtOpen = nil
         var w = ByteWriter(capacity: Self.frameOverhead + records.reduce(0) { $0 + $1.count + 4 })
         Self.frame(records, into: &w)
         let bytes = w.bytes
@@ -191,6 +188,7 @@ final class RecordFile: @unchecked Sendable {
     /// Replaces the whole list (compaction).
     func replaceAll(_ records: [[UInt8]]) throws(StoreError) {
         guard fd >= 0 else { throw .closed(path: path) }
+        recordsAtOpen = nil
         let bytes = Self.contents(records)
         let newFD = try write(bytes)
         Glibc.close(fd)

@@ -103,12 +103,14 @@ public final class RecordStore: @unchecked Sendable {
 
     /// Every record, in order; a record whose seal does not match is `StoreError.corrupt`.
     public func all() throws(StoreError) -> [[UInt8]] {
-        let kv: any KVBackend
         switch backing {
-        case let .file(f): return try f.all()
-        case let .kv(k): kv = k
+        case let .file(f): try f.all()
+        case let .kv(kv): try Self.all(kv)
         }
-        return try kv.read { t throws(StoreError) in
+    }
+
+    private static func all(_ kv: any KVBackend) throws(StoreError) -> [[UInt8]] {
+        try kv.read { t throws(StoreError) in
             var out: [[UInt8]] = []
             var failure: StoreError?
             try t.visit(.records, from: [], limit: .max) { k, v throws(StoreError) in
