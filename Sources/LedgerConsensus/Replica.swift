@@ -536,6 +536,17 @@ public struct Replica: Sendable {
         return nil
     }
 
+    /// Events a peer relayed. A message that convicts its relayer is read no further:
+    /// one charge per message, and a liar cannot make this replica verify thousands of
+    /// forgeries with one message (the events before the lie are kept).
+    mutating func admitRelayed(_ events: some Sequence<[UInt8]>, from: PublicKey, _ out: inout Output) {
+        for bytes in events {
+            guard let fault = admit(bytes, forward: false, relayed: true, &out) else { continue }
+            out.notes.append(.peerFault(from, fault))
+            return
+        }
+    }
+
     mutating func rememberVerified(_ id: EventID) {
         if verified.count >= 4 * Limits.mempoolEventsMax { verified.removeAll(keepingCapacity: true) }
         verified.insert(id)
@@ -617,17 +628,8 @@ public struct Replica: Sendable {
 
     mutating func onMessage(_ from: PublicKey, _ m: PeerMessage, _ out: inout Output) {
         switch m {
-        // A message that convicts its relayer is read no further: one charge per
-        // message, and a liar cannot make this replica verify thousands of forgeries
-        // with one message (the events before the lie are kept).
-        case let .request(bytes):
-            if let fault = admit(bytes, forward: false, relayed: true, &out) { out.notes.append(.peerFault(from, fault)) }
-        case let .requests(list):
-            for bytes in list {
-                guard let fault = admit(bytes, forward: false, relayed: true, &out) else { continue }
-                out.notes.append(.peerFault(from, fault))
-                break
-            }
+        case let .request(bytes): admitRelayed(CollectionOfOne(bytes), from: from, &out)
+        case let .requests(list): admitRelayed(list, from: from, &out)
         case let .prePrepare(pp, block): onPrePrepare(pp, block, fromNewView: false, &out)
         case let .vote(v): onVote(v, &out)
         case let .viewChange(vc, blocks): onViewChange(vc, blocks, &out)

@@ -253,13 +253,11 @@ public final class Mesh: PeerTransport, Sendable {
 
     /// A message that proved its sender faulty costs it what a forged frame does and
     /// closes its connection (FORMAT.md §11.5): it reconnects with a lower score, and
-    /// repeat offenders are banned.
+    /// repeat offenders are banned. (The driver logs the fault; a ban is logged here.)
     public func penalize(_ peer: PublicKey, for fault: PeerFault) {
         guard !isStopped else { return }
         peerFaults.add(1, ordering: .relaxed)
         let conn = state.withLock { $0.peers[peer] }
-        logger.notice(conn == nil ? "mesh peer proved faulty" : "mesh peer proved faulty, disconnecting",
-                      metadata: ["peer": "\(peer.short)", "fault": "\(fault.rawValue)"])
         penalize(peer, by: ConnectionHandler.offencePenalty)
         conn?.channel.close(promise: nil)
     }
