@@ -25,8 +25,8 @@ struct BenchNet: AsyncParsableCommand {
         slowed by neighbours that the raw rate, measured just before and after, misses).
         Each phase also reports the CPU the hypervisor took from the machine meanwhile
         (steal, from /proc/stat), and, for context, its throughput against what two
-        threads of raw verification reach around it (raw2 / 4): on a VM whose 2 vCPUs
-        share one physical core, two threads verify well under twice one thread.
+        threads of raw verification reach around it (raw2 / 4): on this shared VM two
+        threads have verified between 1.2 and 2.6 times what one thread does.
         """)
     @Option(help: "Directory for the cluster (default: a new temporary one, removed afterwards).") var dir: String?
     @Option(help: "Seconds per load phase.") var seconds = 15.0
@@ -48,8 +48,7 @@ struct BenchNet: AsyncParsableCommand {
         /// Raw one-core verifications per second around this phase.
         var raw = 0.0
         /// Raw verifications per second of two threads at once, measured beside `raw`:
-        /// what this machine's 2 cores really give (on a VM whose vCPUs share a
-        /// physical core it is well under 2 × `raw`).
+        /// what this machine's 2 cores gave then (not always 2 × `raw` on a shared VM).
         var raw2 = 0.0
         /// CPU seconds (user + system) the 4 node processes and this client process used
         /// during the phase: a figure the machine's noise (steal, neighbours) moves less
