@@ -253,6 +253,10 @@ public struct Replica: Sendable {
     /// `Limits.fetchAnswerGapMs` go unanswered (the asker's own timer retries).
     var fetchServedAt: [PublicKey: UInt64] = [:]
     var oldestPendingAt: UInt64?
+    /// No block is built before this (after a build found nothing in a large mempool).
+    var buildIdleUntil: UInt64 = 0
+    /// The full-block rule is off until this (after it asked for a block that came out short).
+    var fullRuleOffUntil: UInt64 = 0
     /// Mempool events that are not opinions (see `opinionDelayMs`).
     var clientPending = 0
     var nextOwnNonce: UInt64 = 0
@@ -270,6 +274,8 @@ public struct Replica: Sendable {
     public struct Counters: Sendable {
         public var votesSigned = 0
         public var eventSignaturesVerified = 0
+        /// Blocks built for a proposal, including builds that found nothing to propose.
+        public var blockBuilds = 0
     }
     /// Consensus signatures (votes, view changes, certificates) actually verified.
     public var voteSignaturesVerified: Int { sigs.verified }
@@ -944,8 +950,28 @@ public struct Replica: Sendable {
             // a quarter of the view timeout.
             let delay = opinionsOnly ? max(min(config.opinionDelayMs, config.viewTimeoutMs / 4), config.batchDelayMs) : config.batchDelayMs
             let waited = oldestPendingAt.map { now >= $0 &+ delay } ?? false
-            guard (inFlight == 0 && !opinionsOnly) || waited || mempool.count >= Int(state.parameters.blockEventsMax) else { return }
-            guard let (block, exec) = buildBlock(h, parent: parent, key: key) else { return }
+            let maxEvents = Int(state.parameters.blockEventsMax)
+            // A full block is ready when the events not yet in a proposed block fill one
+            // (the mempool also holds the events of the blocks in flight: counting those
+            // proposed a block per arriving event once a full one was in flight).
+            let full = now >= fullRuleOffUntil && mempool.count - eventsInFlight() >= maxEvents
+            let due = (inFlight == 0 && !opinionsOnly) || waited
+            guard due || full else { return }
+            // Each build reads the whole mempool. After one found nothing to propose (every
+            // event waits for a nonce this replica has not seen), a large mempool is read
+            // again only after a batch delay, not on every message.
+            guard now >= buildIdleUntil || mempool.count <= Self.buildFreeEvents else { return }
+            counters.blockBuilds += 1
+            let built = buildBlock(h, parent: parent, key: key)
+            if !due, (built?.1.ids.count ?? 0) < maxEvents {
+                // Events waiting for a nonce were counted as ready: the full-block rule
+                // waits a batch delay before it believes the count again.
+                fullRuleOffUntil = now &+ config.batchDelayMs
+            }
+            guard let (block, exec) = built else {
+                if mempool.count > Self.buildFreeEvents { buildIdleUntil = now &+ config.batchDelayMs }
+                return
+            }
             guard let pp = signVote(.prePrepare(view: view, height: Height(h), blockHash: block.hash), key: key, &out) else { return }
             var slot = Slot(view: view)
             slot.block = block; slot.prePrepare = pp; slot.exec = exec; slot.sentPrepare = true
@@ -954,6 +980,17 @@ public struct Replica: Sendable {
             send(.prePrepare(pp, block))
             oldestPendingAt = mempool.isEmpty ? nil : now
         }
+    }
+
+    /// Mempools up to this size are cheap to read: a build that found nothing may be
+    /// retried on the next message.
+    static let buildFreeEvents = 256
+
+    /// Events in the blocks proposed above the executed height (the mempool still holds them).
+    func eventsInFlight() -> Int {
+        var n = 0
+        for (k, slot) in slots where k > state.height.value && !slot.executed { n += slot.exec?.ids.count ?? 0 }
+        return n
     }
 
     /// Mempool events other than opinions that are in blocks proposed above the

@@ -258,9 +258,12 @@ public final class Simulation {
         clientNonce = Array(repeating: 0, count: sc.clients)
         clientPending = Array(repeating: [], count: sc.clients)
         if options.benchEvents > 0 {
+            // Pre-signed, so the fee cannot follow the base fee: it leaves room for blocks
+            // above the gas target to raise it (an event whose fee falls below the base fee
+            // is dropped, and its author's later nonces then wait for ever).
             presigned = (0 ..< options.benchEvents).map { i in
                 let k = i % sc.clients
-                let e = EventCrypto.makeEvent(chain: chain, key: clientKeys[k], nonce: UInt64(i / sc.clients + 1), fee: 1,
+                let e = EventCrypto.makeEvent(chain: chain, key: clientKeys[k], nonce: UInt64(i / sc.clients + 1), fee: 1_000,
                                               payload: .transfer(to: clientKeys[(k + 1) % sc.clients].publicKey, amount: 1, memo: "bench!"))
                 return e.bytes
             }

@@ -1,0 +1,98 @@
+import LedgerConsensus
+import LedgerCore
+import LedgerCrypto
+import LedgerProjections
+import Testing
+
+/// The primary of view 0 of a 4-validator chain, driven alone: its own proposals are
+/// what the tests read (the other validators never answer).
+struct LonePrimary {
+    let chain: ChainID
+    let clients: [SigningKey]
+    /// A validator other than the primary: relayed events come "from" it.
+    let peer: PublicKey
+    var replica: Replica
+
+    init(_ label: String, blockEventsMax: UInt32) throws {
+        let vs = (0 ..< 4).map { SigningKey.derived("\(label)-validator-\($0)") }
+        clients = (0 ..< 4).map { SigningKey.derived("\(label)-client-\($0)") }
+        var p = ChainParameters()
+        p.blockEventsMax = blockEventsMax
+        p.checkpointInterval = 8
+        chain = try ChainID(label)
+        let g = try Genesis(chainID: chain, timestampMs: 1_000, parameters: p,
+                            validators: vs.enumerated().map { .init(key: $1.publicKey, name: "v\($0)", personality: "lawful", stake: 10_000) },
+                            allocations: clients.map { .init(account: $0.publicKey, amount: 1_000_000) } + vs.map { .init(account: $0.publicKey, amount: 1_000_000) })
+        let gh = Blake2b.hash(g.encoded())
+        let state = LedgerState(genesis: g, genesisHash: gh)
+        let probe = Replica(config: ReplicaConfig(genesisHash: gh, genesisStateRoot: state.stateRoot(), keys: [vs[0]], operatorKey: vs[0]),
+                            state: state, lastHash: gh)
+        let primary = vs.first { $0.publicKey == probe.primary(of: 0) }!
+        peer = vs.first { $0.publicKey != primary.publicKey }!.publicKey
+        var c = ReplicaConfig(genesisHash: gh, genesisStateRoot: state.stateRoot(), keys: [primary], operatorKey: primary)
+        c.recordOpinions = false
+        replica = Replica(config: c, state: state, lastHash: gh)
+        _ = replica.step(.tick(nowMs: 2_000))
+    }
+
+    func event(_ k: Int, _ nonce: UInt64, fee: UInt64 = 1) -> Envelope {
+        EventCrypto.makeEvent(chain: chain, key: clients[k], nonce: nonce, fee: fee, payload: .transfer(to: clients[(k + 1) % 4].publicKey, amount: 1, memo: ""))
+    }
+
+    /// Steps the replica, acknowledges its records (a pre-prepare is sent only once its
+    /// record is durable) and returns the events of each block it proposed, in order.
+    mutating func step(_ input: Input) -> [[EventID]] {
+        var out = replica.step(input)
+        if let t = out.persistToken { out.send += replica.step(.persisted(token: t)).send }
+        return out.send.compactMap { if case let .prePrepare(_, b) = $0.message { b.events.map(EventCrypto.id) } else { nil } }
+    }
+
+    /// Relays events from `peer` in one message.
+    mutating func relay(_ events: [Envelope]) -> [[EventID]] { step(.message(from: peer, .requests(events.map(\.bytes)))) }
+}
+
+func ids(_ events: [Envelope]) -> [EventID] { events.map { EventCrypto.id($0.bytes) } }
+
+/// When the primary proposes: at once when nothing is in flight, when a full block is
+/// ready, or after the batch delay; and what reading the mempool may cost it.
+@Suite struct ProposalTests {
+    /// The mempool also holds the events of the blocks in flight. Counting those as ready
+    /// made a primary with a full block in flight propose a block per arriving event.
+    @Test func aFullBlockInFlightDoesNotTurnEachArrivalIntoABlock() throws {
+        var p = try LonePrimary("proposal-full", blockEventsMax: 3)
+        let first = [p.event(0, 1), p.event(0, 2), p.event(0, 3)]
+        #expect(p.relay(first) == [ids(first)])
+        // One more event while the full block is in flight: not a block yet.
+        let a = p.event(1, 1)
+        #expect(p.relay([a]) == [])
+        // Two more make a full block of events not in flight: proposed at once.
+        let b = [p.event(2, 1), p.event(3, 1)]
+        #expect(p.relay(b) == [ids([a] + b)])
+        // A lone event waits for the batch delay (50 ms by default), then goes.
+        let c = p.event(1, 2)
+        #expect(p.relay([c]) == [])
+        #expect(p.step(.tick(nowMs: 2_049)) == [])
+        #expect(p.step(.tick(nowMs: 2_050)) == [ids([c])])
+    }
+
+    /// Events waiting for a nonce the primary has not seen cannot go in. Each build reads
+    /// the whole mempool, so with a large mempool of them a build that found nothing is
+    /// not repeated on every message, only after the batch delay; and nothing is lost.
+    @Test func eventsThatCannotGoInAreNotReadAgainOnEveryMessage() throws {
+        var p = try LonePrimary("proposal-gap", blockEventsMax: 1_000)
+        let waiting = (2 ... 301).map { p.event(0, UInt64($0)) }
+        #expect(p.relay(waiting) == [])
+        let builds = p.replica.counters.blockBuilds
+        #expect(builds == 1)
+        // 100 more messages of events that cannot go in either: no build.
+        let more = (302 ... 401).map { p.event(0, UInt64($0)) }
+        for e in more { #expect(p.relay([e]) == []) }
+        #expect(p.replica.counters.blockBuilds == builds)
+        // The missing nonce arrives: the block goes after the batch delay, whole and in
+        // nonce order.
+        let missing = p.event(0, 1)
+        #expect(p.relay([missing]) == [])
+        #expect(p.step(.tick(nowMs: 2_050)) == [ids([missing] + waiting + more)])
+        #expect(p.replica.counters.blockBuilds == builds + 1)
+    }
+}
