@@ -219,6 +219,14 @@ import Testing
         #expect(!EventCrypto.verify(try Envelope(bytes: forged)))
     }
 
+    /// Keys a sender chooses (transfer recipients) that share their first bytes still
+    /// hash apart: a dictionary of them does not become one long probe chain.
+    @Test func keysSharingAPrefixHashApart() {
+        let keys = (0 ..< 1_000).map { i in Bytes32(w0: 0x4242_4242_4242_4242, w1: 7, w2: UInt64(i % 10), w3: UInt64(i / 10)) }
+        #expect(Set(keys).count == 1_000)
+        #expect(Set(keys.map(\.hashValue)).count >= 995)
+    }
+
     @Test func merkleRootShape() {
         let ids = (0 ..< 5).map { Blake2b.hash([UInt8($0)]) }
         func leaf(_ h: Hash32) -> Hash32 { Blake2b.hash([0] + h.bytes) }
