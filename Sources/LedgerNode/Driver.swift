@@ -242,6 +242,11 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
     private func now() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }
 
     private func loop() {
+        // Foundation's `Thread.name` does not reach the kernel here: the thread kept the
+        // name of the Dispatch worker that started it, so `top -H` and `perf` could not
+        // tell the replica from the HTTP handlers. (proc(5): a thread may write its own
+        // `comm`; `pthread_setname_np` is not visible to Swift without _GNU_SOURCE.)
+        if let f = fopen("/proc/thread-self/comm", "w") { fputs("replica", f); fclose(f) }
         var nextTick = DispatchTime.now().uptimeNanoseconds
         while true {
             let batch: [Input]
