@@ -954,22 +954,24 @@ public struct Replica: Sendable {
             // A full block is ready when the events not yet in a proposed block fill one
             // (the mempool also holds the events of the blocks in flight: counting those
             // proposed a block per arriving event once a full one was in flight).
-            let full = now >= fullRuleOffUntil && mempool.count - eventsInFlight() >= maxEvents
+            let ready = mempool.count - eventsInFlight()
+            let fullReady = now >= fullRuleOffUntil && ready >= maxEvents
             let due = (inFlight == 0 && !opinionsOnly) || waited
-            guard due || full else { return }
+            guard due || fullReady else { return }
             // Each build reads the whole mempool. After one found nothing to propose (every
-            // event waits for a nonce this replica has not seen), a large mempool is read
-            // again only after a batch delay, not on every message.
-            guard now >= buildIdleUntil || mempool.count <= Self.buildFreeEvents else { return }
+            // event not in flight waits for a nonce this replica has not seen), a large
+            // mempool is read again only after a batch delay, not on every message.
+            guard now >= buildIdleUntil || ready <= Self.buildFreeEvents else { return }
             counters.blockBuilds += 1
             let built = buildBlock(h, parent: parent, key: key)
-            if !due, (built?.1.ids.count ?? 0) < maxEvents {
-                // Events waiting for a nonce were counted as ready: the full-block rule
-                // waits a batch delay before it believes the count again.
+            if !due, built?.full != true {
+                // Events waiting for a nonce were counted as ready (the block stopped short
+                // of the count and byte limits): the full-block rule waits a batch delay
+                // before it believes the count again.
                 fullRuleOffUntil = now &+ config.batchDelayMs
             }
-            guard let (block, exec) = built else {
-                if mempool.count > Self.buildFreeEvents { buildIdleUntil = now &+ config.batchDelayMs }
+            guard let (block, exec, _) = built else {
+                if ready > Self.buildFreeEvents { buildIdleUntil = now &+ config.batchDelayMs }
                 return
             }
             guard let pp = signVote(.prePrepare(view: view, height: Height(h), blockHash: block.hash), key: key, &out) else { return }
@@ -986,7 +988,10 @@ public struct Replica: Sendable {
     /// retried on the next message.
     static let buildFreeEvents = 256
 
-    /// Events in the blocks proposed above the executed height (the mempool still holds them).
+    /// Events in the blocks proposed above the executed height (the mempool still holds
+    /// them, except the rare one dropped or never admitted here: an overcount only
+    /// delays the full-block rule to the batch delay; checking each id would cost a
+    /// lookup per in-flight event on every step).
     func eventsInFlight() -> Int {
         var n = 0
         for (k, slot) in slots where k > state.height.value && !slot.executed { n += slot.exec?.ids.count ?? 0 }
@@ -1004,7 +1009,8 @@ public struct Replica: Sendable {
         return n
     }
 
-    mutating func buildBlock(_ h: UInt64, parent: ParentView, key: SigningKey) -> (ProposedBlock, ExecutedBlock)? {
+    /// `full`: the block stopped at the count or byte limit (more events would have gone in).
+    mutating func buildBlock(_ h: UInt64, parent: ParentView, key: SigningKey) -> (ProposedBlock, ExecutedBlock, full: Bool)? {
         var s = parent.state
         let ts = max(now, s.timestampMs)
         let ctx = BlockContext(height: Height(h), timestampMs: ts, proposer: key.publicKey, parentStateRoot: parent.stateRoot)
@@ -1070,7 +1076,7 @@ public struct Replica: Sendable {
                                  proposer: key.publicKey, eventCount: UInt32(ids.count), eventsRoot: EventCrypto.eventsRoot(ids),
                                  parentStateRoot: parent.stateRoot,
                                  meme: Array(config.producer.meme(height: Height(h), view: view).prefix(Limits.memeBytesMax)))
-        return (ProposedBlock(header: header, events: raws), ExecutedBlock(state: s, stateRoot: s.stateRoot(), ids: ids, envelopes: envs, signaturesVerified: 0))
+        return (ProposedBlock(header: header, events: raws), ExecutedBlock(state: s, stateRoot: s.stateRoot(), ids: ids, envelopes: envs, signaturesVerified: 0), full)
     }
 
     // MARK: - Timers, retransmission, state transfer

@@ -13,11 +13,12 @@ struct LonePrimary {
     let peer: PublicKey
     var replica: Replica
 
-    init(_ label: String, blockEventsMax: UInt32) throws {
+    init(_ label: String, blockEventsMax: UInt32, blockBytesMax: UInt32 = 1 << 20) throws {
         let vs = (0 ..< 4).map { SigningKey.derived("\(label)-validator-\($0)") }
         clients = (0 ..< 4).map { SigningKey.derived("\(label)-client-\($0)") }
         var p = ChainParameters()
         p.blockEventsMax = blockEventsMax
+        p.blockBytesMax = blockBytesMax
         p.checkpointInterval = 8
         chain = try ChainID(label)
         let g = try Genesis(chainID: chain, timestampMs: 1_000, parameters: p,
@@ -35,8 +36,8 @@ struct LonePrimary {
         _ = replica.step(.tick(nowMs: 2_000))
     }
 
-    func event(_ k: Int, _ nonce: UInt64, fee: UInt64 = 1) -> Envelope {
-        EventCrypto.makeEvent(chain: chain, key: clients[k], nonce: nonce, fee: fee, payload: .transfer(to: clients[(k + 1) % 4].publicKey, amount: 1, memo: ""))
+    func event(_ k: Int, _ nonce: UInt64, fee: UInt64 = 1, memo: String = "") -> Envelope {
+        EventCrypto.makeEvent(chain: chain, key: clients[k], nonce: nonce, fee: fee, payload: .transfer(to: clients[(k + 1) % 4].publicKey, amount: 1, memo: memo))
     }
 
     /// Steps the replica, acknowledges its records (a pre-prepare is sent only once its
@@ -73,6 +74,38 @@ func ids(_ events: [Envelope]) -> [EventID] { events.map { EventCrypto.id($0.byt
         #expect(p.relay([c]) == [])
         #expect(p.step(.tick(nowMs: 2_049)) == [])
         #expect(p.step(.tick(nowMs: 2_050)) == [ids([c])])
+    }
+
+    /// A block that stopped at the byte limit is full: the full-block rule stays on.
+    @Test func aBlockFullByBytesKeepsTheFullBlockRule() throws {
+        // 4 KiB blocks (the least allowed) of ~0.4 KiB events: the bytes, not the count
+        // of 20, end each block.
+        var p = try LonePrimary("proposal-bytes", blockEventsMax: 20, blockBytesMax: UInt32(Limits.eventBytesMax))
+        let memo = String(repeating: "m", count: Limits.memoBytesMax)
+        let evs = (0 ..< 4).flatMap { k in (1 ... 10).map { p.event(k, UInt64($0), memo: memo) } }
+        let perBlock = Limits.eventBytesMax / evs[0].bytes.count
+        #expect(perBlock > 1 && perBlock < 10)
+        // The first block goes with nothing in flight; the next two because 20 or more
+        // events not in flight are ready; then fewer than 20 are, and they wait.
+        let blocks = p.relay(evs)
+        #expect(blocks.map(\.count) == [perBlock, perBlock, perBlock])
+        #expect(p.step(.tick(nowMs: 2_050)).joined().count == min(40 - 3 * perBlock, perBlock))
+    }
+
+    /// A build that found nothing because every event is already in flight does not hold
+    /// back the next event: the pause is for events that cannot go in, not for these.
+    @Test func eventsInFlightDoNotPauseTheNextBuild() throws {
+        var p = try LonePrimary("proposal-inflight", blockEventsMax: 1_000)
+        let first = (1 ... 300).map { p.event(0, UInt64($0)) }
+        #expect(p.relay(first) == [ids(first)])
+        // With only in-flight client events pending, the primary looks again after the
+        // opinion delay (200 ms) and finds nothing to propose.
+        let builds = p.replica.counters.blockBuilds
+        #expect(p.step(.tick(nowMs: 2_200)) == [])
+        #expect(p.replica.counters.blockBuilds == builds + 1)
+        let next = p.event(1, 1)
+        #expect(p.step(.tick(nowMs: 2_201)) == [])
+        #expect(p.relay([next]) == [ids([next])])
     }
 
     /// Events waiting for a nonce the primary has not seen cannot go in. Each build reads
