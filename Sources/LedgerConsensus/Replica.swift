@@ -988,22 +988,26 @@ public struct Replica: Sendable {
     /// retried on the next message.
     static let buildFreeEvents = 256
 
-    /// Events in the blocks proposed above the executed height (the mempool still holds
-    /// them, except the rare one dropped or never admitted here: an overcount only
-    /// delays the full-block rule to the batch delay; checking each id would cost a
-    /// lookup per in-flight event on every step).
-    func eventsInFlight() -> Int {
-        var n = 0
-        for (k, slot) in slots where k > state.height.value && !slot.executed { n += slot.exec?.ids.count ?? 0 }
-        return n
+    /// The blocks proposed above the executed height, as this replica executed them.
+    func inFlightBlocks() -> some Sequence<ExecutedBlock> {
+        let head = state.height.value
+        return slots.lazy.filter { $0.key > head && !$0.value.executed }.compactMap(\.value.exec)
     }
+
+    /// The ids of their events, which the mempool still holds: no new block takes them.
+    func inFlightIDs() -> Set<EventID> { Set(inFlightBlocks().lazy.flatMap(\.ids)) }
+
+    /// How many events those blocks hold (the mempool still holds them, except the rare
+    /// one dropped or never admitted here: an overcount only delays the full-block rule
+    /// to the batch delay; checking each id would cost a lookup per in-flight event on
+    /// every step).
+    func eventsInFlight() -> Int { inFlightBlocks().reduce(0) { $0 + $1.ids.count } }
 
     /// Mempool events other than opinions that are in blocks proposed above the
     /// executed height (`clientPending` counts them too).
     func clientEventsInFlight() -> Int {
         var n = 0
-        for (k, slot) in slots where k > state.height.value && !slot.executed {
-            guard let exec = slot.exec else { continue }
+        for exec in inFlightBlocks() {
             for (id, e) in zip(exec.ids, exec.envelopes) where !Self.isOpinion(e) && mempool[id] != nil { n += 1 }
         }
         return n
@@ -1015,8 +1019,7 @@ public struct Replica: Sendable {
         let ts = max(now, s.timestampMs)
         let ctx = BlockContext(height: Height(h), timestampMs: ts, proposer: key.publicKey, parentStateRoot: parent.stateRoot)
         do { try s.beginBlock(ctx) } catch { preconditionFailure("a proposal follows its parent by construction: \(error)") }
-        var inFlight = Set<EventID>()
-        for (k, slot) in slots where k > state.height.value && !slot.executed { for id in slot.exec?.ids ?? [] { inFlight.insert(id) } }
+        let inFlight = inFlightIDs()
         var ids: [EventID] = [], envs: [Envelope] = [], raws: [[UInt8]] = []
         var bytes = 0
         var drop: [EventID] = []
@@ -1146,8 +1149,7 @@ public struct Replica: Sendable {
         let every: UInt64 = 2_000
         guard now >= lastReforwardAt &+ every, !mempool.isEmpty else { return }
         lastReforwardAt = now
-        var inFlight = Set<EventID>()
-        for (k, slot) in slots where k > state.height.value && !slot.executed { for id in slot.exec?.ids ?? [] { inFlight.insert(id) } }
+        let inFlight = inFlightIDs()
         var n = 0
         for id in mempoolOrder where n < 1_000 {
             guard let e = mempool[id], !inFlight.contains(id), let since = mempoolSince[id], now >= since &+ every else { continue }
