@@ -514,8 +514,8 @@ public final class Simulation {
             case let .divergence(s): if n.honest { violation("r\(n.index) divergence: \(s)") }
             case let .peerFault(k, fault):
                 // A conviction is proof: honest traffic must never produce one.
-                if let accused = nodes.first(where: { $0.config.keys.contains { $0.publicKey == k } }), accused.honest {
-                    violation("r\(n.index) convicted honest r\(accused.index): \(fault)")
+                if let accused = keyOwner[k], nodes[accused].honest {
+                    violation("r\(n.index) convicted honest r\(accused): \(fault)")
                 }
             default: break
             }
