@@ -988,27 +988,36 @@ public struct Replica: Sendable {
     /// retried on the next message.
     static let buildFreeEvents = 256
 
-    /// The blocks proposed above the executed height, as this replica executed them.
-    func inFlightBlocks() -> some Sequence<ExecutedBlock> {
-        let head = state.height.value
-        return slots.lazy.filter { $0.key > head && !$0.value.executed }.compactMap(\.value.exec)
+    /// Calls `body` with each block proposed above the executed height, as this replica
+    /// executed it. (`tryPropose` asks on every step: the box is passed, not a copy of
+    /// the block and its state.)
+    func forEachInFlight(_ body: (Speculation) -> Void) {
+        for (k, slot) in slots where k > state.height.value && !slot.executed { if let e = slot.speculation { body(e) } }
     }
 
     /// The ids of their events, which the mempool still holds: no new block takes them.
-    func inFlightIDs() -> Set<EventID> { Set(inFlightBlocks().lazy.flatMap(\.ids)) }
+    func inFlightIDs() -> Set<EventID> {
+        var ids = Set<EventID>()
+        forEachInFlight { ids.formUnion($0.value.ids) }
+        return ids
+    }
 
     /// How many events those blocks hold (the mempool still holds them, except the rare
     /// one dropped or never admitted here: an overcount only delays the full-block rule
     /// to the batch delay; checking each id would cost a lookup per in-flight event on
     /// every step).
-    func eventsInFlight() -> Int { inFlightBlocks().reduce(0) { $0 + $1.ids.count } }
+    func eventsInFlight() -> Int {
+        var n = 0
+        forEachInFlight { n += $0.value.ids.count }
+        return n
+    }
 
     /// Mempool events other than opinions that are in blocks proposed above the
     /// executed height (`clientPending` counts them too).
     func clientEventsInFlight() -> Int {
         var n = 0
-        for exec in inFlightBlocks() {
-            for (id, e) in zip(exec.ids, exec.envelopes) where !Self.isOpinion(e) && mempool[id] != nil { n += 1 }
+        forEachInFlight { spec in
+            for (id, e) in zip(spec.value.ids, spec.value.envelopes) where !Self.isOpinion(e) && mempool[id] != nil { n += 1 }
         }
         return n
     }
