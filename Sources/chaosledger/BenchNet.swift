@@ -16,8 +16,11 @@ struct BenchNet: AsyncParsableCommand {
         Ceiling: each of the 4 processes verifies every event once, so on C cores the
         network cannot commit more than C/4 × the one-core verify rate (half of it on 2
         cores). Full load: every client submits its next batch as soon as the last one
-        committed. Half load: batches paced at half the full-load rate. Light load: one
-        event at a time, 20 per second. Latency: from the HTTP request until its receipt
+        committed; the default 32 clients × 50 events keep the nodes saturated (16 left
+        them short of work: smaller blocks, more turns and context switches per event).
+        Half load: batches paced at half the full-load rate, the clients' starts spread
+        over one interval so they do not arrive together. Light load: one event at a
+        time, 20 per second. Latency: from the HTTP request until its receipt
         says committed (the node answers when the block is durable in its log).
 
         The three phases run --rounds times, each paired with its own raw rate; the
@@ -31,7 +34,7 @@ struct BenchNet: AsyncParsableCommand {
     @Option(help: "Directory for the cluster (default: a new temporary one, removed afterwards).") var dir: String?
     @Option(help: "Seconds per load phase.") var seconds = 15.0
     @Option(help: "Rounds of the light, full and half phases; the summary is their median.") var rounds = 3
-    @Option(help: "Concurrent clients.") var clients = 16
+    @Option(help: "Concurrent clients (each with one request in flight).") var clients = 32
     @Option(help: "Events per request.") var batch = 50
     @Option(help: "How long a proposal may wait for a fuller block while others are in flight (the nodes' consensus.blockIntervalMs).")
     var blockIntervalMs = 50
@@ -285,7 +288,16 @@ struct BenchNet: AsyncParsableCommand {
                 let t = Thread {
                     var p = Phase(name: name)
                     let conn = LoadConnection(port: ports[c % ports.count])
+                    // Paced clients send on a schedule of their own, offset from one
+                    // another: started together they would stay in step and every
+                    // interval would bring one burst of clients × batch events.
+                    var due = start.addingTimeInterval(intervalMs * Double(c) / Double(clients) / 1000)
                     while Date() < end, let r = cursor.take(c, batch, max: pools[c].count) {
+                        if intervalMs > 0 {
+                            let wait = due.timeIntervalSinceNow
+                            if wait > 0 { usleep(useconds_t(wait * 1e6)) }
+                            due = max(due.addingTimeInterval(intervalMs / 1000), Date())
+                        }
                         let t = Date()
                         guard let (status, body) = try? conn.post("/v1/events?wait=true&timeoutMs=20000", JSONText.submission(Array(pools[c][r]))),
                               status == 200 || status == 422,
@@ -296,7 +308,6 @@ struct BenchNet: AsyncParsableCommand {
                         for x in rs {
                             if x.status == "committed" { p.committed += 1; p.latenciesMs.append(ms) } else { p.rejected[x.code ?? x.status, default: 0] += 1 }
                         }
-                        if intervalMs > ms { usleep(useconds_t((intervalMs - ms) * 1000)) }
                     }
                     lock.withLock { results.append(p) }
                     group.leave()
