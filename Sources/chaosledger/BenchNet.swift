@@ -292,12 +292,13 @@ struct BenchNet: AsyncParsableCommand {
                     // another: started together they would stay in step and every
                     // interval would bring one burst of clients × batch events.
                     var due = start.addingTimeInterval(intervalMs * Double(c) / Double(clients) / 1000)
-                    while Date() < end, let r = cursor.take(c, batch, max: pools[c].count) {
+                    while true {
                         if intervalMs > 0 {
                             let wait = due.timeIntervalSinceNow
                             if wait > 0 { usleep(useconds_t(wait * 1e6)) }
                             due = max(due.addingTimeInterval(intervalMs / 1000), Date())
                         }
+                        guard Date() < end, let r = cursor.take(c, batch, max: pools[c].count) else { break }
                         let t = Date()
                         guard let (status, body) = try? conn.post("/v1/events?wait=true&timeoutMs=20000", JSONText.submission(Array(pools[c][r]))),
                               status == 200 || status == 422,
