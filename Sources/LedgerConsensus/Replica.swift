@@ -104,6 +104,9 @@ public enum Note: Sendable, Equatable {
 /// (`admit` checks all three before forwarding, and re-forwards only its mempool), so
 /// a relayed event that fails one of them convicts its relayer; rules that depend on
 /// state (nonces, balances) do not, since replicas see events in different orders.
+/// Likewise it sends only consensus messages it signed or verified, so a signature that
+/// does not verify under the member key it names convicts the sender; a signer this
+/// replica does not know as a member (it may lag an epoch behind) convicts nobody.
 public enum PeerFault: String, Sendable, Hashable, CustomStringConvertible {
     /// Relayed event bytes that do not decode as an envelope.
     case malformedEvent = "malformed_event"
@@ -111,12 +114,16 @@ public enum PeerFault: String, Sendable, Hashable, CustomStringConvertible {
     case wrongChainEvent = "wrong_chain_event"
     /// A relayed event whose signature does not verify.
     case forgedEvent = "forged_event"
+    /// A vote, proposal, view change or new view whose signature does not verify under
+    /// the key of the member it names.
+    case forgedConsensusMessage = "forged_consensus_message"
 
     public var description: String {
         switch self {
         case .malformedEvent: "relayed an event that does not decode"
         case .wrongChainEvent: "relayed an event for another chain"
         case .forgedEvent: "relayed an event whose signature does not verify"
+        case .forgedConsensusMessage: "sent a consensus message whose signature does not verify"
         }
     }
 }
@@ -636,10 +643,10 @@ public struct Replica: Sendable {
         switch m {
         case let .request(bytes): admitRelayed(CollectionOfOne(bytes), from: from, &out)
         case let .requests(list): admitRelayed(list, from: from, &out)
-        case let .prePrepare(pp, block): onPrePrepare(pp, block, fromNewView: false, &out)
-        case let .vote(v): onVote(v, &out)
-        case let .viewChange(vc, blocks): onViewChange(vc, blocks, &out)
-        case let .newView(nv, blocks): onNewView(nv, blocks, &out)
+        case let .prePrepare(pp, block): onPrePrepare(from, pp, block, &out)
+        case let .vote(v): onVote(from, v, &out)
+        case let .viewChange(vc, blocks): onViewChange(from, vc, blocks, &out)
+        case let .newView(nv, blocks): onNewView(from, nv, blocks, &out)
         case let .fetch(h, count):
             guard h.value >= 1, h <= state.height else { return }
             if let last = fetchServedAt[from], now < last &+ Limits.fetchAnswerGapMs {
@@ -675,20 +682,21 @@ public struct Replica: Sendable {
 
     func inWindow(_ h: UInt64) -> Bool { h > stable.height.value && h <= stable.height.value + window }
 
-    mutating func onPrePrepare(_ pp: SignedConsensusMessage, _ block: ProposedBlock, fromNewView: Bool, _ out: inout Output) {
+    mutating func onPrePrepare(_ from: PublicKey, _ pp: SignedConsensusMessage, _ block: ProposedBlock, _ out: inout Output) {
         guard case let .prePrepare(v, height, hash) = pp.message else { return }
         let h = height.value
-        guard let set = set(for: h), set.contains(pp.signer), sigs.verify(pp, chain) else {
+        guard let set = set(for: h), set.contains(pp.signer) else {
             if set(for: h) == nil, inWindow(h) || h > state.height.value { claim(pp.signer, h &- 1) }
-            else { out.notes.append(.rejectedMessage("pre-prepare for h\(h) from \(pp.signer.short): not a member or bad signature")) }
+            else { out.notes.append(.rejectedMessage("pre-prepare for h\(h) from \(pp.signer.short): not a member")) }
             return
         }
+        guard sigs.verify(pp, chain) else { out.notes.append(.peerFault(from, .forgedConsensusMessage)); return }
         remember(pp, &out)
         guard v == view, !changing, pp.signer == primary(of: v), inWindow(h), h > state.height.value else { return }
         guard block.hash == hash else { out.notes.append(.rejectedMessage("pre-prepare names another block")); return }
         var slot = slots[h] ?? Slot(view: v)
         guard slot.block == nil, slot.pending == nil else { return }
-        slot.pending = (pp, block, fromNewView)
+        slot.pending = (pp, block, false)
         slots[h] = slot
     }
 
@@ -767,13 +775,14 @@ public struct Replica: Sendable {
         slots[h] = slot
     }
 
-    mutating func onVote(_ s: SignedConsensusMessage, _ out: inout Output) {
+    mutating func onVote(_ from: PublicKey, _ s: SignedConsensusMessage, _ out: inout Output) {
         let h = s.message.height.value
         if case let .checkpoint(height, hash, root) = s.message {
-            guard let set = checkpointSet(h), set.contains(s.signer), sigs.verify(s, chain) else {
+            guard let set = checkpointSet(h), set.contains(s.signer) else {
                 if checkpointSet(h) == nil, h > state.height.value { claim(s.signer, h) }
                 return
             }
+            guard sigs.verify(s, chain) else { out.notes.append(.peerFault(from, .forgedConsensusMessage)); return }
             remember(s, &out)
             claim(s.signer, h)
             guard h > stable.height.value else { return }
@@ -781,11 +790,12 @@ public struct Replica: Sendable {
             tryStable(height, hash, root, &out)
             return
         }
-        guard let set = set(for: h), set.contains(s.signer), sigs.verify(s, chain) else {
+        guard let set = set(for: h), set.contains(s.signer) else {
             if set(for: h) == nil, h > state.height.value { claim(s.signer, h &- 1) }
-            else { out.notes.append(.rejectedMessage("vote for h\(h) from \(s.signer.short): not a member or bad signature")) }
+            else { out.notes.append(.rejectedMessage("vote for h\(h) from \(s.signer.short): not a member")) }
             return
         }
+        guard sigs.verify(s, chain) else { out.notes.append(.peerFault(from, .forgedConsensusMessage)); return }
         remember(s, &out)
         if case .commit = s.message { claim(s.signer, h) }
         let v: UInt64
@@ -1268,10 +1278,14 @@ public struct Replica: Sendable {
         if best > view { startViewChange(best, &out) }
     }
 
+    /// `checkViewChange`'s answer for a member's view change whose signature does not
+    /// verify: it convicts whoever sent it.
+    static let forgedViewChange = "bad signature"
+
     /// Nil when the view change verifies here, else why not.
     func checkViewChange(_ vc: ViewChange, _ blocks: [ProposedBlock], requireBlocks: Bool = true) -> String? {
         guard currentSet.contains(vc.replica) else { return "sender is not a validator of this epoch" }
-        guard sigs.verify(vc.signature, vc.statement(chain: chain), vc.replica) else { return "bad signature" }
+        guard sigs.verify(vc.signature, vc.statement(chain: chain), vc.replica) else { return Self.forgedViewChange }
         guard validCheckpoint(vc.stable) else { return "stable checkpoint \(vc.stable.height) does not verify here" }
         let base = vc.stable.height.value
         var byHash: [Hash32: ProposedBlock] = [:]
@@ -1285,7 +1299,7 @@ public struct Replica: Sendable {
         return nil
     }
 
-    mutating func onViewChange(_ vc: ViewChange, _ blocks: [ProposedBlock], _ out: inout Output) {
+    mutating func onViewChange(_ from: PublicKey, _ vc: ViewChange, _ blocks: [ProposedBlock], _ out: inout Output) {
         guard vc.view > view || (vc.view == view && changing) else {
             // A replica asking for the view this replica already installed missed the new view.
             if vc.view == view, !changing, let (nv, bs) = myNewView, nv.view == view { send(.newView(nv, blocks: bs), to: .peer(vc.replica)) }
@@ -1293,6 +1307,7 @@ public struct Replica: Sendable {
         }
         if let old = viewChanges[vc.replica], old.0.view >= vc.view { return }
         if let why = checkViewChange(vc, blocks) {
+            if why == Self.forgedViewChange { out.notes.append(.peerFault(from, .forgedConsensusMessage)); return }
             if vc.stable.height.value > state.height.value, currentSet.contains(vc.replica) { claim(vc.replica, vc.stable.height.value) }
             out.notes.append(.rejectedMessage("view change \(vc.view) from \(vc.replica.short): \(why)"))
             return
@@ -1350,17 +1365,19 @@ public struct Replica: Sendable {
         install(nv, base: base, blocks, &out)
     }
 
-    mutating func onNewView(_ nv: NewView, _ blocks: [ProposedBlock], _ out: inout Output) {
+    mutating func onNewView(_ from: PublicKey, _ nv: NewView, _ blocks: [ProposedBlock], _ out: inout Output) {
         guard nv.view > view || (nv.view == view && changing) else { return }
-        guard nv.primary == primary(of: nv.view), sigs.verify(nv.signature, nv.statement(chain: chain), nv.primary) else {
-            out.notes.append(.rejectedMessage("new view \(nv.view) not signed by its primary")); return
+        guard nv.primary == primary(of: nv.view) else {
+            out.notes.append(.rejectedMessage("new view \(nv.view) not from its primary")); return
         }
+        guard sigs.verify(nv.signature, nv.statement(chain: chain), nv.primary) else { out.notes.append(.peerFault(from, .forgedConsensusMessage)); return }
         var signers = Set<PublicKey>()
         var byHash: [Hash32: ProposedBlock] = [:]
         for b in blocks { byHash[b.hash] = b }
         for vc in nv.viewChanges {
             let why = vc.view != nv.view ? "for another view" : !signers.insert(vc.replica).inserted ? "twice" : checkViewChange(vc, blocks, requireBlocks: false)
             if let why {
+                if why == Self.forgedViewChange { out.notes.append(.peerFault(from, .forgedConsensusMessage)); return }
                 if vc.stable.height.value > state.height.value, currentSet.contains(vc.replica) { claim(nv.primary, vc.stable.height.value) }
                 out.notes.append(.rejectedMessage("new view \(nv.view) carries an invalid view change from \(vc.replica.short): \(why)")); return
             }

@@ -49,6 +49,8 @@ public struct SimReport: Sendable {
     public var setChanges: [String]
     public var voteSignaturesVerified: Int
     public var eventSignaturesVerified: Int
+    /// Convictions of Byzantine replicas, by fault (an honest one convicted is a violation).
+    public var convictions: [PeerFault: Int]
     public var ok: Bool { violations.isEmpty }
 }
 
@@ -167,6 +169,7 @@ public final class Simulation {
     var messages = 0
     var viewChanges = 0
     var transfers = 0
+    var convictions: [PeerFault: Int] = [:]
     let stop: UInt64
     /// The liveness bound after faults stop, for this scenario.
     let recoveryMs: UInt64
@@ -362,7 +365,8 @@ public final class Simulation {
             votesSigned: nodes.reduce(0) { $0 + ($1.replica?.counters.votesSigned ?? 0) },
             setChanges: setChanges(),
             voteSignaturesVerified: nodes.reduce(0) { $0 + ($1.replica?.voteSignaturesVerified ?? 0) },
-            eventSignaturesVerified: nodes.reduce(0) { $0 + ($1.replica?.counters.eventSignaturesVerified ?? 0) })
+            eventSignaturesVerified: nodes.reduce(0) { $0 + ($1.replica?.counters.eventSignaturesVerified ?? 0) },
+            convictions: convictions)
     }
 
     /// The durable logs of the honest replicas after a run (what a node's LMDB log holds).
@@ -514,8 +518,9 @@ public final class Simulation {
             case let .divergence(s): if n.honest { violation("r\(n.index) divergence: \(s)") }
             case let .peerFault(k, fault):
                 // A conviction is proof: honest traffic must never produce one.
-                if let accused = keyOwner[k], nodes[accused].honest {
-                    violation("r\(n.index) convicted honest r\(accused): \(fault)")
+                if let accused = keyOwner[k] {
+                    if nodes[accused].honest { violation("r\(n.index) convicted honest r\(accused): \(fault)") }
+                    else { convictions[fault, default: 0] += 1 }
                 }
             default: break
             }

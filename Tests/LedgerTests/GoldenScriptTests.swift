@@ -189,13 +189,15 @@ struct ScriptHarness {
             queue.append(Queued(from: p, to: to, message: .prePrepare(altPP, alt)))
             out.append("queued r\(p)->r\(to) prePrepare v\(v) h\(h) \(alt.hash.hex.prefix(6)) (conflicts with \(block.hash.hex.prefix(6)))")
         case "forge":
-            // forge <victim> <to> prepare|commit: a vote claiming the victim, with a made-up signature.
+            // forge <victim> <to> prepare|commit [via <sender>]: a vote claiming the
+            // victim, with a made-up signature, sent by `sender` (r0, or r1 to r0, if none).
             let victim = r(w[1]), to = r(w[2])
+            let sender = w.count >= 6 && w[4] == "via" ? r(w[5]) : to == 0 ? 1 : 0
             guard let (pp, _) = lastPrePrepare.values.first, case let .prePrepare(v, h, hash) = pp.message else { return "no block to forge a vote on" }
             let m: ConsensusMessage = w[3] == "commit" ? .commit(view: v, height: h, blockHash: hash) : .prepare(view: v, height: h, blockHash: hash)
             let fake = SignedConsensusMessage(message: m, signer: key(victim).publicKey, signature: Bytes64(hi: hash, lo: hash))
-            queue.append(Queued(from: to == 0 ? 1 : 0, to: to, message: .vote(fake)))
-            out.append("queued forged \(w[3]) claiming r\(victim) for r\(to)")
+            queue.append(Queued(from: sender, to: to, message: .vote(fake)))
+            out.append("queued forged \(w[3]) claiming r\(victim) from r\(sender) for r\(to)")
         case "relay":
             // relay <from> <to> forged|malformed|otherchain: a client event no honest
             // replica would pass on, relayed by `from`.

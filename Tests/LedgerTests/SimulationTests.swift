@@ -46,6 +46,7 @@ import Testing
         #expect(reports.contains { Set($0.scenario.stakes).count > 1 }, "unequal stakes")
         #expect(reports.contains { $0.scenario.primaryRule == .stakeWeighted } && reports.contains { $0.scenario.primaryRule == .roundRobin })
         #expect(reports.reduce(0) { $0 + $1.slashed } > 0, "an equivocating replica was slashed somewhere")
+        #expect(reports.reduce(0) { $0 + $1.convictions[.forgedConsensusMessage, default: 0] } > 0, "a forging replica was convicted somewhere")
         #expect(reports.reduce(0) { $0 + $1.viewChanges } > 0)
         #expect(reports.reduce(0) { $0 + $1.stateTransfers } > 0)
         // Every event commits wherever some producer is acceptable to a quorum of honest

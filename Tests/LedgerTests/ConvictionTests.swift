@@ -1,0 +1,110 @@
+import LedgerConsensus
+import LedgerCore
+import LedgerCrypto
+import LedgerProjections
+import Testing
+
+/// A consensus message whose signature does not verify under the member key it names
+/// convicts the peer that sent it (honest replicas send only what they signed or
+/// verified); a signer this replica does not know as a member convicts nobody, since it
+/// may be a validator of an epoch this replica has not reached.
+@Suite struct ConvictionTests {
+    struct Fixture {
+        let validators: [SigningKey]
+        let chain: Bytes32
+        let stable: CheckpointCertificate
+        /// The replica of a validator that is not the primary of view 0.
+        var replica: Replica
+        let me: SigningKey
+        /// The peer every message below comes from (itself a validator).
+        let liar: PublicKey
+
+        init() throws {
+            validators = (0 ..< 4).map { SigningKey.derived("conviction-validator-\($0)") }
+            let id = try ChainID("conviction")
+            chain = id.raw
+            var p = ChainParameters()
+            p.checkpointInterval = 8
+            let g = try Genesis(chainID: id, timestampMs: 1_000, parameters: p,
+                                validators: validators.enumerated().map { .init(key: $1.publicKey, name: "v\($0)", personality: "lawful", stake: 10_000) },
+                                allocations: validators.map { .init(account: $0.publicKey, amount: 1_000_000) })
+            let gh = Blake2b.hash(g.encoded())
+            let state = LedgerState(genesis: g, genesisHash: gh)
+            stable = CheckpointCertificate(height: 0, blockHash: gh, stateRoot: state.stateRoot(), votes: [])
+            let probe = Replica(config: ReplicaConfig(genesisHash: gh, genesisStateRoot: state.stateRoot(), keys: [validators[0]], operatorKey: validators[0]),
+                                state: state, lastHash: gh)
+            let primary = probe.primary(of: 0)
+            let backups = validators.filter { $0.publicKey != primary }
+            me = backups[0]
+            liar = backups[1].publicKey
+            replica = Replica(config: ReplicaConfig(genesisHash: gh, genesisStateRoot: state.stateRoot(), keys: [me], operatorKey: me),
+                              state: state, lastHash: gh)
+            _ = replica.step(.tick(nowMs: 2_000))
+        }
+
+        func key(_ k: PublicKey) -> SigningKey { validators.first { $0.publicKey == k }! }
+
+        /// The faults the replica reports for one message from `liar`.
+        mutating func faults(_ m: PeerMessage) -> [(PublicKey, PeerFault)] {
+            replica.step(.message(from: liar, m)).notes.compactMap { if case let .peerFault(k, f) = $0 { (k, f) } else { nil } }
+        }
+    }
+
+    @Test func votesAndProposalsWithForgedSignaturesConvictTheirSender() throws {
+        var f = try Fixture()
+        let other = f.validators.first { $0.publicKey != f.me.publicKey && $0.publicKey != f.liar }!
+        let hash = Blake2b.hash([1])
+        let prepare = ConsensusMessage.prepare(view: 0, height: Height(1), blockHash: hash)
+        let genuine = SignedConsensusMessage.sign(prepare, chain: f.chain, key: other)
+        #expect(f.faults(.vote(genuine)).isEmpty, "a member's genuine vote, passed on by another peer")
+        // The member's signature over another statement, and a signature made up.
+        let elsewhere = SignedConsensusMessage.sign(.prepare(view: 0, height: Height(1), blockHash: Blake2b.hash([2])), chain: f.chain, key: other)
+        let moved = SignedConsensusMessage(message: prepare, signer: other.publicKey, signature: elsewhere.signature)
+        let commit = ConsensusMessage.commit(view: 0, height: Height(1), blockHash: hash)
+        let madeUp = SignedConsensusMessage(message: commit, signer: other.publicKey, signature: Bytes64(hi: Blake2b.hash([3]), lo: Blake2b.hash([3])))
+        let checkpoint = SignedConsensusMessage(message: .checkpoint(height: Height(4), blockHash: hash, stateRoot: hash), signer: other.publicKey,
+                                                signature: elsewhere.signature)
+        for forged in [moved, madeUp, checkpoint] {
+            let faults = f.faults(.vote(forged))
+            #expect(faults.map(\.0) == [f.liar] && faults.map(\.1) == [.forgedConsensusMessage], "\(forged.message)")
+        }
+        // A pre-prepare from the primary whose signature covers another block.
+        let primary = f.key(f.replica.primary(of: 0))
+        let block = ProposedBlock(header: BlockHeader(chainID: f.chain, height: Height(1), parentHash: hash, view: 0, timestampMs: 2_000,
+                                                      proposer: primary.publicKey, eventCount: 0, eventsRoot: EventCrypto.eventsRoot([]),
+                                                      parentStateRoot: hash, meme: []), events: [])
+        let signedOther = SignedConsensusMessage.sign(.prePrepare(view: 0, height: Height(1), blockHash: hash), chain: f.chain, key: primary)
+        let pp = SignedConsensusMessage(message: .prePrepare(view: 0, height: Height(1), blockHash: block.hash), signer: primary.publicKey,
+                                        signature: signedOther.signature)
+        #expect(f.faults(.prePrepare(pp, block)).map(\.1) == [.forgedConsensusMessage])
+        // A signer this replica does not know as a member convicts nobody, whatever it signed.
+        let stranger = SigningKey.derived("conviction-stranger")
+        let unknown = SignedConsensusMessage(message: commit, signer: stranger.publicKey, signature: Bytes64(hi: Blake2b.hash([4]), lo: Blake2b.hash([4])))
+        let out = f.replica.step(.message(from: f.liar, .vote(unknown)))
+        #expect(!out.notes.contains { if case .peerFault = $0 { true } else { false } })
+        #expect(out.notes.contains { if case let .rejectedMessage(why) = $0 { why.contains("not a member") } else { false } })
+    }
+
+    @Test func viewChangesAndNewViewsWithForgedSignaturesConvictTheirSender() throws {
+        var f = try Fixture()
+        let other = f.validators.first { $0.publicKey != f.me.publicKey && $0.publicKey != f.liar }!
+        var vc = ViewChange.sign(view: 1, stable: f.stable, prepared: [], chain: f.chain, key: other)
+        let genuine = vc
+        vc.view = 2  // changed after signing
+        let faults = f.faults(.viewChange(vc, blocks: []))
+        #expect(faults.map(\.0) == [f.liar] && faults.map(\.1) == [.forgedConsensusMessage])
+        // The new primary's new view, its signature taken from another record; then a
+        // correctly signed one that carries the tampered view change.
+        let nextPrimary = f.key(f.replica.primary(of: 2))
+        var nv = NewView.sign(view: 2, viewChanges: [], prePrepares: [], chain: f.chain, key: nextPrimary)
+        nv.signature = genuine.signature
+        #expect(f.faults(.newView(nv, blocks: [])).map(\.1) == [.forgedConsensusMessage])
+        let carrying = NewView.sign(view: 2, viewChanges: [vc], prePrepares: [], chain: f.chain, key: nextPrimary)
+        #expect(f.faults(.newView(carrying, blocks: [])).map(\.1) == [.forgedConsensusMessage])
+        // The genuine view change convicts nobody (nor does a view change from a key
+        // this replica does not know as a validator).
+        #expect(f.faults(.viewChange(genuine, blocks: [])).isEmpty)
+        let stranger = ViewChange.sign(view: 3, stable: f.stable, prepared: [], chain: f.chain, key: .derived("conviction-stranger"))
+        #expect(f.faults(.viewChange(stranger, blocks: [])).isEmpty)
+    }
+}
