@@ -231,6 +231,9 @@ public struct Replica: Sendable {
     var checkpointVotes: [UInt64: [PublicKey: SignedConsensusMessage]] = [:]
     var viewChanges: [PublicKey: (ViewChange, [ProposedBlock])] = [:]
     var myNewView: (NewView, [ProposedBlock])?
+    /// When this replica last sent its new view again to a member that asked for the
+    /// view it had installed (at most once per `retransmitMs` each).
+    var newViewResentAt: [PublicKey: UInt64] = [:]
 
     var mempool: [EventID: Envelope] = [:]
     var mempoolSince: [EventID: UInt64] = [:]
@@ -1238,6 +1241,7 @@ public struct Replica: Sendable {
         persist(.view(target, changing: true), &out)
         slots = slots.filter { $0.value.executed }
         myNewView = nil
+        newViewResentAt.removeAll()
         viewChangeStale = false
         signViewChange(&out)
     }
@@ -1278,38 +1282,54 @@ public struct Replica: Sendable {
         if best > view { startViewChange(best, &out) }
     }
 
-    /// `checkViewChange`'s answer for a member's view change whose signature does not
-    /// verify: it convicts whoever sent it.
-    static let forgedViewChange = "bad signature"
+    /// Why a view change does not verify here. `forged` (a member's view change whose
+    /// signature does not verify) convicts whoever sent it.
+    enum ViewChangeFlaw {
+        case forged
+        case invalid(String)
+        var why: String {
+            switch self {
+            case .forged: "bad signature"
+            case let .invalid(why): why
+            }
+        }
+    }
 
     /// Nil when the view change verifies here, else why not.
-    func checkViewChange(_ vc: ViewChange, _ blocks: [ProposedBlock], requireBlocks: Bool = true) -> String? {
-        guard currentSet.contains(vc.replica) else { return "sender is not a validator of this epoch" }
-        guard sigs.verify(vc.signature, vc.statement(chain: chain), vc.replica) else { return Self.forgedViewChange }
-        guard validCheckpoint(vc.stable) else { return "stable checkpoint \(vc.stable.height) does not verify here" }
+    func checkViewChange(_ vc: ViewChange, _ blocks: [ProposedBlock], requireBlocks: Bool = true) -> ViewChangeFlaw? {
+        guard currentSet.contains(vc.replica) else { return .invalid("sender is not a validator of this epoch") }
+        guard sigs.verify(vc.signature, vc.statement(chain: chain), vc.replica) else { return .forged }
+        guard validCheckpoint(vc.stable) else { return .invalid("stable checkpoint \(vc.stable.height) does not verify here") }
         let base = vc.stable.height.value
         var byHash: [Hash32: ProposedBlock] = [:]
         for b in blocks { byHash[b.hash] = b }
         for p in vc.prepared {
-            guard p.height.value > base, p.height.value <= base + window else { return "prepared height \(p.height) outside the window" }
-            guard let set = set(for: p.height.value) else { return "prepared height \(p.height) is in an epoch unknown here" }
-            guard validPrepared(p, set: set) else { return "prepared certificate at \(p.height) view \(p.view) does not verify" }
-            guard !requireBlocks || byHash[p.blockHash]?.height == p.height else { return "block prepared at \(p.height) not attached" }
+            guard p.height.value > base, p.height.value <= base + window else { return .invalid("prepared height \(p.height) outside the window") }
+            guard let set = set(for: p.height.value) else { return .invalid("prepared height \(p.height) is in an epoch unknown here") }
+            guard validPrepared(p, set: set) else { return .invalid("prepared certificate at \(p.height) view \(p.view) does not verify") }
+            guard !requireBlocks || byHash[p.blockHash]?.height == p.height else { return .invalid("block prepared at \(p.height) not attached") }
         }
         return nil
     }
 
     mutating func onViewChange(_ from: PublicKey, _ vc: ViewChange, _ blocks: [ProposedBlock], _ out: inout Output) {
         guard vc.view > view || (vc.view == view && changing) else {
-            // A replica asking for the view this replica already installed missed the new view.
-            if vc.view == view, !changing, let (nv, bs) = myNewView, nv.view == view { send(.newView(nv, blocks: bs), to: .peer(vc.replica)) }
+            // A member asking for the view this replica already installed missed the new
+            // view: it gets it again (it asks each `retransmitMs` until it has it), once
+            // its own signature shows the request is its own. Otherwise anyone could make
+            // this replica send its new view, blocks and all, on every message.
+            guard vc.view == view, !changing, let (nv, bs) = myNewView, nv.view == view, currentSet.contains(vc.replica) else { return }
+            guard sigs.verify(vc.signature, vc.statement(chain: chain), vc.replica) else { out.notes.append(.peerFault(from, .forgedConsensusMessage)); return }
+            if let last = newViewResentAt[vc.replica], now < last &+ config.retransmitMs { return }
+            newViewResentAt[vc.replica] = now
+            send(.newView(nv, blocks: bs), to: .peer(vc.replica))
             return
         }
         if let old = viewChanges[vc.replica], old.0.view >= vc.view { return }
-        if let why = checkViewChange(vc, blocks) {
-            if why == Self.forgedViewChange { out.notes.append(.peerFault(from, .forgedConsensusMessage)); return }
+        if let flaw = checkViewChange(vc, blocks) {
+            if case .forged = flaw { out.notes.append(.peerFault(from, .forgedConsensusMessage)); return }
             if vc.stable.height.value > state.height.value, currentSet.contains(vc.replica) { claim(vc.replica, vc.stable.height.value) }
-            out.notes.append(.rejectedMessage("view change \(vc.view) from \(vc.replica.short): \(why)"))
+            out.notes.append(.rejectedMessage("view change \(vc.view) from \(vc.replica.short): \(flaw.why)"))
             return
         }
         viewChanges[vc.replica] = (vc, blocks)
@@ -1375,11 +1395,12 @@ public struct Replica: Sendable {
         var byHash: [Hash32: ProposedBlock] = [:]
         for b in blocks { byHash[b.hash] = b }
         for vc in nv.viewChanges {
-            let why = vc.view != nv.view ? "for another view" : !signers.insert(vc.replica).inserted ? "twice" : checkViewChange(vc, blocks, requireBlocks: false)
-            if let why {
-                if why == Self.forgedViewChange { out.notes.append(.peerFault(from, .forgedConsensusMessage)); return }
+            let flaw: ViewChangeFlaw? = vc.view != nv.view ? .invalid("for another view")
+                : !signers.insert(vc.replica).inserted ? .invalid("twice") : checkViewChange(vc, blocks, requireBlocks: false)
+            if let flaw {
+                if case .forged = flaw { out.notes.append(.peerFault(from, .forgedConsensusMessage)); return }
                 if vc.stable.height.value > state.height.value, currentSet.contains(vc.replica) { claim(nv.primary, vc.stable.height.value) }
-                out.notes.append(.rejectedMessage("new view \(nv.view) carries an invalid view change from \(vc.replica.short): \(why)")); return
+                out.notes.append(.rejectedMessage("new view \(nv.view) carries an invalid view change from \(vc.replica.short): \(flaw.why)")); return
             }
         }
         guard quorum(Array(signers), currentSet) else { out.notes.append(.rejectedMessage("new view \(nv.view) without a quorum")); return }

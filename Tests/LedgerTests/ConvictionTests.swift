@@ -18,6 +18,8 @@ import Testing
         let me: SigningKey
         /// The peer every message below comes from (itself a validator).
         let liar: PublicKey
+        let genesisHash: Hash32
+        let genesisState: LedgerState
 
         init() throws {
             validators = (0 ..< 4).map { SigningKey.derived("conviction-validator-\($0)") }
@@ -30,6 +32,8 @@ import Testing
                                 allocations: validators.map { .init(account: $0.publicKey, amount: 1_000_000) })
             let gh = Blake2b.hash(g.encoded())
             let state = LedgerState(genesis: g, genesisHash: gh)
+            genesisHash = gh
+            genesisState = state
             stable = CheckpointCertificate(height: 0, blockHash: gh, stateRoot: state.stateRoot(), votes: [])
             let probe = Replica(config: ReplicaConfig(genesisHash: gh, genesisStateRoot: state.stateRoot(), keys: [validators[0]], operatorKey: validators[0]),
                                 state: state, lastHash: gh)
@@ -43,6 +47,13 @@ import Testing
         }
 
         func key(_ k: PublicKey) -> SigningKey { validators.first { $0.publicKey == k }! }
+
+        func replica(of key: SigningKey) -> Replica {
+            var r = Replica(config: ReplicaConfig(genesisHash: genesisHash, genesisStateRoot: genesisState.stateRoot(), keys: [key], operatorKey: key),
+                            state: genesisState, lastHash: genesisHash)
+            _ = r.step(.tick(nowMs: 2_000))
+            return r
+        }
 
         /// The faults the replica reports for one message from `liar`.
         mutating func faults(_ m: PeerMessage) -> [(PublicKey, PeerFault)] {
@@ -76,7 +87,16 @@ import Testing
         let signedOther = SignedConsensusMessage.sign(.prePrepare(view: 0, height: Height(1), blockHash: hash), chain: f.chain, key: primary)
         let pp = SignedConsensusMessage(message: .prePrepare(view: 0, height: Height(1), blockHash: block.hash), signer: primary.publicKey,
                                         signature: signedOther.signature)
-        #expect(f.faults(.prePrepare(pp, block)).map(\.1) == [.forgedConsensusMessage])
+        let ppFaults = f.faults(.prePrepare(pp, block))
+        #expect(ppFaults.map(\.0) == [f.liar] && ppFaults.map(\.1) == [.forgedConsensusMessage])
+        // The genuine pre-prepare, passed on by the same peer, convicts nobody.
+        let genuinePP = SignedConsensusMessage.sign(.prePrepare(view: 0, height: Height(1), blockHash: block.hash), chain: f.chain, key: primary)
+        #expect(f.faults(.prePrepare(genuinePP, block)).isEmpty)
+        // A checkpoint vote for a height whose signers this replica does not know yet (the
+        // next epoch's set, after height 8) convicts nobody, whatever its signature.
+        let ahead = SignedConsensusMessage(message: .checkpoint(height: Height(8), blockHash: hash, stateRoot: hash), signer: other.publicKey,
+                                           signature: elsewhere.signature)
+        #expect(f.faults(.vote(ahead)).isEmpty)
         // A signer this replica does not know as a member convicts nobody, whatever it signed.
         let stranger = SigningKey.derived("conviction-stranger")
         let unknown = SignedConsensusMessage(message: commit, signer: stranger.publicKey, signature: Bytes64(hi: Blake2b.hash([4]), lo: Blake2b.hash([4])))
@@ -98,13 +118,61 @@ import Testing
         let nextPrimary = f.key(f.replica.primary(of: 2))
         var nv = NewView.sign(view: 2, viewChanges: [], prePrepares: [], chain: f.chain, key: nextPrimary)
         nv.signature = genuine.signature
-        #expect(f.faults(.newView(nv, blocks: [])).map(\.1) == [.forgedConsensusMessage])
+        let nvFaults = f.faults(.newView(nv, blocks: []))
+        #expect(nvFaults.map(\.0) == [f.liar] && nvFaults.map(\.1) == [.forgedConsensusMessage])
         let carrying = NewView.sign(view: 2, viewChanges: [vc], prePrepares: [], chain: f.chain, key: nextPrimary)
-        #expect(f.faults(.newView(carrying, blocks: [])).map(\.1) == [.forgedConsensusMessage])
+        let carriedFaults = f.faults(.newView(carrying, blocks: []))
+        #expect(carriedFaults.map(\.0) == [f.liar] && carriedFaults.map(\.1) == [.forgedConsensusMessage])
         // The genuine view change convicts nobody (nor does a view change from a key
         // this replica does not know as a validator).
         #expect(f.faults(.viewChange(genuine, blocks: [])).isEmpty)
-        let stranger = ViewChange.sign(view: 3, stable: f.stable, prepared: [], chain: f.chain, key: .derived("conviction-stranger"))
+        var stranger = ViewChange.sign(view: 3, stable: f.stable, prepared: [], chain: f.chain, key: .derived("conviction-stranger"))
         #expect(f.faults(.viewChange(stranger, blocks: [])).isEmpty)
+        stranger.view = 4  // and with a signature that does not verify either
+        #expect(f.faults(.viewChange(stranger, blocks: [])).isEmpty)
+    }
+
+    /// A replica that installed a view sends its new view again to a member asking for
+    /// that view (it missed the new view), but only when the request's signature is
+    /// that member's, and at most once per `retransmitMs`: before, any view change naming
+    /// any key made it send the whole new view, to everyone if the key had no connection.
+    @Test func aNewViewIsSentAgainOnlyToAMemberWhoseRequestVerifies() throws {
+        let f = try Fixture()
+        let newPrimary = f.key(f.replica.primary(of: 1))
+        var r = f.replica(of: newPrimary)
+        let others = f.validators.filter { $0.publicKey != newPrimary.publicKey }
+        let asks = others.map { ViewChange.sign(view: 1, stable: f.stable, prepared: [], chain: f.chain, key: $0) }
+        /// Steps `r`, acknowledging its records, and returns what it sent.
+        func step(_ input: Input) -> [Outgoing] {
+            var out = r.step(input)
+            var sent = out.send
+            while let t = out.persistToken {
+                out = r.step(.persisted(token: t))
+                sent += out.send
+            }
+            return sent
+        }
+        func newViews(_ sent: [Outgoing]) -> [Destination] { sent.compactMap { if case .newView = $0.message { $0.to } else { nil } } }
+        var sent: [Outgoing] = []
+        // Two view changes and its own make a quorum: it installs view 1.
+        for vc in asks.prefix(2) { sent += step(.message(from: vc.replica, .viewChange(vc, blocks: []))) }
+        #expect(newViews(sent) == [.all], "the new primary installed view 1")
+        #expect(r.view == 1)
+        let asker = asks[2], liar = others[1].publicKey
+        // A forged request naming a member convicts its sender and sends nothing.
+        var forged = asker
+        forged.signature = asks[0].signature
+        var out = r.step(.message(from: liar, .viewChange(forged, blocks: [])))
+        #expect(newViews(out.send).isEmpty)
+        #expect(out.notes.contains(.peerFault(liar, .forgedConsensusMessage)))
+        // A request from a key that is not a member: nothing sent, nobody convicted.
+        let stranger = ViewChange.sign(view: 1, stable: f.stable, prepared: [], chain: f.chain, key: .derived("conviction-stranger"))
+        out = r.step(.message(from: liar, .viewChange(stranger, blocks: [])))
+        #expect(newViews(out.send).isEmpty && !out.notes.contains { if case .peerFault = $0 { true } else { false } })
+        // The member's own request: the new view goes to it, once per retransmitMs.
+        #expect(newViews(step(.message(from: asker.replica, .viewChange(asker, blocks: [])))) == [.peer(asker.replica)])
+        #expect(newViews(step(.message(from: asker.replica, .viewChange(asker, blocks: [])))).isEmpty)
+        _ = step(.tick(nowMs: 2_000 + r.config.retransmitMs))
+        #expect(newViews(step(.message(from: asker.replica, .viewChange(asker, blocks: [])))) == [.peer(asker.replica)])
     }
 }
