@@ -1295,10 +1295,15 @@ public struct Replica: Sendable {
         }
     }
 
+    /// Nil when a validator of this epoch signed the view change, else why not.
+    func checkSigner(_ vc: ViewChange) -> ViewChangeFlaw? {
+        guard currentSet.contains(vc.replica) else { return .invalid("sender is not a validator of this epoch") }
+        return sigs.verify(vc.signature, vc.statement(chain: chain), vc.replica) ? nil : .forged
+    }
+
     /// Nil when the view change verifies here, else why not.
     func checkViewChange(_ vc: ViewChange, _ blocks: [ProposedBlock], requireBlocks: Bool = true) -> ViewChangeFlaw? {
-        guard currentSet.contains(vc.replica) else { return .invalid("sender is not a validator of this epoch") }
-        guard sigs.verify(vc.signature, vc.statement(chain: chain), vc.replica) else { return .forged }
+        if let flaw = checkSigner(vc) { return flaw }
         guard validCheckpoint(vc.stable) else { return .invalid("stable checkpoint \(vc.stable.height) does not verify here") }
         let base = vc.stable.height.value
         var byHash: [Hash32: ProposedBlock] = [:]
@@ -1318,8 +1323,11 @@ public struct Replica: Sendable {
             // view: it gets it again (it asks each `retransmitMs` until it has it), once
             // its own signature shows the request is its own. Otherwise anyone could make
             // this replica send its new view, blocks and all, on every message.
-            guard vc.view == view, !changing, let (nv, bs) = myNewView, nv.view == view, currentSet.contains(vc.replica) else { return }
-            guard sigs.verify(vc.signature, vc.statement(chain: chain), vc.replica) else { out.notes.append(.peerFault(from, .forgedConsensusMessage)); return }
+            guard vc.view == view, !changing, let (nv, bs) = myNewView, nv.view == view else { return }
+            if let flaw = checkSigner(vc) {
+                if case .forged = flaw { out.notes.append(.peerFault(from, .forgedConsensusMessage)) }
+                return
+            }
             if let last = newViewResentAt[vc.replica], now < last &+ config.retransmitMs { return }
             newViewResentAt[vc.replica] = now
             send(.newView(nv, blocks: bs), to: .peer(vc.replica))
