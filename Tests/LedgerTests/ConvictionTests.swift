@@ -10,47 +10,34 @@ import Testing
 /// may be a validator of an epoch this replica has not reached.
 @Suite struct ConvictionTests {
     struct Fixture {
-        let validators: [SigningKey]
-        let chain: Bytes32
+        let genesis: FourValidators
+        var validators: [SigningKey] { genesis.keys }
+        var chain: Bytes32 { genesis.chain.raw }
         let stable: CheckpointCertificate
         /// The replica of a validator that is not the primary of view 0.
         var replica: Replica
         let me: SigningKey
         /// The peer every message below comes from (itself a validator).
         let liar: PublicKey
-        let genesisHash: Hash32
-        let genesisState: LedgerState
 
         init() throws {
-            validators = (0 ..< 4).map { SigningKey.derived("conviction-validator-\($0)") }
-            let id = try ChainID("conviction")
-            chain = id.raw
             var p = ChainParameters()
             p.checkpointInterval = 8
-            let g = try Genesis(chainID: id, timestampMs: 1_000, parameters: p,
-                                validators: validators.enumerated().map { .init(key: $1.publicKey, name: "v\($0)", personality: "lawful", stake: 10_000) },
-                                allocations: validators.map { .init(account: $0.publicKey, amount: 1_000_000) })
-            let gh = Blake2b.hash(g.encoded())
-            let state = LedgerState(genesis: g, genesisHash: gh)
-            genesisHash = gh
-            genesisState = state
-            stable = CheckpointCertificate(height: 0, blockHash: gh, stateRoot: state.stateRoot(), votes: [])
-            let probe = Replica(config: ReplicaConfig(genesisHash: gh, genesisStateRoot: state.stateRoot(), keys: [validators[0]], operatorKey: validators[0]),
-                                state: state, lastHash: gh)
-            let primary = probe.primary(of: 0)
-            let backups = validators.filter { $0.publicKey != primary }
+            genesis = try FourValidators("conviction", parameters: p)
+            stable = CheckpointCertificate(height: 0, blockHash: genesis.genesisHash, stateRoot: genesis.state.stateRoot(), votes: [])
+            let primary = genesis.primary(of: 0).publicKey
+            let backups = genesis.keys.filter { $0.publicKey != primary }
             me = backups[0]
             liar = backups[1].publicKey
-            replica = Replica(config: ReplicaConfig(genesisHash: gh, genesisStateRoot: state.stateRoot(), keys: [me], operatorKey: me),
-                              state: state, lastHash: gh)
+            replica = genesis.replica(of: me)
             _ = replica.step(.tick(nowMs: 2_000))
         }
 
         func key(_ k: PublicKey) -> SigningKey { validators.first { $0.publicKey == k }! }
 
+        /// A validator's replica at genesis, its clock at 2 s.
         func replica(of key: SigningKey) -> Replica {
-            var r = Replica(config: ReplicaConfig(genesisHash: genesisHash, genesisStateRoot: genesisState.stateRoot(), keys: [key], operatorKey: key),
-                            state: genesisState, lastHash: genesisHash)
+            var r = genesis.replica(of: key)
             _ = r.step(.tick(nowMs: 2_000))
             return r
         }

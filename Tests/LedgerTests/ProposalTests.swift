@@ -14,25 +14,16 @@ struct LonePrimary {
     var replica: Replica
 
     init(_ label: String, blockEventsMax: UInt32, blockBytesMax: UInt32 = 1 << 20) throws {
-        let vs = (0 ..< 4).map { SigningKey.derived("\(label)-validator-\($0)") }
         clients = (0 ..< 4).map { SigningKey.derived("\(label)-client-\($0)") }
         var p = ChainParameters()
         p.blockEventsMax = blockEventsMax
         p.blockBytesMax = blockBytesMax
         p.checkpointInterval = 8
-        chain = try ChainID(label)
-        let g = try Genesis(chainID: chain, timestampMs: 1_000, parameters: p,
-                            validators: vs.enumerated().map { .init(key: $1.publicKey, name: "v\($0)", personality: "lawful", stake: 10_000) },
-                            allocations: clients.map { .init(account: $0.publicKey, amount: 1_000_000) } + vs.map { .init(account: $0.publicKey, amount: 1_000_000) })
-        let gh = Blake2b.hash(g.encoded())
-        let state = LedgerState(genesis: g, genesisHash: gh)
-        let probe = Replica(config: ReplicaConfig(genesisHash: gh, genesisStateRoot: state.stateRoot(), keys: [vs[0]], operatorKey: vs[0]),
-                            state: state, lastHash: gh)
-        let primary = vs.first { $0.publicKey == probe.primary(of: 0) }!
-        peer = vs.first { $0.publicKey != primary.publicKey }!.publicKey
-        var c = ReplicaConfig(genesisHash: gh, genesisStateRoot: state.stateRoot(), keys: [primary], operatorKey: primary)
-        c.recordOpinions = false
-        replica = Replica(config: c, state: state, lastHash: gh)
+        let vs = try FourValidators(label, parameters: p, accounts: clients.map(\.publicKey))
+        chain = vs.chain
+        let primary = vs.primary(of: 0)
+        peer = vs.keys.first { $0.publicKey != primary.publicKey }!.publicKey
+        replica = vs.replica(of: primary) { $0.recordOpinions = false }
         _ = replica.step(.tick(nowMs: 2_000))
     }
 

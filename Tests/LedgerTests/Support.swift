@@ -1,5 +1,6 @@
 import Foundation
 import LedgerAudit
+import LedgerConsensus
 import LedgerCore
 import LedgerCrypto
 import LedgerNode
@@ -119,4 +120,38 @@ let blockA = Blake2b.hash(Array("block a".utf8)), blockB = Blake2b.hash(Array("b
 /// An encoded prepare by `k` (height 5, view 2 unless told).
 func prepare(_ k: SigningKey, height: UInt64 = 5, view: UInt64 = 2, _ block: Hash32) -> [UInt8] {
     vote(k, .prepare(view: view, height: Height(height), blockHash: block))
+}
+
+/// A chain of 4 equal "lawful" validators at genesis, for tests that step replicas by
+/// hand: keys derived from `label`; 1,000,000 for each of `accounts`, then for each
+/// validator.
+struct FourValidators {
+    let keys: [SigningKey]
+    let chain: ChainID
+    let genesisHash: Hash32
+    let state: LedgerState
+
+    init(_ label: String, parameters: ChainParameters, accounts: [PublicKey] = []) throws {
+        let keys = (0 ..< 4).map { SigningKey.derived("\(label)-validator-\($0)") }
+        self.keys = keys
+        chain = try ChainID(label)
+        let g = try Genesis(chainID: chain, timestampMs: 1_000, parameters: parameters,
+                            validators: keys.enumerated().map { .init(key: $1.publicKey, name: "v\($0)", personality: "lawful", stake: 10_000) },
+                            allocations: (accounts + keys.map(\.publicKey)).map { .init(account: $0, amount: 1_000_000) })
+        genesisHash = Blake2b.hash(g.encoded())
+        state = LedgerState(genesis: g, genesisHash: genesisHash)
+    }
+
+    /// The replica of `key` at genesis, its config adjusted by `configure`.
+    func replica(of key: SigningKey, _ configure: (inout ReplicaConfig) -> Void = { _ in }) -> Replica {
+        var c = ReplicaConfig(genesisHash: genesisHash, genesisStateRoot: state.stateRoot(), keys: [key], operatorKey: key)
+        configure(&c)
+        return Replica(config: c, state: state, lastHash: genesisHash)
+    }
+
+    /// The validator that is view `v`'s primary.
+    func primary(of v: UInt64) -> SigningKey {
+        let k = replica(of: keys[0]).primary(of: v)
+        return keys.first { $0.publicKey == k }!
+    }
 }
