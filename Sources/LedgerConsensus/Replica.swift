@@ -238,6 +238,9 @@ public struct Replica: Sendable {
     var mempool: [EventID: Envelope] = [:]
     var mempoolSince: [EventID: UInt64] = [:]
     var mempoolOrder: [EventID] = []
+    /// The mempool by author and nonce: the view timer asks whether any author's next
+    /// nonce is waiting, which the arrival order cannot answer cheaply (see `hasApplicableEvent`).
+    var byAuthor: [PublicKey: [UInt64: [EventID]]] = [:]
     var verified = Set<EventID>()
     var seen: [SeenKey: SignedConsensusMessage] = [:]
     var reported = Set<SeenKey>()
@@ -254,6 +257,10 @@ public struct Replica: Sendable {
     /// The highest view each member has been seen voting in (for catching up on views).
     var viewSeen: [PublicKey: UInt64] = [:]
     var lastRetransmitAt: UInt64 = 0
+    /// When this replica last passed its waiting events to the primary (`pushWaitingEvents`).
+    var lastPushToPrimaryAt: UInt64 = 0
+    /// When `hasApplicableEvent` last dropped events that waited too long.
+    var lastWaitSweepAt: UInt64 = 0
     var lastReforwardAt: UInt64 = 0
     var lastFetchAt: UInt64 = 0
     var fetchRound: UInt64 = 0
@@ -534,7 +541,16 @@ public struct Replica: Sendable {
         guard e.chainID == chain else { return refuse(.wrongChainEvent, "client event for another chain") }
         let id = EventCrypto.id(bytes)
         guard mempool[id] == nil else { return nil }
-        guard let acct = state.accounts[e.author], e.nonce > acct.nonce else { return nil }
+        guard let acct = state.accounts[e.author], e.nonce > acct.nonce else {
+            // The driver admitted it against a head this replica has already passed (or
+            // a client resubmitted it): it can never commit, and its submitter must hear
+            // so now rather than when the driver's sweep forgets it.
+            if !relayed {
+                let why: ApplyError = state.accounts[e.author].map { .staleNonce(expected: $0.nonce + 1, got: e.nonce) } ?? .unknownAuthor(e.author)
+                dropped.append(.droppedEvent(id, why))
+            }
+            return nil
+        }
         guard mempool.count < Limits.mempoolEventsMax else { out.notes.append(.rejectedMessage("mempool full")); return nil }
         if signatureChecked { rememberVerified(id) }
         if !verified.contains(id) {
@@ -545,6 +561,7 @@ public struct Replica: Sendable {
         mempool[id] = e
         mempoolSince[id] = now
         mempoolOrder.append(id)
+        byAuthor[e.author, default: [:]][e.nonce, default: []].append(id)
         if !Self.isOpinion(e) { clientPending += 1 }
         if oldestPendingAt == nil { oldestPendingAt = now }
         if forward { send(.request(bytes)) }
@@ -573,11 +590,16 @@ public struct Replica: Sendable {
         for id in ids {
             guard let e = mempool.removeValue(forKey: id) else { continue }
             mempoolSince[id] = nil
+            if var list = byAuthor[e.author]?[e.nonce] {
+                list.removeAll { $0 == id }
+                byAuthor[e.author]![e.nonce] = list.isEmpty ? nil : list
+                if byAuthor[e.author]!.isEmpty { byAuthor[e.author] = nil }
+            }
             any = true
             if !Self.isOpinion(e) { clientPending -= 1 }
         }
         if any, mempoolOrder.count > 2 * mempool.count + 64 { mempoolOrder.removeAll { mempool[$0] == nil } }
-        if mempool.isEmpty { mempoolOrder.removeAll(keepingCapacity: true); oldestPendingAt = nil }
+        if mempool.isEmpty { mempoolOrder.removeAll(keepingCapacity: true); byAuthor.removeAll(); oldestPendingAt = nil }
     }
 
     /// A validator's opinion on a block: opinions wait for company (`opinionDelayMs`).
@@ -609,35 +631,83 @@ public struct Replica: Sendable {
         if currentSet.isWeakQuorum(keys) { startViewChange(view + 1, &out) }
     }
 
-    /// The first mempool event that applies to the executed state, pruning stale ones.
+    /// Whether some author's next event waits and applies to the executed state (the view
+    /// timer runs only then). It looks author by author, at each one's next nonce. It used
+    /// to look at the first 256 events in arrival order: when those all waited for a nonce
+    /// that a block this replica had not yet executed would use (pipelined clients, a
+    /// replica that was cut off), it saw no work while later arrivals could go in, so its
+    /// view timer never ran and a primary that proposed nothing was never replaced (the
+    /// stall of the real fault run; simulator seeds 17 and 23 of the rotating-fault sweep).
+    ///
+    /// Candidates are tried in key order, so the outcome does not depend on the
+    /// dictionary's order (which differs between processes). Stale events leave when a
+    /// block moves their author's nonce (`dropStale`); events waiting for a nonce that
+    /// never comes, once a second here.
     mutating func hasApplicableEvent() -> Bool {
-        var stale: [EventID] = []
-        var found = false
-        var looked = 0
+        if now >= lastWaitSweepAt &+ 1_000 {
+            lastWaitSweepAt = now
+            dropExpiredWaiting()
+        }
+        var candidates: [(author: PublicKey, ids: [EventID])] = []
+        for (author, byNonce) in byAuthor {
+            guard let acct = state.accounts[author], let ids = byNonce[acct.nonce + 1] else { continue }
+            candidates.append((author, ids))
+        }
+        guard !candidates.isEmpty else { return false }
         let ctx = BlockContext(height: state.height.next, timestampMs: max(now, state.timestampMs), proposer: myKey?.publicKey ?? config.keys[0].publicKey,
                                parentStateRoot: stateRoot)
         var probe = state
         try? probe.beginBlock(ctx)
-        for id in mempoolOrder where looked < 256 {
-            guard let e = mempool[id] else { continue }
-            looked += 1
-            var copy = probe
-            do {
-                try copy.apply(e, id: id, ctx)
-                found = true
-                break
-            } catch {
-                switch error {
-                case .futureNonce:
-                    // An event waiting for a nonce that never comes (its predecessor was
-                    // lost or replaced) leaves after a while.
-                    if now >= (mempoolSince[id] ?? now) &+ config.mempoolWaitMaxMs { stale.append(id); dropped.append(.droppedEvent(id, error)) }
-                default: stale.append(id); dropped.append(.droppedEvent(id, error))
+        var bad: [EventID] = []
+        defer { dropFromMempool(bad) }
+        // The smallest key first; on a refusal, the next smallest (usually the first applies).
+        while let i = candidates.indices.min(by: { candidates[$0].author < candidates[$1].author }) {
+            for id in candidates[i].ids {
+                guard let e = mempool[id] else { continue }
+                var copy = probe
+                do {
+                    try copy.apply(e, id: id, ctx)
+                    return true
+                } catch {
+                    bad.append(id)
+                    dropped.append(.droppedEvent(id, error))
+                }
+            }
+            candidates.remove(at: i)
+        }
+        return false
+    }
+
+    /// Events whose author's nonce a block has passed can never apply: they leave the
+    /// mempool when that block executes (only its authors are looked at).
+    mutating func dropStale(authors: some Sequence<PublicKey>) {
+        var stale: [EventID] = []
+        for author in Set(authors) {
+            guard let byNonce = byAuthor[author], let acct = state.accounts[author] else { continue }
+            for (n, ids) in byNonce where n <= acct.nonce {
+                for id in ids {
+                    stale.append(id)
+                    dropped.append(.droppedEvent(id, .staleNonce(expected: acct.nonce + 1, got: n)))
                 }
             }
         }
         dropFromMempool(stale)
-        return found
+    }
+
+    /// Events waiting longer than `mempoolWaitMaxMs` for a nonce no event here has (its
+    /// predecessor was lost or replaced) leave.
+    mutating func dropExpiredWaiting() {
+        var expired: [EventID] = []
+        for (author, byNonce) in byAuthor {
+            guard let next = state.accounts[author].map({ $0.nonce + 1 }), byNonce[next] == nil else { continue }
+            for (n, ids) in byNonce where n > next {
+                for id in ids where now >= (mempoolSince[id] ?? now) &+ config.mempoolWaitMaxMs {
+                    expired.append(id)
+                    dropped.append(.droppedEvent(id, .futureNonce(expected: next, got: n)))
+                }
+            }
+        }
+        dropFromMempool(expired)
     }
 
     // MARK: - Messages
@@ -890,6 +960,7 @@ public struct Replica: Sendable {
         out.commits.append(CommittedBlock(certified: CertifiedBlock(block: b, certificate: cert), state: exec.state, stateRoot: exec.stateRoot,
                                           ids: exec.ids, envelopes: exec.envelopes, viaStateTransfer: viaTransfer))
         dropFromMempool(exec.ids)
+        dropStale(authors: exec.envelopes.lazy.map(\.author))
         lastProgressAt = now
         workSince = nil
         failedViews = 0
@@ -1116,6 +1187,11 @@ public struct Replica: Sendable {
             if let q = viewChangeQuorumAt, now >= q &+ timeout() { startViewChange(view + 1, &out) }
         } else if let since = workSince, now >= max(since, lastProgressAt) &+ timeout(), myKey != nil {
             startViewChange(view + 1, &out)
+        } else if let since = workSince, now >= max(since, lastProgressAt) &+ timeout() / 2, now >= lastPushToPrimaryAt &+ timeout() / 2 {
+            // Half the view timeout with work and no progress: the primary may lack the
+            // events (it was cut off when they were passed on), so it gets them now rather
+            // than by the 2 s re-forward or a view change.
+            pushWaitingEvents()
         }
         if now >= lastRetransmitAt &+ config.retransmitMs {
             lastRetransmitAt = now
@@ -1178,6 +1254,34 @@ public struct Replica: Sendable {
             send(.request(e.bytes))
             n += 1
         }
+    }
+
+    /// The most events `pushWaitingEvents` passes on at once.
+    static let pushEventsMax = 1_000
+
+    /// Passes this replica's oldest waiting client events (not in a proposed block) to the
+    /// primary of its view. A replica that was cut off, stopped or restarted can become
+    /// primary without the events the others hold; they reach it by re-forwarding only
+    /// after 2 s, so it proposed nothing and the view timed out again (simulator seed 57
+    /// of the rotating-fault sweep). A block's worth at most: the primary needs no more
+    /// to propose, and the rest follows as blocks commit.
+    mutating func pushWaitingEvents() {
+        guard !changing, !mempool.isEmpty, let mine = myKey?.publicKey else { return }
+        let p = primary(of: view)
+        guard p != mine else { return }
+        lastPushToPrimaryAt = now
+        let inFlight = inFlightIDs()
+        var listed = Set<EventID>()
+        var batch: [[UInt8]] = [], bytes = 0
+        let most = min(Self.pushEventsMax, Int(state.parameters.blockEventsMax))
+        for id in mempoolOrder where batch.count < most {
+            guard let e = mempool[id], !inFlight.contains(id), listed.insert(id).inserted else { continue }
+            if bytes + e.bytes.count > Limits.peerMessageBytesMax / 2 { break }
+            batch.append(e.bytes)
+            bytes += e.bytes.count + 4
+        }
+        guard !batch.isEmpty else { return }
+        send(batch.count == 1 ? .request(batch[0]) : .requests(batch), to: .peer(p))
     }
 
     mutating func fetchIfBehind(_ out: inout Output) {
@@ -1438,6 +1542,7 @@ public struct Replica: Sendable {
         out.notes.append(.enteredView(view))
         lastProgressAt = now
         workSince = nil
+        pushWaitingEvents()
         viewChanges = viewChanges.filter { $0.value.0.view > view }
     }
 

@@ -23,7 +23,32 @@ public enum Byzantine: String, Sendable, CaseIterable, Hashable {
 /// Every fault the simulator can inject; a sweep reports which it exercised.
 public enum FaultKind: String, Sendable, CaseIterable, Hashable, Comparable {
     case delay, loss, duplication, reordering, partition, linkCut, crash, slowReplica, byzantine, invalidClientEvent, keyRotation, validatorJoin, validatorRetire
+    /// A replica stopped (SIGSTOP) and resumed: it neither steps nor answers meanwhile.
+    case pause
+    /// One replica cut off from all others, then rejoined.
+    case isolation
+    /// A share of one replica's incoming messages lost.
+    case inputLoss
     public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
+}
+
+/// The fault schedule of the real-process fault run (issue 16), in simulated time:
+/// every `periodMs` the next `concurrent` replicas in rotation get one fault each for
+/// `durationMs` — a crash and restart, a pause, an isolation or a loss of 20% of
+/// what they receive — so at most `concurrent` (≤ f) replicas are faulty at once. The
+/// gap between faults (at least 500 ms, 2.5 view timeouts) lets a replica that was
+/// faulted catch up before the next fault: with 100 ms gaps, one still fetching blocks
+/// after a restart and the next one faulted made two at once (the real run leaves
+/// 10 s, ten view timeouts).
+/// The liveness check then holds commits to a bound (`Simulation.pauseBoundMs`).
+public struct FaultRotation: Sendable, Hashable {
+    public enum Kind: String, Sendable, CaseIterable, Hashable { case crash, pause, isolate, loss }
+    public var periodMs: UInt64 = 1_000
+    public var durationMs: UInt64 = 500
+    public var concurrent = 1
+    public init(periodMs: UInt64 = 1_000, durationMs: UInt64 = 500, concurrent: Int = 1) {
+        self.periodMs = periodMs; self.durationMs = durationMs; self.concurrent = concurrent
+    }
 }
 
 /// A cluster and its faults, drawn from a seed.
@@ -51,6 +76,8 @@ public struct Scenario: Sendable, CustomStringConvertible {
     public var joiner = false
     /// A validator retires during the run.
     public var retire: Int?
+    /// Faults rotate over the replicas, at most f at a time, with a commit-pause bound.
+    public var faultRotation: FaultRotation?
 
     /// Draws a scenario. Byzantine replicas hold less than a third of the power.
     public static func draw(seed: UInt64) -> Scenario {
@@ -106,6 +133,26 @@ public struct Scenario: Sendable, CustomStringConvertible {
         return sc
     }
 
+    /// The real fault run in the simulator: 4 validators with the devnet's personalities
+    /// (one chaotic) or 7 with two faulty at a time, every replica honest, a steady load,
+    /// and one fault after another rotating over the replicas (`FaultRotation`).
+    public static func drawRotating(seed: UInt64) -> Scenario {
+        var r = SplitMix64(seed: seed ^ 0x5EED_F417)
+        let n = r.chance(0.7) ? 4 : 7
+        let base = ["lawful", "memetic", "loyal", "chaotic"]
+        let pers = (0 ..< n).map { base[$0 % base.count] }
+        var sc = Scenario(
+            seed: seed, validators: n, stakes: Array(repeating: 10_000, count: n), byzantine: [:], personalities: pers,
+            wittyProducers: Array(repeating: true, count: n),
+            primaryRule: r.chance(0.6) ? .roundRobin : .stakeWeighted,
+            checkpointInterval: [4, 8, 16][r.below(3)],
+            delayMaxMs: [2, 5, 10][r.below(3)], lossRate: 0, duplicateRate: 0,
+            partitions: false, linkCuts: false, crashes: false, slowReplica: nil, rotation: nil,
+            clients: 4, clientEvents: 0, invalidEvents: false)
+        sc.faultRotation = FaultRotation(periodMs: [1_000, 1_500, 2_000][r.below(3)], durationMs: [300, 500][r.below(2)], concurrent: (n - 1) / 3)
+        return sc
+    }
+
     /// Whether some honest producer's blocks would be accepted by honest validators
     /// holding a quorum: memetic validators refuse a lazy meme every time, so a cluster
     /// whose acceptable producers are all missing (or Byzantine) cannot progress, by the
@@ -140,6 +187,7 @@ public struct Scenario: Sendable, CustomStringConvertible {
         if invalidEvents { parts.append("invalid-events") }
         if joiner { parts.append("joiner") }
         if let k = retire { parts.append("retire=r\(k)") }
+        if let f = faultRotation { parts.append("rotating-faults(\(f.concurrent) at a time, \(f.durationMs) ms every \(f.periodMs) ms)") }
         return parts.joined(separator: " ")
     }
 }

@@ -24,6 +24,8 @@ public struct SimOptions: Sendable {
     /// The checker re-verifies every committed signature and certificate; a benchmark
     /// switches that off to time the replicas alone (agreement is still checked).
     public var checkInvariants = true
+    /// Draw the rotating-fault scenario (`Scenario.drawRotating`) instead of the sweep's.
+    public var rotating = false
     public init() {}
 }
 
@@ -51,6 +53,9 @@ public struct SimReport: Sendable {
     public var eventSignaturesVerified: Int
     /// Convictions of Byzantine replicas, by fault (an honest one convicted is a violation).
     public var convictions: [PeerFault: Int]
+    /// Commit pauses: each time a new height committed while a client event was waiting,
+    /// how long that work had waited since the previous commit (ms), in commit order.
+    public var pauses: [UInt64]
     public var ok: Bool { violations.isEmpty }
 }
 
@@ -104,6 +109,8 @@ enum Happening {
     case join(Int)
     case retire(Int)
     case byzantinePush(Int)
+    case rotatingFault(Int, FaultRotation.Kind)
+    case rotatingFaultEnd(Int, FaultRotation.Kind)
     case faultsEnd
 }
 
@@ -160,10 +167,18 @@ public final class Simulation {
     var acked: [EventID: UInt64] = [:]
     var clientKeys: [SigningKey] = []
     var clientNonce: [UInt64] = []
-    var clientPending: [[(id: EventID, bytes: [UInt8])]] = []
+    var clientPending: [[(id: EventID, bytes: [UInt8], at: UInt64)]] = []
     var submitted = 0
     var submittedIDs = Set<EventID>()
     var lastCommitAt: UInt64 = 0
+    // Rotating faults (FaultRotation): who is paused until when, isolated, losing input.
+    var pausedUntil: [Int: UInt64] = [:]
+    var isolated = Set<Int>()
+    var losingInput = Set<Int>()
+    var pauses: [UInt64] = []
+    /// The longest a client event may wait for the next commit while at most f replicas
+    /// are faulty (rotating-fault scenarios only).
+    public let pauseBoundMs: UInt64
     var commitsAfterFaults = 0
     var trace = ByteWriter(capacity: 4096)
     var messages = 0
@@ -184,7 +199,9 @@ public final class Simulation {
     public init(seed: UInt64, options: SimOptions = SimOptions()) {
         self.seed = seed
         self.options = options
-        var sc = options.scenario ?? Scenario.draw(seed: seed)
+        var sc = options.scenario ?? (options.rotating ? Scenario.drawRotating(seed: seed) : Scenario.draw(seed: seed))
+        // A steady load for the whole fault window: 40 client events per simulated second.
+        if sc.faultRotation != nil, sc.clientEvents == 0 { sc.clientEvents = Int(options.faultMs / 25) }
         if options.benchEvents > 0 {
             sc.validators = 4; sc.stakes = [10_000, 10_000, 10_000, 10_000]; sc.personalities = ["lawful", "lawful", "lawful", "lawful"]
             sc.primaryRule = .roundRobin; sc.checkpointInterval = 50; sc.clients = 8; sc.clientEvents = options.benchEvents
@@ -201,6 +218,12 @@ public final class Simulation {
         // times the bound.
         let refusers = (0 ..< sc.validators).contains { sc.byzantine[$0] == nil && sc.personalities[$0] != "lawful" }
         recoveryMs = refusers ? 3 * options.recoveryMs : options.recoveryMs
+        // With at most f replicas faulty, the honest ones need at most f + 1 views to reach
+        // a working primary: the timeouts double, T + 2T + … + 2^f·T < 2^(f+1)·T, and a
+        // view change's own messages, a batch delay and a retransmission fit in one more T.
+        // (T is the 200 ms view timeout set below.)
+        let f = sc.faultRotation?.concurrent ?? 0
+        pauseBoundMs = 200 * ((UInt64(1) << UInt64(f + 1)) + 1)
         stop = options.faultMs + recoveryMs
         chain = try! ChainID("chaos-sim")
         var params = ChainParameters()
@@ -331,6 +354,19 @@ public final class Simulation {
         if sc.joiner { agenda.push(rng.range(100, fm / 2), .join(nodes.count - 1)) }
         if let r = sc.retire { agenda.push(rng.range(100, fm), .retire(r)) }
         for i in nodes.indices where nodes[i].byzantine.contains(.lieInTransfer) { agenda.push(rng.range(50, 300), .byzantinePush(i)) }
+        if let fr = sc.faultRotation {
+            var t = fr.periodMs, k = 0
+            while t + fr.durationMs < fm {
+                for c in 0 ..< fr.concurrent {
+                    let i = (k * fr.concurrent + c) % sc.validators
+                    let kind = FaultRotation.Kind.allCases[rng.below(FaultRotation.Kind.allCases.count)]
+                    agenda.push(t, .rotatingFault(i, kind))
+                    agenda.push(t + fr.durationMs, .rotatingFaultEnd(i, kind))
+                }
+                k += 1
+                t += fr.periodMs
+            }
+        }
         agenda.push(fm, .faultsEnd)
     }
 
@@ -366,7 +402,7 @@ public final class Simulation {
             setChanges: setChanges(),
             voteSignaturesVerified: nodes.reduce(0) { $0 + ($1.replica?.voteSignaturesVerified ?? 0) },
             eventSignaturesVerified: nodes.reduce(0) { $0 + ($1.replica?.counters.eventSignaturesVerified ?? 0) },
-            convictions: convictions)
+            convictions: convictions, pauses: pauses)
     }
 
     /// The durable logs of the honest replicas after a run (what a node's LMDB log holds).
@@ -407,14 +443,17 @@ public final class Simulation {
         switch h {
         case let .tick(i):
             let n = nodes[i]
+            if let until = pausedUntil[i], now < until { agenda.push(until, .tick(i)); return }
             if n.replica != nil { step(n, .tick(nowMs: genesis.timestampMs + now)) }
             agenda.push(now + (n.slow && faultsOn ? 40 : 10), .tick(i))
         case let .deliver(from, to, m):
+            if let until = pausedUntil[to], now < until { agenda.push(until, h); return }
             let n = nodes[to]
             guard n.replica != nil else { return }
             if !n.honest, n.byzantine.contains(.replayStale), n.received.count < 200 { n.received.append(m) }
             step(n, .message(from: nodes[from].config.keys[0].publicKey, m))
         case let .persisted(i, inc, token, records, commits):
+            if let until = pausedUntil[i], now < until { agenda.push(until, h); return }
             let n = nodes[i]
             guard n.incarnation == inc else { return }
             for r in records { n.durable.apply(r) }
@@ -473,8 +512,26 @@ public final class Simulation {
         case let .byzantinePush(i):
             pushLies(i)
             if faultsOn || now < stop { agenda.push(now + 150, .byzantinePush(i)) }
+        case let .rotatingFault(i, kind):
+            guard faultsOn else { return }
+            switch kind {
+            case .crash: handle(.crash(i))
+            case .pause: faults.insert(.pause); pausedUntil[i] = now + (scenario.faultRotation?.durationMs ?? 0)
+            case .isolate: faults.insert(.isolation); isolated.insert(i)
+            case .loss: faults.insert(.inputLoss); losingInput.insert(i)
+            }
+        case let .rotatingFaultEnd(i, kind):
+            switch kind {
+            case .crash: restart(i)
+            case .pause: pausedUntil[i] = nil
+            case .isolate: isolated.remove(i)
+            case .loss: losingInput.remove(i)
+            }
         case .faultsEnd:
             faultsOn = false
+            pausedUntil.removeAll()
+            isolated.removeAll()
+            losingInput.removeAll()
             partition = nil
             cutLinks.removeAll()
             for i in nodes.indices where nodes[i].replica == nil { restart(i) }
@@ -566,6 +623,8 @@ public final class Simulation {
     func transmit(_ from: Int, _ to: Int, _ m: PeerMessage) {
         messages += 1
         if faultsOn {
+            if isolated.contains(from) || isolated.contains(to) { return }
+            if losingInput.contains(to), rng.chance(0.2) { return }
             if let p = partition, p.contains(from) != p.contains(to) { return }
             if cutLinks.contains([min(from, to), max(from, to)]) { return }
             if scenario.lossRate > 0, rng.chance(scenario.lossRate) { faults.insert(.loss); return }
@@ -652,7 +711,8 @@ public final class Simulation {
     // MARK: - Clients
 
     func sendClient(_ bytes: [UInt8]) {
-        let live = nodes.indices.filter { nodes[$0].replica != nil }
+        // A client gets no answer from a stopped process: it tries another node.
+        let live = nodes.indices.filter { nodes[$0].replica != nil && (pausedUntil[$0] ?? 0) <= now }
         guard !live.isEmpty else { return }
         let i = live[rng.below(live.count)]
         step(nodes[i], .request(bytes))
@@ -666,7 +726,7 @@ public final class Simulation {
         let id = EventCrypto.id(e.bytes)
         submitted += 1
         submittedIDs.insert(id)
-        clientPending[k].append((id, e.bytes))
+        clientPending[k].append((id, e.bytes, now))
         sendClient(e.bytes)
     }
 
@@ -715,6 +775,7 @@ public final class Simulation {
         } else {
             committedHash[h] = b.hash
             trace.u64(h); trace.b32(b.hash); trace.u64(now)
+            notePause(until: now)
             lastCommitAt = now
             if !faultsOn { commitsAfterFaults += 1 }
             var scratch: [UInt8] = []
@@ -732,6 +793,24 @@ public final class Simulation {
             committedRoot[h] = c.stateRoot
         }
         n.executedState = c.state
+    }
+
+    /// How long the oldest waiting client event has waited for a commit, at `t`.
+    func waitingSince() -> UInt64? {
+        var oldest: UInt64?
+        for p in clientPending { for e in p where acked[e.id] == nil { oldest = min(oldest ?? e.at, e.at) } }
+        return oldest.map { max($0, lastCommitAt) }
+    }
+
+    /// Records the pause a new commit at `t` ends, and holds it to the bound where the
+    /// scenario keeps at most f replicas faulty.
+    func notePause(until t: UInt64) {
+        guard let since = waitingSince(), t > since else { return }
+        let pause = t - since
+        pauses.append(pause)
+        if scenario.faultRotation != nil, pause > pauseBoundMs {
+            violation("liveness: no commit for \(pause) ms (from t=\(since)ms) with at most \(scenario.faultRotation!.concurrent) replica(s) faulty; the bound is \(pauseBoundMs) ms")
+        }
     }
 
     /// An honest replica's vote leaves only once it is durable, and never contradicts an
@@ -786,6 +865,8 @@ public final class Simulation {
     }
 
     func finalChecks() {
+        // A pause still open at the end counts too.
+        if scenario.faultRotation != nil, acked.count < submittedIDs.count { notePause(until: now) }
         guard violations.isEmpty else { return }
         // Safety holds always; liveness only where some producer is acceptable to honest
         // validators holding a quorum (see Scenario.someProducerAccepted).

@@ -20,6 +20,8 @@ struct Sim: ParsableCommand {
     @Flag(help: "Print every replica's notes, commits and sends (one seed).") var trace = false
     @Option(help: "Seeds run in parallel (default: one per core).") var jobs: Int?
     @Flag(help: "No faults: a zero-latency, lossless network and no Byzantine replicas.") var clean = false
+    @Flag(help: "The rotating-fault scenarios: one fault after another (crash, pause, isolation, input loss) on at most f replicas at a time, under steady load, with every commit pause held to a bound derived from the view timeout.")
+    var rotating = false
 
     func run() throws {
         let range: ClosedRange<UInt64>
@@ -42,6 +44,7 @@ struct Sim: ParsableCommand {
         options.faultMs = faultMs
         options.recoveryMs = recoveryMs
         options.clean = clean
+        options.rotating = rotating
         options.verbose = trace
         let start = Date()
         let seedsList = Array(range)
@@ -57,7 +60,7 @@ struct Sim: ParsableCommand {
                 var text = ""
                 if !r.ok {
                     text = "seed \(s) FAILED  [\(r.scenario)]\n" + r.violations.map { "  \($0)\n" }.joined()
-                        + "  replay: chaosledger sim --seed \(s)\(frozenPlanted.isEmpty ? "" : " " + frozenPlanted.map { "--bug \($0.rawValue)" }.sorted().joined(separator: " "))\n"
+                        + "  replay: chaosledger sim --seed \(s)\(frozenOptions.rotating ? " --rotating" : "")\(frozenPlanted.isEmpty ? "" : " " + frozenPlanted.map { "--bug \($0.rawValue)" }.sorted().joined(separator: " "))\n"
                 } else if verbose || range.count == 1 {
                     text = "seed \(s) ok  height \(r.height), \(r.committedEvents) events, \(r.ackedClientEvents)/\(r.submittedClientEvents) client events, "
                         + "\(r.viewChanges) view changes, \(r.stateTransfers) fetches, \(r.slashed) slashed, digest \(r.digest.short)  [\(r.scenario)]"
@@ -82,6 +85,12 @@ struct Sim: ParsableCommand {
         let stuck = reports.filter { !$0.scenario.someProducerAccepted }.count
         if stuck > 0 {
             print("\(stuck) seed(s) had no producer acceptable to a quorum of honest validators' personalities: safety checked, liveness not expected")
+        }
+        let pauses = reports.flatMap(\.pauses).sorted()
+        if rotating, !pauses.isEmpty {
+            func q(_ p: Double) -> UInt64 { pauses[min(pauses.count - 1, Int(Double(pauses.count) * p))] }
+            print("commit pauses (ms, simulated, view timeout 200 ms): p50 \(q(0.5)), p90 \(q(0.9)), p99 \(q(0.99)), max \(pauses.last!) of \(pauses.count); "
+                + "over 1 s: \(pauses.filter { $0 > 1_000 }.count); bounds: 1,000 ms with one faulty, 1,800 ms with two")
         }
         print("faults exercised (seeds): " + FaultKind.allCases.map { "\($0.rawValue) \(faults[$0] ?? 0)" }.joined(separator: ", "))
         if !failed.isEmpty {
