@@ -45,7 +45,7 @@ public enum Limits {
     public static let rateLimitClientsMax = 10_000
     /// Committed events an SSE subscriber may fall behind by before it is disconnected
     /// (it resumes with Last-Event-ID instead of holding the node's memory).
-    public static let subscriberLagEventsMax = 10_000
+    public static let subscriberLagEventsMax = 1_000
     /// The id and stream indexes are caught up once they are this many blocks behind
     /// (LedgerStore/Index.swift), in transactions of at most `indexCatchUpEventsMax` events.
     public static let indexLagBlocksMax = 32
@@ -66,8 +66,16 @@ public enum Limits {
     public static let fetchPeersRememberedMax = 1_024
     /// Client events in one `requests` peer message (a node coalesces what it forwards).
     public static let requestsPerMessageMax = 10_000
+    /// Bytes of client events a node passes on in one message: under a follower's frame
+    /// limit (MeshConfig.followerFrameBytesMax, 4 MiB), which bounds what a follower can
+    /// make a validator hold in a partial frame.
+    public static let forwardBatchBytesMax = 1 << 20
     /// Client events a replica holds waiting for a block.
     public static let mempoolEventsMax = 100_000
+    /// Events one author may have pending at a node, and how far ahead of its committed
+    /// nonce an event may be: eleven funded keys can hold at most 2,816 of the
+    /// mempool's 100,000 places, however many future nonces they sign.
+    public static let authorPendingMax: UInt64 = 256
     /// Votes from other replicas remembered for equivocation evidence, per replica.
     public static let voteMemoryMax = 50_000
 }

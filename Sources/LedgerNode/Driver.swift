@@ -26,8 +26,13 @@ public struct NodeOptions: Sendable {
     public var tickMs: UInt64 = 10
     /// Events this node holds admitted but uncommitted; more are refused (`mempool_full`).
     public var pendingMax = Limits.mempoolEventsMax
-    /// How far ahead of its author's committed nonce an event may be.
-    public var nonceAheadMax: UInt64 = 10_000
+    /// The directory whose filesystem holds the log: its free space is watched (nil: not watched).
+    public var dataDir: String?
+    /// Below this many free bytes the node warns (log and `chaosledger_disk_free_bytes`).
+    public var diskWarnBytes: UInt64 = 1 << 30
+    /// How far ahead of its author's committed nonce an event may be; also the most
+    /// events one author may have pending here (one per nonce).
+    public var nonceAheadMax: UInt64 = Limits.authorPendingMax
 
     public init(role: PeerRole, keys: [SigningKey], operatorKey: SigningKey) {
         self.role = role; self.keys = keys; self.operatorKey = operatorKey
@@ -86,7 +91,8 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
     private var view: UInt64 = 0
     private var changing = false
     private var primary: PublicKey?
-    private var pending: [EventID: UInt64] = [:]
+    /// Admitted, not yet committed or dropped, with the per-author bounds (AdmissionPool).
+    private var pending: AdmissionPool
     private var waiters: [EventID: [Waiter]] = [:]
     private var viewChanges: UInt64 = 0
     private var committedEvents: UInt64 = 0
@@ -95,6 +101,12 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
     private var admissionVerified = 0
     private var latencyNext = 0
     private var lastPendingSweepMs: UInt64 = 0
+    /// Set while a write failed for want of space: the replica waits, reads go on, `/ready`
+    /// says 503, submissions are refused (`disk_full`) and peer messages are dropped
+    /// (peers retransmit). Cleared when the write goes through.
+    private var diskFull = false
+    private var lastDiskCheckMs: UInt64 = 0
+    private var diskLow = false
 
     // Owned by the loop thread.
     private var replica: Replica?
@@ -112,6 +124,9 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
     let mRejected = Counter(label: "chaosledger_events_rejected_total")
     /// Time a turn spends making its outputs durable (blocks and consensus records).
     let mPersist = Metrics.Timer(label: "chaosledger_persist_seconds")
+    /// 1 while a write waits for disk space.
+    let mDiskFull = Gauge(label: "chaosledger_disk_full")
+    let mDiskFree = Gauge(label: "chaosledger_disk_free_bytes")
     private var persistTurns = 0
     private var persistNanos: UInt64 = 0
     private var persistBlocks = 0
@@ -179,6 +194,7 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
         headRoot = state.stateRoot()
         nextSequence = meta.nextSequence
         view = d.view
+        pending = AdmissionPool(capacity: options.pendingMax, perAuthorMax: Int(min(options.nonceAheadMax, UInt64(Int.max))))
     }
 
     /// Connects the network (the mesh is built with this driver as its sink, so it comes second).
@@ -232,6 +248,7 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
     private func enqueue(_ i: Input) {
         cond.withLock {
             guard !stopRequested else { return }
+            if diskFull, case .message = i { return }
             inbox.append(i)
             cond.signal()
         }
@@ -300,15 +317,7 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
             // are durable before anything is sent.
             let persistStart = DispatchTime.now().uptimeNanoseconds
             let recordWrite = prepareRecords(records)
-            if let recordWrite, !commits.isEmpty {
-                let g = DispatchGroup()
-                DispatchQueue.global().async(group: g) { recordWrite() }
-                persistBlocks(commits)
-                g.wait()
-            } else {
-                persistBlocks(commits)
-                recordWrite?()
-            }
+            persistRetryingOnFullDisk(commits, recordWrite)
             if recordWrite != nil || !commits.isEmpty {
                 let ns = DispatchTime.now().uptimeNanoseconds - persistStart
                 mPersist.recordNanoseconds(Int64(ns))
@@ -334,7 +343,7 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
             for o in outs {
                 for s in o.send {
                     if case let .request(e) = s.message, s.to == .all {
-                        if forwarded.count == Limits.requestsPerMessageMax || forwardedBytes + e.count > Limits.peerMessageBytesMax / 2 { flushForwarded() }
+                        if forwarded.count == Limits.requestsPerMessageMax || forwardedBytes + e.count > Limits.forwardBatchBytesMax { flushForwarded() }
                         forwarded.append(e)
                         forwardedBytes += e.count + 2
                     } else {
@@ -350,9 +359,62 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
         }
     }
 
+    /// Makes the turn durable. A full disk (or a log at its map limit) is an operating
+    /// condition, not a crash: the node logs one line, stops taking writes (the replica
+    /// waits here, so nothing it would send leaves before it is durable), keeps serving
+    /// reads with `/ready` at 503, retries every second, and resumes by itself when space
+    /// returns. Any other storage error stops the node cleanly (exit 74), never by a trap.
+    private func persistRetryingOnFullDisk(_ commits: [CommittedBlock], _ recordWrite: (@Sendable () throws(StoreError) -> Void)?) {
+        var since: DispatchTime?
+        var blocksDone = commits.isEmpty, recordsDone = recordWrite == nil
+        while true {
+            var failure: StoreError?
+            if !recordsDone, let recordWrite, !blocksDone {
+                let g = DispatchGroup()
+                let result = WriteResult()
+                DispatchQueue.global().async(group: g) {
+                    do throws(StoreError) { try recordWrite() } catch { result.set(error) }
+                }
+                do throws(StoreError) { try persistBlocks(commits); blocksDone = true } catch { failure = error }
+                g.wait()
+                if let e = result.get() { failure = failure ?? e } else { recordsDone = true }
+            } else {
+                do throws(StoreError) {
+                    if !blocksDone { try persistBlocks(commits); blocksDone = true }
+                    if !recordsDone, let recordWrite { try recordWrite(); recordsDone = true }
+                } catch { failure = error }
+            }
+            guard let failure else { break }
+            switch failure {
+            case .diskFull, .mapFull:
+                if since == nil {
+                    since = .now()
+                    cond.withLock { diskFull = true }
+                    mDiskFull.record(1)
+                    logger.critical("disk full: this node stopped writing and voting; it keeps serving reads and resumes when space returns",
+                                    metadata: ["error": "\(failure)", "height": "\(cond.withLock { head.height.value })"])
+                }
+                if cond.withLock({ stopRequested }) {
+                    // Stopping with nothing written: nothing of this turn was sent either.
+                    logger.notice("stopping while the disk is full: the last turn was not made durable, and nothing of it was sent")
+                    return
+                }
+                Thread.sleep(forTimeInterval: 1)
+            default:
+                fatal("cannot persist: \(failure)")
+            }
+        }
+        if let since {
+            cond.withLock { diskFull = false }
+            mDiskFull.record(0)
+            logger.notice("disk has room again: writing and voting resumed",
+                          metadata: ["pausedSeconds": "\(Double(DispatchTime.now().uptimeNanoseconds - since.uptimeNanoseconds) / 1e9)"])
+        }
+    }
+
     /// Appends the turn's committed blocks to the log in one transaction, then writes
     /// the checkpoints that fall due.
-    private func persistBlocks(_ cs: [CommittedBlock]) {
+    private func persistBlocks(_ cs: [CommittedBlock]) throws(StoreError) {
         guard !cs.isEmpty else { return }
         var batch: [BlockCommit] = []
         var seq = nextSequence
@@ -363,10 +425,7 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
                                      blockHash: cb.block.hash, events: events))
             seq = SequenceNumber(seq.value + UInt64(events.count))
         }
-        do { try ledger.append(contentsOf: batch) } catch {
-            // Without the blocks on disk the node cannot go on: the operator must look.
-            fatal("cannot append blocks \(cs[0].certified.block.height.value)…: \(error)")
-        }
+        try ledger.append(contentsOf: batch)
         nextSequence = seq
         for c in cs {
             let h = c.certified.block.height
@@ -380,7 +439,7 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
     /// Folds the records into `durable` now and returns the write that makes them
     /// durable (nil: nothing to write). At a new stable checkpoint the store is rewritten
     /// from the folded state, so it holds one window of votes, not the whole history.
-    private func prepareRecords(_ records: [DurableRecord]) -> (@Sendable () -> Void)? {
+    private func prepareRecords(_ records: [DurableRecord]) -> (@Sendable () throws(StoreError) -> Void)? {
         guard !records.isEmpty else { return nil }
         var compact = false
         for r in records {
@@ -390,10 +449,8 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
         let bytes = (compact ? durable.records : records).map { $0.encoded() }
         let store = self.store
         let rewrite = compact
-        return { [self] in
-            do { if rewrite { try store.replaceAll(bytes) } else { try store.append(bytes) } } catch {
-                fatal("cannot persist consensus records: \(error)")
-            }
+        return { () throws(StoreError) in
+            if rewrite { try store.replaceAll(bytes) } else { try store.append(bytes) }
         }
     }
 
@@ -426,7 +483,7 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
         case let .droppedEvent(id, why):
             // An event this node admitted can no longer commit: its submitter learns why.
             let waiting = cond.withLock { () -> [Waiter]? in
-                guard pending.removeValue(forKey: id) != nil else { return nil }
+                guard pending.remove(id) != nil else { return nil }
                 return waiters.removeValue(forKey: id) ?? []
             }
             guard let waiting else { return }
@@ -461,7 +518,7 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
             var seq = nextSequence.value - UInt64(commits.reduce(0) { $0 + $1.ids.count })
             for c in commits {
                 for id in c.ids {
-                    if let at = pending.removeValue(forKey: id) { lat.append(Double(nowMs &- at) / 1000) }
+                    if let e = pending.remove(id) { lat.append(Double(nowMs &- e.at) / 1000) }
                     if let ws = waiters.removeValue(forKey: id) {
                         for w in ws { done.append((w, Receipt(id: id, status: .committed, height: c.certified.block.height, sequence: SequenceNumber(seq)))) }
                     }
@@ -474,15 +531,15 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
             // say) are forgotten after two mempool lifetimes, so they cannot fill the bound.
             if nowMs >= lastPendingSweepMs &+ 10_000 {
                 lastPendingSweepMs = nowMs
-                let old = pending.filter { nowMs &- $0.value > 120_000 }.map(\.key)
-                for id in old {
-                    pending[id] = nil
+                for id in pending.admitted(before: nowMs &- min(nowMs, 120_000)) {
+                    pending.remove(id)
                     for w in waiters.removeValue(forKey: id) ?? [] { expired.append(w) }
                 }
             }
         }
         for w in expired { w.resume(nil) }
         for (w, rc) in done { w.resume(rc) }
+        checkDiskSpace(nowMs)
         for l in lat { mLatency.recordNanoseconds(Int64(l * 1e9)) }
         mHeight.record(Int(rExecuted.value))
         mView.record(Int(rView))
@@ -491,13 +548,33 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
         if !commits.isEmpty { mCommitted.increment(by: commits.reduce(0) { $0 + $1.ids.count }) }
     }
 
+    /// Every 5 s: free space where the log lives, as a gauge, and one warning line when
+    /// it falls below `diskWarnBytes` (again only after it has been above).
+    private func checkDiskSpace(_ nowMs: UInt64) {
+        guard let dir = options.dataDir, nowMs >= lastDiskCheckMs &+ 5_000 else { return }
+        lastDiskCheckMs = nowMs
+        var fs = statvfs()
+        guard statvfs(dir, &fs) == 0 else { return }
+        let free = UInt64(fs.f_bavail) &* UInt64(fs.f_frsize)
+        mDiskFree.record(Int(min(free, UInt64(Int.max))))
+        if free < options.diskWarnBytes, !diskLow {
+            diskLow = true
+            logger.warning("disk nearly full", metadata: ["freeBytes": "\(free)", "dir": "\(dir)", "warnBelow": "\(options.diskWarnBytes)"])
+        } else if free >= options.diskWarnBytes {
+            diskLow = false
+        }
+    }
+
     private func recordLatency(_ s: Double) {
         if latencies.count < 512 { latencies.append(s) } else { latencies[latencyNext] = s; latencyNext = (latencyNext + 1) % 512 }
     }
 
+    /// Storage the node cannot go on without failed for a reason other than space: one
+    /// clear line and a clean exit (EX_IOERR), never a trap; the log on disk is intact
+    /// (every write is a transaction) and replays.
     private func fatal(_ why: String) -> Never {
-        logger.critical("\(why)")
-        fatalError(why)
+        logger.critical("stopping: \(why)")
+        exit(74)
     }
 
     // MARK: - NodeService
@@ -508,29 +585,48 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
         var scratch: [UInt8] = []
         let (state, root, isStopping) = cond.withLock { (head, headRoot, stopping) }
         var verifiedHere = 0
+        var checked: [Checked] = []
         for bytes in events {
             let r = check(bytes, state, root: root, stopping: isStopping, &scratch)
             if r.verified { verifiedHere += 1 }
             receipts.append(r.receipt)
             if let id = r.admit { accepted.append((receipts.count - 1, id, bytes)) }
+            checked.append(r)
         }
         // Waiters are registered before the events go in, so a fast commit is never missed.
         var ws: [(Int, Waiter)] = []
+        var displaced: [(EventID, Receipt, [Waiter])] = []
         let nowMs = now()
         cond.withLock {
             admissionVerified += verifiedHere
             for (i, id, bytes) in accepted {
-                if pending[id] != nil, !waitCommitted { continue }
-                if pending.count >= options.pendingMax {
-                    receipts[i] = Receipt(id: id, status: .rejected, code: "mempool_full", error: "the mempool holds \(pending.count) events")
+                guard let a = checked[i].account else { continue }
+                switch pending.admit(id, author: a.author, nonce: a.nonce, fee: a.fee, cost: a.cost,
+                                     committedNonce: a.committedNonce, available: a.available, now: nowMs) {
+                case let .refused(code, why):
+                    receipts[i] = Receipt(id: id, status: .rejected, code: code, error: why)
                     continue
+                case .alreadyPending:
+                    // A resubmission: the client did not hear back. The event goes to the
+                    // replica again (it keeps one copy per id), so an event the replica lost
+                    // (a restart, a peer that never passed it on) is not held here for the
+                    // sweep's two minutes while its client retries in vain.
+                    inbox.append(.request(bytes, verified: true))
+                case let .added(replaced, evicted):
+                    for (old, code, why) in [(replaced, "replaced", "a later event with the same nonce and a higher fee replaced it"),
+                                             (evicted, "evicted", "evicted from a full mempool for an author's next event")] {
+                        guard let old else { continue }
+                        displaced.append((old, Receipt(id: old, status: .rejected, code: code, error: why), waiters.removeValue(forKey: old) ?? []))
+                    }
+                    inbox.append(.request(bytes, verified: true))
                 }
-                let fresh = pending[id] == nil
-                if fresh { pending[id] = nowMs }
                 if waitCommitted { let w = Waiter(); waiters[id, default: []].append(w); ws.append((i, w)) }
-                if fresh { inbox.append(.request(bytes, verified: true)) }
             }
             cond.signal()
+        }
+        for (_, receipt, list) in displaced {
+            mRejected.increment()
+            for w in list { w.resume(receipt) }
         }
         for r in receipts where r.status == .rejected { _ = r; mRejected.increment() }
         guard waitCommitted, !ws.isEmpty else { return receipts }
@@ -548,7 +644,14 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
         return receipts
     }
 
-    struct Checked { var receipt: Receipt; var admit: EventID?; var verified = false }
+    struct Checked {
+        var receipt: Receipt
+        var admit: EventID?
+        var verified = false
+        /// What the pool's per-author bounds need (set when `admit` is).
+        var account: AuthorCheck?
+    }
+    struct AuthorCheck { var author: PublicKey; var nonce: UInt64; var fee: UInt64; var cost: UInt64; var committedNonce: UInt64; var available: UInt64 }
 
     /// The admission checks that need no lock: everything but the mempool bound.
     private func check(_ bytes: [UInt8], _ s: LedgerState, root: Hash32, stopping: Bool, _ scratch: inout [UInt8]) -> Checked {
@@ -556,6 +659,7 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
             Checked(receipt: Receipt(id: id, status: .rejected, code: code, error: why), admit: nil)
         }
         guard !stopping else { return reject(nil, "stopping", "the node is shutting down") }
+        guard !cond.withLock({ diskFull }) else { return reject(nil, "disk_full", "the node's disk is full: it takes no events until space returns") }
         guard bytes.count <= Limits.eventBytesMax else {
             return reject(nil, "oversized", "event of \(bytes.count) bytes; the limit is \(Limits.eventBytesMax)")
         }
@@ -584,11 +688,18 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
         }
         let minimum = s.requiredFee(e.kind, bytes: e.bytes.count)
         guard e.fee >= minimum else { return reject(id, "fee_too_low", "fee \(e.fee) is below the minimum \(minimum) for this event") }
+        // Money is added with overflow checks: a fee and an amount that wrap past 2^64
+        // must not look affordable.
         var cost = e.fee
-        if e.kind == .transfer, case let .transfer(_, amount, _)? = try? e.decodePayload() { cost = cost &+ amount }
+        if e.kind == .transfer, case let .transfer(_, amount, _)? = try? e.decodePayload() {
+            let (sum, over) = e.fee.addingReportingOverflow(amount)
+            guard !over else { return reject(id, "insufficient_balance", "fee \(e.fee) plus amount \(amount) exceeds any balance") }
+            cost = sum
+        }
         // A reward claim may pay its fee out of the rewards it claims.
-        let available = acct.balance &+ (e.kind == .claimRewards ? s.economy.rewards[e.author] ?? 0 : 0)
-        guard available >= cost else { return reject(id, "insufficient_balance", "balance \(acct.balance) < \(cost)") }
+        let (available, over) = acct.balance.addingReportingOverflow(e.kind == .claimRewards ? s.economy.rewards[e.author] ?? 0 : 0)
+        let spendable = over ? UInt64.max : available
+        guard spendable >= cost else { return reject(id, "insufficient_balance", "balance \(acct.balance) < \(cost)") }
         // The author's next event is checked against every rule of its kind (targets
         // registered, validator known, stake held, …) on a copy of the head state, so a
         // client learns now, not by a timeout, that it can never commit. Later nonces
@@ -607,7 +718,8 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
                 // beginBlock cannot fail: the context follows the head by construction.
             }
         }
-        return Checked(receipt: Receipt(id: id, status: .accepted), admit: id, verified: true)
+        return Checked(receipt: Receipt(id: id, status: .accepted), admit: id, verified: true,
+                       account: AuthorCheck(author: e.author, nonce: e.nonce, fee: e.fee, cost: cost, committedNonce: acct.nonce, available: spendable))
     }
 
     public func eventStatus(_ id: EventID) async -> EventStatus {
@@ -632,7 +744,7 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
         let peers = cond.withLock { transport }?.peers() ?? []
         return cond.withLock {
             let validators = head.powerForNextBlock().count
-            let ready = running && !stopping && (options.role == .follower ? !peers.isEmpty : validators == 1 || peers.count * 3 >= 2 * (validators - 1))
+            let ready = running && !stopping && !diskFull && (options.role == .follower ? !peers.isEmpty : validators == 1 || peers.count * 3 >= 2 * (validators - 1))
             return NodeStatus(role: options.role, nodeKey: options.nodeKey, chainID: head.chainID.name, height: head.height, headHash: headHash,
                               stateRoot: headRoot, view: view, changing: changing, primary: primary, mempool: pending.count,
                               peers: peers.count, viewChanges: viewChanges, committedEvents: committedEvents,
@@ -664,7 +776,9 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
 
     public func committedEvents(from: SequenceNumber) -> AsyncStream<LoggedEvent> {
         let log = self.log
-        return AsyncStream(bufferingPolicy: .bufferingOldest(4_096)) { cont in
+        // A small read-ahead: the subscriber's own queue (Limits.subscriberLagEventsMax)
+        // holds the rest, so one that stops reading holds little here.
+        return AsyncStream(bufferingPolicy: .bufferingOldest(256)) { cont in
             let task = Task {
                 var next = from
                 while !Task.isCancelled {
@@ -681,6 +795,14 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
             cont.onTermination = { _ in task.cancel() }
         }
     }
+}
+
+/// The outcome of a write made on another thread.
+final class WriteResult: @unchecked Sendable {
+    private let lock = NSLock()
+    private var error: StoreError?
+    func set(_ e: StoreError) { lock.withLock { error = e } }
+    func get() -> StoreError? { lock.withLock { error } }
 }
 
 /// A one-shot result a submitter waits for: the first `resume` wins.

@@ -178,7 +178,11 @@ final class RecordFile: @unchecked Sendable {
             try writeFully(fd, bytes, at: end)
             guard fdatasync(fd) == 0 else { throw LMDBBackend.ioError("fdatasync", path, errno) }
         } catch {
-            // Closed: a reopen reads what did reach the disk (a torn append is cut off).
+            // A full disk: the part written is cut off again, so the file is as it was
+            // and the same append can be retried once there is room (the node waits
+            // for that rather than stopping).
+            if case .diskFull = error, ftruncate(fd, off_t(end)) == 0, fdatasync(fd) == 0 { throw error }
+            // Otherwise closed: a reopen reads what did reach the disk (a torn append is cut off).
             Glibc.close(fd); fd = -1
             throw error
         }

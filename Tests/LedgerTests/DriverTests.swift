@@ -171,6 +171,36 @@ extension DriverTests {
     /// forgeries), the good event before the lie is kept and commits, and the forged one
     /// changes nothing. An event of a kind this binary does not know (a newer binary's,
     /// in a rolling upgrade) is refused without accusing anyone.
+    /// Admission's money and per-author bounds (issue 16): a fee and an amount that wrap
+    /// past 2^64 are refused (they used to be added with `&+`, so a nearly empty account
+    /// got a huge transfer admitted); one key cannot hold more than its share of future
+    /// nonces, nor more pending than its balance covers; a nonce is replaced only by a
+    /// higher fee.
+    @Test func admissionChecksMoneyWithoutWrappingAndBoundsEachAuthor() async throws {
+        let log = LedgerLog.memory()
+        _ = try log.initialize(genesis: chain.genesis)
+        let node = try makeNode(0, log: log, store: RecordStore.memory(), hub: Hub())
+        defer { Task { await node.stop(drainMs: 0) } }
+        func one(_ bytes: [UInt8]) async -> Receipt { await node.submit([bytes], waitCommitted: false, timeoutMs: 0)[0] }
+        // 1 + (2^64 − 1) wraps to 0: it must not pass the balance check.
+        let wrap = await one(chain.transfer(0, nonce: 1, amount: .max))
+        #expect(wrap.status == .rejected && wrap.code == "insufficient_balance", "\(wrap)")
+        // Future nonces: up to 256 ahead are held, then refused; the pool holds 256 of them.
+        let held = await node.submit((1 ... 256).map { chain.transfer(0, nonce: UInt64($0)) }, waitCommitted: false, timeoutMs: 0)
+        #expect(held.allSatisfy { $0.status == .accepted })
+        let beyond = await one(chain.transfer(0, nonce: 257))
+        #expect(beyond.code == "nonce_gap")
+        #expect(await node.status().mempool == 256)
+        // A second event for a pending nonce at the same fee is refused.
+        let same = await one(chain.transfer(0, nonce: 5, amount: 6))
+        #expect(same.code == "nonce_pending", "\(same)")
+        // The client's balance is 10^9: two pending transfers of 6·10^8 cannot both pay.
+        let big = 600_000_000 as UInt64
+        #expect(await one(chain.transfer(1, nonce: 1, amount: big)).status == .accepted)
+        let second = await one(chain.transfer(1, nonce: 2, amount: big))
+        #expect(second.status == .rejected && second.code == "insufficient_balance", "\(second)")
+    }
+
     @Test func aPeerRelayingForgedEventsIsReportedAndNothingIsLost() async throws {
         let hub = Hub()
         var nodes: [NodeDriver] = []
