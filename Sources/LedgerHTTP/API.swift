@@ -1,4 +1,6 @@
 import Hummingbird
+import HummingbirdCore
+import NIOCore
 import LedgerCore
 import LedgerNode
 import Logging
@@ -17,6 +19,17 @@ public struct APIConfig: Sendable {
     public var waitMaxMs: UInt64 = 30_000
     /// Comment lines sent on an idle SSE subscription, so proxies keep it open.
     public var keepAliveMs: UInt64 = 15_000
+    /// Connections open at once; more wait in the listen backlog until one closes.
+    public var connectionsMax = 4_096
+    /// A connection with no request in progress is closed after this long. It also bounds
+    /// how long a request's head may take to arrive (a slowloris client that trickles its
+    /// headers never completes one) and how long an idle keep-alive socket is held.
+    public var idleTimeoutMs: UInt64 = 10_000
+    /// Live subscriptions at once; more are refused (503 `too_many_subscribers`).
+    public var subscribersMax = 256
+    /// A subscriber whose socket takes no bytes for this long (it does not read) is
+    /// disconnected; it resumes with Last-Event-ID, and its buffers are released.
+    public var subscriberWriteTimeoutMs: UInt64 = 10_000
 
     public init(port: Int) { self.port = port }
 }
@@ -78,9 +91,13 @@ public struct APIContext: RequestContext {
     /// The peer's IP address; nil when there is no socket (the in-process test client).
     public let clientAddress: String?
 
+    /// The connection, so a handler can close it (a subscriber that stopped reading).
+    public let channel: any Channel
+
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         clientAddress = source.channel.remoteAddress?.ipAddress
+        channel = source.channel
     }
 
     /// The submit handler bounds its own body reads (`BodyReader`); this bound applies
@@ -96,9 +113,12 @@ public enum API {
     /// metrics (sees every final status), errors (turns anything thrown into a JSON
     /// body), rate limit (refuses before a body is read).
     public static func application(service: any NodeService, config: APIConfig, registry: PrometheusCollectorRegistry,
-                                   logger: Logger) -> some ApplicationProtocol {
+                                   logger: Logger, onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) -> some ApplicationProtocol {
         Application(router: router(service: service, config: config, registry: registry, logger: logger),
-                    configuration: .init(address: .hostname(config.host, port: config.port), serverName: "chaosledger"),
+                    server: .http1(configuration: .init(idleTimeout: .milliseconds(Int64(config.idleTimeoutMs)))),
+                    configuration: .init(address: .hostname(config.host, port: config.port), serverName: "chaosledger",
+                                         availableConnectionsDelegate: MaximumAvailableConnections(config.connectionsMax, logger: logger)),
+                    onServerRunning: onServerRunning,
                     logger: logger)
     }
 

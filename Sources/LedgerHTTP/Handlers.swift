@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import NIOCore
 import LedgerCore
 import LedgerCrypto
 import LedgerNode
@@ -13,6 +14,8 @@ struct Handlers: Sendable {
     let service: any NodeService
     let config: APIConfig
     let registry: PrometheusCollectorRegistry
+    /// Live subscriptions, against `config.subscribersMax`.
+    let subscribers = SubscriberCount()
 
     func respond(_ endpoint: Endpoint, _ request: Request, _ context: APIContext) async throws(APIError) -> Response {
         switch endpoint {
@@ -54,7 +57,7 @@ struct Handlers: Sendable {
             try await entity(request, context, "id", "proposal") { s, k in s.economy.proposals[k].map(Render.proposalState) }
         case .economy:
             JSONResponse.make(Render.economy(try await state(request)))
-        case .subscribe: try subscribe(request)
+        case .subscribe: try subscribe(request, closing: context.channel)
         case .fees: await fees()
         case .peers: JSONResponse.make(["peers": service.peers().sorted { $0.key < $1.key }.map(Self.peer)])
         case .status: JSONResponse.make(Self.status(await service.status()))

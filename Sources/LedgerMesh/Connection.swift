@@ -12,14 +12,16 @@ import Synchronization
 /// frames of a connection are the handshake and get a much smaller limit.
 struct FrameDecoder: ByteToMessageDecoder {
     typealias InboundOut = ByteBuffer
-    let frameBytesMax: Int
+    /// The limit once the handshake is done, read per frame: it drops to the follower
+    /// limit when the peer turns out to be a follower (`Connection.frameBytesMax`).
+    let conn: Connection
     private var frames = 0
 
-    init(frameBytesMax: Int) { self.frameBytesMax = frameBytesMax }
+    init(conn: Connection) { self.conn = conn }
 
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return .needMoreData }
-        let limit = frames < 2 ? MeshWire.handshakeFrameBytesMax : frameBytesMax
+        let limit = frames < 2 ? MeshWire.handshakeFrameBytesMax : conn.frameBytesMax.load(ordering: .relaxed)
         guard Int(length) <= limit else { throw MeshError.frameTooLong(length: Int(length), max: limit) }
         guard buffer.readableBytes >= 4 + Int(length) else { return .needMoreData }
         buffer.moveReaderIndex(forwardBy: 4)
@@ -61,10 +63,14 @@ final class Connection: Sendable {
     let bytesOut = Atomic<UInt64>(0)
     /// Frames handed to NIO and not yet written; bounded by `outboundQueueMax`.
     let pending = Atomic<Int>(0)
+    /// The largest frame this peer may send: a validator's, or the smaller follower
+    /// limit, which bounds what a follower can hold here in a partial frame.
+    let frameBytesMax: Atomic<Int>
     private let state = Mutex<Peer?>(nil)
 
-    init(id: UInt64, channel: any Channel, outbound: Bool, dialed: String?) {
+    init(id: UInt64, channel: any Channel, outbound: Bool, dialed: String?, frameBytesMax: Int) {
         self.id = id; self.channel = channel; self.outbound = outbound; self.dialed = dialed
+        self.frameBytesMax = Atomic(frameBytesMax)
         remoteAddress = channel.remoteAddress.map(Self.describe) ?? dialed ?? "?"
     }
 
@@ -218,6 +224,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
         } else { nil }
         let listenPort = conn.dialed.flatMap { MeshAddress.parse($0)?.port } ?? hello.listenPort
         conn.authenticated(.init(key: hello.nodeKey, role: role, listenHost: listenHost, listenPort: listenPort))
+        if role == .follower { conn.frameBytesMax.store(min(mesh.config.followerFrameBytesMax, mesh.config.frameBytesMax), ordering: .relaxed) }
         guard mesh.register(conn) else {
             // A second connection to a key we keep another one for: not a failure.
             context.close(promise: nil)

@@ -34,6 +34,12 @@ public struct MeshConfig: Sendable {
     public var handshakeTimeoutMs: UInt64 = 5_000
     /// How often each peer is sent the list of our peers' listen addresses (also sent on connect).
     public var peerExchangeMs: UInt64 = 10_000
+    /// Follower connections a node keeps at once; more are refused after the handshake.
+    public var followersMax = 32
+    /// The largest frame a follower may send (it sends state-transfer requests and the
+    /// client events submitted to it): with `followersMax`, what followers can hold here
+    /// in partial frames is bounded (32 × 4 MiB), not 32 MiB each.
+    public var followerFrameBytesMax = 4 << 20
 
     public init(port: Int, identity: SigningKey, chainID: ChainID, bootstrap: [String]) {
         self.port = port; self.identity = identity; self.chainID = chainID; self.bootstrap = bootstrap
@@ -55,6 +61,8 @@ public struct MeshCounters: Sendable, Hashable {
     /// Messages that decoded but proved their sender faulty (the replica's judgement,
     /// `penalize(_:for:)`), e.g. a relayed event with a forged signature.
     public var peerFaults: UInt64
+    /// Followers refused because `followersMax` were connected.
+    public var followersRefused: UInt64
 }
 
 public enum MeshError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -111,6 +119,7 @@ public final class Mesh: PeerTransport, Sendable {
     private let disconnects = Atomic<UInt64>(0)
     private let framesDropped = Atomic<UInt64>(0)
     private let peerFaults = Atomic<UInt64>(0)
+    private let followersRefused = Atomic<UInt64>(0)
     private let stopped = Atomic<Bool>(false)
     private let port = Atomic<Int>(0)
     private let state = Mutex(State())
@@ -168,7 +177,7 @@ public final class Mesh: PeerTransport, Sendable {
         MeshCounters(bytesIn: bytesIn.load(ordering: .relaxed), bytesOut: bytesOut.load(ordering: .relaxed),
                      framesRejected: framesRejected.load(ordering: .relaxed), handshakesFailed: handshakesFailed.load(ordering: .relaxed),
                      disconnects: disconnects.load(ordering: .relaxed), framesDropped: framesDropped.load(ordering: .relaxed),
-                     peerFaults: peerFaults.load(ordering: .relaxed))
+                     peerFaults: peerFaults.load(ordering: .relaxed), followersRefused: followersRefused.load(ordering: .relaxed))
     }
 
     // MARK: Lifecycle
@@ -298,10 +307,9 @@ public final class Mesh: PeerTransport, Sendable {
         }
         guard let id else { return channel.eventLoop.makeFailedFuture(MeshError.stopped) }
         channel.closeFuture.whenComplete { _ in _ = self.state.withLock { $0.open.removeValue(forKey: id) } }
-        let conn = Connection(id: id, channel: channel, outbound: dialed != nil, dialed: dialed)
-        let limit = config.frameBytesMax
+        let conn = Connection(id: id, channel: channel, outbound: dialed != nil, dialed: dialed, frameBytesMax: config.frameBytesMax)
         return channel.eventLoop.makeCompletedFuture {
-            try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(frameBytesMax: limit)))
+            try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(conn: conn)))
             try channel.pipeline.syncOperations.addHandler(ConnectionHandler(mesh: self, conn: conn))
         }
     }
@@ -326,6 +334,10 @@ public final class Mesh: PeerTransport, Sendable {
         let now = NIODeadline.now()
         let (accepted, replaced, others): (Bool, Connection?, [Connection]) = state.withLock { s in
             guard !isStopped, !s.isBanned(p.key, now) else { return (false, nil, []) }
+            if p.role == .follower, s.peers[p.key] == nil, s.peers.values.filter({ $0.peer?.role == .follower }).count >= config.followersMax {
+                followersRefused.add(1, ordering: .relaxed)
+                return (false, nil, [])
+            }
             var replaced: Connection?
             if let old = s.peers[p.key] {
                 let newInitiator = conn.outbound ? own : p.key

@@ -57,20 +57,22 @@ struct ClusterLayout {
             try Render.json(g, pretty: true).write(to: genesisPath)
         }
         let meshAddresses = (0 ..< validators).map { "127.0.0.1:\(meshPort + $0)" }
+        // The validators serve the devnet's own follower key and no other (the mesh is
+        // closed to unknown keys by default).
+        let followerKey = try key(followerKeyPath)
         for i in 0 ..< validators where !fm.fileExists(atPath: configPath(i)) {
             let c: [String: Any] = [
                 "role": "validator", "dataDir": "node-\(i)", "genesisFile": "genesis.json", "keyFile": "keys/validator-\(i).key",
                 "personality": personalities[i % personalities.count], "wittyMemes": true,
                 "consensus": ["viewTimeoutMs": viewTimeoutMs, "blockIntervalMs": 50, "primaryRule": "roundRobin"],
                 "mesh": ["host": "127.0.0.1", "port": meshPort + i, "bootstrap": meshAddresses.enumerated().filter { $0.offset != i }.map(\.element),
-                         "followers": ["*"]],
+                         "followers": [followerKey.publicKey.hex]],
                 "http": ["host": "127.0.0.1", "port": httpPort + i, "requestsPerSecond": 5_000],
                 "log": ["level": "info"], "drainMs": 3_000,
             ]
             try Render.json(c, pretty: true).write(to: configPath(i))
         }
         if follower, !fm.fileExists(atPath: followerConfigPath) {
-            _ = try key(followerKeyPath)
             let c: [String: Any] = [
                 "role": "follower", "dataDir": "follower", "genesisFile": "genesis.json", "keyFile": "keys/follower.key",
                 "mesh": ["host": "127.0.0.1", "port": meshPort + validators, "bootstrap": meshAddresses],

@@ -32,8 +32,15 @@ struct NodeSettings: Sendable {
     var meshHost: String
     var meshPort: Int
     var bootstrap: [String]
-    /// Follower keys (hex) this validator serves, or ["*"] for any key.
+    /// Follower keys (hex) this validator serves, or ["*"] for any key (default: none).
     var followers: [String]
+    var followersMax: Int
+    var connectionsMax: Int
+    var idleTimeoutMs: UInt64
+    var subscribersMax: Int
+    var subscriberWriteTimeoutMs: UInt64
+    var mempoolEventsMax: Int
+    var authorPendingMax: UInt64
     var httpHost: String
     var httpPort: Int
     var requestsPerSecond: Double
@@ -74,7 +81,14 @@ struct NodeSettings: Sendable {
             blockIntervalMs: UInt64(config.int(forKey: "consensus.blockIntervalMs", default: 50)),
             meshHost: config.string(forKey: "mesh.host", default: "127.0.0.1"), meshPort: config.int(forKey: "mesh.port", default: 7100),
             bootstrap: config.stringArray(forKey: "mesh.bootstrap", default: []),
-            followers: config.stringArray(forKey: "mesh.followers", default: ["*"]),
+            followers: config.stringArray(forKey: "mesh.followers", default: []),
+            followersMax: config.int(forKey: "mesh.followersMax", default: 32),
+            connectionsMax: config.int(forKey: "http.connectionsMax", default: 4_096),
+            idleTimeoutMs: UInt64(config.int(forKey: "http.idleTimeoutMs", default: 10_000)),
+            subscribersMax: config.int(forKey: "http.subscribersMax", default: 256),
+            subscriberWriteTimeoutMs: UInt64(config.int(forKey: "http.subscriberWriteTimeoutMs", default: 10_000)),
+            mempoolEventsMax: config.int(forKey: "mempool.eventsMax", default: Limits.mempoolEventsMax),
+            authorPendingMax: UInt64(config.int(forKey: "mempool.authorPendingMax", default: Int(Limits.authorPendingMax))),
             httpHost: config.string(forKey: "http.host", default: "127.0.0.1"), httpPort: config.int(forKey: "http.port", default: 8100),
             requestsPerSecond: config.double(forKey: "http.requestsPerSecond", default: 2_000),
             logLevel: lvl, drainMs: UInt64(config.int(forKey: "drainMs", default: 3_000)))
@@ -138,6 +152,9 @@ struct NodeCommand: AsyncParsableCommand {
         o.primaryRule = s.primaryRule
         o.viewTimeoutMs = s.viewTimeoutMs
         o.blockIntervalMs = s.blockIntervalMs
+        o.dataDir = s.dataDir
+        o.pendingMax = s.mempoolEventsMax
+        o.nonceAheadMax = s.authorPendingMax
         let driver: NodeDriver
         do { driver = try NodeDriver(log: log, store: store, options: o, logger: logger) } catch { throw CLIError("\(error)") }
 
@@ -147,6 +164,7 @@ struct NodeCommand: AsyncParsableCommand {
         let chain = try log.metadata()!.chainID
         var mc = MeshConfig(port: s.meshPort, identity: key, chainID: chain, bootstrap: s.bootstrap)
         mc.host = s.meshHost
+        mc.followersMax = s.followersMax
         let mesh = Mesh(config: mc, policy: { [driver] k in
             if driver.isValidator(k) { return .validator }
             // A follower serves no other follower: it only listens to validators.
@@ -161,6 +179,10 @@ struct NodeCommand: AsyncParsableCommand {
         api.host = s.httpHost
         api.requestsPerSecond = s.requestsPerSecond
         api.burst = 2 * s.requestsPerSecond
+        api.connectionsMax = s.connectionsMax
+        api.idleTimeoutMs = s.idleTimeoutMs
+        api.subscribersMax = s.subscribersMax
+        api.subscriberWriteTimeoutMs = s.subscriberWriteTimeoutMs
         let app = API.application(service: driver, config: api, registry: registry, logger: logger)
         let node = NodeLifecycle(driver: driver, mesh: mesh, log: log, store: store, drainMs: s.drainMs, logger: logger)
         // Services stop in reverse order: the HTTP server first (no new work), then the node

@@ -50,7 +50,8 @@ struct MeshNode {
 let meshChain = try! ChainID("mesh-tests")
 
 func startMesh(_ label: String, bootstrap: [String] = [], port: Int = 0, chain: ChainID = meshChain,
-               policy: @escaping @Sendable (PublicKey) -> PeerRole? = { _ in .validator }) async throws -> MeshNode {
+               policy: @escaping @Sendable (PublicKey) -> PeerRole? = { _ in .validator },
+               configure: (inout MeshConfig) -> Void = { _ in }) async throws -> MeshNode {
     let key = SigningKey.derived("mesh-\(label)")
     var config = MeshConfig(port: port, identity: key, chainID: chain, bootstrap: bootstrap)
     // Fast timers so the tests take seconds, not minutes.
@@ -62,6 +63,7 @@ func startMesh(_ label: String, bootstrap: [String] = [], port: Int = 0, chain: 
     // suites run beside it) still writes its bad frame before the handshake times out:
     // at 2 s, one run saw its connection closed first ("I/O on closed channel").
     config.handshakeTimeoutMs = 10_000
+    configure(&config)
     var logger = Logger(label: "mesh-test-\(label)")
     logger.logLevel = .warning
     let inbox = MeshInbox()
@@ -210,6 +212,31 @@ final class RawPeer: ChannelInboundHandler, Sendable {
         let friend = try await startMesh("friend3", bootstrap: [a.address])
         #expect(await eventually { a.mesh.peers().map(\.role) == [.follower] })
         await stopAll(a, stranger, otherChain, friend)
+    }
+
+    /// A validator keeps at most `followersMax` followers, and a follower's frames are
+    /// held to the follower limit: keys that may follow cannot make it hold 32 MiB each
+    /// in partial frames (issue 16: 8 such peers raised a validator from 76 to 336 MB).
+    @Test func followersAreCappedAndTheirFramesBounded() async throws {
+        let a = try await startMesh("cap-a", policy: { _ in .follower }, configure: { $0.followersMax = 1; $0.followerFrameBytesMax = 64 << 10 })
+        let f1 = try await startMesh("cap-f1", bootstrap: [a.address])
+        #expect(await eventually { a.mesh.peers().map(\.key) == [f1.key.publicKey] })
+        let f2 = try await startMesh("cap-f2", bootstrap: [a.address])
+        #expect(await eventually { a.mesh.counters.followersRefused >= 1 })
+        #expect(a.mesh.peers().map(\.key) == [f1.key.publicKey])
+        // A frame over the follower limit is refused and closes the connection.
+        let rejectedBefore = a.mesh.counters.framesRejected
+        let big = PeerMessage.requests((0 ..< 100).map { _ in [UInt8](repeating: 7, count: 1_000) })
+        f1.mesh.send(big, to: .all)
+        #expect(await eventually { a.mesh.counters.framesRejected > rejectedBefore })
+        #expect(!a.inbox.all.contains { $0.1 == big })
+        // A small one still goes through from whichever follower holds the slot.
+        let small = Self.message(77)
+        #expect(await eventually {
+            for f in [f1, f2] { f.mesh.send(small, to: .all) }
+            return a.inbox.count(small) >= 1
+        })
+        await stopAll(a, f1, f2)
     }
 
     @Test func reconnectsToARestartedPeer() async throws {
