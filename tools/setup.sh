@@ -4,10 +4,11 @@
 # `cryptography` for the independent test-vector check and PyNaCl (libsodium's Python
 # binding) for the example agent in another language (tools/example_agent.py, run by
 # ExampleAgentTests); libcurl4 for the HTTP client the CLI and the integration tests use
-# (FoundationNetworking). Installs only what is missing.
+# (FoundationNetworking); iptables and iproute2 for the fault harness (tools/faultnet.py).
+# Installs only what is missing.
 set -euo pipefail
 need=()
-for p in liblmdb-dev libsodium-dev pkg-config libcurl4; do
+for p in liblmdb-dev libsodium-dev pkg-config libcurl4 iptables iproute2; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then

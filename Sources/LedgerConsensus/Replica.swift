@@ -142,6 +142,9 @@ public enum Input: Sendable {
     /// Rotates the consensus key to `new` (one of `config.keys`): the rotation statement
     /// binds the envelope's nonce, so the replica builds it when it picks the nonce.
     case rotateKey(new: PublicKey)
+    /// Client events the driver's admission pool let go (replaced by a higher fee, or
+    /// evicted from a full pool): they leave the mempool unless a proposed block holds them.
+    case forget([EventID])
 }
 
 /// What the driver must do, in this order: make `persist` and `commits` durable (then
@@ -447,6 +450,9 @@ public struct Replica: Sendable {
                 let r = EventCrypto.rotation(chain: state.chainID, validator: config.operatorKey.publicKey, nonce: nonce, old: old, new: next)
                 authorEvent(.validatorRotateKey(r), &out)
             }
+        case let .forget(ids):
+            let inFlight = inFlightIDs()
+            dropFromMempool(ids.filter { !inFlight.contains($0) })
         case let .persisted(token):
             var keep: [(token: UInt64, out: Outgoing)] = []
             for h in held { if h.token <= token { out.send.append(h.out) } else { keep.append(h) } }
@@ -456,7 +462,7 @@ public struct Replica: Sendable {
         // the next proposal, so it skips the walk over the window.
         var eventOnly = false
         switch input {
-        case .request, .message(_, .request), .message(_, .requests): eventOnly = true
+        case .request, .forget, .message(_, .request), .message(_, .requests): eventOnly = true
         default: break
         }
         if !eventOnly { advance(&out) }

@@ -613,11 +613,16 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
                     // sweep's two minutes while its client retries in vain.
                     inbox.append(.request(bytes, verified: true))
                 case let .added(replaced, evicted):
+                    var gone: [EventID] = []
                     for (old, code, why) in [(replaced, "replaced", "a later event with the same nonce and a higher fee replaced it"),
                                              (evicted, "evicted", "evicted from a full mempool for an author's next event")] {
                         guard let old else { continue }
+                        gone.append(old)
                         displaced.append((old, Receipt(id: old, status: .rejected, code: code, error: why), waiters.removeValue(forKey: old) ?? []))
                     }
+                    // The replica lets them go too, unless a proposed block already holds
+                    // one (then it may still commit, and its id answers GET /v1/events).
+                    if !gone.isEmpty { inbox.append(.forget(gone)) }
                     inbox.append(.request(bytes, verified: true))
                 }
                 if waitCommitted { let w = Waiter(); waiters[id, default: []].append(w); ws.append((i, w)) }

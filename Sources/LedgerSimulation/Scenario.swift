@@ -144,7 +144,10 @@ public struct Scenario: Sendable, CustomStringConvertible {
         var sc = Scenario(
             seed: seed, validators: n, stakes: Array(repeating: 10_000, count: n), byzantine: [:], personalities: pers,
             wittyProducers: Array(repeating: true, count: n),
-            primaryRule: r.chance(0.6) ? .roundRobin : .stakeWeighted,
+            // Round-robin, as the devnet runs: stake-weighted primaries are independent
+            // draws per view, so the same faulty validator can lead several views in a row
+            // and no pause bound in view timeouts holds (ARCHITECTURE, Not yet built).
+            primaryRule: .roundRobin,
             checkpointInterval: [4, 8, 16][r.below(3)],
             delayMaxMs: [2, 5, 10][r.below(3)], lossRate: 0, duplicateRate: 0,
             partitions: false, linkCuts: false, crashes: false, slowReplica: nil, rotation: nil,

@@ -111,6 +111,13 @@ struct NodeCommand: AsyncParsableCommand {
 
     func run() async throws {
         let s = try await NodeSettings.load(file: config, overrides: overrides)
+        // Every HTTP and mesh connection is a descriptor: take the hard limit, so the
+        // connection caps (http.connectionsMax, mesh.followersMax) bind before it does.
+        var files = rlimit()
+        if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &files) == 0, files.rlim_cur < files.rlim_max {
+            files.rlim_cur = files.rlim_max
+            _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &files)
+        }
         let level = s.logLevel
         LoggingSystem.bootstrap { label in
             var h = StreamLogHandler.standardError(label: label)

@@ -18,7 +18,7 @@ import Testing
                        "LedgerAgents", "Logging", "Metrics"],
         "LedgerMesh": ["LedgerCore", "LedgerCrypto", "LedgerConsensus", "LedgerNode", "NIOCore", "NIOPosix", "Logging"],
         "LedgerHTTP": ["LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections", "LedgerConsensus", "LedgerNode",
-                       "Hummingbird", "Logging", "Metrics", "Prometheus"],
+                       "Hummingbird", "Logging", "Metrics", "Prometheus", "HummingbirdCore", "NIOCore"],
         "chaosledger": ["LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections", "LedgerAudit", "LedgerNode",
                         "LedgerConsensus", "LedgerAgents", "LedgerSimulation", "LedgerMesh", "LedgerHTTP", "ArgumentParser",
                         "Configuration", "ServiceLifecycle", "Logging", "Metrics", "SystemPackage"],

@@ -81,15 +81,34 @@ import Testing
         #expect(Set(pushed.map(EventCrypto.id)) == Set(evs.map { EventCrypto.id($0.bytes) }))
     }
 
+    /// An event the driver's pool let go (replaced or evicted) leaves the mempool: it is
+    /// not proposed. One already in a proposed block stays.
+    @Test func forgottenEventsAreNotProposed() throws {
+        var p = try LonePrimary("liveness-forget", blockEventsMax: 10)
+        let first = p.event(0, 1)
+        #expect(p.relay([first]) == [ids([first])])
+        let later = p.event(1, 1)
+        #expect(p.relay([later]) == [])  // waits for the batch delay: a block is in flight
+        _ = p.step(.forget([EventCrypto.id(later.bytes), EventCrypto.id(first.bytes)]))
+        // The batch delay passes with nothing to propose: `later` is gone.
+        #expect(p.step(.tick(nowMs: 2_100)) == [])
+        // The next event goes at once (the oldest wait is over), alone: `later` stays out.
+        let again = p.event(2, 1)
+        #expect(p.relay([again]) == [ids([again])])
+    }
+
     /// The rotating-fault scenarios (the real fault run's pattern: crashes, pauses,
     /// isolations and input loss rotating over the replicas, at most f at a time, under
-    /// load): no violation, every commit pause within the bound. Seeds 17, 23 and 57
-    /// failed before the fixes above (a 54–58 s stall, and a 1.5 s pause).
+    /// load): no violation, every commit pause within the bound. On the code before the
+    /// two fixes above, seeds 1–100 broke the bound in 5 seeds (1.0–2.0 s) when faults
+    /// came 100 ms apart, and with today's gaps seed 50 stalled for 57 s, the real run's
+    /// signature (a different draw then: stake-weighted primaries were allowed). The unit
+    /// tests above pin each fix.
     @Test func rotatingFaultsKeepCommitPausesWithinTheBound() {
         var options = SimOptions()
         options.rotating = true
         options.faultMs = 10_000
-        let seeds: [UInt64] = [17, 23, 57] + Array(1 ... 9)
+        let seeds: [UInt64] = Array(1 ... 12)
         let reports = SimulationTests.sweep(seeds, options: options)
         for r in reports where !r.ok { Issue.record("seed \(r.seed) [\(r.scenario)]: \(r.violations.joined(separator: "; "))") }
         var kinds = Set<FaultKind>()
