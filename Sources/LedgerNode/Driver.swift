@@ -672,11 +672,6 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
         do { e = try Envelope(bytes: bytes) } catch { return reject(nil, "malformed", error.description) }
         let id = EventCrypto.id(bytes)
         guard e.chainID == s.chainID.raw else { return reject(id, "wrong_chain", "event is for another chain than \(s.chainID.name)") }
-        guard EventCrypto.verify(e, scratch: &scratch) else {
-            var c = reject(id, "bad_signature", "the signature does not verify for author \(e.author.hex)")
-            c.verified = true
-            return c
-        }
         guard let acct = s.accounts[e.author] else { return reject(id, "unknown_account", "author \(e.author.hex) has no account") }
         guard e.nonce > acct.nonce else {
             // Only an event with a used nonce can be in the log: look it up only then, to
@@ -684,7 +679,7 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
             if let logged = try? log.event(id: id) {
                 var r = Receipt(id: id, status: .rejected, code: "duplicate", error: "already committed at sequence \(logged.sequence.value)")
                 r.sequence = logged.sequence
-                return Checked(receipt: r, admit: nil, verified: true)
+                return Checked(receipt: r, admit: nil)
             }
             return reject(id, "stale_nonce", "nonce \(e.nonce) is used; the next is \(acct.nonce + 1)")
         }
@@ -705,6 +700,13 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
         let (available, over) = acct.balance.addingReportingOverflow(e.kind == .claimRewards ? s.economy.rewards[e.author] ?? 0 : 0)
         let spendable = over ? UInt64.max : available
         guard spendable >= cost else { return reject(id, "insufficient_balance", "balance \(acct.balance) < \(cost)") }
+        // The signature last: everything above is cheap and refuses most of a flood
+        // (future nonces, unfunded keys) without an Ed25519 verification.
+        guard EventCrypto.verify(e, scratch: &scratch) else {
+            var c = reject(id, "bad_signature", "the signature does not verify for author \(e.author.hex)")
+            c.verified = true
+            return c
+        }
         // The author's next event is checked against every rule of its kind (targets
         // registered, validator known, stake held, …) on a copy of the head state, so a
         // client learns now, not by a timeout, that it can never commit. Later nonces
