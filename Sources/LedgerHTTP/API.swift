@@ -116,7 +116,11 @@ public enum API {
                                    logger: Logger, onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) -> some ApplicationProtocol {
         Application(router: router(service: service, config: config, registry: registry, logger: logger),
                     server: .http1(configuration: .init(idleTimeout: .milliseconds(Int64(config.idleTimeoutMs)))),
+                    // A listen backlog as deep as the connection cap: a burst of connections
+                    // (hostile or not) waits in the kernel's queue instead of being dropped
+                    // and retried a second later, as a full 256-deep queue did.
                     configuration: .init(address: .hostname(config.host, port: config.port), serverName: "chaosledger",
+                                         backlog: config.connectionsMax,
                                          availableConnectionsDelegate: MaximumAvailableConnections(config.connectionsMax, logger: logger)),
                     onServerRunning: onServerRunning,
                     logger: logger)

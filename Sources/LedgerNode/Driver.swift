@@ -781,25 +781,49 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
 
     public func peers() -> [PeerInfo] { cond.withLock { transport }?.peers() ?? [] }
 
+    /// Committed events from `from`, read from the log as the consumer asks for them
+    /// (pull, not push): a consumer that stops asking stops the reads, and no event is
+    /// ever skipped. (A pushing reader with a bounded buffer dropped what did not fit and
+    /// read on in a tight loop: 300 subscribers that never read starved the node's
+    /// threads and `/v1/status` timed out.)
     public func committedEvents(from: SequenceNumber) -> AsyncStream<LoggedEvent> {
         let log = self.log
-        // A small read-ahead: the subscriber's own queue (Limits.subscriberLagEventsMax)
-        // holds the rest, so one that stops reading holds little here.
-        return AsyncStream(bufferingPolicy: .bufferingOldest(256)) { cont in
-            let task = Task {
-                var next = from
-                while !Task.isCancelled {
-                    let batch = (try? log.events(from: next, count: 256)) ?? []
-                    for e in batch {
-                        if case .terminated = cont.yield(e) { return }
-                    }
-                    if let last = batch.last { next = SequenceNumber(last.sequence.value + 1) } else {
-                        try? await Task.sleep(for: .milliseconds(50))
-                    }
+        let cursor = EventCursor(next: from)
+        return AsyncStream(unfolding: {
+            while !Task.isCancelled {
+                if let e = cursor.pop() { return e }
+                let batch = (try? log.events(from: cursor.next, count: 256)) ?? []
+                if batch.isEmpty {
+                    try? await Task.sleep(for: .milliseconds(50))
+                } else {
+                    cursor.fill(batch)
                 }
-                cont.finish()
             }
-            cont.onTermination = { _ in task.cancel() }
+            return nil
+        })
+    }
+}
+
+/// The read position of one `committedEvents` stream and the batch read ahead.
+final class EventCursor: @unchecked Sendable {
+    private let lock = NSLock()
+    private var buffered: [LoggedEvent] = []
+    private var index = 0
+    private var nextSequence: SequenceNumber
+    init(next: SequenceNumber) { nextSequence = next }
+    var next: SequenceNumber { lock.withLock { nextSequence } }
+    func pop() -> LoggedEvent? {
+        lock.withLock {
+            guard index < buffered.count else { return nil }
+            defer { index += 1 }
+            return buffered[index]
+        }
+    }
+    func fill(_ batch: [LoggedEvent]) {
+        lock.withLock {
+            buffered = batch
+            index = 0
+            if let last = batch.last { nextSequence = SequenceNumber(last.sequence.value + 1) }
         }
     }
 }
