@@ -369,6 +369,11 @@ def flood(cluster, signed, stop, counts):
     return threads
 
 
+def percentile(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * p))] if xs else 0.0
+
+
 class FloodDone(Exception):
     pass
 
