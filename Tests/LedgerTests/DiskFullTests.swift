@@ -50,7 +50,7 @@ import Testing
             refused = rs.first { $0.code == "disk_full" }
             if await !node.status().ready { break }
         }
-        let deadline = Date().addingTimeInterval(30)
+        let deadline = Date().addingTimeInterval(300)
         while await node.status().ready, Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
         let full = await node.status()
         #expect(!full.ready, "the node stayed ready on a full disk")
@@ -60,12 +60,12 @@ import Testing
 
         // Space returns: the node resumes by itself and commits again.
         try FileManager.default.removeItem(atPath: filler)
-        let back = Date().addingTimeInterval(30)
+        let back = Date().addingTimeInterval(300)
         while await !node.status().ready, Date() < back { try await Task.sleep(for: .milliseconds(50)) }
         #expect(await node.status().ready, "the node did not resume when space returned")
         // Its next nonce, whatever the last committed one was.
         let committedNonce = await (try? node.state(at: nil))?.accounts[client.publicKey]?.nonce ?? 0
-        let after = await node.submit([transfer(committedNonce + 1)], waitCommitted: true, timeoutMs: 30_000)[0]
+        let after = await node.submit([transfer(committedNonce + 1)], waitCommitted: true, timeoutMs: 300_000)[0]
         #expect(after.status == .committed, "\(after)")
         await node.stop(drainMs: 0)
         let report = Replayer(log: log).run().report
