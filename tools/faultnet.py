@@ -297,7 +297,8 @@ def schedule(args, cluster, net, faults, stop):
             time.sleep(0.05)
         if stop.is_set():
             break
-        kind = KINDS[k % len(KINDS)] if not args.random_kinds else rng.choice(KINDS)
+        kinds = args.kinds.split(",")
+        kind = kinds[k % len(kinds)] if not args.random_kinds else rng.choice(kinds)
         nodes = [(k * args.faulty + j) % n for j in range(args.faulty)]
         t = time.monotonic()
         for i in nodes:
@@ -435,6 +436,7 @@ def main():
     ap.add_argument("--fault-seconds", type=float, default=10)
     ap.add_argument("--view-timeout-ms", type=int, default=1000)
     ap.add_argument("--max-pause", type=float, default=5.0, help="longest commit pause allowed (s)")
+    ap.add_argument("--kinds", default=",".join(KINDS), help="the fault kinds to rotate over, comma-separated (default: all)")
     ap.add_argument("--random-kinds", action="store_true", help="draw each fault's kind instead of rotating")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--report", help="write the report as JSON here")
@@ -447,6 +449,8 @@ def main():
         sys.exit("faultnet: run as root (network namespaces and iptables)")
     if args.faulty < 1 or 3 * args.faulty >= args.validators:
         sys.exit(f"faultnet: {args.faulty} faulty of {args.validators} is more than f")
+    if any(k not in KINDS for k in args.kinds.split(",")):
+        sys.exit(f"faultnet: --kinds takes some of {','.join(KINDS)}")
     args.bin = os.path.abspath(args.bin)
     honest_agents = args.agents
     if args.flood:

@@ -14,7 +14,8 @@ public struct ValidatorSet: Sendable, Equatable {
     }
 
     public enum PrimaryRule: Sendable, Equatable {
-        /// Member (view + epoch) mod n, in key order.
+        /// Member (view + ⌊epoch / epochsPerTurn⌋) mod n, in key order: leadership
+        /// passes to the next member every `epochsPerTurn` epochs, and at a view change.
         case roundRobin
         /// Each view's primary is drawn with probability proportional to power, from a
         /// hash of (epoch, view): deterministic, and independent from one view to the
@@ -76,11 +77,20 @@ public struct ValidatorSet: Sendable, Equatable {
         UInt128(power(of: signers)) * 3 > UInt128(totalPower)
     }
 
+    /// Epochs a round-robin primary leads before the next member's turn. Leadership
+    /// moved on every epoch (one checkpoint interval, half a second under load), so a
+    /// validator that was down came round again every n epochs while it stayed down,
+    /// and every time cost the others a view timeout: three or four times in a 10 s
+    /// pause on real processes (issue 16). A view change moves to the next member at
+    /// once; with turns of 8 epochs, a member skipped for failing comes round again only
+    /// after (n − 1) × 8 epochs.
+    public static let epochsPerTurn: UInt64 = 8
+
     /// The primary of a view in an epoch (epoch e covers heights eK+1 … (e+1)K).
     public func primary(view: UInt64, epoch: UInt64, rule: PrimaryRule) -> PublicKey {
         switch rule {
         case .roundRobin:
-            return members[Int((view &+ epoch) % UInt64(members.count))].key
+            return members[Int((view &+ epoch / Self.epochsPerTurn) % UInt64(members.count))].key
         case .stakeWeighted:
             var w = ByteWriter(capacity: 40)
             w.raw(Array("CHAOSLEDGER/PRIMARY".utf8)); w.u64(epoch); w.u64(view)

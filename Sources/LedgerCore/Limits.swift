@@ -43,9 +43,9 @@ public enum Limits {
     public static let listPageMax = 1000
     public static let listPageDefault = 100
     public static let rateLimitClientsMax = 10_000
-    /// Committed events an SSE subscriber may fall behind by before it is disconnected
-    /// (it resumes with Last-Event-ID instead of holding the node's memory).
-    public static let subscriberLagEventsMax = 1_000
+    /// Committed events an SSE subscription reads from the log ahead of its socket: all
+    /// the memory it holds besides the socket's own buffers.
+    public static let subscriberReadAheadEvents = 64
     /// The id and stream indexes are caught up once they are this many blocks behind
     /// (LedgerStore/Index.swift), in transactions of at most `indexCatchUpEventsMax` events.
     public static let indexLagBlocksMax = 32

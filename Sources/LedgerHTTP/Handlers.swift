@@ -16,6 +16,8 @@ struct Handlers: Sendable {
     let registry: PrometheusCollectorRegistry
     /// Live subscriptions, against `config.subscribersMax`.
     let subscribers = SubscriberCount()
+    /// Subscriptions' reads of the log, one at a time.
+    let readTurns = ReadTurns()
 
     func respond(_ endpoint: Endpoint, _ request: Request, _ context: APIContext) async throws(APIError) -> Response {
         switch endpoint {

@@ -7,10 +7,36 @@ import LedgerCore
 import LedgerNode
 import LedgerStore
 
-/// What the SSE writer loop receives: an event or a keep-alive tick.
-private enum SSEItem: Sendable {
-    case event(LoggedEvent)
-    case keepAlive
+/// Turns at the log for subscriptions: one at a time, first come first served. Each
+/// turn reads and renders one batch. Hundreds of subscribers replaying history would
+/// otherwise keep every thread of the cooperative pool busy, and every other request
+/// (a `/v1/status` among them) would queue behind them.
+final class ReadTurns: Sendable {
+    private struct State {
+        var busy = false
+        var waiting = CircularBuffer<CheckedContinuation<Void, Never>>()
+    }
+    private let state = Mutex(State())
+
+    func take<T>(_ body: () throws -> T) async rethrows -> T {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { s -> Bool in
+                if s.busy { s.waiting.append(c); return false }
+                s.busy = true
+                return true
+            }
+            if now { c.resume() }
+        }
+        defer {
+            let next = state.withLock { s -> CheckedContinuation<Void, Never>? in
+                if let c = s.waiting.popFirst() { return c }
+                s.busy = false
+                return nil
+            }
+            next?.resume()
+        }
+        return try body()
+    }
 }
 
 /// Live subscriptions, counted against `APIConfig.subscribersMax`.
@@ -57,11 +83,12 @@ extension Handlers {
     /// `GET /v1/subscribe?from=SEQ`: committed events as Server-Sent Events, from `from`
     /// (or after the `Last-Event-ID` a reconnecting client sends), then live.
     ///
-    /// Bounded (issue 16): at most `subscribersMax` at once; at most
-    /// `Limits.subscriberLagEventsMax` events queued for one; and a subscriber whose
-    /// socket takes nothing for `subscriberWriteTimeoutMs` is disconnected through
-    /// `close` (it resumes with Last-Event-ID). A client that never reads used to hold
-    /// its queue, its reader and its socket buffers for as long as it stayed.
+    /// Bounded (issue 16): at most `subscribersMax` at once. A subscription reads the log
+    /// when its socket has taken the previous batch, `Limits.subscriberReadAheadEvents`
+    /// at a time, taking turns with the others (`ReadTurns`); a subscriber whose socket
+    /// takes nothing for `subscriberWriteTimeoutMs` is disconnected through `close`, and
+    /// resumes with Last-Event-ID. A client that never reads holds one batch and its
+    /// socket's buffers, for that long.
     func subscribe(_ request: Request, close: @escaping @Sendable () -> Void = {}) throws(APIError) -> Response {
         var from = try Input.uint(request, "from") ?? 0
         if let last = Input.header(request, "last-event-id") {
@@ -75,31 +102,14 @@ extension Handlers {
             throw APIError(status: .serviceUnavailable, code: Refusal.tooManySubscribers.rawValue,
                            message: "this node serves \(config.subscribersMax) subscriptions at once; retry later")
         }
-        let service = service, start = SequenceNumber(from)
+        let service = service, turns = readTurns, start = SequenceNumber(from)
         let keepAlive = Duration.milliseconds(config.keepAliveMs)
+        let idleStep = Duration.milliseconds(min(50, max(1, config.keepAliveMs)))
         let writeTimeoutMs = config.subscriberWriteTimeoutMs
         let body = ResponseBody { writer in
             let watch = WriteWatch()
             withExtendedLifetime(slot) {}
-            // Two producers (the node's committed events and a keep-alive clock) feed one
-            // bounded queue; only this task writes, since the writer is not shareable.
-            let (queue, input) = AsyncStream<SSEItem>.makeStream(bufferingPolicy: .bufferingOldest(Limits.subscriberLagEventsMax))
             try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask {
-                    for await e in service.committedEvents(from: start) {
-                        // A subscriber `Limits.subscriberLagEventsMax` events behind is
-                        // cut off after what it has queued; it resumes from its
-                        // Last-Event-ID, which loses nothing and holds no memory here.
-                        if case .dropped = input.yield(.event(e)) { break }
-                    }
-                    input.finish()
-                }
-                group.addTask {
-                    while !Task.isCancelled {
-                        try await Task.sleep(for: keepAlive)
-                        input.yield(.keepAlive)
-                    }
-                }
                 group.addTask {
                     // The watchdog: a write that has not completed in time means the
                     // client stopped reading. Closing the connection fails that write.
@@ -120,13 +130,30 @@ extension Handlers {
                     try await writer.write(ByteBuffer(string: text))
                 }
                 try await send(": subscribed from \(start.value)\nretry: 2000\n\n")
-                for await item in queue {
-                    switch item {
-                    case let .event(e):
-                        let data = String(decoding: Render.json(Render.event(e)), as: UTF8.self)
-                        try await send("id: \(e.sequence.value)\nevent: event\ndata: \(data)\n\n")
-                    case .keepAlive:
+                var next = start
+                var quietSince = ContinuousClock.now
+                while !Task.isCancelled {
+                    let read: (text: String, next: SequenceNumber)?? = try await turns.take {
+                        guard let batch = try service.committedEvents(from: next, max: Limits.subscriberReadAheadEvents) else { return nil }
+                        guard let last = batch.last else { return .some(nil) }
+                        var text = ""
+                        for e in batch {
+                            text += "id: \(e.sequence.value)\nevent: event\ndata: "
+                            text += String(decoding: Render.json(Render.event(e)), as: UTF8.self)
+                            text += "\n\n"
+                        }
+                        return (text, SequenceNumber(last.sequence.value + 1))
+                    }
+                    guard let read else { break }  // the node is stopping
+                    if let (text, after) = read {
+                        try await send(text)
+                        next = after
+                        quietSince = .now
+                    } else if ContinuousClock.now - quietSince >= keepAlive {
                         try await send(": keep-alive\n\n")
+                        quietSince = .now
+                    } else {
+                        try await Task.sleep(for: idleStep)
                     }
                 }
                 group.cancelAll()

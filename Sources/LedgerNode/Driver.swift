@@ -105,6 +105,7 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
     /// says 503, submissions are refused (`disk_full`) and peer messages are dropped
     /// (peers retransmit). Cleared when the write goes through.
     private var diskFull = false
+    private var lastTrimMs: UInt64 = 0
     private var lastDiskCheckMs: UInt64 = 0
     private var diskLow = false
 
@@ -540,6 +541,7 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
         for w in expired { w.resume(nil) }
         for (w, rc) in done { w.resume(rc) }
         checkDiskSpace(nowMs)
+        returnFreedMemory(nowMs)
         for l in lat { mLatency.recordNanoseconds(Int64(l * 1e9)) }
         mHeight.record(Int(rExecuted.value))
         mView.record(Int(rView))
@@ -564,6 +566,21 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
             diskLow = false
         }
     }
+
+    /// Every 10 s: the heap's free pages go back to the system. glibc's allocator keeps
+    /// them otherwise, and a burst (hundreds of subscribers, a flood of submissions) would
+    /// leave the node's resident memory at its peak long after the burst is gone.
+    private func returnFreedMemory(_ nowMs: UInt64) {
+        guard nowMs >= lastTrimMs &+ 10_000 else { return }
+        lastTrimMs = nowMs
+        _ = Self.mallocTrim?(0)
+    }
+
+    /// glibc's `malloc_trim`, which Swift's Glibc module does not export (malloc.h).
+    private static let mallocTrim: (@convention(c) (Int) -> Int32)? = {
+        guard let f = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") else { return nil }
+        return unsafeBitCast(f, to: (@convention(c) (Int) -> Int32).self)
+    }()
 
     private func recordLatency(_ s: Double) {
         if latencies.count < 512 { latencies.append(s) } else { latencies[latencyNext] = s; latencyNext = (latencyNext + 1) % 512 }
@@ -781,26 +798,11 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
 
     public func peers() -> [PeerInfo] { cond.withLock { transport }?.peers() ?? [] }
 
-    /// Committed events from `from`, read from the log as the consumer asks for them
-    /// (pull, not push): a consumer that stops asking stops the reads, and no event is
-    /// ever skipped. (A pushing reader with a bounded buffer dropped what did not fit and
-    /// read on in a tight loop: 300 subscribers that never read starved the node's
-    /// threads and `/v1/status` timed out.)
-    public func committedEvents(from: SequenceNumber) -> AsyncStream<LoggedEvent> {
-        let log = self.log
-        let cursor = EventCursor(next: from)
-        return AsyncStream(unfolding: {
-            while !Task.isCancelled {
-                if let e = cursor.pop() { return e }
-                let batch = (try? log.events(from: cursor.next, count: 256)) ?? []
-                if batch.isEmpty {
-                    try? await Task.sleep(for: .milliseconds(50))
-                } else {
-                    cursor.fill(batch)
-                }
-            }
-            return nil
-        })
+    /// Committed events from `from`, read from the log when the consumer asks (pull, not
+    /// push): a consumer that stops asking stops the reads, and nothing is buffered for it.
+    public func committedEvents(from: SequenceNumber, max: Int) throws(ServiceError) -> [LoggedEvent]? {
+        if cond.withLock({ stopping }) { return nil }
+        do { return try log.events(from: from, count: max) } catch { throw .store(error) }
     }
 }
 

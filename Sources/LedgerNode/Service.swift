@@ -194,7 +194,8 @@ public protocol NodeService: AnyObject, Sendable {
     func state(at height: Height?) async throws(ServiceError) -> LedgerState
     func feeEstimate() async -> FeeEstimate
     func peers() -> [PeerInfo]
-    /// Committed events from sequence `from` on (history first, then live), until the
-    /// consumer stops iterating or the node stops.
-    func committedEvents(from: SequenceNumber) -> AsyncStream<LoggedEvent>
+    /// Up to `max` committed events from sequence `from` on: empty when there are none
+    /// yet, nil when no more will come (the node is stopping). A subscription calls it
+    /// again and again, reading ahead of its socket by one batch only.
+    func committedEvents(from: SequenceNumber, max: Int) throws(ServiceError) -> [LoggedEvent]?
 }

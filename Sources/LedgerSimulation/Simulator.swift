@@ -161,6 +161,8 @@ public final class Simulation {
     var cutLinks = Set<[Int]>()
     // Checker state.
     var committedHash: [UInt64: Hash32] = [:]
+    /// The lowest view in which each height's block is known committed (`checkNewView`).
+    var committedView: [UInt64: UInt64] = [:]
     var committedRoot: [UInt64: Hash32] = [:]
     var checkedEvents = Set<EventID>()
     var honestVotes: [SeenVote: SignedConsensusMessage] = [:]
@@ -755,6 +757,7 @@ public final class Simulation {
     func checkCommit(_ n: SimNode, _ c: CommittedBlock) {
         guard n.honest else { n.executedState = c.state; return }
         let b = c.certified.block, h = b.height.value
+        committedView[h] = min(committedView[h] ?? .max, c.certified.certificate.view)
         // The commit certificate must pass the replay's check against the parent state.
         if !options.checkInvariants {
             if let known = committedHash[h], known != b.hash { violation("agreement: r\(n.index) committed another block at height \(h)") }
@@ -820,7 +823,11 @@ public final class Simulation {
     }
 
     /// PBFT's view-change safety, checked where it is decided: a new view re-proposes
-    /// every block already committed above its base checkpoint, unchanged.
+    /// every block already committed above its base checkpoint, unchanged, if it was
+    /// committed in an earlier view. A new view for a view lower than a block's commit is
+    /// not bound by it: a quorum had moved past that view to commit the block, and never
+    /// goes back, so such a new view (a primary back from a pause, acting on its backlog)
+    /// cannot be installed by one.
     func checkNewView(_ n: SimNode, _ m: PeerMessage) {
         // Checked when first sent: a retransmission goes out after later commits.
         guard case let .newView(nv, _) = m, let first = nv.viewChanges.first,
@@ -831,7 +838,7 @@ public final class Simulation {
         for pp in nv.prePrepares { if case let .prePrepare(_, h, x) = pp.message { proposed[h.value] = x } }
         var h = base + 1
         while let committed = committedHash[h] {
-            if proposed[h] != committed {
+            if proposed[h] != committed, committedView[h].map({ $0 < nv.view }) ?? true {
                 violation("honest r\(n.index)'s new view \(nv.view) does not re-propose block \(committed.short), committed at height \(h)")
                 return
             }

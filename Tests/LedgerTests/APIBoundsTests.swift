@@ -1,14 +1,21 @@
 import Foundation
 import Glibc
+import HTTPTypes
 import Hummingbird
-import LedgerHTTP
+import LedgerCore
+@testable import LedgerHTTP
+import LedgerNode
 import Logging
 import NIOCore
+import Synchronization
 import Testing
 
 /// A raw TCP client: what a slowloris or a subscriber that never reads looks like.
 final class RawClient {
     let fd: Int32
+    /// Closed once only: a second close of the number could close a descriptor the
+    /// server (in this process) was given meanwhile, and NIO traps on it.
+    private var open = true
 
     init(port: Int) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -17,9 +24,15 @@ final class RawClient {
         addr.sin_port = in_port_t(UInt16(port).bigEndian)
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
         let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard rc == 0 else { close(fd); throw POSIXError(.ECONNREFUSED) }
+        guard rc == 0 else { disconnect(); throw POSIXError(.ECONNREFUSED) }
     }
-    deinit { close(fd) }
+    deinit { disconnect() }
+
+    func disconnect() {
+        guard open else { return }
+        open = false
+        close(fd)
+    }
 
     func send(_ text: String) { _ = text.withCString { Glibc.send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) } }
 
@@ -103,7 +116,7 @@ final class LockedPort: @unchecked Sendable {
             let refused = c.read(seconds: 300) { $0.contains("}") }.text
             #expect(refused.hasPrefix("HTTP/1.1 503") && refused.contains("too_many_subscribers"), "\(refused)")
             // One leaves: its next keep-alive write fails and its slot is free again.
-            close(a.fd)
+            a.disconnect()
             var admitted = false
             let until = Date().addingTimeInterval(300)
             while !admitted, Date() < until {
@@ -115,4 +128,66 @@ final class LockedPort: @unchecked Sendable {
             #expect(admitted, "the slot of a subscriber that left was never given back")
         }
     }
+
+    /// A subscriber whose socket takes nothing holds one batch: the subscription reads
+    /// the log only when the previous write went out. (A reader that queued up to 1,000
+    /// events ahead of a stuck socket, for each of 300 subscribers, kept both cores busy
+    /// and the node's memory up.)
+    @Test func aSubscriberThatDoesNotReadHoldsOneBatch() async throws {
+        let service = try SoloService()
+        let f = Fixture()
+        for start in stride(from: 1, through: 400, by: 100) {
+            let events = (start ..< start + 100).map { f.event(f.alice, UInt64($0), .transfer(to: f.bob.publicKey, amount: 1, memo: "")).bytes }
+            _ = await service.submit(events, waitCommitted: true, timeoutMs: 0)
+        }
+        var config = APIConfig(port: 0)
+        config.subscriberWriteTimeoutMs = 600_000
+        let handlers = Handlers(service: service, config: config, registry: NodeMetrics.bootstrap())
+        let request = Request(head: HTTPRequest(method: .get, scheme: "http", authority: "x", path: "/v1/subscribe"),
+                              body: RequestBody(buffer: ByteBuffer()))
+        let response = try handlers.subscribe(request)
+        let writer = StuckWriter()
+        let body = Task { try? await response.body.write(writer) }
+        // The first batch is read and its write never completes.
+        let deadline = ContinuousClock.now + .seconds(600)
+        while writer.writes.withLock({ $0 }) < 2, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        // Time for a reader that does not wait for the socket to read on (it read all 400).
+        try await Task.sleep(for: .milliseconds(300))
+        let read = service.eventsRead.withLock { $0 }
+        body.cancel()
+        _ = await body.value
+        #expect(read == Limits.subscriberReadAheadEvents, "a subscription read \(read) events for a socket that took none")
+    }
+
+    /// Subscriptions take turns at the log: however many wait, one reads at a time, and
+    /// every one gets its turn.
+    @Test func subscriptionsTakeTurnsAtTheLog() async {
+        final class Tally: Sendable { let state = Mutex((inside: 0, most: 0, done: 0, sink: UInt64(0))) }
+        let turns = ReadTurns(), tally = Tally()
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0 ..< 64 {
+                group.addTask {
+                    await turns.take {
+                        tally.state.withLock { $0.inside += 1; $0.most = max($0.most, $0.inside) }
+                        var x: UInt64 = 0
+                        for i in 0 ..< 20_000 as Range<UInt64> { x = x &* 31 &+ i }
+                        tally.state.withLock { $0.inside -= 1; $0.done += 1; $0.sink &+= x }
+                    }
+                }
+            }
+        }
+        let s = tally.state.withLock { $0 }
+        #expect(s.most == 1 && s.done == 64)
+    }
+}
+
+/// A client socket that takes the first write and then nothing: the write blocks until
+/// the task is cancelled.
+final class StuckWriter: ResponseBodyWriter, Sendable {
+    let writes = Mutex(0)
+    func write(_ buffer: ByteBuffer) async throws {
+        let n = writes.withLock { $0 += 1; return $0 }
+        if n >= 2 { try await Task.sleep(for: .seconds(3_600)) }
+    }
+    func finish(_ trailingHeaders: HTTPFields?) async throws {}
 }

@@ -65,6 +65,13 @@ import Testing
         let set = Self.equalSet(4)
         let rr = (0 ..< 8).map { set.primary(view: UInt64($0), epoch: 1, rule: .roundRobin) }
         #expect(Set(rr.prefix(4)).count == 4 && rr.prefix(4) == rr.suffix(4), "round robin visits every member in turn")
+        // A view's primary keeps its turn for `epochsPerTurn` epochs, then the next member
+        // leads: a validator skipped by a view change is not primary again an epoch later.
+        let turn = ValidatorSet.epochsPerTurn
+        let byEpoch = (0 ..< 3 * turn).map { set.primary(view: 5, epoch: $0, rule: .roundRobin) }
+        #expect(Set(byEpoch.prefix(Int(turn))).count == 1, "one primary for a whole turn")
+        #expect(byEpoch[Int(turn)] == set.primary(view: 6, epoch: 0, rule: .roundRobin), "the next turn is the next member's")
+        #expect(byEpoch[Int(2 * turn)] == set.primary(view: 7, epoch: 0, rule: .roundRobin))
         // Stake-weighted: shares follow power, and consecutive views are independent draws.
         let ks = Self.keys(3).map(\.publicKey)
         let weighted = try ValidatorSet([.init(key: ks[0], power: 600), .init(key: ks[1], power: 300), .init(key: ks[2], power: 100)])

@@ -81,6 +81,47 @@ import Testing
         #expect(Set(pushed.map(EventCrypto.id)) == Set(evs.map { EventCrypto.id($0.bytes) }))
     }
 
+    /// The view timer doubles only after f views in a row failed. With four validators
+    /// (f = 1), a view change whose new primary stays silent moves on after one view
+    /// timeout (it took two: the timer doubled from the first failure, so two faulty
+    /// validators next to each other in the rotation cost three timeouts with f = 2); the
+    /// next failure in a row doubles it.
+    @Test func theViewTimerDoublesOnlyAfterFFailedViews() throws {
+        var (vs, r, clients) = try Self.backup("liveness-backoff")
+        let genesis = CheckpointCertificate(height: 0, blockHash: vs.genesisHash, stateRoot: vs.state.stateRoot(), votes: [])
+        _ = r.step(.request(Self.transfer(vs.chain, clients[0], 1, to: clients[1].publicKey).bytes))
+        var t: UInt64 = 2_000
+        /// Ticks every 10 ms until a view change to `target` starts; the time it did.
+        func tickUntilViewChange(to target: UInt64) -> UInt64? {
+            while t < 20_000 {
+                t += 10
+                let out = r.step(.tick(nowMs: t))
+                if let tok = out.persistToken { _ = r.step(.persisted(token: tok)) }
+                if out.notes.contains(.startedViewChange(target)) { return t }
+            }
+            return nil
+        }
+        let me = vs.keys.first { $0.publicKey != vs.primary(of: 0).publicKey }!
+        /// Two other validators, not the target view's primary (it stays silent), ask for
+        /// `target` too: a quorum with this one.
+        func othersJoin(_ target: UInt64) {
+            for k in vs.keys.filter({ $0.publicKey != me.publicKey && $0.publicKey != r.primary(of: target) }).prefix(2) {
+                let vc = ViewChange.sign(view: target, stable: genesis, prepared: [], chain: vs.chain.raw, key: k)
+                if let tok = r.step(.message(from: k.publicKey, .viewChange(vc, blocks: []))).persistToken { _ = r.step(.persisted(token: tok)) }
+            }
+        }
+        let started1 = try #require(tickUntilViewChange(to: 1))
+        #expect(started1 - 2_000 <= 1_010, "the first view change comes after one timeout")
+        othersJoin(1)
+        let quorumAt = t
+        let started2 = try #require(tickUntilViewChange(to: 2))
+        #expect(started2 - quorumAt <= 1_010, "one silent new primary (f = 1) costs one timeout, not \(started2 - quorumAt) ms")
+        othersJoin(2)
+        let quorum2At = t
+        let started3 = try #require(tickUntilViewChange(to: 3))
+        #expect(started3 - quorum2At >= 1_990 && started3 - quorum2At <= 2_010, "past f failures in a row the timer doubles")
+    }
+
     /// An event the driver's pool let go (replaced or evicted) leaves the mempool: it is
     /// not proposed. One already in a proposed block stays.
     @Test func forgottenEventsAreNotProposed() throws {
