@@ -140,12 +140,7 @@ final class LockedPort: @unchecked Sendable {
             let events = (start ..< start + 100).map { f.event(f.alice, UInt64($0), .transfer(to: f.bob.publicKey, amount: 1, memo: "")).bytes }
             _ = await service.submit(events, waitCommitted: true, timeoutMs: 0)
         }
-        var config = APIConfig(port: 0)
-        config.subscriberWriteTimeoutMs = 600_000
-        let handlers = Handlers(service: service, config: config, registry: NodeMetrics.bootstrap())
-        let request = Request(head: HTTPRequest(method: .get, scheme: "http", authority: "x", path: "/v1/subscribe"),
-                              body: RequestBody(buffer: ByteBuffer()))
-        let response = try handlers.subscribe(request)
+        let response = try service.subscription { $0.subscriberWriteTimeoutMs = 600_000 }
         let writer = StuckWriter()
         let body = Task { try? await response.body.write(writer) }
         // The first batch is read and its write never completes.

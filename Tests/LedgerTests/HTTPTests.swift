@@ -104,6 +104,19 @@ final class SoloService: NodeService {
     }
 }
 
+extension SoloService {
+    /// `GET /v1/subscribe` answered by handlers made with `configure`, without a server:
+    /// the test writes the response body to a writer of its own.
+    func subscription(_ configure: (inout APIConfig) -> Void) throws -> Response {
+        var config = APIConfig(port: 0)
+        configure(&config)
+        let handlers = Handlers(service: self, config: config, registry: NodeMetrics.bootstrap())
+        let request = Request(head: HTTPRequest(method: .get, scheme: "http", authority: "x", path: "/v1/subscribe"),
+                              body: RequestBody(buffer: ByteBuffer()))
+        return try handlers.subscribe(request)
+    }
+}
+
 /// Builds the app over a service and runs `body` with HummingbirdTesting's in-process client.
 func withAPI<T: Sendable>(_ service: SoloService, config: APIConfig = APIConfig(port: 0),
                           _ body: @Sendable @escaping (any TestClientProtocol) async throws -> T) async throws -> T {
@@ -360,12 +373,7 @@ struct HTTPTests {
         // first event submitted once the subscription is open.
         let service = try SoloService()
         let f = f
-        var config = APIConfig(port: 0)
-        config.keepAliveMs = 50
-        let handlers = Handlers(service: service, config: config, registry: NodeMetrics.bootstrap())
-        let request = Request(head: HTTPRequest(method: .get, scheme: "http", authority: "x", path: "/v1/subscribe"),
-                              body: RequestBody(buffer: ByteBuffer()))
-        let response = try handlers.subscribe(request)
+        let response = try service.subscription { $0.keepAliveMs = 50 }
         #expect(response.status == .ok)
         let writer = CollectingWriter()
         try await withThrowingTaskGroup(of: Void.self) { group in
