@@ -50,11 +50,15 @@ public struct Loyal: Personality {
 
 /// Refuses a fraction of blocks, drawn from the block hash and the judge's key, so the
 /// draw is reproducible and differs between validators and between re-proposals.
+/// It refuses a height at most once: with f validators down the rest are exactly a
+/// quorum, and each refusal then costs a view timeout, so dice that said no in several
+/// views in a row stopped a cluster for longer than any fault did.
 public struct Chaotic: Personality {
     public var refuseBps: UInt64
     public init(refuseBps: UInt64 = 2_500) { self.refuseBps = refuseBps }
     public var name: String { "chaotic" }
     public func judge(_ p: Proposal) -> Judgement {
+        if p.refusedBefore { return .accept("already refused this height once") }
         var w = ByteWriter(capacity: 96)
         w.raw(Array("CHAOSLEDGER/CHAOTIC".utf8)); w.b32(p.block.hash); w.b32(p.judge)
         let roll = Blake2b.hash(w.bytes).w0 % 10_000

@@ -10,9 +10,14 @@ public struct Proposal: Sendable {
     public let parent: LedgerState
     /// The judging validator (its account key).
     public let judge: ValidatorID
+    /// Whether this judge already refused a fresh proposal at this height (in an earlier
+    /// view). A personality that refuses by chance lets such a height through, so it
+    /// costs at most one view per height however many validators are down.
+    public let refusedBefore: Bool
 
-    public init(block: ProposedBlock, view: UInt64, events: [Envelope], parent: LedgerState, judge: ValidatorID) {
+    public init(block: ProposedBlock, view: UInt64, events: [Envelope], parent: LedgerState, judge: ValidatorID, refusedBefore: Bool = false) {
         self.block = block; self.view = view; self.events = events; self.parent = parent; self.judge = judge
+        self.refusedBefore = refusedBefore
     }
     /// The proposer's validator id (its consensus key mapped through the state).
     public var proposer: ValidatorID { parent.consensusKeys[block.header.proposer] ?? block.header.proposer }

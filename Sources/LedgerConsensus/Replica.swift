@@ -248,6 +248,8 @@ public struct Replica: Sendable {
     var seen: [SeenKey: SignedConsensusMessage] = [:]
     var reported = Set<SeenKey>()
     var refusals: [UInt64: (view: UInt64, hash: Hash32, by: Set<ValidatorID>)] = [:]
+    /// Heights at which this replica's personality refused a fresh proposal (Proposal.refusedBefore).
+    var refusedHeights: Set<UInt64> = []
     var peerClaims: [PublicKey: UInt64] = [:]
 
     public private(set) var now: UInt64 = 0
@@ -748,9 +750,13 @@ public struct Replica: Sendable {
         if !fromNewView, let exec = slot.exec, myKey?.publicKey != pp.signer {
             let system = exec.envelopes.allSatisfy { $0.kind == .opinion || $0.kind == .evidence }
             if !system {
-                let j = config.personality.judge(Proposal(block: block, view: view, events: exec.envelopes, parent: parent.state, judge: config.operatorKey.publicKey))
+                let j = config.personality.judge(Proposal(block: block, view: view, events: exec.envelopes, parent: parent.state,
+                                                          judge: config.operatorKey.publicKey, refusedBefore: refusedHeights.contains(h)))
                 accept = j.accept
-                if !j.accept { out.notes.append(.refusedProposal(Height(h), view: view, reason: j.reason)) }
+                if !j.accept {
+                    refusedHeights.insert(h)
+                    out.notes.append(.refusedProposal(Height(h), view: view, reason: j.reason))
+                }
                 if config.recordOpinions, currentSet.contains(myKey?.publicKey ?? .zero) {
                     authorEvent(.opinion(Opinion(height: Height(h), view: view, blockHash: block.hash, verdict: j.accept ? .accept : .refuse,
                                                  reason: String(j.reason.utf8.prefix(Limits.reasonBytesMax)) ?? "")), &out)
@@ -908,6 +914,7 @@ public struct Replica: Sendable {
         workSince = nil
         failedViews = 0
         refusals[h] = nil
+        refusedHeights = refusedHeights.filter { $0 > h }
         refreshSet()
         if h % interval == 0 {
             checkpointRoots[h] = exec.stateRoot

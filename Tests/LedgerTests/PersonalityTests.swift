@@ -80,6 +80,26 @@ import Testing
         #expect(Personalities.named("chaotic").name == "chaotic" && Personalities.named("nonsense").name == "lawful")
     }
 
+    /// Chaotic dice refuse a height at most once. With one of four validators down the
+    /// other three are exactly a quorum, so a refusal costs a view timeout; dice that say
+    /// no every time (10,000 bps) would refuse the next primary's fresh proposal too and
+    /// cost another view per refusal. Here r3 refuses h1 in view 0 and lets it through in
+    /// view 1, where the cluster commits it.
+    @Test func chaoticRefusesAHeightOnlyOnce() {
+        #expect(Chaotic(refuseBps: 10_000).judge(Proposal(block: block(proposer: f.producer.publicKey, meme: ""), view: 1, events: [],
+                                                            parent: f.state(), judge: f.alice.publicKey, refusedBefore: true)).accept)
+        var h = ScriptHarness()
+        _ = h.run("cluster n=4")
+        h.configs[3].personality = Chaotic(refuseBps: 10_000)
+        h.replicas[3] = Replica(config: h.configs[3], state: h.genesisState, lastHash: h.genesisHash)
+        _ = h.run("crash r2")
+        var log = h.run("submit r0 1") + "\n" + h.run("stabilize")
+        for _ in 0 ..< 4 where h.logs[0].isEmpty { log += "\n" + h.run("tick all 1000") + "\n" + h.run("stabilize") }
+        #expect(log.contains("r3: note refused proposal h1 v0"), "\(log)")
+        #expect(!log.contains("refused proposal h1 v1"), "\(log)")
+        #expect(h.logs[0].first?.certified.block.height == 1 && h.logs[0].first?.certified.block.header.view == 1, "\(log)")
+    }
+
     /// A personality is consulted only after a block proved valid: an invalid block is
     /// rejected with a typed reason and never judged, prepared or committed.
     @Test func personalitiesNeverSeeInvalidBlocks() {
