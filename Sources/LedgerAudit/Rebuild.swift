@@ -36,26 +36,7 @@ public enum StateLoader {
         do {
             guard let meta = try log.metadata() else { throw LoadError.store(.notInitialized) }
             let target = min(height ?? meta.head, meta.head)
-            var state: LedgerState
-            if useCheckpoints, let cp = try log.checkpoint(atOrBelow: target) {
-                do { state = try LedgerState.decodeSnapshot(cp.snapshot) } catch {
-                    throw LoadError.bad(AuditFailure(height: cp.height.value, record: "checkpoints[\(cp.height)]", reason: error.description))
-                }
-                guard state.height == cp.height, state.genesisHash == meta.genesisHash else {
-                    throw LoadError.bad(AuditFailure(height: cp.height.value, record: "checkpoints[\(cp.height)]", reason: "does not belong to this log"))
-                }
-                // The next block, when there is one, recorded the root this state must have.
-                if let next = try log.block(at: cp.height.next), next.header.parentStateRoot != Blake2b.hash(cp.snapshot) {
-                    throw LoadError.bad(AuditFailure(height: cp.height.value, record: "checkpoints[\(cp.height)]",
-                                                     reason: "differs from the state root block \(cp.height.next) recorded"))
-                }
-            } else {
-                let g: Genesis
-                do { g = try Genesis.decode(meta.genesisBytes) } catch {
-                    throw LoadError.bad(AuditFailure(height: 0, record: "meta[genesis]", reason: error.description))
-                }
-                state = LedgerState(genesis: g, genesisHash: meta.genesisHash)
-            }
+            var state = try start(log, meta, at: target, useCheckpoints: useCheckpoints)
             var stats = Stats(fromHeight: state.height.value, blocks: 0, events: 0, checkpointsWritten: 0, seconds: 0)
             var batch: [(id: EventID, envelope: Envelope)] = []
             var pendingCheckpoint: (Height, [UInt8])?
@@ -102,6 +83,32 @@ public enum StateLoader {
         } catch {
             fatalError("unexpected error \(error)")
         }
+    }
+
+    /// The state a load starts from: the newest checkpoint at or below `target`, checked
+    /// against the root the next block recorded, or genesis.
+    static func start(_ log: any EventLog, _ meta: LogMetadata, at target: Height, useCheckpoints: Bool) throws -> LedgerState {
+        var state: LedgerState
+        if useCheckpoints, let cp = try log.checkpoint(atOrBelow: target) {
+            do { state = try LedgerState.decodeSnapshot(cp.snapshot) } catch {
+                throw LoadError.bad(AuditFailure(height: cp.height.value, record: "checkpoints[\(cp.height)]", reason: error.description))
+            }
+            guard state.height == cp.height, state.genesisHash == meta.genesisHash else {
+                throw LoadError.bad(AuditFailure(height: cp.height.value, record: "checkpoints[\(cp.height)]", reason: "does not belong to this log"))
+            }
+            // The next block, when there is one, recorded the root this state must have.
+            if let next = try log.block(at: cp.height.next), next.header.parentStateRoot != Blake2b.hash(cp.snapshot) {
+                throw LoadError.bad(AuditFailure(height: cp.height.value, record: "checkpoints[\(cp.height)]",
+                                                 reason: "differs from the state root block \(cp.height.next) recorded"))
+            }
+        } else {
+            let g: Genesis
+            do { g = try Genesis.decode(meta.genesisBytes) } catch {
+                throw LoadError.bad(AuditFailure(height: 0, record: "meta[genesis]", reason: error.description))
+            }
+            state = LedgerState(genesis: g, genesisHash: meta.genesisHash)
+        }
+        return state
     }
 
     /// Drops every checkpoint and refolds the whole log, writing fresh checkpoints.

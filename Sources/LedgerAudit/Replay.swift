@@ -144,37 +144,13 @@ public struct Replayer {
         return (report, state)
     }
 
+    func fail(_ h: Height, _ record: String, _ reason: String) -> AuditFailure {
+        AuditFailure(height: h.value, record: record, reason: reason)
+    }
+
     func replay(_ report: inout ReplayReport) throws(AuditFailure) -> LedgerState {
-        func fail(_ h: Height, _ record: String, _ reason: String) -> AuditFailure {
-            AuditFailure(height: h.value, record: record, reason: reason)
-        }
         let meta = try source.opening()
-        report.chainID = meta.chainID.name
-        report.genesisHash = meta.genesisHash.hex
-        report.headHeight = meta.head.value
-        guard meta.formatVersion == Envelope.formatVersion else {
-            throw fail(0, "meta[chain]", "format version \(meta.formatVersion); this replay reads \(Envelope.formatVersion)")
-        }
-        guard Blake2b.hash(meta.genesisBytes) == meta.genesisHash else { throw fail(0, "meta[genesis]", "bytes do not hash to the genesis hash") }
-        let genesis: Genesis
-        do { genesis = try Genesis.decode(meta.genesisBytes) } catch { throw fail(0, "meta[genesis]", error.description) }
-        guard genesis.chainID == meta.chainID else { throw fail(0, "meta[genesis]", "genesis names chain \(genesis.chainID)") }
-        var state: LedgerState
-        var prevHash: Hash32
-        if let (s, blockHash) = meta.snapshot {
-            // Its root is compared with the next block's parent state root below, and that
-            // block's certificate is checked against the power this state gives.
-            // Parameters are not compared: governance changes them, and the state root carries them.
-            guard s.chainID == meta.chainID, s.genesisHash == meta.genesisHash else {
-                throw fail(s.height, "snapshot", "belongs to another chain or genesis")
-            }
-            guard s.height <= meta.head else { throw fail(s.height, "snapshot", "is after the last block \(meta.head)") }
-            state = s
-            prevHash = blockHash
-        } else {
-            state = LedgerState(genesis: genesis, genesisHash: meta.genesisHash)
-            prevHash = meta.genesisHash
-        }
+        var (state, prevHash) = try start(meta, &report)
         let first = state.height
         report.fromHeight = first.value
         report.verifiedToHeight = first.value
@@ -193,11 +169,6 @@ public struct Replayer {
         var scratch: [(id: EventID, envelope: Envelope)] = []
         // Stage 1, one block ahead on other threads: read the block and its events
         // (every record hash-checked on read) and verify the event signatures.
-        struct Fetched: Sendable {
-            var block: SourcedBlock?
-            var firstBad: Int?
-            var failure: AuditFailure?
-        }
         let source = self.source, verify = verifySignatures, workers = self.workers
         let prepare: @Sendable (Int) -> Fetched = { i in
             let h = Height(first.value + UInt64(i) + 1)
@@ -212,70 +183,10 @@ public struct Replayer {
         // Stage 2, in order on this thread: links, roots, certificate, refold.
         try Pipeline.run(count: Int(last.value - first.value), prepare: prepare) { (i: Int, f: Fetched) throws(AuditFailure) in
             let h = Height(first.value + UInt64(i) + 1)
-            let name = "blocks[\(h)]"
             if let failure = f.failure { throw failure }
-            let b = f.block!.block
-            let hd = b.header
-            guard hd.height == h else { throw fail(h, name, "header names height \(hd.height)") }
-            guard hd.chainID == meta.chainID.raw else { throw fail(h, name, "header names another chain") }
-            guard hd.parentHash == prevHash else { throw fail(h, name, "parent hash does not match block \(h.value - 1)") }
-            let root = state.stateRoot()
-            guard hd.parentStateRoot == root else {
-                throw fail(h, name, "parent state root \(hd.parentStateRoot.short) but refold gives \(root.short)")
-            }
-            report.stateRootsCompared += 1
-            try source.checkParent(of: h, state: state)
-            let blockHash = Blake2b.hash(b.headerBytes)
-            do throws(CertificateError) { try state.verifyCertificate(b.certificate, height: h, blockHash: blockHash) } catch {
-                throw fail(h, "\(name).certificate", error.description)
-            }
-            report.certificateVotesVerified += UInt64(b.certificate.votes.count)
-            // A block re-proposed after a view change keeps the header of the view that
-            // proposed it and is committed in a later view: never an earlier one.
-            guard b.certificate.view >= hd.view else {
-                throw fail(h, "\(name).certificate", "view \(b.certificate.view) is before the header's view \(hd.view)")
-            }
-            guard state.powerForNextBlock()[hd.proposer] != nil else {
-                throw fail(h, name, "proposer \(hd.proposer.short) holds no voting power at this height")
-            }
-            guard hd.eventCount <= state.parameters.blockEventsMax else {
-                throw fail(h, name, "\(hd.eventCount) events, the chain allows \(state.parameters.blockEventsMax)")
-            }
-            guard b.firstSequence == seq else { throw fail(h, name, "first sequence \(b.firstSequence), expected \(seq)") }
-            let events = f.block!.events
-            guard events.count == Int(hd.eventCount) else {
-                throw fail(h, "events[\(seq.value + UInt64(events.count))]", "missing: block \(h) has \(hd.eventCount) events")
-            }
-            // Signatures before the root: a forged event is named as such, not as a root mismatch.
-            if let bad = f.firstBad {
-                throw fail(h, "events[\(events[bad].sequence)]", "signature of \(events[bad].id.short) does not verify")
-            }
-            guard EventCrypto.eventsRoot(events.map(\.id)) == hd.eventsRoot else { throw fail(h, name, "events root does not match its events") }
-            if verifySignatures { report.signaturesVerified += UInt64(events.count) }
-            let bytes = events.reduce(0) { $0 + $1.envelope.bytes.count }
-            guard bytes <= Int(state.parameters.blockBytesMax) else {
-                throw fail(h, name, "\(bytes) bytes of events, the chain allows \(state.parameters.blockBytesMax)")
-            }
-            if let observer {
-                // The same folds as `applyBlock`, one event at a time so the observer sees each.
-                try observer.blockWillBegin(b, state: state)
-                let ctx = BlockContext(height: hd.height, timestampMs: hd.timestampMs, proposer: hd.proposer, parentStateRoot: hd.parentStateRoot)
-                do throws(BlockError) { try state.beginBlock(ctx) } catch { throw fail(h, name, error.description) }
-                try observer.blockBegan(b, state: state)
-                for (i, e) in events.enumerated() {
-                    do throws(ApplyError) { try state.apply(e.envelope, id: e.id, ctx) } catch {
-                        throw fail(h, "events[\(e.sequence)]", BlockError.event(index: i, id: e.id, error).description)
-                    }
-                    try observer.applied(e, block: b, state: state)
-                }
-            } else {
-                scratch.removeAll(keepingCapacity: true)
-                for e in events { scratch.append((e.id, e.envelope)) }
-                do throws(BlockError) { try state.applyBlock(hd, scratch) } catch {
-                    if case let .event(i, _, _) = error { throw fail(h, "events[\(events[i].sequence)]", error.description) }
-                    throw fail(h, name, error.description)
-                }
-            }
+            let b = f.block!.block, events = f.block!.events
+            let blockHash = try check(b, events, at: h, meta: meta, state: state, prevHash: prevHash, seq: seq, firstBad: f.firstBad, &report)
+            try fold(b, events, at: h, into: &state, scratch: &scratch)
             prevHash = blockHash
             seq = SequenceNumber(seq.value + UInt64(events.count))
             report.blocks += 1
@@ -291,6 +202,114 @@ public struct Replayer {
         }
         report.stateRoot = state.stateRoot().hex
         return state
+    }
+
+    /// A block read and its signatures verified, ahead of the refold.
+    struct Fetched: Sendable {
+        var block: SourcedBlock?
+        var firstBad: Int?
+        var failure: AuditFailure?
+    }
+
+    /// The source's genesis checked, and the state replay starts from: genesis, or the
+    /// bundle's snapshot with the hash of its block.
+    func start(_ meta: ReplayOpening, _ report: inout ReplayReport) throws(AuditFailure) -> (LedgerState, Hash32) {
+        report.chainID = meta.chainID.name
+        report.genesisHash = meta.genesisHash.hex
+        report.headHeight = meta.head.value
+        guard meta.formatVersion == Envelope.formatVersion else {
+            throw fail(0, "meta[chain]", "format version \(meta.formatVersion); this replay reads \(Envelope.formatVersion)")
+        }
+        guard Blake2b.hash(meta.genesisBytes) == meta.genesisHash else { throw fail(0, "meta[genesis]", "bytes do not hash to the genesis hash") }
+        let genesis: Genesis
+        do { genesis = try Genesis.decode(meta.genesisBytes) } catch { throw fail(0, "meta[genesis]", error.description) }
+        guard genesis.chainID == meta.chainID else { throw fail(0, "meta[genesis]", "genesis names chain \(genesis.chainID)") }
+        guard let (s, blockHash) = meta.snapshot else {
+            return (LedgerState(genesis: genesis, genesisHash: meta.genesisHash), meta.genesisHash)
+        }
+        // Its root is compared with the next block's parent state root, and that block's
+        // certificate is checked against the power this state gives. Parameters are not
+        // compared: governance changes them, and the state root carries them.
+        guard s.chainID == meta.chainID, s.genesisHash == meta.genesisHash else {
+            throw fail(s.height, "snapshot", "belongs to another chain or genesis")
+        }
+        guard s.height <= meta.head else { throw fail(s.height, "snapshot", "is after the last block \(meta.head)") }
+        return (s, blockHash)
+    }
+
+    /// Every check of block `h` before its refold: height, chain, parent hash, parent
+    /// state root, certificate, proposer, limits, sequence, signatures and events root.
+    /// Returns the block's hash.
+    func check(_ b: StoredBlock, _ events: [LoggedEvent], at h: Height, meta: ReplayOpening, state: LedgerState, prevHash: Hash32,
+               seq: SequenceNumber, firstBad: Int?, _ report: inout ReplayReport) throws(AuditFailure) -> Hash32 {
+        let name = "blocks[\(h)]"
+        let hd = b.header
+        guard hd.height == h else { throw fail(h, name, "header names height \(hd.height)") }
+        guard hd.chainID == meta.chainID.raw else { throw fail(h, name, "header names another chain") }
+        guard hd.parentHash == prevHash else { throw fail(h, name, "parent hash does not match block \(h.value - 1)") }
+        let root = state.stateRoot()
+        guard hd.parentStateRoot == root else {
+            throw fail(h, name, "parent state root \(hd.parentStateRoot.short) but refold gives \(root.short)")
+        }
+        report.stateRootsCompared += 1
+        try source.checkParent(of: h, state: state)
+        let blockHash = Blake2b.hash(b.headerBytes)
+        do throws(CertificateError) { try state.verifyCertificate(b.certificate, height: h, blockHash: blockHash) } catch {
+            throw fail(h, "\(name).certificate", error.description)
+        }
+        report.certificateVotesVerified += UInt64(b.certificate.votes.count)
+        // A block re-proposed after a view change keeps the header of the view that
+        // proposed it and is committed in a later view: never an earlier one.
+        guard b.certificate.view >= hd.view else {
+            throw fail(h, "\(name).certificate", "view \(b.certificate.view) is before the header's view \(hd.view)")
+        }
+        guard state.powerForNextBlock()[hd.proposer] != nil else {
+            throw fail(h, name, "proposer \(hd.proposer.short) holds no voting power at this height")
+        }
+        guard hd.eventCount <= state.parameters.blockEventsMax else {
+            throw fail(h, name, "\(hd.eventCount) events, the chain allows \(state.parameters.blockEventsMax)")
+        }
+        guard b.firstSequence == seq else { throw fail(h, name, "first sequence \(b.firstSequence), expected \(seq)") }
+        guard events.count == Int(hd.eventCount) else {
+            throw fail(h, "events[\(seq.value + UInt64(events.count))]", "missing: block \(h) has \(hd.eventCount) events")
+        }
+        // Signatures before the root: a forged event is named as such, not as a root mismatch.
+        if let bad = firstBad {
+            throw fail(h, "events[\(events[bad].sequence)]", "signature of \(events[bad].id.short) does not verify")
+        }
+        guard EventCrypto.eventsRoot(events.map(\.id)) == hd.eventsRoot else { throw fail(h, name, "events root does not match its events") }
+        if verifySignatures { report.signaturesVerified += UInt64(events.count) }
+        let bytes = events.reduce(0) { $0 + $1.envelope.bytes.count }
+        guard bytes <= Int(state.parameters.blockBytesMax) else {
+            throw fail(h, name, "\(bytes) bytes of events, the chain allows \(state.parameters.blockBytesMax)")
+        }
+        return blockHash
+    }
+
+    /// Refolds block `h` into `state`: the whole block at once, or one event at a time
+    /// with the observer seeing each (the same folds as `applyBlock`).
+    func fold(_ b: StoredBlock, _ events: [LoggedEvent], at h: Height, into state: inout LedgerState,
+              scratch: inout [(id: EventID, envelope: Envelope)]) throws(AuditFailure) {
+        let name = "blocks[\(h)]", hd = b.header
+        guard let observer else {
+            scratch.removeAll(keepingCapacity: true)
+            for e in events { scratch.append((e.id, e.envelope)) }
+            do throws(BlockError) { try state.applyBlock(hd, scratch) } catch {
+                if case let .event(i, _, _) = error { throw fail(h, "events[\(events[i].sequence)]", error.description) }
+                throw fail(h, name, error.description)
+            }
+            return
+        }
+        try observer.blockWillBegin(b, state: state)
+        let ctx = BlockContext(height: hd.height, timestampMs: hd.timestampMs, proposer: hd.proposer, parentStateRoot: hd.parentStateRoot)
+        do throws(BlockError) { try state.beginBlock(ctx) } catch { throw fail(h, name, error.description) }
+        try observer.blockBegan(b, state: state)
+        for (i, e) in events.enumerated() {
+            do throws(ApplyError) { try state.apply(e.envelope, id: e.id, ctx) } catch {
+                throw fail(h, "events[\(e.sequence)]", BlockError.event(index: i, id: e.id, error).description)
+            }
+            try observer.applied(e, block: b, state: state)
+        }
     }
 }
 

@@ -92,6 +92,28 @@ extension Replica {
         return n
     }
 
+    /// Calls `body` once for each mempool event not in `inFlight` that a block on
+    /// `accounts` can take, in arrival order, until `body` returns false: an author's
+    /// nonces from its next one up while they follow each other here, and (with
+    /// `stale`) those at or below its nonce, which a build drops. An event behind a
+    /// missing nonce could only wait aside: 2,800 future nonces from a flood, each tried
+    /// against the state on every build, cut honest throughput to 29%.
+    func forEachChainable(on accounts: [PublicKey: Account], inFlight: Set<EventID>, stale: Bool,
+                          _ body: (EventID, Envelope) -> Bool) {
+        // `mempoolOrder` is compacted lazily, so an id removed and admitted again can be
+        // listed twice: each event is passed once.
+        var listed = Set<EventID>()
+        var runEnd: [PublicKey: UInt64] = [:]
+        for id in mempoolOrder {
+            guard let e = mempool[id], !inFlight.contains(id) else { continue }
+            let base = accounts[e.author]?.nonce ?? 0
+            let end = runEnd[e.author] ?? chainEnd(e.author, after: base)
+            runEnd[e.author] = end
+            guard e.nonce <= end, stale || e.nonce > base, listed.insert(id).inserted else { continue }
+            if !body(id, e) { return }
+        }
+    }
+
     /// The most events `pushWaitingEvents` passes on at once.
     static let pushEventsMax = 1_000
 
@@ -106,21 +128,14 @@ extension Replica {
         let p = primary(of: view)
         guard p != mine else { return }
         lastPushToPrimaryAt = now
-        let inFlight = inFlightIDs()
-        var listed = Set<EventID>()
         var batch: [[UInt8]] = [], bytes = 0
         let most = min(Self.pushEventsMax, Int(state.parameters.blockEventsMax))
-        var runEnd: [PublicKey: UInt64] = [:]
-        for id in mempoolOrder where batch.count < most {
-            guard let e = mempool[id], !inFlight.contains(id) else { continue }
-            // Only events that can go into a block now (not ones waiting behind a gap).
-            let base = state.accounts[e.author]?.nonce ?? 0
-            let end = runEnd[e.author] ?? chainEnd(e.author, after: base)
-            runEnd[e.author] = end
-            guard e.nonce > base, e.nonce <= end, listed.insert(id).inserted else { continue }
-            if bytes + e.bytes.count > Limits.peerMessageBytesMax / 2 { break }
+        // Only events that can go into a block now (not ones waiting behind a gap).
+        forEachChainable(on: state.accounts, inFlight: inFlightIDs(), stale: false) { _, e in
+            guard batch.count < most, bytes + e.bytes.count <= Limits.peerMessageBytesMax / 2 else { return false }
             batch.append(e.bytes)
             bytes += e.bytes.count + 4
+            return true
         }
         guard !batch.isEmpty else { return }
         send(batch.count == 1 ? .request(batch[0]) : .requests(batch), to: .peer(p))

@@ -110,20 +110,7 @@ extension Handlers {
             let watch = WriteWatch()
             withExtendedLifetime(slot) {}
             try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask {
-                    // The watchdog: a write that has not completed in time means the
-                    // client stopped reading. Closing the connection fails that write.
-                    let step = Duration.milliseconds(max(10, min(writeTimeoutMs / 4, 1_000)))
-                    while !Task.isCancelled {
-                        try await Task.sleep(for: step)
-                        let started = watch.startedMs.load(ordering: .acquiring)
-                        if started != 0, WriteWatch.nowMs() &- started >= writeTimeoutMs {
-                            Refusal.slowSubscriber.count()
-                            close()
-                            return
-                        }
-                    }
-                }
+                group.addTask { try await Self.watchdog(watch, timeoutMs: writeTimeoutMs, close: close) }
                 func send(_ text: String) async throws {
                     watch.startedMs.store(WriteWatch.nowMs(), ordering: .releasing)
                     defer { watch.startedMs.store(0, ordering: .releasing) }
@@ -133,17 +120,8 @@ extension Handlers {
                 var next = start
                 var quietSince = ContinuousClock.now
                 while !Task.isCancelled {
-                    let read: (text: String, next: SequenceNumber)?? = try await turns.take {
-                        guard let batch = try service.committedEvents(from: next, max: Limits.subscriberReadAheadEvents) else { return nil }
-                        guard let last = batch.last else { return .some(nil) }
-                        var text = ""
-                        for e in batch {
-                            text += "id: \(e.sequence.value)\nevent: event\ndata: "
-                            text += String(decoding: Render.json(Render.event(e)), as: UTF8.self)
-                            text += "\n\n"
-                        }
-                        return (text, SequenceNumber(last.sequence.value + 1))
-                    }
+                    let from = next
+                    let read = try await turns.take { try Self.readBatch(service, from: from) }
                     guard let read else { break }  // the node is stopping
                     if let (text, after) = read {
                         try await send(text)
@@ -162,5 +140,34 @@ extension Handlers {
             withExtendedLifetime(slot) {}
         }
         return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
+    }
+
+    /// A subscriber's watchdog: a write that has not completed in time means the client
+    /// stopped reading. Closing the connection fails that write.
+    fileprivate static func watchdog(_ watch: WriteWatch, timeoutMs: UInt64, close: @Sendable () -> Void) async throws {
+        let step = Duration.milliseconds(max(10, min(timeoutMs / 4, 1_000)))
+        while !Task.isCancelled {
+            try await Task.sleep(for: step)
+            let started = watch.startedMs.load(ordering: .acquiring)
+            if started != 0, WriteWatch.nowMs() &- started >= timeoutMs {
+                Refusal.slowSubscriber.count()
+                close()
+                return
+            }
+        }
+    }
+
+    /// The next batch of events from `from` as SSE text and the sequence after it;
+    /// `.some(nil)` when there is nothing new, nil when the node is stopping.
+    static func readBatch(_ service: any NodeService, from: SequenceNumber) throws(ServiceError) -> (text: String, next: SequenceNumber)?? {
+        guard let batch = try service.committedEvents(from: from, max: Limits.subscriberReadAheadEvents) else { return nil }
+        guard let last = batch.last else { return .some(nil) }
+        var text = ""
+        for e in batch {
+            text += "id: \(e.sequence.value)\nevent: event\ndata: "
+            text += String(decoding: Render.json(Render.event(e)), as: UTF8.self)
+            text += "\n\n"
+        }
+        return (text, SequenceNumber(last.sequence.value + 1))
     }
 }

@@ -99,7 +99,44 @@ extension LedgerState {
             let k = try r.b32("account.key"); try sorted(k, "snapshot.accounts")
             s.accounts[k] = Account(balance: try r.u64("account.balance"), nonce: try r.u64("account.nonce"))
         }
+        try decodeValidators(&r, into: &s)
+        for _ in 0 ..< (try r.snapshotCount("snapshot.delegations")) {
+            let k = DelegationKey(delegator: try r.b32("d.delegator"), validator: try r.b32("d.validator"))
+            s.delegations[k] = try r.u64("d.amount")
+        }
+        for _ in 0 ..< (try r.snapshotCount("snapshot.unbonding")) {
+            s.unbonding.append(Unbonding(account: try r.b32("u.account"), validator: try r.b32("u.validator"),
+                                         amount: try r.u64("u.amount"), releaseAt: Height(try r.u64("u.release"))))
+        }
         last = nil
+        for _ in 0 ..< (try r.snapshotCount("snapshot.agents")) {
+            let k = try r.b32("agent.key"); try sorted(k, "snapshot.agents")
+            let p = try Payload.decode(kind: .agentRegister, try profileSlice(&r))
+            guard case let .agentRegister(profile) = p else { throw .invalidValue(field: "agent", reason: "profile") }
+            s.agents[k] = AgentState(profile: profile, registeredAt: Height(try r.u64("agent.registeredAt")),
+                                     active: try r.u8("agent.active") == 1)
+        }
+        try decodeAlliances(&r, into: &s)
+        last = nil
+        for _ in 0 ..< (try r.snapshotCount("snapshot.epochPower")) {
+            let k = try r.b32("epochPower.key"); try sorted(k, "snapshot.epochPower")
+            s.epochPower[k] = try r.u64("epochPower.power")
+        }
+        try decodeDiscipline(&r, into: &s)
+        try decodeEconomy(&r, into: &s)
+        try r.end()
+        // Pair assertion: the decoded state must encode to exactly the bytes it came from.
+        guard s.canonicalBytes() == bytes else { throw .invalidValue(field: "snapshot", reason: "not in canonical form") }
+        return s
+    }
+
+    /// The validators section (FORMAT.md §7), key histories filling `consensusKeys`.
+    static func decodeValidators(_ r: inout ByteReader, into s: inout LedgerState) throws(DecodeError) {
+        var last: Bytes32? = nil
+        func sorted(_ k: Bytes32, _ f: String) throws(DecodeError) {
+            if let l = last, !(l < k) { throw .invalidValue(field: f, reason: "keys not strictly increasing") }
+            last = k
+        }
         for _ in 0 ..< (try r.snapshotCount("snapshot.validators")) {
             let id = try r.b32("validator.id"); try sorted(id, "snapshot.validators")
             let name = try r.string("validator.name", max: Limits.nameBytesMax)
@@ -119,23 +156,15 @@ extension LedgerState {
             s.validators[id] = ValidatorState(id: id, name: name, personality: pers, consensusKey: ck, keyHistory: hist,
                                               selfStake: ss, delegated: dl, status: st, registeredAt: reg, jailedUntil: jailedUntil)
         }
-        for _ in 0 ..< (try r.snapshotCount("snapshot.delegations")) {
-            let k = DelegationKey(delegator: try r.b32("d.delegator"), validator: try r.b32("d.validator"))
-            s.delegations[k] = try r.u64("d.amount")
+    }
+
+    /// The alliances section.
+    static func decodeAlliances(_ r: inout ByteReader, into s: inout LedgerState) throws(DecodeError) {
+        var last: Bytes32? = nil
+        func sorted(_ k: Bytes32, _ f: String) throws(DecodeError) {
+            if let l = last, !(l < k) { throw .invalidValue(field: f, reason: "keys not strictly increasing") }
+            last = k
         }
-        for _ in 0 ..< (try r.snapshotCount("snapshot.unbonding")) {
-            s.unbonding.append(Unbonding(account: try r.b32("u.account"), validator: try r.b32("u.validator"),
-                                         amount: try r.u64("u.amount"), releaseAt: Height(try r.u64("u.release"))))
-        }
-        last = nil
-        for _ in 0 ..< (try r.snapshotCount("snapshot.agents")) {
-            let k = try r.b32("agent.key"); try sorted(k, "snapshot.agents")
-            let p = try Payload.decode(kind: .agentRegister, try profileSlice(&r))
-            guard case let .agentRegister(profile) = p else { throw .invalidValue(field: "agent", reason: "profile") }
-            s.agents[k] = AgentState(profile: profile, registeredAt: Height(try r.u64("agent.registeredAt")),
-                                     active: try r.u8("agent.active") == 1)
-        }
-        last = nil
         for _ in 0 ..< (try r.snapshotCount("snapshot.alliances")) {
             let id = try r.b32("alliance.id"); try sorted(id, "snapshot.alliances")
             let proposer = try r.b32("alliance.proposer")
@@ -153,10 +182,14 @@ extension LedgerState {
             s.alliances[id] = AllianceState(id: id, proposer: proposer, proposal: prop, proposedAtMs: at, acceptByMs: by,
                                             accepted: acc, status: st, activeUntilMs: try r.u64("alliance.activeUntil"))
         }
-        last = nil
-        for _ in 0 ..< (try r.snapshotCount("snapshot.epochPower")) {
-            let k = try r.b32("epochPower.key"); try sorted(k, "snapshot.epochPower")
-            s.epochPower[k] = try r.u64("epochPower.power")
+    }
+
+    /// Slashes, offences and opinion counts.
+    static func decodeDiscipline(_ r: inout ByteReader, into s: inout LedgerState) throws(DecodeError) {
+        var last: Bytes32? = nil
+        func sorted(_ k: Bytes32, _ f: String) throws(DecodeError) {
+            if let l = last, !(l < k) { throw .invalidValue(field: f, reason: "keys not strictly increasing") }
+            last = k
         }
         for _ in 0 ..< (try r.snapshotCount("snapshot.slashes")) {
             s.slashes.append(SlashRecord(validator: try r.b32("slash.validator"), offenceHeight: Height(try r.u64("slash.offenceHeight")),
@@ -177,11 +210,6 @@ extension LedgerState {
             let k = try r.b32("opinion.validator"); try sorted(k, "snapshot.opinionCounts")
             s.opinionCounts[k] = OpinionCount(accepted: try r.u64("opinion.accepted"), refused: try r.u64("opinion.refused"))
         }
-        try decodeEconomy(&r, into: &s)
-        try r.end()
-        // Pair assertion: the decoded state must encode to exactly the bytes it came from.
-        guard s.canonicalBytes() == bytes else { throw .invalidValue(field: "snapshot", reason: "not in canonical form") }
-        return s
     }
 
     /// Reads one encoded profile and returns its bytes, so the payload decoder parses it.

@@ -65,6 +65,8 @@ extension LedgerState {
 
     /// Reads the economy section when the snapshot has one (the canonical-form check
     /// of `decodeSnapshot` then refuses anything not written by `encodeEconomy`).
+    /// long: one field after another in the order of FORMAT.md §7.1; the state tree
+    /// (issue 17) replaces this encoding.
     static func decodeEconomy(_ r: inout ByteReader, into s: inout LedgerState) throws(DecodeError) {
         guard r.remaining > 0 else { return }
         guard try r.u8("economy.marker") == economyMarker else { throw .invalidValue(field: "economy.marker", reason: "unknown section") }

@@ -75,6 +75,7 @@ public enum ApplyError: Error, Equatable, Sendable, CustomStringConvertible {
     case unknownProposal(ProposalID)
     case proposalClosed(ProposalID, ProposalStatus)
 
+    // long: a table, one line per refusal; split, it would read worse.
     public var description: String {
         switch self {
         case .badSignature: "signature does not verify"
@@ -171,6 +172,7 @@ public enum BlockError: Error, Equatable, Sendable, CustomStringConvertible {
 extension ApplyError {
     /// A stable, machine-readable name for the rule that refused an event (the HTTP
     /// API's receipt code): the case name in snake case.
+    // long: a table, one line per refusal.
     public var code: String {
         switch self {
         case .badSignature: "bad_signature"

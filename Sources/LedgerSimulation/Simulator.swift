@@ -201,17 +201,7 @@ public final class Simulation {
     public init(seed: UInt64, options: SimOptions = SimOptions()) {
         self.seed = seed
         self.options = options
-        var sc = options.scenario ?? (options.rotating ? Scenario.drawRotating(seed: seed) : Scenario.draw(seed: seed))
-        // A steady load for the whole fault window: 40 client events per simulated second.
-        if sc.faultRotation != nil, sc.clientEvents == 0 { sc.clientEvents = Int(options.faultMs / 25) }
-        if options.benchEvents > 0 {
-            sc.validators = 4; sc.stakes = [10_000, 10_000, 10_000, 10_000]; sc.personalities = ["lawful", "lawful", "lawful", "lawful"]
-            sc.primaryRule = .roundRobin; sc.checkpointInterval = 50; sc.clients = 8; sc.clientEvents = options.benchEvents
-        }
-        if options.clean || options.benchEvents > 0 {
-            sc.delayMaxMs = 0; sc.lossRate = 0; sc.duplicateRate = 0; sc.partitions = false; sc.linkCuts = false
-            sc.crashes = false; sc.slowReplica = nil; sc.byzantine = [:]; sc.invalidEvents = false; sc.rotation = nil
-        }
+        let sc = Self.scenario(seed: seed, options)
         scenario = sc
         rng = SplitMix64(seed: seed)
         // Honest validators whose personality can refuse a producer outright may need the
@@ -248,41 +238,6 @@ public final class Simulation {
         genesisState = LedgerState(genesis: genesis, genesisHash: genesisHash)
         let root = genesisState.stateRoot()
         genesisRoot = root
-        for i in 0 ..< sc.validators {
-            var keys = [ops[i]]
-            if sc.rotation == i { keys.append(SigningKey.derived("sim-\(seed)-validator-\(i)-rotated")) }
-            var c = ReplicaConfig(genesisHash: genesisHash, genesisStateRoot: root, keys: keys, operatorKey: ops[i])
-            c.primaryRule = sc.primaryRule
-            c.viewTimeoutMs = 200
-            c.viewTimeoutMaxMs = 1_600
-            c.retransmitMs = 100
-            c.fetchIntervalMs = 120
-            c.batchDelayMs = 5
-            c.personality = Personalities.named(sc.personalities[i])
-            // Witty producers play to the cluster's personalities (the producer strategy of
-            // the agent economy); lazy ones post "gm", which memetic validators refuse.
-            if sc.wittyProducers[i] {
-                c.producer = AudienceProducer(audience: sc.personalities, seed: seed &+ UInt64(i))
-            } else {
-                c.producer = MemeProducer(witty: false)
-            }
-            c.bugs = options.bugs
-            let node = SimNode(index: i, config: c, genesis: genesisState, byzantine: sc.byzantine[i] ?? [], slow: sc.slowReplica == i)
-            node.replica = Replica(config: c, state: genesisState, lastHash: genesisHash)
-            nodes.append(node)
-            for k in keys { keyOwner[k.publicKey] = i }
-        }
-        if sc.joiner {
-            // Not a validator at genesis: its replica follows (executes, never votes) until
-            // its registration and bond take effect at an epoch boundary.
-            var c = nodes[0].config
-            c.keys = [joinerKey]; c.operatorKey = joinerKey
-            c.personality = Lawful(); c.producer = MemeProducer(witty: true)
-            let node = SimNode(index: nodes.count, config: c, genesis: genesisState, byzantine: [], slow: false)
-            node.replica = Replica(config: c, state: genesisState, lastHash: genesisHash)
-            nodes.append(node)
-            keyOwner[joinerKey.publicKey] = node.index
-        }
         clientNonce = Array(repeating: 0, count: sc.clients)
         clientPending = Array(repeating: [], count: sc.clients)
         if options.benchEvents > 0 {
@@ -296,7 +251,66 @@ public final class Simulation {
                 return e.bytes
             }
         }
+        makeReplicas(ops: ops, joinerKey: joinerKey)
     }
+    /// The seed's scenario, adjusted for the options (a steady load under rotating
+    /// faults; a clean network and lawful validators for a benchmark).
+    static func scenario(seed: UInt64, _ options: SimOptions) -> Scenario {
+        var sc = options.scenario ?? (options.rotating ? Scenario.drawRotating(seed: seed) : Scenario.draw(seed: seed))
+        // A steady load for the whole fault window: 40 client events per simulated second.
+        if sc.faultRotation != nil, sc.clientEvents == 0 { sc.clientEvents = Int(options.faultMs / 25) }
+        if options.benchEvents > 0 {
+            sc.validators = 4; sc.stakes = [10_000, 10_000, 10_000, 10_000]; sc.personalities = ["lawful", "lawful", "lawful", "lawful"]
+            sc.primaryRule = .roundRobin; sc.checkpointInterval = 50; sc.clients = 8; sc.clientEvents = options.benchEvents
+        }
+        if options.clean || options.benchEvents > 0 {
+            sc.delayMaxMs = 0; sc.lossRate = 0; sc.duplicateRate = 0; sc.partitions = false; sc.linkCuts = false
+            sc.crashes = false; sc.slowReplica = nil; sc.byzantine = [:]; sc.invalidEvents = false; sc.rotation = nil
+        }
+        return sc
+    }
+
+    /// The replicas: one per validator (a rotating one holds its next key too), and the
+    /// joiner's follower when the scenario has one.
+    func makeReplicas(ops: [SigningKey], joinerKey: SigningKey) {
+        let root = genesisRoot
+        for i in 0 ..< scenario.validators {
+            var keys = [ops[i]]
+            if scenario.rotation == i { keys.append(SigningKey.derived("sim-\(seed)-validator-\(i)-rotated")) }
+            var c = ReplicaConfig(genesisHash: genesisHash, genesisStateRoot: root, keys: keys, operatorKey: ops[i])
+            c.primaryRule = scenario.primaryRule
+            c.viewTimeoutMs = 200
+            c.viewTimeoutMaxMs = 1_600
+            c.retransmitMs = 100
+            c.fetchIntervalMs = 120
+            c.batchDelayMs = 5
+            c.personality = Personalities.named(scenario.personalities[i])
+            // Witty producers play to the cluster's personalities (the producer strategy of
+            // the agent economy); lazy ones post "gm", which memetic validators refuse.
+            if scenario.wittyProducers[i] {
+                c.producer = AudienceProducer(audience: scenario.personalities, seed: seed &+ UInt64(i))
+            } else {
+                c.producer = MemeProducer(witty: false)
+            }
+            c.bugs = options.bugs
+            let node = SimNode(index: i, config: c, genesis: genesisState, byzantine: scenario.byzantine[i] ?? [], slow: scenario.slowReplica == i)
+            node.replica = Replica(config: c, state: genesisState, lastHash: genesisHash)
+            nodes.append(node)
+            for k in keys { keyOwner[k.publicKey] = i }
+        }
+        if scenario.joiner {
+            // Not a validator at genesis: its replica follows (executes, never votes) until
+            // its registration and bond take effect at an epoch boundary.
+            var c = nodes[0].config
+            c.keys = [joinerKey]; c.operatorKey = joinerKey
+            c.personality = Lawful(); c.producer = MemeProducer(witty: true)
+            let node = SimNode(index: nodes.count, config: c, genesis: genesisState, byzantine: [], slow: false)
+            node.replica = Replica(config: c, state: genesisState, lastHash: genesisHash)
+            nodes.append(node)
+            keyOwner[joinerKey.publicKey] = node.index
+        }
+    }
+
     var presigned: [[UInt8]] = []
     /// The pre-signed client events of a benchmark run.
     public var benchEvents: [[UInt8]] { presigned }
@@ -455,20 +469,7 @@ public final class Simulation {
             if !n.honest, n.byzantine.contains(.replayStale), n.received.count < 200 { n.received.append(m) }
             step(n, .message(from: nodes[from].config.keys[0].publicKey, m))
         case let .persisted(i, inc, token, records, commits):
-            if let until = pausedUntil[i], now < until { agenda.push(until, h); return }
-            let n = nodes[i]
-            guard n.incarnation == inc else { return }
-            for r in records { n.durable.apply(r) }
-            for c in commits {
-                guard c.certified.block.height.value == UInt64(n.chain.count + 1) else {
-                    violation("r\(i) persisted block \(c.certified.block.height) after height \(n.chain.count)"); continue
-                }
-                n.chain.append(c.certified)
-                n.durableState = c.state
-                if n.honest { for id in c.ids where acked[id] == nil { acked[id] = c.certified.block.height.value } }
-            }
-            if n.honest { for (k, p) in clientPending.enumerated() { clientPending[k] = p.filter { acked[$0.id] == nil } } }
-            if n.replica != nil { step(n, .persisted(token: token)) }
+            persisted(i, incarnation: inc, token: token, records, commits, h)
         case let .crash(i):
             let n = nodes[i]
             guard n.replica != nil else { return }
@@ -515,29 +516,62 @@ public final class Simulation {
             pushLies(i)
             if faultsOn || now < stop { agenda.push(now + 150, .byzantinePush(i)) }
         case let .rotatingFault(i, kind):
-            guard faultsOn else { return }
-            switch kind {
-            case .crash: handle(.crash(i))
-            case .pause: faults.insert(.pause); pausedUntil[i] = now + (scenario.faultRotation?.durationMs ?? 0)
-            case .isolate: faults.insert(.isolation); isolated.insert(i)
-            case .loss: faults.insert(.inputLoss); losingInput.insert(i)
-            }
+            rotatingFault(i, kind, starts: true)
         case let .rotatingFaultEnd(i, kind):
+            rotatingFault(i, kind, starts: false)
+        case .faultsEnd:
+            endFaults()
+        }
+    }
+
+    /// The fault window closes: every fault is lifted and every crashed replica restarts.
+    func endFaults() {
+        faultsOn = false
+        pausedUntil.removeAll()
+        isolated.removeAll()
+        losingInput.removeAll()
+        partition = nil
+        cutLinks.removeAll()
+        for i in nodes.indices where nodes[i].replica == nil { restart(i) }
+        trace.u64(0xFA17)
+    }
+
+    /// A disk write completed: the records and blocks are durable, and the replica's
+    /// held sends may go.
+    func persisted(_ i: Int, incarnation inc: Int, token: UInt64, _ records: [DurableRecord], _ commits: [CommittedBlock], _ h: Happening) {
+        if let until = pausedUntil[i], now < until { agenda.push(until, h); return }
+        let n = nodes[i]
+        guard n.incarnation == inc else { return }
+        for r in records { n.durable.apply(r) }
+        for c in commits {
+            guard c.certified.block.height.value == UInt64(n.chain.count + 1) else {
+                violation("r\(i) persisted block \(c.certified.block.height) after height \(n.chain.count)"); continue
+            }
+            n.chain.append(c.certified)
+            n.durableState = c.state
+            if n.honest { for id in c.ids where acked[id] == nil { acked[id] = c.certified.block.height.value } }
+        }
+        if n.honest { for (k, p) in clientPending.enumerated() { clientPending[k] = p.filter { acked[$0.id] == nil } } }
+        if n.replica != nil { step(n, .persisted(token: token)) }
+    }
+
+    /// One fault of the rotation starts or ends at replica `i`.
+    func rotatingFault(_ i: Int, _ kind: FaultRotation.Kind, starts: Bool) {
+        guard starts else {
             switch kind {
             case .crash: restart(i)
             case .pause: pausedUntil[i] = nil
             case .isolate: isolated.remove(i)
             case .loss: losingInput.remove(i)
             }
-        case .faultsEnd:
-            faultsOn = false
-            pausedUntil.removeAll()
-            isolated.removeAll()
-            losingInput.removeAll()
-            partition = nil
-            cutLinks.removeAll()
-            for i in nodes.indices where nodes[i].replica == nil { restart(i) }
-            trace.u64(0xFA17)
+            return
+        }
+        guard faultsOn else { return }
+        switch kind {
+        case .crash: handle(.crash(i))
+        case .pause: faults.insert(.pause); pausedUntil[i] = now + (scenario.faultRotation?.durationMs ?? 0)
+        case .isolate: faults.insert(.isolation); isolated.insert(i)
+        case .loss: faults.insert(.inputLoss); losingInput.insert(i)
         }
     }
 
@@ -550,334 +584,8 @@ public final class Simulation {
         n.executedState = n.durableState
         n.lastDiskAt = now
     }
-
-    // MARK: - Stepping a replica and carrying out its output
-
-    func step(_ n: SimNode, _ input: Input) {
-        guard var r = n.replica else { return }
-        // Move the replica out while it steps, so its collections stay uniquely referenced
-        // (a second reference would make every mutation copy them).
-        n.replica = nil
-        let out = r.step(input)
-        n.replica = r
-        if options.verbose, !out.notes.isEmpty { print("t=\(now) r\(n.index) status \(r.status)") }
-        carryOut(n, out)
-    }
-
-    func carryOut(_ n: SimNode, _ out: Output) {
-        if options.verbose {
-            for note in out.notes { print("t=\(now) r\(n.index) \(note.summary)") }
-            for c in out.commits { print("t=\(now) r\(n.index) commit \(c.certified.block.height) \(c.certified.block.hash.short) view \(c.certified.certificate.view)") }
-            for o in out.send { print("t=\(now) r\(n.index) send \(o.to) \(o.message.summary)") }
-        }
-        for note in out.notes {
-            switch note {
-            case .startedViewChange: viewChanges += 1
-            case .fetching: transfers += 1
-            case let .divergence(s): if n.honest { violation("r\(n.index) divergence: \(s)") }
-            case let .peerFault(k, fault):
-                // A conviction is proof: honest traffic must never produce one.
-                if let accused = keyOwner[k] {
-                    if nodes[accused].honest { violation("r\(n.index) convicted honest r\(accused): \(fault)") }
-                    else { convictions[fault, default: 0] += 1 }
-                }
-            default: break
-            }
-        }
-        for c in out.commits { checkCommit(n, c) }
-        if let token = out.persistToken {
-            let delay = n.slow && faultsOn ? rng.range(5, 30) : rng.range(0, 3)
-            let at = max(now + delay, n.lastDiskAt)
-            n.lastDiskAt = at
-            agenda.push(at, .persisted(n.index, incarnation: n.incarnation, token: token, records: out.persist, commits: out.commits))
-        }
-        for o in out.send {
-            if n.honest { checkSentVote(n, o.message); checkNewView(n, o.message) }
-            route(n, o)
-        }
-        for s in out.serve {
-            guard let to = keyOwner[s.to] else { continue }
-            let lo = Int(s.from.value) - 1
-            guard lo >= 0, lo < n.chain.count else { continue }
-            var blocks = Array(n.chain[lo ..< min(n.chain.count, lo + s.count)])
-            if n.byzantine.contains(.lieInTransfer) { blocks = blocks.map(forgeCertificate) }
-            if n.byzantine.contains(.withhold) { continue }
-            transmit(n.index, to, .blocks(blocks))
-        }
-    }
-
-    // MARK: - Network
-
-    func route(_ n: SimNode, _ o: Outgoing) {
-        let targets: [Int]
-        switch o.to {
-        case .all: targets = nodes.indices.filter { $0 != n.index }
-        case let .peer(k): targets = keyOwner[k].map { [$0] } ?? []
-        }
-        if n.honest {
-            for t in targets { transmit(n.index, t, o.message) }
-            return
-        }
-        faults.insert(.byzantine)
-        for t in targets { for m in corrupt(n, o.message, to: t) { transmit(n.index, t, m) } }
-    }
-
-    func transmit(_ from: Int, _ to: Int, _ m: PeerMessage) {
-        messages += 1
-        if faultsOn {
-            if isolated.contains(from) || isolated.contains(to) { return }
-            if losingInput.contains(to), rng.chance(0.2) { return }
-            if let p = partition, p.contains(from) != p.contains(to) { return }
-            if cutLinks.contains([min(from, to), max(from, to)]) { return }
-            if scenario.lossRate > 0, rng.chance(scenario.lossRate) { faults.insert(.loss); return }
-        }
-        var delay = scenario.delayMaxMs == 0 ? 0 : rng.range(1, scenario.delayMaxMs)
-        if faultsOn, nodes[to].slow || nodes[from].slow { delay += rng.range(10, 60); faults.insert(.slowReplica) }
-        if delay > 1 { faults.insert(.delay) }
-        if scenario.delayMaxMs >= 10 { faults.insert(.reordering) }
-        agenda.push(now + delay, .deliver(from: from, to: to, m))
-        if faultsOn, scenario.duplicateRate > 0, rng.chance(scenario.duplicateRate) {
-            faults.insert(.duplication)
-            agenda.push(now + delay + rng.range(0, 20), .deliver(from: from, to: to, m))
-        }
-    }
-
-    // MARK: - Byzantine behaviour (the honest code runs; its output is corrupted here)
-
-    func corrupt(_ n: SimNode, _ m: PeerMessage, to: Int) -> [PeerMessage] {
-        let kinds = n.byzantine
-        if kinds.contains(.withhold) { return [] }
-        var out: [PeerMessage] = [m]
-        let key = n.config.keys.first { n.replica.map { r in r.primary(of: r.view) } == $0.publicKey } ?? n.config.keys[0]
-        let chainRaw = chain.raw
-        if kinds.contains(.equivocate), case let .prePrepare(pp, block) = m, case let .prePrepare(v, h, _) = pp.message {
-            var hd = block.header
-            hd.timestampMs += 1 + UInt64(to % 2)
-            let alt = ProposedBlock(header: hd, events: block.events)
-            let altPP = SignedConsensusMessage.sign(.prePrepare(view: v, height: h, blockHash: alt.hash), chain: chainRaw, key: key)
-            if to % 2 == 1 { out = [.prePrepare(altPP, alt)] }
-            if rng.chance(0.3) { out.append(.prePrepare(altPP, alt)) }
-        }
-        if kinds.contains(.doubleVote), case let .vote(s) = m {
-            let k = n.config.keys.first { $0.publicKey == s.signer } ?? n.config.keys[0]
-            switch s.message {
-            case let .prepare(v, h, _): out.append(.vote(.sign(.prepare(view: v, height: h, blockHash: Blake2b.hash([UInt8(to), 1])), chain: chainRaw, key: k)))
-            case let .commit(v, h, _): out.append(.vote(.sign(.commit(view: v, height: h, blockHash: Blake2b.hash([UInt8(to), 2])), chain: chainRaw, key: k)))
-            default: break
-            }
-        }
-        if kinds.contains(.forge), case let .vote(s) = m {
-            let victim = nodes[(n.index + 1 + to) % nodes.count].config.keys[0].publicKey
-            out.append(.vote(SignedConsensusMessage(message: s.message, signer: victim, signature: Blake2b.hash([UInt8(to)]).append64())))
-        }
-        if kinds.contains(.mutate) {
-            out = out.map { x in
-                guard case let .vote(s) = x else {
-                    if case let .prePrepare(pp, b) = x, !b.events.isEmpty {
-                        var ev = b.events
-                        ev[0][ev[0].count / 2] ^= 0x40
-                        return .prePrepare(pp, ProposedBlock(header: b.header, events: ev))
-                    }
-                    return x
-                }
-                let mutated: ConsensusMessage
-                switch s.message {
-                case let .prepare(v, h, hash): mutated = .prepare(view: v + 1, height: h, blockHash: hash)
-                case let .commit(v, h, hash): mutated = .commit(view: v, height: h.next, blockHash: hash)
-                case let .checkpoint(h, hash, _): mutated = .checkpoint(height: h, blockHash: hash, stateRoot: Blake2b.hash([1]))
-                case let .prePrepare(v, h, _): mutated = .prePrepare(view: v, height: h, blockHash: Blake2b.hash([2]))
-                }
-                return .vote(SignedConsensusMessage(message: mutated, signer: s.signer, signature: s.signature))
-            }
-        }
-        if kinds.contains(.replayStale), !n.received.isEmpty, rng.chance(0.2) {
-            out.append(n.received[rng.below(n.received.count)])
-        }
-        return out
-    }
-
-    func forgeCertificate(_ b: CertifiedBlock) -> CertifiedBlock {
-        var c = b.certificate
-        if !c.votes.isEmpty { c.votes[0].signature = Blake2b.hash(c.votes[0].signature.hi.bytes).append64() }
-        return CertifiedBlock(block: b.block, certificate: c)
-    }
-
-    func pushLies(_ i: Int) {
-        let n = nodes[i]
-        guard n.replica != nil, !n.chain.isEmpty else { return }
-        faults.insert(.byzantine)
-        let lies = n.chain.suffix(2).map(forgeCertificate)
-        for t in nodes.indices where t != i { transmit(i, t, .blocks(lies)) }
-    }
-
-    // MARK: - Clients
-
-    func sendClient(_ bytes: [UInt8]) {
-        // A client gets no answer from a stopped process: it tries another node.
-        let live = nodes.indices.filter { nodes[$0].replica != nil && (pausedUntil[$0] ?? 0) <= now }
-        guard !live.isEmpty else { return }
-        let i = live[rng.below(live.count)]
-        step(nodes[i], .request(bytes))
-    }
-
-    func submitClientEvent(_ k: Int) {
-        clientNonce[k] += 1
-        let to = clientKeys[(k + 1 + rng.below(clientKeys.count - 1)) % clientKeys.count].publicKey
-        let e = EventCrypto.makeEvent(chain: chain, key: clientKeys[k], nonce: clientNonce[k], fee: 1,
-                                      payload: .transfer(to: to, amount: 1 + rng.below(UInt64(1_000)), memo: "sim"))
-        let id = EventCrypto.id(e.bytes)
-        submitted += 1
-        submittedIDs.insert(id)
-        clientPending[k].append((id, e.bytes, now))
-        sendClient(e.bytes)
-    }
-
-    func submitGarbage() {
-        let k = rng.below(clientKeys.count)
-        var bytes = EventCrypto.makeEvent(chain: chain, key: clientKeys[k], nonce: 1_000_000, fee: 1,
-                                          payload: .transfer(to: clientKeys[0].publicKey, amount: 1, memo: "forged")).bytes
-        switch rng.below(3) {
-        case 0: bytes[bytes.count - 5] ^= 0x01  // forged signature
-        case 1: bytes.removeLast(7)  // truncated
-        default: bytes = Array(repeating: 0xFF, count: Limits.eventBytesMax + 1)  // oversized
-        }
-        sendClient(bytes)
-    }
-
-    func submitRotation(_ i: Int) {
-        let n = nodes[i]
-        guard n.config.keys.count == 2 else { return }
-        guard n.replica != nil else { agenda.push(now + 100, .rotate(i)); return }
-        faults.insert(.keyRotation)
-        step(n, .rotateKey(new: n.config.keys[1].publicKey))
-    }
-
-    // MARK: - Invariants
-
-    func checkCommit(_ n: SimNode, _ c: CommittedBlock) {
-        guard n.honest else { n.executedState = c.state; return }
-        let b = c.certified.block, h = b.height.value
-        committedView[h] = min(committedView[h] ?? .max, c.certified.certificate.view)
-        // The commit certificate must pass the replay's check against the parent state.
-        if !options.checkInvariants {
-            if let known = committedHash[h], known != b.hash { violation("agreement: r\(n.index) committed another block at height \(h)") }
-            committedHash[h] = b.hash
-            if !faultsOn { commitsAfterFaults += 1 }
-            n.executedState = c.state
-            return
-        }
-        // Checked once per distinct certificate and parent state (replicas share most).
-        let parentRoot = committedRoot[h - 1] ?? (h == 1 ? genesisRoot : nil)
-        if parentRoot == nil || checkedCertificates.insert(CheckedCertificate(certificate: c.certified.certificate, parentRoot: parentRoot!)).inserted {
-            do { try n.executedState.verifyCertificate(c.certified.certificate, height: b.height, blockHash: b.hash) } catch {
-                violation("r\(n.index) committed height \(h) with a certificate replay refuses: \(error)")
-            }
-        }
-        if let known = committedHash[h] {
-            if known != b.hash { violation("agreement: r\(n.index) committed \(b.hash.short) at height \(h), another honest replica \(known.short)") }
-        } else {
-            committedHash[h] = b.hash
-            trace.u64(h); trace.b32(b.hash); trace.u64(now)
-            notePause(until: now)
-            lastCommitAt = now
-            if !faultsOn { commitsAfterFaults += 1 }
-            var scratch: [UInt8] = []
-            for raw in b.events {
-                let id = EventCrypto.id(raw)
-                guard checkedEvents.insert(id).inserted else { continue }
-                guard let e = try? Envelope(bytes: raw), EventCrypto.verify(e, scratch: &scratch) else {
-                    violation("height \(h) carries event \(id.short) without its author's valid signature"); continue
-                }
-            }
-        }
-        if let root = committedRoot[h] {
-            if root != c.stateRoot { violation("state roots differ at height \(h): r\(n.index) has \(c.stateRoot.short)") }
-        } else {
-            committedRoot[h] = c.stateRoot
-        }
-        n.executedState = c.state
-    }
-
-    /// An honest replica's vote leaves only once it is durable, and never contradicts an
-    /// earlier vote of the same signer.
-    func checkSentVote(_ n: SimNode, _ m: PeerMessage) {
-        var votes: [SignedConsensusMessage] = []
-        switch m {
-        case let .prePrepare(pp, _): votes = [pp]
-        case let .vote(v): votes = [v]
-        case let .newView(nv, _): votes = nv.prePrepares
-        default: return
-        }
-        for v in votes {
-            // Votes at or below the durable stable checkpoint are settled and collected.
-            if v.message.height.value > (n.durable.stable?.height.value ?? 0), n.durable.signed(v.message) != v {
-                violation("r\(n.index) sent \(v.message) before it was durable")
-            }
-            let (kind, h, view) = DurableState.slot(v.message)
-            let key = SeenVote(signer: v.signer, kind: kind, height: h, view: view)
-            if let old = honestVotes[key], old.message != v.message {
-                violation("honest r\(n.index) signed two different \(kind == 1 ? "pre-prepares" : kind == 2 ? "prepares" : kind == 3 ? "commits" : "checkpoints") at height \(h) view \(view)")
-            }
-            honestVotes[key] = v
-        }
-    }
-
-    /// PBFT's view-change safety, checked where it is decided: a new view re-proposes
-    /// every block already committed above its base checkpoint, unchanged, if it was
-    /// committed in an earlier view. A new view for a view lower than a block's commit is
-    /// not bound by it: a quorum had moved past that view to commit the block, and never
-    /// goes back, so such a new view (a primary back from a pause, acting on its backlog)
-    /// cannot be installed by one.
-    func checkNewView(_ n: SimNode, _ m: PeerMessage) {
-        // Checked when first sent: a retransmission goes out after later commits.
-        guard case let .newView(nv, _) = m, let first = nv.viewChanges.first,
-              checkedNewViews.insert([nv.primary, Blake2b.hash(nv.statement(chain: chain.raw))]).inserted else { return }
-        var base = first.stable.height.value
-        for vc in nv.viewChanges { base = max(base, vc.stable.height.value) }
-        var proposed: [UInt64: Hash32] = [:]
-        for pp in nv.prePrepares { if case let .prePrepare(_, h, x) = pp.message { proposed[h.value] = x } }
-        var h = base + 1
-        while let committed = committedHash[h] {
-            if proposed[h] != committed, committedView[h].map({ $0 < nv.view }) ?? true {
-                violation("honest r\(n.index)'s new view \(nv.view) does not re-propose block \(committed.short), committed at height \(h)")
-                return
-            }
-            h += 1
-        }
-    }
-
-    func settled() -> Bool {
-        guard !faultsOn, acked.count >= submittedIDs.count, submittedIDs.allSatisfy({ acked[$0] != nil }) else { return false }
-        let honest = nodes.filter(\.honest)
-        let top = honest.map { $0.chain.count }.max() ?? 0
-        return honest.allSatisfy { $0.chain.count == top && $0.replica != nil } && (acked.values.max() ?? 0) <= UInt64(top)
-    }
-
-    func finalChecks() {
-        // A pause still open at the end counts too.
-        if scenario.faultRotation != nil, acked.count < submittedIDs.count { notePause(until: now) }
-        guard violations.isEmpty else { return }
-        // Safety holds always; liveness only where some producer is acceptable to honest
-        // validators holding a quorum (see Scenario.someProducerAccepted).
-        guard scenario.someProducerAccepted else { return }
-        let honest = nodes.filter(\.honest)
-        let top = honest.map { $0.chain.count }.max() ?? 0
-        for n in honest where n.chain.count != top {
-            violation("liveness: r\(n.index) is at height \(n.chain.count), others at \(top), \(recoveryMs) ms after faults stopped")
-        }
-        let lost = submittedIDs.filter { acked[$0] == nil }.count
-        if lost > 0 { violation("liveness: \(lost) of \(submitted) client events never committed \(recoveryMs) ms after faults stopped") }
-        if submitted > 0, commitsAfterFaults == 0, acked.count < submitted { violation("liveness: no commit after faults stopped") }
-        // No acknowledged event is lost: every honest chain holds it at the height it was acknowledged at.
-        for n in honest {
-            var at: [EventID: UInt64] = [:]
-            for b in n.chain { for raw in b.block.events { at[EventCrypto.id(raw)] = b.block.height.value } }
-            for (id, h) in acked where at[id] != h {
-                violation("acknowledged event \(id.short) (height \(h)) is missing from r\(n.index)'s log"); break
-            }
-        }
-    }
 }
+
 
 extension Bytes32 {
     /// 64 bytes from a hash (a made-up signature).

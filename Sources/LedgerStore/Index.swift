@@ -273,31 +273,7 @@ extension LedgerLog {
                 ids.sort { $0.0 < $1.0 }
                 streams.sort()
                 let newMark = Mark(height: height, next: next, blockHash: lastHash, genesisHash: meta.genesisHash)
-                try index.write { t throws(StoreError) in
-                    let none = UnsafeRawBufferPointer(start: nil, count: 0)
-                    for (id, seq) in ids {
-                        let fresh = try withBytes(of: id) { k throws(StoreError) in
-                            try withBytes(of: seq.bigEndian) { v throws(StoreError) in try t.insertNew(.eventIDs, k, v) }
-                        }
-                        // An id already indexed at another sequence: the log holds an event
-                        // twice. Keep the first, report it, and go on — a stuck indexer
-                        // would leave every later event to the tail.
-                        if !fresh, let old = try t.get(.eventIDs, id.bytes).flatMap(Key.decodeU64), old != seq {
-                            duplicate = .corrupt(record: "events[\(seq)]", reason: "event \(id.short) is also events[\(old)]")
-                        }
-                    }
-                    var buf = [UInt8](repeating: 0, count: 41)  // tag | id | seq
-                    for e in streams {
-                        let seq = e.seq
-                        buf.withUnsafeMutableBytes { b in
-                            b[0] = e.tag
-                            e.id.withBytes { UnsafeMutableRawBufferPointer(rebasing: b[1 ..< 33]).copyMemory(from: $0) }
-                            b.storeBytes(of: seq.bigEndian, toByteOffset: 33, as: UInt64.self)
-                        }
-                        try withBytes(of: buf) { k throws(StoreError) in try t.put(.streams, k, none, none, append: false) }
-                    }
-                    try t.put(.indexMeta, Self.indexedKey, newMark.encoded, append: false)
-                }
+                if let d = try index.write({ t throws(StoreError) in try Self.writeEntries(t, ids, streams, newMark) }) { duplicate = d }
                 cacheLock.withLock {
                     markCache = newMark
                     unindexed = unindexed.filter { $0.key > height }
@@ -306,6 +282,38 @@ extension LedgerLog {
         }
         cacheLock.withLock { lastIndexError = duplicate }
         if let duplicate { throw duplicate }
+    }
+
+    /// One catch-up's index entries, sorted, and the new mark, in transaction `t`. An id
+    /// already indexed at another sequence means the log holds an event twice: the first
+    /// is kept and the duplicate returned, since a stuck indexer would leave every later
+    /// event to the tail.
+    static func writeEntries(_ t: any KVTxn, _ ids: [(EventID, UInt64)], _ streams: [StreamEntry], _ newMark: Mark) throws(StoreError) -> StoreError? {
+        var duplicate: StoreError?
+        let none = UnsafeRawBufferPointer(start: nil, count: 0)
+        for (id, seq) in ids {
+            let fresh = try withBytes(of: id) { k throws(StoreError) in
+                try withBytes(of: seq.bigEndian) { v throws(StoreError) in try t.insertNew(.eventIDs, k, v) }
+            }
+            // An id already indexed at another sequence: the log holds an event
+            // twice. Keep the first, report it, and go on — a stuck indexer
+            // would leave every later event to the tail.
+            if !fresh, let old = try t.get(.eventIDs, id.bytes).flatMap(Key.decodeU64), old != seq {
+                duplicate = StoreError.corrupt(record: "events[\(seq)]", reason: "event \(id.short) is also events[\(old)]")
+            }
+        }
+        var buf = [UInt8](repeating: 0, count: 41)  // tag | id | seq
+        for e in streams {
+            let seq = e.seq
+            buf.withUnsafeMutableBytes { b in
+                b[0] = e.tag
+                e.id.withBytes { UnsafeMutableRawBufferPointer(rebasing: b[1 ..< 33]).copyMemory(from: $0) }
+                b.storeBytes(of: seq.bigEndian, toByteOffset: 33, as: UInt64.self)
+            }
+            try withBytes(of: buf) { k throws(StoreError) in try t.put(.streams, k, none, none, append: false) }
+        }
+        try t.put(.indexMeta, Self.indexedKey, newMark.encoded, append: false)
+        return duplicate
     }
 
     /// Drops the index and builds it again from the events.

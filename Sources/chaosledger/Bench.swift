@@ -21,10 +21,55 @@ struct Bench: ParsableCommand {
     @Option(help: "The chain's rule version: 1 (no economy) or 2 (gas, base fee, per-block rewards), to measure the economy's cost.")
     var ruleVersion: UInt16 = RuleVersion.current
 
+    /// What every phase shares: the signed events, their parts for the raw baseline, and
+    /// the best rates and paired ratios measured so far.
+    final class Run {
+        let root: String, cores: Int, blockEvents: Int
+        let chain: ChainID, producer: SigningKey, genesis: Genesis
+        var signed: [[UInt8]] = [], envelopes: [Envelope] = []
+        var messages: [[UInt8]] = [], sigs: [Signature] = [], keys: [PublicKey] = []
+        var raw1 = Double.infinity, rawN = Double.infinity, ours = Double.infinity
+        var ingest = Double.infinity, indexRate = Double.nan, append = Double.infinity, rawLMDB = Double.infinity
+        var replay = Double.infinity, rebuild = Double.infinity
+        var oursRatios: [Double] = [], ingestRatios: [Double] = [], appendRatios: [Double] = [], replayRatios: [Double] = []
+        var ingestLog: LedgerLog!
+        init(root: String, cores: Int, blockEvents: Int, chain: ChainID, producer: SigningKey, genesis: Genesis) {
+            self.root = root; self.cores = cores; self.blockEvents = blockEvents
+            self.chain = chain; self.producer = producer; self.genesis = genesis
+        }
+        /// Raw libsodium verification of every event on every core (the baseline measured
+        /// just before each phase it is paired with); keeps the best rate.
+        func rawVerify() -> Double {
+            let t = Bench.time { _ = ParallelVerifier.rawBaseline(messages: messages, signatures: sigs, keys: keys, workers: cores) }
+            rawN = min(rawN, t)
+            return t
+        }
+    }
+
     func run() throws {
         let root = dir ?? NSTemporaryDirectory() + "chaosledger-bench-\(UUID().uuidString)"
         defer { if dir == nil { try? FileManager.default.removeItem(atPath: root) } }
-        let cores = ParallelVerifier.cores
+        let r = try setUp(root: root)
+        func want(_ p: String) -> Bool { phases.map { $0.split(separator: ",").contains(Substring(p)) } ?? true }
+        // Each phase is paired with its baseline measured just before it; a ratio is the
+        // median over `repeats` pairs. Load from other tenants of this machine moves
+        // absolute rates by 1.5x within minutes; adjacent pairs see the same load.
+        if want("verify") { verifyPhase(r) }
+        // Decode cost of the fixed layout (the schema decision).
+        var sink = 0
+        let decode = Self.time { for b in r.signed { sink &+= Int((try? Envelope(bytes: b))?.nonce ?? 0) } }
+        let decodePayload = Self.time { for e in r.envelopes { if case .transfer = try! e.decodePayload() { sink &+= 1 } } }
+        try ingestPhase(r)
+        guard want("append") || want("replay") || want("rebuild") else {
+            print(String(format: "ingest %.0f events/s", Double(events) / r.ingest)); return
+        }
+        try appendPhase(r)
+        try replayAndRebuildPhases(r)
+        report(r, decode: decode, decodePayload: decodePayload, sink: sink)
+    }
+
+    /// The chain, and `events` signed 200-byte transfers from 1,000 authors.
+    func setUp(root: String) throws -> Run {
         let chain = try ChainID("chaosledger-bench")
         let authors = 1_000
         let keys = (0 ..< authors).map { SigningKey.derived("bench-\($0)") }
@@ -36,131 +81,116 @@ struct Bench: ParsableCommand {
         let genesis = try Genesis(chainID: chain, timestampMs: 0, parameters: params,
                                   validators: [.init(key: producer.publicKey, name: "p", personality: "lawful", stake: 1 << 40)],
                                   allocations: keys.map { .init(account: $0.publicKey, amount: 1 << 40) }, ruleVersion: ruleVersion)
-
+        let r = Run(root: root, cores: ParallelVerifier.cores, blockEvents: blockEvents, chain: chain, producer: producer, genesis: genesis)
         // 200-byte signed transfers: 152 bytes of envelope + 48 of payload (6-byte memo).
         stderr("bench: signing \(events) events…")
-        var signed: [[UInt8]] = []
-        signed.reserveCapacity(events)
+        r.signed.reserveCapacity(events)
         for i in 0 ..< events {
             let a = i % authors
             let e = EventCrypto.makeEvent(chain: chain, key: keys[a], nonce: UInt64(i / authors + 1), fee: 1,
                                           payload: .transfer(to: keys[(a + 1) % authors].publicKey, amount: 1, memo: "bench!"))
-            signed.append(e.bytes)
+            r.signed.append(e.bytes)
         }
-        precondition(signed[0].count == 200, "bench events must be 200 bytes, got \(signed[0].count)")
-        let envelopes = signed.map { try! Envelope(bytes: $0) }
+        precondition(r.signed[0].count == 200, "bench events must be 200 bytes, got \(r.signed[0].count)")
+        r.envelopes = r.signed.map { try! Envelope(bytes: $0) }
+        r.messages = r.envelopes.map { Domain.event(chain.raw) + Array($0.signedBytes) }
+        r.sigs = r.envelopes.map(\.signature)
+        r.keys = r.envelopes.map(\.author)
+        return r
+    }
 
-        // Baseline 1: raw crypto_sign_verify_detached on 1 and on all cores.
-        let messages = envelopes.map { Domain.event(chain.raw) + Array($0.signedBytes) }
-        let sigs = envelopes.map(\.signature), pks = envelopes.map(\.author)
-        func want(_ p: String) -> Bool { phases.map { $0.split(separator: ",").contains(Substring(p)) } ?? true }
-        // Each phase is paired with its baseline measured just before it; a ratio is the
-        // median over `repeats` pairs. Load from other tenants of this machine moves
-        // absolute rates by 1.5x within minutes; adjacent pairs see the same load.
-        func rawVerify() -> Double { time { _ = ParallelVerifier.rawBaseline(messages: messages, signatures: sigs, keys: pks, workers: cores) } }
-        var raw1 = Double.infinity, rawN = Double.infinity, ours = Double.infinity
-        var oursRatios: [Double] = []
-        if want("verify") {
-            for _ in 0 ..< repeats {
-                raw1 = min(raw1, time { _ = ParallelVerifier.rawBaseline(messages: messages, signatures: sigs, keys: pks, workers: 1) })
-                let r = rawVerify()
-                rawN = min(rawN, r)
-                let o = time { _ = ParallelVerifier.verify(envelopes, workers: cores) }
-                ours = min(ours, o)
-                oursRatios.append(r / o)
-            }
+    /// Raw verification on one core and on all, and ours beside it.
+    func verifyPhase(_ r: Run) {
+        for _ in 0 ..< repeats {
+            r.raw1 = min(r.raw1, Self.time { _ = ParallelVerifier.rawBaseline(messages: r.messages, signatures: r.sigs, keys: r.keys, workers: 1) })
+            let base = r.rawVerify()
+            let o = Self.time { _ = ParallelVerifier.verify(r.envelopes, workers: r.cores) }
+            r.ours = min(r.ours, o)
+            r.oursRatios.append(base / o)
         }
-        var ingestRatios: [Double] = [], appendRatios: [Double] = [], replayRatios: [Double] = []
+    }
 
-        // Decode cost of the fixed layout (the schema decision).
-        var sink = 0
-        let decode = time { for b in signed { sink &+= Int((try? Envelope(bytes: b))?.nonce ?? 0) } }
-        let decodePayload = time { for e in envelopes { if case .transfer = try! e.decodePayload() { sink &+= 1 } } }
-
-        // 1. Ingest: decode + verify on every core + admit (nonce, balance, …) + durable block commit.
+    /// 1. Ingest: decode + verify on every core + admit (nonce, balance, …) + durable block commit.
+    func ingestPhase(_ r: Run) throws {
         stderr("bench: ingest…")
         var batches: [[[UInt8]]] = []
         var i = 0
-        while i < signed.count { batches.append(Array(signed[i ..< min(i + blockEvents, signed.count)])); i += blockEvents }
-        var ingest = Double.infinity
-        var indexRate = Double.nan
-        var ingestLog: LedgerLog!
-        for r in 0 ..< repeats {
-            let log = try LedgerLog.openLMDB(path: root + "/ingest-\(r)")
-            _ = try log.initialize(genesis: genesis)
-            let p = try SoloProducer(log: log, key: producer, clock: { h in h.value * 1_000 })
+        while i < r.signed.count { batches.append(Array(r.signed[i ..< min(i + blockEvents, r.signed.count)])); i += blockEvents }
+        for k in 0 ..< repeats {
+            let log = try LedgerLog.openLMDB(path: r.root + "/ingest-\(k)")
+            _ = try log.initialize(genesis: r.genesis)
+            let p = try SoloProducer(log: log, key: r.producer, clock: { h in h.value * 1_000 })
             var refused = 0
-            let base = rawVerify()
-            rawN = min(rawN, base)
-            let t = time {
-                for batch in try! p.ingest(batches) { for r in batch { if case .failure = r { refused += 1 } } }
+            let base = r.rawVerify()
+            let t = Self.time {
+                for batch in try! p.ingest(batches) { for x in batch { if case .failure = x { refused += 1 } } }
             }
-            ingest = min(ingest, t)
-            ingestRatios.append(base / t)
+            r.ingest = min(r.ingest, t)
+            r.ingestRatios.append(base / t)
             precondition(refused == 0, "bench events were refused")
             // The indexer catches up beside the appends; finish it before the next phase
             // and time a full catch-up on its own.
             try log.catchUpIndex()
-            if r == repeats - 1 {
-                indexRate = Double(events) / time { try! log.rebuildIndex() }
+            if k == repeats - 1 {
+                r.indexRate = Double(events) / Self.time { try! log.rebuildIndex() }
             }
-            ingestLog = log
+            r.ingestLog = log
         }
-        let ingestPath = ingestLog.path
+    }
 
-        guard want("append") || want("replay") || want("rebuild") else {
-            print(String(format: "ingest %.0f events/s", Double(events) / ingest)); return
-        }
+    /// 2. Append of verified events (group commit) beside raw LMDB appends of the same bytes.
+    func appendPhase(_ r: Run) throws {
         stderr("bench: append…")
-        let head = try ingestLog.metadata()!.head
+        let head = try r.ingestLog.metadata()!.head
         var commits: [BlockCommit] = []
         for h in 1 ... head.value {
-            let b = try ingestLog.block(at: Height(h))!
-            let evs = try ingestLog.events(from: b.firstSequence, count: Int(b.header.eventCount))
+            let b = try r.ingestLog.block(at: Height(h))!
+            let evs = try r.ingestLog.events(from: b.firstSequence, count: Int(b.header.eventCount))
             commits.append(BlockCommit(block: b, blockHash: Blake2b.hash(b.headerBytes), events: evs.map { ($0.id, $0.envelope) }))
         }
-        var append = Double.infinity, rawLMDB = Double.infinity
-        for r in 0 ..< repeats {
-            let appendLog = try LedgerLog.openLMDB(path: root + "/append-\(r)")
-            _ = try appendLog.initialize(genesis: genesis)
-            let base = try RawLMDBBaseline.append(dir: root + "/raw-\(r)", records: signed, perTxn: blockEvents)
-            rawLMDB = min(rawLMDB, base)
-            let t = time { for c in commits { try! appendLog.append(c) } }
-            append = min(append, t)
-            appendRatios.append(base / t)
+        for k in 0 ..< repeats {
+            let appendLog = try LedgerLog.openLMDB(path: r.root + "/append-\(k)")
+            _ = try appendLog.initialize(genesis: r.genesis)
+            let base = try RawLMDBBaseline.append(dir: r.root + "/raw-\(k)", records: r.signed, perTxn: blockEvents)
+            r.rawLMDB = min(r.rawLMDB, base)
+            let t = Self.time { for c in commits { try! appendLog.append(c) } }
+            r.append = min(r.append, t)
+            r.appendRatios.append(base / t)
             try appendLog.catchUpIndex()
         }
+    }
 
-        // 3. Replay with full verification; 4. rebuild without.
+    /// 3. Replay with full verification; 4. rebuild without.
+    func replayAndRebuildPhases(_ r: Run) throws {
         stderr("bench: replay…")
-        let reader = try LedgerLog.openLMDB(path: ingestPath, mode: .readOnly)
-        var replay = Double.infinity, rebuild = Double.infinity
+        let reader = try LedgerLog.openLMDB(path: r.ingestLog.path, mode: .readOnly)
         for _ in 0 ..< repeats {
-            let base = rawVerify()
-            rawN = min(rawN, base)
+            let base = r.rawVerify()
             let (report, _) = Replayer(log: reader).run()
-            replayRatios.append(base / report.seconds)
+            r.replayRatios.append(base / report.seconds)
             precondition(report.ok && report.events == UInt64(events), "replay failed: \(String(describing: report.failure))")
-            replay = min(replay, report.seconds)
+            r.replay = min(r.replay, report.seconds)
         }
         stderr("bench: rebuild…")
         for _ in 0 ..< repeats {
-            let (_, stats) = try StateLoader.rebuild(ingestLog)
+            let (_, stats) = try StateLoader.rebuild(r.ingestLog)
             precondition(stats.events == UInt64(events))
-            rebuild = min(rebuild, stats.seconds)
+            r.rebuild = min(r.rebuild, stats.seconds)
         }
+    }
 
-        let n = Double(events)
+    func report(_ r: Run, decode: Double, decodePayload: Double, sink: Int) {
+        let n = Double(events), cores = r.cores
         let figures: [(String, Double, String)] = [
-            ("raw libsodium verify, 1 core", n / raw1, "baseline"),
-            ("raw libsodium verify, \(cores) cores", n / rawN, "baseline"),
-            ("ParallelVerifier (ours), \(cores) cores", n / ours, pct(oursRatios, "raw \(cores)-core verify", target: 95)),
-            ("ingest: verify + admit + commit (blocks of \(blockEvents))", n / ingest, pct(ingestRatios, "raw \(cores)-core verify", target: 80)),
-            ("raw LMDB append, same bytes, \(blockEvents)/txn", n / rawLMDB, "baseline"),
-            ("append of verified events (group commit)", n / append, pct(appendRatios, "raw LMDB", target: 50)),
-            ("index build (ids + streams), from scratch", indexRate, "background, beside appends"),
-            ("replay with verification", n / replay, pct(replayRatios, "raw \(cores)-core verify", target: 80)),
-            ("rebuild without verification", n / rebuild, n / rebuild >= 500_000 ? "target ≥ 500000/s: met" : "target ≥ 500000/s: NOT met"),
+            ("raw libsodium verify, 1 core", n / r.raw1, "baseline"),
+            ("raw libsodium verify, \(cores) cores", n / r.rawN, "baseline"),
+            ("ParallelVerifier (ours), \(cores) cores", n / r.ours, pct(r.oursRatios, "raw \(cores)-core verify", target: 95)),
+            ("ingest: verify + admit + commit (blocks of \(blockEvents))", n / r.ingest, pct(r.ingestRatios, "raw \(cores)-core verify", target: 80)),
+            ("raw LMDB append, same bytes, \(blockEvents)/txn", n / r.rawLMDB, "baseline"),
+            ("append of verified events (group commit)", n / r.append, pct(r.appendRatios, "raw LMDB", target: 50)),
+            ("index build (ids + streams), from scratch", r.indexRate, "background, beside appends"),
+            ("replay with verification", n / r.replay, pct(r.replayRatios, "raw \(cores)-core verify", target: 80)),
+            ("rebuild without verification", n / r.rebuild, n / r.rebuild >= 500_000 ? "target ≥ 500000/s: met" : "target ≥ 500000/s: NOT met"),
             ("envelope decode (fixed layout), ns/event", decode / n * 1e9, "ns"),
             ("payload decode (transfer), ns/event", decodePayload / n * 1e9, "ns"),
         ]
@@ -168,13 +198,12 @@ struct Bench: ParsableCommand {
             printJSON(Dictionary(uniqueKeysWithValues: figures.map { ($0.0, $0.1) }).merging(["events": n, "cores": Double(cores), "sink": Double(sink % 2)]) { a, _ in a })
             return
         }
-        print("chaosledger bench: \(events) events of 200 bytes, \(authors) authors, blocks of \(blockEvents), \(cores) cores, best of \(repeats); ratios: median of \(repeats) adjacent pairs")
+        print("chaosledger bench: \(events) events of 200 bytes, 1000 authors, blocks of \(blockEvents), \(cores) cores, best of \(repeats); ratios: median of \(repeats) adjacent pairs")
         for (name, v, note) in figures {
             let unit = note == "ns" ? "ns      " : "events/s"
             let padded = name.count < 62 ? name + String(repeating: " ", count: 62 - name.count) : name
             print("  \(padded) \(String(format: "%10.0f", v)) \(unit)   \(note == "ns" ? "" : note)")
         }
-        _ = sink
     }
 
     /// The median of paired ratios (phase rate ÷ the baseline rate measured just before it).
@@ -186,7 +215,7 @@ struct Bench: ParsableCommand {
         return String(format: "%.0f%% of %@, median of %@ (target ≥ %d%%: %@)", p, name, all, target, p >= Double(target) ? "met" : "NOT met")
     }
 
-    func time(_ body: () throws -> Void) rethrows -> Double {
+    static func time(_ body: () throws -> Void) rethrows -> Double {
         let t0 = DispatchTime.now().uptimeNanoseconds
         try body()
         return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9

@@ -93,27 +93,14 @@ struct BenchNet: AsyncParsableCommand {
         defer { for p in procs { p.stop() } }
         let nodes = (0 ..< 4).map { NodeClient(layout.httpURL($0)) }
         let ports = (0 ..< 4).map { httpPort + $0 }
-        let readyBy = Date().addingTimeInterval(60)
-        for n in nodes {
-            while true {
-                if let (s, _) = try? await n.request("GET", "/ready"), s == 200 { break }
-                guard Date() < readyBy else { throw CLIError("the cluster did not become ready; logs in \(path)/logs") }
-                try await Task.sleep(for: .milliseconds(200))
-            }
-        }
+        try await waitReady(nodes, logs: path + "/logs")
         let chain = try ChainID("chaosledger-devnet")
         let to = keys[0].publicKey
         // Pre-signed events, so client signing does not compete with the nodes while
         // measuring (signed on every core before the first phase).
         let perClient = Int(max(200, 2.2 * seconds * 8_000 / Double(clients))) * self.rounds
         stderr("bench-net: signing \(perClient * clients) events")
-        let signed = UncheckedBox([[[UInt8]]](repeating: [], count: keys.count))
-        DispatchQueue.concurrentPerform(iterations: keys.count) { i in
-            let pool = (1 ... perClient).map { EventCrypto.makeEvent(chain: chain, key: keys[i], nonce: UInt64($0), fee: 1,
-                                                                    payload: .transfer(to: to, amount: 1, memo: "")).bytes }
-            signed.lock.withLock { signed.value[i] = pool }
-        }
-        let pools = signed.value
+        let pools = Self.sign(keys: keys, perClient: perClient, chain: chain, to: to)
         let cursor = Cursor(clients)
 
         // Baseline in the same run, paired with each phase: one core verifying 20,000 of
@@ -160,6 +147,11 @@ struct BenchNet: AsyncParsableCommand {
             let half = await paired { await load(name: "half", ports: ports, pools: pools, cursor: cursor, clients: clients, batch: batch, intervalMs: halfInterval, seconds: seconds) }
             results.append([light, half, full])
         }
+        report(results, raw1: raw1, raw2: raw2, cores: cores)
+    }
+
+    /// Prints every round's phases and the median of the rounds, as text or JSON.
+    func report(_ results: [[Phase]], raw1: Double, raw2: Double, cores: Int) {
         let names = ["light", "half", "full"]
         func median(_ xs: [Double]) -> Double {
             let s = xs.sorted()
@@ -220,6 +212,29 @@ struct BenchNet: AsyncParsableCommand {
                          median(ps.map { percentile($0.latenciesMs, 50) }), median(ps.map { percentile($0.latenciesMs, 99) }),
                          100 * median(ps.map(\.verifyShare))))
         }
+    }
+
+    /// Waits until every node reports `/ready` (at most 60 s).
+    func waitReady(_ nodes: [NodeClient], logs: String) async throws {
+        let readyBy = Date().addingTimeInterval(60)
+        for n in nodes {
+            while true {
+                if let (s, _) = try? await n.request("GET", "/ready"), s == 200 { break }
+                guard Date() < readyBy else { throw CLIError("the cluster did not become ready; logs in \(logs)") }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+    }
+
+    /// Each client's events, signed on every core before the first phase.
+    static func sign(keys: [SigningKey], perClient: Int, chain: ChainID, to: PublicKey) -> [[[UInt8]]] {
+        let signed = UncheckedBox([[[UInt8]]](repeating: [], count: keys.count))
+        DispatchQueue.concurrentPerform(iterations: keys.count) { i in
+            let pool = (1 ... perClient).map { EventCrypto.makeEvent(chain: chain, key: keys[i], nonce: UInt64($0), fee: 1,
+                                                                    payload: .transfer(to: to, amount: 1, memo: "")).bytes }
+            signed.lock.withLock { signed.value[i] = pool }
+        }
+        return signed.value
     }
 
     /// The chain's height as a node reports it (0 if it does not answer).

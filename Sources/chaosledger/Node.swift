@@ -137,22 +137,7 @@ struct NodeCommand: AsyncParsableCommand {
         let op = try s.operatorKeyFile.map(readKey) ?? key
         let extra = try s.rotationKeyFiles.map(readKey)
 
-        let log = try openLog(s.dataDir + "/log", readOnly: false)
-        if try log.metadata() == nil {
-            guard let g = s.genesisFile else { throw CLIError("\(s.dataDir)/log is empty and no genesisFile is set") }
-            let doc: GenesisFile
-            do { doc = try JSONDecoder().decode(GenesisFile.self, from: try Data(contentsOf: URL(fileURLWithPath: g))) } catch {
-                throw CLIError("\(g): \(error)")
-            }
-            _ = try log.initialize(genesis: try doc.genesis())
-            logger.info("initialised the log from the genesis", metadata: ["file": "\(g)"])
-        }
-        let store: RecordStore
-        do { store = try RecordStore.open(path: s.dataDir + "/consensus") } catch { throw CLIError("consensus store: \(error)") }
-        if store.truncatedTailBytes > 0 {
-            // An append cut short by a crash: never synced, so nothing that depended on it was sent.
-            logger.warning("consensus store: cut off a torn last append", metadata: ["bytes": "\(store.truncatedTailBytes)"])
-        }
+        let (log, store) = try Self.openStores(s, logger: logger)
         var o = NodeOptions(role: s.role, keys: [key] + extra, operatorKey: op)
         o.personality = s.personality
         o.wittyMemes = s.wittyMemes
@@ -165,19 +150,7 @@ struct NodeCommand: AsyncParsableCommand {
         let driver: NodeDriver
         do { driver = try NodeDriver(log: log, store: store, options: o, logger: logger) } catch { throw CLIError("\(error)") }
 
-        let anyFollower = s.followers.contains("*")
-        let followerKeys = Set(s.followers.compactMap { Bytes32(hex: $0) })
-        let role = s.role
-        let chain = try log.metadata()!.chainID
-        var mc = MeshConfig(port: s.meshPort, identity: key, chainID: chain, bootstrap: s.bootstrap)
-        mc.host = s.meshHost
-        mc.followersMax = s.followersMax
-        let mesh = Mesh(config: mc, policy: { [driver] k in
-            if driver.isValidator(k) { return .validator }
-            // A follower serves no other follower: it only listens to validators.
-            if role == .validator, anyFollower || followerKeys.contains(k) { return .follower }
-            return nil
-        }, sink: driver, logger: logger)
+        let mesh = try Self.mesh(s, key: key, chain: try log.metadata()!.chainID, driver: driver, logger: logger)
         driver.attach(mesh)
         try await mesh.start()
         driver.start()
@@ -199,6 +172,46 @@ struct NodeCommand: AsyncParsableCommand {
         logger.info("serving", metadata: ["http": "\(s.httpHost):\(s.httpPort)", "mesh": "\(s.meshHost):\(mesh.listeningPort)"])
         try await group.run()
         logger.info("exited cleanly")
+    }
+
+    /// The event log (initialised from the genesis file when empty) and the consensus
+    /// record store.
+    static func openStores(_ s: NodeSettings, logger: Logger) throws -> (LedgerLog, RecordStore) {
+        let log = try openLog(s.dataDir + "/log", readOnly: false)
+        if try log.metadata() == nil {
+            guard let g = s.genesisFile else { throw CLIError("\(s.dataDir)/log is empty and no genesisFile is set") }
+            let doc: GenesisFile
+            do { doc = try JSONDecoder().decode(GenesisFile.self, from: try Data(contentsOf: URL(fileURLWithPath: g))) } catch {
+                throw CLIError("\(g): \(error)")
+            }
+            _ = try log.initialize(genesis: try doc.genesis())
+            logger.info("initialised the log from the genesis", metadata: ["file": "\(g)"])
+        }
+        let store: RecordStore
+        do { store = try RecordStore.open(path: s.dataDir + "/consensus") } catch { throw CLIError("consensus store: \(error)") }
+        if store.truncatedTailBytes > 0 {
+            // An append cut short by a crash: never synced, so nothing that depended on it was sent.
+            logger.warning("consensus store: cut off a torn last append", metadata: ["bytes": "\(store.truncatedTailBytes)"])
+        }
+        return (log, store)
+    }
+
+    /// The mesh and who may join it: validators, and on a validator the followers the
+    /// operator listed.
+    static func mesh(_ s: NodeSettings, key: SigningKey, chain: ChainID, driver: NodeDriver, logger: Logger) throws -> Mesh {
+        let anyFollower = s.followers.contains("*")
+        let followerKeys = Set(s.followers.compactMap { Bytes32(hex: $0) })
+        let role = s.role
+        var mc = MeshConfig(port: s.meshPort, identity: key, chainID: chain, bootstrap: s.bootstrap)
+        mc.host = s.meshHost
+        mc.followersMax = s.followersMax
+        let mesh = Mesh(config: mc, policy: { [driver] k in
+            if driver.isValidator(k) { return .validator }
+            // A follower serves no other follower: it only listens to validators.
+            if role == .validator, anyFollower || followerKeys.contains(k) { return .follower }
+            return nil
+        }, sink: driver, logger: logger)
+        return mesh
     }
 }
 

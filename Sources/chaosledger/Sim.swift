@@ -69,7 +69,16 @@ struct Sim: ParsableCommand {
                 sink.add(r, text)
             }
         }
-        let reports = sink.reports.sorted { $0.seed < $1.seed }
+        let failed = summarize(sink.reports.sorted { $0.seed < $1.seed }, seeds: range.count, seconds: Date().timeIntervalSince(start))
+        if !failed.isEmpty {
+            print("failing seeds: \(failed.prefix(50).map(String.init).joined(separator: " "))")
+            throw ExitCode(1)
+        }
+    }
+
+    /// Prints the sweep's totals, its commit pauses and the faults it exercised; returns
+    /// the failing seeds.
+    func summarize(_ reports: [SimReport], seeds: Int, seconds: Double) -> [UInt64] {
         var failed: [UInt64] = []
         var faults: [FaultKind: Int] = [:]
         var commits = 0, events = 0, viewChanges = 0, messages = 0, transfers = 0, slashed = 0
@@ -79,8 +88,7 @@ struct Sim: ParsableCommand {
             messages += r.messages; transfers += r.stateTransfers; slashed += r.slashed
             if !r.ok { failed.append(r.seed) }
         }
-        let secs = Date().timeIntervalSince(start)
-        print("\(range.count) seeds, \(failed.count) failed, in \(String(format: "%.1f", secs)) s: \(commits) blocks, \(events) events, "
+        print("\(seeds) seeds, \(failed.count) failed, in \(String(format: "%.1f", seconds)) s: \(commits) blocks, \(events) events, "
             + "\(viewChanges) view changes, \(transfers) state-transfer fetches, \(slashed) slashings, \(messages) messages")
         let stuck = reports.filter { !$0.scenario.someProducerAccepted }.count
         if stuck > 0 {
@@ -93,10 +101,7 @@ struct Sim: ParsableCommand {
                 + "over 1 s: \(pauses.filter { $0 > 1_000 }.count); bounds: 1,000 ms with one faulty, 1,800 ms with two")
         }
         print("faults exercised (seeds): " + FaultKind.allCases.map { "\($0.rawValue) \(faults[$0] ?? 0)" }.joined(separator: ", "))
-        if !failed.isEmpty {
-            print("failing seeds: \(failed.prefix(50).map(String.init).joined(separator: " "))")
-            throw ExitCode(1)
-        }
+        return failed
     }
 }
 
