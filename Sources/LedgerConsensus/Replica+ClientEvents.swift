@@ -46,15 +46,11 @@ extension Replica {
             guard EventCrypto.verify(e, scratch: &scratch) else { return refuse(.forgedEvent, "client event with a bad signature") }
             rememberVerified(id)
         }
-        mempool[id] = e
-        mempoolSince[id] = now
-        mempoolOrder.append(id)
-        byAuthor[e.author, default: [:]][e.nonce, default: []].append(id)
-        if !Self.isOpinion(e) { clientPending += 1 }
+        mempool.insert(e, id: id, at: now)
         if oldestPendingAt == nil { oldestPendingAt = now }
         // One that can go into a block ends a pause after a build that found nothing:
         // otherwise a mempool full of future nonces would hold it back a batch delay.
-        if e.nonce <= chainEnd(e.author, after: acct.nonce) {
+        if e.nonce <= mempool.chainEnd(e.author, after: acct.nonce) {
             chainableSinceBuild += 1
             buildIdleUntil = 0
         }
@@ -80,24 +76,12 @@ extension Replica {
     }
 
     mutating func dropFromMempool(_ ids: some Sequence<EventID>) {
-        var any = false
-        for id in ids {
-            guard let e = mempool.removeValue(forKey: id) else { continue }
-            mempoolSince[id] = nil
-            if var list = byAuthor[e.author]?[e.nonce] {
-                list.removeAll { $0 == id }
-                byAuthor[e.author]![e.nonce] = list.isEmpty ? nil : list
-                if byAuthor[e.author]!.isEmpty { byAuthor[e.author] = nil }
-            }
-            any = true
-            if !Self.isOpinion(e) { clientPending -= 1 }
-        }
-        if any, mempoolOrder.count > 2 * mempool.count + 64 { mempoolOrder.removeAll { mempool[$0] == nil } }
-        if mempool.isEmpty { mempoolOrder.removeAll(keepingCapacity: true); byAuthor.removeAll(); oldestPendingAt = nil }
+        mempool.remove(ids)
+        if mempool.isEmpty { oldestPendingAt = nil }
     }
 
     /// A validator's opinion on a block: opinions wait for company (`opinionDelayMs`).
-    static func isOpinion(_ e: Envelope) -> Bool { e.kind == .opinion }
+    static func isOpinion(_ e: Envelope) -> Bool { Mempool.isOpinion(e) }
 
     /// Authors an event with the operator key (opinions, evidence) and treats it like a client's.
     mutating func authorEvent(_ p: Payload, _ out: inout Output) {

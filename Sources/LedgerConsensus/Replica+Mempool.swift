@@ -22,7 +22,7 @@ extension Replica {
             dropExpiredWaiting()
         }
         var candidates: [(author: PublicKey, ids: [EventID])] = []
-        for (author, byNonce) in byAuthor {
+        for (author, byNonce) in mempool.byAuthor {
             guard let acct = state.accounts[author], let ids = byNonce[acct.nonce + 1] else { continue }
             candidates.append((author, ids))
         }
@@ -56,7 +56,7 @@ extension Replica {
     mutating func dropStale(authors: some Sequence<PublicKey>) {
         var stale: [EventID] = []
         for author in Set(authors) {
-            guard let byNonce = byAuthor[author], let acct = state.accounts[author] else { continue }
+            guard let byNonce = mempool.byAuthor[author], let acct = state.accounts[author] else { continue }
             for (n, ids) in byNonce where n <= acct.nonce {
                 for id in ids {
                     stale.append(id)
@@ -71,47 +71,16 @@ extension Replica {
     /// predecessor was lost or replaced) leave.
     mutating func dropExpiredWaiting() {
         var expired: [EventID] = []
-        for (author, byNonce) in byAuthor {
+        for (author, byNonce) in mempool.byAuthor {
             guard let next = state.accounts[author].map({ $0.nonce + 1 }), byNonce[next] == nil else { continue }
             for (n, ids) in byNonce where n > next {
-                for id in ids where now >= (mempoolSince[id] ?? now) &+ config.mempoolWaitMaxMs {
+                for id in ids where now >= (mempool.since[id] ?? now) &+ config.mempoolWaitMaxMs {
                     expired.append(id)
                     dropped.append(.droppedEvent(id, .futureNonce(expected: next, got: n)))
                 }
             }
         }
         dropFromMempool(expired)
-    }
-
-    /// The highest nonce n such that this author's events with nonces `base + 1` … n are
-    /// all in the mempool (`base` when the next one is missing).
-    func chainEnd(_ author: PublicKey, after base: UInt64) -> UInt64 {
-        guard let byNonce = byAuthor[author] else { return base }
-        var n = base
-        while byNonce[n + 1] != nil { n += 1 }
-        return n
-    }
-
-    /// Calls `body` once for each mempool event not in `inFlight` that a block on
-    /// `accounts` can take, in arrival order, until `body` returns false: an author's
-    /// nonces from its next one up while they follow each other here, and (with
-    /// `stale`) those at or below its nonce, which a build drops. An event behind a
-    /// missing nonce could only wait aside: 2,800 future nonces from a flood, each tried
-    /// against the state on every build, cut honest throughput to 29%.
-    func forEachChainable(on accounts: [PublicKey: Account], inFlight: Set<EventID>, stale: Bool,
-                          _ body: (EventID, Envelope) -> Bool) {
-        // `mempoolOrder` is compacted lazily, so an id removed and admitted again can be
-        // listed twice: each event is passed once.
-        var listed = Set<EventID>()
-        var runEnd: [PublicKey: UInt64] = [:]
-        for id in mempoolOrder {
-            guard let e = mempool[id], !inFlight.contains(id) else { continue }
-            let base = accounts[e.author]?.nonce ?? 0
-            let end = runEnd[e.author] ?? chainEnd(e.author, after: base)
-            runEnd[e.author] = end
-            guard e.nonce <= end, stale || e.nonce > base, listed.insert(id).inserted else { continue }
-            if !body(id, e) { return }
-        }
     }
 
     /// The most events `pushWaitingEvents` passes on at once.
@@ -131,7 +100,7 @@ extension Replica {
         var batch: [[UInt8]] = [], bytes = 0
         let most = min(Self.pushEventsMax, Int(state.parameters.blockEventsMax))
         // Only events that can go into a block now (not ones waiting behind a gap).
-        forEachChainable(on: state.accounts, inFlight: inFlightIDs(), stale: false) { _, e in
+        mempool.forEachChainable(on: state.accounts, inFlight: inFlightIDs(), stale: false) { _, e in
             guard batch.count < most, bytes + e.bytes.count <= Limits.peerMessageBytesMax / 2 else { return false }
             batch.append(e.bytes)
             bytes += e.bytes.count + 4

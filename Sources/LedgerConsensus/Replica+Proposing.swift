@@ -18,10 +18,10 @@ extension Replica {
             // Only opinions waiting (events in flight do not count): they wait for other
             // events, or `opinionDelayMs`.
             let opinionsOnly: Bool
-            if clientPending == 0 {
+            if mempool.clientCount == 0 {
                 opinionsOnly = true
             } else if inFlight > 0, let o = oldestPendingAt, now >= o &+ config.batchDelayMs {
-                opinionsOnly = clientPending <= clientEventsInFlight()
+                opinionsOnly = mempool.clientCount <= clientEventsInFlight()
             } else {
                 opinionsOnly = false
             }
@@ -95,7 +95,7 @@ extension Replica {
     }
 
     /// Mempool events other than opinions that are in blocks proposed above the
-    /// executed height (`clientPending` counts them too).
+    /// executed height (`mempool.clientCount` counts them too).
     func clientEventsInFlight() -> Int {
         var n = 0
         forEachInFlight { spec in
@@ -121,7 +121,7 @@ extension Replica {
         var candidates: [(id: EventID, e: Envelope)] = []
         candidates.reserveCapacity(mempool.count)
         var fees = Set<UInt64>()
-        forEachChainable(on: s.accounts, inFlight: inFlight, stale: true) { id, e in
+        mempool.forEachChainable(on: s.accounts, inFlight: inFlight, stale: true) { id, e in
             candidates.append((id, e))
             fees.insert(e.fee)
             return true

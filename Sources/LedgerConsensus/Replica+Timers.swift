@@ -87,8 +87,8 @@ extension Replica {
         lastReforwardAt = now
         let inFlight = inFlightIDs()
         var n = 0
-        for id in mempoolOrder where n < 1_000 {
-            guard let e = mempool[id], !inFlight.contains(id), let since = mempoolSince[id], now >= since &+ every else { continue }
+        for id in mempool.order where n < 1_000 {
+            guard let e = mempool[id], !inFlight.contains(id), let since = mempool.since[id], now >= since &+ every else { continue }
             send(.request(e.bytes))
             n += 1
         }

@@ -50,12 +50,7 @@ public struct Replica: Sendable {
     /// view it had installed (at most once per `retransmitMs` each).
     var newViewResentAt: [PublicKey: UInt64] = [:]
 
-    var mempool: [EventID: Envelope] = [:]
-    var mempoolSince: [EventID: UInt64] = [:]
-    var mempoolOrder: [EventID] = []
-    /// The mempool by author and nonce: the view timer asks whether any author's next
-    /// nonce is waiting, which the arrival order cannot answer cheaply (see `hasApplicableEvent`).
-    var byAuthor: [PublicKey: [UInt64: [EventID]]] = [:]
+    var mempool = Mempool()
     var verified = Set<EventID>()
     var seen: [SeenKey: SignedConsensusMessage] = [:]
     var reported = Set<SeenKey>()
@@ -101,8 +96,6 @@ public struct Replica: Sendable {
     var chainableLeft = 0
     /// The full-block rule is off until this (after it asked for a block that came out short).
     var fullRuleOffUntil: UInt64 = 0
-    /// Mempool events that are not opinions (see `opinionDelayMs`).
-    var clientPending = 0
     var nextOwnNonce: UInt64 = 0
 
     var nextToken: UInt64 = 0
