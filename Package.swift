@@ -39,6 +39,10 @@ let package = Package(
             "LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections", "LedgerAudit", "LedgerConsensus", "LedgerAgents",
             .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"),
         ], swiftSettings: strict),
+        // Workloads that write a log without consensus: the solo producer and the demo.
+        .target(name: "LedgerWorkload", dependencies: [
+            "LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections", "LedgerAudit", "LedgerAgents",
+        ], swiftSettings: strict),
         // The TCP mesh between nodes (SwiftNIO).
         .target(name: "LedgerMesh", dependencies: [
             "LedgerCore", "LedgerCrypto", "LedgerConsensus", "LedgerNode",
@@ -58,7 +62,7 @@ let package = Package(
             name: "chaosledger",
             dependencies: [
                 "LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections", "LedgerNode", "LedgerAudit",
-                "LedgerConsensus", "LedgerAgents", "LedgerSimulation", "LedgerMesh", "LedgerHTTP",
+                "LedgerConsensus", "LedgerAgents", "LedgerSimulation", "LedgerMesh", "LedgerHTTP", "LedgerWorkload",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "SystemPackage", package: "swift-system"),
@@ -71,7 +75,7 @@ let package = Package(
             name: "LedgerTests",
             dependencies: [
                 "LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections", "LedgerNode", "LedgerAudit",
-                "LedgerConsensus", "LedgerAgents", "LedgerSimulation", "LedgerMesh", "LedgerHTTP", "chaosledger",
+                "LedgerConsensus", "LedgerAgents", "LedgerSimulation", "LedgerMesh", "LedgerHTTP", "LedgerWorkload", "chaosledger",
                 .product(name: "PropertyBased", package: "swift-property-based"),
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),

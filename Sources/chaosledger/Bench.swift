@@ -6,6 +6,7 @@ import LedgerCrypto
 import LedgerNode
 import LedgerProjections
 import LedgerStore
+import LedgerWorkload
 
 /// `chaosledger bench`: throughput of the spine next to baselines measured in the same
 /// run on the same machine (raw libsodium verification, raw LMDB appends). Run it on a

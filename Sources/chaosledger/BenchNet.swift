@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LedgerCore
 import LedgerCrypto
+import LedgerHTTP
 import LedgerNode
 
 /// The load benchmark of the replicated network: 4 validator processes on this

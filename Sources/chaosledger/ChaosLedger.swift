@@ -6,6 +6,7 @@ import LedgerCrypto
 import LedgerNode
 import LedgerProjections
 import LedgerStore
+import LedgerWorkload
 
 @main
 struct ChaosLedgerCommand: AsyncParsableCommand {

@@ -1,10 +1,11 @@
 import ArgumentParser
 import Foundation
+import LedgerAudit
 import LedgerCore
 import LedgerCrypto
 import LedgerNode
-import LedgerAudit
 import LedgerStore
+import LedgerWorkload
 
 /// Test support: appends blocks forever (or `--blocks`), printing `committed H` after
 /// each durable commit. The crash test kills it with SIGKILL and checks that every

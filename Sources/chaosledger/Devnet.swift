@@ -1,8 +1,9 @@
 import ArgumentParser
 import Foundation
+import LedgerAgents
 import LedgerCore
 import LedgerCrypto
-import LedgerAgents
+import LedgerHTTP
 import LedgerNode
 import LedgerProjections
 

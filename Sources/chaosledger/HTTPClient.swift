@@ -3,6 +3,7 @@ import Foundation
 import FoundationNetworking
 #endif
 import LedgerCore
+import LedgerHTTP
 import LedgerNode
 
 /// The few HTTP calls the CLI makes to a node's API (`submit`, `devnet`, `bench-net`).

@@ -2,8 +2,9 @@ import ArgumentParser
 import Foundation
 import LedgerAudit
 import LedgerCore
-import LedgerNode
 import LedgerCrypto
+import LedgerHTTP
+import LedgerNode
 import LedgerProjections
 import LedgerStore
 

@@ -2,6 +2,7 @@ import Foundation
 import LedgerConsensus
 import LedgerCore
 import LedgerCrypto
+import LedgerHTTP
 import LedgerNode
 import LedgerProjections
 import LedgerStore

@@ -4,6 +4,7 @@ import LedgerCrypto
 import LedgerNode
 import LedgerProjections
 import LedgerStore
+import LedgerWorkload
 import PropertyBased
 import Testing
 

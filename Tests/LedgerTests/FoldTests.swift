@@ -1,9 +1,10 @@
+import LedgerAudit
 import LedgerCore
 import LedgerCrypto
-import LedgerAudit
 import LedgerNode
-import LedgerStore
 import LedgerProjections
+import LedgerStore
+import LedgerWorkload
 import Testing
 
 /// Table-driven fold tests: a setup of valid events, then one event, then the expected

@@ -1,14 +1,16 @@
 import Foundation
-import Hummingbird
 import HTTPTypes
+import Hummingbird
 import HummingbirdTesting
 import LedgerAudit
 import LedgerCore
 import LedgerCrypto
 @testable import LedgerHTTP
+import LedgerHTTP
 import LedgerNode
 import LedgerProjections
 import LedgerStore
+import LedgerWorkload
 import Logging
 import Synchronization
 import Testing

@@ -4,6 +4,7 @@ import LedgerCore
 import LedgerCrypto
 import LedgerNode
 import LedgerStore
+import LedgerWorkload
 import Testing
 
 /// A flag two threads share in a test (NSLock-guarded).

@@ -16,11 +16,12 @@ import Testing
         "LedgerAudit": ["LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections"],
         "LedgerNode": ["LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections", "LedgerAudit", "LedgerConsensus",
                        "LedgerAgents", "Logging", "Metrics"],
+        "LedgerWorkload": ["LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections", "LedgerAudit", "LedgerAgents"],
         "LedgerMesh": ["LedgerCore", "LedgerCrypto", "LedgerConsensus", "LedgerNode", "NIOCore", "NIOPosix", "Logging"],
         "LedgerHTTP": ["LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections", "LedgerConsensus", "LedgerNode",
                        "Hummingbird", "Logging", "Metrics", "Prometheus", "HummingbirdCore", "NIOCore"],
         "chaosledger": ["LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections", "LedgerAudit", "LedgerNode",
-                        "LedgerConsensus", "LedgerAgents", "LedgerSimulation", "LedgerMesh", "LedgerHTTP", "ArgumentParser",
+                        "LedgerConsensus", "LedgerAgents", "LedgerSimulation", "LedgerMesh", "LedgerHTTP", "LedgerWorkload", "ArgumentParser",
                         "Configuration", "ServiceLifecycle", "Logging", "Metrics", "SystemPackage"],
     ]
     static let system: Set<String> = ["Foundation", "FoundationNetworking", "Dispatch", "Glibc", "Synchronization"]

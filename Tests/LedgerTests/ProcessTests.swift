@@ -4,6 +4,7 @@ import LedgerCore
 import LedgerCrypto
 import LedgerNode
 import LedgerStore
+import LedgerWorkload
 import Testing
 
 /// Tests that run the real `chaosledger` executable in child processes.

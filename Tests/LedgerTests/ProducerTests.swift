@@ -4,6 +4,7 @@ import LedgerCrypto
 import LedgerNode
 import LedgerProjections
 import LedgerStore
+import LedgerWorkload
 import Testing
 
 /// The solo producer's admission and packing: every refusal is typed and leaves the

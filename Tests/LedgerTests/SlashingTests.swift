@@ -4,6 +4,7 @@ import LedgerCrypto
 import LedgerNode
 import LedgerProjections
 import LedgerStore
+import LedgerWorkload
 import Testing
 
 /// Evidence, slashing, jailing, epochs and opinions (issue 3, part 2). The fixture's

@@ -6,6 +6,7 @@ import LedgerCrypto
 import LedgerNode
 import LedgerProjections
 import LedgerStore
+import LedgerWorkload
 
 /// A fresh temporary directory, removed by `cleanup()`.
 struct TempDir {

@@ -1,5 +1,6 @@
 import Foundation
 import LedgerCore
+import LedgerNode
 import LedgerProjections
 import LedgerStore
 
