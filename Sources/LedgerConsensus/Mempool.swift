@@ -18,6 +18,9 @@ struct Mempool {
     /// Events that are not opinions (see `ReplicaConfig.opinionDelayMs`).
     private(set) var clientCount = 0
 
+    /// Events one author may hold at one nonce (a pending one and its fee replacements).
+    static let perNonceMax = 4
+
     var count: Int { events.count }
     var isEmpty: Bool { events.isEmpty }
     subscript(_ id: EventID) -> Envelope? { events[id] }

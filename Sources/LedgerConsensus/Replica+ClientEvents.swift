@@ -39,6 +39,14 @@ extension Replica {
             }
             return nil
         }
+        // Bounded per author, as admission bounds it: nonces at most `authorAheadMax`
+        // ahead, and a few events per nonce (fee replacements). Beyond that the event is
+        // not kept; its relayer is not convicted, since it may be ahead of this replica.
+        guard e.nonce - acct.nonce <= config.authorAheadMax,
+              (mempool.byAuthor[e.author]?[e.nonce]?.count ?? 0) < Mempool.perNonceMax else {
+            out.notes.append(.rejectedMessage("event \(id.short) is beyond its author's bound in the mempool"))
+            return nil
+        }
         guard mempool.count < Limits.mempoolEventsMax else { out.notes.append(.rejectedMessage("mempool full")); return nil }
         if signatureChecked { rememberVerified(id) }
         if !verified.contains(id) {

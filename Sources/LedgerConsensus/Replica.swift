@@ -148,6 +148,9 @@ public struct Replica: Sendable {
         nextOwnNonce = (state.accounts[config.operatorKey.publicKey]?.nonce ?? 0) + 1
     }
 
+    /// Events in the mempool (tests, status).
+    public var mempoolCount: Int { mempool.count }
+
     /// One line of what this replica is doing, for traces.
     public var status: String {
         "view \(view)\(changing ? " (changing)" : "") executed \(state.height) stable \(stable.height) epoch \(epoch) "

@@ -41,6 +41,10 @@ public struct ReplicaConfig: Sendable {
     public var clockDriftMaxMs: UInt64 = 30_000
     /// How long an event whose nonce is ahead of its author's may wait in the mempool.
     public var mempoolWaitMaxMs: UInt64 = 60_000
+    /// How far ahead of its author's nonce an event may be to enter the mempool (the
+    /// node's admission bound, `nonceAheadMax`): a peer could otherwise fill the mempool
+    /// with one funded key's future nonces, which never commit and never pay.
+    public var authorAheadMax: UInt64 = Limits.authorPendingMax
     public var personality: any Personality = Lawful()
     public var producer: any ProducerStrategy = Lawful()
     /// Record each verdict as a signed opinion event.

@@ -180,6 +180,7 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
         c.primaryRule = options.primaryRule
         c.viewTimeoutMs = options.viewTimeoutMs
         c.batchDelayMs = options.blockIntervalMs
+        c.authorAheadMax = options.nonceAheadMax
         c.personality = Personalities.named(options.personality)
         // A witty producer plays to the chain's validators (their personalities at
         // start); a lazy one posts "gm", which memetic validators refuse.

@@ -122,6 +122,29 @@ import Testing
         #expect(started3 - quorum2At >= 1_990 && started3 - quorum2At <= 2_010, "past f failures in a row the timer doubles")
     }
 
+    /// A peer relays 400 future nonces of one funded key (2 … 401): before, all of them
+    /// entered the replica's mempool, so a follower or a faulty validator could fill its
+    /// 100,000 places with events that never commit and never pay. Now only those within
+    /// `authorAheadMax` (256) of the author's nonce go in, a few at one nonce; the relayer
+    /// is not convicted (it may be ahead of this replica), and another author's next event
+    /// still goes in.
+    @Test func aPeerCannotFillTheMempoolWithOneAuthorsFutureNonces() throws {
+        var (vs, r, clients) = try Self.backup("liveness-relay-bound")
+        let mine = Set(r.config.keys.map(\.publicKey))
+        let peer = vs.keys.first { !mine.contains($0.publicKey) }!
+        let flood = (2 ... 401).map { Self.transfer(vs.chain, clients[0], UInt64($0), to: clients[1].publicKey).bytes }
+        var out = r.step(.message(from: peer.publicKey, .requests(flood)))
+        #expect(!out.notes.contains { if case .peerFault = $0 { true } else { false } }, "an honest peer may be ahead: no conviction")
+        #expect(r.mempoolCount == 255, "nonces 2 … 256 only, got \(r.mempoolCount)")
+        // Replacements at one nonce: a few, not without end.
+        let same = (0 ..< 10).map { EventCrypto.makeEvent(chain: vs.chain, key: clients[0], nonce: 3, fee: 20 + UInt64($0),
+                                                          payload: .transfer(to: clients[1].publicKey, amount: 1, memo: "")).bytes }
+        out = r.step(.message(from: peer.publicKey, .requests(same)))
+        #expect(r.mempoolCount == 255 + 3, "four events at most at nonce 3, got \(r.mempoolCount - 255 + 1)")
+        _ = r.step(.message(from: peer.publicKey, .request(Self.transfer(vs.chain, clients[1], 1, to: clients[2].publicKey).bytes)))
+        #expect(r.mempoolCount == 259, "another author's next event still goes in")
+    }
+
     /// An event the driver's pool let go (replaced or evicted) leaves the mempool: it is
     /// not proposed. One already in a proposed block stays.
     @Test func forgottenEventsAreNotProposed() throws {

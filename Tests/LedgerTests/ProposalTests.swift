@@ -23,7 +23,9 @@ struct LonePrimary {
         chain = vs.chain
         let primary = vs.primary(of: 0)
         peer = vs.keys.first { $0.publicKey != primary.publicKey }!.publicKey
-        replica = vs.replica(of: primary) { $0.recordOpinions = false }
+        // These tests hold one author's backlog of up to 400 nonces, past the per-author
+        // bound of a node's mempool (256 ahead; LivenessTests tests that bound).
+        replica = vs.replica(of: primary) { $0.recordOpinions = false; $0.authorAheadMax = 1_000 }
         _ = replica.step(.tick(nowMs: 2_000))
     }
 
