@@ -39,6 +39,8 @@ let package = Package(
             "LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections", "LedgerAudit", "LedgerConsensus", "LedgerAgents",
             .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"),
         ], swiftSettings: strict),
+        // The state commitment: a sparse Merkle tree and its proofs (pure; the hash is handed in).
+        .target(name: "LedgerTree", dependencies: ["LedgerCore"], swiftSettings: strict),
         // Workloads that write a log without consensus: the solo producer and the demo.
         .target(name: "LedgerWorkload", dependencies: [
             "LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections", "LedgerAudit", "LedgerAgents",
@@ -75,7 +77,7 @@ let package = Package(
             name: "LedgerTests",
             dependencies: [
                 "LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections", "LedgerNode", "LedgerAudit",
-                "LedgerConsensus", "LedgerAgents", "LedgerSimulation", "LedgerMesh", "LedgerHTTP", "LedgerWorkload", "chaosledger",
+                "LedgerConsensus", "LedgerAgents", "LedgerSimulation", "LedgerMesh", "LedgerHTTP", "LedgerWorkload", "LedgerTree", "chaosledger",
                 .product(name: "PropertyBased", package: "swift-property-based"),
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -8,6 +8,7 @@ import Testing
     static let allowed: [String: Set<String>] = [
         "LedgerCore": [],
         "LedgerCrypto": ["LedgerCore", "CSodium"],
+        "LedgerTree": ["LedgerCore"],
         "LedgerStore": ["LedgerCore", "LedgerCrypto", "CLMDB"],
         "LedgerProjections": ["LedgerCore", "LedgerCrypto"],
         "LedgerConsensus": ["LedgerCore", "LedgerCrypto", "LedgerProjections"],
@@ -25,7 +26,7 @@ import Testing
                         "Configuration", "ServiceLifecycle", "Logging", "Metrics", "SystemPackage"],
     ]
     static let system: Set<String> = ["Foundation", "FoundationNetworking", "Dispatch", "Glibc", "Synchronization"]
-    static let pure: Set<String> = ["LedgerCore", "LedgerProjections", "LedgerConsensus", "LedgerAgents", "LedgerSimulation"]
+    static let pure: Set<String> = ["LedgerCore", "LedgerTree", "LedgerProjections", "LedgerConsensus", "LedgerAgents", "LedgerSimulation"]
 
     func sources(_ module: String) throws -> [(String, String)] {
         let dir = repoRoot + "/Sources/" + module

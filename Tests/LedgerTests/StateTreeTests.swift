@@ -1,0 +1,123 @@
+import LedgerCore
+import LedgerCrypto
+import LedgerTree
+import Testing
+
+struct Blake2bTreeHashing: TreeHashing {
+    func hash(_ bytes: [UInt8]) -> Hash32 { Blake2b.hash(bytes) }
+}
+
+/// The state commitment's reference tree (issue 17, step 1): its shape, that the root
+/// depends only on the set of leaves, and that every proof verifies and every tampered
+/// one does not.
+@Suite struct StateTreeTests {
+    let rules = TreeRules(Blake2bTreeHashing())
+
+    /// A key with the given leading bits, the rest from `fill`.
+    func key(bits: String, fill: UInt64) -> Hash32 {
+        var k = Hash32(w0: 0, w1: fill, w2: fill &* 31, w3: fill &* 131)
+        for (i, c) in bits.enumerated() where c == "1" { k.w0 |= 1 << UInt64(63 - i) }
+        return k
+    }
+
+    @Test func emptyAndOneLeaf() {
+        var t = SparseMerkleTree(rules: rules)
+        #expect(t.root == .zero, "the empty tree's root is E")
+        let k = rules.key(kind: 3, id: Array(repeating: 7, count: 32))
+        let p0 = t.proof(k)
+        #expect(p0.end == .empty && p0.siblings.isEmpty && p0.verify(key: k, valueHash: nil, root: .zero, rules: rules))
+        let vh = rules.valueHash([1, 2, 3])
+        t.set(k, valueHash: vh)
+        #expect(t.root == rules.leaf(k, vh), "one leaf is the root itself")
+        #expect(t.proof(k).verify(key: k, valueHash: vh, root: t.root, rules: rules))
+        t.set(k, valueHash: nil)
+        #expect(t.root == .zero, "deleting the last leaf gives E back")
+    }
+
+    /// Two leaves sharing exactly 3 leading bits sit at depth 4, under three nodes whose
+    /// other child is empty: the shape every implementation must reproduce.
+    @Test func twoLeavesSharingThreeBits() {
+        var t = SparseMerkleTree(rules: rules)
+        let a = key(bits: "0000", fill: 1), b = key(bits: "0001", fill: 2)
+        let va = rules.valueHash(Array("a".utf8)), vb = rules.valueHash(Array("b".utf8))
+        t.set(a, valueHash: va)
+        t.set(b, valueHash: vb)
+        let e = TreeRules.empty
+        let expected = rules.node(rules.node(rules.node(rules.node(rules.leaf(a, va), rules.leaf(b, vb)), e), e), e)
+        #expect(t.root == expected)
+        let p = t.proof(a)
+        #expect(p.siblings == [rules.leaf(b, vb), e, e, e])
+        // An absent key below them: its place at depth 4 is held by `a` alone.
+        let c = key(bits: "00001", fill: 3)
+        let pc = t.proof(c)
+        #expect(pc.end == .otherLeaf(key: a, valueHash: va))
+        #expect(pc.verify(key: c, valueHash: nil, root: t.root, rules: rules))
+        // An absent key on the other side of the root: an empty subtree at depth 1.
+        let d = key(bits: "1", fill: 4)
+        #expect(t.proof(d).end == .empty && t.proof(d).siblings.count == 1)
+        #expect(t.proof(d).verify(key: d, valueHash: nil, root: t.root, rules: rules))
+    }
+
+    @Test func theRootDependsOnlyOnTheSetOfLeaves() {
+        var rng = SplitMix64(seed: 17)
+        let entries = (0 ..< 300).map { i in (rules.key(kind: 3, id: (0 ..< 32).map { _ in UInt8(truncatingIfNeeded: rng.next()) }), rules.valueHash([UInt8(i % 256)])) }
+        var a = SparseMerkleTree(rules: rules), b = SparseMerkleTree(rules: rules)
+        for (k, v) in entries { a.set(k, valueHash: v) }
+        for (k, v) in entries.reversed() { b.set(k, valueHash: v) }
+        #expect(a.root == b.root)
+        let before = a.root
+        let extra = rules.key(kind: 4, id: [9])
+        a.set(extra, valueHash: rules.valueHash([9]))
+        #expect(a.root != before)
+        a.set(extra, valueHash: nil)
+        #expect(a.root == before, "a delete collapses the tree back to the same root")
+        a.set(entries[0].0, valueHash: rules.valueHash([0xFF]))
+        #expect(a.root != before, "changing one value changes the root")
+    }
+
+    @Test func everyProofVerifiesAndEveryTamperedOneFails() {
+        var rng = SplitMix64(seed: 42)
+        func random() -> Hash32 { Hash32(w0: rng.next(), w1: rng.next(), w2: rng.next(), w3: rng.next()) }
+        var t = SparseMerkleTree(rules: rules)
+        var present: [(Hash32, Hash32)] = []
+        for _ in 0 ..< 200 {
+            let k = random(), v = rules.valueHash(random().bytes)
+            t.set(k, valueHash: v)
+            present.append((k, v))
+        }
+        let root = t.root
+        for (k, v) in present {
+            let p = t.proof(k)
+            #expect(p.verify(key: k, valueHash: v, root: root, rules: rules))
+            #expect(!p.verify(key: k, valueHash: nil, root: root, rules: rules), "a present key is not absent")
+            #expect(!p.verify(key: k, valueHash: rules.valueHash([0]), root: root, rules: rules), "nor holds another value")
+            var flipped = p
+            flipped.siblings[0].w3 ^= 1
+            #expect(!flipped.verify(key: k, valueHash: v, root: root, rules: rules), "a changed sibling")
+            var short = p
+            short.siblings.removeLast()
+            #expect(!short.verify(key: k, valueHash: v, root: root, rules: rules), "a missing sibling")
+        }
+        var kinds = Set<String>()
+        for _ in 0 ..< 200 {
+            let k = random()
+            let p = t.proof(k)
+            #expect(p.verify(key: k, valueHash: nil, root: root, rules: rules))
+            #expect(!p.verify(key: k, valueHash: nil, root: rules.node(root, root), rules: rules), "another root")
+            switch p.end {
+            case .empty: kinds.insert("empty")
+            case let .otherLeaf(other, vh):
+                kinds.insert("other")
+                // The neighbour's proof cannot be passed off as the absent key's own
+                // inclusion, nor a neighbour further up the path as its place holder.
+                #expect(!TreeProof(end: .value(vh), siblings: p.siblings).verify(key: k, valueHash: vh, root: root, rules: rules))
+                if !p.siblings.isEmpty {
+                    let deeper = TreeProof(end: .otherLeaf(key: other, valueHash: vh), siblings: [.zero] + p.siblings)
+                    #expect(TreeRules.commonPrefix(k, other) < deeper.siblings.count || !deeper.verify(key: k, valueHash: nil, root: root, rules: rules))
+                }
+            case .value: Issue.record("a random key was found present")
+            }
+        }
+        #expect(kinds == ["empty", "other"], "both kinds of absence occur")
+    }
+}
