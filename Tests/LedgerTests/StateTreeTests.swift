@@ -121,3 +121,54 @@ struct Blake2bTreeHashing: TreeHashing {
         #expect(kinds == ["empty", "other"], "both kinds of absence occur")
     }
 }
+
+/// The incremental tree against the reference, batch after batch of inserts, changes
+/// and deletes; older versions stay as they were.
+@Suite struct IncrementalStateTreeTests {
+    let rules = TreeRules(Blake2bTreeHashing())
+
+    @Test func batchesAgreeWithTheReferenceAndOldVersionsStay() {
+        var rng = SplitMix64(seed: 99)
+        func random() -> Hash32 { Hash32(w0: rng.next(), w1: rng.next(), w2: rng.next(), w3: rng.next()) }
+        var reference = SparseMerkleTree(rules: rules)
+        var tree = StateTree(rules: rules)
+        var keys: [Hash32] = []
+        var versions: [(StateTree, Hash32)] = []
+        for round in 0 ..< 40 {
+            var batch: [(key: Hash32, valueHash: Hash32?)] = []
+            for _ in 0 ..< Int(rng.next() % 40) {
+                let roll = rng.next() % 10
+                if roll < 5 || keys.isEmpty {
+                    let k = random()
+                    keys.append(k)
+                    batch.append((k, rules.valueHash(k.bytes)))
+                } else if roll < 8 {
+                    batch.append((keys[Int(rng.next() % UInt64(keys.count))], rules.valueHash([UInt8(round)])))
+                } else {
+                    let i = Int(rng.next() % UInt64(keys.count))
+                    batch.append((keys[i], nil))
+                    keys.remove(at: i)
+                }
+            }
+            // A key written twice in one batch: the last write counts.
+            if let k = keys.last { batch.append((k, rules.valueHash([0xAA]))); batch.append((k, rules.valueHash([0xBB]))) }
+            tree.apply(batch)
+            var last: [Hash32: Hash32?] = [:]
+            for c in batch { last.updateValue(c.valueHash, forKey: c.key) }
+            for (k, v) in last { reference.set(k, valueHash: v) }
+            #expect(tree.root == reference.root, "round \(round)")
+            #expect(tree.count == reference.leaves.count)
+            versions.append((tree, tree.root))
+        }
+        for (t, r) in versions { #expect(t.root == r, "an old version keeps its root") }
+        // Proofs from the incremental tree are the reference's.
+        for k in keys.prefix(50) + (0 ..< 50).map({ _ in random() }) {
+            let p = tree.proof(k)
+            #expect(p == reference.proof(k))
+            #expect(p.verify(key: k, valueHash: tree.valueHash(k), root: tree.root, rules: rules))
+        }
+        // Deleting everything gives the empty root.
+        tree.apply(keys.map { ($0, nil) })
+        #expect(tree.root == .zero && tree.count == 0)
+    }
+}
