@@ -2,13 +2,15 @@ import ArgumentParser
 import Foundation
 import LedgerCore
 import LedgerCrypto
+import LedgerProjections
 import LedgerTree
 
 /// `chaosledger bench-tree`: what a block's state commitment costs as the state grows.
 /// For each size, blocks of `--block` changed leaves (three updates to one insert) are
-/// applied to the incremental tree, next to the flat commitment measured in the same run:
-/// BLAKE2b over the whole state's bytes (`--entry-bytes` per entry), which is what
-/// every block pays today (FORMAT.md §7).
+/// applied to the incremental tree, next to two baselines measured in the same run: the
+/// flat hash (BLAKE2b over `--entry-bytes` per entry) and today's commitment itself,
+/// `LedgerState.stateRoot()` of a chain with as many funded accounts (encode the whole
+/// state, then hash it; FORMAT.md §7), which every block pays now.
 struct BenchTree: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "bench-tree",
                                                     abstract: "Measure the state tree's cost per block against hashing the whole state, at several sizes.")
@@ -22,7 +24,7 @@ struct BenchTree: ParsableCommand {
     func run() throws {
         let rules = TreeRules(Blake())
         print("bench-tree: \(block) leaves changed per block (3 updates : 1 insert), median of \(blocks) blocks; baseline: BLAKE2b over the whole state, \(entryBytes) bytes an entry")
-        print("  leaves      build        tree/block   hashes/block   flat/block   tree ÷ flat")
+        print("  leaves      build        tree/block   hashes/block   flat hash    stateRoot()   tree ÷ stateRoot()")
         for n in sizes.split(separator: ",").compactMap({ Int($0) }) {
             var rng = SplitMix64(seed: UInt64(n))
             func random() -> Hash32 { Hash32(w0: rng.next(), w1: rng.next(), w2: rng.next(), w3: rng.next()) }
@@ -48,9 +50,20 @@ struct BenchTree: ParsableCommand {
                 flatTimes.append(Self.time { _ = Blake2b.hash(flatBytes) })
                 treeTimes.append(Self.time { tree.apply(batch) })
             }
-            let t = Self.median(treeTimes), f = Self.median(flatTimes)
-            print(String(format: "  %9d   %8.1f ms   %8.2f ms   %10d   %8.2f ms   %6.2f", n, build * 1e3, t * 1e3, hashes, f * 1e3, t / f))
+            let t = Self.median(treeTimes), f = Self.median(flatTimes), today = try Self.todaysRoot(accounts: n, blocks: 3)
+            print(String(format: "  %9d   %8.1f ms   %8.2f ms   %10d   %8.2f ms   %8.2f ms   %6.3f", n, build * 1e3, t * 1e3, hashes, f * 1e3, today * 1e3, t / today))
         }
+    }
+
+    /// The median time of today's `stateRoot()` over a chain whose genesis funds `accounts` keys.
+    static func todaysRoot(accounts: Int, blocks: Int) throws -> Double {
+        var rng = SplitMix64(seed: 7)
+        let v = SigningKey.derived("bench-tree-validator")
+        let g = try Genesis(chainID: ChainID("bench-tree"), timestampMs: 0, parameters: ChainParameters(),
+                            validators: [.init(key: v.publicKey, name: "v", personality: "lawful", stake: 1 << 40)],
+                            allocations: (0 ..< accounts).map { _ in .init(account: Hash32(w0: rng.next(), w1: rng.next(), w2: rng.next(), w3: rng.next()), amount: 1_000) })
+        let state = LedgerState(genesis: g, genesisHash: .zero)
+        return median((0 ..< blocks).map { _ in time { _ = state.stateRoot() } })
     }
 
     static func time(_ body: () -> Void) -> Double {
