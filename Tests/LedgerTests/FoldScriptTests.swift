@@ -35,22 +35,8 @@ import Testing
 
     @Test(arguments: scripts)
     func script(_ name: String) throws {
-        let path = Self.dir + "/" + name
-        let text = try String(contentsOfFile: path, encoding: .utf8)
         var harness = FoldScript()
-        var rewritten: [String] = []
-        let rewrite = ProcessInfo.processInfo.environment["FOLD_REWRITE"] != nil
-        for block in text.components(separatedBy: "\n\n") where !block.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
-            let parts = block.components(separatedBy: "\n----\n")
-            let head = parts[0].split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-            let comments = head.filter { $0.hasPrefix("#") }
-            let command = head.filter { !$0.hasPrefix("#") }.joined(separator: " ").trimmingCharacters(in: .whitespaces)
-            let expected = parts.count > 1 ? parts[1].trimmingCharacters(in: .newlines) : ""
-            let actual = harness.run(command).trimmingCharacters(in: .newlines)
-            rewritten.append((comments + [command, "----", actual]).joined(separator: "\n"))
-            if !rewrite { #expect(actual == expected, "\(name): `\(command)`\n--- expected\n\(expected)\n--- actual\n\(actual)") }
-        }
-        if rewrite { try (rewritten.joined(separator: "\n\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8) }
+        try runScriptFile(Self.dir + "/" + name, rewriteVariable: "FOLD_REWRITE", emptyOutput: "") { harness.run($0) }
     }
 }
 

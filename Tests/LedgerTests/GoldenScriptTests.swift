@@ -20,26 +20,32 @@ import Testing
 
     @Test(arguments: scripts)
     func script(_ name: String) throws {
-        let path = Self.dir + "/" + name
-        let text = try String(contentsOfFile: path, encoding: .utf8)
         var harness = ScriptHarness()
-        var rewritten: [String] = []
-        for block in text.components(separatedBy: "\n\n") where !block.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
-            let parts = block.components(separatedBy: "\n----\n")
-            let head = parts[0].split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-            let comments = head.filter { $0.hasPrefix("#") }
-            let command = head.filter { !$0.hasPrefix("#") }.joined(separator: " ").trimmingCharacters(in: .whitespaces)
-            let expected = parts.count > 1 ? parts[1].trimmingCharacters(in: .newlines) : ""
-            let actual = harness.run(command).trimmingCharacters(in: .newlines)
-            rewritten.append((comments + [command, "----", actual.isEmpty ? "ok" : actual]).joined(separator: "\n"))
-            if ProcessInfo.processInfo.environment["GOLDEN_REWRITE"] == nil {
-                #expect(actual.isEmpty ? expected == "ok" : actual == expected, "\(name): `\(command)`\n--- expected\n\(expected)\n--- actual\n\(actual)")
-            }
-        }
-        if ProcessInfo.processInfo.environment["GOLDEN_REWRITE"] != nil {
-            try (rewritten.joined(separator: "\n\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
-        }
+        try runScriptFile(Self.dir + "/" + name, rewriteVariable: "GOLDEN_REWRITE", emptyOutput: "ok") { harness.run($0) }
     }
+}
+
+/// Runs a script of blocks — comment lines (#), a command, `----`, its expected output —
+/// through `run`, expecting each output; with `rewriteVariable` set in the environment it
+/// writes the actual outputs back instead (then read the diff). An empty output is
+/// written as `emptyOutput`.
+func runScriptFile(_ path: String, rewriteVariable: String, emptyOutput: String, _ run: (String) -> String) throws {
+    let name = path.split(separator: "/").last.map(String.init) ?? path
+    let text = try String(contentsOfFile: path, encoding: .utf8)
+    let rewrite = ProcessInfo.processInfo.environment[rewriteVariable] != nil
+    var rewritten: [String] = []
+    for block in text.components(separatedBy: "\n\n") where !block.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+        let parts = block.components(separatedBy: "\n----\n")
+        let head = parts[0].split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let comments = head.filter { $0.hasPrefix("#") }
+        let command = head.filter { !$0.hasPrefix("#") }.joined(separator: " ").trimmingCharacters(in: .whitespaces)
+        let expected = parts.count > 1 ? parts[1].trimmingCharacters(in: .newlines) : ""
+        var actual = run(command).trimmingCharacters(in: .newlines)
+        if actual.isEmpty { actual = emptyOutput }
+        rewritten.append((comments + [command, "----", actual]).joined(separator: "\n"))
+        if !rewrite { #expect(actual == expected, "\(name): `\(command)`\n--- expected\n\(expected)\n--- actual\n\(actual)") }
+    }
+    if rewrite { try (rewritten.joined(separator: "\n\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8) }
 }
 
 /// A hand-stepped cluster: queued messages, pending disk writes, committed logs.
