@@ -3,7 +3,11 @@ import LedgerCore
 /// The hash function the state tree is defined over (BLAKE2b-256 for ChaosLedger). The
 /// tree is pure: whoever builds one hands it the function (LedgerCrypto's `Blake2b`).
 public protocol TreeHashing: Sendable {
-    func hash(_ bytes: [UInt8]) -> Hash32
+    func hash(_ bytes: UnsafeRawBufferPointer) -> Hash32
+}
+
+extension TreeHashing {
+    public func hash(_ bytes: [UInt8]) -> Hash32 { bytes.withUnsafeBytes { hash($0) } }
 }
 
 /// The state commitment's rules (schemas/FORMAT.md, "State tree"): a binary sparse Merkle
@@ -33,18 +37,18 @@ public struct TreeRules: Sendable {
     public func key(kind: UInt8, id: [UInt8]) -> Hash32 { hasher.hash(Self.keyTag + [kind] + id) }
     public func valueHash(_ value: [UInt8]) -> Hash32 { hasher.hash(Self.valueTag + value) }
 
-    public func leaf(_ key: Hash32, _ valueHash: Hash32) -> Hash32 {
-        var b = Self.leafTag
-        b.reserveCapacity(b.count + 64)
-        key.append(to: &b); valueHash.append(to: &b)
-        return hasher.hash(b)
-    }
+    public func leaf(_ key: Hash32, _ valueHash: Hash32) -> Hash32 { pair(Self.leafTag, key, valueHash) }
+    public func node(_ left: Hash32, _ right: Hash32) -> Hash32 { pair(Self.nodeTag, left, right) }
 
-    public func node(_ left: Hash32, _ right: Hash32) -> Hash32 {
-        var b = Self.nodeTag
-        b.reserveCapacity(b.count + 64)
-        left.append(to: &b); right.append(to: &b)
-        return hasher.hash(b)
+    /// H(tag | a | b), built on the stack: the tree hashes thousands of these a block,
+    /// and building each in a fresh array cost more than the hash itself.
+    func pair(_ tag: [UInt8], _ a: Hash32, _ b: Hash32) -> Hash32 {
+        withUnsafeTemporaryAllocation(byteCount: tag.count + 64, alignment: 8) { buf in
+            tag.withUnsafeBytes { buf.copyMemory(from: $0) }
+            a.withBytes { UnsafeMutableRawBufferPointer(rebasing: buf[tag.count ..< tag.count + 32]).copyMemory(from: $0) }
+            b.withBytes { UnsafeMutableRawBufferPointer(rebasing: buf[tag.count + 32 ..< tag.count + 64]).copyMemory(from: $0) }
+            return hasher.hash(UnsafeRawBufferPointer(buf))
+        }
     }
 
     /// Bit `d` (0 = most significant) of `k`.

@@ -19,7 +19,7 @@ struct BenchTree: ParsableCommand {
     @Option(help: "Blocks measured at each size; the figure is their median.") var blocks = 9
     @Option(help: "Bytes per entry of the flat baseline (an account is 48 in FORMAT.md §7).") var entryBytes = 48
 
-    struct Blake: TreeHashing { func hash(_ bytes: [UInt8]) -> Hash32 { Blake2b.hash(bytes) } }
+    struct Blake: TreeHashing { func hash(_ bytes: UnsafeRawBufferPointer) -> Hash32 { Blake2b.hash(bytes) } }
 
     func run() throws {
         let rules = TreeRules(Blake())
@@ -80,7 +80,7 @@ final class CountingHasher: TreeHashing, @unchecked Sendable {
     private let lock = NSLock()
     private var n = 0
     var count: Int { lock.withLock { n } }
-    func hash(_ bytes: [UInt8]) -> Hash32 {
+    func hash(_ bytes: UnsafeRawBufferPointer) -> Hash32 {
         lock.withLock { n += 1 }
         return Blake2b.hash(bytes)
     }

@@ -4,7 +4,7 @@ import LedgerTree
 import Testing
 
 struct Blake2bTreeHashing: TreeHashing {
-    func hash(_ bytes: [UInt8]) -> Hash32 { Blake2b.hash(bytes) }
+    func hash(_ bytes: UnsafeRawBufferPointer) -> Hash32 { Blake2b.hash(bytes) }
 }
 
 /// The state commitment's reference tree (issue 17, step 1): its shape, that the root
@@ -29,6 +29,11 @@ struct Blake2bTreeHashing: TreeHashing {
         let vh = rules.valueHash([1, 2, 3])
         t.set(k, valueHash: vh)
         #expect(t.root == rules.leaf(k, vh), "one leaf is the root itself")
+        // The bytes hashed, spelled out (schemas will carry the same).
+        #expect(k == Blake2b.hash(Array("CHAOSLEDGER/STATE-KEY\0".utf8) + [3] + Array(repeating: 7, count: 32)))
+        #expect(vh == Blake2b.hash(Array("CHAOSLEDGER/STATE-VALUE\0".utf8) + [1, 2, 3]))
+        #expect(rules.leaf(k, vh) == Blake2b.hash(Array("CHAOSLEDGER/STATE-LEAF\0".utf8) + k.bytes + vh.bytes))
+        #expect(rules.node(k, vh) == Blake2b.hash(Array("CHAOSLEDGER/STATE-NODE\0".utf8) + k.bytes + vh.bytes))
         #expect(t.proof(k).verify(key: k, valueHash: vh, root: t.root, rules: rules))
         t.set(k, valueHash: nil)
         #expect(t.root == .zero, "deleting the last leaf gives E back")
