@@ -26,7 +26,7 @@ extension LedgerState {
             try checkAgentEvent(payload, author: e.author, id: id, ctx)
             return CheckedEvent()
         default:
-            return CheckedEvent(writes: try checkEconomy(payload, author: e.author, id: id, nonce: e.nonce, ctx, spend: &spend))
+            return CheckedEvent(writes: try checkEconomy(payload, author: e.author, id: id, ctx, spend: &spend))
         }
     }
 

@@ -5,7 +5,7 @@ import LedgerCrypto
 /// dispatches to them and performs the writes they return).
 extension LedgerState {
     /// The checks of rewards and commission.
-    func checkRewards(_ p: Payload, author: PublicKey, id: EventID, nonce: UInt64, _ ctx: BlockContext, spend: inout UInt64, _ w: inout EconomyWrites) throws(ApplyError) {
+    func checkRewards(_ p: Payload, author: PublicKey, _ w: inout EconomyWrites) throws(ApplyError) {
         switch p {
         case .claimRewards:
             let r = economy.rewards[author] ?? 0
@@ -23,7 +23,7 @@ extension LedgerState {
     }
 
     /// The checks of posting, accepting, funding and submitting jobs.
-    func checkJobs(_ p: Payload, author: PublicKey, id: EventID, nonce: UInt64, _ ctx: BlockContext, spend: inout UInt64, _ w: inout EconomyWrites) throws(ApplyError) {
+    func checkJobs(_ p: Payload, author: PublicKey, id: EventID, _ ctx: BlockContext, spend: inout UInt64, _ w: inout EconomyWrites) throws(ApplyError) {
         let h = ctx.height
         switch p {
         case let .jobPost(spec):
@@ -68,7 +68,7 @@ extension LedgerState {
     }
 
     /// The checks of releasing and refunding escrow.
-    func checkEscrow(_ p: Payload, author: PublicKey, id: EventID, nonce: UInt64, _ ctx: BlockContext, spend: inout UInt64, _ w: inout EconomyWrites) throws(ApplyError) {
+    func checkEscrow(_ p: Payload, author: PublicKey, _ ctx: BlockContext, _ w: inout EconomyWrites) throws(ApplyError) {
         let h = ctx.height
         switch p {
         case let .escrowRelease(j, m):
@@ -123,7 +123,7 @@ extension LedgerState {
     }
 
     /// The checks of disputes and their arbiters.
-    func checkDispute(_ p: Payload, author: PublicKey, id: EventID, nonce: UInt64, _ ctx: BlockContext, spend: inout UInt64, _ w: inout EconomyWrites) throws(ApplyError) {
+    func checkDispute(_ p: Payload, author: PublicKey, _ ctx: BlockContext, _ w: inout EconomyWrites) throws(ApplyError) {
         let h = ctx.height
         switch p {
         case let .disputeOpen(j, reason):
@@ -189,7 +189,7 @@ extension LedgerState {
     }
 
     /// The checks of ratings, endorsements, memes and interactions.
-    func checkSocial(_ p: Payload, author: PublicKey, id: EventID, nonce: UInt64, _ ctx: BlockContext, spend: inout UInt64, _ w: inout EconomyWrites) throws(ApplyError) {
+    func checkSocial(_ p: Payload, author: PublicKey, id: EventID, _ ctx: BlockContext, _ w: inout EconomyWrites) throws(ApplyError) {
         let h = ctx.height
         switch p {
         case let .rate(j, score, _):
@@ -246,7 +246,7 @@ extension LedgerState {
     }
 
     /// The checks of governance proposals and votes.
-    func checkGovernance(_ p: Payload, author: PublicKey, id: EventID, nonce: UInt64, _ ctx: BlockContext, spend: inout UInt64, _ w: inout EconomyWrites) throws(ApplyError) {
+    func checkGovernance(_ p: Payload, author: PublicKey, id: EventID, _ ctx: BlockContext, _ w: inout EconomyWrites) throws(ApplyError) {
         let h = ctx.height
         let rules = economy.ruleVersion
         switch p {

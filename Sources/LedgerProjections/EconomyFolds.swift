@@ -67,7 +67,7 @@ extension LedgerState {
 
     // MARK: Checks (no writes)
 
-    func checkEconomy(_ p: Payload, author: PublicKey, id: EventID, nonce: UInt64, _ ctx: BlockContext,
+    func checkEconomy(_ p: Payload, author: PublicKey, id: EventID, _ ctx: BlockContext,
                       spend: inout UInt64) throws(ApplyError) -> EconomyWrites {
         let rules = economy.ruleVersion
         switch p.kind {
@@ -78,17 +78,17 @@ extension LedgerState {
         var w = EconomyWrites()
         switch p.kind {
         case .claimRewards, .setCommission:
-            try checkRewards(p, author: author, id: id, nonce: nonce, ctx, spend: &spend, &w)
+            try checkRewards(p, author: author, &w)
         case .jobPost, .jobAccept, .escrowFund, .jobSubmit:
-            try checkJobs(p, author: author, id: id, nonce: nonce, ctx, spend: &spend, &w)
+            try checkJobs(p, author: author, id: id, ctx, spend: &spend, &w)
         case .escrowRelease, .escrowMultisig, .escrowRefund:
-            try checkEscrow(p, author: author, id: id, nonce: nonce, ctx, spend: &spend, &w)
+            try checkEscrow(p, author: author, ctx, &w)
         case .disputeOpen, .disputeVote, .disputeResolve:
-            try checkDispute(p, author: author, id: id, nonce: nonce, ctx, spend: &spend, &w)
+            try checkDispute(p, author: author, ctx, &w)
         case .rate, .endorse, .memePost, .memeReact, .interact:
-            try checkSocial(p, author: author, id: id, nonce: nonce, ctx, spend: &spend, &w)
+            try checkSocial(p, author: author, id: id, ctx, &w)
         case .govPropose, .govVote:
-            try checkGovernance(p, author: author, id: id, nonce: nonce, ctx, spend: &spend, &w)
+            try checkGovernance(p, author: author, id: id, ctx, &w)
         default:
             preconditionFailure("checkEconomy called for \(p.kind)")
         }
