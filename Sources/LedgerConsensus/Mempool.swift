@@ -25,6 +25,7 @@ struct Mempool {
     var isEmpty: Bool { events.isEmpty }
     subscript(_ id: EventID) -> Envelope? { events[id] }
 
+    /// A validator's opinion on a block: opinions wait for company (`opinionDelayMs`).
     static func isOpinion(_ e: Envelope) -> Bool { e.kind == .opinion }
 
     mutating func insert(_ e: Envelope, id: EventID, at now: UInt64) {

@@ -88,8 +88,6 @@ extension Replica {
         if mempool.isEmpty { oldestPendingAt = nil }
     }
 
-    /// A validator's opinion on a block: opinions wait for company (`opinionDelayMs`).
-    static func isOpinion(_ e: Envelope) -> Bool { Mempool.isOpinion(e) }
 
     /// Authors an event with the operator key (opinions, evidence) and treats it like a client's.
     mutating func authorEvent(_ p: Payload, _ out: inout Output) {

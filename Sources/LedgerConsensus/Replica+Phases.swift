@@ -265,7 +265,7 @@ extension Replica {
         workSince = nil
         failedViews = 0
         refusals[h] = nil
-        refusedHeights = refusedHeights.filter { $0 > h }
+        if !refusedHeights.isEmpty { refusedHeights = refusedHeights.filter { $0 > h } }
         refreshSet()
         if h % interval == 0 {
             checkpointRoots[h] = exec.stateRoot

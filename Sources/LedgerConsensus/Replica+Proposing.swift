@@ -99,7 +99,7 @@ extension Replica {
     func clientEventsInFlight() -> Int {
         var n = 0
         forEachInFlight { spec in
-            for (id, e) in zip(spec.value.ids, spec.value.envelopes) where !Self.isOpinion(e) && mempool[id] != nil { n += 1 }
+            for (id, e) in zip(spec.value.ids, spec.value.envelopes) where !Mempool.isOpinion(e) && mempool[id] != nil { n += 1 }
         }
         return n
     }
