@@ -116,10 +116,11 @@ struct Blake2bTreeHashing: TreeHashing {
                 // The neighbour's proof cannot be passed off as the absent key's own
                 // inclusion, nor a neighbour further up the path as its place holder.
                 #expect(!TreeProof(end: .value(vh), siblings: p.siblings).verify(key: k, valueHash: vh, root: root, rules: rules))
-                if !p.siblings.isEmpty {
-                    let deeper = TreeProof(end: .otherLeaf(key: other, valueHash: vh), siblings: [.zero] + p.siblings)
-                    #expect(TreeRules.commonPrefix(k, other) < deeper.siblings.count || !deeper.verify(key: k, valueHash: nil, root: root, rules: rules))
-                }
+                // A place holder must share every bit above the place: one claimed deeper
+                // than the keys' common prefix is malformed whatever the siblings.
+                let tooDeep = TreeProof(end: .otherLeaf(key: other, valueHash: vh),
+                                        siblings: Array(repeating: .zero, count: TreeRules.commonPrefix(k, other) + 1))
+                #expect(tooDeep.root(for: k, rules: rules) == nil)
             case .value: Issue.record("a random key was found present")
             }
         }
