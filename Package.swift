@@ -30,7 +30,7 @@ let package = Package(
         .target(name: "LedgerCore", swiftSettings: strict),
         .target(name: "LedgerCrypto", dependencies: ["LedgerCore", "CSodium"], swiftSettings: strict),
         .target(name: "LedgerStore", dependencies: ["LedgerCore", "LedgerCrypto", "CLMDB"], swiftSettings: strict),
-        .target(name: "LedgerProjections", dependencies: ["LedgerCore", "LedgerCrypto"], swiftSettings: strict),
+        .target(name: "LedgerProjections", dependencies: ["LedgerCore", "LedgerCrypto", "LedgerTree"], swiftSettings: strict),
         .target(name: "LedgerConsensus", dependencies: ["LedgerCore", "LedgerCrypto", "LedgerProjections"], swiftSettings: strict),
         .target(name: "LedgerAgents", dependencies: ["LedgerCore", "LedgerCrypto", "LedgerProjections", "LedgerConsensus"], swiftSettings: strict),
         .target(name: "LedgerSimulation", dependencies: ["LedgerCore", "LedgerCrypto", "LedgerProjections", "LedgerConsensus", "LedgerAgents"], swiftSettings: strict),

@@ -39,16 +39,16 @@ public enum StateLoader {
             var state = try start(log, meta, at: target, useCheckpoints: useCheckpoints)
             var stats = Stats(fromHeight: state.height.value, blocks: 0, events: 0, checkpointsWritten: 0, seconds: 0)
             var batch: [(id: EventID, envelope: Envelope)] = []
-            var pendingCheckpoint: (Height, [UInt8])?
+            var pendingCheckpoint: (Height, [UInt8], Hash32)?
             while state.height < target {
                 let h = state.height.next
                 guard let b = try log.block(at: h) else {
                     throw LoadError.bad(AuditFailure(height: h.value, record: "blocks[\(h)]", reason: "missing"))
                 }
-                if let (ch, bytes) = pendingCheckpoint {
-                    // Pair assertion: the snapshot we are about to store must hash to the
+                if let (ch, bytes, root) = pendingCheckpoint {
+                    // Pair assertion: the snapshot we are about to store must have the
                     // state root that the next block recorded.
-                    guard Blake2b.hash(bytes) == b.header.parentStateRoot else {
+                    guard root == b.header.parentStateRoot else {
                         throw LoadError.bad(AuditFailure(height: h.value, record: "blocks[\(h)]", reason: "recorded parent state root differs from the fold"))
                     }
                     try log.putCheckpoint(height: ch, snapshot: bytes)
@@ -67,10 +67,10 @@ public enum StateLoader {
                 stats.blocks += 1
                 stats.events += UInt64(events.count)
                 if writeCheckpoints, h.value % state.parameters.checkpointInterval == 0 {
-                    pendingCheckpoint = (h, state.canonicalBytes())
+                    pendingCheckpoint = (h, state.canonicalBytes(), state.sealRoot())
                 }
             }
-            if let (ch, bytes) = pendingCheckpoint {
+            if let (ch, bytes, _) = pendingCheckpoint {
                 try log.putCheckpoint(height: ch, snapshot: bytes)
                 stats.checkpointsWritten += 1
             }
@@ -97,7 +97,7 @@ public enum StateLoader {
                 throw LoadError.bad(AuditFailure(height: cp.height.value, record: "checkpoints[\(cp.height)]", reason: "does not belong to this log"))
             }
             // The next block, when there is one, recorded the root this state must have.
-            if let next = try log.block(at: cp.height.next), next.header.parentStateRoot != Blake2b.hash(cp.snapshot) {
+            if let next = try log.block(at: cp.height.next), next.header.parentStateRoot != state.stateRoot() {
                 throw LoadError.bad(AuditFailure(height: cp.height.value, record: "checkpoints[\(cp.height)]",
                                                  reason: "differs from the state root block \(cp.height.next) recorded"))
             }

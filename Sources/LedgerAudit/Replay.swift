@@ -185,6 +185,7 @@ public struct Replayer {
             let h = Height(first.value + UInt64(i) + 1)
             if let failure = f.failure { throw failure }
             let b = f.block!.block, events = f.block!.events
+            state.seal()
             let blockHash = try check(b, events, at: h, meta: meta, state: state, prevHash: prevHash, seq: seq, firstBad: f.firstBad, &report)
             try fold(b, events, at: h, into: &state, scratch: &scratch)
             prevHash = blockHash

@@ -85,7 +85,7 @@ public enum SchemaVectors {
         let built = try! Genesis(chainID: chain, timestampMs: 1_767_225_600_000, parameters: ChainParameters(),
                                  validators: [.init(key: validator.publicKey, name: "validator-0", personality: "lawful", stake: 1_000_000)],
                                  allocations: [.init(account: alice.publicKey, amount: 50_000), .init(account: bob.publicKey, amount: 70_000)],
-                                 ruleVersion: RuleVersion.legacy)
+                                 ruleVersion: RuleVersion.legacy, stateCommitment: StateCommitmentRule.flat)
         let gb = built.encoded(version: 2)
         let genesis = try! Genesis.decode(gb)
         let gh = Blake2b.hash(gb)

@@ -99,6 +99,7 @@ public enum Execution {
                 do { try s.apply(envs[i], id: ids[i], ctx) } catch { throw BlockError.event(index: i, id: ids[i], error) }
             }
         } catch { throw .block(error) }
-        return ExecutedBlock(state: s, stateRoot: s.stateRoot(), ids: ids, envelopes: envs, signaturesVerified: checked)
+        let root = s.sealRoot()
+        return ExecutedBlock(state: s, stateRoot: root, ids: ids, envelopes: envs, signaturesVerified: checked)
     }
 }

@@ -73,7 +73,7 @@ struct Mempool {
     /// below its nonce, which a build drops. An event behind a missing nonce could only
     /// wait aside: 2,800 future nonces from a flood, each tried against the state on
     /// every build, cut honest throughput to 29%.
-    func forEachChainable(on accounts: [PublicKey: Account], inFlight: Set<EventID>, stale: Bool,
+    func forEachChainable(on accounts: TrackedMap<PublicKey, Account>, inFlight: Set<EventID>, stale: Bool,
                           _ body: (EventID, Envelope) -> Bool) {
         var listed = Set<EventID>()
         var runEnd: [PublicKey: UInt64] = [:]

@@ -168,6 +168,7 @@ extension Replica {
                                  proposer: key.publicKey, eventCount: UInt32(ids.count), eventsRoot: EventCrypto.eventsRoot(ids),
                                  parentStateRoot: parent.stateRoot,
                                  meme: Array(config.producer.meme(height: Height(h), view: view).prefix(Limits.memeBytesMax)))
-        return (ProposedBlock(header: header, events: raws), ExecutedBlock(state: s, stateRoot: s.stateRoot(), ids: ids, envelopes: envs, signaturesVerified: 0), full)
+        let root = s.sealRoot()
+        return (ProposedBlock(header: header, events: raws), ExecutedBlock(state: s, stateRoot: root, ids: ids, envelopes: envs, signaturesVerified: 0), full)
     }
 }

@@ -110,6 +110,14 @@ public struct ChainParameters: Sendable, Hashable, Codable {
 
 /// The genesis document (schemas/FORMAT.md §6). Its canonical bytes are stored in the
 /// log's metadata; their BLAKE2b-256 is the genesis hash, which block 1 names as parent.
+/// The state commitment a genesis chooses (FORMAT.md §7.2).
+public enum StateCommitmentRule {
+    /// BLAKE2b-256 of the whole canonical state (§7), every block.
+    public static let flat: UInt8 = 1
+    /// A sparse Merkle tree with one leaf per entity (§7.2).
+    public static let tree: UInt8 = 2
+}
+
 public struct Genesis: Sendable, Hashable {
     public struct Validator: Sendable, Hashable {
         public var key: PublicKey
@@ -129,8 +137,9 @@ public struct Genesis: Sendable, Hashable {
     /// Version 2 added `slashFractionBps` and `jailBlocks` to the parameters. Version 1
     /// documents still decode, with those two at their defaults. Version 3 added the rule
     /// version and the economy parameters after the allocations; older documents get
-    /// rule version 1 and the default economy.
-    public static let formatVersion: UInt16 = 3
+    /// rule version 1 and the default economy. Version 4 added the state commitment
+    /// after the economy parameters; older documents commit flat.
+    public static let formatVersion: UInt16 = 4
     public static let oldestReadableVersion: UInt16 = 1
 
     public var chainID: ChainID
@@ -141,6 +150,8 @@ public struct Genesis: Sendable, Hashable {
     /// The rule version the chain starts under (`RuleVersion`).
     public var ruleVersion: UInt16
     public var economy: EconomyParameters
+    /// How the chain commits to its state: `StateCommitmentRule.flat` (1) or `.tree` (2).
+    public var stateCommitment: UInt8
     /// The format version of the bytes this document was decoded from (`formatVersion`
     /// for one built in code). Before version 3 the state has no economy section.
     public internal(set) var encodedVersion: UInt16 = Genesis.formatVersion
@@ -148,9 +159,10 @@ public struct Genesis: Sendable, Hashable {
     /// Sorts validators and allocations by key, so the same document always has the same bytes.
     public init(chainID: ChainID, timestampMs: UInt64, parameters: ChainParameters,
                 validators: [Validator], allocations: [Allocation], ruleVersion: UInt16 = RuleVersion.current,
-                economy: EconomyParameters = EconomyParameters()) throws(DecodeError) {
+                economy: EconomyParameters = EconomyParameters(),
+                stateCommitment: UInt8 = StateCommitmentRule.tree) throws(DecodeError) {
         self.chainID = chainID; self.timestampMs = timestampMs; self.parameters = parameters
-        self.ruleVersion = ruleVersion; self.economy = economy
+        self.ruleVersion = ruleVersion; self.economy = economy; self.stateCommitment = stateCommitment
         self.validators = validators.sorted { $0.key < $1.key }
         self.allocations = allocations.sorted { $0.account < $1.account }
         try validate()
@@ -161,6 +173,9 @@ public struct Genesis: Sendable, Hashable {
         try economy.validate()
         guard RuleVersion.supported.contains(ruleVersion) else {
             throw .invalidValue(field: "genesis.ruleVersion", reason: "must be in \(RuleVersion.supported)")
+        }
+        guard stateCommitment == StateCommitmentRule.flat || stateCommitment == StateCommitmentRule.tree else {
+            throw .invalidValue(field: "genesis.stateCommitment", reason: "must be 1 (flat) or 2 (tree)")
         }
         guard !validators.isEmpty, validators.count <= Limits.genesisValidatorsMax else {
             throw .invalidValue(field: "genesis.validators", reason: "need 1...\(Limits.genesisValidatorsMax) validators")
@@ -191,15 +206,17 @@ public struct Genesis: Sendable, Hashable {
     }
 
     /// The document's bytes in the version it was decoded from (version 2 for a version
-    /// 1 document; version 3 for one built in code).
+    /// 1 document; version 4 for one built in code).
     public func encoded() -> [UInt8] { encoded(version: max(2, encodedVersion)) }
 
-    /// The bytes in format `version` (2 or 3). Version 2 has no rule version or economy
-    /// parameters, so it can only hold a rule version 1 chain with the default economy.
+    /// The bytes in format `version` (2 to 4). Version 2 has no rule version or economy
+    /// parameters, so it can only hold a rule version 1 chain with the default economy;
+    /// versions 2 and 3 only a flat-committed chain.
     public func encoded(version: UInt16) -> [UInt8] {
-        precondition(version == 2 || version == 3, "genesis encodes as version 2 or 3")
-        precondition(version == 3 || (ruleVersion == RuleVersion.legacy && economy == EconomyParameters()),
+        precondition((2 ... 4).contains(version), "genesis encodes as version 2, 3 or 4")
+        precondition(version >= 3 || (ruleVersion == RuleVersion.legacy && economy == EconomyParameters()),
                      "a version 2 genesis has rule version 1 and the default economy")
+        precondition(version >= 4 || stateCommitment == StateCommitmentRule.flat, "before version 4 a genesis commits flat")
         var w = ByteWriter(capacity: 256 + validators.count * 128 + allocations.count * 40)
         w.u16(version)
         w.b32(chainID.raw)
@@ -213,10 +230,11 @@ public struct Genesis: Sendable, Hashable {
             w.u16(ruleVersion)
             economy.encode(&w)
         }
+        if version >= 4 { w.u8(stateCommitment) }
         return w.bytes
     }
 
-    /// Decodes versions 1 to 3. A decoded older document re-encodes as version 3, so
+    /// Decodes versions 1 to 4. A decoded document re-encodes in its own version, so
     /// the genesis hash is always the hash of the stored bytes, never of a re-encoding.
     public static func decode(_ bytes: [UInt8]) throws(DecodeError) -> Genesis {
         guard bytes.count <= Limits.genesisBytesMax else {
@@ -246,9 +264,10 @@ public struct Genesis: Sendable, Hashable {
             rules = try r.u16("genesis.ruleVersion")
             economy = try EconomyParameters.decode(&r)
         }
+        let commitment = v >= 4 ? try r.u8("genesis.stateCommitment") : StateCommitmentRule.flat
         try r.end()
         var g = try Genesis(chainID: chain, timestampMs: ts, parameters: params, validators: vals, allocations: allocs,
-                            ruleVersion: rules, economy: economy)
+                            ruleVersion: rules, economy: economy, stateCommitment: commitment)
         g.encodedVersion = v
         // Canonical: the stored order must already be sorted.
         guard g.validators == vals, g.allocations == allocs else {

@@ -12,59 +12,36 @@ import LedgerCrypto
 /// roots of chains without it are what they always were.
 extension LedgerState {
     public static let snapshotVersion: UInt16 = 2
-
-    public func stateRoot() -> Hash32 { Blake2b.hash(canonicalBytes()) }
+    /// The same layout for a tree-committed chain: the version says which rule the state
+    /// is under, and the flat bytes of version 2 chains stay what they always were.
+    public static let treeSnapshotVersion: UInt16 = 3
 
     public func canonicalBytes() -> [UInt8] {
         var w = ByteWriter(capacity: 256 + accounts.count * 48 + agents.count * 160)
-        w.u16(Self.snapshotVersion)
+        w.u16(commitment == .tree ? Self.treeSnapshotVersion : Self.snapshotVersion)
         let g = genesisInfo()
         w.raw(g)
         w.u64(height.value); w.u64(timestampMs); w.u64(totalSupply); w.u64(burned); w.u64(feesPaid); w.u64(eventsApplied)
 
         w.u32(UInt32(accounts.count))
-        for k in accounts.keys.sorted() {
-            let a = accounts[k]!
-            w.b32(k); w.u64(a.balance); w.u64(a.nonce)
-        }
+        for k in accounts.keys.sorted() { Entry.account(&w, k, accounts[k]!) }
         w.u32(UInt32(validators.count))
-        for k in validators.keys.sorted() {
-            let v = validators[k]!
-            w.b32(v.id); w.string(v.name); w.string(v.personality); w.b32(v.consensusKey)
-            w.u64(v.selfStake); w.u64(v.delegated); w.u8(v.status.rawValue); w.u64(v.registeredAt.value); w.u64(v.jailedUntil.value)
-            w.u32(UInt32(v.keyHistory.count))
-            for e in v.keyHistory { w.u64(e.from.value); w.b32(e.key) }
-        }
+        for k in validators.keys.sorted() { Entry.validator(&w, validators[k]!) }
         w.u32(UInt32(delegations.count))
-        for k in delegations.keys.sorted() { w.b32(k.delegator); w.b32(k.validator); w.u64(delegations[k]!) }
+        for k in delegations.keys.sorted() { Entry.delegation(&w, k, delegations[k]!) }
         w.u32(UInt32(unbonding.count))
-        for u in unbonding { w.b32(u.account); w.b32(u.validator); w.u64(u.amount); w.u64(u.releaseAt.value) }
+        for u in unbonding { Entry.unbonding(&w, u) }
         w.u32(UInt32(agents.count))
-        for k in agents.keys.sorted() {
-            let a = agents[k]!
-            w.b32(k); w.raw(Payload.agentRegister(a.profile).encoded()); w.u64(a.registeredAt.value); w.u8(a.active ? 1 : 0)
-        }
+        for k in agents.keys.sorted() { Entry.agent(&w, k, agents[k]!) }
         w.u32(UInt32(alliances.count))
-        for k in alliances.keys.sorted() {
-            let a = alliances[k]!
-            w.b32(a.id); w.b32(a.proposer)
-            w.u16(UInt16(a.proposal.targets.count)); for t in a.proposal.targets { w.b32(t) }
-            w.string(a.proposal.purpose); w.string(a.proposal.terms); w.u64(a.proposal.durationMs)
-            w.u64(a.proposedAtMs); w.u64(a.acceptByMs)
-            w.u16(UInt16(a.accepted.count)); for t in a.accepted { w.b32(t) }
-            w.u8(a.status.rawValue); w.u64(a.activeUntilMs)
-        }
-        w.u32(UInt32(epochPower.count))
-        for k in epochPower.keys.sorted() { w.b32(k); w.u64(epochPower[k]!) }
+        for k in alliances.keys.sorted() { Entry.alliance(&w, alliances[k]!) }
+        Entry.power(&w, epochPower)
         w.u32(UInt32(slashes.count))
-        for x in slashes {
-            w.b32(x.validator); w.u64(x.offenceHeight.value); w.u64(x.offenceView); w.u64(x.stakeBefore); w.u64(x.amount)
-            w.b32(x.evidence); w.u64(x.slashedAt.value)
-        }
+        for x in slashes { Entry.slash(&w, x) }
         w.u32(UInt32(offences.count))
-        for o in offences.sorted() { w.b32(o.validator); w.u64(o.height.value); w.u64(o.view); w.u8(o.kind) }
+        for o in offences.sorted() { Entry.offence(&w, o) }
         w.u32(UInt32(opinionCounts.count))
-        for k in opinionCounts.keys.sorted() { let c = opinionCounts[k]!; w.b32(k); w.u64(c.accepted); w.u64(c.refused) }
+        for k in opinionCounts.keys.sorted() { Entry.opinions(&w, k, opinionCounts[k]!) }
         encodeEconomy(&w)
         return w.bytes
     }
@@ -83,11 +60,12 @@ extension LedgerState {
         }
         var r = ByteReader(bytes)
         let v = try r.u16("snapshot.version")
-        guard v == snapshotVersion else { throw .unsupportedVersion(field: "snapshot", version: v) }
+        guard v == snapshotVersion || v == treeSnapshotVersion else { throw .unsupportedVersion(field: "snapshot", version: v) }
         let chain = try ChainID(raw: try r.b32("snapshot.chainID"))
         let gh = try r.b32("snapshot.genesisHash")
         let params = try ChainParameters.decode(&r)
         var s = LedgerState(empty: chain, params, gh)
+        s.commitment = v == treeSnapshotVersion ? .tree : .flat
         s.height = Height(try r.u64("snapshot.height")); s.timestampMs = try r.u64("snapshot.timestamp")
         s.totalSupply = try r.u64("snapshot.supply"); s.burned = try r.u64("snapshot.burned"); s.feesPaid = try r.u64("snapshot.fees"); s.eventsApplied = try r.u64("snapshot.events")
         var last: Bytes32? = nil
@@ -127,6 +105,7 @@ extension LedgerState {
         try r.end()
         // Pair assertion: the decoded state must encode to exactly the bytes it came from.
         guard s.canonicalBytes() == bytes else { throw .invalidValue(field: "snapshot", reason: "not in canonical form") }
+        s.seal()
         return s
     }
 

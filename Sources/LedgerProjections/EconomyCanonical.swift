@@ -9,58 +9,23 @@ extension LedgerState {
         let e = economy
         guard e.present else { return }
         w.u8(Self.economyMarker)
-        w.u16(e.ruleVersion)
-        w.u32(UInt32(e.ruleHistory.count))
-        for r in e.ruleHistory { w.u64(r.from.value); w.u16(r.version) }
-        e.parameters.encode(&w)
-        w.u64(e.baseFee); w.u64(e.blockGasUsed); w.u64(e.feePool); w.b32(e.lastProposer); w.u64(e.minted); w.u64(e.feesBurned)
+        Entry.economyGlobals(&w, e)
         w.u32(UInt32(e.rewards.count))
-        for k in e.rewards.keys.sorted() { w.b32(k); w.u64(e.rewards[k]!) }
+        for k in e.rewards.keys.sorted() { Entry.reward(&w, k, e.rewards[k]!) }
         w.u32(UInt32(e.commissions.count))
-        for k in e.commissions.keys.sorted() { w.b32(k); w.u32(e.commissions[k]!) }
+        for k in e.commissions.keys.sorted() { Entry.commission(&w, k, e.commissions[k]!) }
         w.u32(UInt32(e.delegatorSlashes.count))
-        for d in e.delegatorSlashes { w.b32(d.validator); w.b32(d.delegator); w.u64(d.amount); w.b32(d.evidence) }
+        for d in e.delegatorSlashes { Entry.delegatorSlash(&w, d) }
         w.u32(UInt32(e.jobs.count))
-        for k in e.jobs.keys.sorted() {
-            let j = e.jobs[k]!
-            w.b32(j.id); w.b32(j.client); w.blob16(Payload.jobPost(j.spec).encoded()); w.u64(j.postedAt.value); w.b32(j.worker)
-            w.u8(j.status.rawValue); w.u8(j.funded ? 1 : 0); w.u64(j.escrowed)
-            w.u16(UInt16(j.milestones.count))
-            for m in j.milestones {
-                w.u64(m.amount); w.b32(m.result); w.u64(m.submittedAt.value); w.u64(m.paid); w.u64(m.refunded); w.u8(m.settled ? 1 : 0)
-            }
-            if let d = j.dispute {
-                w.u8(1); w.b32(d.openedBy); w.u64(d.openedAt.value); w.string(d.reason)
-                w.u16(UInt16(d.arbiters.count)); for a in d.arbiters { w.b32(a) }
-                w.u16(UInt16(d.votes.count)); for a in d.votes.keys.sorted() { w.b32(a); w.u32(d.votes[a]!) }
-                w.u32(d.workerShareBps)
-            } else {
-                w.u8(0)
-            }
-            w.u8(j.clientRated ? 1 : 0); w.u8(j.workerRated ? 1 : 0)
-        }
+        for k in e.jobs.keys.sorted() { Entry.job(&w, e.jobs[k]!) }
         w.u32(UInt32(e.reputation.count))
-        for k in e.reputation.keys.sorted() { let r = e.reputation[k]!; w.b32(k); w.u64(UInt64(bitPattern: r.value)); w.u64(r.asOf.value) }
+        for k in e.reputation.keys.sorted() { Entry.reputation(&w, k, e.reputation[k]!) }
         w.u32(UInt32(e.memes.count))
-        for k in e.memes.keys.sorted() {
-            let m = e.memes[k]!
-            w.b32(m.id); w.b32(m.author); w.blob16(Payload.memePost(m.meme).encoded()); w.u64(m.postedAt.value)
-            w.u8(UInt8(m.reactions.count)); for r in m.reactions.keys.sorted() { w.u8(r); w.u64(m.reactions[r]!) }
-            w.u32(UInt32(m.reactors.count)); for r in m.reactors { w.b32(r) }
-        }
+        for k in e.memes.keys.sorted() { Entry.meme(&w, e.memes[k]!) }
         w.u32(UInt32(e.influence.count))
-        for k in e.influence.keys.sorted() {
-            let c = e.influence[k]!
-            w.b32(k); w.u64(c.memesPosted); w.u64(c.interactionsReceived); w.u64(c.interactionsMade)
-            w.u8(UInt8(c.reactionsReceived.count)); for r in c.reactionsReceived.keys.sorted() { w.u8(r); w.u64(c.reactionsReceived[r]!) }
-        }
+        for k in e.influence.keys.sorted() { Entry.influence(&w, k, e.influence[k]!) }
         w.u32(UInt32(e.proposals.count))
-        for k in e.proposals.keys.sorted() {
-            let p = e.proposals[k]!
-            w.b32(p.id); w.b32(p.proposer); w.blob16(Payload.govPropose(p.proposal).encoded()); w.u64(p.proposedAt.value)
-            w.u32(UInt32(p.votes.count)); for v in p.votes.keys.sorted() { w.b32(v); w.u8(p.votes[v]! ? 1 : 0) }
-            w.u8(p.status.rawValue)
-        }
+        for k in e.proposals.keys.sorted() { Entry.proposal(&w, e.proposals[k]!) }
     }
 
     /// Reads the economy section when the snapshot has one (the canonical-form check

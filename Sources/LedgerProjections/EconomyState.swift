@@ -149,14 +149,14 @@ public struct EconomyState: Sendable, Equatable {
     public internal(set) var minted: UInt64
     public internal(set) var feesBurned: UInt64
     /// Rewards earned and not yet claimed.
-    public internal(set) var rewards: [PublicKey: UInt64]
-    public internal(set) var commissions: [ValidatorID: UInt32]
-    public internal(set) var delegatorSlashes: [DelegatorSlash]
-    public internal(set) var jobs: [JobID: Job]
-    public internal(set) var reputation: [PublicKey: Reputation]
-    public internal(set) var memes: [MemeID: MemeState]
-    public internal(set) var influence: [PublicKey: InfluenceCounters]
-    public internal(set) var proposals: [ProposalID: ProposalState]
+    public internal(set) var rewards: TrackedMap<PublicKey, UInt64>
+    public internal(set) var commissions: TrackedMap<ValidatorID, UInt32>
+    public internal(set) var delegatorSlashes: TrackedList<DelegatorSlash>
+    public internal(set) var jobs: TrackedMap<JobID, Job>
+    public internal(set) var reputation: TrackedMap<PublicKey, Reputation>
+    public internal(set) var memes: TrackedMap<MemeID, MemeState>
+    public internal(set) var influence: TrackedMap<PublicKey, InfluenceCounters>
+    public internal(set) var proposals: TrackedMap<ProposalID, ProposalState>
 
     init(present: Bool, ruleVersion: UInt16, parameters: EconomyParameters) {
         self.present = present; self.ruleVersion = ruleVersion; self.parameters = parameters

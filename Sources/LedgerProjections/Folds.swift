@@ -38,6 +38,9 @@ extension LedgerState {
     public mutating func beginBlock(_ ctx: BlockContext) throws(BlockError) {
         guard ctx.height == height.next else { throw .outOfOrder(expected: height.next, got: ctx.height) }
         guard ctx.timestampMs >= timestampMs else { throw .timeWentBackwards(parent: timestampMs, block: ctx.timestampMs) }
+        // What the previous block wrote goes into the tree now if its executor did not
+        // seal it (a no-op when it did); a flat chain just forgets it.
+        seal()
         // Arbiters for the disputes the previous block opened, seeded by the state it left.
         drawPendingArbiters(seed: ctx.parentStateRoot)
         // The previous block's rewards and base fee, under the power it was certified by.
@@ -50,16 +53,10 @@ extension LedgerState {
         activateProposals(ctx)
         if economy.ruleVersion >= RuleVersion.economy { economy.lastProposer = consensusKeys[ctx.proposer] ?? ctx.proposer }
         if unbonding.contains(where: { $0.releaseAt <= ctx.height }) {
-            var keep: [Unbonding] = []
-            for u in unbonding {
-                if u.releaseAt <= ctx.height {
-                    // Supply is conserved, so a balance can never overflow here.
-                    accounts[u.account, default: Account(balance: 0, nonce: 0)].balance += u.amount
-                } else {
-                    keep.append(u)
-                }
+            for u in unbonding.removeAll(where: { $0.releaseAt <= ctx.height }) {
+                // Supply is conserved, so a balance can never overflow here.
+                accounts[u.account, default: Account(balance: 0, nonce: 0)].balance += u.amount
             }
-            unbonding = keep
         }
         for (id, a) in alliances {
             if a.status == .pending, ctx.timestampMs >= a.acceptByMs { alliances[id]!.status = .expired }

@@ -136,25 +136,29 @@ public struct LedgerState: Sendable, Equatable {
     public internal(set) var burned: UInt64
     public internal(set) var feesPaid: UInt64
     public internal(set) var eventsApplied: UInt64
-    public internal(set) var accounts: [PublicKey: Account]
-    public internal(set) var validators: [ValidatorID: ValidatorState]
+    public internal(set) var accounts: TrackedMap<PublicKey, Account>
+    public internal(set) var validators: TrackedMap<ValidatorID, ValidatorState>
     /// Every consensus key ever used → its validator (keys are never reused).
     public internal(set) var consensusKeys: [PublicKey: ValidatorID]
-    public internal(set) var delegations: [DelegationKey: UInt64]
+    public internal(set) var delegations: TrackedMap<DelegationKey, UInt64>
     /// Pending unbondings in the order they were made (release order is by height, then this order).
-    public internal(set) var unbonding: [Unbonding]
-    public internal(set) var agents: [PublicKey: AgentState]
-    public internal(set) var alliances: [AllianceID: AllianceState]
+    public internal(set) var unbonding: TrackedList<Unbonding>
+    public internal(set) var agents: TrackedMap<PublicKey, AgentState>
+    public internal(set) var alliances: TrackedMap<AllianceID, AllianceState>
     /// Consensus key → voting power, fixed for the current epoch: `votingPower()` of the
     /// state before the epoch's first block (at genesis, of the genesis state).
     public internal(set) var epochPower: [PublicKey: UInt64]
     /// Every slashing, in the order applied.
-    public internal(set) var slashes: [SlashRecord]
+    public internal(set) var slashes: TrackedList<SlashRecord>
     /// Every offence already punished.
-    public internal(set) var offences: Set<OffenceKey>
-    public internal(set) var opinionCounts: [ValidatorID: OpinionCount]
+    public internal(set) var offences: TrackedSet<OffenceKey>
+    public internal(set) var opinionCounts: TrackedMap<ValidatorID, OpinionCount>
     /// The agent economy and governance (EconomyState.swift).
     public internal(set) var economy: EconomyState
+    /// Flat hash or state tree (Commitment.swift), fixed by the genesis.
+    public internal(set) var commitment: StateCommitment = .flat
+    /// The state tree under the tree rule, as of the last `sealRoot()`.
+    var treeCache = TreeCache()
 
     /// The state after genesis.
     public init(genesis g: Genesis, genesisHash: Hash32) {
@@ -178,6 +182,8 @@ public struct LedgerState: Sendable, Equatable {
         }
         totalSupply = supply
         epochPower = votingPower()
+        commitment = g.stateCommitment == StateCommitmentRule.tree ? .tree : .flat
+        seal()
     }
 
     /// Voting power by consensus key: active validators holding at least the minimum self-stake.

@@ -48,6 +48,11 @@ extension Simulation {
             if root != c.stateRoot { violation("state roots differ at height \(h): r\(n.index) has \(c.stateRoot.short)") }
         } else {
             committedRoot[h] = c.stateRoot
+            // The oracle of the state tree: the root kept up block by block is the root
+            // of a tree built from every leaf (a write it missed would differ here).
+            if c.state.commitment == .tree, c.state.buildTree().root != c.stateRoot {
+                violation("r\(n.index)'s incremental state tree at height \(h) differs from a fresh build")
+            }
         }
         n.executedState = c.state
     }

@@ -178,6 +178,10 @@ public final class SoloProducer {
         let block = StoredBlock(header: header, certificate: cert, firstSequence: first)
         do { try log.append(BlockCommit(block: block, blockHash: hash, events: open)) } catch { throw .store(error) }
         state = working
+        // The block's writes go into the state tree once, here; the next block's
+        // `beginBlock` then finds nothing left to fold.
+        state.seal()
+        working = state
         lastCommitted = ctx.height
         open.removeAll(keepingCapacity: true)
         openIDs.removeAll(keepingCapacity: true)

@@ -106,6 +106,7 @@ import Testing
         params.jailBlocks = 7
         var g = f.genesis
         g.parameters = params
+        g.stateCommitment = StateCommitmentRule.flat
         let v2 = g.encoded(version: 2)
         #expect(Array(v2.prefix(2)) == [0, 2])
         #expect(Array(v2[98 ..< 110]) == [0, 0, 0x09, 0xC4, 0, 0, 0, 0, 0, 0, 0, 7])
@@ -122,11 +123,24 @@ import Testing
         #expect(throws: DecodeError.tooLong(field: "genesis.validators", length: 2_500, max: Limits.genesisValidatorsMax)) {
             try Genesis.decode([0, 1] + Array(v2[2...]))
         }
-        #expect(throws: DecodeError.unsupportedVersion(field: "genesis", version: 4)) { try Genesis.decode([0, 4] + Array(v2[2...])) }
+        #expect(throws: DecodeError.unsupportedVersion(field: "genesis", version: 5)) { try Genesis.decode([0, 5] + Array(v2[2...])) }
         // Version 3 carries the rule version and the economy after the allocations.
-        let v3 = g.encoded()
+        let v3 = g.encoded(version: 3)
         #expect(Array(v3.prefix(2)) == [0, 3] && v3.count == v2.count + 2 + 68)
-        #expect(try Genesis.decode(v3) == g)
+        let decoded3 = try Genesis.decode(v3)
+        #expect(decoded3.stateCommitment == StateCommitmentRule.flat && decoded3.encoded() == v3)
+        #expect(decoded3.encoded(version: 4) == g.encoded())
+        // Version 4 adds the state commitment: 1 flat, 2 tree, nothing else.
+        let v4 = g.encoded()
+        #expect(Array(v4.prefix(2)) == [0, 4] && v4 == v3.replacing([0, 3], with: [0, 4], maxReplacements: 1) + [1])
+        #expect(try Genesis.decode(v4) == g)
+        var tree = g
+        tree.stateCommitment = StateCommitmentRule.tree
+        #expect(tree.encoded().last == 2)
+        #expect(try Genesis.decode(tree.encoded()).stateCommitment == StateCommitmentRule.tree)
+        #expect(throws: DecodeError.invalidValue(field: "genesis.stateCommitment", reason: "must be 1 (flat) or 2 (tree)")) {
+            try Genesis.decode(Array(v4.dropLast()) + [3])
+        }
         #expect(throws: DecodeError.unsupportedVersion(field: "genesis", version: 0)) { try Genesis.decode([0, 0] + Array(v1[2...])) }
     }
 

@@ -36,7 +36,11 @@ import Testing
     @Test(arguments: scripts)
     func script(_ name: String) throws {
         var harness = FoldScript()
-        try runScriptFile(Self.dir + "/" + name, rewriteVariable: "FOLD_REWRITE", emptyOutput: "") { harness.run($0) }
+        try runScriptFile(Self.dir + "/" + name, rewriteVariable: "FOLD_REWRITE", emptyOutput: "") { line in
+            let out = harness.run(line)
+            harness.checkTree(line)
+            return out
+        }
     }
 }
 
@@ -68,6 +72,16 @@ struct FoldScript {
             guard let key = keys[cmd], w.count >= 2 else { return "unknown command \(cmd)" }
             return event(key, Array(w.dropFirst()))
         }
+    }
+
+    /// The incremental tree, sealed after every command, must have the root of a tree
+    /// built from scratch: a write the tracked containers missed would show here.
+    mutating func checkTree(_ line: String) {
+        guard s != nil else { return }
+        #expect(s.commitment == .tree)
+        let incremental = s.sealRoot()
+        #expect(incremental == s.buildTree().root, "after `\(line)`")
+        #expect(incremental == s.sealedTree?.root)
     }
 
     mutating func chain(_ args: ArraySlice<String>) -> String {

@@ -99,7 +99,7 @@ struct ScriptHarness {
             let built = try! Genesis(chainID: chain, timestampMs: now, parameters: p,
                                      validators: (0 ..< n).map { .init(key: ops[$0].publicKey, name: "r\($0)", personality: "lawful", stake: stakes[$0]) },
                                      allocations: clients.map { .init(account: $0.publicKey, amount: 1_000_000) } + ops.map { .init(account: $0.publicKey, amount: 1_000) },
-                                     ruleVersion: RuleVersion.legacy)
+                                     ruleVersion: RuleVersion.legacy, stateCommitment: StateCommitmentRule.flat)
             let g = try! Genesis.decode(built.encoded(version: 2))
             genesisHash = Blake2b.hash(g.encoded())
             genesisState = LedgerState(genesis: g, genesisHash: genesisHash)

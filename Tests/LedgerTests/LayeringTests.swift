@@ -10,7 +10,7 @@ import Testing
         "LedgerCrypto": ["LedgerCore", "CSodium"],
         "LedgerTree": ["LedgerCore"],
         "LedgerStore": ["LedgerCore", "LedgerCrypto", "CLMDB"],
-        "LedgerProjections": ["LedgerCore", "LedgerCrypto"],
+        "LedgerProjections": ["LedgerCore", "LedgerCrypto", "LedgerTree"],
         "LedgerConsensus": ["LedgerCore", "LedgerCrypto", "LedgerProjections"],
         "LedgerAgents": ["LedgerCore", "LedgerCrypto", "LedgerProjections", "LedgerConsensus"],
         "LedgerSimulation": ["LedgerCore", "LedgerCrypto", "LedgerProjections", "LedgerConsensus", "LedgerAgents"],

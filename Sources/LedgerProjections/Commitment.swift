@@ -1,0 +1,82 @@
+import LedgerCore
+import LedgerCrypto
+import LedgerTree
+
+/// How a chain commits to its state (schemas/FORMAT.md §7.2), fixed by its genesis:
+/// the flat rule hashes the whole canonical encoding every block; the tree rule keeps a
+/// sparse Merkle tree of one leaf per entity and rehashes only what a block touched.
+public enum StateCommitment: UInt8, Sendable, CustomStringConvertible {
+    case flat = 1
+    case tree = 2
+    public var description: String { self == .flat ? "flat" : "tree" }
+}
+
+/// BLAKE2b-256 for the state tree.
+public struct Blake2bTreeHashing: TreeHashing {
+    public init() {}
+    public func hash(_ bytes: UnsafeRawBufferPointer) -> Hash32 { Blake2b.hash(bytes) }
+}
+
+/// The tree a tree-rule state carries. Derived data: two states with equal entities are
+/// equal whatever their trees hold, so `==` ignores it.
+struct TreeCache: Sendable, Equatable {
+    var tree: StateTree?
+    static func == (_: Self, _: Self) -> Bool { true }
+}
+
+extension LedgerState {
+    public static let treeRules = TreeRules(Blake2bTreeHashing())
+
+    /// The state root: BLAKE2b-256 of the canonical bytes (flat rule), or the tree's root
+    /// with everything written so far folded in (tree rule; the state is not changed, so
+    /// a caller that keeps the state should `sealRoot()` instead).
+    public func stateRoot() -> Hash32 {
+        switch commitment {
+        case .flat: return Blake2b.hash(canonicalBytes())
+        case .tree:
+            var s = self
+            return s.sealRoot()
+        }
+    }
+
+    /// The state root, folding the leaves written since the last seal into the tree
+    /// (O(written × log N)). Under the flat rule it forgets what was written and hashes
+    /// the canonical bytes.
+    public mutating func sealRoot() -> Hash32 {
+        seal()
+        return treeCache.tree?.root ?? Blake2b.hash(canonicalBytes())
+    }
+
+    /// Folds what was written since the last call into the tree (tree rule), or forgets
+    /// it (flat rule). Costs nothing that grows with the state.
+    public mutating func seal() {
+        guard commitment == .tree else { return discardWritten() }
+        guard var tree = treeCache.tree else {
+            discardWritten()
+            treeCache.tree = buildTree()
+            return
+        }
+        let rules = Self.treeRules
+        var batch: [(key: Hash32, valueHash: Hash32?)] = []
+        for c in takeLeafChanges() {
+            let k = rules.key(kind: c.leaf.kind.rawValue, id: c.leaf.id)
+            let vh = c.value.map(rules.valueHash)
+            // Unchanged leaves (the scalars most blocks, a write of the same value) cost a
+            // lookup, not a path of hashes.
+            if tree.valueHash(k) != vh { batch.append((k, vh)) }
+        }
+        tree.apply(batch)
+        treeCache.tree = tree
+    }
+
+    /// The tree of this state built from scratch (the oracle for the incremental one).
+    public func buildTree() -> StateTree {
+        let rules = Self.treeRules
+        var t = StateTree(rules: rules)
+        t.apply(allLeaves().map { (rules.key(kind: $0.leaf.kind.rawValue, id: $0.leaf.id), rules.valueHash($0.value)) })
+        return t
+    }
+
+    /// The tree as of the last seal (nil under the flat rule, or before the first seal).
+    public var sealedTree: StateTree? { treeCache.tree }
+}
