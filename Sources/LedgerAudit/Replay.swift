@@ -311,6 +311,7 @@ public struct Replayer {
             }
             try observer.applied(e, block: b, state: state)
         }
+        do throws(BlockError) { try state.checkPostState(hd) } catch { throw fail(h, name, error.description) }
     }
 }
 

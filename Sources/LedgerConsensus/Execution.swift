@@ -98,6 +98,7 @@ public enum Execution {
             for i in envs.indices {
                 do { try s.apply(envs[i], id: ids[i], ctx) } catch { throw BlockError.event(index: i, id: ids[i], error) }
             }
+            try s.checkPostState(h)
         } catch { throw .block(error) }
         let root = s.sealRoot()
         return ExecutedBlock(state: s, stateRoot: root, ids: ids, envelopes: envs, signaturesVerified: checked)

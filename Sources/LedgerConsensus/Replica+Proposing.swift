@@ -164,9 +164,10 @@ extension Replica {
         dropFromMempool(drop)
         chainableLeft = max(0, candidates.count - ids.count - drop.count)
         guard !ids.isEmpty else { return nil }
+        let post = s.postState()
         let header = BlockHeader(chainID: chain, height: Height(h), parentHash: parent.hash, view: view, timestampMs: ts,
                                  proposer: key.publicKey, eventCount: UInt32(ids.count), eventsRoot: EventCrypto.eventsRoot(ids),
-                                 parentStateRoot: parent.stateRoot,
+                                 parentStateRoot: parent.stateRoot, post: post,
                                  meme: Array(config.producer.meme(height: Height(h), view: view).prefix(Limits.memeBytesMax)))
         let root = s.sealRoot()
         return (ProposedBlock(header: header, events: raws), ExecutedBlock(state: s, stateRoot: root, ids: ids, envelopes: envs, signaturesVerified: 0), full)

@@ -1,11 +1,24 @@
-/// Block header, format version 1 (schemas/FORMAT.md §4):
+/// Block header (schemas/FORMAT.md §4), format version 1:
 ///
 ///     u16 version | 32 chain id | u64 height | 32 parent hash | u64 view | u64 timestamp ms
 ///     | 32 proposer | u32 event count | 32 events root | 32 parent state root | u16 meme length | meme
 ///
+/// Version 2, for chains that commit their state as a tree, adds after the parent state
+/// root `32 state root | 32 next power hash`: the root of the state this block leaves,
+/// and the hash of the voting power that certifies the next block (§4.3). A light client
+/// learns both from a header the current validators signed.
+///
 /// The block hash is BLAKE2b-256 of these bytes. Block 1's parent hash is the genesis hash.
 public struct BlockHeader: Sendable, Hashable {
     public static let formatVersion: UInt16 = 1
+    public static let postStateVersion: UInt16 = 2
+
+    /// What a version 2 header says of the state its block leaves.
+    public struct PostState: Sendable, Hashable {
+        public var stateRoot: Hash32
+        public var nextPowerHash: Hash32
+        public init(stateRoot: Hash32, nextPowerHash: Hash32) { self.stateRoot = stateRoot; self.nextPowerHash = nextPowerHash }
+    }
 
     public var chainID: Bytes32
     public var height: Height
@@ -16,34 +29,43 @@ public struct BlockHeader: Sendable, Hashable {
     public var eventCount: UInt32
     public var eventsRoot: Hash32
     public var parentStateRoot: Hash32
+    /// Version 2 only (nil: version 1).
+    public var post: PostState?
     public var meme: [UInt8]
 
     public init(chainID: Bytes32, height: Height, parentHash: Hash32, view: UInt64, timestampMs: UInt64,
-                proposer: PublicKey, eventCount: UInt32, eventsRoot: Hash32, parentStateRoot: Hash32, meme: [UInt8]) {
+                proposer: PublicKey, eventCount: UInt32, eventsRoot: Hash32, parentStateRoot: Hash32, post: PostState? = nil,
+                meme: [UInt8]) {
         self.chainID = chainID; self.height = height; self.parentHash = parentHash; self.view = view
         self.timestampMs = timestampMs; self.proposer = proposer; self.eventCount = eventCount
-        self.eventsRoot = eventsRoot; self.parentStateRoot = parentStateRoot; self.meme = meme
+        self.eventsRoot = eventsRoot; self.parentStateRoot = parentStateRoot; self.post = post; self.meme = meme
     }
 
+    public var version: UInt16 { post == nil ? Self.formatVersion : Self.postStateVersion }
+
     public func encoded() -> [UInt8] {
-        var w = ByteWriter(capacity: 200 + meme.count)
-        w.u16(BlockHeader.formatVersion)
+        var w = ByteWriter(capacity: 264 + meme.count)
+        w.u16(version)
         w.b32(chainID); w.u64(height.value); w.b32(parentHash); w.u64(view); w.u64(timestampMs)
         w.b32(proposer); w.u32(eventCount); w.b32(eventsRoot); w.b32(parentStateRoot)
+        if let post { w.b32(post.stateRoot); w.b32(post.nextPowerHash) }
         w.blob16(meme)
         return w.bytes
     }
 
     public static func decode(_ r: inout ByteReader) throws(DecodeError) -> BlockHeader {
         let v = try r.u16("header.version")
-        guard v == formatVersion else { throw .unsupportedVersion(field: "block header", version: v) }
-        let h = BlockHeader(
-            chainID: try r.b32("header.chainID"), height: Height(try r.u64("header.height")),
-            parentHash: try r.b32("header.parentHash"), view: try r.u64("header.view"),
-            timestampMs: try r.u64("header.timestamp"), proposer: try r.b32("header.proposer"),
-            eventCount: try r.u32("header.eventCount"), eventsRoot: try r.b32("header.eventsRoot"),
-            parentStateRoot: try r.b32("header.parentStateRoot"),
-            meme: try r.blob16("header.meme", max: Limits.memeBytesMax))
+        guard v == formatVersion || v == postStateVersion else { throw .unsupportedVersion(field: "block header", version: v) }
+        let chain = try r.b32("header.chainID"), height = Height(try r.u64("header.height"))
+        let parent = try r.b32("header.parentHash"), view = try r.u64("header.view")
+        let ts = try r.u64("header.timestamp"), proposer = try r.b32("header.proposer")
+        let count = try r.u32("header.eventCount"), eventsRoot = try r.b32("header.eventsRoot")
+        let parentState = try r.b32("header.parentStateRoot")
+        let post = v == postStateVersion
+            ? PostState(stateRoot: try r.b32("header.stateRoot"), nextPowerHash: try r.b32("header.nextPowerHash")) : nil
+        let h = BlockHeader(chainID: chain, height: height, parentHash: parent, view: view, timestampMs: ts, proposer: proposer,
+                            eventCount: count, eventsRoot: eventsRoot, parentStateRoot: parentState, post: post,
+                            meme: try r.blob16("header.meme", max: Limits.memeBytesMax))
         guard h.eventCount <= Limits.blockEventsMax else {
             throw .tooLong(field: "header.eventCount", length: Int(h.eventCount), max: Limits.blockEventsMax)
         }

@@ -79,4 +79,32 @@ extension LedgerState {
 
     /// The tree as of the last seal (nil under the flat rule, or before the first seal).
     public var sealedTree: StateTree? { treeCache.tree }
+
+    /// `H("CHAOSLEDGER/POWER\0" | u32 n | n × (32 key | u64 power))`, keys ascending: what
+    /// a version 2 header commits for the power that certifies the next block.
+    public static func powerHash(_ power: [PublicKey: UInt64]) -> Hash32 {
+        var w = ByteWriter(capacity: 24 + power.count * 40)
+        w.raw(Array("CHAOSLEDGER/POWER\0".utf8))
+        Entry.power(&w, power)
+        return Blake2b.hash(w.bytes)
+    }
+
+    /// What a version 2 header of the block that left this state says (nil under the
+    /// flat rule, whose headers are version 1). Seals the tree.
+    public mutating func postState() -> BlockHeader.PostState? {
+        guard commitment == .tree else { return nil }
+        return BlockHeader.PostState(stateRoot: sealRoot(), nextPowerHash: Self.powerHash(powerForNextBlock()))
+    }
+
+    /// Checks, after a block's events, that its header is of this chain's version and,
+    /// for version 2, that its state root and next power hash are this state's.
+    public mutating func checkPostState(_ header: BlockHeader) throws(BlockError) {
+        let expected = commitment == .tree ? BlockHeader.postStateVersion : BlockHeader.formatVersion
+        guard header.version == expected else { throw .wrongHeaderVersion(header.version, expected: expected) }
+        guard let claimed = header.post, let mine = postState() else { return }
+        guard claimed.stateRoot == mine.stateRoot else { throw .stateRootMismatch(header: claimed.stateRoot, folded: mine.stateRoot) }
+        guard claimed.nextPowerHash == mine.nextPowerHash else {
+            throw .nextPowerMismatch(header: claimed.nextPowerHash, folded: mine.nextPowerHash)
+        }
+    }
 }

@@ -159,12 +159,22 @@ public enum BlockError: Error, Equatable, Sendable, CustomStringConvertible {
     case outOfOrder(expected: Height, got: Height)
     case timeWentBackwards(parent: UInt64, block: UInt64)
     case event(index: Int, id: EventID, ApplyError)
+    /// The header's version does not match the chain's state commitment (version 2 for
+    /// a tree-committed chain, 1 for a flat one).
+    case wrongHeaderVersion(UInt16, expected: UInt16)
+    /// A version 2 header's state root is not the root of the state the block leaves.
+    case stateRootMismatch(header: Hash32, folded: Hash32)
+    /// A version 2 header's next power hash is not the hash of the power that certifies the next block.
+    case nextPowerMismatch(header: Hash32, folded: Hash32)
 
     public var description: String {
         switch self {
         case let .outOfOrder(e, g): "block height \(g), expected \(e)"
         case let .timeWentBackwards(p, b): "block time \(b) is before its parent's \(p)"
         case let .event(i, id, e): "event \(i) (\(id.short)): \(e)"
+        case let .wrongHeaderVersion(v, e): "header version \(v), but this chain's headers are version \(e)"
+        case let .stateRootMismatch(h, f): "header state root \(h.short) but the fold gives \(f.short)"
+        case let .nextPowerMismatch(h, f): "header next power hash \(h.short) but the fold gives \(f.short)"
         }
     }
 }

@@ -218,5 +218,6 @@ extension LedgerState {
         for (i, e) in events.enumerated() {
             do { try apply(e.envelope, id: e.id, ctx) } catch { throw .event(index: i, id: e.id, error) }
         }
+        try checkPostState(header)
     }
 }

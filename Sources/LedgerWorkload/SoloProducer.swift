@@ -166,7 +166,7 @@ public final class SoloProducer {
         let header = BlockHeader(
             chainID: state.chainID.raw, height: ctx.height, parentHash: head.hash, view: 0,
             timestampMs: ctx.timestampMs, proposer: key.publicKey, eventCount: UInt32(open.count),
-            eventsRoot: EventCrypto.eventsRoot(open.map(\.id)), parentStateRoot: state.stateRoot(),
+            eventsRoot: EventCrypto.eventsRoot(open.map(\.id)), parentStateRoot: state.stateRoot(), post: working.postState(),
             meme: Array(meme(ctx.height).prefix(Limits.memeBytesMax)))
         let headerBytes = header.encoded()
         let hash = Blake2b.hash(headerBytes)

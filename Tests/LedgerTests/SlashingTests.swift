@@ -511,9 +511,10 @@ import Testing
         let head = try #require(try log.head())
         let h = s.height.next
         let evs = events.map { (id: EventCrypto.id($0.bytes), envelope: $0) }
-        let header = BlockHeader(chainID: Fixture.chain.raw, height: h, parentHash: head.hash, view: headerView,
+        var header = BlockHeader(chainID: Fixture.chain.raw, height: h, parentHash: head.hash, view: headerView,
                                  timestampMs: s.timestampMs + 1_000, proposer: f.producer.publicKey, eventCount: UInt32(evs.count),
                                  eventsRoot: EventCrypto.eventsRoot(evs.map(\.id)), parentStateRoot: s.stateRoot(), meme: [])
+        header.post = try postState(of: header, evs, on: s)
         let hash = Blake2b.hash(header.encoded())
         let cert = CommitCertificate(height: h, view: certificateView, blockHash: hash, votes: [
             EventCrypto.signCommit(chain: Fixture.chain.raw, height: h, view: certificateView, blockHash: hash, key: f.producer),

@@ -83,12 +83,14 @@ struct Fixture {
     var economy = EconomyParameters()
     /// Extra genesis validators (EconomyTests: several validators for rewards and governance).
     var extraValidators: [Genesis.Validator] = []
+    /// How the chain commits to its state (the tree unless a test asks for flat).
+    var stateCommitment = StateCommitmentRule.tree
 
     var genesis: Genesis {
         try! Genesis(chainID: Self.chain, timestampMs: 1_000_000, parameters: params,
                      validators: [.init(key: producer.publicKey, name: "producer", personality: "lawful", stake: 1_000_000_000)] + extraValidators,
                      allocations: [alice, bob, carol, dave].map { .init(account: $0.publicKey, amount: 1_000_000) },
-                     ruleVersion: ruleVersion, economy: economy)
+                     ruleVersion: ruleVersion, economy: economy, stateCommitment: stateCommitment)
     }
 
     var genesisHash: Hash32 { Blake2b.hash(genesis.encoded()) }
@@ -155,4 +157,15 @@ struct FourValidators {
         let k = replica(of: keys[0]).primary(of: v)
         return keys.first { $0.publicKey == k }!
     }
+}
+
+/// What a version 2 header of `header`'s block on `s` must say (nil on a flat chain):
+/// the block folded into a copy of `s`.
+func postState(of header: BlockHeader, _ events: [(id: EventID, envelope: Envelope)], on s: LedgerState) throws -> BlockHeader.PostState? {
+    var t = s
+    let ctx = BlockContext(height: header.height, timestampMs: header.timestampMs, proposer: header.proposer,
+                           parentStateRoot: header.parentStateRoot)
+    try t.beginBlock(ctx)
+    for e in events { try t.apply(e.envelope, id: e.id, ctx) }
+    return t.postState()
 }

@@ -1,0 +1,105 @@
+import LedgerAudit
+import LedgerCore
+import LedgerCrypto
+import LedgerProjections
+import LedgerStore
+import LedgerTree
+import Testing
+
+/// Chains whose genesis chooses the tree commitment: their headers are version 2 and
+/// state the root of the state each block leaves and the hash of the power that
+/// certifies the next block; a header that misstates either is refused.
+@Suite struct StateCommitmentTests {
+    let f = Fixture()
+
+    @Test func treeChainHeadersCommitThePostStateAndTheNextPower() throws {
+        let log = LedgerLog.memory()
+        let p = try f.producer(on: log)
+        for n in UInt64(1) ... 6 {
+            try p.submit(f.event(f.alice, n, .transfer(to: f.bob.publicKey, amount: 10 * n, memo: "")).bytes)
+            try p.commit()
+        }
+        var previous: BlockHeader.PostState?
+        for h in UInt64(1) ... 6 {
+            let header = try #require(try log.block(at: Height(h))).header
+            #expect(header.version == 2)
+            let post = try #require(header.post)
+            if let previous { #expect(header.parentStateRoot == previous.stateRoot) }
+            previous = post
+        }
+        let (report, replayed) = Replayer(log: log).run()
+        #expect(report.ok, "\(String(describing: report.failure))")
+        let s = try #require(replayed)
+        #expect(s.commitment == .tree)
+        #expect(s.stateRoot() == previous?.stateRoot && s.buildTree().root == previous?.stateRoot)
+        #expect(LedgerState.powerHash(s.powerForNextBlock()) == previous?.nextPowerHash)
+        #expect(try Genesis.decode(try #require(try log.metadata()).genesisBytes).stateCommitment == StateCommitmentRule.tree)
+    }
+
+    /// A block on `s` carrying one transfer, with the header's post state filled in right.
+    func block(on s: LedgerState) -> (BlockHeader, [(id: EventID, envelope: Envelope)], BlockHeader.PostState?) {
+        let e = f.event(f.alice, 1, .transfer(to: f.bob.publicKey, amount: 5, memo: ""))
+        let id = EventCrypto.id(e.bytes)
+        let ctx = BlockContext(height: 1, timestampMs: s.timestampMs + 1_000, proposer: f.producer.publicKey, parentStateRoot: s.stateRoot())
+        var t = s
+        try! t.beginBlock(ctx)
+        try! t.apply(e, id: id, ctx)
+        let post = t.postState()
+        let header = BlockHeader(chainID: s.chainID.raw, height: 1, parentHash: s.genesisHash, view: 0, timestampMs: ctx.timestampMs,
+                                 proposer: f.producer.publicKey, eventCount: 1, eventsRoot: EventCrypto.eventsRoot([id]),
+                                 parentStateRoot: ctx.parentStateRoot!, post: post, meme: [])
+        return (header, [(id, e)], post)
+    }
+
+    @Test func aHeaderThatMisstatesThePostStateIsRefused() throws {
+        let s = f.state()
+        let (header, events, post) = block(on: s)
+        let right = try #require(post)
+        var ok = s
+        try ok.applyBlock(header, events)
+        #expect(ok.stateRoot() == right.stateRoot)
+
+        var wrongRoot = header
+        wrongRoot.post!.stateRoot.w3 ^= 1
+        var a = s
+        #expect(throws: BlockError.stateRootMismatch(header: wrongRoot.post!.stateRoot, folded: right.stateRoot)) {
+            try a.applyBlock(wrongRoot, events)
+        }
+        var wrongPower = header
+        wrongPower.post!.nextPowerHash = LedgerState.powerHash([:])
+        var b = s
+        #expect(throws: BlockError.nextPowerMismatch(header: LedgerState.powerHash([:]), folded: right.nextPowerHash)) {
+            try b.applyBlock(wrongPower, events)
+        }
+        var version1 = header
+        version1.post = nil
+        var c = s
+        #expect(throws: BlockError.wrongHeaderVersion(1, expected: 2)) { try c.applyBlock(version1, events) }
+    }
+
+    @Test func aFlatChainRefusesVersion2Headers() throws {
+        var flat = f
+        flat.stateCommitment = StateCommitmentRule.flat
+        let s = flat.state()
+        #expect(s.commitment == .flat && s.sealedTree == nil)
+        let (header, events, post) = block(on: s)
+        #expect(post == nil && header.version == 1)
+        var ok = s
+        try ok.applyBlock(header, events)
+        var v2 = header
+        v2.post = .init(stateRoot: ok.stateRoot(), nextPowerHash: LedgerState.powerHash(ok.powerForNextBlock()))
+        var d = s
+        #expect(throws: BlockError.wrongHeaderVersion(2, expected: 1)) { try d.applyBlock(v2, events) }
+    }
+
+    @Test func version2HeadersRoundTripAndVersion3IsRefused() throws {
+        let (header, _, _) = block(on: f.state())
+        let bytes = header.encoded()
+        #expect(Array(bytes.prefix(2)) == [0, 2])
+        #expect(try BlockHeader.decode(bytes) == header)
+        var v1 = header
+        v1.post = nil
+        #expect(v1.encoded().count == bytes.count - 64)
+        #expect(throws: DecodeError.unsupportedVersion(field: "block header", version: 3)) { try BlockHeader.decode([0, 3] + bytes.dropFirst(2)) }
+    }
+}
