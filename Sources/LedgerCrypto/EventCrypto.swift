@@ -75,6 +75,50 @@ public enum EventCrypto {
         return merkle(&level, 0, level.count, &buf)
     }
 
+    /// The RFC 6962 audit path of the event at `index` among `ids` (§4.1 shape), the
+    /// sibling nearest the leaf first.
+    public static func eventsPath(_ ids: [EventID], index: Int) -> [Hash32] {
+        precondition(index >= 0 && index < ids.count, "the event is in the block")
+        var buf = [UInt8](repeating: 0, count: 65)
+        var level: [Hash32] = ids.map { id in node(&buf, 0, id, nil) }
+        var path: [Hash32] = []
+        func walk(_ lo: Int, _ hi: Int, _ m: Int) {
+            let n = hi - lo
+            guard n > 1 else { return }
+            var k = 1
+            while k << 1 < n { k <<= 1 }
+            if m < k {
+                walk(lo, lo + k, m)
+                path.append(merkle(&level, lo + k, hi, &buf))
+            } else {
+                walk(lo + k, hi, m - k)
+                path.append(merkle(&level, lo, lo + k, &buf))
+            }
+        }
+        walk(0, level.count, index)
+        return path
+    }
+
+    /// The events root an audit path implies for `id` at `index` of `count` events (RFC
+    /// 9162 §2.1.3.2), nil when the path cannot be one for that place.
+    public static func eventsRoot(id: EventID, index: UInt32, count: UInt32, path: [Hash32]) -> Hash32? {
+        guard index < count else { return nil }
+        var buf = [UInt8](repeating: 0, count: 65)
+        var fn = UInt64(index), sn = UInt64(count) - 1
+        var r = node(&buf, 0, id, nil)
+        for p in path {
+            guard sn != 0 else { return nil }
+            if fn & 1 == 1 || fn == sn {
+                r = node(&buf, 1, p, r)
+                if fn & 1 == 0 { while fn & 1 == 0 && fn != 0 { fn >>= 1; sn >>= 1 } }
+            } else {
+                r = node(&buf, 1, r, p)
+            }
+            fn >>= 1; sn >>= 1
+        }
+        return sn == 0 ? r : nil
+    }
+
     /// H(tag | a | b?) through one reused buffer.
     static func node(_ buf: inout [UInt8], _ tag: UInt8, _ a: Hash32, _ b: Hash32?) -> Hash32 {
         buf.withUnsafeMutableBytes { p in

@@ -102,4 +102,66 @@ import Testing
         #expect(v1.encoded().count == bytes.count - 64)
         #expect(throws: DecodeError.unsupportedVersion(field: "block header", version: 3)) { try BlockHeader.decode([0, 3] + bytes.dropFirst(2)) }
     }
+
+    @Test func everyLeafOfAStateProvesAndEveryTamperingFails() throws {
+        var s = f.state()
+        let ctx = BlockContext(height: 1, timestampMs: s.timestampMs + 1_000, proposer: f.producer.publicKey)
+        try s.beginBlock(ctx)
+        try s.apply(f.event(f.alice, 1, .transfer(to: f.bob.publicKey, amount: 5, memo: "")), id: Hash32(w0: 1, w1: 0, w2: 0, w3: 0), ctx)
+        let root = s.sealRoot()
+        let leaves = s.allLeaves()
+        #expect(leaves.count >= 7)
+        for (leaf, value) in leaves {
+            let p = try #require(s.proof(leaf))
+            #expect(p.value == value && p.verify(root: root), "\(leaf)")
+            let decoded = try StateProof.decode(p.encoded())
+            #expect(decoded == p && decoded.verify(root: root))
+            // Another value, another entity's id, another root: each fails.
+            var v = p
+            v.value![v.value!.count - 1] ^= 1
+            #expect(!v.verify(root: root))
+            var other = p
+            other.leaf = try StateLeaf(.account, SigningKey.derived("nobody").publicKey.bytes)
+            #expect(!other.verify(root: root))
+            #expect(!p.verify(root: Hash32(w0: 9, w1: 9, w2: 9, w3: 9)))
+            if !p.path.siblings.isEmpty {
+                var sib = p
+                sib.path.siblings[0].w0 ^= 1
+                #expect(!sib.verify(root: root))
+            }
+        }
+        // An absent account proves absent, and cannot be passed off as present.
+        let nobody = try StateLeaf(.account, SigningKey.derived("nobody").publicKey.bytes)
+        let absent = try #require(s.proof(nobody))
+        #expect(absent.value == nil && absent.verify(root: root))
+        var claimed = absent
+        claimed.value = [1, 2, 3]
+        #expect(!claimed.verify(root: root))
+        #expect(try StateProof.decode(absent.encoded()) == absent)
+        // A truncated or extended proof is a typed error.
+        let bytes = try #require(s.proof(leaves[0].leaf)).encoded()
+        #expect(throws: DecodeError.self) { try StateProof.decode(Array(bytes.dropLast())) }
+        #expect(throws: DecodeError.trailingBytes(count: 1)) { try StateProof.decode(bytes + [0]) }
+    }
+
+    @Test func eventAuditPathsProveEveryPlaceOfEverySize() {
+        for n in 1 ... 19 {
+            let ids = (0 ..< n).map { Hash32(w0: UInt64($0), w1: 7, w2: 0, w3: 0) }
+            let root = EventCrypto.eventsRoot(ids)
+            for i in 0 ..< n {
+                let path = EventCrypto.eventsPath(ids, index: i)
+                #expect(EventCrypto.eventsRoot(id: ids[i], index: UInt32(i), count: UInt32(n), path: path) == root, "n \(n) i \(i)")
+                // The wrong place or a changed sibling gives another root. (The count is
+                // the header's, which the certificate signs.)
+                if n > 1 {
+                    let j = (i + 1) % n
+                    #expect(EventCrypto.eventsRoot(id: ids[i], index: UInt32(j), count: UInt32(n), path: path) != root)
+                    var bad = path
+                    bad[0].w1 ^= 1
+                    #expect(EventCrypto.eventsRoot(id: ids[i], index: UInt32(i), count: UInt32(n), path: bad) != root)
+                }
+                #expect(EventCrypto.eventsRoot(id: ids[i], index: UInt32(n), count: UInt32(n), path: path) == nil)
+            }
+        }
+    }
 }
