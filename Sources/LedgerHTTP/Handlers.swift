@@ -23,40 +23,42 @@ struct Handlers: Sendable {
         switch endpoint {
         case .submit: try await submit(request)
         case .eventsRange: try eventsRange(request)
-        case .event: try await event(context)
+        case .event: try await event(request, context)
         case .blocksRange: try blocksRange(request)
         case .block: try block(context)
         case .stream: try stream(request, context)
         case .state: JSONResponse.make(Render.summary(try await state(request)))
         case .account: try await account(request, context)
+        case .genesis: try genesisDocument()
+        case .lightPowers: try await lightPowers(request)
         case .validators:
             try await list(request, "validators") { s in s.validators.map { ($0.key, Render.validator($0.value)) } }
         case .validator:
-            try await entity(request, context, "id", "validator") { s, k in s.validators[k].map(Render.validator) }
+            try await entity(request, context, "id", "validator", .validator) { s, k in s.validators[k].map(Render.validator) }
         case .agents:
             try await list(request, "agents") { s in s.agents.map { ($0.key, Render.agent($0.key, $0.value)) } }
         case .agent:
-            try await entity(request, context, "key", "agent") { s, k in s.agents[k].map { Render.agent(k, $0) } }
+            try await entity(request, context, "key", "agent", .agent) { s, k in s.agents[k].map { Render.agent(k, $0) } }
         case .alliances:
             try await list(request, "alliances") { s in s.alliances.map { ($0.key, Render.alliance($0.value)) } }
         case .alliance:
-            try await entity(request, context, "id", "alliance") { s, k in s.alliances[k].map(Render.alliance) }
+            try await entity(request, context, "id", "alliance", .alliance) { s, k in s.alliances[k].map(Render.alliance) }
         case .jobs:
             try await list(request, "jobs") { s in s.economy.jobs.map { ($0.key, Render.job($0.value, s)) } }
         case .job:
-            try await entity(request, context, "id", "job") { s, k in s.economy.jobs[k].map { Render.job($0, s) } }
+            try await entity(request, context, "id", "job", .job) { s, k in s.economy.jobs[k].map { Render.job($0, s) } }
         case .reputation:
-            try await entity(request, context, "key", "agent") { s, k in
+            try await entity(request, context, "key", "agent", .reputation) { s, k in
                 s.agents[k] != nil || s.validators[k] != nil ? Render.reputation(k, s) : nil
             }
         case .memes:
             try await list(request, "memes") { s in s.economy.memes.map { ($0.key, Render.memeState($0.value)) } }
         case .meme:
-            try await entity(request, context, "id", "meme") { s, k in s.economy.memes[k].map(Render.memeState) }
+            try await entity(request, context, "id", "meme", .meme) { s, k in s.economy.memes[k].map(Render.memeState) }
         case .proposals:
             try await list(request, "proposals") { s in s.economy.proposals.map { ($0.key, Render.proposalState($0.value)) } }
         case .proposal:
-            try await entity(request, context, "id", "proposal") { s, k in s.economy.proposals[k].map(Render.proposalState) }
+            try await entity(request, context, "id", "proposal", .proposal) { s, k in s.economy.proposals[k].map(Render.proposalState) }
         case .economy:
             JSONResponse.make(Render.economy(try await state(request)))
         case .subscribe: try subscribe(request, closing: context.channel)
@@ -122,7 +124,7 @@ struct Handlers: Sendable {
 
     // MARK: The log
 
-    private func read<T>(_ body: () throws(StoreError) -> T) throws(APIError) -> T {
+    func read<T>(_ body: () throws(StoreError) -> T) throws(APIError) -> T {
         do { return try body() } catch { throw .service(.store(error)) }
     }
 
@@ -133,7 +135,7 @@ struct Handlers: Sendable {
         return JSONResponse.make(["events": events.map(Render.event), "next": (events.last?.sequence.value).map { $0 + 1 } ?? from.value])
     }
 
-    private func event(_ context: APIContext) async throws(APIError) -> Response {
+    private func event(_ request: Request, _ context: APIContext) async throws(APIError) -> Response {
         let id = try Input.pathBytes32(context, "id")
         switch await service.eventStatus(id) {
         case .unknown:
@@ -144,7 +146,9 @@ struct Handlers: Sendable {
             guard let e = try read({ () throws(StoreError) in try service.log.event(id: id) }) else {
                 throw .service(.unavailable("event \(id.short) is committed but not readable yet"))
             }
-            return JSONResponse.make(["status": "committed", "height": height.value, "sequence": sequence.value, "event": Render.event(e)])
+            var d: [String: Any] = ["status": "committed", "height": height.value, "sequence": sequence.value, "event": Render.event(e)]
+            if try Input.bool(request, "proof") == true { d["proof"] = try eventProof(e, height: height) }
+            return JSONResponse.make(d)
         }
     }
 
@@ -196,14 +200,16 @@ struct Handlers: Sendable {
 
     private func account(_ request: Request, _ context: APIContext) async throws(APIError) -> Response {
         let k = try Input.pathBytes32(context, "key")
+        if try Input.bool(request, "proof") == true { return try await entityProof(request, .account, k) { Render.account(k, $0) } }
         let s = try await state(request)
         guard let d = Render.account(k, s) else { throw .notFound("account_not_found", "no account \(k.hex) at height \(s.height.value)") }
         return JSONResponse.make(d)
     }
 
-    private func entity(_ request: Request, _ context: APIContext, _ param: String, _ what: String,
+    private func entity(_ request: Request, _ context: APIContext, _ param: String, _ what: String, _ kind: LeafKind,
                         _ render: (LedgerState, Bytes32) -> [String: Any]?) async throws(APIError) -> Response {
         let k = try Input.pathBytes32(context, param)
+        if try Input.bool(request, "proof") == true { return try await entityProof(request, kind, k) { render($0, k) } }
         let s = try await state(request)
         guard let d = render(s, k) else { throw .notFound("\(what)_not_found", "no \(what) \(k.hex) at height \(s.height.value)") }
         return JSONResponse.make(d)

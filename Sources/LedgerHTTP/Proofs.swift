@@ -1,0 +1,109 @@
+import Foundation
+import Hummingbird
+import LedgerCore
+import LedgerCrypto
+import LedgerNode
+import LedgerProjections
+import LedgerStore
+
+/// Proofs for light clients (schemas/FORMAT.md §14): an entity or event with the path to
+/// a root in a version 2 header, that header and the commit certificate signing it; and
+/// the headers at which the validators' power changes, so a client can walk from the
+/// genesis to any height trusting no node.
+extension Handlers {
+    /// `?proof=true` on an entity read: the entity (or its absence), the state proof at
+    /// the state's height, the header of that height and its certificate.
+    func entityProof(_ request: Request, _ kind: LeafKind, _ k: Bytes32, _ rendered: (LedgerState) -> [String: Any]?) async throws(APIError) -> Response {
+        let height = try Input.height(request)
+        let s: LedgerState
+        do { s = try await service.state(at: height) } catch { throw .service(error) }
+        let leaf: StateLeaf
+        do { leaf = try StateLeaf(kind, k.bytes) } catch { throw .badRequest("bad_id", error.description) }
+        guard let proof = s.proof(leaf) else {
+            throw .badRequest("proofs_unsupported", "this chain commits its state flat (genesis before version 4): it has no state tree")
+        }
+        var d = try signedHeader(s.height)
+        d["leaf"] = ["kind": kind.name, "kindCode": Int(kind.rawValue), "id": Hex.encode(leaf.id)]
+        d["found"] = proof.value != nil
+        d["entity"] = rendered(s) ?? NSNull()
+        d["value"] = proof.value.map(Hex.encode) ?? NSNull()
+        d["proof"] = Hex.encode(proof.encoded())
+        return JSONResponse.make(d)
+    }
+
+    /// The header and certificate of block `h`, which a proof at height `h` is checked against.
+    func signedHeader(_ h: Height) throws(APIError) -> [String: Any] {
+        guard h.value >= 1 else {
+            throw .badRequest("proof_unavailable", "the genesis state has no header to prove against: ask for height 1 or later")
+        }
+        guard let b = try read({ () throws(StoreError) in try service.log.block(at: h) }) else {
+            throw .notFound("block_not_found", "no block at height \(h.value)")
+        }
+        return ["height": h.value, "header": Hex.encode(b.headerBytes), "blockHash": Blake2b.hash(b.headerBytes).hex,
+                "certificate": Hex.encode(b.certificate.encoded())]
+    }
+
+    /// `/v1/events/{id}?proof=true`: the RFC 6962 path from the event to its block's events root.
+    func eventProof(_ e: LoggedEvent, height: Height) throws(APIError) -> [String: Any] {
+        guard let b = try read({ () throws(StoreError) in try service.log.block(at: height) }) else {
+            throw .service(.unavailable("block \(height.value) is not readable yet"))
+        }
+        let events = try read { () throws(StoreError) in try service.log.events(from: b.firstSequence, count: Int(b.header.eventCount)) }
+        let ids = events.map(\.id)
+        guard let index = ids.firstIndex(of: e.id) else { throw .service(.unavailable("event \(e.id.short) is not in block \(height.value)")) }
+        let path = EventCrypto.eventsPath(ids, index: index)
+        var w = ByteWriter(capacity: 10 + path.count * 32)
+        w.u32(UInt32(index)); w.u32(UInt32(ids.count)); w.u16(UInt16(path.count))
+        for p in path { w.b32(p) }
+        var d = try signedHeader(height)
+        d["index"] = index
+        d["count"] = ids.count
+        d["path"] = Hex.encode(w.bytes)
+        return d
+    }
+
+    /// `/v1/light/powers?from=H`: every block at or after H whose header's next power
+    /// hash differs from its parent's (the first block of a new power), with its header,
+    /// its certificate and the new power. Power only changes at epoch ends.
+    func lightPowers(_ request: Request) async throws(APIError) -> Response {
+        let from = max(1, try Input.uint(request, "from") ?? 1)
+        let limit = try Input.limit(request)
+        guard let meta = try read({ () throws(StoreError) in try service.log.metadata() }) else {
+            throw .service(.unavailable("the log is not initialised"))
+        }
+        let genesis: Genesis
+        do { genesis = try Genesis.decode(meta.genesisBytes) } catch { throw .service(.unavailable(error.description)) }
+        guard genesis.stateCommitment == StateCommitmentRule.tree else {
+            throw .badRequest("proofs_unsupported", "this chain commits its state flat (genesis before version 4): its headers carry no power hash")
+        }
+        let k = genesis.parameters.checkpointInterval
+        var out: [[String: Any]] = []
+        // The epoch ends at or after `from`: K, 2K, …
+        let genesisPower = LedgerState.powerHash(LedgerState(genesis: genesis, genesisHash: meta.genesisHash).epochPower)
+        var h = ((from + k - 1) / k) * k
+        while out.count < limit, h <= meta.head.value {
+            let at = Height(h)
+            let b = try read { () throws(StoreError) in try service.log.block(at: at) }
+            let prev = h > 1 ? try read { () throws(StoreError) in try service.log.block(at: Height(at.value - 1)) } : nil
+            guard let b, let post = b.header.post else { h += k; continue }
+            if post.nextPowerHash != (prev?.header.post?.nextPowerHash ?? genesisPower) {
+                let s: LedgerState
+                do { s = try await service.state(at: at) } catch { throw .service(error) }
+                let power = s.powerForNextBlock()
+                out.append(["height": h, "header": Hex.encode(b.headerBytes), "certificate": Hex.encode(b.certificate.encoded()),
+                            "power": power.keys.sorted().map { ["key": $0.hex, "power": power[$0]!] }])
+            }
+            h += k
+        }
+        return JSONResponse.make(["powers": out, "next": h, "head": meta.head.value])
+    }
+
+    /// `/v1/genesis`: the genesis document's bytes, which a light client hashes and
+    /// compares with the genesis hash it trusts.
+    func genesisDocument() throws(APIError) -> Response {
+        guard let meta = try read({ () throws(StoreError) in try service.log.metadata() }) else {
+            throw .service(.unavailable("the log is not initialised"))
+        }
+        return JSONResponse.make(["hash": meta.genesisHash.hex, "bytes": Hex.encode(meta.genesisBytes)])
+    }
+}

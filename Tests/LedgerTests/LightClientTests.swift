@@ -1,0 +1,105 @@
+import Foundation
+import LedgerAudit
+import LedgerCore
+import LedgerCrypto
+import LedgerHTTP
+import LedgerProjections
+import Testing
+
+/// The light client against the HTTP API: it trusts only the genesis, walks the power
+/// changes, and checks entity and event proofs; every tampering is refused with its reason.
+@Suite("Light client", .timeLimit(.minutes(10)))
+struct LightClientTests {
+    static func hex(_ s: Any?) -> [UInt8] { Hex.decode(s as? String ?? "") ?? [] }
+
+    @Test func followsPowerChangesAndVerifiesEntitiesAndEvents() async throws {
+        let service = try SoloService()
+        let f = service.fixture
+        try await withAPI(service) { client in
+            // Nine blocks (epochs of 4): a delegation in block 2 changes the power at the end of epoch 1.
+            var n: UInt64 = 0
+            var last = f.event(f.alice, 1, .transfer(to: f.bob.publicKey, amount: 1, memo: ""))
+            for i in 1 ... 9 {
+                n += 1
+                last = i == 2 ? f.event(f.alice, n, .delegate(validator: f.producer.publicKey, amount: 500))
+                    : f.event(f.alice, n, .transfer(to: f.bob.publicKey, amount: 7, memo: "b\(i)"))
+                #expect(try await client.submit([last]).status == .ok)
+            }
+            let g = try await client.call(.get, "/v1/genesis")
+            var lc = try LightClient(genesis: Self.hex(g.json?["bytes"]), hash: f.genesisHash)
+
+            let powers = try await client.call(.get, "/v1/light/powers?from=1")
+            let changes = try #require(powers.json?["powers"] as? [[String: Any]])
+            #expect(changes.map { $0["height"] as? Int } == [4], "the delegation changes the power once, at the end of epoch 1")
+            for c in changes {
+                let list = try #require(c["power"] as? [[String: Any]])
+                let next = Dictionary(uniqueKeysWithValues: list.map { (Bytes32(hex: $0["key"] as! String)!, UInt64($0["power"] as! Int)) })
+                try lc.adopt(header: Self.hex(c["header"]), certificate: Self.hex(c["certificate"]), next: next)
+            }
+            #expect(lc.trustedHeight == 4 && lc.power[f.producer.publicKey] == 1_000_000_500)
+
+            // Five entity kinds, present and absent.
+            let paths = ["/v1/accounts/\(f.alice.publicKey.hex)", "/v1/validators/\(f.producer.publicKey.hex)",
+                         "/v1/accounts/\(SigningKey.derived("stranger").publicKey.hex)", "/v1/agents/\(f.bob.publicKey.hex)",
+                         "/v1/jobs/\(Hash32.zero.hex)"]
+            var proofs: [[String: Any]] = []
+            for p in paths {
+                let r = try await client.call(.get, p + "?proof=true")
+                let d = try #require(r.json, "\(p): \(r.text)")
+                let proof = try lc.verifyState(proof: Self.hex(d["proof"]), header: Self.hex(d["header"]), certificate: Self.hex(d["certificate"]))
+                #expect((proof.value != nil) == (d["found"] as? Bool == true))
+                proofs.append(d)
+            }
+            #expect(proofs.map { $0["found"] as? Bool } == [true, true, false, false, false])
+            // The account's value is its §7 entry: key, balance, nonce.
+            var r = ByteReader(Self.hex(proofs[0]["value"]))
+            #expect(try r.b32("key") == f.alice.publicKey)
+            #expect(try r.u64("balance") == UInt64((proofs[0]["entity"] as? [String: Any])?["balance"] as? Int ?? -1))
+
+            // An event, by its RFC 6962 path.
+            let id = EventCrypto.id(last.bytes)
+            let ev = try await client.call(.get, "/v1/events/\(id.hex)?proof=true")
+            let ep = try #require(ev.json?["proof"] as? [String: Any])
+            try lc.verifyEvent(id: id, path: Self.hex(ep["path"]), header: Self.hex(ep["header"]), certificate: Self.hex(ep["certificate"]))
+
+            // Tamperings, each refused with its own reason.
+            let a = proofs[0]
+            var value = Self.hex(a["proof"])
+            value[value.count - 40] ^= 1
+            #expect(throws: LightClient.Refusal.self) {
+                try lc.verifyState(proof: value, header: Self.hex(a["header"]), certificate: Self.hex(a["certificate"]))
+            }
+            var header = Self.hex(a["header"])
+            header[header.count - 70] ^= 1  // inside the state root
+            #expect(throws: LightClient.Refusal.certificateForAnotherBlock(height: 9)) {
+                try lc.verifyState(proof: Self.hex(a["proof"]), header: header, certificate: Self.hex(a["certificate"]))
+            }
+            #expect(throws: LightClient.Refusal.wrongPath("event \(f.bob.publicKey.short) at 0 of 1 against events root \(try BlockHeader.decode(Self.hex(ep["header"])).eventsRoot.short)")) {
+                try lc.verifyEvent(id: f.bob.publicKey, path: Self.hex(ep["path"]), header: Self.hex(ep["header"]), certificate: Self.hex(ep["certificate"]))
+            }
+            // A certificate whose only signer is not in the trusted set.
+            let h9 = try BlockHeader.decode(Self.hex(a["header"]))
+            let forged = CommitCertificate(height: 9, view: 0, blockHash: Blake2b.hash(Self.hex(a["header"])),
+                                           votes: [EventCrypto.signCommit(chain: h9.chainID, height: 9, view: 0,
+                                                                          blockHash: Blake2b.hash(Self.hex(a["header"])), key: f.alice)])
+            #expect(throws: LightClient.Refusal.unknownSigner(f.alice.publicKey)) {
+                try lc.verifyState(proof: Self.hex(a["proof"]), header: Self.hex(a["header"]), certificate: forged.encoded())
+            }
+            // Another chain's genesis cannot follow this chain's headers.
+            var other = f.genesis
+            other.chainID = try ChainID("another-chain")
+            let stranger = try LightClient(genesis: other.encoded())
+            #expect(throws: LightClient.Refusal.anotherChain) {
+                _ = try stranger.certified(header: Self.hex(a["header"]), certificate: Self.hex(a["certificate"]))
+            }
+            // A power list that is not the one the header commits to.
+            var lc2 = try LightClient(genesis: Self.hex(g.json?["bytes"]))
+            #expect(throws: LightClient.Refusal.powerMismatch(height: 4)) {
+                try lc2.adopt(header: Self.hex(changes[0]["header"]), certificate: Self.hex(changes[0]["certificate"]),
+                              next: [f.producer.publicKey: 1])
+            }
+            // A wrong genesis hash.
+            #expect(throws: LightClient.Refusal.self) { _ = try LightClient(genesis: Self.hex(g.json?["bytes"]), hash: .zero) }
+        }
+    }
+}
