@@ -73,6 +73,9 @@ struct GenesisFile: Codable {
     /// The rule version the chain starts under (default: the current one).
     var ruleVersion: UInt16?
     var economy: EconomyParameters?
+    /// "tree" (the default: a state tree, version 2 headers, proofs) or "flat" (the whole
+    /// state hashed every block, as before genesis version 4).
+    var stateCommitment: String?
 
     func genesis() throws -> Genesis {
         func key(_ s: String, _ what: String) throws -> PublicKey {
@@ -83,7 +86,16 @@ struct GenesisFile: Codable {
             chainID: try ChainID(chainId), timestampMs: timestampMs, parameters: parameters ?? ChainParameters(),
             validators: try validators.map { Genesis.Validator(key: try key($0.publicKey, "validator"), name: $0.name, personality: $0.personality, stake: $0.stake) },
             allocations: try allocations.map { Genesis.Allocation(account: try key($0.account, "allocation"), amount: $0.amount) },
-            ruleVersion: ruleVersion ?? RuleVersion.current, economy: economy ?? EconomyParameters())
+            ruleVersion: ruleVersion ?? RuleVersion.current, economy: economy ?? EconomyParameters(),
+            stateCommitment: try commitment())
+    }
+
+    func commitment() throws -> UInt8 {
+        switch stateCommitment ?? "tree" {
+        case "tree": StateCommitmentRule.tree
+        case "flat": StateCommitmentRule.flat
+        case let other: throw CLIError("stateCommitment: '\(other)' is not \"tree\" or \"flat\"")
+        }
     }
 }
 

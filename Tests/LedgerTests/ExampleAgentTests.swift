@@ -126,6 +126,22 @@ import Testing
         let alliance = await Self.json(url + "/v1/alliances/\(allianceID)")
         #expect(alliance?["proposer"] as? String == agent && alliance?["targets"] as? [String] == [validator], "\(String(describing: alliance))")
 
+        // The Python light client (tools/lightclient.py, from schemas/ alone), trusting only
+        // the genesis hash computed here from the genesis file: five entity kinds and an
+        // event verify, and five kinds of tampering are refused with their reasons.
+        let g = try run(chaosledgerBinary, ["genesis", "--file", dir.sub("genesis.json"), "--dir", dir.sub("genesis-check")])
+        let genesisHash = try #require(g.stdout.split(separator: " ").dropFirst().first.map(String.init), "\(g.stdout)\(g.stderr)")
+        let light = try Self.python([repoRoot + "/tools/lightclient.py", "--node", url, "--genesis-hash", genesisHash,
+                                     "check", "--agent", agent, "--validator", validator])
+        #expect(light.status == 0, "lightclient.py check exited \(light.status):\n\(light.stdout)\(light.stderr)")
+        #expect(light.stdout.contains("ok: 5 entity kinds and an event verified; 6 tamperings refused"), "\(light.stdout)")
+        print(light.stdout)
+        let mine = try Self.python([repoRoot + "/tools/lightclient.py", "--node", url, "--genesis-hash", genesisHash, "account", agent])
+        #expect(mine.status == 0 && mine.stdout.contains("ok: account"), "\(mine.stdout)\(mine.stderr)")
+        let wrongTrust = try Self.python([repoRoot + "/tools/lightclient.py", "--node", url, "--genesis-hash", String(repeating: "0", count: 64),
+                                          "account", agent])
+        #expect(wrongTrust.status == 1 && wrongTrust.stdout.contains("not the trusted"), "\(wrongTrust.stdout)\(wrongTrust.stderr)")
+
         // The node stops cleanly, and its log — with the Python-signed events — replays.
         kill(p.processIdentifier, SIGTERM)
         let stopBy = Date().addingTimeInterval(20)
