@@ -165,6 +165,105 @@ def check_genesis(g: bytes, chain: bytes):
     r.end()
 
 
+TAGS = {t: t.encode() + b"\x00" for t in ("CHAOSLEDGER/STATE-KEY", "CHAOSLEDGER/STATE-VALUE", "CHAOSLEDGER/STATE-LEAF",
+                                           "CHAOSLEDGER/STATE-NODE", "CHAOSLEDGER/POWER")}
+
+
+def bit(k: bytes, d: int) -> int:
+    return (k[d // 8] >> (7 - d % 8)) & 1
+
+
+def tree_root(leaves, depth=0):
+    """FORMAT.md §7.2: no leaves is 32 zero bytes; one leaf is that leaf; else a node."""
+    if not leaves:
+        return bytes(32)
+    if len(leaves) == 1:
+        k, vh = leaves[0]
+        return h(TAGS["CHAOSLEDGER/STATE-LEAF"] + k + vh)
+    left = [x for x in leaves if not bit(x[0], depth)]
+    right = [x for x in leaves if bit(x[0], depth)]
+    return h(TAGS["CHAOSLEDGER/STATE-NODE"] + tree_root(left, depth + 1) + tree_root(right, depth + 1))
+
+
+def proof_root(b: bytes):
+    """FORMAT.md §14.1: the (kind, id, value, root) a state proof implies."""
+    kind, = struct.unpack(">xxB", b[0:3])
+    n, = struct.unpack(">H", b[3:5])
+    ident = b[5:5 + n]
+    i = 5 + n + 8
+    t = b[i]; i += 1
+    key = h(TAGS["CHAOSLEDGER/STATE-KEY"] + bytes([kind]) + ident)
+    value = None
+    if t == 1:
+        ln, = struct.unpack(">I", b[i:i + 4]); value = b[i + 4:i + 4 + ln]; i += 4 + ln
+        cur = h(TAGS["CHAOSLEDGER/STATE-LEAF"] + key + h(TAGS["CHAOSLEDGER/STATE-VALUE"] + value))
+    elif t == 2:
+        cur = bytes(32)
+    else:
+        other, vh = b[i:i + 32], b[i + 32:i + 64]; i += 64
+        cur = h(TAGS["CHAOSLEDGER/STATE-LEAF"] + other + vh)
+    count, = struct.unpack(">H", b[i:i + 2]); i += 2
+    for j in range(count):
+        sib = b[i + 32 * j:i + 32 * j + 32]
+        d = count - 1 - j
+        cur = h(TAGS["CHAOSLEDGER/STATE-NODE"] + (sib + cur if bit(key, d) else cur + sib))
+    if i + 32 * count != len(b):
+        fail("state proof: trailing bytes")
+    return kind, ident, value, cur
+
+
+def events_path_root(event_id: bytes, b: bytes):
+    """FORMAT.md §14.2: u32 index | u32 count | u16 n | n x 32, checked as RFC 9162 §2.1.3.2."""
+    index, count, n = struct.unpack(">IIH", b[0:10])
+    fn, sn, r = index, count - 1, h(b"\x00" + event_id)
+    for j in range(n):
+        p = b[10 + 32 * j:42 + 32 * j]
+        if fn & 1 or fn == sn:
+            r = h(b"\x01" + p + r)
+            while not fn & 1 and fn != 0:
+                fn >>= 1; sn >>= 1
+        else:
+            r = h(b"\x01" + r + p)
+        fn >>= 1; sn >>= 1
+    return index, r if sn == 0 else None
+
+
+def check_state_tree(t, chain: bytes, doc):
+    g = bytes.fromhex(t["genesis"])
+    if h(g).hex() != t["genesisHash"] or g[0:2] != b"\x00\x04" or g[-1] != 2 or g[2:34] != chain:
+        fail("tree genesis: version 4, the chain, state commitment 2 (tree) last")
+    leaves = []
+    for l in t["leaves"]:
+        ident, value = bytes.fromhex(l["id"]), bytes.fromhex(l["value"])
+        if h(TAGS["CHAOSLEDGER/STATE-KEY"] + bytes([l["kind"]]) + ident).hex() != l["key"]:
+            fail(f"leaf {l['kind']}/{l['id'][:12]}: key")
+        if h(TAGS["CHAOSLEDGER/STATE-VALUE"] + value).hex() != l["valueHash"]:
+            fail(f"leaf {l['kind']}/{l['id'][:12]}: value hash")
+        if l["kind"] == 3 and (value[:32] != ident or len(value) != 48):
+            fail("account leaf: value is b32 account | u64 balance | u64 nonce")
+        leaves.append((bytes.fromhex(l["key"]), bytes.fromhex(l["valueHash"])))
+    if sorted(l["kind"] for l in t["leaves"]) != [1, 2, 3, 3, 3, 4, 12]:
+        fail("tree leaves: chain, power, three accounts, the validator, the economy")
+    if tree_root(leaves).hex() != t["root"]:
+        fail("state tree root")
+    kind, ident, value, root = proof_root(bytes.fromhex(t["inclusionProof"]))
+    if kind != 3 or value is None or root.hex() != t["root"] or value[:32] != ident:
+        fail("inclusion proof")
+    balance, = struct.unpack(">Q", value[32:40])
+    if balance != 50_000:
+        fail("inclusion proof: alice's balance")
+    kind, ident, value, root = proof_root(bytes.fromhex(t["exclusionProof"]))
+    if kind != 3 or value is not None or root.hex() != t["root"]:
+        fail("exclusion proof")
+    validator = bytes.fromhex(next(k["publicKey"] for k in doc["keys"] if k["label"] == "validator"))
+    if h(TAGS["CHAOSLEDGER/POWER"] + struct.pack(">I", 1) + validator + struct.pack(">Q", 1_000_000)).hex() != t["powerHash"]:
+        fail("power hash")
+    ids = [bytes.fromhex(i) for i in doc["block"]["eventIDs"]]
+    index, r = events_path_root(ids[2], bytes.fromhex(t["eventPath"]))
+    if index != 2 or r is None or r.hex() != t["eventPathRoot"] or r.hex() != doc["block"]["eventsRoot"]:
+        fail("event path")
+
+
 def main(path):
     doc = json.load(open(path))
     chain = bytes.fromhex(doc["chainIdBytes"])
@@ -243,7 +342,9 @@ def main(path):
         s = cert[84 + 96 * i: 148 + 96 * i]
         if key != proposer or not verify(key, s, msg):
             fail("certificate vote")
-    print(f"ok: {checked} events (evidence votes included), genesis, block header, events root and certificate verified")
+    check_state_tree(doc["stateTree"], chain, doc)
+    print(f"ok: {checked} events (evidence votes included), genesis, block header, events root and certificate verified; "
+          f"state tree: {len(doc['stateTree']['leaves'])} leaves, root, inclusion and exclusion proofs, power hash, event path")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,27 @@ public enum SchemaVectors {
         public var commitMessage: String
         public var certificate: String
     }
+    /// One state-tree leaf (FORMAT.md §7.2): its address, its value and their hashes.
+    public struct TreeLeaf: Codable, Equatable, Sendable {
+        public var kind: UInt8
+        public var id: String
+        public var value: String
+        public var key: String
+        public var valueHash: String
+    }
+    /// A tree-committed chain's genesis state: every leaf, the root, proofs, the power
+    /// hash and an event path (FORMAT.md §7.2, §14).
+    public struct StateTree: Codable, Equatable, Sendable {
+        public var genesis: String
+        public var genesisHash: String
+        public var leaves: [TreeLeaf]
+        public var root: String
+        public var inclusionProof: String
+        public var exclusionProof: String
+        public var powerHash: String
+        public var eventPath: String
+        public var eventPathRoot: String
+    }
     public struct Document: Codable, Equatable, Sendable {
         public var chainId: String
         public var chainIdBytes: String
@@ -36,6 +57,7 @@ public enum SchemaVectors {
         public var genesisHash: String
         public var block: Block
         public var genesisStateRoot: String
+        public var stateTree: StateTree
     }
 
     static func key(_ label: String) -> SigningKey {
@@ -107,6 +129,32 @@ public enum SchemaVectors {
             block: Block(header: Hex.encode(hb), blockHash: bh.hex, eventIDs: ids.map(\.hex), eventsRoot: header.eventsRoot.hex,
                          commitMessage: Hex.encode(CommitCertificate.message(chain: chain.raw, height: 1, view: 0, blockHash: bh)),
                          certificate: Hex.encode(cert.encoded())),
-            genesisStateRoot: state.stateRoot().hex)
+            genesisStateRoot: state.stateRoot().hex,
+            stateTree: treeVectors(chain: chain, validator: validator, alice: alice, bob: bob, ids: ids))
+    }
+
+    /// The same accounts under the tree commitment (genesis version 4).
+    static func treeVectors(chain: ChainID, validator: SigningKey, alice: SigningKey, bob: SigningKey, ids: [EventID]) -> StateTree {
+        let g = try! Genesis(chainID: chain, timestampMs: 1_767_225_600_000, parameters: ChainParameters(),
+                             validators: [.init(key: validator.publicKey, name: "validator-0", personality: "lawful", stake: 1_000_000)],
+                             allocations: [.init(account: alice.publicKey, amount: 50_000), .init(account: bob.publicKey, amount: 70_000)],
+                             stateCommitment: StateCommitmentRule.tree)
+        let gb = g.encoded()
+        let state = LedgerState(genesis: g, genesisHash: Blake2b.hash(gb))
+        let rules = LedgerState.treeRules
+        let leaves = state.allLeaves().map { l in
+            TreeLeaf(kind: l.leaf.kind.rawValue, id: Hex.encode(l.leaf.id), value: Hex.encode(l.value),
+                     key: rules.key(kind: l.leaf.kind.rawValue, id: l.leaf.id).hex, valueHash: rules.valueHash(l.value).hex)
+        }.sorted { $0.key < $1.key }
+        let inclusion = state.proof(try! StateLeaf(.account, alice.publicKey.bytes))!
+        let exclusion = state.proof(try! StateLeaf(.account, Blake2b.hash(Array("nobody".utf8)).bytes))!
+        let path = EventCrypto.eventsPath(ids, index: 2)
+        var w = ByteWriter(capacity: 128)
+        w.u32(2); w.u32(UInt32(ids.count)); w.u16(UInt16(path.count))
+        for p in path { w.b32(p) }
+        return StateTree(genesis: Hex.encode(gb), genesisHash: Blake2b.hash(gb).hex, leaves: leaves, root: state.stateRoot().hex,
+                         inclusionProof: Hex.encode(inclusion.encoded()), exclusionProof: Hex.encode(exclusion.encoded()),
+                         powerHash: LedgerState.powerHash(state.powerForNextBlock()).hex,
+                         eventPath: Hex.encode(w.bytes), eventPathRoot: EventCrypto.eventsRoot(ids).hex)
     }
 }
