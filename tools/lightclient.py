@@ -5,7 +5,7 @@ nothing the node says: it follows the validators' power from the genesis through
 headers at which it changes (each certified by the power it already trusts), then checks
 an entity's state proof or an event's path against a certified header.
 
-    lightclient.py --node URL [--genesis-hash H] account KEY
+    lightclient.py --node URL [--genesis-hash H] account KEY|KEYFILE
     lightclient.py --node URL [--genesis-hash H] entity KIND ID      # KIND: account, validator, agent,
                                                                      # alliance, job, reputation, meme, proposal
     lightclient.py --node URL [--genesis-hash H] event ID
@@ -19,6 +19,7 @@ everything verified, 1 when a proof was refused, 2 on a usage or network error.
 import argparse
 import hashlib
 import json
+import os
 import struct
 import sys
 import urllib.request
@@ -385,7 +386,7 @@ def main():
     ap.add_argument("--node", default="http://127.0.0.1:8100")
     ap.add_argument("--genesis-hash", help="the genesis hash to trust (hex); default: the node's")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    a = sub.add_parser("account"); a.add_argument("key")
+    a = sub.add_parser("account"); a.add_argument("key", help="a public key (hex) or a key file")
     e = sub.add_parser("entity"); e.add_argument("kind", choices=sorted(ROUTES)); e.add_argument("id")
     v = sub.add_parser("event"); v.add_argument("id")
     c = sub.add_parser("check"); c.add_argument("--agent", required=True); c.add_argument("--validator", required=True)
@@ -393,7 +394,10 @@ def main():
     try:
         lc = connect(args.node, args.genesis_hash)
         if args.cmd == "account":
-            entity(args, lc, "account", args.key)
+            key = args.key
+            if os.path.isfile(key):  # a key file (FORMAT.md §8): its public key
+                key = json.load(open(key))["publicKey"]
+            entity(args, lc, "account", key)
         elif args.cmd == "entity":
             entity(args, lc, args.kind, args.id)
         elif args.cmd == "event":

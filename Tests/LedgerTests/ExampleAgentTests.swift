@@ -142,6 +142,28 @@ import Testing
                                           "account", agent])
         #expect(wrongTrust.status == 1 && wrongTrust.stdout.contains("not the trusted"), "\(wrongTrust.stdout)\(wrongTrust.stderr)")
 
+        // `chaosledger verify`: the same checks offline, from the saved answers.
+        let saved = [("powers.json", "/v1/light/powers?from=1"), ("account.json", "/v1/accounts/\(agent)?proof=true"),
+                     ("event.json", "/v1/events/\(memeID)?proof=true")]
+        for (file, path) in saved {
+            let (status, body) = await Self.get(url + path)
+            #expect(status == 200, "\(path)")
+            try body.write(to: URL(fileURLWithPath: dir.sub(file)))
+        }
+        for file in ["account.json", "event.json"] {
+            let v = try run(chaosledgerBinary, ["verify", "--genesis", dir.sub("genesis.json"), "--genesis-hash", genesisHash,
+                                                "--powers", dir.sub("powers.json"), "--proof", dir.sub(file)])
+            #expect(v.status == 0 && v.stdout.contains("ok: "), "verify \(file): \(v.stdout)\(v.stderr)")
+        }
+        var answer = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir.sub("account.json")))) as? [String: Any])
+        var proofHex = Array(try #require(answer["proof"] as? String))
+        proofHex[proofHex.count - 1] = proofHex[proofHex.count - 1] == "0" ? "1" : "0"
+        answer["proof"] = String(proofHex)
+        try JSONSerialization.data(withJSONObject: answer).write(to: URL(fileURLWithPath: dir.sub("tampered.json")))
+        let refused = try run(chaosledgerBinary, ["verify", "--genesis", dir.sub("genesis.json"), "--powers", dir.sub("powers.json"),
+                                                  "--proof", dir.sub("tampered.json")])
+        #expect(refused.status == 1 && refused.stdout.contains("REFUSED: the proof does not lead"), "\(refused.stdout)\(refused.stderr)")
+
         // The node stops cleanly, and its log — with the Python-signed events — replays.
         kill(p.processIdentifier, SIGTERM)
         let stopBy = Date().addingTimeInterval(20)
