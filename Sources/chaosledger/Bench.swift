@@ -18,7 +18,9 @@ struct Bench: ParsableCommand {
     @Option(help: "Scratch directory (default: a new one under /tmp, removed afterwards).") var dir: String?
     @Flag(help: "Print the figures as JSON.") var json = false
     @Option(help: "Repetitions of each phase; each figure is the best of them (the machine is shared and noisy).") var repeats = 3
-    @Option(help: "Only these phases (comma-separated: verify,ingest,append,replay,rebuild), for profiling.") var phases: String?
+    @Option(help: "Only these phases (comma-separated: verify,ingest,append,replay,rebuild,state). The state phase runs only when named.") var phases: String?
+    @Option(help: "State phase: account counts, comma-separated.") var stateAccounts = "1000,100000,1000000"
+    @Option(help: "State phase: blocks measured at each size.") var stateBlocks = 9
     @Option(help: "The chain's rule version: 1 (no economy) or 2 (gas, base fee, per-block rewards), to measure the economy's cost.")
     var ruleVersion: UInt16 = RuleVersion.current
 
@@ -48,6 +50,10 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
+        if let p = phases, p.split(separator: ",").contains("state") {
+            try statePhase()
+            if p == "state" { return }
+        }
         let root = dir ?? NSTemporaryDirectory() + "chaosledger-bench-\(UUID().uuidString)"
         defer { if dir == nil { try? FileManager.default.removeItem(atPath: root) } }
         let r = try setUp(root: root)

@@ -61,7 +61,8 @@ struct BenchTree: ParsableCommand {
         let v = SigningKey.derived("bench-tree-validator")
         let g = try Genesis(chainID: ChainID("bench-tree"), timestampMs: 0, parameters: ChainParameters(),
                             validators: [.init(key: v.publicKey, name: "v", personality: "lawful", stake: 1 << 40)],
-                            allocations: (0 ..< accounts).map { _ in .init(account: Hash32(w0: rng.next(), w1: rng.next(), w2: rng.next(), w3: rng.next()), amount: 1_000) })
+                            allocations: (0 ..< accounts).map { _ in .init(account: Hash32(w0: rng.next(), w1: rng.next(), w2: rng.next(), w3: rng.next()), amount: 1_000) },
+                            stateCommitment: StateCommitmentRule.flat)
         let state = LedgerState(genesis: g, genesisHash: .zero)
         return median((0 ..< blocks).map { _ in time { _ = state.stateRoot() } })
     }
