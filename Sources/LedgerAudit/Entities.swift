@@ -111,7 +111,7 @@ public enum EntityView {
     // MARK: the views
 
     static func key(_ name: String, stream: @escaping @Sendable (Bytes32) -> StreamKey?,
-                    _ keys: @escaping @Sendable (LedgerState) -> Dictionary<Bytes32, some Any>.Keys,
+                    _ keys: @escaping @Sendable (LedgerState) -> some Sequence<Bytes32>,
                     _ view: @escaping @Sendable (Bytes32, LedgerState) -> [EntityField]?) -> EntityKind {
         EntityKind(name: name, traceable: true, stream: stream, ids: { s in keys(s).map(\.hex) }, fields: { id, s in
             Bytes32(hex: id).flatMap { view($0, s) }

@@ -274,7 +274,8 @@ extension LedgerState {
     /// root when the caller already has it (every header names it).
     mutating func drawPendingArbiters(seed known: Hash32?) {
         guard economy.ruleVersion >= RuleVersion.economy else { return }
-        let pending = economy.jobs.values.filter { $0.status == .disputed && $0.dispute?.arbiters.isEmpty == true && $0.dispute?.openedAt == height }
+        let h = height
+        let pending = Array(economy.jobs.values.filter { $0.status == .disputed && $0.dispute?.arbiters.isEmpty == true && $0.dispute?.openedAt == h })
         guard !pending.isEmpty else { return }
         let seed = known ?? stateRoot()
         for id in pending.map(\.id).sorted() {

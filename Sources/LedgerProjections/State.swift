@@ -214,9 +214,9 @@ public struct LedgerState: Sendable, Equatable {
     /// reward and the current block's fee pool (the conservation check).
     public func computedSupply() -> UInt64 {
         var s: UInt64 = economy.heldFunds
-        for a in accounts.values { s &+= a.balance }
-        for v in validators.values { s &+= v.selfStake }
-        for d in delegations.values { s &+= d }
+        for (_, a) in accounts { s &+= a.balance }
+        for (_, v) in validators { s &+= v.selfStake }
+        for (_, d) in delegations { s &+= d }
         for u in unbonding { s &+= u.amount }
         return s
     }

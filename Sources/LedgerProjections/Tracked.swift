@@ -1,52 +1,70 @@
 import LedgerCore
 
-/// A dictionary that remembers which keys were written since the last `takeWritten()`,
-/// so the state tree re-encodes only the leaves a block touched (issue 17). The folds
-/// use it as a dictionary: reads, `[k] = v`, `[k, default: d] += x`, `removeValue`,
-/// iteration. Every write goes through a subscript setter, `_modify` or a mutating
-/// method here, so no write can be missed; a write that leaves the value as it was is
-/// recorded too, which costs one re-encoding and never a wrong root. `==` compares the
-/// contents only.
-public struct TrackedMap<Key: Hashable & Sendable, Value: Sendable>: Sendable, Collection, ExpressibleByDictionaryLiteral {
-    public typealias Element = Dictionary<Key, Value>.Element
-    public typealias Index = Dictionary<Key, Value>.Index
+/// A map that remembers which keys were written since the last `takeWritten()`, so the
+/// state tree re-encodes only the leaves a block touched (issue 17). The folds use it as
+/// a dictionary: reads, `[k] = v`, `[k, default: d] += x`, `removeValue`, iteration.
+/// Every write goes through a subscript setter, `_modify` or a mutating method here, so
+/// no write can be missed; a write that leaves the value as it was is recorded too,
+/// which costs one re-encoding and never a wrong root. Its storage is a `PersistentMap`,
+/// so a copy (a block's state forked from its parent's) costs what the block then
+/// writes, not the size of the map. `==` compares the contents only.
+public struct TrackedMap<Key: Hashable & Sendable, Value: Sendable>: Sendable, Sequence, ExpressibleByDictionaryLiteral {
+    public typealias Element = (key: Key, value: Value)
 
-    public private(set) var contents: [Key: Value]
+    public private(set) var contents = PersistentMap<Key, Value>()
     private(set) var written: Set<Key> = []
 
-    public init() { contents = [:] }
-    public init(_ contents: [Key: Value]) { self.contents = contents; written = Set(contents.keys) }
+    public init() {}
+    public init(_ dictionary: [Key: Value]) {
+        for (k, v) in dictionary { contents[k] = v }
+        written = Set(dictionary.keys)
+    }
     public init(dictionaryLiteral elements: (Key, Value)...) {
-        contents = Dictionary(elements, uniquingKeysWith: { $1 }); written = Set(contents.keys)
+        for (k, v) in elements { contents[k] = v; written.insert(k) }
     }
 
-    public var startIndex: Index { contents.startIndex }
-    public var endIndex: Index { contents.endIndex }
-    public func index(after i: Index) -> Index { contents.index(after: i) }
-    public subscript(position: Index) -> Element { contents[position] }
+    public func makeIterator() -> PersistentMap<Key, Value>.Iterator { contents.makeIterator() }
+    public var underestimatedCount: Int { contents.count }
     public var count: Int { contents.count }
     public var isEmpty: Bool { contents.isEmpty }
-    public var keys: Dictionary<Key, Value>.Keys { contents.keys }
-    public var values: Dictionary<Key, Value>.Values { contents.values }
+    /// The keys and the values, in iteration order (arrays: O(n), as iterating is).
+    public var keys: [Key] { contents.map(\.key) }
+    public var values: [Value] { contents.map(\.value) }
 
     public subscript(key: Key) -> Value? {
         get { contents[key] }
         set { written.insert(key); contents[key] = newValue }
-        _modify { written.insert(key); yield &contents[key] }
+        _modify {
+            written.insert(key)
+            var v = contents[key]
+            defer { contents.update(key, v) }
+            yield &v
+        }
     }
 
     public subscript(key: Key, default value: @autoclosure () -> Value) -> Value {
-        get { contents[key, default: value()] }
-        _modify { written.insert(key); yield &contents[key, default: value()] }
+        get { contents[key] ?? value() }
+        _modify {
+            written.insert(key)
+            var v = contents[key] ?? value()
+            defer { contents.update(key, v) }
+            yield &v
+        }
     }
 
     @discardableResult
     public mutating func removeValue(forKey key: Key) -> Value? {
         written.insert(key)
-        return contents.removeValue(forKey: key)
+        let old = contents[key]
+        if old != nil { contents.update(key, nil) }
+        return old
     }
 
-    public func filter(_ isIncluded: (Element) throws -> Bool) rethrows -> [Key: Value] { try contents.filter(isIncluded) }
+    public func filter(_ isIncluded: (Element) throws -> Bool) rethrows -> [Key: Value] {
+        var out: [Key: Value] = [:]
+        for e in contents where try isIncluded(e) { out[e.key] = e.value }
+        return out
+    }
 
     /// The keys written since the last call, and forgets them.
     mutating func takeWritten() -> Set<Key> {
