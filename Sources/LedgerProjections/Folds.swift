@@ -38,9 +38,10 @@ extension LedgerState {
     public mutating func beginBlock(_ ctx: BlockContext) throws(BlockError) {
         guard ctx.height == height.next else { throw .outOfOrder(expected: height.next, got: ctx.height) }
         guard ctx.timestampMs >= timestampMs else { throw .timeWentBackwards(parent: timestampMs, block: ctx.timestampMs) }
-        // What the previous block wrote goes into the tree now if its executor did not
-        // seal it (a no-op when it did); a flat chain just forgets it.
-        seal()
+        // A flat chain keeps no tree: forget what the previous block wrote. A tree chain
+        // keeps it until a caller seals the root (once per block, or once per checkpoint
+        // interval for a rebuild: the written sets hold at most one key per entity).
+        if commitment == .flat { discardWritten() }
         // Arbiters for the disputes the previous block opened, seeded by the state it left.
         drawPendingArbiters(seed: ctx.parentStateRoot)
         // The previous block's rewards and base fee, under the power it was certified by.
@@ -211,13 +212,16 @@ extension LedgerState {
     /// Applies a whole block of verified events (replay and rebuild). On error the
     /// state is left partly applied: callers discard it, since a committed block that
     /// does not apply means the log is bad.
-    public mutating func applyBlock(_ header: BlockHeader, _ events: [(id: EventID, envelope: Envelope)]) throws(BlockError) {
+    /// `checkRoot: false` skips the version 2 header's root check (a rebuild checks it at
+    /// checkpoints only: the tree then folds many blocks' writes at once).
+    public mutating func applyBlock(_ header: BlockHeader, _ events: [(id: EventID, envelope: Envelope)],
+                                    checkRoot: Bool = true) throws(BlockError) {
         let ctx = BlockContext(height: header.height, timestampMs: header.timestampMs, proposer: header.proposer,
                                parentStateRoot: header.parentStateRoot)
         try beginBlock(ctx)
         for (i, e) in events.enumerated() {
             do { try apply(e.envelope, id: e.id, ctx) } catch { throw .event(index: i, id: e.id, error) }
         }
-        try checkPostState(header)
+        try checkPostState(header, roots: checkRoot)
     }
 }

@@ -47,6 +47,45 @@ public struct PersistentMap<Key: Hashable & Sendable, Value: Sendable>: Sendable
             }
         }
         set { update(key, newValue) }
+        _modify {
+            // One walk down the key's path, copying shared nodes. A present key's value is
+            // taken out of its slot (so it alone holds its storage while it changes) and
+            // put back; an insertion or a removal goes through `update`.
+            let h = key.hashValue
+            if !isKnownUniquelyReferenced(&root) { root = root.copy() }
+            var node = root, shift = 0
+            var found: (Node, Int, Value)?
+            walk: while true {
+                let bit = UInt32(1) << Self.index(h, shift)
+                guard node.bitmap & bit != 0 else { break }
+                let pos = (node.bitmap & (bit &- 1)).nonzeroBitCount
+                switch node.slots[pos] {
+                case let .entry(k, v, _):
+                    if k == key { node.slots[pos] = .collision([], 0); found = (node, pos, v) }
+                    break walk
+                case var .child(c):
+                    node.slots[pos] = .collision([], 0)
+                    if !isKnownUniquelyReferenced(&c) { c = c.copy() }
+                    node.slots[pos] = .child(c)
+                    node = c; shift += 5
+                case .collision:
+                    break walk
+                }
+            }
+            if let (n, pos, v) = found {
+                var value: Value? = v
+                found = nil
+                defer {
+                    if let value { n.slots[pos] = .entry(key, value, h) } else { n.slots[pos] = .entry(key, v, h); update(key, nil) }
+                }
+                yield &value
+            } else {
+                var value = self[key]
+                let before = value != nil
+                defer { if value != nil || before { update(key, value) } }
+                yield &value
+            }
+        }
     }
 
     /// Sets (or with nil removes) `key`, copying only shared nodes on its path.

@@ -12,15 +12,17 @@ public struct TrackedMap<Key: Hashable & Sendable, Value: Sendable>: Sendable, S
     public typealias Element = (key: Key, value: Value)
 
     public private(set) var contents = PersistentMap<Key, Value>()
-    private(set) var written: Set<Key> = []
+    /// Appended on every write (cheaper than hashing into a set on the hot path);
+    /// `takeWritten` dedupes.
+    private(set) var written: [Key] = []
 
     public init() {}
     public init(_ dictionary: [Key: Value]) {
         for (k, v) in dictionary { contents[k] = v }
-        written = Set(dictionary.keys)
+        written = Array(dictionary.keys)
     }
     public init(dictionaryLiteral elements: (Key, Value)...) {
-        for (k, v) in elements { contents[k] = v; written.insert(k) }
+        for (k, v) in elements { contents[k] = v; written.append(k) }
     }
 
     public func makeIterator() -> PersistentMap<Key, Value>.Iterator { contents.makeIterator() }
@@ -33,28 +35,25 @@ public struct TrackedMap<Key: Hashable & Sendable, Value: Sendable>: Sendable, S
 
     public subscript(key: Key) -> Value? {
         get { contents[key] }
-        set { written.insert(key); contents[key] = newValue }
+        set { written.append(key); contents[key] = newValue }
         _modify {
-            written.insert(key)
-            var v = contents[key]
-            defer { contents.update(key, v) }
-            yield &v
+            written.append(key)
+            yield &contents[key]
         }
     }
 
     public subscript(key: Key, default value: @autoclosure () -> Value) -> Value {
         get { contents[key] ?? value() }
         _modify {
-            written.insert(key)
-            var v = contents[key] ?? value()
-            defer { contents.update(key, v) }
-            yield &v
+            written.append(key)
+            if contents[key] == nil { contents[key] = value() }
+            yield &contents[key]!
         }
     }
 
     @discardableResult
     public mutating func removeValue(forKey key: Key) -> Value? {
-        written.insert(key)
+        written.append(key)
         let old = contents[key]
         if old != nil { contents.update(key, nil) }
         return old
@@ -69,7 +68,7 @@ public struct TrackedMap<Key: Hashable & Sendable, Value: Sendable>: Sendable, S
     /// The keys written since the last call, and forgets them.
     mutating func takeWritten() -> Set<Key> {
         defer { written.removeAll(keepingCapacity: true) }
-        return written
+        return Set(written)
     }
 }
 

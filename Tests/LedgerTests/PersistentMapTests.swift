@@ -32,6 +32,9 @@ import Testing
             let k = K(id: id, hash: hashSpace == 0 ? id : id % hashSpace)
             switch rng.next() % 4 {
             case 0: m[k] = nil; d[k] = nil
+            case 1:
+                // Changed in place (`_modify`), or inserted through the optional.
+                if d[k] != nil { m[k]! &+= 1; d[k]! &+= 1 } else { m[k] = 1; d[k] = 1 }
             default: let v = rng.next(); m[k] = v; d[k] = v
             }
             if step % 500 == 0 { snapshots.append((m, d)) }
