@@ -56,7 +56,7 @@ public struct LightClient: Sendable {
         do { g = try Genesis.decode(bytes) } catch { throw .malformed("genesis: \(error)") }
         guard g.stateCommitment == StateCommitmentRule.tree else { throw .flatChain }
         chain = g.chainID.raw
-        power = LedgerState(genesis: g, genesisHash: h).powerForNextBlock()
+        power = LedgerState.genesisPower(g)
         trustedHeight = 0
     }
 

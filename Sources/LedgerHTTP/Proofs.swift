@@ -79,7 +79,7 @@ extension Handlers {
         let k = genesis.parameters.checkpointInterval
         var out: [[String: Any]] = []
         // The epoch ends at or after `from`: K, 2K, …
-        let genesisPower = LedgerState.powerHash(LedgerState(genesis: genesis, genesisHash: meta.genesisHash).epochPower)
+        let genesisPower = LedgerState.powerHash(LedgerState.genesisPower(genesis))
         var h = ((from + k - 1) / k) * k
         while out.count < limit, h <= meta.head.value {
             let at = Height(h)

@@ -186,6 +186,15 @@ public struct LedgerState: Sendable, Equatable {
         seal()
     }
 
+    /// The power that certifies block 1: the genesis validators holding at least the
+    /// minimum stake, by key (what `LedgerState(genesis:)`'s `votingPower()` gives,
+    /// without building a state of every allocation).
+    public static func genesisPower(_ g: Genesis) -> [PublicKey: UInt64] {
+        var out: [PublicKey: UInt64] = [:]
+        for v in g.validators where v.stake >= g.parameters.minValidatorStake { out[v.key] = v.stake }
+        return out
+    }
+
     /// Voting power by consensus key: active validators holding at least the minimum self-stake.
     public func votingPower() -> [PublicKey: UInt64] {
         var out: [PublicKey: UInt64] = [:]

@@ -19,10 +19,8 @@ struct BenchTree: ParsableCommand {
     @Option(help: "Blocks measured at each size; the figure is their median.") var blocks = 9
     @Option(help: "Bytes per entry of the flat baseline (an account is 48 in FORMAT.md §7).") var entryBytes = 48
 
-    struct Blake: TreeHashing { func hash(_ bytes: UnsafeRawBufferPointer) -> Hash32 { Blake2b.hash(bytes) } }
-
     func run() throws {
-        let rules = TreeRules(Blake())
+        let rules = LedgerState.treeRules
         print("bench-tree: \(block) leaves changed per block (3 updates : 1 insert), median of \(blocks) blocks; baseline: BLAKE2b over the whole state, \(entryBytes) bytes an entry")
         print("  leaves      build        tree/block   hashes/block   flat hash    stateRoot()   tree ÷ stateRoot()")
         for n in sizes.split(separator: ",").compactMap({ Int($0) }) {

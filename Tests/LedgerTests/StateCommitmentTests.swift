@@ -92,6 +92,14 @@ import Testing
         #expect(throws: BlockError.wrongHeaderVersion(2, expected: 1)) { try d.applyBlock(v2, events) }
     }
 
+    @Test func theGenesisPowerIsTheGenesisStatesPower() throws {
+        var f = self.f
+        f.extraValidators = [.init(key: SigningKey.derived("second").publicKey, name: "second", personality: "loyal", stake: 5_000)]
+        let g = f.genesis
+        #expect(LedgerState.genesisPower(g) == LedgerState(genesis: g, genesisHash: f.genesisHash).powerForNextBlock())
+        #expect(LedgerState.genesisPower(g).count == 2)
+    }
+
     @Test func version2HeadersRoundTripAndVersion3IsRefused() throws {
         let (header, _, _) = block(on: f.state())
         let bytes = header.encoded()

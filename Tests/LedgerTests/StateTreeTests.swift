@@ -1,11 +1,8 @@
 import LedgerCore
 import LedgerCrypto
+import LedgerProjections
 import LedgerTree
 import Testing
-
-struct Blake2bTreeHashing: TreeHashing {
-    func hash(_ bytes: UnsafeRawBufferPointer) -> Hash32 { Blake2b.hash(bytes) }
-}
 
 /// The state commitment's reference tree (issue 17, step 1): its shape, that the root
 /// depends only on the set of leaves, and that every proof verifies and every tampered
