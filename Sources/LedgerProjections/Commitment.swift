@@ -48,7 +48,8 @@ extension LedgerState {
     }
 
     /// Folds what was written since the last call into the tree (tree rule), or forgets
-    /// it (flat rule). Costs nothing that grows with the state.
+    /// it (flat rule): O(written × log N), except the first call on a state, which builds
+    /// the tree from every leaf (a genesis, a decoded snapshot).
     public mutating func seal() {
         guard commitment == .tree else { return discardWritten() }
         guard var tree = treeCache.tree else {
