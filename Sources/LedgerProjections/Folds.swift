@@ -117,8 +117,7 @@ extension LedgerState {
         }
 
         // --- Every check passed: from here on, only writes. ---
-        accounts[author]!.nonce = e.nonce
-        accounts[author]!.balance = available - spend
+        accounts[author] = Account(balance: available - spend, nonce: e.nonce)
         if economic {
             economy.feePool += e.fee - burn
             economy.feesBurned += burn

@@ -5,22 +5,40 @@
 /// account (40 ms at a million), with this the copy costs what the block writes. A node
 /// referenced once is changed in place, so a fold that owns its state pays no copying.
 ///
+/// The node layout is CHAMP's (Steindorfer and Vinju, OOPSLA 2015): a node keeps its
+/// entries and its children in two arrays, each indexed through its own bitmap, so a
+/// value is changed in place in its entry and a child's uniqueness is checked where it
+/// lies. Keys are hashed with the process's seeded hasher (`Bytes32` hashes all four
+/// words): a key's 64 hash bits pick one 5-bit index per level, and keys whose 64 bits
+/// are all equal share a bucket at the bottom, searched in order.
+///
 /// Iteration order follows the process's hash seed, as a dictionary's does: everything
 /// hashed or signed sorts first.
 public struct PersistentMap<Key: Hashable & Sendable, Value: Sendable>: Sendable, Sequence {
-    enum Slot {
-        case entry(Key, Value, Int)
-        case child(Node)
-        /// Keys whose 64 hash bits are all equal.
-        case collision([(Key, Value)], Int)
+    struct Entry {
+        var key: Key
+        var value: Value
+        var hash: Int
     }
 
+    /// Above `bucketShift`, `dataMap` marks the indexes holding an entry and `nodeMap`
+    /// those holding a child; at `bucketShift` a node is a bucket: entries only.
     final class Node: @unchecked Sendable {
-        var bitmap: UInt32
-        var slots: [Slot]
-        init(bitmap: UInt32 = 0, slots: [Slot] = []) { self.bitmap = bitmap; self.slots = slots }
-        func copy() -> Node { Node(bitmap: bitmap, slots: slots) }
+        // The map's own exclusivity (a struct's inout access) already guards these.
+        @exclusivity(unchecked) var dataMap: UInt32
+        @exclusivity(unchecked) var nodeMap: UInt32
+        @exclusivity(unchecked) var entries: ContiguousArray<Entry>
+        @exclusivity(unchecked) var children: ContiguousArray<Node>
+
+        init(dataMap: UInt32 = 0, nodeMap: UInt32 = 0, entries: ContiguousArray<Entry> = [], children: ContiguousArray<Node> = []) {
+            self.dataMap = dataMap; self.nodeMap = nodeMap; self.entries = entries; self.children = children
+        }
+
+        func copy() -> Node { Node(dataMap: dataMap, nodeMap: nodeMap, entries: entries, children: children) }
     }
+
+    /// 13 levels of 5 bits use all 64 hash bits (the last level 4 of them).
+    static var bucketShift: Int { 65 }
 
     var root = Node()
     public private(set) var count = 0
@@ -30,62 +48,79 @@ public struct PersistentMap<Key: Hashable & Sendable, Value: Sendable>: Sendable
     public var isEmpty: Bool { count == 0 }
 
     @inline(__always)
-    static func index(_ h: Int, _ shift: Int) -> UInt32 { UInt32(truncatingIfNeeded: (UInt(bitPattern: h) >> UInt(shift)) & 31) }
+    static func bit(_ h: Int, _ shift: Int) -> UInt32 {
+        UInt32(1) << UInt32(truncatingIfNeeded: (UInt(bitPattern: h) >> UInt(shift)) & 31)
+    }
+
+    /// The position of `bit`'s slot among the slots `map` marks.
+    @inline(__always)
+    static func rank(_ map: UInt32, _ bit: UInt32) -> Int { (map & (bit &- 1)).nonzeroBitCount }
 
     public subscript(key: Key) -> Value? {
         get {
             let h = key.hashValue
             var node = root, shift = 0
-            while true {
-                let bit = UInt32(1) << Self.index(h, shift)
-                guard node.bitmap & bit != 0 else { return nil }
-                switch node.slots[(node.bitmap & (bit &- 1)).nonzeroBitCount] {
-                case let .entry(k, v, _): return k == key ? v : nil
-                case let .child(c): node = c; shift += 5
-                case let .collision(list, ch): return ch == h ? list.first { $0.0 == key }?.1 : nil
+            while shift < Self.bucketShift {
+                let bit = Self.bit(h, shift)
+                if node.dataMap & bit != 0 {
+                    let i = Self.rank(node.dataMap, bit)
+                    return node.entries[i].hash == h && node.entries[i].key == key ? node.entries[i].value : nil
                 }
+                guard node.nodeMap & bit != 0 else { return nil }
+                node = node.children[Self.rank(node.nodeMap, bit)]
+                shift += 5
             }
+            return node.entries.first { $0.key == key }?.value
         }
         set { update(key, newValue) }
         _modify {
-            // One walk down the key's path, copying shared nodes. A present key's value is
-            // taken out of its slot (so it alone holds its storage while it changes) and
-            // put back; an insertion or a removal goes through `update`.
-            let h = key.hashValue
-            if !isKnownUniquelyReferenced(&root) { root = root.copy() }
-            var node = root, shift = 0
-            var found: (Node, Int, Value)?
-            walk: while true {
-                let bit = UInt32(1) << Self.index(h, shift)
-                guard node.bitmap & bit != 0 else { break }
-                let pos = (node.bitmap & (bit &- 1)).nonzeroBitCount
-                switch node.slots[pos] {
-                case let .entry(k, v, _):
-                    if k == key { node.slots[pos] = .collision([], 0); found = (node, pos, v) }
-                    break walk
-                case var .child(c):
-                    node.slots[pos] = .collision([], 0)
-                    if !isKnownUniquelyReferenced(&c) { c = c.copy() }
-                    node.slots[pos] = .child(c)
-                    node = c; shift += 5
-                case .collision:
-                    break walk
-                }
-            }
-            if let (n, pos, v) = found {
-                var value: Value? = v
-                found = nil
-                defer {
-                    if let value { n.slots[pos] = .entry(key, value, h) } else { n.slots[pos] = .entry(key, v, h); update(key, nil) }
-                }
+            // A present key's value is copied out, changed and written back to the entry
+            // found by one walk; an insertion or a removal goes through `update`.
+            if let (node, i) = uniquePath(to: key, key.hashValue) {
+                var value: Value? = node.entries[i].value
+                defer { if let value { node.entries[i].value = value } else { update(key, nil) } }
                 yield &value
             } else {
-                var value = self[key]
-                let before = value != nil
-                defer { if value != nil || before { update(key, value) } }
+                var value: Value?
+                defer { if let value { update(key, value) } }
                 yield &value
             }
         }
+    }
+
+    /// The value of `key`, or `value()` inserted for it; a present value is changed in
+    /// place in its entry.
+    public subscript(key: Key, default value: @autoclosure () -> Value) -> Value {
+        get { self[key] ?? value() }
+        _modify {
+            if let (node, i) = uniquePath(to: key, key.hashValue) {
+                yield &node.entries[i].value
+            } else {
+                var v = value()
+                defer { update(key, v) }
+                yield &v
+            }
+        }
+    }
+
+    /// Walks to `key`'s entry, copying every shared node on the way so the entry can be
+    /// changed in place: its node and position, or nil when the key is absent.
+    mutating func uniquePath(to key: Key, _ h: Int) -> (Node, Int)? {
+        if !isKnownUniquelyReferenced(&root) { root = root.copy() }
+        var node = root, shift = 0
+        while shift < Self.bucketShift {
+            let bit = Self.bit(h, shift)
+            if node.dataMap & bit != 0 {
+                let i = Self.rank(node.dataMap, bit)
+                return node.entries[i].hash == h && node.entries[i].key == key ? (node, i) : nil
+            }
+            guard node.nodeMap & bit != 0 else { return nil }
+            let j = Self.rank(node.nodeMap, bit)
+            if !isKnownUniquelyReferenced(&node.children[j]) { node.children[j] = node.children[j].copy() }
+            node = node.children[j]
+            shift += 5
+        }
+        return node.entries.firstIndex { $0.key == key }.map { (node, $0) }
     }
 
     /// Sets (or with nil removes) `key`, copying only shared nodes on its path.
@@ -96,89 +131,76 @@ public struct PersistentMap<Key: Hashable & Sendable, Value: Sendable>: Sendable
     }
 
     static func set(_ node: inout Node, _ key: Key, _ h: Int, _ value: Value?, _ shift: Int, _ delta: inout Int) {
-        let bit = UInt32(1) << index(h, shift)
-        let pos = (node.bitmap & (bit &- 1)).nonzeroBitCount
-        guard node.bitmap & bit != 0 else {
-            guard let value else { return }
-            if !isKnownUniquelyReferenced(&node) { node = node.copy() }
-            node.bitmap |= bit
-            node.slots.insert(.entry(key, value, h), at: pos)
-            delta += 1
+        if !isKnownUniquelyReferenced(&node) { node = node.copy() }
+        guard shift < bucketShift else {
+            if let i = node.entries.firstIndex(where: { $0.key == key }) {
+                if let value { node.entries[i].value = value } else { node.entries.remove(at: i); delta -= 1 }
+            } else if let value {
+                node.entries.append(Entry(key: key, value: value, hash: h)); delta += 1
+            }
             return
         }
-        if !isKnownUniquelyReferenced(&node) { node = node.copy() }
-        switch node.slots[pos] {
-        case let .entry(k, v, kh):
-            if k == key {
-                if let value { node.slots[pos] = .entry(key, value, h) } else { remove(node, bit, pos); delta -= 1 }
+        let bit = Self.bit(h, shift)
+        if node.dataMap & bit != 0 {
+            let i = rank(node.dataMap, bit)
+            if node.entries[i].hash == h && node.entries[i].key == key {
+                if let value {
+                    node.entries[i].value = value
+                } else {
+                    node.dataMap &= ~bit
+                    node.entries.remove(at: i)
+                    delta -= 1
+                }
             } else if let value {
-                node.slots[pos] = .child(pair((k, v, kh), (key, value, h), shift + 5))
+                // Two keys under one index: both move down into a new child.
+                let old = node.entries.remove(at: i)
+                node.dataMap &= ~bit
+                node.nodeMap |= bit
+                node.children.insert(pair(old, Entry(key: key, value: value, hash: h), shift + 5), at: rank(node.nodeMap, bit))
                 delta += 1
             }
-        case var .child(c):
-            node.slots[pos] = .collision([], 0)  // drop this reference so the child can be unique
-            set(&c, key, h, value, shift + 5, &delta)
-            if c.slots.isEmpty {
-                remove(node, bit, pos)
-            } else if c.slots.count == 1, case let .entry(k, v, kh) = c.slots[0] {
-                node.slots[pos] = .entry(k, v, kh)
-            } else {
-                node.slots[pos] = .child(c)
+        } else if node.nodeMap & bit != 0 {
+            let j = rank(node.nodeMap, bit)
+            set(&node.children[j], key, h, value, shift + 5, &delta)
+            // A child left with one entry and no children folds back up (recursively, so
+            // a removal leaves no chain of single children), and an empty one goes.
+            let child = node.children[j]
+            guard child.children.isEmpty, child.entries.count <= 1 else { return }
+            node.children.remove(at: j)
+            node.nodeMap &= ~bit
+            if let e = child.entries.first {
+                node.dataMap |= bit
+                node.entries.insert(e, at: rank(node.dataMap, bit))
             }
-        case var .collision(list, ch):
-            if ch == h {
-                if let i = list.firstIndex(where: { $0.0 == key }) {
-                    if let value { list[i].1 = value } else { list.remove(at: i); delta -= 1 }
-                } else if let value {
-                    list.append((key, value)); delta += 1
-                }
-                if list.isEmpty { remove(node, bit, pos) }
-                else if list.count == 1 { node.slots[pos] = .entry(list[0].0, list[0].1, ch) }
-                else { node.slots[pos] = .collision(list, ch) }
-            } else if let value {
-                // A different hash under this prefix: the collision moves down beside the new key.
-                let n = Node(bitmap: UInt32(1) << index(ch, shift + 5), slots: [.collision(list, ch)])
-                var child = n
-                set(&child, key, h, value, shift + 5, &delta)
-                node.slots[pos] = .child(child)
-            }
+        } else if let value {
+            node.dataMap |= bit
+            node.entries.insert(Entry(key: key, value: value, hash: h), at: rank(node.dataMap, bit))
+            delta += 1
         }
-    }
-
-    static func remove(_ node: Node, _ bit: UInt32, _ pos: Int) {
-        node.bitmap &= ~bit
-        node.slots.remove(at: pos)
     }
 
     /// The node at `shift` holding two entries with different keys.
-    static func pair(_ a: (Key, Value, Int), _ b: (Key, Value, Int), _ shift: Int) -> Node {
-        if a.2 == b.2 {
-            return Node(bitmap: UInt32(1) << index(a.2, shift), slots: [.collision([(a.0, a.1), (b.0, b.1)], a.2)])
-        }
-        let ia = index(a.2, shift), ib = index(b.2, shift)
-        if ia == ib { return Node(bitmap: UInt32(1) << ia, slots: [.child(pair(a, b, shift + 5))]) }
-        let sa = Slot.entry(a.0, a.1, a.2), sb = Slot.entry(b.0, b.1, b.2)
-        return Node(bitmap: (UInt32(1) << ia) | (UInt32(1) << ib), slots: ia < ib ? [sa, sb] : [sb, sa])
+    static func pair(_ a: Entry, _ b: Entry, _ shift: Int) -> Node {
+        guard shift < bucketShift else { return Node(entries: [a, b]) }
+        let ba = bit(a.hash, shift), bb = bit(b.hash, shift)
+        if ba == bb { return Node(nodeMap: ba, children: [pair(a, b, shift + 5)]) }
+        return Node(dataMap: ba | bb, entries: ba < bb ? [a, b] : [b, a])
     }
 
     // MARK: Iteration
 
     public struct Iterator: IteratorProtocol {
+        /// Each node on the way down, and how far into its entries, then children, we are.
         var stack: [(Node, Int)]
-        var pending: ArraySlice<(Key, Value)> = []
 
         public mutating func next() -> (key: Key, value: Value)? {
-            while true {
-                if let p = pending.popFirst() { return (p.0, p.1) }
-                guard let (node, i) = stack.last else { return nil }
-                guard i < node.slots.count else { stack.removeLast(); continue }
+            while let (node, i) = stack.last {
                 stack[stack.count - 1].1 = i + 1
-                switch node.slots[i] {
-                case let .entry(k, v, _): return (k, v)
-                case let .child(c): stack.append((c, 0))
-                case let .collision(list, _): pending = list[...]
-                }
+                if i < node.entries.count { return (node.entries[i].key, node.entries[i].value) }
+                let j = i - node.entries.count
+                if j < node.children.count { stack.append((node.children[j], 0)) } else { stack.removeLast() }
             }
+            return nil
         }
     }
 

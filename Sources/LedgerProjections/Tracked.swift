@@ -46,8 +46,7 @@ public struct TrackedMap<Key: Hashable & Sendable, Value: Sendable>: Sendable, S
         get { contents[key] ?? value() }
         _modify {
             written.append(key)
-            if contents[key] == nil { contents[key] = value() }
-            yield &contents[key]!
+            yield &contents[key, default: value()]
         }
     }
 

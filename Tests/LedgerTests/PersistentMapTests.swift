@@ -35,6 +35,9 @@ import Testing
             case 1:
                 // Changed in place (`_modify`), or inserted through the optional.
                 if d[k] != nil { m[k]! &+= 1; d[k]! &+= 1 } else { m[k] = 1; d[k] = 1 }
+            case 2:
+                // Changed in place in its entry, or inserted with the default.
+                m[k, default: 5] &+= 3; d[k, default: 5] &+= 3
             default: let v = rng.next(); m[k] = v; d[k] = v
             }
             if step % 500 == 0 { snapshots.append((m, d)) }
