@@ -22,6 +22,7 @@ public struct LightClient: Sendable {
         case powerMismatch(height: Height)
         case wrongPath(String)
         case heightMismatch(proof: Height, header: Height)
+        case streamIncomplete(String)
 
         public var description: String {
             switch self {
@@ -38,6 +39,7 @@ public struct LightClient: Sendable {
             case let .powerMismatch(h): "the power list does not hash to block \(h.value)'s next power hash"
             case let .wrongPath(why): "the proof does not lead to the header's root: \(why)"
             case let .heightMismatch(p, h): "the proof is for height \(p.value) but the header is block \(h.value)"
+            case let .streamIncomplete(why): "the stream's events are not the proven ones: \(why)"
             }
         }
     }
@@ -123,5 +125,30 @@ public struct LightClient: Sendable {
         guard EventCrypto.eventsRoot(id: id, index: index, count: count, path: siblings) == h.eventsRoot else {
             throw .wrongPath("event \(id.short) at \(index) of \(count) against events root \(h.eventsRoot.short)")
         }
+    }
+
+    /// Checks that `ids` are all the events of stream `key` up to a certified height, in
+    /// order, none left out (§7.3): the proof is the stream's leaf, and the ids must give
+    /// its count and hash chain. Returns the proven count and head.
+    public func verifyStream(_ key: StreamKey, ids: [EventID], proof: [UInt8], header: [UInt8], certificate: [UInt8]) throws(Refusal) -> StreamHead {
+        let p = try verifyState(proof: proof, header: header, certificate: certificate)
+        guard p.leaf.kind == .stream, p.leaf.id == key.bytes else { throw .wrongPath("the proof is for \(p.leaf), not stream \(key)") }
+        var proven = StreamHead.empty
+        if let v = p.value {
+            var r = ByteReader(v)
+            do {
+                _ = try r.u8("stream.tag"); _ = try r.b32("stream.id")
+                proven = StreamHead(count: try r.u64("stream.count"), head: try r.b32("stream.head"))
+                try r.end()
+            } catch { throw .malformed("stream leaf: \(error)") }
+        }
+        let mine = StreamHead.of(ids)
+        guard mine.count == proven.count else {
+            throw .streamIncomplete("got \(ids.count) event(s), the state at height \(p.height.value) counts \(proven.count)")
+        }
+        guard mine.head == proven.head else {
+            throw .streamIncomplete("their hash chain is not the proven head \(proven.head.short): an event is missing, foreign, altered or out of order")
+        }
+        return proven
     }
 }

@@ -26,7 +26,7 @@ struct Handlers: Sendable {
         case .event: try await event(request, context)
         case .blocksRange: try blocksRange(request)
         case .block: try block(context)
-        case .stream: try stream(request, context)
+        case .stream: try await stream(request, context)
         case .state: JSONResponse.make(Render.summary(try await state(request)))
         case .account: try await account(request, context)
         case .genesis: try genesisDocument()
@@ -174,7 +174,7 @@ struct Handlers: Sendable {
         return JSONResponse.make(d)
     }
 
-    private func stream(_ request: Request, _ context: APIContext) throws(APIError) -> Response {
+    private func stream(_ request: Request, _ context: APIContext) async throws(APIError) -> Response {
         let id = try Input.pathBytes32(context, "key")
         let key: StreamKey
         switch context.parameters.get("kind") {
@@ -184,6 +184,7 @@ struct Handlers: Sendable {
         case "job": key = .job(id)
         case let other: throw .badParameter("kind", other ?? "", expected: "account, agent, alliance or job")
         }
+        if try Input.bool(request, "proof") == true { return try await streamProof(request, key) }
         let after = try Input.uint(request, "after").map { SequenceNumber($0) }
         let limit = try Input.limit(request)
         let events = try read { () throws(StoreError) in try service.log.stream(key, after: after, limit: limit) }

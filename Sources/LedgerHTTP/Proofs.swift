@@ -14,11 +14,35 @@ extension Handlers {
     /// `?proof=true` on an entity read: the entity (or its absence), the state proof at
     /// the state's height, the header of that height and its certificate.
     func entityProof(_ request: Request, _ kind: LeafKind, _ k: Bytes32, _ rendered: (LedgerState) -> [String: Any]?) async throws(APIError) -> Response {
+        let leaf: StateLeaf
+        do { leaf = try StateLeaf(kind, k.bytes) } catch { throw .badRequest("bad_id", error.description) }
+        return JSONResponse.make(try await leafProof(request, leaf, rendered))
+    }
+
+    /// `/v1/streams/{kind}/{key}?proof=true`: the stream's count and hash chain (§7.3)
+    /// proven at a height, and the sequence number that ends that height's block: the
+    /// client reads the stream's events before it and checks it got them all, in order.
+    func streamProof(_ request: Request, _ key: StreamKey) async throws(APIError) -> Response {
+        let leaf: StateLeaf
+        do { leaf = try StateLeaf(.stream, key.bytes) } catch { throw .badRequest("bad_id", error.description) }
+        var d = try await leafProof(request, leaf) { s in
+            let h = s.streamHead(key)
+            return ["stream": key.description, "count": h.count, "head": h.head.hex]
+        }
+        let height = Height(d["height"] as? UInt64 ?? 0)
+        guard let b = try read({ () throws(StoreError) in try service.log.block(at: height) }) else {
+            throw .notFound("block_not_found", "no block at height \(height.value)")
+        }
+        // Every event of the log at or before this block has a smaller sequence number.
+        d["endSequence"] = b.firstSequence.value + UInt64(b.header.eventCount)
+        return JSONResponse.make(d)
+    }
+
+    func leafProof(_ request: Request, _ leaf: StateLeaf, _ rendered: (LedgerState) -> [String: Any]?) async throws(APIError) -> [String: Any] {
         let height = try Input.height(request)
         let s: LedgerState
         do { s = try await service.state(at: height) } catch { throw .service(error) }
-        let leaf: StateLeaf
-        do { leaf = try StateLeaf(kind, k.bytes) } catch { throw .badRequest("bad_id", error.description) }
+        let kind = leaf.kind
         guard let proof = s.proof(leaf) else {
             throw .badRequest("proofs_unsupported", "this chain commits its state flat (genesis before version 4): it has no state tree")
         }
@@ -28,7 +52,7 @@ extension Handlers {
         d["entity"] = rendered(s) ?? NSNull()
         d["value"] = proof.value.map(Hex.encode) ?? NSNull()
         d["proof"] = Hex.encode(proof.encoded())
-        return JSONResponse.make(d)
+        return d
     }
 
     /// The header and certificate of block `h`, which a proof at height `h` is checked against.

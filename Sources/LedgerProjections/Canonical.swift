@@ -43,6 +43,7 @@ extension LedgerState {
         w.u32(UInt32(opinionCounts.count))
         for k in opinionCounts.keys.sorted() { Entry.opinions(&w, k, opinionCounts[k]!) }
         encodeEconomy(&w)
+        if commitment == .tree { encodeStreams(&w) }
         return w.bytes
     }
 
@@ -102,6 +103,7 @@ extension LedgerState {
         }
         try decodeDiscipline(&r, into: &s)
         try decodeEconomy(&r, into: &s)
+        if s.commitment == .tree { try decodeStreams(&r, into: &s) }
         try r.end()
         // Pair assertion: the decoded state must encode to exactly the bytes it came from.
         guard s.canonicalBytes() == bytes else { throw .invalidValue(field: "snapshot", reason: "not in canonical form") }

@@ -129,6 +129,7 @@ extension LedgerState {
         feesPaid &+= e.fee
         eventsApplied += 1
         write(payload, checked, author: author, id: id, ctx)
+        recordStreams(payload, author: author, id: id)
     }
 
     func requireValidator(_ v: ValidatorID, allowJailed: Bool = false) throws(ApplyError) {

@@ -155,6 +155,8 @@ public struct LedgerState: Sendable, Equatable {
     public internal(set) var opinionCounts: TrackedMap<ValidatorID, OpinionCount>
     /// The agent economy and governance (EconomyState.swift).
     public internal(set) var economy: EconomyState
+    /// Each stream's event count and hash chain (Streams.swift); tree chains only.
+    public internal(set) var streams: TrackedMap<StreamKey, StreamHead> = [:]
     /// Flat hash or state tree (Commitment.swift), fixed by the genesis.
     public internal(set) var commitment: StateCommitment = .flat
     /// The state tree under the tree rule, as of the last `sealRoot()`.

@@ -31,6 +31,8 @@ public enum LeafKind: UInt8, Sendable, CaseIterable, Comparable {
     case meme = 0x12
     case influence = 0x13
     case proposal = 0x14
+    /// A stream's count and hash chain (id: u8 stream tag | b32 id; tree chains only).
+    case stream = 0x15
 
     public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
 
@@ -40,6 +42,7 @@ public enum LeafKind: UInt8, Sendable, CaseIterable, Comparable {
         case .chain, .power, .economy: 0
         case .delegation, .delegatorSlash: 64
         case .offence: 49
+        case .stream: 33
         default: 32
         }
     }
@@ -67,6 +70,7 @@ public enum LeafKind: UInt8, Sendable, CaseIterable, Comparable {
         case .meme: "meme"
         case .influence: "influence"
         case .proposal: "proposal"
+        case .stream: "stream"
         }
     }
 }
@@ -87,6 +91,7 @@ public struct StateLeaf: Hashable, Sendable, Comparable, CustomStringConvertible
     static func of(_ kind: LeafKind, _ k: Bytes32) -> StateLeaf { StateLeaf(unchecked: kind, k.bytes) }
     static func of(_ kind: LeafKind, _ a: Bytes32, _ b: Bytes32) -> StateLeaf { StateLeaf(unchecked: kind, a.bytes + b.bytes) }
     static func of(_ o: OffenceKey) -> StateLeaf { StateLeaf(unchecked: .offence, encode { Entry.offence(&$0, o) }) }
+    static func of(_ k: StreamKey) -> StateLeaf { StateLeaf(unchecked: .stream, k.bytes) }
 
     public static func < (a: Self, b: Self) -> Bool { a.kind != b.kind ? a.kind < b.kind : a.id.lexicographicallyPrecedes(b.id) }
     public var description: String { "\(kind.name)/\(Hex.encode(id))" }
@@ -130,6 +135,9 @@ extension LedgerState {
         case .meme: return e.memes[leaf.first].map { m in encode { Entry.meme(&$0, m) } }
         case .influence: return e.influence[leaf.first].map { c in encode { Entry.influence(&$0, leaf.first, c) } }
         case .proposal: return e.proposals[leaf.first].map { p in encode { Entry.proposal(&$0, p) } }
+        case .stream:
+            guard let k = StreamKey(tag: leaf.id[0], id: Bytes32(leaf.id[1...])) else { return nil }
+            return streams[k].map { h in encode { Entry.stream(&$0, k, h) } }
         }
     }
 
@@ -152,6 +160,7 @@ extension LedgerState {
         for x in slashes { add(.of(.slash, x.evidence)) { Entry.slash(&$0, x) } }
         for o in offences { add(.of(o)) { Entry.offence(&$0, o) } }
         for (k, c) in opinionCounts { add(.of(.opinions, k)) { Entry.opinions(&$0, k, c) } }
+        for (k, h) in streams { add(.of(k)) { Entry.stream(&$0, k, h) } }
         let e = economy
         guard e.present else { return out }
         add(StateLeaf(unchecked: .economy, [])) { Entry.economyGlobals(&$0, e) }
@@ -181,6 +190,8 @@ extension LedgerState {
         for x in slashes.takeWritten() { known.append((.of(.slash, x.evidence), encode { Entry.slash(&$0, x) })) }
         for o in offences.takeWritten() { known.append((.of(o), encode { Entry.offence(&$0, o) })) }
         for k in opinionCounts.takeWritten() { touched.insert(.of(.opinions, k)) }
+        // A stream only grows: its new head is its value.
+        for k in streams.takeWritten() { known.append((.of(k), encode { Entry.stream(&$0, k, streams[k]!) })) }
         for k in economy.rewards.takeWritten() { touched.insert(.of(.reward, k)) }
         for k in economy.commissions.takeWritten() { touched.insert(.of(.commission, k)) }
         for d in economy.delegatorSlashes.takeWritten() {
@@ -213,6 +224,7 @@ extension LedgerState {
         _ = opinionCounts.takeWritten(); _ = economy.rewards.takeWritten(); _ = economy.commissions.takeWritten()
         _ = economy.delegatorSlashes.takeWritten(); _ = economy.jobs.takeWritten(); _ = economy.reputation.takeWritten()
         _ = economy.memes.takeWritten(); _ = economy.influence.takeWritten(); _ = economy.proposals.takeWritten()
+        _ = streams.takeWritten()
     }
 
     /// The chain leaf: chain id, genesis hash, parameters, then height, time, supply,

@@ -212,5 +212,22 @@ import Testing
         #expect(st.economy.minted > 0 && st.economy.feesBurned > 0)
         #expect(st.economy.jobs.values.contains { $0.status == .resolved })
         #expect(st.economy.proposals.values.map(\.status.description).sorted() == ["activated", "rejected"])
+
+        // Every stream's count and head (§7.3) is the hash chain of the log's own stream
+        // index, and the heads count every membership of every event, none twice.
+        #expect(st.commitment == .tree)
+        var memberships: UInt64 = 0
+        for e in try log.events(from: SequenceNumber(0), count: Int(st.eventsApplied) + 1) {
+            memberships += UInt64(e.envelope.streams(id: e.id).count)
+        }
+        #expect(memberships > st.eventsApplied && st.streams.count > 50)
+        #expect(st.streams.values.reduce(0) { $0 + $1.count } == memberships)
+        var kinds = Set<UInt8>()
+        for (k, head) in st.streams {
+            let ids = try log.stream(k, after: nil, limit: Int(head.count) + 1).map(\.id)
+            #expect(StreamHead.of(ids) == head, "\(k)")
+            kinds.insert(k.tag)
+        }
+        #expect(kinds == [1, 2, 3, 4], "account, agent, alliance and job streams")
     }
 }

@@ -102,4 +102,47 @@ struct LightClientTests {
             #expect(throws: LightClient.Refusal.self) { _ = try LightClient(genesis: Self.hex(g.json?["bytes"]), hash: .zero) }
         }
     }
+
+    /// A stream's events up to a proven height are all there, in order (§7.3): the full
+    /// list verifies, and a list with one left out, one foreign, two swapped or one
+    /// beyond the height is refused.
+    @Test func provesAStreamComplete() async throws {
+        let service = try SoloService()
+        let f = service.fixture
+        try await withAPI(service) { client in
+            var sent: [EventID] = []
+            for n in 1 ... 5 as ClosedRange<UInt64> {
+                let e = f.event(f.alice, n, .transfer(to: f.bob.publicKey, amount: n, memo: "s\(n)"))
+                #expect(try await client.submit([e]).status == .ok)
+                sent.append(EventCrypto.id(e.bytes))
+            }
+            let g = try await client.call(.get, "/v1/genesis")
+            let lc = try LightClient(genesis: Self.hex(g.json?["bytes"]), hash: f.genesisHash)
+            let path = "/v1/streams/account/\(f.bob.publicKey.hex)"
+            let d = try #require(try await client.call(.get, path + "?proof=true&height=4").json)
+            let end = try #require(d["endSequence"] as? Int)
+            let page = try #require(try await client.call(.get, path + "?limit=100").json?["events"] as? [[String: Any]])
+            let ids = page.filter { ($0["sequence"] as? Int ?? .max) < end }.map { Bytes32(hex: $0["id"] as! String)! }
+            #expect(ids == Array(sent.prefix(4)) && page.count == 5, "bob's stream at height 4: the first four transfers")
+            func check(_ ids: [EventID]) throws {
+                _ = try lc.verifyStream(.account(f.bob.publicKey), ids: ids, proof: Self.hex(d["proof"]),
+                                        header: Self.hex(d["header"]), certificate: Self.hex(d["certificate"]))
+            }
+            try check(ids)
+            #expect((d["entity"] as? [String: Any])?["count"] as? Int == 4)
+            for bad in [Array(ids.dropFirst()), ids + [sent[4]], [ids[1], ids[0]] + ids.dropFirst(2), Array(ids.dropLast()) + [sent[4]]] {
+                #expect(throws: LightClient.Refusal.self) { try check(bad) }
+            }
+            // The proof of one stream does not stand for another's.
+            #expect(throws: LightClient.Refusal.wrongPath("the proof is for stream/01\(f.bob.publicKey.hex), not stream agent:\(f.bob.publicKey.hex)")) {
+                _ = try lc.verifyStream(.agent(f.bob.publicKey), ids: [], proof: Self.hex(d["proof"]),
+                                        header: Self.hex(d["header"]), certificate: Self.hex(d["certificate"]))
+            }
+            // A stream no event touched is proven absent, and complete when empty.
+            let none = try #require(try await client.call(.get, "/v1/streams/job/\(Hash32.zero.hex)?proof=true").json)
+            #expect(none["found"] as? Bool == false)
+            _ = try lc.verifyStream(.job(.zero), ids: [], proof: Self.hex(none["proof"]), header: Self.hex(none["header"]),
+                                    certificate: Self.hex(none["certificate"]))
+        }
+    }
 }
