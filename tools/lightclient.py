@@ -9,10 +9,13 @@ an entity's state proof or an event's path against a certified header.
     lightclient.py --node URL [--genesis-hash H] entity KIND ID      # KIND: account, validator, agent,
                                                                      # alliance, job, reputation, meme, proposal
     lightclient.py --node URL [--genesis-hash H] event ID
+    lightclient.py --node URL [--genesis-hash H] stream KIND ID      # KIND: account, agent, alliance, job
     lightclient.py --node URL [--genesis-hash H] check --agent KEY --validator KEY
 
-`check` (run in CI) verifies five entity kinds and an event, then tampers with what the
-node sent in five ways and requires each to be refused with its reason. Without
+`stream` reads every event of an entity's stream up to a proven height and checks it got
+them all, in order, none left out (§7.3). `check` (run in CI) verifies five entity kinds,
+an event and a stream, then tampers with what the node sent and requires each tampering
+to be refused with its reason. Without
 --genesis-hash the client trusts the genesis the node serves (and says so). Exit 0 when
 everything verified, 1 when a proof was refused, 2 on a usage or network error.
 """
@@ -33,7 +36,9 @@ except ImportError:  # pragma: no cover
 ZERO = bytes(32)
 KINDS = {"chain": 1, "power": 2, "account": 3, "validator": 4, "delegation": 5, "unbondings": 6, "agent": 7,
          "alliance": 8, "slash": 9, "offence": 10, "opinions": 11, "economy": 12, "reward": 13, "commission": 14,
-         "delegator-slash": 15, "job": 16, "reputation": 17, "meme": 18, "influence": 19, "proposal": 20}
+         "delegator-slash": 15, "job": 16, "reputation": 17, "meme": 18, "influence": 19, "proposal": 20,
+         "stream": 21}
+STREAM_TAGS = {"account": 1, "agent": 2, "alliance": 3, "job": 4}
 ROUTES = {"account": "accounts", "validator": "validators", "agent": "agents", "alliance": "alliances",
           "job": "jobs", "reputation": "reputation", "meme": "memes", "proposal": "proposals"}
 
@@ -293,6 +298,58 @@ def prove_entity(lc, node, kind, ident, height=None):
     return d, value
 
 
+def stream_head(ids):
+    """FORMAT.md §7.3: the count and hash chain of a stream of these event ids."""
+    h = ZERO
+    for i in ids:
+        h = H(b"CHAOSLEDGER/STREAM\0", h, i)
+    return len(ids), h
+
+
+def prove_stream(lc, node, kind, ident):
+    """The stream's proven count and head, and the ids the node lists up to that height."""
+    d = get(node, f"/v1/streams/{kind}/{ident}?proof=true")
+    if "proof" not in d:
+        raise Refused(f"the node sent no proof: {d}")
+    leaf_id = bytes([STREAM_TAGS[kind]]) + bytes.fromhex(ident)
+    value = lc.verify_state(bytes.fromhex(d["proof"]), bytes.fromhex(d["header"]), bytes.fromhex(d["certificate"]),
+                            KINDS["stream"], leaf_id)
+    count, head = 0, ZERO
+    if value is not None:
+        r = Reader(value, "stream leaf")
+        r.u8(); r.b32(); count, head = r.u64(), r.b32()
+        r.end()
+    ids, after = [], None
+    while True:
+        page = get(node, f"/v1/streams/{kind}/{ident}?limit=500" + (f"&after={after}" if after is not None else ""))
+        events = [e for e in page["events"] if e["sequence"] < d["endSequence"]]
+        ids += [bytes.fromhex(e["id"]) for e in events]
+        if len(events) < len(page["events"]) or page["next"] is None:
+            break
+        after = page["next"]
+    return d, (count, head), ids
+
+
+def check_stream(proven, ids, height):
+    count, head = proven
+    mine = stream_head(ids)
+    if mine[0] != count:
+        raise Refused(f"the stream's events are not the proven ones: got {len(ids)}, the state at height {height} counts {count}")
+    if mine[1] != head:
+        raise Refused("the stream's events are not the proven ones: their hash chain is not the proven head "
+                      f"{head.hex()[:12]}: an event is missing, foreign, altered or out of order")
+
+
+def stream(args, lc, kind, ident):
+    head = get(args.node, "/v1/status")["height"]
+    follow(lc, args.node, head + 1)
+    d, proven, ids = prove_stream(lc, args.node, kind, ident)
+    check_stream(proven, ids, d["height"])
+    print(f"ok: {kind} stream {ident[:16]}… at height {d['height']}: all {len(ids)} event(s), in order "
+          f"(hash chain {proven[1].hex()[:12]} proven against a header {len(lc.power)} validator(s) certified)")
+    return d, proven, ids
+
+
 def describe(kind, value):
     if value is None:
         return "absent"
@@ -342,8 +399,10 @@ def check(args, lc):
         d, value = prove_entity(lc, args.node, kind, ident)
         kinds.add(kind)
         print(f"ok: {kind} {ident[:16]}… {describe(kind, value)}")
-    stream = get(args.node, f"/v1/streams/account/{args.agent}")["events"]
-    ev = stream[-1]["id"]
+    sd, proven, ids = stream(args, lc, "account", args.agent)
+    if len(ids) < 2:
+        raise Refused("the agent's stream has fewer than two events (run the example agent first)")
+    ev = ids[-1].hex()
     event(args, lc, ev)
 
     d, _ = prove_entity(lc, args.node, "account", args.agent)
@@ -365,6 +424,10 @@ def check(args, lc):
          lambda: LightClient(genesis).adopt(header, cert, {bytes(32): 1}), "does not hash"),
         ("a header from another chain",
          lambda: other.verify_state(proof, header, cert), "another chain"),
+        ("a stream with an event left out",
+         lambda: check_stream(proven, ids[:-2] + ids[-1:], sd["height"]), "not the proven"),
+        ("a stream with two events swapped",
+         lambda: check_stream(proven, ids[1:2] + ids[:1] + ids[2:], sd["height"]), "hash chain"),
         ("an event path for another event",
          lambda: lc.verify_event(H(b"not this event"), bytes.fromhex(evp["path"]), bytes.fromhex(evp["header"]),
                                  bytes.fromhex(evp["certificate"])), "does not lead"),
@@ -378,7 +441,7 @@ def check(args, lc):
             print(f"refused, as it must be: {name}: {e}")
             continue
         raise Refused(f"{name} was accepted")
-    print(f"ok: {len(kinds)} entity kinds and an event verified; {len(tamperings)} tamperings refused")
+    print(f"ok: {len(kinds)} entity kinds, an event and a stream verified; {len(tamperings)} tamperings refused")
 
 
 def main():
@@ -389,6 +452,7 @@ def main():
     a = sub.add_parser("account"); a.add_argument("key", help="a public key (hex) or a key file")
     e = sub.add_parser("entity"); e.add_argument("kind", choices=sorted(ROUTES)); e.add_argument("id")
     v = sub.add_parser("event"); v.add_argument("id")
+    s = sub.add_parser("stream"); s.add_argument("kind", choices=sorted(STREAM_TAGS)); s.add_argument("id")
     c = sub.add_parser("check"); c.add_argument("--agent", required=True); c.add_argument("--validator", required=True)
     args = ap.parse_args()
     try:
@@ -402,6 +466,8 @@ def main():
             entity(args, lc, args.kind, args.id)
         elif args.cmd == "event":
             event(args, lc, args.id)
+        elif args.cmd == "stream":
+            stream(args, lc, args.kind, args.id)
         else:
             check(args, lc)
     except Refused as e:

@@ -166,7 +166,7 @@ def check_genesis(g: bytes, chain: bytes):
 
 
 TAGS = {t: t.encode() + b"\x00" for t in ("CHAOSLEDGER/STATE-KEY", "CHAOSLEDGER/STATE-VALUE", "CHAOSLEDGER/STATE-LEAF",
-                                           "CHAOSLEDGER/STATE-NODE", "CHAOSLEDGER/POWER")}
+                                           "CHAOSLEDGER/STATE-NODE", "CHAOSLEDGER/POWER", "CHAOSLEDGER/STREAM")}
 
 
 def bit(k: bytes, d: int) -> int:
@@ -262,6 +262,13 @@ def check_state_tree(t, chain: bytes, doc):
     index, r = events_path_root(ids[2], bytes.fromhex(t["eventPath"]))
     if index != 2 or r is None or r.hex() != t["eventPathRoot"] or r.hex() != doc["block"]["eventsRoot"]:
         fail("event path")
+    # §7.3: u8 tag | b32 id | u64 count | b32 head, head chained over the ids.
+    head = bytes(32)
+    for i in t["streamIds"]:
+        head = h(TAGS["CHAOSLEDGER/STREAM"] + head + bytes.fromhex(i))
+    alice = bytes.fromhex(next(k["publicKey"] for k in doc["keys"] if k["label"] == "alice"))
+    if bytes([1]) + alice + struct.pack(">Q", len(t["streamIds"])) + head != bytes.fromhex(t["streamEntry"]):
+        fail("stream entry")
 
 
 def main(path):
@@ -344,7 +351,7 @@ def main(path):
             fail("certificate vote")
     check_state_tree(doc["stateTree"], chain, doc)
     print(f"ok: {checked} events (evidence votes included), genesis, block header, events root and certificate verified; "
-          f"state tree: {len(doc['stateTree']['leaves'])} leaves, root, inclusion and exclusion proofs, power hash, event path")
+          f"state tree: {len(doc['stateTree']['leaves'])} leaves, root, inclusion and exclusion proofs, power hash, event path, stream entry")
 
 
 if __name__ == "__main__":

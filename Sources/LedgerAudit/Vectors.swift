@@ -47,6 +47,9 @@ public enum SchemaVectors {
         public var powerHash: String
         public var eventPath: String
         public var eventPathRoot: String
+        /// §7.3: alice's account stream holding the block's three events, in order.
+        public var streamIds: [String]
+        public var streamEntry: String
     }
     public struct Document: Codable, Equatable, Sendable {
         public var chainId: String
@@ -155,6 +158,7 @@ public enum SchemaVectors {
         return StateTree(genesis: Hex.encode(gb), genesisHash: Blake2b.hash(gb).hex, leaves: leaves, root: state.stateRoot().hex,
                          inclusionProof: Hex.encode(inclusion.encoded()), exclusionProof: Hex.encode(exclusion.encoded()),
                          powerHash: LedgerState.powerHash(state.powerForNextBlock()).hex,
-                         eventPath: Hex.encode(w.bytes), eventPathRoot: EventCrypto.eventsRoot(ids).hex)
+                         eventPath: Hex.encode(w.bytes), eventPathRoot: EventCrypto.eventsRoot(ids).hex,
+                         streamIds: ids.map(\.hex), streamEntry: Hex.encode(StreamHead.of(ids).entry(.account(alice.publicKey))))
     }
 }

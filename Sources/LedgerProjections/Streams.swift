@@ -31,6 +31,9 @@ public struct StreamHead: Sendable, Hashable {
 
     public mutating func append(_ id: EventID) { self = appending(id) }
 
+    /// The 73-byte entry of stream `k` with this head: its leaf value.
+    public func entry(_ k: StreamKey) -> [UInt8] { encode { Entry.stream(&$0, k, self) } }
+
     /// The head of a stream of exactly these events.
     public static func of(_ ids: some Sequence<EventID>) -> StreamHead { ids.reduce(.empty) { $0.appending($1) } }
 }

@@ -16,13 +16,18 @@ struct VerifyCommand: ParsableCommand {
               curl -s 'NODE/v1/light/powers?from=1' > powers.json
               curl -s 'NODE/v1/accounts/KEY?proof=true' > proof.json      (or any entity read, or /v1/events/ID?proof=true)
               chaosledger verify --genesis genesis.json --powers powers.json --proof proof.json
+            A stream (every event of an entity up to a proven height, none left out):
+              curl -s 'NODE/v1/streams/account/KEY?proof=true' > proof.json
+              curl -s 'NODE/v1/streams/account/KEY?limit=500' > events.json   (every page, joined)
+              chaosledger verify --genesis genesis.json --powers powers.json --proof proof.json --stream-events events.json
             Exit 0 when it verified; 1 with the reason when refused.
             """)
 
     @Option(help: "The genesis JSON file the chain started from (FORMAT.md §6).") var genesis: String
     @Option(help: "Trust the genesis only if it hashes to this (hex).") var genesisHash: String?
     @Option(help: "The /v1/light/powers answer (power changes from the genesis on).") var powers: String?
-    @Option(help: "The proof answer: an entity read with proof=true, or /v1/events/ID?proof=true.") var proof: String
+    @Option(help: "The proof answer: an entity read with proof=true, /v1/events/ID?proof=true or /v1/streams/KIND/ID?proof=true.") var proof: String
+    @Option(help: "For a stream proof: the stream's events as /v1/streams/KIND/ID lists them.") var streamEvents: String?
 
     func run() throws {
         func json(_ path: String) throws -> [String: Any] {
@@ -63,6 +68,20 @@ struct VerifyCommand: ParsableCommand {
                 try lc.verifyEvent(id: id, path: try hex(event["path"], "proof.path"), header: try hex(event["header"], "proof.header"),
                                    certificate: try hex(event["certificate"], "proof.certificate"))
                 print("ok: event \(id.hex) is event \(event["index"] ?? "?") of \(event["count"] ?? "?") in block \(target)")
+            } else if let end = (answer["endSequence"] as? NSNumber)?.uint64Value {
+                guard let streamEvents else { throw CLIError("a stream proof needs --stream-events") }
+                guard let leaf = answer["leaf"] as? [String: Any], let id = Hex.decode(leaf["id"] as? String ?? ""), id.count == 33,
+                      let key = StreamKey(tag: id[0], id: Bytes32(id[1...])) else { throw CLIError("proof: not a stream leaf") }
+                var ids: [EventID] = []
+                for e in try json(streamEvents)["events"] as? [[String: Any]] ?? [] {
+                    guard let s = (e["sequence"] as? NSNumber)?.uint64Value, let i = Bytes32(hex: e["id"] as? String ?? "") else {
+                        throw CLIError("stream events: a malformed entry")
+                    }
+                    if s < end { ids.append(i) }
+                }
+                let h = try lc.verifyStream(key, ids: ids, proof: try hex(answer["proof"], "proof"), header: try hex(answer["header"], "header"),
+                                            certificate: try hex(answer["certificate"], "certificate"))
+                print("ok: stream \(key) at height \(target): all \(h.count) event(s), in order")
             } else {
                 let p = try lc.verifyState(proof: try hex(answer["proof"], "proof"), header: try hex(answer["header"], "header"),
                                            certificate: try hex(answer["certificate"], "certificate"))

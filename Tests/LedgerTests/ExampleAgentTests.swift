@@ -128,13 +128,13 @@ import Testing
 
         // The Python light client (tools/lightclient.py, from schemas/ alone), trusting only
         // the genesis hash computed here from the genesis file: five entity kinds and an
-        // event verify, and five kinds of tampering are refused with their reasons.
+        // event and a stream verify, and every kind of tampering is refused with its reason.
         let g = try run(chaosledgerBinary, ["genesis", "--file", dir.sub("genesis.json"), "--dir", dir.sub("genesis-check")])
         let genesisHash = try #require(g.stdout.split(separator: " ").dropFirst().first.map(String.init), "\(g.stdout)\(g.stderr)")
         let light = try Self.python([repoRoot + "/tools/lightclient.py", "--node", url, "--genesis-hash", genesisHash,
                                      "check", "--agent", agent, "--validator", validator])
         #expect(light.status == 0, "lightclient.py check exited \(light.status):\n\(light.stdout)\(light.stderr)")
-        #expect(light.stdout.contains("ok: 5 entity kinds and an event verified; 6 tamperings refused"), "\(light.stdout)")
+        #expect(light.stdout.contains("ok: 5 entity kinds, an event and a stream verified; 8 tamperings refused"), "\(light.stdout)")
         print(light.stdout)
         let mine = try Self.python([repoRoot + "/tools/lightclient.py", "--node", url, "--genesis-hash", genesisHash, "account", agent])
         #expect(mine.status == 0 && mine.stdout.contains("ok: account"), "\(mine.stdout)\(mine.stderr)")
@@ -144,17 +144,29 @@ import Testing
 
         // `chaosledger verify`: the same checks offline, from the saved answers.
         let saved = [("powers.json", "/v1/light/powers?from=1"), ("account.json", "/v1/accounts/\(agent)?proof=true"),
-                     ("event.json", "/v1/events/\(memeID)?proof=true")]
+                     ("event.json", "/v1/events/\(memeID)?proof=true"), ("stream.json", "/v1/streams/account/\(agent)?proof=true"),
+                     ("stream-events.json", "/v1/streams/account/\(agent)?limit=500")]
         for (file, path) in saved {
             let (status, body) = await Self.get(url + path)
             #expect(status == 200, "\(path)")
             try body.write(to: URL(fileURLWithPath: dir.sub(file)))
         }
-        for file in ["account.json", "event.json"] {
+        for file in ["account.json", "event.json", "stream.json"] {
             let v = try run(chaosledgerBinary, ["verify", "--genesis", dir.sub("genesis.json"), "--genesis-hash", genesisHash,
-                                                "--powers", dir.sub("powers.json"), "--proof", dir.sub(file)])
+                                                "--powers", dir.sub("powers.json"), "--proof", dir.sub(file),
+                                                "--stream-events", dir.sub("stream-events.json")])
             #expect(v.status == 0 && v.stdout.contains("ok: "), "verify \(file): \(v.stdout)\(v.stderr)")
         }
+        // The stream's events with one left out are refused.
+        var page = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir.sub("stream-events.json")))) as? [String: Any])
+        var listed = try #require(page["events"] as? [[String: Any]])
+        #expect(listed.count >= 2)
+        listed.remove(at: 0)
+        page["events"] = listed
+        try JSONSerialization.data(withJSONObject: page).write(to: URL(fileURLWithPath: dir.sub("stream-short.json")))
+        let short = try run(chaosledgerBinary, ["verify", "--genesis", dir.sub("genesis.json"), "--powers", dir.sub("powers.json"),
+                                                "--proof", dir.sub("stream.json"), "--stream-events", dir.sub("stream-short.json")])
+        #expect(short.status == 1 && short.stdout.contains("REFUSED: the stream's events are not the proven ones"), "\(short.stdout)\(short.stderr)")
         var answer = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir.sub("account.json")))) as? [String: Any])
         var proofHex = Array(try #require(answer["proof"] as? String))
         proofHex[proofHex.count - 1] = proofHex[proofHex.count - 1] == "0" ? "1" : "0"
