@@ -335,23 +335,29 @@ public enum Payload: Sendable, Hashable {
     /// is known only after decoding its messages and mapping the signer through the
     /// state's consensus keys, and stream membership must follow from the payload alone.
     public func streams(author: PublicKey, id: EventID) -> [StreamKey] {
-        var s: [StreamKey] = [.account(author)]
+        if let s = otherStream(author: author, id: id) { [.account(author), s] } else { [.account(author)] }
+    }
+
+    /// The stream an event belongs to besides its author's account stream, if any (and
+    /// not that one again): every event belongs to at most two.
+    public func otherStream(author: PublicKey, id: EventID) -> StreamKey? {
+        let s: StreamKey
         switch self {
-        case let .transfer(to, _, _): s.append(.account(to))
-        case let .delegate(v, _), let .undelegate(v, _): s.append(.account(v))
-        case .agentRegister, .agentUpdate, .agentDeregister: s.append(.agent(author))
-        case .alliancePropose: s.append(.alliance(id))
-        case let .allianceAccept(a), let .allianceReject(a), let .allianceDissolve(a): s.append(.alliance(a))
-        case .jobPost: s.append(.job(id))
-        case let .jobAccept(j), let .escrowFund(j), let .escrowRefund(j), let .disputeResolve(j): s.append(.job(j))
+        case let .transfer(to, _, _): s = .account(to)
+        case let .delegate(v, _), let .undelegate(v, _): s = .account(v)
+        case .agentRegister, .agentUpdate, .agentDeregister: s = .agent(author)
+        case .alliancePropose: s = .alliance(id)
+        case let .allianceAccept(a), let .allianceReject(a), let .allianceDissolve(a): s = .alliance(a)
+        case .jobPost: s = .job(id)
+        case let .jobAccept(j), let .escrowFund(j), let .escrowRefund(j), let .disputeResolve(j): s = .job(j)
         case let .jobSubmit(j, _, _), let .escrowRelease(j, _), let .disputeOpen(j, _), let .disputeVote(j, _), let .rate(j, _, _):
-            s.append(.job(j))
-        case let .escrowMultisig(m): s.append(.job(m.job))
-        case let .endorse(subject, _, _): s.append(.account(subject))
-        case let .interact(target, _, _): s.append(.account(target))
-        default: break
+            s = .job(j)
+        case let .escrowMultisig(m): s = .job(m.job)
+        case let .endorse(subject, _, _): s = .account(subject)
+        case let .interact(target, _, _): s = .account(target)
+        default: return nil
         }
-        var seen = Set<StreamKey>(); return s.filter { seen.insert($0).inserted }
+        return s == .account(author) ? nil : s
     }
 }
 

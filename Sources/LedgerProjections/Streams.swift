@@ -56,9 +56,8 @@ extension LedgerState {
     /// no streams, and their state and snapshots stay what they always were.
     mutating func recordStreams(_ payload: Payload, author: PublicKey, id: EventID) {
         guard commitment == .tree else { return }
-        for k in payload.streams(author: author, id: id) {
-            streams[k, default: .empty].append(id)
-        }
+        streams[.account(author), default: .empty].append(id)
+        if let k = payload.otherStream(author: author, id: id) { streams[k, default: .empty].append(id) }
     }
 
     /// The head of one stream (empty when no event touched it).
