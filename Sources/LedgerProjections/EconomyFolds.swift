@@ -275,10 +275,10 @@ extension LedgerState {
     mutating func drawPendingArbiters(seed known: Hash32?) {
         guard economy.ruleVersion >= RuleVersion.economy else { return }
         let h = height
-        let pending = Array(economy.jobs.values.filter { $0.status == .disputed && $0.dispute?.arbiters.isEmpty == true && $0.dispute?.openedAt == h })
+        let pending = economy.jobs.contents.keys { $0.status == .disputed && $0.dispute?.arbiters.isEmpty == true && $0.dispute?.openedAt == h }
         guard !pending.isEmpty else { return }
         let seed = known ?? stateRoot()
-        for id in pending.map(\.id).sorted() {
+        for id in pending.sorted() {
             let arbiters = drawArbiters(economy.jobs[id]!, seed: seed)
             economy.jobs[id]!.dispute!.arbiters = arbiters
         }

@@ -59,10 +59,11 @@ extension LedgerState {
                 accounts[u.account, default: Account(balance: 0, nonce: 0)].balance += u.amount
             }
         }
-        for (id, a) in alliances {
-            if a.status == .pending, ctx.timestampMs >= a.acceptByMs { alliances[id]!.status = .expired }
-            if a.status == .active, ctx.timestampMs >= a.activeUntilMs { alliances[id]!.status = .expired }
+        let now = ctx.timestampMs
+        let lapsed = alliances.contents.keys {
+            ($0.status == .pending && now >= $0.acceptByMs) || ($0.status == .active && now >= $0.activeUntilMs)
         }
+        for id in lapsed { alliances[id]!.status = .expired }
     }
 
     /// Applies one event whose signature was already verified. On error nothing changed:

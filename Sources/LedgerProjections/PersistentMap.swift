@@ -187,6 +187,21 @@ public struct PersistentMap<Key: Hashable & Sendable, Value: Sendable>: Sendable
         return Node(dataMap: ba | bb, entries: ba < bb ? [a, b] : [b, a])
     }
 
+    /// The keys whose values satisfy `isIncluded`, each value read where it lies (a scan
+    /// that copies no value: iterating copies each one, arrays and all).
+    public func keys(where isIncluded: (borrowing Value) throws -> Bool) rethrows -> [Key] {
+        var out: [Key] = []
+        var stack = [root]
+        while let node = stack.popLast() {
+            // Through the buffer: an array's subscript would copy each whole entry out.
+            try node.entries.withUnsafeBufferPointer { p in
+                for i in p.indices where try isIncluded(p[i].value) { out.append(p[i].key) }
+            }
+            stack.append(contentsOf: node.children)
+        }
+        return out
+    }
+
     // MARK: Iteration
 
     public struct Iterator: IteratorProtocol {

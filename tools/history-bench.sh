@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Cost linear in history (issue 17): the same economy workload (`demo --agents 50`) at two
+# lengths; for replay time, rebuild time and the log's disk size, the large-to-small
+# ratio next to the ratio of their event counts (target: at most 1.15 × it), and the
+# large log's replay and rebuild rates.
+#
+#   tools/history-bench.sh [SMALL_SUBMISSIONS] [LARGE_SUBMISSIONS]   (default 25000 200000)
+#
+# Release build required (swift build -c release --product chaosledger). The large
+# demo takes about 20 minutes: the workload's own agents scan the state to choose
+# their next step. Logs go to a scratch directory, removed afterwards.
+set -euo pipefail
+small=${1:-25000}
+large=${2:-200000}
+bin=${CHAOSLEDGER:-$(dirname "$0")/../.build/release/chaosledger}
+dir=$(mktemp -d /tmp/history-bench.XXXXXX)
+trap 'rm -rf "$dir"' EXIT
+
+declare -A events replay rebuild disk
+for n in "$small" "$large"; do
+    echo "history-bench: demo --agents 50 --events $n…" >&2
+    "$bin" demo --dir "$dir/$n" --agents 50 --events "$n" --seed 1 > "$dir/$n.demo.txt"
+    events[$n]=$(sed -n 's/.*committed \([0-9]*\) events.*/\1/p' "$dir/$n.demo.txt" | head -1)
+    disk[$n]=$(du -sb "$dir/$n" | cut -f1)
+    start=$(date +%s.%N)
+    "$bin" replay --dir "$dir/$n" --quiet > /dev/null
+    replay[$n]=$(printf "%.3f" "$(echo "$(date +%s.%N) - $start" | bc)")
+    rebuild[$n]=$("$bin" rebuild --dir "$dir/$n" | sed -n 's/.* in \([0-9.]*\) s$/\1/p')
+done
+
+ratio() { echo "scale=2; $1 / $2" | bc; }
+er=$(ratio "${events[$large]}" "${events[$small]}")
+bound=$(echo "scale=2; $er * 1.15" | bc)
+printf '%-28s %14s %14s %8s   %s\n' "" "$small subm." "$large subm." "ratio" "target ≤ $bound (1.15 × events ratio $er)"
+printf '%-28s %14s %14s %8s\n' "events committed" "${events[$small]}" "${events[$large]}" "$er"
+for what in replay rebuild disk; do
+    declare -n m=$what
+    r=$(ratio "${m[$large]}" "${m[$small]}")
+    verdict=$(echo "$r <= $bound" | bc)
+    unit=$([ "$what" = disk ] && echo "bytes" || echo "s")
+    printf '%-28s %14s %14s %8s   %s\n' "$what ($unit)" "${m[$small]}" "${m[$large]}" "$r" "$([ "$verdict" = 1 ] && echo met || echo 'NOT met')"
+done
+printf 'large log: replay %.0f events/s, rebuild %.0f events/s (rebuild target ≥ 500000/s; replay: compare bench raw 2-core verify)\n' \
+    "$(echo "${events[$large]} / ${replay[$large]}" | bc -l)" "$(echo "${events[$large]} / ${rebuild[$large]}" | bc -l)"
