@@ -92,6 +92,24 @@ extension NodeDriver {
     }
     struct AuthorCheck { var author: PublicKey; var nonce: UInt64; var fee: UInt64; var cost: UInt64; var committedNonce: UInt64; var available: UInt64 }
 
+    /// The head with the next block begun (rewards paid, unbondings released, alliances
+    /// lapsed, arbiters drawn): a copy of it is what each author's next event is tried
+    /// on. Beginning a block scans alliances and jobs and pays every delegator, so it is
+    /// done once per head (and again after a second, for the deadlines), not per event:
+    /// with persistent maps the copy costs nothing, and checking an event costs its own
+    /// fold. A deadline that passes within that second is caught when the block is built.
+    func probeBase(_ s: LedgerState, root: Hash32) -> ProbeBase {
+        let t = now()
+        if let b = cond.withLock({ probeCache }), b.height == s.height, b.root == root, t < b.builtAtMs + 1_000 { return b }
+        var begun = s
+        let ctx = BlockContext(height: s.height.next, timestampMs: max(t, s.timestampMs), proposer: options.nodeKey, parentStateRoot: root)
+        // Cannot fail: the context follows the head by construction.
+        try? begun.beginBlock(ctx)
+        let b = ProbeBase(height: s.height, root: root, builtAtMs: t, state: begun, context: ctx)
+        cond.withLock { probeCache = b; probeBuilds += 1 }
+        return b
+    }
+
     /// The admission checks that need no lock: everything but the mempool bound.
     func check(_ bytes: [UInt8], _ s: LedgerState, root: Hash32, stopping: Bool, _ scratch: inout [UInt8]) -> Checked {
         func reject(_ id: EventID?, _ code: String, _ why: String) -> Checked {
@@ -146,17 +164,14 @@ extension NodeDriver {
         // client learns now, not by a timeout, that it can never commit. Later nonces
         // (a pipelined batch) may depend on the ones before them: the block checks those.
         if e.nonce == acct.nonce + 1 {
-            var probe = s
-            let ctx = BlockContext(height: s.height.next, timestampMs: max(now(), s.timestampMs), proposer: options.nodeKey, parentStateRoot: root)
+            let base = probeBase(s, root: root)
+            var probe = base.state
             do {
-                try probe.beginBlock(ctx)
-                try probe.apply(e, id: id, ctx)
-            } catch let err as ApplyError {
-                var c = reject(id, err.code, err.description)
+                try probe.apply(e, id: id, base.context)
+            } catch {
+                var c = reject(id, error.code, error.description)
                 c.verified = true
                 return c
-            } catch {
-                // beginBlock cannot fail: the context follows the head by construction.
             }
         }
         return Checked(receipt: Receipt(id: id, status: .accepted), admit: id, verified: true,

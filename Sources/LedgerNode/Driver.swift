@@ -88,6 +88,11 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
     var head: LedgerState
     var headHash: Hash32
     var headRoot: Hash32
+    /// The head with the next block begun, which admission applies each author's next
+    /// event to (`probeBase`); rebuilt when the head moves or a second has passed.
+    var probeCache: ProbeBase?
+    /// How many times it was built (a test checks it is not once per event).
+    var probeBuilds = 0
     var view: UInt64 = 0
     var changing = false
     var primary: PublicKey?

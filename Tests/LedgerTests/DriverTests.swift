@@ -3,7 +3,7 @@ import LedgerConsensus
 import LedgerCore
 import LedgerCrypto
 import LedgerHTTP
-import LedgerNode
+@testable import LedgerNode
 import LedgerProjections
 import LedgerStore
 import Logging
@@ -200,6 +200,15 @@ extension DriverTests {
         #expect(await one(chain.transfer(1, nonce: 1, amount: big)).status == .accepted)
         let second = await one(chain.transfer(1, nonce: 2, amount: big))
         #expect(second.status == .rejected && second.code == "insufficient_balance", "\(second)")
+
+        // Each author's next event is tried on the head with the next block begun; that
+        // block begin (which scans alliances and jobs and pays every delegator) is built
+        // once per head and second, not once per event: 100 probes at one head.
+        let before = node.cond.withLock { node.probeBuilds }
+        for k in 1 ... 100 as ClosedRange<UInt64> { _ = await one(chain.transfer(1, nonce: 1, amount: k)) }
+        let built = node.cond.withLock { node.probeBuilds } - before
+        #expect(built >= 0 && built <= 5, "the next block was begun \(built) times for 100 events")
+        #expect(node.cond.withLock { node.probeBuilds } >= 1)
     }
 
     @Test func aPeerRelayingForgedEventsIsReportedAndNothingIsLost() async throws {
