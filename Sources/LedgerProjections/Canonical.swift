@@ -162,6 +162,7 @@ extension LedgerState {
             }
             s.alliances[id] = AllianceState(id: id, proposer: proposer, proposal: prop, proposedAtMs: at, acceptByMs: by,
                                             accepted: acc, status: st, activeUntilMs: try r.u64("alliance.activeUntil"))
+            s.noteAlliance(id)
         }
     }
 

@@ -230,5 +230,24 @@ extension LedgerState {
             alliances[a]!.status = .dissolved
         default: break
         }
+        switch payload {
+        case .alliancePropose: noteAlliance(id)
+        case let .allianceAccept(a), let .allianceReject(a), let .allianceDissolve(a): noteAlliance(a)
+        default: break
+        }
+    }
+
+    /// Whether the derived indexes agree with the state they derive from (the oracle
+    /// the fold scripts and the simulator check after every step).
+    public var derivedIndexesHold: Bool {
+        liveAlliances == Set(alliances.contents.keys { $0.status == .pending || $0.status == .active })
+    }
+
+    /// Keeps `liveAlliances` after a write to alliance `id`.
+    mutating func noteAlliance(_ id: AllianceID) {
+        switch alliances[id]?.status {
+        case .pending?, .active?: liveAlliances.insert(id)
+        default: liveAlliances.remove(id)
+        }
     }
 }

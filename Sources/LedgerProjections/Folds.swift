@@ -60,10 +60,14 @@ extension LedgerState {
             }
         }
         let now = ctx.timestampMs
-        let lapsed = alliances.contents.keys {
-            ($0.status == .pending && now >= $0.acceptByMs) || ($0.status == .active && now >= $0.activeUntilMs)
+        let lapsed = liveAlliances.filter { id in
+            let a = alliances[id]!
+            return (a.status == .pending && now >= a.acceptByMs) || (a.status == .active && now >= a.activeUntilMs)
         }
-        for id in lapsed { alliances[id]!.status = .expired }
+        for id in lapsed {
+            alliances[id]!.status = .expired
+            noteAlliance(id)
+        }
     }
 
     /// Applies one event whose signature was already verified. On error nothing changed:

@@ -145,6 +145,10 @@ public struct LedgerState: Sendable, Equatable {
     public internal(set) var unbonding: TrackedList<Unbonding>
     public internal(set) var agents: TrackedMap<PublicKey, AgentState>
     public internal(set) var alliances: TrackedMap<AllianceID, AllianceState>
+    /// The alliances that can still lapse (pending or active): derived from `alliances`
+    /// (never encoded), so a block's expiry check visits these, not every alliance ever
+    /// made. `noteAlliance` keeps it after every alliance write.
+    var liveAlliances: Set<AllianceID> = []
     /// Consensus key → voting power, fixed for the current epoch: `votingPower()` of the
     /// state before the epoch's first block (at genesis, of the genesis state).
     public internal(set) var epochPower: [PublicKey: UInt64]

@@ -53,6 +53,7 @@ extension Simulation {
             if c.state.commitment == .tree, c.state.buildTree().root != c.stateRoot {
                 violation("r\(n.index)'s incremental state tree at height \(h) differs from a fresh build")
             }
+            if !c.state.derivedIndexesHold { violation("r\(n.index)'s live alliances at height \(h) are not the pending and active ones") }
         }
         n.executedState = c.state
     }

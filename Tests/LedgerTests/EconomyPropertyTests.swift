@@ -209,6 +209,11 @@ import Testing
         #expect(report.ok, "\(report.failure.map(\.description) ?? "")")
         let st = try #require(state)
         #expect(st.totalSupply == st.computedSupply())
+        let indexesHold = st.derivedIndexesHold
+        #expect(indexesHold, "the live alliances are the pending and active ones")
+        #expect(Set(st.alliances.values.map(\.status.description)).isSuperset(of: ["active", "expired", "dissolved", "rejected"]))
+        let restored = try LedgerState.decodeSnapshot(st.canonicalBytes()) == st
+        #expect(restored, "a snapshot restores the state, derived indexes too")
         #expect(st.economy.minted > 0 && st.economy.feesBurned > 0)
         #expect(st.economy.jobs.values.contains { $0.status == .resolved })
         #expect(st.economy.proposals.values.map(\.status.description).sorted() == ["activated", "rejected"])

@@ -82,6 +82,8 @@ struct FoldScript {
         let incremental = s.sealRoot()
         #expect(incremental == s.buildTree().root, "after `\(line)`")
         #expect(incremental == s.sealedTree?.root)
+        let indexesHold = s.derivedIndexesHold
+        #expect(indexesHold, "the live alliances after `\(line)`")
     }
 
     mutating func chain(_ args: ArraySlice<String>) -> String {
