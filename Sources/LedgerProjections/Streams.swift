@@ -1,5 +1,4 @@
 import LedgerCore
-import LedgerCrypto
 
 /// How many events a stream holds and a hash chain over their ids, in log order
 /// (schemas/FORMAT.md §7.3): a client given a stream's events up to a proven height
@@ -19,14 +18,7 @@ public struct StreamHead: Sendable, Hashable {
 
     /// The head after one more event.
     public func appending(_ id: EventID) -> StreamHead {
-        let n = Self.domain.count
-        let h = withUnsafeTemporaryAllocation(byteCount: n + 64, alignment: 8) { p in
-            Self.domain.withUnsafeBytes { p.copyMemory(from: $0) }
-            head.withBytes { UnsafeMutableRawBufferPointer(rebasing: p[n ..< n + 32]).copyMemory(from: $0) }
-            id.withBytes { UnsafeMutableRawBufferPointer(rebasing: p[n + 32 ..< n + 64]).copyMemory(from: $0) }
-            return Blake2b.hash(UnsafeRawBufferPointer(p))
-        }
-        return StreamHead(count: count + 1, head: h)
+        StreamHead(count: count + 1, head: LedgerState.treeRules.pair(Self.domain, head, id))
     }
 
     public mutating func append(_ id: EventID) { self = appending(id) }

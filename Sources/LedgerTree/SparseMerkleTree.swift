@@ -42,7 +42,7 @@ public struct TreeRules: Sendable {
 
     /// H(tag | a | b), built on the stack: the tree hashes thousands of these a block,
     /// and building each in a fresh array cost more than the hash itself.
-    func pair(_ tag: [UInt8], _ a: Hash32, _ b: Hash32) -> Hash32 {
+    public func pair(_ tag: [UInt8], _ a: Hash32, _ b: Hash32) -> Hash32 {
         withUnsafeTemporaryAllocation(byteCount: tag.count + 64, alignment: 8) { buf in
             tag.withUnsafeBytes { buf.copyMemory(from: $0) }
             a.withBytes { UnsafeMutableRawBufferPointer(rebasing: buf[tag.count ..< tag.count + 32]).copyMemory(from: $0) }
