@@ -137,8 +137,7 @@ public struct LightClient: Sendable {
         if let v = p.value {
             var r = ByteReader(v)
             do {
-                _ = try r.u8("stream.tag"); _ = try r.b32("stream.id")
-                proven = StreamHead(count: try r.u64("stream.count"), head: try r.b32("stream.head"))
+                proven = try StreamHead.decodeEntry(&r).1
                 try r.end()
             } catch { throw .malformed("stream leaf: \(error)") }
         }

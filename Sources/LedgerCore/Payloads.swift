@@ -389,6 +389,12 @@ public enum StreamKey: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// From `bytes`' 33: tag then id.
+    public init?(bytes b: [UInt8]) {
+        guard b.count == 33 else { return nil }
+        self.init(tag: b[0], id: Bytes32(b[1...]))
+    }
+
     /// Parses `account:<hex>`, `agent:<hex>`, `alliance:<hex>`, `job:<hex>`.
     public init?(parsing s: String) {
         let parts = s.split(separator: ":", maxSplits: 1).map(String.init)

@@ -136,7 +136,7 @@ extension LedgerState {
         case .influence: return e.influence[leaf.first].map { c in encode { Entry.influence(&$0, leaf.first, c) } }
         case .proposal: return e.proposals[leaf.first].map { p in encode { Entry.proposal(&$0, p) } }
         case .stream:
-            guard let k = StreamKey(tag: leaf.id[0], id: Bytes32(leaf.id[1...])) else { return nil }
+            guard let k = StreamKey(bytes: leaf.id) else { return nil }
             return streams[k].map { h in encode { Entry.stream(&$0, k, h) } }
         }
     }

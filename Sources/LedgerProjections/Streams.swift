@@ -26,6 +26,15 @@ public struct StreamHead: Sendable, Hashable {
     /// The 73-byte entry of stream `k` with this head: its leaf value.
     public func entry(_ k: StreamKey) -> [UInt8] { encode { Entry.stream(&$0, k, self) } }
 
+    /// Reads one 73-byte stream entry (§7.3).
+    public static func decodeEntry(_ r: inout ByteReader) throws(DecodeError) -> (StreamKey, StreamHead) {
+        let tag = try r.u8("stream.tag")
+        guard let k = StreamKey(tag: tag, id: try r.b32("stream.id")) else {
+            throw .invalidValue(field: "stream.tag", reason: "no stream kind \(tag)")
+        }
+        return (k, StreamHead(count: try r.u64("stream.count"), head: try r.b32("stream.head")))
+    }
+
     /// The head of a stream of exactly these events.
     public static func of(_ ids: some Sequence<EventID>) -> StreamHead { ids.reduce(.empty) { $0.appending($1) } }
 }
@@ -63,13 +72,9 @@ extension LedgerState {
     static func decodeStreams(_ r: inout ByteReader, into s: inout LedgerState) throws(DecodeError) {
         var last: StreamKey?
         for _ in 0 ..< (try r.snapshotCount("snapshot.streams")) {
-            let tag = try r.u8("stream.tag")
-            guard let k = StreamKey(tag: tag, id: try r.b32("stream.id")) else {
-                throw .invalidValue(field: "stream.tag", reason: "no stream kind \(tag)")
-            }
+            let (k, h) = try StreamHead.decodeEntry(&r)
             if let l = last, !(l < k) { throw .invalidValue(field: "snapshot.streams", reason: "keys not strictly increasing") }
             last = k
-            let h = StreamHead(count: try r.u64("stream.count"), head: try r.b32("stream.head"))
             guard h.count > 0 else { throw .invalidValue(field: "stream.count", reason: "a stream in the state has at least one event") }
             s.streams[k] = h
         }

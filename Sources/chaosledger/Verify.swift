@@ -70,8 +70,8 @@ struct VerifyCommand: ParsableCommand {
                 print("ok: event \(id.hex) is event \(event["index"] ?? "?") of \(event["count"] ?? "?") in block \(target)")
             } else if let end = (answer["endSequence"] as? NSNumber)?.uint64Value {
                 guard let streamEvents else { throw CLIError("a stream proof needs --stream-events") }
-                guard let leaf = answer["leaf"] as? [String: Any], let id = Hex.decode(leaf["id"] as? String ?? ""), id.count == 33,
-                      let key = StreamKey(tag: id[0], id: Bytes32(id[1...])) else { throw CLIError("proof: not a stream leaf") }
+                guard let leaf = answer["leaf"] as? [String: Any], let id = Hex.decode(leaf["id"] as? String ?? ""),
+                      let key = StreamKey(bytes: id) else { throw CLIError("proof: not a stream leaf") }
                 var ids: [EventID] = []
                 for e in try json(streamEvents)["events"] as? [[String: Any]] ?? [] {
                     guard let s = (e["sequence"] as? NSNumber)?.uint64Value, let i = Bytes32(hex: e["id"] as? String ?? "") else {
