@@ -16,7 +16,7 @@ extension Handlers {
     func entityProof(_ request: Request, _ kind: LeafKind, _ k: Bytes32, _ rendered: (LedgerState) -> [String: Any]?) async throws(APIError) -> Response {
         let leaf: StateLeaf
         do { leaf = try StateLeaf(kind, k.bytes) } catch { throw .badRequest("bad_id", error.description) }
-        return JSONResponse.make(try await leafProof(request, leaf, rendered))
+        return JSONResponse.make(try await leafProof(request, leaf, rendered).body)
     }
 
     /// `/v1/streams/{kind}/{key}?proof=true`: the stream's count and hash chain (§7.3)
@@ -25,11 +25,10 @@ extension Handlers {
     func streamProof(_ request: Request, _ key: StreamKey) async throws(APIError) -> Response {
         let leaf: StateLeaf
         do { leaf = try StateLeaf(.stream, key.bytes) } catch { throw .badRequest("bad_id", error.description) }
-        var d = try await leafProof(request, leaf) { s in
+        var (d, height) = try await leafProof(request, leaf) { s in
             let h = s.streamHead(key)
             return ["stream": key.description, "count": h.count, "head": h.head.hex]
         }
-        let height = Height(d["height"] as? UInt64 ?? 0)
         guard let b = try read({ () throws(StoreError) in try service.log.block(at: height) }) else {
             throw .notFound("block_not_found", "no block at height \(height.value)")
         }
@@ -38,7 +37,8 @@ extension Handlers {
         return JSONResponse.make(d)
     }
 
-    func leafProof(_ request: Request, _ leaf: StateLeaf, _ rendered: (LedgerState) -> [String: Any]?) async throws(APIError) -> [String: Any] {
+    /// A leaf's proof answer, and the height it proves the leaf at.
+    func leafProof(_ request: Request, _ leaf: StateLeaf, _ rendered: (LedgerState) -> [String: Any]?) async throws(APIError) -> (body: [String: Any], height: Height) {
         let height = try Input.height(request)
         let s: LedgerState
         do { s = try await service.state(at: height) } catch { throw .service(error) }
@@ -52,7 +52,7 @@ extension Handlers {
         d["entity"] = rendered(s) ?? NSNull()
         d["value"] = proof.value.map(Hex.encode) ?? NSNull()
         d["proof"] = Hex.encode(proof.encoded())
-        return d
+        return (d, s.height)
     }
 
     /// The header and certificate of block `h`, which a proof at height `h` is checked against.

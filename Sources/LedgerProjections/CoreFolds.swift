@@ -215,6 +215,7 @@ extension LedgerState {
             alliances[id] = AllianceState(id: id, proposer: author, proposal: p, proposedAtMs: ctx.timestampMs,
                                           acceptByMs: ctx.timestampMs.saturatingAdd(parameters.allianceAcceptWindowMs),
                                           accepted: [], status: .pending, activeUntilMs: 0)
+            noteAlliance(id)
         case let .allianceAccept(a):
             var al = alliances[a]!
             al.accepted.append(author)
@@ -223,16 +224,13 @@ extension LedgerState {
                 al.status = .active
                 al.activeUntilMs = ctx.timestampMs.saturatingAdd(al.proposal.durationMs)
             }
-            alliances[a] = al
+            alliances[a] = al  // pending before, pending or active now: live either way
         case let .allianceReject(a):
             alliances[a]!.status = .rejected
+            noteAlliance(a)
         case let .allianceDissolve(a):
             alliances[a]!.status = .dissolved
-        default: break
-        }
-        switch payload {
-        case .alliancePropose: noteAlliance(id)
-        case let .allianceAccept(a), let .allianceReject(a), let .allianceDissolve(a): noteAlliance(a)
+            noteAlliance(a)
         default: break
         }
     }
