@@ -31,7 +31,7 @@ public enum StateLoader {
     /// The state at `height` (default: head), starting from the newest checkpoint at or
     /// below it unless `useCheckpoints` is false.
     public static func load(_ log: any EventLog, upTo height: Height? = nil, useCheckpoints: Bool = true,
-                            writeCheckpoints: Bool = false) throws(LoadError) -> (LedgerState, Stats) {
+                            writeCheckpoints: StateRetention? = nil) throws(LoadError) -> (LedgerState, Stats) {
         let t0 = DispatchTime.now().uptimeNanoseconds
         do {
             guard let meta = try log.metadata() else { throw LoadError.store(.notInitialized) }
@@ -69,8 +69,16 @@ public enum StateLoader {
                 }
                 stats.blocks += 1
                 stats.events += UInt64(events.count)
-                if writeCheckpoints, h.value % state.parameters.checkpointInterval == 0 {
+                let k = state.parameters.checkpointInterval
+                if let keep = writeCheckpoints, h.value % k == 0, keep.keeps(h, head: target, interval: k) {
                     pendingCheckpoint = (h, state.canonicalBytes(), state.sealRoot())
+                }
+                // A log written before power records existed (or with one damaged) gets them back.
+                if writeCheckpoints != nil, let p = state.storedNextPower() {
+                    let stored = (try? log.nextPower(at: h)) ?? nil
+                    if !(stored?.elementsEqual(p, by: { $0.key == $1.key && $0.power == $1.power }) ?? false) {
+                        try log.putNextPower(height: h, power: p)
+                    }
                 }
             }
             if let (ch, bytes, _) = pendingCheckpoint {
@@ -114,9 +122,10 @@ public enum StateLoader {
         return state
     }
 
-    /// Drops every checkpoint and refolds the whole log, writing fresh checkpoints.
-    public static func rebuild(_ log: any EventLog) throws(LoadError) -> (LedgerState, Stats) {
+    /// Drops every checkpoint and refolds the whole log, writing fresh checkpoints
+    /// where `retention` keeps them.
+    public static func rebuild(_ log: any EventLog, retention: StateRetention = StateRetention()) throws(LoadError) -> (LedgerState, Stats) {
         do { try log.dropCheckpoints() } catch { throw .store(error) }
-        return try load(log, useCheckpoints: false, writeCheckpoints: true)
+        return try load(log, useCheckpoints: false, writeCheckpoints: retention)
     }
 }

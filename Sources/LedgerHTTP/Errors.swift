@@ -27,6 +27,7 @@ struct APIError: Error, Sendable, Equatable {
     static func service(_ e: ServiceError) -> APIError {
         switch e {
         case let .noSuchHeight(h): .notFound("height_not_found", "no state at height \(h.value)")
+        case .heightPruned: .init(status: .gone, code: "height_pruned", message: e.description)
         case let .store(s): .init(status: .serviceUnavailable, code: "store_unavailable", message: s.description)
         case let .unavailable(why): .init(status: .serviceUnavailable, code: "unavailable", message: why)
         }

@@ -111,15 +111,30 @@ extension Handlers {
             let prev = h > 1 ? try read { () throws(StoreError) in try service.log.block(at: Height(at.value - 1)) } : nil
             guard let b, let post = b.header.post else { h += k; continue }
             if post.nextPowerHash != (prev?.header.post?.nextPowerHash ?? genesisPower) {
-                let s: LedgerState
-                do { s = try await service.state(at: at) } catch { throw .service(error) }
-                let power = s.powerForNextBlock()
+                let power = try await nextPower(at: at, committed: post.nextPowerHash)
                 out.append(["height": h, "header": Hex.encode(b.headerBytes), "certificate": Hex.encode(b.certificate.encoded()),
                             "power": power.keys.sorted().map { ["key": $0.hex, "power": power[$0]!] }])
             }
             h += k
         }
         return JSONResponse.make(["powers": out, "next": h, "head": meta.head.value])
+    }
+
+    /// The power block `h` stored for the next epoch (kept when the state of `h` is
+    /// pruned), or, in a log written before power records existed, the state's; checked
+    /// against the hash the header commits, so a damaged record is an error, not an answer.
+    func nextPower(at h: Height, committed: Hash32) async throws(APIError) -> [PublicKey: UInt64] {
+        var power: [PublicKey: UInt64]
+        if let stored = try read({ () throws(StoreError) in try service.log.nextPower(at: h) }) {
+            power = [:]
+            for e in stored { power[e.key] = e.power }
+        } else {
+            do { power = try await service.state(at: h).powerForNextBlock() } catch { throw .service(error) }
+        }
+        guard LedgerState.powerHash(power) == committed else {
+            throw .service(.store(.corrupt(record: "meta[power \(h.value)]", reason: "does not hash to the header's next power hash")))
+        }
+        return power
     }
 
     /// `/v1/genesis`: the genesis document's bytes, which a light client hashes and

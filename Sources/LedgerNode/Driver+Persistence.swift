@@ -75,7 +75,7 @@ extension NodeDriver {
             let cb = c.certified
             let events = Array(zip(c.ids, c.envelopes)).map { (id: $0.0, envelope: $0.1) }
             batch.append(BlockCommit(block: StoredBlock(header: cb.block.header, certificate: cb.certificate, firstSequence: seq),
-                                     blockHash: cb.block.hash, events: events))
+                                     blockHash: cb.block.hash, events: events, nextPower: c.state.storedNextPower()))
             seq = SequenceNumber(seq.value + UInt64(events.count))
         }
         try ledger.append(contentsOf: batch)
@@ -83,7 +83,11 @@ extension NodeDriver {
         for c in cs {
             let h = c.certified.block.height
             guard h.value % c.state.parameters.checkpointInterval == 0 else { continue }
-            do { try ledger.putCheckpoint(height: h, snapshot: c.state.canonicalBytes()) } catch {
+            do {
+                try ledger.putCheckpoint(height: h, snapshot: c.state.canonicalBytes())
+                let k = c.state.parameters.checkpointInterval
+                try ledger.pruneCheckpoints { options.retention.keeps($0, head: h, interval: k) }
+            } catch {
                 logger.warning("checkpoint not written", metadata: ["height": "\(h.value)", "error": "\(error)"])
             }
         }

@@ -218,10 +218,11 @@ extension NodeDriver {
     }
 
     public func state(at height: Height?) async throws(ServiceError) -> LedgerState {
-        let h = cond.withLock { head }
+        let (h, recent) = cond.withLock { (head, recentStates) }
         guard let height, height != h.height else { return h }
-        guard height < h.height else { throw .noSuchHeight(height) }
-        do { return try StateLoader.load(log, upTo: height).0 } catch { throw .unavailable(error.description) }
+        if height >= options.retention.oldest(head: h.height), let s = recent.last(where: { $0.height == height }) { return s }
+        cond.withLock { pastStateLoads += 1 }
+        return try options.retention.state(at: height, head: h, log: log)
     }
 
     public func feeEstimate() async -> FeeEstimate {

@@ -33,6 +33,8 @@ public struct NodeOptions: Sendable {
     /// How far ahead of its author's committed nonce an event may be; also the most
     /// events one author may have pending here (one per nonce).
     public var nonceAheadMax: UInt64 = Limits.authorPendingMax
+    /// Which past states (checkpoints) the node keeps and serves (`StateRetention`).
+    public var retention = StateRetention()
 
     public init(role: PeerRole, keys: [SigningKey], operatorKey: SigningKey) {
         self.role = role; self.keys = keys; self.operatorKey = operatorKey
@@ -88,6 +90,13 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
     var head: LedgerState
     var headHash: Hash32
     var headRoot: Hash32
+    /// The states of the last committed blocks below the head, oldest first: a proof or
+    /// read at a just-certified height is served from memory, not refolded from a
+    /// checkpoint. Persistent maps make each cost its block's writes.
+    var recentStates: [LedgerState] = []
+    static let recentStatesMax = 16
+    /// State reads that went to the log (a test checks recent heights do not).
+    var pastStateLoads = 0
     /// The head with the next block begun, which admission applies each author's next
     /// event to (`probeBase`); rebuilt when the head moves or a second has passed.
     var probeCache: ProbeBase?
@@ -423,6 +432,9 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
             changing = rChanging
             primary = rPrimary
             if let last = commits.last {
+                recentStates.append(head)
+                recentStates.append(contentsOf: commits.dropLast().map(\.state))
+                recentStates.removeFirst(max(0, recentStates.count - Self.recentStatesMax))
                 head = last.state
                 headHash = last.certified.block.hash
                 headRoot = last.stateRoot

@@ -1,3 +1,4 @@
+import LedgerAudit
 import LedgerConsensus
 import LedgerCore
 import LedgerProjections
@@ -169,14 +170,30 @@ extension UInt64 {
 
 public enum ServiceError: Error, Sendable, Equatable, CustomStringConvertible {
     case noSuchHeight(Height)
+    /// The state at this height is older than the node keeps (`StateRetention`).
+    case heightPruned(Height, oldest: Height)
     case store(StoreError)
     case unavailable(String)
     public var description: String {
         switch self {
         case let .noSuchHeight(h): "no state at height \(h.value)"
+        case let .heightPruned(h, oldest): "the state at height \(h.value) is pruned: this node keeps heights \(oldest.value) and later"
         case let .store(e): e.description
         case let .unavailable(why): why
         }
+    }
+}
+
+extension StateRetention {
+    /// The state at `height` (nil: the head) of a node whose head state is `head`: the
+    /// head itself, or a refold from the newest kept checkpoint at or below `height`.
+    /// A height above the head is unknown; one below the window is pruned.
+    public func state(at height: Height?, head: LedgerState, log: any EventLog) throws(ServiceError) -> LedgerState {
+        guard let height, height != head.height else { return head }
+        guard height < head.height else { throw .noSuchHeight(height) }
+        let oldest = oldest(head: head.height)
+        guard height >= oldest else { throw .heightPruned(height, oldest: oldest) }
+        do { return try StateLoader.load(log, upTo: height).0 } catch { throw .unavailable(error.description) }
     }
 }
 

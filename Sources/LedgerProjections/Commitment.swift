@@ -90,6 +90,15 @@ extension LedgerState {
         return Blake2b.hash(w.bytes)
     }
 
+    /// The power a log stores with the block that left this state (`BlockCommit.nextPower`):
+    /// at an epoch end of a tree-committed chain, the power of the next epoch, keys
+    /// ascending; nil otherwise. Light clients read power changes from these after the
+    /// state of that height is pruned.
+    public func storedNextPower() -> [(key: PublicKey, power: UInt64)]? {
+        guard commitment == .tree, height.value > 0, height.value % parameters.checkpointInterval == 0 else { return nil }
+        return powerForNextBlock().sorted { $0.key < $1.key }.map { (key: $0.key, power: $0.value) }
+    }
+
     /// What a version 2 header of the block that left this state says (nil under the
     /// flat rule, whose headers are version 1). Seals the tree.
     public mutating func postState() -> BlockHeader.PostState? {

@@ -64,9 +64,14 @@ public struct BlockCommit: Sendable {
     public var blockHash: Hash32
     /// Events with their ids, in block order; the ids were computed by the caller from the bytes.
     public var events: [(id: EventID, envelope: Envelope)]
+    /// At an epoch end of a tree-committed chain: the power that certifies the next
+    /// block (what the header's next power hash commits), kept for light clients after
+    /// the state of that height is pruned.
+    public var nextPower: [(key: PublicKey, power: UInt64)]?
 
-    public init(block: StoredBlock, blockHash: Hash32, events: [(id: EventID, envelope: Envelope)]) {
-        self.block = block; self.blockHash = blockHash; self.events = events
+    public init(block: StoredBlock, blockHash: Hash32, events: [(id: EventID, envelope: Envelope)],
+                nextPower: [(key: PublicKey, power: UInt64)]? = nil) {
+        self.block = block; self.blockHash = blockHash; self.events = events; self.nextPower = nextPower
     }
 }
 
@@ -100,4 +105,12 @@ public protocol EventLog: AnyObject, Sendable {
     func dropCheckpoints() throws(StoreError)
     /// The heights that have a checkpoint, ascending.
     func checkpointHeights() throws(StoreError) -> [Height]
+    /// Deletes every checkpoint `keep` refuses, in one transaction.
+    func pruneCheckpoints(keeping keep: (Height) -> Bool) throws(StoreError)
+    /// The power stored with block `height` (`BlockCommit.nextPower`), keys ascending;
+    /// nil when that block stored none.
+    func nextPower(at height: Height) throws(StoreError) -> [(key: PublicKey, power: UInt64)]?
+    /// Stores block `height`'s power apart from its append (a rebuild filling in a log
+    /// written before power records existed).
+    func putNextPower(height: Height, power: [(key: PublicKey, power: UInt64)]) throws(StoreError)
 }

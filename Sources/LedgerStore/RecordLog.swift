@@ -191,6 +191,9 @@ public final class LedgerLog: EventLog, @unchecked Sendable {
                         seq += 1
                     }
                     try t.put(.blocks, Key.u64(h.height.value), sealed[k], append: true)
+                    if let p = c.nextPower {
+                        try t.put(.meta, Self.powerKey(h.height), Self.powerRecord(p), append: false)
+                    }
                     height = h.height
                     hash = c.blockHash
                 }
@@ -400,6 +403,45 @@ public final class LedgerLog: EventLog, @unchecked Sendable {
                 guard h < .max else { return out }
                 from = Key.u64(h + 1)
             }
+        }
+    }
+
+    public func pruneCheckpoints(keeping keep: (Height) -> Bool) throws(StoreError) {
+        let doomed = try checkpointHeights().filter { !keep($0) }
+        guard !doomed.isEmpty else { return }
+        try kv.write { t throws(StoreError) in
+            for h in doomed { try t.delete(.checkpoints, Key.u64(h.value)) }
+        }
+    }
+
+    /// `meta` key of the power stored with block `h`: `"power"` | u64 height.
+    static func powerKey(_ h: Height) -> [UInt8] { Array("power".utf8) + Key.u64(h.value) }
+
+    /// checksum | u32 n | n × (b32 key | u64 power), keys ascending.
+    static func powerRecord(_ p: [(key: PublicKey, power: UInt64)]) -> [UInt8] {
+        var w = ByteWriter(capacity: 4 + 40 * p.count)
+        w.u32(UInt32(p.count))
+        for e in p.sorted(by: { $0.key < $1.key }) { w.b32(e.key); w.u64(e.power) }
+        return Record.seal(w.bytes)
+    }
+
+    public func putNextPower(height: Height, power: [(key: PublicKey, power: UInt64)]) throws(StoreError) {
+        try kv.write { t throws(StoreError) in try t.put(.meta, Self.powerKey(height), Self.powerRecord(power), append: false) }
+    }
+
+    public func nextPower(at height: Height) throws(StoreError) -> [(key: PublicKey, power: UInt64)]? {
+        let name = "meta[power \(height.value)]"
+        return try kv.read { t throws(StoreError) in
+            guard let v = try t.get(.meta, Self.powerKey(height)) else { return nil }
+            var r = ByteReader(Array(try Record.open(v, record: name)))
+            do throws(DecodeError) {
+                let n = Int(try r.u32("power.count"))
+                guard n <= Limits.certificateSignersMax else { throw DecodeError.tooLong(field: "power", length: n, max: Limits.certificateSignersMax) }
+                var out: [(key: PublicKey, power: UInt64)] = []
+                for _ in 0 ..< n { out.append((try r.b32("power.key"), try r.u64("power.power"))) }
+                try r.end()
+                return out
+            } catch { throw StoreError.corrupt(record: name, reason: error.description) }
         }
     }
 

@@ -53,6 +53,8 @@ public final class SoloProducer {
     public private(set) var lastCommitted: Height
     /// The error of the last checkpoint that could not be written, if any.
     public private(set) var checkpointError: StoreError?
+    /// Which checkpoints it keeps (`StateRetention`).
+    public var retention = StateRetention()
 
     /// `clock` gives the timestamp (ms) for a new block at a height; a demo passes a
     /// deterministic one, a live producer the wall clock.
@@ -176,7 +178,7 @@ public final class SoloProducer {
         do { try state.verifyCertificate(cert, height: ctx.height, blockHash: hash) } catch { throw .certificate(error) }
         let first = head.nextSequence
         let block = StoredBlock(header: header, certificate: cert, firstSequence: first)
-        do { try log.append(BlockCommit(block: block, blockHash: hash, events: open)) } catch { throw .store(error) }
+        do { try log.append(BlockCommit(block: block, blockHash: hash, events: open, nextPower: working.storedNextPower())) } catch { throw .store(error) }
         state = working
         // The block's writes go into the state tree once, here; the next block's
         // `beginBlock` then finds nothing left to fold.
@@ -191,7 +193,11 @@ public final class SoloProducer {
         // that cannot be written (a full map or disk) is reported, never turned into a
         // failed commit, and the next interval tries again.
         if ctx.height.value % state.parameters.checkpointInterval == 0 {
-            do { try log.putCheckpoint(height: ctx.height, snapshot: state.canonicalBytes()) } catch { checkpointError = error }
+            do {
+                try log.putCheckpoint(height: ctx.height, snapshot: state.canonicalBytes())
+                let (head, k, retention) = (ctx.height, state.parameters.checkpointInterval, retention)
+                try log.pruneCheckpoints { retention.keeps($0, head: head, interval: k) }
+            } catch { checkpointError = error }
         }
         return block
     }

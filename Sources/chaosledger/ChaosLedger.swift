@@ -205,10 +205,12 @@ func printReport(_ report: ReplayReport, json: Bool) throws {
 struct Rebuild: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Drop and rebuild projection checkpoints and the id and stream indexes from the log.")
     @Option(help: "Log directory.") var dir: String
+    @Option(help: "Keep the checkpoints that serve the state of the last N blocks (0: every checkpoint, an archive).")
+    var stateWindow: UInt64 = StateRetention.defaultWindow
 
     func run() throws {
         let log = try openLog(dir, readOnly: false)
-        let (state, stats) = try StateLoader.rebuild(log)
+        let (state, stats) = try StateLoader.rebuild(log, retention: StateRetention(window: stateWindow))
         try log.rebuildIndex()
         print("rebuilt \(stats.blocks) blocks, \(stats.events) events, \(stats.checkpointsWritten) checkpoints in \(String(format: "%.3f", stats.seconds)) s")
         print("height \(state.height), state root \(state.stateRoot().hex)")

@@ -46,6 +46,7 @@ struct NodeSettings: Sendable {
     var requestsPerSecond: Double
     var logLevel: Logger.Level
     var drainMs: UInt64
+    var stateWindow: UInt64
 
     static func load(file: String, overrides: [String]) async throws -> NodeSettings {
         let fileProvider: FileProvider<JSONSnapshot>
@@ -91,7 +92,8 @@ struct NodeSettings: Sendable {
             authorPendingMax: UInt64(config.int(forKey: "mempool.authorPendingMax", default: Int(Limits.authorPendingMax))),
             httpHost: config.string(forKey: "http.host", default: "127.0.0.1"), httpPort: config.int(forKey: "http.port", default: 8100),
             requestsPerSecond: config.double(forKey: "http.requestsPerSecond", default: 2_000),
-            logLevel: lvl, drainMs: UInt64(config.int(forKey: "drainMs", default: 3_000)))
+            logLevel: lvl, drainMs: UInt64(config.int(forKey: "drainMs", default: 3_000)),
+            stateWindow: UInt64(max(0, config.int(forKey: "state.window", default: Int(StateRetention.defaultWindow)))))
     }
 }
 
@@ -147,6 +149,7 @@ struct NodeCommand: AsyncParsableCommand {
         o.dataDir = s.dataDir
         o.pendingMax = s.mempoolEventsMax
         o.nonceAheadMax = s.authorPendingMax
+        o.retention = StateRetention(window: s.stateWindow)
         let driver: NodeDriver
         do { driver = try NodeDriver(log: log, store: store, options: o, logger: logger) } catch { throw CLIError("\(error)") }
 

@@ -161,6 +161,20 @@ struct TestChain {
             return roots.count == 4 && Set(roots).count == 1
         }
         if case let .committed(h, _) = await nodes[3].eventStatus(receipts[0].id!) { #expect(h.value >= 1) } else { Issue.record("event not found") }
+
+        // A just-certified height is served from memory, a height past the recent states
+        // from the log; both are the state the next block recorded.
+        let n0 = nodes[0]
+        let head = try await n0.state(at: nil).height
+        let loadsBefore = n0.cond.withLock { n0.pastStateLoads }
+        let below = try await n0.state(at: Height(head.value - 1))
+        #expect(below.stateRoot() == (try logs[0].block(at: head))?.header.parentStateRoot)
+        #expect(n0.cond.withLock { n0.pastStateLoads } == loadsBefore, "height \(head.value - 1) was refolded, not served from memory")
+        let recent = Set(n0.cond.withLock { n0.recentStates.map(\.height) })
+        #expect(recent.count <= NodeDriver.recentStatesMax && recent.contains(Height(head.value - 1)))
+        let old = try await n0.state(at: 1)
+        #expect(old.stateRoot() == (try logs[0].block(at: 2))?.header.parentStateRoot)
+        #expect(n0.cond.withLock { n0.pastStateLoads } == loadsBefore + (recent.contains(1) ? 0 : 1))
         for n in nodes { await n.stop() }
     }
 }

@@ -81,10 +81,14 @@ final class SoloService: NodeService {
     }
 
     func state(at height: Height?) async throws(ServiceError) -> LedgerState {
-        let head = producer.withLock { $0.state }
-        guard let h = height, h != head.height else { return head }
-        guard h < head.height else { throw .noSuchHeight(h) }
-        do { return try StateLoader.load(log, upTo: h).0 } catch { throw .unavailable(error.description) }
+        let (head, retention) = producer.withLock { ($0.state, $0.retention) }
+        return try retention.state(at: height, head: head, log: log)
+    }
+
+    /// Which past states the producer keeps (its checkpoints) and this service serves.
+    var retention: StateRetention {
+        get { producer.withLock { $0.retention } }
+        set { producer.withLock { $0.retention = newValue } }
     }
 
     func feeEstimate() async -> FeeEstimate {

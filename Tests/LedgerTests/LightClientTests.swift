@@ -4,6 +4,7 @@ import LedgerCore
 import LedgerCrypto
 import LedgerHTTP
 import LedgerProjections
+import LedgerStore
 import Testing
 
 /// The light client against the HTTP API: it trusts only the genesis, walks the power
@@ -143,6 +144,45 @@ struct LightClientTests {
             #expect(none["found"] as? Bool == false)
             _ = try lc.verifyStream(.job(.zero), ids: [], proof: Self.hex(none["proof"]), header: Self.hex(none["header"]),
                                     certificate: Self.hex(none["certificate"]))
+        }
+    }
+
+    /// Under a state window, a proof below it is refused with `height_pruned` (410) and
+    /// one inside it is served; the power changes stay servable from the records the
+    /// log keeps, so a light client still walks from the genesis; and a power record that
+    /// does not hash to its header's commitment is an error, never an answer.
+    @Test func aPrunedHeightIsRefusedAndPowerChangesOutliveIt() async throws {
+        let service = try SoloService()
+        service.retention = StateRetention(window: 8)
+        let f = service.fixture
+        try await withAPI(service) { client in
+            for n in 1 ... 20 as ClosedRange<UInt64> {  // 20 blocks; the delegation in block 2 changes the power at 4
+                let p: Payload = n == 2 ? .delegate(validator: f.producer.publicKey, amount: 500) : .transfer(to: f.bob.publicKey, amount: n, memo: "")
+                #expect(try await client.submit([f.event(f.alice, n, p)]).status == .ok)
+            }
+            #expect(try service.log.checkpointHeights() == [12, 16, 20], "kept: 12 (at or below the oldest served, 12), 16 and 20")
+            let account = "/v1/accounts/\(f.alice.publicKey.hex)"
+            let pruned = try await client.call(.get, account + "?proof=true&height=11")
+            #expect(pruned.status == .gone && pruned.errorCode == "height_pruned", "\(pruned.text)")
+            #expect(try await client.call(.get, account + "?height=3").status == .gone)
+
+            let g = try await client.call(.get, "/v1/genesis")
+            var lc = try LightClient(genesis: Self.hex(g.json?["bytes"]), hash: f.genesisHash)
+            let powers = try await client.call(.get, "/v1/light/powers?from=1")
+            let changes = try #require(powers.json?["powers"] as? [[String: Any]], "\(powers.text)")
+            #expect(changes.map { $0["height"] as? Int } == [4])
+            for c in changes {
+                let list = try #require(c["power"] as? [[String: Any]])
+                let next = Dictionary(uniqueKeysWithValues: list.map { (Bytes32(hex: $0["key"] as! String)!, UInt64($0["power"] as! Int)) })
+                try lc.adopt(header: Self.hex(c["header"]), certificate: Self.hex(c["certificate"]), next: next)
+            }
+            let d = try #require(try await client.call(.get, account + "?proof=true&height=12").json)
+            let proof = try lc.verifyState(proof: Self.hex(d["proof"]), header: Self.hex(d["header"]), certificate: Self.hex(d["certificate"]))
+            #expect(proof.value != nil && d["height"] as? Int == 12)
+
+            try service.log.putNextPower(height: 4, power: [(key: f.producer.publicKey, power: 1)])
+            let damaged = try await client.call(.get, "/v1/light/powers?from=1")
+            #expect(damaged.status == .serviceUnavailable && damaged.text.contains("next power hash"), "\(damaged.text)")
         }
     }
 }

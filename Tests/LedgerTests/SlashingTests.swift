@@ -468,6 +468,7 @@ import Testing
         let f = Self.fixture(jailBlocks: 2)
         let log = LedgerLog.memory()
         let p = try f.producer(on: log)
+        p.retention = .archive  // both checkpoints kept, so replay compares both
         var nonce: [PublicKey: UInt64] = [:]
         func submit(_ k: SigningKey, _ payload: Payload) throws {
             let n = (nonce[k.publicKey] ?? 0) + 1

@@ -32,8 +32,10 @@ enum StoreKind: String, CaseIterable, CustomTestStringConvertible {
         return BlockCommit(block: b, blockHash: Blake2b.hash(b.headerBytes), events: evs.map { ($0.id, $0.envelope) })
     }
 
-    func fill(_ log: LedgerLog, blocks: Int, perBlock: Int = 5) throws -> [StoredBlock] {
+    /// The producer keeps every checkpoint unless `retention` says otherwise.
+    func fill(_ log: LedgerLog, blocks: Int, perBlock: Int = 5, retention: StateRetention = .archive) throws -> [StoredBlock] {
         let p = try f.producer(on: log)
+        p.retention = retention
         var out: [StoredBlock] = []
         var nonce = p.state.accounts[f.alice.publicKey]!.nonce
         for b in 0 ..< blocks {
@@ -330,9 +332,75 @@ enum StoreKind: String, CaseIterable, CustomTestStringConvertible {
         let (at5, _) = try StateLoader.load(log, upTo: 5)
         #expect(at5.height == 5)
         #expect(at5.stateRoot() == (try log.block(at: 6))!.header.parentStateRoot)
-        let (rebuilt, stats) = try StateLoader.rebuild(log)
+        let (rebuilt, stats) = try StateLoader.rebuild(log, retention: .archive)
         #expect(rebuilt == full)
         #expect(stats.checkpointsWritten == 2)
+        // Under a window, the rebuild writes only what the window keeps: the newest.
+        let (again, windowed) = try StateLoader.rebuild(log, retention: StateRetention(window: 2))
+        #expect(again == full && windowed.checkpointsWritten == 1)
+        #expect(try log.checkpointHeights() == [8])
+    }
+
+    /// A producer under a window keeps the newest checkpoint and the spaced ones that
+    /// cover the window; a state read inside the window refolds from one, a read below it
+    /// is refused; the power of every epoch end stays, with the header committing to it.
+    @Test(arguments: StoreKind.allCases)
+    func aWindowPrunesCheckpointsAndKeepsPowers(_ kind: StoreKind) throws {
+        let (log, done) = kind.make(); defer { done() }
+        let retention = StateRetention(window: 12)  // K = 4: spacing 4, heights ≥ head − 12 served
+        let blocks = try fill(log, blocks: 30, perBlock: 2, retention: retention)
+        // Head 30: oldest served 18; kept: 16 (at or below 18), 20, 24, 28 (the newest).
+        #expect(try log.checkpointHeights() == [16, 20, 24, 28])
+        let (full, _) = try StateLoader.load(log, useCheckpoints: false)
+        let head = try StateLoader.load(log).0
+        #expect(head == full)
+        #expect(try retention.state(at: 18, head: head, log: log).stateRoot() == blocks[18].header.parentStateRoot)
+        #expect(throws: ServiceError.heightPruned(17, oldest: 18)) { try retention.state(at: 17, head: head, log: log) }
+        #expect(throws: ServiceError.noSuchHeight(31)) { try retention.state(at: 31, head: head, log: log) }
+        #expect(try StateRetention.archive.state(at: 3, head: head, log: log).height == 3, "an archive serves every height")
+        // Every epoch end stored the next epoch's power, which its header commits to.
+        for b in blocks {
+            let h = b.header.height
+            let stored = try log.nextPower(at: h)
+            #expect((stored != nil) == (h.value % 4 == 0), "height \(h)")
+            guard let stored else { continue }
+            #expect(stored.map(\.key) == stored.map(\.key).sorted())
+            let power = Dictionary(uniqueKeysWithValues: stored.map { ($0.key, $0.power) })
+            #expect(LedgerState.powerHash(power) == b.header.post?.nextPowerHash)
+        }
+        // A rebuild puts back a power record that is wrong, and the same checkpoints.
+        let right = try #require(try log.nextPower(at: 8))
+        try log.putNextPower(height: 8, power: [])
+        #expect(try log.nextPower(at: 8)?.isEmpty == true)
+        _ = try StateLoader.rebuild(log, retention: retention)
+        #expect(try log.nextPower(at: 8)?.map(\.key) == right.map(\.key))
+        #expect(try log.nextPower(at: 8)?.map(\.power) == right.map(\.power))
+        #expect(try log.checkpointHeights() == [16, 20, 24, 28])
+    }
+
+    /// Whatever the window, interval and head, every served height has a kept
+    /// checkpoint at most one spacing below it (or the genesis), and the kept ones stay
+    /// few: pruning as the driver does, after each checkpoint it writes.
+    @Test func retentionCoversEveryServedHeightWithFewSnapshots() {
+        for window: UInt64 in [0, 1, 5, 12, 100, 1_000, 10_000] {
+            for k: UInt64 in [1, 4, 10, 100] {
+                let r = StateRetention(window: window)
+                let s = r.spacing(interval: k)
+                var kept: [UInt64] = []
+                for head in 1 ... UInt64(3_000) {
+                    if head % k == 0 {
+                        kept.append(head)
+                        kept.removeAll { !r.keeps(Height($0), head: Height(head), interval: k) }
+                    }
+                    let oldest = r.oldest(head: Height(head)).value
+                    for h in [oldest, (oldest + head) / 2, head] {
+                        let base = kept.last { $0 <= h } ?? 0
+                        #expect(h - base <= max(s, k), "window \(window) K \(k) head \(head): height \(h) is \(h - base) blocks above a checkpoint")
+                    }
+                    if window > 0 { #expect(kept.count <= Int(window / s) + 3, "window \(window) K \(k) head \(head): \(kept.count) kept") }
+                }
+            }
+        }
     }
 
     /// In memory; for LMDB the same is shown by flipping bytes inside data.mdb
