@@ -103,6 +103,7 @@ extension LedgerState {
         }
         try decodeDiscipline(&r, into: &s)
         try decodeEconomy(&r, into: &s)
+        s.deriveEconomyIndexes()
         if s.commitment == .tree { try decodeStreams(&r, into: &s) }
         try r.end()
         // Pair assertion: the decoded state must encode to exactly the bytes it came from.

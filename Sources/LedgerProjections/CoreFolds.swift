@@ -238,7 +238,32 @@ extension LedgerState {
     /// Whether the derived indexes agree with the state they derive from (the oracle
     /// the fold scripts and the simulator check after every step).
     public var derivedIndexesHold: Bool {
-        liveAlliances == Set(alliances.contents.keys { $0.status == .pending || $0.status == .active })
+        let h = height
+        return liveAlliances == Set(alliances.contents.keys { $0.status == .pending || $0.status == .active })
+            && undrawnDisputes == Set(economy.jobs.contents.keys { Self.awaitsArbiters($0, at: h) })
+            && pendingProposals == Set(economy.proposals.contents.keys { $0.status == .pending })
+    }
+
+    /// A dispute opened at `h` whose arbiters are not drawn yet.
+    static func awaitsArbiters(_ j: borrowing Job, at h: Height) -> Bool {
+        j.status == .disputed && j.dispute?.arbiters.isEmpty == true && j.dispute?.openedAt == h
+    }
+
+    /// Keeps `undrawnDisputes` after a write to job `j`.
+    mutating func noteJob(_ j: Job) {
+        if Self.awaitsArbiters(j, at: height) { undrawnDisputes.insert(j.id) } else { undrawnDisputes.remove(j.id) }
+    }
+
+    /// Keeps `pendingProposals` after a write to proposal `p`.
+    mutating func noteProposal(_ p: ProposalState) {
+        if p.status == .pending { pendingProposals.insert(p.id) } else { pendingProposals.remove(p.id) }
+    }
+
+    /// Recomputes the economy's derived indexes (after decoding a snapshot).
+    mutating func deriveEconomyIndexes() {
+        let h = height
+        undrawnDisputes = Set(economy.jobs.contents.keys { Self.awaitsArbiters($0, at: h) })
+        pendingProposals = Set(economy.proposals.contents.keys { $0.status == .pending })
     }
 
     /// Keeps `liveAlliances` after a write to alliance `id`.

@@ -242,14 +242,20 @@ extension LedgerState {
     /// Performs the writes of a checked economy event. Credits were checked for overflow.
     mutating func applyEconomy(_ w: EconomyWrites, author: PublicKey, at h: Height, governance: Bool) {
         if governance { economy.present = true }
-        if let j = w.job { economy.jobs[j.id] = j }
+        if let j = w.job {
+            economy.jobs[j.id] = j
+            noteJob(j)
+        }
         // The author's own credits were added to its balance with the fee (`apply`).
         for (k, amount) in w.credits where k != author { accounts[k, default: Account(balance: 0, nonce: 0)].balance += amount }
         if w.claimed > 0 { economy.rewards[author] = nil }
         for (k, d) in w.reputation { adjustReputation(k, d, at: h) }
         if let m = w.meme { economy.memes[m.id] = m }
         for (k, c) in w.influence { economy.influence[k] = c }
-        if let p = w.proposal { economy.proposals[p.id] = p }
+        if let p = w.proposal {
+            economy.proposals[p.id] = p
+            noteProposal(p)
+        }
         if let (v, bps) = w.commission { economy.commissions[v] = bps }
     }
 
@@ -274,11 +280,11 @@ extension LedgerState {
     /// root when the caller already has it (every header names it).
     mutating func drawPendingArbiters(seed known: Hash32?) {
         guard economy.ruleVersion >= RuleVersion.economy else { return }
-        let h = height
-        let pending = economy.jobs.contents.keys { $0.status == .disputed && $0.dispute?.arbiters.isEmpty == true && $0.dispute?.openedAt == h }
-        guard !pending.isEmpty else { return }
+        guard !undrawnDisputes.isEmpty else { return }
+        let pending = undrawnDisputes.sorted()
+        undrawnDisputes = []
         let seed = known ?? stateRoot()
-        for id in pending.sorted() {
+        for id in pending {
             let arbiters = drawArbiters(economy.jobs[id]!, seed: seed)
             economy.jobs[id]!.dispute!.arbiters = arbiters
         }
@@ -308,8 +314,8 @@ extension LedgerState {
     /// Activates (or rejects) the proposals due at `ctx.height`, in id order. A proposal
     /// passes with more than two thirds of the epoch's voting power approving.
     mutating func activateProposals(_ ctx: BlockContext) {
-        guard !economy.proposals.isEmpty else { return }
-        let due = economy.proposals.values.filter { $0.status == .pending && $0.proposal.activateAt <= ctx.height }.map(\.id).sorted()
+        guard !pendingProposals.isEmpty else { return }
+        let due = pendingProposals.filter { economy.proposals[$0]!.proposal.activateAt <= ctx.height }.sorted()
         for id in due {
             var p = economy.proposals[id]!
             var yes: UInt128 = 0, total: UInt128 = 0
@@ -335,6 +341,7 @@ extension LedgerState {
                 }
             }
             economy.proposals[id] = p
+            noteProposal(p)
         }
     }
 

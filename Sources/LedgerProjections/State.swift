@@ -149,6 +149,12 @@ public struct LedgerState: Sendable, Equatable {
     /// (never encoded), so a block's expiry check visits these, not every alliance ever
     /// made. `noteAlliance` keeps it after every alliance write.
     var liveAlliances: Set<AllianceID> = []
+    /// The disputes opened in the current block, whose arbiters the next block's begin
+    /// draws; and the governance proposals still pending. Derived like `liveAlliances`
+    /// (kept by `noteJob` and `noteProposal`, recomputed on decode), so a block begin
+    /// visits these instead of every job and proposal ever made.
+    var undrawnDisputes: Set<JobID> = []
+    var pendingProposals: Set<ProposalID> = []
     /// Consensus key → voting power, fixed for the current epoch: `votingPower()` of the
     /// state before the epoch's first block (at genesis, of the genesis state).
     public internal(set) var epochPower: [PublicKey: UInt64]

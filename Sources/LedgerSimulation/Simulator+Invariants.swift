@@ -53,7 +53,7 @@ extension Simulation {
             if c.state.commitment == .tree, c.state.buildTree().root != c.stateRoot {
                 violation("r\(n.index)'s incremental state tree at height \(h) differs from a fresh build")
             }
-            if !c.state.derivedIndexesHold { violation("r\(n.index)'s live alliances at height \(h) are not the pending and active ones") }
+            if !c.state.derivedIndexesHold { violation("r\(n.index)'s derived indexes (live alliances, undrawn disputes, pending proposals) at height \(h) differ from a scan of the state") }
         }
         n.executedState = c.state
     }
