@@ -61,16 +61,18 @@ public enum StateLoader {
                 }
                 batch.removeAll(keepingCapacity: true)
                 for e in events { batch.append((e.id, e.envelope)) }
-                // The root is checked where a checkpoint is due and at the target; between
-                // them the tree folds several blocks' writes at once.
-                let due = h.value % state.parameters.checkpointInterval == 0 || h == target
+                // The root is checked where a checkpoint is written (every K blocks for a
+                // plain load) and at the target; between them the tree folds many blocks'
+                // writes at once.
+                let k = state.parameters.checkpointInterval
+                let kept = h.value % k == 0 && (writeCheckpoints?.keeps(h, head: target, interval: k) ?? true)
+                let due = kept || h == target
                 do { try state.applyBlock(b.header, batch, checkRoot: due) } catch {
                     throw LoadError.bad(AuditFailure(height: h.value, record: "blocks[\(h)]", reason: error.description))
                 }
                 stats.blocks += 1
                 stats.events += UInt64(events.count)
-                let k = state.parameters.checkpointInterval
-                if let keep = writeCheckpoints, h.value % k == 0, keep.keeps(h, head: target, interval: k) {
+                if writeCheckpoints != nil, kept {
                     pendingCheckpoint = (h, state.canonicalBytes(), state.sealRoot())
                 }
                 // A log written before power records existed (or with one damaged) gets them back.
