@@ -94,10 +94,10 @@ extension NodeDriver {
 
     /// The head with the next block begun (rewards paid, unbondings released, alliances
     /// lapsed, arbiters drawn): a copy of it is what each author's next event is tried
-    /// on. Beginning a block scans alliances and jobs and pays every delegator, so it is
-    /// done once per head (and again after a second, for the deadlines), not per event:
-    /// with persistent maps the copy costs nothing, and checking an event costs its own
-    /// fold. A deadline that passes within that second is caught when the block is built.
+    /// on. Beginning a block pays every delegator and visits the live alliances, undrawn
+    /// disputes and pending proposals, so it is done once per head (and again after a
+    /// second, for the deadlines), not per event: with persistent maps the copy costs
+    /// nothing, and checking an event costs its own fold. A deadline that passes within that second is caught when the block is built.
     func probeBase(_ s: LedgerState, root: Hash32) -> ProbeBase {
         let t = now()
         if let b = cond.withLock({ probeCache }), b.height == s.height, b.root == root, t < b.builtAtMs + 1_000 { return b }

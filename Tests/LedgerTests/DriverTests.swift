@@ -216,7 +216,7 @@ extension DriverTests {
         #expect(second.status == .rejected && second.code == "insufficient_balance", "\(second)")
 
         // Each author's next event is tried on the head with the next block begun; that
-        // block begin (which scans alliances and jobs and pays every delegator) is built
+        // block begin (which pays every delegator and visits the live alliances) is built
         // once per head and second, not once per event: 100 probes at one head.
         let before = node.cond.withLock { node.probeBuilds }
         for k in 1 ... 100 as ClosedRange<UInt64> { _ = await one(chain.transfer(1, nonce: 1, amount: k)) }
