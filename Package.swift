@@ -30,9 +30,9 @@ let package = Package(
         .target(name: "LedgerCore", swiftSettings: strict),
         .target(name: "LedgerCrypto", dependencies: ["LedgerCore", "CSodium"], swiftSettings: strict),
         .target(name: "LedgerStore", dependencies: ["LedgerCore", "LedgerCrypto", "CLMDB"], swiftSettings: strict),
-        .target(name: "LedgerProjections", dependencies: ["LedgerCore", "LedgerCrypto", "LedgerTree"], swiftSettings: strict),
-        .target(name: "LedgerConsensus", dependencies: ["LedgerCore", "LedgerCrypto", "LedgerProjections"], swiftSettings: strict),
-        .target(name: "LedgerAgents", dependencies: ["LedgerCore", "LedgerCrypto", "LedgerProjections", "LedgerConsensus"], swiftSettings: strict),
+        .target(name: "LedgerProjections", dependencies: ["LedgerCore", "LedgerTree"], swiftSettings: strict),
+        .target(name: "LedgerConsensus", dependencies: ["LedgerCore", "LedgerProjections"], swiftSettings: strict),
+        .target(name: "LedgerAgents", dependencies: ["LedgerCore", "LedgerProjections", "LedgerConsensus"], swiftSettings: strict),
         .target(name: "LedgerSimulation", dependencies: ["LedgerCore", "LedgerCrypto", "LedgerProjections", "LedgerConsensus", "LedgerAgents"], swiftSettings: strict),
         // The node driver: no NIO, no Hummingbird (the mesh and the HTTP API plug in through protocols).
         .target(name: "LedgerNode", dependencies: [

@@ -1,6 +1,5 @@
 import LedgerConsensus
 import LedgerCore
-import LedgerCrypto
 import LedgerProjections
 
 /// The ChaosChain personalities. Each is pure: the same proposal always gets the same
@@ -61,7 +60,7 @@ public struct Chaotic: Personality {
         if p.refusedBefore { return .accept("already refused this height once") }
         var w = ByteWriter(capacity: 96)
         w.raw(Array("CHAOSLEDGER/CHAOTIC".utf8)); w.b32(p.block.hash); w.b32(p.judge)
-        let roll = Blake2b.hash(w.bytes).w0 % 10_000
+        let roll = p.parent.crypto.hash(w.bytes).w0 % 10_000
         return roll < refuseBps ? .refuse("the dice said no (\(roll) < \(refuseBps))") : .accept("the dice said yes (\(roll))")
     }
 }

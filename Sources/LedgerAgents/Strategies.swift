@@ -1,6 +1,5 @@
 import LedgerConsensus
 import LedgerCore
-import LedgerCrypto
 
 /// A producer that plays to its audience (ChaosChain's producer guide): it reads the
 /// validators' personalities and picks, from templates and deterministically,
@@ -14,8 +13,12 @@ public struct AudienceProducer: ProducerStrategy {
     /// The personalities of the validators the producer must persuade.
     public var audience: [String]
     public var seed: UInt64
+    /// Draws templates and hashes memes' content with it.
+    public let hashing: any Hashing
 
-    public init(audience: [String], seed: UInt64 = 0) { self.audience = audience.sorted(); self.seed = seed }
+    public init(audience: [String], seed: UInt64 = 0, hashing: any Hashing) {
+        self.audience = audience.sorted(); self.seed = seed; self.hashing = hashing
+    }
 
     static let lines = [
         "when the quorum hits two thirds plus one stake unit!",
@@ -39,7 +42,7 @@ public struct AudienceProducer: ProducerStrategy {
     func pick(_ n: UInt64, _ salt: String) -> Int {
         var w = ByteWriter(capacity: 64)
         w.raw(Array(salt.utf8)); w.u64(seed); w.u64(n)
-        return Int(Blake2b.hash(w.bytes).w0 % UInt64(Self.lines.count))
+        return Int(hashing.hash(w.bytes).w0 % UInt64(Self.lines.count))
     }
 
     public var tags: [String] {
@@ -57,7 +60,7 @@ public struct AudienceProducer: ProducerStrategy {
     /// A meme to post (`meme.post`): a template, its hash, and the audience's tags.
     public func post(_ n: UInt64) -> Meme {
         let text = Self.lines[pick(n, "post")]
-        return Meme(contentHash: Blake2b.hash(Array(text.utf8)), content: text, tags: tags)
+        return Meme(contentHash: hashing.hash(Array(text.utf8)), content: text, tags: tags)
     }
 
     /// An alliance proposal from `me` to the validators whose personality values

@@ -262,7 +262,7 @@ public struct BundleReplaySource: ReplaySource {
         var snapshot: (state: LedgerState, blockHash: Hash32)?
         if let bytes = bundle.snapshot {
             let s: LedgerState
-            do { s = try LedgerState.decodeSnapshot(bytes) } catch {
+            do { s = try LedgerState.decodeSnapshot(bytes, crypto: Sodium()) } catch {
                 throw AuditFailure(height: bundle.fromHeight.value, record: "snapshot", reason: error.description)
             }
             guard s.height == bundle.fromHeight else {

@@ -93,7 +93,7 @@ public struct LightClient: Sendable {
     public mutating func adopt(header: [UInt8], certificate: [UInt8], next: [PublicKey: UInt64]) throws(Refusal) {
         let h = try certified(header: header, certificate: certificate)
         guard let post = h.post else { throw .notVersion2(height: h.height) }
-        guard LedgerState.powerHash(next) == post.nextPowerHash else { throw .powerMismatch(height: h.height) }
+        guard LedgerState.powerHash(next, Sodium()) == post.nextPowerHash else { throw .powerMismatch(height: h.height) }
         power = next
         trustedHeight = h.height
     }
@@ -103,9 +103,9 @@ public struct LightClient: Sendable {
         let h = try certified(header: header, certificate: certificate)
         guard let post = h.post else { throw .notVersion2(height: h.height) }
         let p: StateProof
-        do { p = try StateProof.decode(proof) } catch { throw .malformed("state proof: \(error)") }
+        do { p = try StateProof.decode(proof, Sodium()) } catch { throw .malformed("state proof: \(error)") }
         guard p.height == h.height else { throw .heightMismatch(proof: p.height, header: h.height) }
-        guard p.verify(root: post.stateRoot) else { throw .wrongPath("\(p.leaf) against state root \(post.stateRoot.short)") }
+        guard p.verify(root: post.stateRoot, Sodium()) else { throw .wrongPath("\(p.leaf) against state root \(post.stateRoot.short)") }
         return p
     }
 
@@ -141,7 +141,7 @@ public struct LightClient: Sendable {
                 try r.end()
             } catch { throw .malformed("stream leaf: \(error)") }
         }
-        let mine = StreamHead.of(ids)
+        let mine = StreamHead.of(ids, Sodium())
         guard mine.count == proven.count else {
             throw .streamIncomplete("got \(ids.count) event(s), the state at height \(p.height.value) counts \(proven.count)")
         }

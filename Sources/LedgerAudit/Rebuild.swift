@@ -103,7 +103,7 @@ public enum StateLoader {
     static func start(_ log: any EventLog, _ meta: LogMetadata, at target: Height, useCheckpoints: Bool) throws -> LedgerState {
         var state: LedgerState
         if useCheckpoints, let cp = try log.checkpoint(atOrBelow: target) {
-            do { state = try LedgerState.decodeSnapshot(cp.snapshot) } catch {
+            do { state = try LedgerState.decodeSnapshot(cp.snapshot, crypto: Sodium()) } catch {
                 throw LoadError.bad(AuditFailure(height: cp.height.value, record: "checkpoints[\(cp.height)]", reason: error.description))
             }
             guard state.height == cp.height, state.genesisHash == meta.genesisHash else {
@@ -119,7 +119,7 @@ public enum StateLoader {
             do { g = try Genesis.decode(meta.genesisBytes) } catch {
                 throw LoadError.bad(AuditFailure(height: 0, record: "meta[genesis]", reason: error.description))
             }
-            state = LedgerState(genesis: g, genesisHash: meta.genesisHash)
+            state = LedgerState(genesis: g, genesisHash: meta.genesisHash, crypto: Sodium())
         }
         return state
     }

@@ -226,7 +226,7 @@ public struct Replayer {
         do { genesis = try Genesis.decode(meta.genesisBytes) } catch { throw fail(0, "meta[genesis]", error.description) }
         guard genesis.chainID == meta.chainID else { throw fail(0, "meta[genesis]", "genesis names chain \(genesis.chainID)") }
         guard let (s, blockHash) = meta.snapshot else {
-            return (LedgerState(genesis: genesis, genesisHash: meta.genesisHash), meta.genesisHash)
+            return (LedgerState(genesis: genesis, genesisHash: meta.genesisHash, crypto: Sodium()), meta.genesisHash)
         }
         // Its root is compared with the next block's parent state root, and that block's
         // certificate is checked against the power this state gives. Parameters are not

@@ -114,7 +114,7 @@ public enum SchemaVectors {
         let gb = built.encoded(version: 2)
         let genesis = try! Genesis.decode(gb)
         let gh = Blake2b.hash(gb)
-        let state = LedgerState(genesis: genesis, genesisHash: gh)
+        let state = LedgerState(genesis: genesis, genesisHash: gh, crypto: Sodium())
         let ids = events.prefix(3).map { Bytes32(hex: $0.id)! }
         let header = BlockHeader(chainID: chain.raw, height: 1, parentHash: gh, view: 0, timestampMs: 1_767_225_601_000,
                                  proposer: validator.publicKey, eventCount: UInt32(ids.count), eventsRoot: EventCrypto.eventsRoot(ids),
@@ -143,8 +143,8 @@ public enum SchemaVectors {
                              allocations: [.init(account: alice.publicKey, amount: 50_000), .init(account: bob.publicKey, amount: 70_000)],
                              stateCommitment: StateCommitmentRule.tree)
         let gb = g.encoded()
-        let state = LedgerState(genesis: g, genesisHash: Blake2b.hash(gb))
-        let rules = LedgerState.treeRules
+        let state = LedgerState(genesis: g, genesisHash: Blake2b.hash(gb), crypto: Sodium())
+        let rules = state.treeRules
         let leaves = state.allLeaves().map { l in
             TreeLeaf(kind: l.leaf.kind.rawValue, id: Hex.encode(l.leaf.id), value: Hex.encode(l.value),
                      key: rules.key(kind: l.leaf.kind.rawValue, id: l.leaf.id).hex, valueHash: rules.valueHash(l.value).hex)
@@ -157,8 +157,8 @@ public enum SchemaVectors {
         for p in path { w.b32(p) }
         return StateTree(genesis: Hex.encode(gb), genesisHash: Blake2b.hash(gb).hex, leaves: leaves, root: state.stateRoot().hex,
                          inclusionProof: Hex.encode(inclusion.encoded()), exclusionProof: Hex.encode(exclusion.encoded()),
-                         powerHash: LedgerState.powerHash(state.powerForNextBlock()).hex,
+                         powerHash: LedgerState.powerHash(state.powerForNextBlock(), Sodium()).hex,
                          eventPath: Hex.encode(w.bytes), eventPathRoot: EventCrypto.eventsRoot(ids).hex,
-                         streamIds: ids.map(\.hex), streamEntry: Hex.encode(StreamHead.of(ids).entry(.account(alice.publicKey))))
+                         streamIds: ids.map(\.hex), streamEntry: Hex.encode(StreamHead.of(ids, Sodium()).entry(.account(alice.publicKey))))
     }
 }

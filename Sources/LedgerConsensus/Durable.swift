@@ -112,7 +112,8 @@ extension DurableRecord {
         return w.bytes
     }
 
-    public static func decode(_ bytes: [UInt8]) throws(DecodeError) -> DurableRecord {
+    /// Decodes a durable record; block hashes are computed with `h`.
+    public static func decode(_ bytes: [UInt8], _ h: any Hashing) throws(DecodeError) -> DurableRecord {
         var r = ByteReader(bytes)
         let v = try r.u16("durable.version")
         guard v == formatVersion else { throw .unsupportedVersion(field: "durable record", version: v) }
@@ -127,10 +128,10 @@ extension DurableRecord {
         case 2: out = .vote(try SignedConsensusMessage.decode(try r.blob16("durable.vote", max: Limits.consensusMessageBytesMax)))
         case 3:
             let c = try PreparedCertificate.decode(&r)
-            out = .prepared(c, try ProposedBlock.decode(&r))
+            out = .prepared(c, try ProposedBlock.decode(&r, h))
         case 4:
             let vc = try ViewChange.decode(&r)
-            out = .viewChange(vc, blocks: try PeerMessage.decodeBlocks(&r))
+            out = .viewChange(vc, blocks: try PeerMessage.decodeBlocks(&r, h))
         case 5: out = .stable(try CheckpointCertificate.decode(&r))
         case 6:
             let e = try r.u64("durable.epoch")

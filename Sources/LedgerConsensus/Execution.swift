@@ -1,5 +1,4 @@
 import LedgerCore
-import LedgerCrypto
 import LedgerProjections
 
 /// Why a proposed or transferred block was refused. A replica that receives one never
@@ -61,7 +60,7 @@ public enum Execution {
     /// Checks a block's structure, links, limits, events root and every event's
     /// signature (unless `verified` already holds its id), then applies it to a copy of
     /// the parent state. Pure: the same block and parent always give the same result.
-    public static func execute(_ b: ProposedBlock, parent: ParentView, verified: Set<EventID>,
+    public static func execute(_ b: ProposedBlock, parent: ParentView, verified: Set<EventID>, crypto: any Primitives,
                                scratch: inout [UInt8]) throws(BlockRejection) -> ExecutedBlock {
         let h = b.header, p = parent.state
         guard h.chainID == p.chainID.raw else { throw .wrongChain }
@@ -81,14 +80,14 @@ public enum Execution {
         for (i, raw) in b.events.enumerated() {
             let e: Envelope
             do { e = try Envelope(bytes: raw) } catch { throw .malformedEvent(index: i, error) }
-            let id = EventCrypto.id(raw)
+            let id = Envelope.id(raw, crypto)
             guard seen.insert(id).inserted else { throw .duplicateEvent(index: i) }
             envs.append(e); ids.append(id)
         }
-        guard EventCrypto.eventsRoot(ids) == h.eventsRoot else { throw .eventsRootMismatch }
+        guard EventsTree.root(ids, crypto) == h.eventsRoot else { throw .eventsRootMismatch }
         var checked = 0
         for i in envs.indices where !verified.contains(ids[i]) {
-            guard EventCrypto.verify(envs[i], scratch: &scratch) else { throw .badSignature(index: i) }
+            guard envs[i].verifySignature(crypto, scratch: &scratch) else { throw .badSignature(index: i) }
             checked += 1
         }
         var s = p

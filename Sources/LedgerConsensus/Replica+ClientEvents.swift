@@ -1,5 +1,4 @@
 import LedgerCore
-import LedgerCrypto
 import LedgerProjections
 
 /// Client events, relayed events and the mempool; the replica's own opinion events.
@@ -27,7 +26,7 @@ extension Replica {
             }
         }
         guard e.chainID == chain else { return refuse(.wrongChainEvent, "client event for another chain") }
-        let id = EventCrypto.id(bytes)
+        let id = Envelope.id(bytes, config.crypto)
         guard mempool[id] == nil else { return nil }
         guard let acct = state.accounts[e.author], e.nonce > acct.nonce else {
             // The driver admitted it against a head this replica has already passed (or
@@ -51,7 +50,7 @@ extension Replica {
         if signatureChecked { rememberVerified(id) }
         if !verified.contains(id) {
             counters.eventSignaturesVerified += 1
-            guard EventCrypto.verify(e, scratch: &scratch) else { return refuse(.forgedEvent, "client event with a bad signature") }
+            guard e.verifySignature(config.crypto, scratch: &scratch) else { return refuse(.forgedEvent, "client event with a bad signature") }
             rememberVerified(id)
         }
         mempool.insert(e, id: id, at: now)
@@ -97,7 +96,7 @@ extension Replica {
         // current minimum: the base fee may rise before the event is in a block.
         let fee = state.requiredFee(for: p)
         let offer = state.economy.ruleVersion >= RuleVersion.economy && fee <= UInt64.max / 2 ? fee * 2 : fee
-        let e = EventCrypto.makeEvent(chain: state.chainID, key: config.operatorKey, nonce: nonce, fee: offer, payload: p)
+        let e = Envelope.signed(chain: state.chainID, signer: config.operatorKey, nonce: nonce, fee: offer, payload: p)
         admit(e.bytes, forward: true, &out)
     }
 

@@ -1,5 +1,4 @@
 import LedgerCore
-import LedgerCrypto
 import LedgerProjections
 
 /// The normal case: pre-prepare, prepare, commit, execution and checkpoints.
@@ -33,7 +32,7 @@ extension Replica {
         let key = SeenKey(signer: s.signer, kind: kind, height: h, view: v)
         if let old = seen[key] {
             guard old.message != s.message, !reported.contains(key) else { return }
-            guard Equivocation.detect(old, s, chain: chain) != nil else { return }
+            guard Equivocation.detect(old, s, chain: chain, config.crypto) != nil else { return }
             reported.insert(key)
             out.notes.append(.equivocation(s.signer))
             authorEvent(.evidence(first: old.encoded(), second: s.encoded()), &out)
@@ -80,7 +79,7 @@ extension Replica {
                 throw .timeTooFarAhead(blockMs: block.header.timestampMs, nowMs: now)
             }
             guard fromNewView || block.header.view == view else { throw .wrongProposer(expected: pp.signer, got: block.header.proposer) }
-            let exec = try Execution.execute(block, parent: parent, verified: verified, scratch: &scratch)
+            let exec = try Execution.execute(block, parent: parent, verified: verified, crypto: config.crypto, scratch: &scratch)
             counters.eventSignaturesVerified += exec.signaturesVerified
             for id in exec.ids { rememberVerified(id) }
             slot.block = block

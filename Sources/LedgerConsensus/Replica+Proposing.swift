@@ -1,5 +1,4 @@
 import LedgerCore
-import LedgerCrypto
 import LedgerProjections
 
 /// The primary's side: when to propose, and building a block from the mempool.
@@ -105,7 +104,7 @@ extension Replica {
     }
 
     /// `full`: the block stopped at the count or byte limit (more events would have gone in).
-    mutating func buildBlock(_ h: UInt64, parent: ParentView, key: SigningKey) -> (ProposedBlock, ExecutedBlock, full: Bool)? {
+    mutating func buildBlock(_ h: UInt64, parent: ParentView, key: any Signer) -> (ProposedBlock, ExecutedBlock, full: Bool)? {
         var s = parent.state
         let ts = max(now, s.timestampMs)
         let ctx = BlockContext(height: Height(h), timestampMs: ts, proposer: key.publicKey, parentStateRoot: parent.stateRoot)
@@ -166,10 +165,10 @@ extension Replica {
         guard !ids.isEmpty else { return nil }
         let post = s.postState()
         let header = BlockHeader(chainID: chain, height: Height(h), parentHash: parent.hash, view: view, timestampMs: ts,
-                                 proposer: key.publicKey, eventCount: UInt32(ids.count), eventsRoot: EventCrypto.eventsRoot(ids),
+                                 proposer: key.publicKey, eventCount: UInt32(ids.count), eventsRoot: EventsTree.root(ids, config.crypto),
                                  parentStateRoot: parent.stateRoot, post: post,
                                  meme: Array(config.producer.meme(height: Height(h), view: view).prefix(Limits.memeBytesMax)))
         let root = s.sealRoot()
-        return (ProposedBlock(header: header, events: raws), ExecutedBlock(state: s, stateRoot: root, ids: ids, envelopes: envs, signaturesVerified: 0), full)
+        return (ProposedBlock(header: header, events: raws, config.crypto), ExecutedBlock(state: s, stateRoot: root, ids: ids, envelopes: envs, signaturesVerified: 0), full)
     }
 }

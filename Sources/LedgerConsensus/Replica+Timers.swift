@@ -1,5 +1,4 @@
 import LedgerCore
-import LedgerCrypto
 import LedgerProjections
 
 /// The clock's side: view timers, retransmission, re-forwarding and state transfer.
@@ -138,7 +137,7 @@ extension Replica {
                 return
             }
             let exec: ExecutedBlock
-            do { exec = try Execution.execute(cb.block, parent: ParentView(state: state, stateRoot: stateRoot, hash: lastHash), verified: verified, scratch: &scratch) } catch {
+            do { exec = try Execution.execute(cb.block, parent: ParentView(state: state, stateRoot: stateRoot, hash: lastHash), verified: verified, crypto: config.crypto, scratch: &scratch) } catch {
                 out.notes.append(.rejectedProposal(Height(h), error))
                 peerClaims[from] = nil
                 return

@@ -1,5 +1,4 @@
 import LedgerCore
-import LedgerCrypto
 import LedgerProjections
 
 /// View changes: asking for a view, choosing what the new view re-proposes, installing it.

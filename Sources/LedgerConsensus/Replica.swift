@@ -1,5 +1,4 @@
 import LedgerCore
-import LedgerCrypto
 import LedgerProjections
 
 /// A pure PBFT replica (ARCHITECTURE invariant 5): `step` takes one input and returns
@@ -104,7 +103,7 @@ public struct Replica: Sendable {
     /// Events dropped from the mempool during this step, reported in its notes.
     var dropped: [Note] = []
     var scratch: [UInt8] = []
-    let sigs = SignatureCache()
+    let sigs: SignatureCache
     /// Work done, for benchmarks and metrics.
     public internal(set) var counters = Counters()
 
@@ -121,6 +120,7 @@ public struct Replica: Sendable {
     /// it executed above its stable checkpoint, and its durable records.
     public init(config: ReplicaConfig, state: LedgerState, lastHash: Hash32, recentHashes: [UInt64: Hash32] = [:], durable: DurableState = DurableState()) {
         self.config = config
+        sigs = SignatureCache(config.crypto)
         chain = state.chainID.raw
         genesisCheckpoint = CheckpointCertificate(height: 0, blockHash: config.genesisHash, stateRoot: config.genesisStateRoot, votes: [])
         interval = state.parameters.checkpointInterval
@@ -194,12 +194,12 @@ public struct Replica: Sendable {
     /// The primary of a view in the current epoch (the rule takes the epoch number: the
     /// set may change at each epoch, and round-robin turns last `epochsPerTurn` epochs).
     public func primary(of v: UInt64) -> PublicKey {
-        currentSet.primary(view: v, epoch: epoch, rule: config.primaryRule)
+        currentSet.primary(view: v, epoch: epoch, rule: config.primaryRule, config.crypto)
     }
 
     /// The consensus key this replica signs with in the current epoch (nil: not a member).
-    var myKey: SigningKey? { config.keys.first { currentSet.contains($0.publicKey) } }
-    func myKey(in set: ValidatorSet) -> SigningKey? { config.keys.first { set.contains($0.publicKey) } }
+    var myKey: (any Signer)? { config.keys.first { currentSet.contains($0.publicKey) } }
+    func myKey(in set: ValidatorSet) -> (any Signer)? { config.keys.first { set.contains($0.publicKey) } }
 
     public var lastExecuted: Height { state.height }
     public var isPrimary: Bool { !changing && myKey?.publicKey == primary(of: view) }
@@ -243,7 +243,7 @@ public struct Replica: Sendable {
     }
 
     func validPrepared(_ p: PreparedCertificate, set: ValidatorSet) -> Bool {
-        guard p.prePrepare.key == set.primary(view: p.view, epoch: Self.epochOf(p.height.value, interval), rule: config.primaryRule),
+        guard p.prePrepare.key == set.primary(view: p.view, epoch: Self.epochOf(p.height.value, interval), rule: config.primaryRule, config.crypto),
               sigs.verify(p.prePrepare.signature, ConsensusMessage.prePrepare(view: p.view, height: p.height, blockHash: p.blockHash).statement(chain: chain), p.prePrepare.key)
         else { return false }
         return verifyVotes(p.prepares, statement: ConsensusMessage.prepare(view: p.view, height: p.height, blockHash: p.blockHash).statement(chain: chain),
@@ -267,7 +267,7 @@ public struct Replica: Sendable {
         case let .rotateKey(new):
             if let old = myKey, let next = config.keys.first(where: { $0.publicKey == new }), old.publicKey != new {
                 let nonce = max(nextOwnNonce, (state.accounts[config.operatorKey.publicKey]?.nonce ?? 0) + 1)
-                let r = EventCrypto.rotation(chain: state.chainID, validator: config.operatorKey.publicKey, nonce: nonce, old: old, new: next)
+                let r = KeyRotation.signed(chain: state.chainID, validator: config.operatorKey.publicKey, nonce: nonce, old: old, new: next)
                 authorEvent(.validatorRotateKey(r), &out)
             }
         case let .forget(ids):
@@ -335,9 +335,9 @@ public struct Replica: Sendable {
 
     /// Signs a vote unless this replica already signed a different one in that role,
     /// height and view (a restart never makes it equivocate), persisting it first.
-    mutating func signVote(_ m: ConsensusMessage, key: SigningKey, _ out: inout Output) -> SignedConsensusMessage? {
+    mutating func signVote(_ m: ConsensusMessage, key: any Signer, _ out: inout Output) -> SignedConsensusMessage? {
         if let old = durable.signed(m) { return old.message == m ? old : nil }
-        let s = SignedConsensusMessage.sign(m, chain: chain, key: key)
+        let s = SignedConsensusMessage.sign(m, chain: chain, signer: key)
         counters.votesSigned += 1
         persist(.vote(s), &out)
         return s

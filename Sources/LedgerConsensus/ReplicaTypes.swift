@@ -1,5 +1,4 @@
 import LedgerCore
-import LedgerCrypto
 import LedgerProjections
 
 /// Bugs that tests switch on one at a time to prove the simulator catches them
@@ -21,9 +20,12 @@ public struct ReplicaConfig: Sendable {
     public var genesisHash: Hash32
     public var genesisStateRoot: Hash32
     /// Consensus keys this validator may hold: it signs with whichever the current epoch's set lists.
-    public var keys: [SigningKey]
+    public var keys: [any Signer]
     /// The validator's account key: authors its opinion and evidence events.
-    public var operatorKey: SigningKey
+    public var operatorKey: any Signer
+    /// Hashing and signature verification (LedgerCrypto's `Sodium`), handed in by the
+    /// driver or the simulator: the replica imports no crypto library.
+    public var crypto: any Primitives
     public var primaryRule: ValidatorSet.PrimaryRule = .roundRobin
     /// Heights in flight beyond the stable checkpoint (0: twice the checkpoint interval).
     public var windowBlocks: UInt64 = 0
@@ -51,9 +53,10 @@ public struct ReplicaConfig: Sendable {
     public var recordOpinions = true
     public var bugs: Set<PlantedBug> = []
 
-    public init(genesisHash: Hash32, genesisStateRoot: Hash32, keys: [SigningKey], operatorKey: SigningKey) {
+    public init(genesisHash: Hash32, genesisStateRoot: Hash32, keys: [any Signer], operatorKey: any Signer,
+                crypto: any Primitives) {
         self.genesisHash = genesisHash; self.genesisStateRoot = genesisStateRoot
-        self.keys = keys; self.operatorKey = operatorKey
+        self.keys = keys; self.operatorKey = operatorKey; self.crypto = crypto
     }
 }
 

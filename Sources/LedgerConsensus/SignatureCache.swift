@@ -1,5 +1,4 @@
 import LedgerCore
-import LedgerCrypto
 import LedgerProjections
 
 /// Signatures this replica already verified: retransmissions and certificates repeat
@@ -11,12 +10,15 @@ final class SignatureCache: @unchecked Sendable {
     struct Entry: Hashable { var key: PublicKey; var signature: Signature; var digest: Hash32 }
     private var known = Set<Entry>()
     private(set) var verified = 0
+    let crypto: any Primitives
+
+    init(_ crypto: any Primitives) { self.crypto = crypto }
 
     func verify(_ sig: Signature, _ statement: [UInt8], _ key: PublicKey) -> Bool {
-        let e = Entry(key: key, signature: sig, digest: Blake2b.hash(statement))
+        let e = Entry(key: key, signature: sig, digest: crypto.hash(statement))
         if known.contains(e) { return true }
         verified += 1
-        guard Ed25519.verify(sig, statement, key) else { return false }
+        guard crypto.verify(sig, statement, key) else { return false }
         if known.count >= 200_000 { known.removeAll(keepingCapacity: true) }
         known.insert(e)
         return true

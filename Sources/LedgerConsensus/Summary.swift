@@ -1,5 +1,4 @@
 import LedgerCore
-import LedgerCrypto
 
 // One-line summaries of messages, durable records and notes: the simulator's traces
 // and the golden scripts (Tests/golden) print these.
@@ -17,8 +16,8 @@ extension ConsensusMessage {
 }
 
 extension PeerMessage {
-    /// One line for traces and test scripts.
-    public var summary: String {
+    /// One line for traces and test scripts (a request is named by its event id, hashed with `h`).
+    public func summary(_ h: any Hashing) -> String {
         switch self {
         case let .prePrepare(pp, b): pp.message.summary + " events \(b.events.count)"
         case let .vote(v): v.message.summary
@@ -26,7 +25,7 @@ extension PeerMessage {
         case let .newView(nv, _): "newView v\(nv.view) from \(nv.viewChanges.count) view changes, re-proposes [\(nv.prePrepares.map { "h\($0.message.height)" }.joined(separator: ","))]"
         case let .fetch(h, c): "fetch from h\(h) count \(c)"
         case let .blocks(bs): "blocks [\(bs.map { "h\($0.block.height)" }.joined(separator: ","))]"
-        case let .request(e): "request \(EventCrypto.id(e).hex.prefix(6))"
+        case let .request(e): "request \(Envelope.id(e, h).hex.prefix(6))"
         case let .requests(es): "requests \(es.count)"
         }
     }

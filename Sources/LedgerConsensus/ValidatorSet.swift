@@ -1,5 +1,4 @@
 import LedgerCore
-import LedgerCrypto
 
 /// The validators of one epoch, as consensus sees them: consensus keys and voting power.
 /// Quorums count distinct signers weighted by power — never messages — and need
@@ -87,14 +86,14 @@ public struct ValidatorSet: Sendable, Equatable {
     public static let epochsPerTurn: UInt64 = 8
 
     /// The primary of a view in an epoch (epoch e covers heights eK+1 … (e+1)K).
-    public func primary(view: UInt64, epoch: UInt64, rule: PrimaryRule) -> PublicKey {
+    public func primary(view: UInt64, epoch: UInt64, rule: PrimaryRule, _ h: any Hashing) -> PublicKey {
         switch rule {
         case .roundRobin:
             return members[Int((view &+ epoch / Self.epochsPerTurn) % UInt64(members.count))].key
         case .stakeWeighted:
             var w = ByteWriter(capacity: 40)
             w.raw(Array("CHAOSLEDGER/PRIMARY".utf8)); w.u64(epoch); w.u64(view)
-            var point = Blake2b.hash(w.bytes).w0 % totalPower
+            var point = h.hash(w.bytes).w0 % totalPower
             for m in members {
                 if point < m.power { return m.key }
                 point -= m.power

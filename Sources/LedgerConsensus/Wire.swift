@@ -1,5 +1,4 @@
 import LedgerCore
-import LedgerCrypto
 
 /// A proposed block: its header and the stored bytes of its events. Its hash is the
 /// BLAKE2b-256 of the header bytes (the header commits to the events through the events
@@ -10,17 +9,17 @@ public struct ProposedBlock: Sendable, Hashable {
     public let hash: Hash32
     public let events: [[UInt8]]
 
-    public init(header: BlockHeader, events: [[UInt8]]) {
+    public init(header: BlockHeader, events: [[UInt8]], _ h: any Hashing) {
         self.header = header
         headerBytes = header.encoded()
-        hash = Blake2b.hash(headerBytes)
+        hash = h.hash(headerBytes)
         self.events = events
     }
 
-    init(headerBytes: [UInt8], events: [[UInt8]]) throws(DecodeError) {
+    init(headerBytes: [UInt8], events: [[UInt8]], _ h: any Hashing) throws(DecodeError) {
         header = try BlockHeader.decode(headerBytes)
         self.headerBytes = headerBytes
-        hash = Blake2b.hash(headerBytes)
+        hash = h.hash(headerBytes)
         self.events = events
     }
 
@@ -33,13 +32,13 @@ public struct ProposedBlock: Sendable, Hashable {
         for e in events { w.blob16(e) }
     }
 
-    static func decode(_ r: inout ByteReader) throws(DecodeError) -> ProposedBlock {
+    static func decode(_ r: inout ByteReader, _ h: any Hashing) throws(DecodeError) -> ProposedBlock {
         let hb = try r.blob16("block.header", max: Limits.blockHeaderBytesMax)
         let n = try r.count32("block.events", max: Limits.blockEventsMax)
         var events: [[UInt8]] = []
         events.reserveCapacity(n)
         for _ in 0 ..< n { events.append(try r.blob16("block.event", max: Limits.eventBytesMax)) }
-        return try ProposedBlock(headerBytes: hb, events: events)
+        return try ProposedBlock(headerBytes: hb, events: events, h)
     }
 }
 
@@ -140,7 +139,7 @@ extension SignedRecord {
         return w.bytes
     }
 
-    public func verifySignature(chain: Bytes32) -> Bool { Ed25519.verify(signature, statement(chain: chain), signer) }
+    public func verifySignature(chain: Bytes32, _ p: any Primitives) -> Bool { p.verify(signature, statement(chain: chain), signer) }
 
     func encode(_ w: inout ByteWriter) { encodeBody(&w); w.b64(signature) }
 }
@@ -162,7 +161,7 @@ public struct ViewChange: SignedRecord {
         for p in prepared { p.encode(&w) }
     }
 
-    public static func sign(view: UInt64, stable: CheckpointCertificate, prepared: [PreparedCertificate], chain: Bytes32, key: SigningKey) -> ViewChange {
+    public static func sign(view: UInt64, stable: CheckpointCertificate, prepared: [PreparedCertificate], chain: Bytes32, key: any Signer) -> ViewChange {
         var vc = ViewChange(view: view, replica: key.publicKey, stable: stable, prepared: prepared.sorted { $0.height < $1.height }, signature: .zero)
         vc.signature = key.sign(vc.statement(chain: chain))
         return vc
@@ -206,7 +205,7 @@ public struct NewView: SignedRecord {
         for p in prePrepares { w.blob16(p.encoded()) }
     }
 
-    public static func sign(view: UInt64, viewChanges: [ViewChange], prePrepares: [SignedConsensusMessage], chain: Bytes32, key: SigningKey) -> NewView {
+    public static func sign(view: UInt64, viewChanges: [ViewChange], prePrepares: [SignedConsensusMessage], chain: Bytes32, key: any Signer) -> NewView {
         var nv = NewView(view: view, primary: key.publicKey, viewChanges: viewChanges.sorted { $0.replica < $1.replica },
                          prePrepares: prePrepares, signature: .zero)
         nv.signature = key.sign(nv.statement(chain: chain))
@@ -282,7 +281,8 @@ public enum PeerMessage: Sendable, Hashable {
         return w.bytes
     }
 
-    public static func decode(_ bytes: [UInt8]) throws(DecodeError) -> PeerMessage {
+    /// Decodes a peer message; block hashes are computed with `h`.
+    public static func decode(_ bytes: [UInt8], _ h: any Hashing) throws(DecodeError) -> PeerMessage {
         guard bytes.count <= Limits.peerMessageBytesMax else {
             throw .tooLong(field: "peer message", length: bytes.count, max: Limits.peerMessageBytesMax)
         }
@@ -294,20 +294,20 @@ public enum PeerMessage: Sendable, Hashable {
         switch tag {
         case 1:
             let pp = try SignedConsensusMessage.decode(try r.blob16("peer.prePrepare", max: Limits.consensusMessageBytesMax))
-            m = .prePrepare(pp, try ProposedBlock.decode(&r))
+            m = .prePrepare(pp, try ProposedBlock.decode(&r, h))
         case 2: m = .vote(try SignedConsensusMessage.decode(try r.blob16("peer.vote", max: Limits.consensusMessageBytesMax)))
         case 3:
             let vc = try ViewChange.decode(&r)
-            m = .viewChange(vc, blocks: try decodeBlocks(&r))
+            m = .viewChange(vc, blocks: try decodeBlocks(&r, h))
         case 4:
             let nv = try NewView.decode(&r)
-            m = .newView(nv, blocks: try decodeBlocks(&r))
+            m = .newView(nv, blocks: try decodeBlocks(&r, h))
         case 5: m = .fetch(from: Height(try r.u64("fetch.from")), count: try r.u32("fetch.count"))
         case 6:
             let n = try r.count("blocks.count", max: Limits.stateTransferBlocksMax)
             var out: [CertifiedBlock] = []
             for _ in 0 ..< n {
-                let b = try ProposedBlock.decode(&r)
+                let b = try ProposedBlock.decode(&r, h)
                 out.append(CertifiedBlock(block: b, certificate: try CommitCertificate.decode(&r)))
             }
             m = .blocks(out)
@@ -324,10 +324,10 @@ public enum PeerMessage: Sendable, Hashable {
         return m
     }
 
-    static func decodeBlocks(_ r: inout ByteReader) throws(DecodeError) -> [ProposedBlock] {
+    static func decodeBlocks(_ r: inout ByteReader, _ h: any Hashing) throws(DecodeError) -> [ProposedBlock] {
         let n = try r.count("peer.blocks", max: Limits.pipelineDepthMax)
         var out: [ProposedBlock] = []
-        for _ in 0 ..< n { out.append(try ProposedBlock.decode(&r)) }
+        for _ in 0 ..< n { out.append(try ProposedBlock.decode(&r, h)) }
         return out
     }
 }

@@ -9,7 +9,7 @@ public struct SigningKey: Sendable {
     let secret: [UInt8]  // libsodium's 64-byte form: seed | public key
 
     public init(seed: [UInt8]) throws(CryptoError) {
-        Sodium.ensure()
+        Libsodium.ensure()
         guard seed.count == 32 else { throw .invalidKey("seed must be 32 bytes, got \(seed.count)") }
         var pk = [UInt8](repeating: 0, count: 32)
         var sk = [UInt8](repeating: 0, count: 64)
@@ -39,7 +39,7 @@ public struct SigningKey: Sendable {
 
 public enum Ed25519 {
     public static func verify(_ signature: Signature, _ message: UnsafeRawBufferPointer, _ key: PublicKey) -> Bool {
-        Sodium.ensure()
+        Libsodium.ensure()
         return signature.withBytes { s in
             key.withBytes { k in
                 crypto_sign_verify_detached(s.baseAddress!.assumingMemoryBound(to: UInt8.self),

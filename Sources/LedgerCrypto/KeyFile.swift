@@ -97,7 +97,7 @@ public enum KeyFile {
     }
 
     static func derive(_ passphrase: String, salt: [UInt8], cost: KDFCost, path: String) throws(CryptoError) -> [UInt8] {
-        Sodium.ensure()
+        Libsodium.ensure()
         var k = [UInt8](repeating: 0, count: Int(crypto_secretbox_KEYBYTES))
         let pw = Array(passphrase.utf8).map { CChar(bitPattern: $0) }
         guard crypto_pwhash(&k, UInt64(k.count), pw, UInt64(pw.count), salt, cost.opslimit, Int(cost.memlimit),

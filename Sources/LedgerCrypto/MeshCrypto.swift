@@ -19,7 +19,7 @@ public enum MeshCrypto {
         let secret: [UInt8]
 
         public static func generate() -> KxKeyPair {
-            Sodium.ensure()
+            Libsodium.ensure()
             var pk = [UInt8](repeating: 0, count: Int(crypto_kx_PUBLICKEYBYTES))
             var sk = [UInt8](repeating: 0, count: Int(crypto_kx_SECRETKEYBYTES))
             precondition(crypto_kx_keypair(&pk, &sk) == 0, "crypto_kx_keypair failed")
@@ -40,7 +40,7 @@ public enum MeshCrypto {
     /// client, the responder its server. Fails when the peer's public key is not a
     /// valid point (libsodium refuses low-order points).
     public static func sessionKeys(_ own: KxKeyPair, peer: [UInt8], side: Side) throws(CryptoError) -> SessionKeys {
-        Sodium.ensure()
+        Libsodium.ensure()
         guard peer.count == kxPublicKeyBytes else { throw .invalidKey("kx public key must be 32 bytes, got \(peer.count)") }
         var rx = [UInt8](repeating: 0, count: sessionKeyBytes)
         var tx = [UInt8](repeating: 0, count: sessionKeyBytes)

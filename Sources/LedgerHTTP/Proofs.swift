@@ -103,7 +103,7 @@ extension Handlers {
         let k = genesis.parameters.checkpointInterval
         var out: [[String: Any]] = []
         // The epoch ends at or after `from`: K, 2K, …
-        let genesisPower = LedgerState.powerHash(LedgerState.genesisPower(genesis))
+        let genesisPower = LedgerState.powerHash(LedgerState.genesisPower(genesis), Sodium())
         var h = ((from + k - 1) / k) * k
         while out.count < limit, h <= meta.head.value {
             let at = Height(h)
@@ -131,7 +131,7 @@ extension Handlers {
         } else {
             do { power = try await service.state(at: h).powerForNextBlock() } catch { throw .service(error) }
         }
-        guard LedgerState.powerHash(power) == committed else {
+        guard LedgerState.powerHash(power, Sodium()) == committed else {
             throw .service(.store(.corrupt(record: "meta[power \(h.value)]", reason: "does not hash to the header's next power hash")))
         }
         return power

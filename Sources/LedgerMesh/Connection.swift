@@ -247,7 +247,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
         switch plain {
         case let .message(bytes):
             let message: PeerMessage
-            do { message = try PeerMessage.decode(bytes) } catch { return misbehaved(context, "peer message: \(error)") }
+            do { message = try PeerMessage.decode(bytes, Sodium()) } catch { return misbehaved(context, "peer message: \(error)") }
             mesh.deliver(from: key, message)
         case let .ping(n):
             sendPlain(context, .pong(n), promise: nil)

@@ -168,7 +168,7 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
         guard genesis.parameters.checkpointInterval <= UInt64(Limits.pipelineDepthMax) else {
             throw .badGenesis("checkpointInterval \(genesis.parameters.checkpointInterval) is over \(Limits.pipelineDepthMax), the most a replicated chain can keep in flight")
         }
-        let genesisRoot = LedgerState(genesis: genesis, genesisHash: meta.genesisHash).stateRoot()
+        let genesisRoot = LedgerState(genesis: genesis, genesisHash: meta.genesisHash, crypto: Sodium()).stateRoot()
         let state: LedgerState
         do { (state, _) = try StateLoader.load(log) } catch { throw .load(error) }
         if options.role == .validator, state.validators[options.nodeKey] == nil { throw .notAValidator(options.nodeKey) }
@@ -176,7 +176,7 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
         var d = DurableState()
         do {
             for bytes in try store.all() {
-                do { d.apply(try DurableRecord.decode(bytes)) } catch {
+                do { d.apply(try DurableRecord.decode(bytes, Sodium())) } catch {
                     throw NodeError.store(.corrupt(record: "consensus record", reason: error.description))
                 }
             }
@@ -190,7 +190,7 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
                 if let b = try? log.block(at: Height(h)) { recent[h] = Blake2b.hash(b.headerBytes) }
             }
         }
-        var c = ReplicaConfig(genesisHash: meta.genesisHash, genesisStateRoot: genesisRoot, keys: options.keys, operatorKey: options.operatorKey)
+        var c = ReplicaConfig(genesisHash: meta.genesisHash, genesisStateRoot: genesisRoot, keys: options.keys, operatorKey: options.operatorKey, crypto: Sodium())
         c.primaryRule = options.primaryRule
         c.viewTimeoutMs = options.viewTimeoutMs
         c.batchDelayMs = options.blockIntervalMs
@@ -199,7 +199,8 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
         // A witty producer plays to the chain's validators (their personalities at
         // start); a lazy one posts "gm", which memetic validators refuse.
         if options.wittyMemes {
-            c.producer = AudienceProducer(audience: state.validators.values.map(\.personality), seed: UInt64(options.personality.utf8.count))
+            c.producer = AudienceProducer(audience: state.validators.values.map(\.personality), seed: UInt64(options.personality.utf8.count),
+                                          hashing: Sodium())
         } else {
             c.producer = MemeProducer(witty: false)
         }
@@ -382,7 +383,7 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
         while blocks.count < s.count, let b = try? ledger.block(at: Height(h)) {
             guard let evs = try? ledger.events(from: b.firstSequence, count: Int(b.header.eventCount)),
                   evs.count == Int(b.header.eventCount) else { break }
-            blocks.append(CertifiedBlock(block: ProposedBlock(header: b.header, events: evs.map(\.envelope.bytes)), certificate: b.certificate))
+            blocks.append(CertifiedBlock(block: ProposedBlock(header: b.header, events: evs.map(\.envelope.bytes), Sodium()), certificate: b.certificate))
             h += 1
         }
         return blocks.isEmpty ? nil : (.blocks(blocks), .peer(s.to))

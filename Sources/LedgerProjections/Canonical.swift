@@ -1,5 +1,4 @@
 import LedgerCore
-import LedgerCrypto
 
 /// The canonical encoding of all projection state (schemas/FORMAT.md §7): every map
 /// is written sorted by key, so the bytes — and the state root, their BLAKE2b-256 —
@@ -54,8 +53,9 @@ extension LedgerState {
         return w.bytes
     }
 
-    /// Decodes a checkpoint snapshot. The caller checks it against the log's chain.
-    public static func decodeSnapshot(_ bytes: [UInt8]) throws(DecodeError) -> LedgerState {
+    /// Decodes a checkpoint snapshot into a state that hashes and verifies with `crypto`.
+    /// The caller checks it against the log's chain.
+    public static func decodeSnapshot(_ bytes: [UInt8], crypto: any Primitives) throws(DecodeError) -> LedgerState {
         guard bytes.count <= Limits.snapshotBytesMax else {
             throw .tooLong(field: "snapshot", length: bytes.count, max: Limits.snapshotBytesMax)
         }
@@ -65,7 +65,7 @@ extension LedgerState {
         let chain = try ChainID(raw: try r.b32("snapshot.chainID"))
         let gh = try r.b32("snapshot.genesisHash")
         let params = try ChainParameters.decode(&r)
-        var s = LedgerState(empty: chain, params, gh)
+        var s = LedgerState(empty: chain, params, gh, crypto)
         s.commitment = v == treeSnapshotVersion ? .tree : .flat
         s.height = Height(try r.u64("snapshot.height")); s.timestampMs = try r.u64("snapshot.timestamp")
         s.totalSupply = try r.u64("snapshot.supply"); s.burned = try r.u64("snapshot.burned"); s.feesPaid = try r.u64("snapshot.fees"); s.eventsApplied = try r.u64("snapshot.events")
@@ -207,7 +207,8 @@ extension LedgerState {
         return try r.raw(len, "agent.profile")
     }
 
-    init(empty chain: ChainID, _ params: ChainParameters, _ genesisHash: Hash32) {
+    init(empty chain: ChainID, _ params: ChainParameters, _ genesisHash: Hash32, _ crypto: any Primitives) {
+        cryptoRef = CryptoRef(crypto)
         chainID = chain; parameters = params; self.genesisHash = genesisHash
         height = 0; timestampMs = 0; totalSupply = 0; burned = 0; feesPaid = 0; eventsApplied = 0
         accounts = [:]; validators = [:]; consensusKeys = [:]; delegations = [:]; unbonding = []; agents = [:]; alliances = [:]

@@ -1,5 +1,4 @@
 import LedgerCore
-import LedgerCrypto
 
 public enum CertificateError: Error, Equatable, Sendable, CustomStringConvertible {
     case wrongBlock
@@ -32,7 +31,7 @@ extension LedgerState {
         for v in c.votes {
             guard let p = power[v.key] else { throw .unknownSigner(v.key) }
             guard seen.insert(v.key).inserted else { continue }
-            guard EventCrypto.verifyVote(v, chain: chainID.raw, certificate: c) else { throw .badSignature(v.key) }
+            guard c.verifies(v, chain: chainID.raw, crypto) else { throw .badSignature(v.key) }
             signed &+= p
         }
         guard Quorum.reached(power: signed, total: total) else { throw .noQuorum(power: signed, total: total) }

@@ -1,5 +1,4 @@
 import LedgerCore
-import LedgerCrypto
 import LedgerTree
 
 /// How a chain commits to its state (schemas/FORMAT.md §7.2), fixed by its genesis:
@@ -11,12 +10,6 @@ public enum StateCommitment: UInt8, Sendable, CustomStringConvertible {
     public var description: String { self == .flat ? "flat" : "tree" }
 }
 
-/// BLAKE2b-256 for the state tree.
-public struct Blake2bTreeHashing: TreeHashing {
-    public init() {}
-    public func hash(_ bytes: UnsafeRawBufferPointer) -> Hash32 { Blake2b.hash(bytes) }
-}
-
 /// The tree a tree-rule state carries. Derived data: two states with equal entities are
 /// equal whatever their trees hold, so `==` ignores it.
 struct TreeCache: Sendable, Equatable {
@@ -24,15 +17,27 @@ struct TreeCache: Sendable, Equatable {
     static func == (_: Self, _: Self) -> Bool { true }
 }
 
+/// The primitives a state hashes and verifies with, handed in by whoever made it
+/// (LedgerCrypto's `Sodium`), and the tree rules over them. Not state: `==` ignores it.
+struct CryptoRef: Sendable, Equatable {
+    let primitives: any Primitives
+    let rules: TreeRules
+    init(_ p: any Primitives) { primitives = p; rules = TreeRules(p) }
+    static func == (_: Self, _: Self) -> Bool { true }
+}
+
 extension LedgerState {
-    public static let treeRules = TreeRules(Blake2bTreeHashing())
+    /// The primitives this state was made with.
+    public var crypto: any Primitives { cryptoRef.primitives }
+    /// The state tree's rules over `crypto`.
+    public var treeRules: TreeRules { cryptoRef.rules }
 
     /// The state root: BLAKE2b-256 of the canonical bytes (flat rule), or the tree's root
     /// with everything written so far folded in (tree rule; the state is not changed, so
     /// a caller that keeps the state should `sealRoot()` instead).
     public func stateRoot() -> Hash32 {
         switch commitment {
-        case .flat: return Blake2b.hash(canonicalBytes())
+        case .flat: return crypto.hash(canonicalBytes())
         case .tree:
             var s = self
             return s.sealRoot()
@@ -44,7 +49,7 @@ extension LedgerState {
     /// the canonical bytes.
     public mutating func sealRoot() -> Hash32 {
         seal()
-        return treeCache.tree?.root ?? Blake2b.hash(canonicalBytes())
+        return treeCache.tree?.root ?? crypto.hash(canonicalBytes())
     }
 
     /// Folds what was written since the last call into the tree (tree rule), or forgets
@@ -57,7 +62,7 @@ extension LedgerState {
             treeCache.tree = buildTree()
             return
         }
-        let rules = Self.treeRules
+        let rules = treeRules
         var batch: [(key: Hash32, valueHash: Hash32?)] = []
         for c in takeLeafChanges() {
             let k = rules.key(kind: c.leaf.kind.rawValue, id: c.leaf.id)
@@ -72,7 +77,7 @@ extension LedgerState {
 
     /// The tree of this state built from scratch (the oracle for the incremental one).
     public func buildTree() -> StateTree {
-        let rules = Self.treeRules
+        let rules = treeRules
         var t = StateTree(rules: rules)
         t.apply(allLeaves().map { (rules.key(kind: $0.leaf.kind.rawValue, id: $0.leaf.id), rules.valueHash($0.value)) })
         return t
@@ -83,11 +88,11 @@ extension LedgerState {
 
     /// `H("CHAOSLEDGER/POWER\0" | u32 n | n × (32 key | u64 power))`, keys ascending: what
     /// a version 2 header commits for the power that certifies the next block.
-    public static func powerHash(_ power: [PublicKey: UInt64]) -> Hash32 {
+    public static func powerHash(_ power: [PublicKey: UInt64], _ h: some Hashing) -> Hash32 {
         var w = ByteWriter(capacity: 24 + power.count * 40)
         w.raw(Array("CHAOSLEDGER/POWER\0".utf8))
         Entry.power(&w, power)
-        return Blake2b.hash(w.bytes)
+        return h.hash(w.bytes)
     }
 
     /// The power a log stores with the block that left this state (`BlockCommit.nextPower`):
@@ -103,7 +108,7 @@ extension LedgerState {
     /// flat rule, whose headers are version 1). Seals the tree.
     public mutating func postState() -> BlockHeader.PostState? {
         guard commitment == .tree else { return nil }
-        return BlockHeader.PostState(stateRoot: sealRoot(), nextPowerHash: Self.powerHash(powerForNextBlock()))
+        return BlockHeader.PostState(stateRoot: sealRoot(), nextPowerHash: Self.powerHash(powerForNextBlock(), crypto))
     }
 
     /// Checks, after a block's events, that its header is of this chain's version and,

@@ -1,5 +1,4 @@
 import LedgerCore
-import LedgerCrypto
 
 /// What an event's checks computed for its writes.
 struct CheckedEvent {
@@ -115,7 +114,7 @@ extension LedgerState {
             try requireValidator(author, allowJailed: true)
             guard r.oldKey == validators[author]!.consensusKey else { throw .wrongOldKey }
             guard consensusKeys[r.newKey] == nil else { throw .keyInUse(r.newKey) }
-            guard EventCrypto.verifyRotation(r, chain: chainID.raw, validator: author, nonce: nonce) else {
+            guard r.verifies(chain: chainID.raw, validator: author, nonce: nonce, crypto) else {
                 throw .badRotationSignature
             }
         case .validatorUnjail:

@@ -1,5 +1,4 @@
 import LedgerCore
-import LedgerCrypto
 
 /// The economy's checks, one domain per function (no writes; EconomyFolds.swift
 /// dispatches to them and performs the writes they return).

@@ -1,5 +1,4 @@
 import LedgerCore
-import LedgerCrypto
 
 /// Gas per event (rule version 2): a fixed cost per kind plus one per started 512 bytes
 /// beyond the first 512 (schemas/ECONOMY.md §Fees). A plain transfer costs 1.
@@ -138,7 +137,7 @@ extension LedgerState {
         let statement = MultisigRelease.statement(chain: chainID.raw, job: r.job, milestone: r.milestone, workerAmount: r.workerAmount)
         for c in r.cosignatures {
             guard signers.insert(c.key).inserted else { throw .wrongSigners("\(c.key.short) signs twice") }
-            guard Ed25519.verify(c.signature, statement, c.key) else { throw .badCosignature(c.key) }
+            guard crypto.verify(c.signature, statement, c.key) else { throw .badCosignature(c.key) }
         }
         for s in signers where !parties.contains(s) { throw .wrongSigners("\(s.short) is not a party to the job") }
         guard signers.count >= 2 else { throw .wrongSigners("a multisig release needs two of the parties") }
@@ -179,7 +178,7 @@ extension LedgerState {
         for k in arbiterCandidates(job) {
             var b: [UInt8] = []
             job.id.append(to: &b); seed.append(to: &b); k.append(to: &b)
-            scored.append((Blake2b.hash(b), k))
+            scored.append((crypto.hash(b), k))
         }
         scored.sort { $0.0 < $1.0 }
         return scored.prefix(Int(economy.parameters.arbitersPerDispute)).map(\.1)

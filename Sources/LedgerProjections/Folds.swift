@@ -1,5 +1,4 @@
 import LedgerCore
-import LedgerCrypto
 
 /// The block context a fold gets: consensus agreed on it, so folds never read a clock.
 public struct BlockContext: Sendable {
@@ -164,8 +163,8 @@ extension LedgerState {
         let a: SignedConsensusMessage, b: SignedConsensusMessage
         do { a = try SignedConsensusMessage.decode(first) } catch { throw .invalidEvidence("first message: \(error)") }
         do { b = try SignedConsensusMessage.decode(second) } catch { throw .invalidEvidence("second message: \(error)") }
-        guard Equivocation.detect(a, b, chain: chainID.raw) != nil else {
-            throw .invalidEvidence(Self.whyNoEquivocation(a, b, chain: chainID.raw))
+        guard Equivocation.detect(a, b, chain: chainID.raw, crypto) != nil else {
+            throw .invalidEvidence(Self.whyNoEquivocation(a, b, chain: chainID.raw, crypto))
         }
         guard let v = consensusKeys[a.signer] else { throw .unknownValidator(a.signer) }
         let key = OffenceKey(validator: v, height: a.message.height, view: a.message.view ?? 0, kind: a.message.tag)
@@ -174,14 +173,15 @@ extension LedgerState {
     }
 
     /// The reason a pair is no evidence, for the refusal (the decision is `Equivocation.detect`'s).
-    static func whyNoEquivocation(_ a: SignedConsensusMessage, _ b: SignedConsensusMessage, chain: Bytes32) -> String {
+    static func whyNoEquivocation(_ a: SignedConsensusMessage, _ b: SignedConsensusMessage, chain: Bytes32,
+                                  _ p: any Primitives) -> String {
         if a.signer != b.signer { return "the messages have different signers" }
         if a == b { return "the two messages are identical" }
         if a.message.tag != b.message.tag { return "the messages are of different kinds" }
         if a.message.height != b.message.height { return "the messages are for different heights" }
         if a.message.view != b.message.view { return "the messages are for different views" }
         if a.message == b.message { return "both messages sign the same block" }
-        if !a.verify(chain: chain) || !b.verify(chain: chain) { return "a signature does not verify" }
+        if !a.verify(chain: chain, p) || !b.verify(chain: chain, p) { return "a signature does not verify" }
         return "not an equivocation"
     }
 

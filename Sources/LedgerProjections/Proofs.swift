@@ -39,7 +39,7 @@ public struct StateProof: Sendable, Equatable {
         return w.bytes
     }
 
-    public static func decode(_ bytes: [UInt8]) throws(DecodeError) -> StateProof {
+    public static func decode(_ bytes: [UInt8], _ h: any Hashing) throws(DecodeError) -> StateProof {
         var r = ByteReader(bytes)
         let v = try r.u16("proof.version")
         guard v == formatVersion else { throw .unsupportedVersion(field: "state proof", version: v) }
@@ -52,7 +52,7 @@ public struct StateProof: Sendable, Equatable {
         case 1:
             let bytes = try r.blob32("proof.value", max: Limits.snapshotBytesMax)
             value = bytes
-            end = .value(LedgerState.treeRules.valueHash(bytes))
+            end = .value(TreeRules(h).valueHash(bytes))
         case 2: end = .empty
         case 3: end = .otherLeaf(key: try r.b32("proof.otherKey"), valueHash: try r.b32("proof.otherValueHash"))
         default: throw .invalidValue(field: "proof.type", reason: "not 1, 2 or 3")
@@ -66,12 +66,12 @@ public struct StateProof: Sendable, Equatable {
     }
 
     /// The tree key of this proof's leaf, computed from its kind and id.
-    public var key: Hash32 { LedgerState.treeRules.key(kind: leaf.kind.rawValue, id: leaf.id) }
+    public func key(_ rules: TreeRules) -> Hash32 { rules.key(kind: leaf.kind.rawValue, id: leaf.id) }
 
     /// Whether the proof shows its value (or the leaf's absence) under `root`.
-    public func verify(root: Hash32) -> Bool {
-        let rules = LedgerState.treeRules
-        return path.verify(key: key, valueHash: value.map(rules.valueHash), root: root, rules: rules)
+    public func verify(root: Hash32, _ h: any Hashing) -> Bool {
+        let rules = TreeRules(h)
+        return path.verify(key: key(rules), valueHash: value.map(rules.valueHash), root: root, rules: rules)
     }
 }
 
@@ -83,7 +83,7 @@ extension LedgerState {
         var s = self
         s.seal()
         guard let tree = s.sealedTree else { return nil }
-        let rules = Self.treeRules
+        let rules = treeRules
         let path = tree.proof(rules.key(kind: leaf.kind.rawValue, id: leaf.id))
         let value = s.leafValue(leaf)
         return StateProof(leaf: leaf, height: height, value: value, path: path)

@@ -171,9 +171,12 @@ public struct LedgerState: Sendable, Equatable {
     public internal(set) var commitment: StateCommitment = .flat
     /// The state tree under the tree rule, as of the last `sealRoot()`.
     var treeCache = TreeCache()
+    /// The hashing and verification this state uses (Commitment.swift).
+    let cryptoRef: CryptoRef
 
-    /// The state after genesis.
-    public init(genesis g: Genesis, genesisHash: Hash32) {
+    /// The state after genesis, hashing and verifying with `crypto`.
+    public init(genesis g: Genesis, genesisHash: Hash32, crypto: any Primitives) {
+        cryptoRef = CryptoRef(crypto)
         chainID = g.chainID; parameters = g.parameters; self.genesisHash = genesisHash
         height = 0; timestampMs = g.timestampMs; feesPaid = 0; eventsApplied = 0; burned = 0
         accounts = [:]; validators = [:]; consensusKeys = [:]; delegations = [:]; unbonding = []
@@ -199,7 +202,7 @@ public struct LedgerState: Sendable, Equatable {
     }
 
     /// The power that certifies block 1: the genesis validators holding at least the
-    /// minimum stake, by key (what `LedgerState(genesis:)`'s `votingPower()` gives,
+    /// minimum stake, by key (what `LedgerState(genesis:crypto:)`'s `votingPower()` gives,
     /// without building a state of every allocation).
     public static func genesisPower(_ g: Genesis) -> [PublicKey: UInt64] {
         var out: [PublicKey: UInt64] = [:]

@@ -1,4 +1,5 @@
 import LedgerCore
+import LedgerTree
 
 /// How many events a stream holds and a hash chain over their ids, in log order
 /// (schemas/FORMAT.md §7.3): a client given a stream's events up to a proven height
@@ -17,11 +18,11 @@ public struct StreamHead: Sendable, Hashable {
     static let domain = Array("CHAOSLEDGER/STREAM\0".utf8)
 
     /// The head after one more event.
-    public func appending(_ id: EventID) -> StreamHead {
-        StreamHead(count: count + 1, head: LedgerState.treeRules.pair(Self.domain, head, id))
+    public func appending(_ id: EventID, _ rules: TreeRules) -> StreamHead {
+        StreamHead(count: count + 1, head: rules.pair(Self.domain, head, id))
     }
 
-    public mutating func append(_ id: EventID) { self = appending(id) }
+    public mutating func append(_ id: EventID, _ rules: TreeRules) { self = appending(id, rules) }
 
     /// The 73-byte entry of stream `k` with this head: its leaf value.
     public func entry(_ k: StreamKey) -> [UInt8] { encode { Entry.stream(&$0, k, self) } }
@@ -36,7 +37,10 @@ public struct StreamHead: Sendable, Hashable {
     }
 
     /// The head of a stream of exactly these events.
-    public static func of(_ ids: some Sequence<EventID>) -> StreamHead { ids.reduce(.empty) { $0.appending($1) } }
+    public static func of(_ ids: some Sequence<EventID>, _ h: any Hashing) -> StreamHead {
+        let rules = TreeRules(h)
+        return ids.reduce(.empty) { $0.appending($1, rules) }
+    }
 }
 
 extension StreamKey: Comparable {
@@ -57,8 +61,8 @@ extension LedgerState {
     /// no streams, and their state and snapshots stay what they always were.
     mutating func recordStreams(_ payload: Payload, author: PublicKey, id: EventID) {
         guard commitment == .tree else { return }
-        streams[.account(author), default: .empty].append(id)
-        if let k = payload.otherStream(author: author, id: id) { streams[k, default: .empty].append(id) }
+        streams[.account(author), default: .empty].append(id, treeRules)
+        if let k = payload.otherStream(author: author, id: id) { streams[k, default: .empty].append(id, treeRules) }
     }
 
     /// The head of one stream (empty when no event touched it).

@@ -18,16 +18,16 @@ extension Simulation {
         if kinds.contains(.equivocate), case let .prePrepare(pp, block) = m, case let .prePrepare(v, h, _) = pp.message {
             var hd = block.header
             hd.timestampMs += 1 + UInt64(to % 2)
-            let alt = ProposedBlock(header: hd, events: block.events)
-            let altPP = SignedConsensusMessage.sign(.prePrepare(view: v, height: h, blockHash: alt.hash), chain: chainRaw, key: key)
+            let alt = ProposedBlock(header: hd, events: block.events, Sodium())
+            let altPP = SignedConsensusMessage.sign(.prePrepare(view: v, height: h, blockHash: alt.hash), chain: chainRaw, signer: key)
             if to % 2 == 1 { out = [.prePrepare(altPP, alt)] }
             if rng.chance(0.3) { out.append(.prePrepare(altPP, alt)) }
         }
         if kinds.contains(.doubleVote), case let .vote(s) = m {
             let k = n.config.keys.first { $0.publicKey == s.signer } ?? n.config.keys[0]
             switch s.message {
-            case let .prepare(v, h, _): out.append(.vote(.sign(.prepare(view: v, height: h, blockHash: Blake2b.hash([UInt8(to), 1])), chain: chainRaw, key: k)))
-            case let .commit(v, h, _): out.append(.vote(.sign(.commit(view: v, height: h, blockHash: Blake2b.hash([UInt8(to), 2])), chain: chainRaw, key: k)))
+            case let .prepare(v, h, _): out.append(.vote(.sign(.prepare(view: v, height: h, blockHash: Blake2b.hash([UInt8(to), 1])), chain: chainRaw, signer: k)))
+            case let .commit(v, h, _): out.append(.vote(.sign(.commit(view: v, height: h, blockHash: Blake2b.hash([UInt8(to), 2])), chain: chainRaw, signer: k)))
             default: break
             }
         }
@@ -41,7 +41,7 @@ extension Simulation {
                     if case let .prePrepare(pp, b) = x, !b.events.isEmpty {
                         var ev = b.events
                         ev[0][ev[0].count / 2] ^= 0x40
-                        return .prePrepare(pp, ProposedBlock(header: b.header, events: ev))
+                        return .prePrepare(pp, ProposedBlock(header: b.header, events: ev, Sodium()))
                     }
                     return x
                 }

@@ -23,7 +23,7 @@ extension Simulation {
         if options.verbose {
             for note in out.notes { print("t=\(now) r\(n.index) \(note.summary)") }
             for c in out.commits { print("t=\(now) r\(n.index) commit \(c.certified.block.height) \(c.certified.block.hash.short) view \(c.certified.certificate.view)") }
-            for o in out.send { print("t=\(now) r\(n.index) send \(o.to) \(o.message.summary)") }
+            for o in out.send { print("t=\(now) r\(n.index) send \(o.to) \(o.message.summary(Sodium()))") }
         }
         for note in out.notes {
             switch note {

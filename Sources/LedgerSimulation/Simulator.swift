@@ -235,7 +235,7 @@ public final class Simulation {
         }
         genesis = try! Genesis(chainID: chain, timestampMs: 1_000_000, parameters: params, validators: validators, allocations: allocations)
         genesisHash = Blake2b.hash(genesis.encoded())
-        genesisState = LedgerState(genesis: genesis, genesisHash: genesisHash)
+        genesisState = LedgerState(genesis: genesis, genesisHash: genesisHash, crypto: Sodium())
         let root = genesisState.stateRoot()
         genesisRoot = root
         clientNonce = Array(repeating: 0, count: sc.clients)
@@ -277,7 +277,7 @@ public final class Simulation {
         for i in 0 ..< scenario.validators {
             var keys = [ops[i]]
             if scenario.rotation == i { keys.append(SigningKey.derived("sim-\(seed)-validator-\(i)-rotated")) }
-            var c = ReplicaConfig(genesisHash: genesisHash, genesisStateRoot: root, keys: keys, operatorKey: ops[i])
+            var c = ReplicaConfig(genesisHash: genesisHash, genesisStateRoot: root, keys: keys, operatorKey: ops[i], crypto: Sodium())
             c.primaryRule = scenario.primaryRule
             c.viewTimeoutMs = 200
             c.viewTimeoutMaxMs = 1_600
@@ -288,7 +288,7 @@ public final class Simulation {
             // Witty producers play to the cluster's personalities (the producer strategy of
             // the agent economy); lazy ones post "gm", which memetic validators refuse.
             if scenario.wittyProducers[i] {
-                c.producer = AudienceProducer(audience: scenario.personalities, seed: seed &+ UInt64(i))
+                c.producer = AudienceProducer(audience: scenario.personalities, seed: seed &+ UInt64(i), hashing: Sodium())
             } else {
                 c.producer = MemeProducer(witty: false)
             }

@@ -1,15 +1,5 @@
 import LedgerCore
 
-/// The hash function the state tree is defined over (BLAKE2b-256 for ChaosLedger). The
-/// tree is pure: whoever builds one hands it the function (LedgerCrypto's `Blake2b`).
-public protocol TreeHashing: Sendable {
-    func hash(_ bytes: UnsafeRawBufferPointer) -> Hash32
-}
-
-extension TreeHashing {
-    public func hash(_ bytes: [UInt8]) -> Hash32 { bytes.withUnsafeBytes { hash($0) } }
-}
-
 /// The state commitment's rules (schemas/FORMAT.md, "State tree"): a binary sparse Merkle
 /// tree over 256-bit keys, in which a subtree holding one leaf is that leaf and a
 /// subtree holding none is the empty hash E (32 zero bytes). Its root depends only on the
@@ -23,8 +13,8 @@ extension TreeHashing {
 /// Key bits are read most significant first; a 0 goes left. Leaves and nodes carry
 /// different tags and E has no preimage, so a proof cannot pass a node off as a leaf.
 public struct TreeRules: Sendable {
-    public let hasher: any TreeHashing
-    public init(_ hasher: any TreeHashing) { self.hasher = hasher }
+    public let hasher: any Hashing
+    public init(_ hasher: any Hashing) { self.hasher = hasher }
 
     static let keyTag = Array("CHAOSLEDGER/STATE-KEY\0".utf8)
     static let valueTag = Array("CHAOSLEDGER/STATE-VALUE\0".utf8)

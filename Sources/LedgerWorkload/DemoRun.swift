@@ -27,7 +27,7 @@ final class DemoRun {
         let g = w.genesis()
         let gh = try log.initialize(genesis: g)
         producer = try SoloProducer(log: log, key: w.producerKey(), clock: DemoWorkload.clock(genesisMs: g.timestampMs))
-        let strategy = AudienceProducer(audience: DemoMemes.personalities, seed: w.seed)
+        let strategy = AudienceProducer(audience: DemoMemes.personalities, seed: w.seed, hashing: Sodium())
         self.strategy = strategy
         producer.meme = { h in strategy.meme(height: h, view: 0) }
         rng = SplitMix64(seed: w.seed)

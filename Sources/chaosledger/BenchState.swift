@@ -52,7 +52,7 @@ extension Bench {
                         allocations: allocations, ruleVersion: RuleVersion.legacy, stateCommitment: c)
         }
         let gTree = try genesis(StateCommitmentRule.tree), gFlat = try genesis(StateCommitmentRule.flat)
-        var tree = LedgerState(genesis: gTree, genesisHash: .zero), flat = LedgerState(genesis: gFlat, genesisHash: .zero)
+        var tree = LedgerState(genesis: gTree, genesisHash: .zero, crypto: Sodium()), flat = LedgerState(genesis: gFlat, genesisHash: .zero, crypto: Sodium())
         var treeRoot: [Double] = [], flatRoot: [Double] = []
         for b in 0 ..< stateBlocks {
             var batch: [(EventID, Envelope)] = []

@@ -20,7 +20,7 @@ struct BenchTree: ParsableCommand {
     @Option(help: "Bytes per entry of the flat baseline (an account is 48 in FORMAT.md §7).") var entryBytes = 48
 
     func run() throws {
-        let rules = LedgerState.treeRules
+        let rules = TreeRules(Sodium())
         print("bench-tree: \(block) leaves changed per block (3 updates : 1 insert), median of \(blocks) blocks; baseline: BLAKE2b over the whole state, \(entryBytes) bytes an entry")
         print("  leaves      build        tree/block   hashes/block   flat hash    stateRoot()   tree ÷ stateRoot()")
         for n in sizes.split(separator: ",").compactMap({ Int($0) }) {
@@ -61,7 +61,7 @@ struct BenchTree: ParsableCommand {
                             validators: [.init(key: v.publicKey, name: "v", personality: "lawful", stake: 1 << 40)],
                             allocations: (0 ..< accounts).map { _ in .init(account: Hash32(w0: rng.next(), w1: rng.next(), w2: rng.next(), w3: rng.next()), amount: 1_000) },
                             stateCommitment: StateCommitmentRule.flat)
-        let state = LedgerState(genesis: g, genesisHash: .zero)
+        let state = LedgerState(genesis: g, genesisHash: .zero, crypto: Sodium())
         return median((0 ..< blocks).map { _ in time { _ = state.stateRoot() } })
     }
 
@@ -75,7 +75,7 @@ struct BenchTree: ParsableCommand {
 }
 
 /// Counts the hashes a batch costs (for the hashes-per-block column).
-final class CountingHasher: TreeHashing, @unchecked Sendable {
+final class CountingHasher: Hashing, @unchecked Sendable {
     private let lock = NSLock()
     private var n = 0
     var count: Int { lock.withLock { n } }

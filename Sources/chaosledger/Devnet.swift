@@ -156,7 +156,7 @@ final class AgentSwarm: @unchecked Sendable {
     var memes: [(Int, EventID)] = []
     struct ReactionKey: Hashable { var agent: Int; var meme: EventID }
     var reacted = Set<ReactionKey>()
-    let strategy = AudienceProducer(audience: ["lawful", "memetic", "loyal", "chaotic"], seed: 42)
+    let strategy = AudienceProducer(audience: ["lawful", "memetic", "loyal", "chaotic"], seed: 42, hashing: Sodium())
 
     init(keys: [SigningKey], validators: [PublicKey], chain: ChainID, nodes: [String], batch: Int) {
         self.keys = keys; self.validators = validators; self.chain = chain

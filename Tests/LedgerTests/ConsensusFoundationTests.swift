@@ -63,15 +63,15 @@ import Testing
 
     @Test func primaryRotation() throws {
         let set = Self.equalSet(4)
-        let rr = (0 ..< 8).map { set.primary(view: UInt64($0), epoch: 1, rule: .roundRobin) }
+        let rr = (0 ..< 8).map { set.primary(view: UInt64($0), epoch: 1, rule: .roundRobin, Sodium()) }
         #expect(Set(rr.prefix(4)).count == 4 && rr.prefix(4) == rr.suffix(4), "round robin visits every member in turn")
         // A view's primary keeps its turn for `epochsPerTurn` epochs, then the next member
         // leads: a validator skipped by a view change is not primary again an epoch later.
         let turn = ValidatorSet.epochsPerTurn
-        let byEpoch = (0 ..< 3 * turn).map { set.primary(view: 5, epoch: $0, rule: .roundRobin) }
+        let byEpoch = (0 ..< 3 * turn).map { set.primary(view: 5, epoch: $0, rule: .roundRobin, Sodium()) }
         #expect(Set(byEpoch.prefix(Int(turn))).count == 1, "one primary for a whole turn")
-        #expect(byEpoch[Int(turn)] == set.primary(view: 6, epoch: 0, rule: .roundRobin), "the next turn is the next member's")
-        #expect(byEpoch[Int(2 * turn)] == set.primary(view: 7, epoch: 0, rule: .roundRobin))
+        #expect(byEpoch[Int(turn)] == set.primary(view: 6, epoch: 0, rule: .roundRobin, Sodium()), "the next turn is the next member's")
+        #expect(byEpoch[Int(2 * turn)] == set.primary(view: 7, epoch: 0, rule: .roundRobin, Sodium()))
         // Stake-weighted: shares follow power, and consecutive views are independent draws.
         let ks = Self.keys(3).map(\.publicKey)
         let weighted = try ValidatorSet([.init(key: ks[0], power: 600), .init(key: ks[1], power: 300), .init(key: ks[2], power: 100)])
@@ -79,7 +79,7 @@ import Testing
         var repeats = 0
         var last: PublicKey?
         for v in 0 ..< 10_000 as Range<UInt64> {
-            let p = weighted.primary(view: v, epoch: 7, rule: .stakeWeighted)
+            let p = weighted.primary(view: v, epoch: 7, rule: .stakeWeighted, Sodium())
             counts[p, default: 0] += 1
             if p == last { repeats += 1 }
             last = p
@@ -89,7 +89,7 @@ import Testing
         #expect((800 ... 1_200).contains(counts[ks[2]] ?? 0))
         // Independent draws repeat with probability Σ share² = 0.46, not ~1 as a walk would.
         #expect((4_200 ... 5_000).contains(repeats))
-        #expect(weighted.primary(view: 3, epoch: 9, rule: .stakeWeighted) == weighted.primary(view: 3, epoch: 9, rule: .stakeWeighted))
+        #expect(weighted.primary(view: 3, epoch: 9, rule: .stakeWeighted, Sodium()) == weighted.primary(view: 3, epoch: 9, rule: .stakeWeighted, Sodium()))
     }
 
     @Test func messagesRoundTripSignAndRefuseTampering() throws {

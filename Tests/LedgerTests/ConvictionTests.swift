@@ -70,7 +70,7 @@ import Testing
         let primary = f.key(f.replica.primary(of: 0))
         let block = ProposedBlock(header: BlockHeader(chainID: f.chain, height: Height(1), parentHash: hash, view: 0, timestampMs: 2_000,
                                                       proposer: primary.publicKey, eventCount: 0, eventsRoot: EventCrypto.eventsRoot([]),
-                                                      parentStateRoot: hash, meme: []), events: [])
+                                                      parentStateRoot: hash, meme: []), events: [], Sodium())
         let signedOther = SignedConsensusMessage.sign(.prePrepare(view: 0, height: Height(1), blockHash: hash), chain: f.chain, key: primary)
         let pp = SignedConsensusMessage(message: .prePrepare(view: 0, height: Height(1), blockHash: block.hash), signer: primary.publicKey,
                                         signature: signedOther.signature)
@@ -113,7 +113,7 @@ import Testing
         // The genuine view change convicts nobody (nor does a view change from a key
         // this replica does not know as a validator).
         #expect(f.faults(.viewChange(genuine, blocks: [])).isEmpty)
-        var stranger = ViewChange.sign(view: 3, stable: f.stable, prepared: [], chain: f.chain, key: .derived("conviction-stranger"))
+        var stranger = ViewChange.sign(view: 3, stable: f.stable, prepared: [], chain: f.chain, key: SigningKey.derived("conviction-stranger"))
         #expect(f.faults(.viewChange(stranger, blocks: [])).isEmpty)
         stranger.view = 4  // and with a signature that does not verify either
         #expect(f.faults(.viewChange(stranger, blocks: [])).isEmpty)
@@ -153,7 +153,7 @@ import Testing
         #expect(newViews(out.send).isEmpty)
         #expect(out.notes.contains(.peerFault(liar, .forgedConsensusMessage)))
         // A request from a key that is not a member: nothing sent, nobody convicted.
-        let stranger = ViewChange.sign(view: 1, stable: f.stable, prepared: [], chain: f.chain, key: .derived("conviction-stranger"))
+        let stranger = ViewChange.sign(view: 1, stable: f.stable, prepared: [], chain: f.chain, key: SigningKey.derived("conviction-stranger"))
         out = r.step(.message(from: liar, .viewChange(stranger, blocks: [])))
         #expect(newViews(out.send).isEmpty && !out.notes.contains { if case .peerFault = $0 { true } else { false } })
         // The member's own request: the new view goes to it, once per retransmitMs.

@@ -22,7 +22,7 @@ final class Hub: @unchecked Sendable {
         init(_ hub: Hub, _ me: PublicKey) { self.hub = hub; self.me = me }
         func send(_ message: PeerMessage, to destination: Destination) {
             // Through the codec, as the mesh would: what arrives is what decodes.
-            let m = try! PeerMessage.decode(message.encoded())
+            let m = try! PeerMessage.decode(message.encoded(), Sodium())
             let targets: [NodeDriver] = hub.lock.withLock {
                 guard !hub.down.contains(me) else { return [] }
                 let others = hub.nodes.filter { $0.key != me && !hub.down.contains($0.key) }

@@ -189,7 +189,7 @@ import Testing
         let doc = try VectorTests().committed()
         let g = try Genesis.decode(Hex.decode(doc.genesis)!)
         #expect(g.encodedVersion == 2 && g.ruleVersion == RuleVersion.legacy)
-        let s = LedgerState(genesis: g, genesisHash: Blake2b.hash(Hex.decode(doc.genesis)!))
+        let s = LedgerState(genesis: g, genesisHash: Blake2b.hash(Hex.decode(doc.genesis)!), crypto: Sodium())
         #expect(s.economy.present == false)
         #expect(s.stateRoot().hex == doc.genesisStateRoot)
         #expect(g.encoded() == Hex.decode(doc.genesis)!, "a version 2 document re-encodes to its own bytes")
@@ -212,7 +212,7 @@ import Testing
         let indexesHold = st.derivedIndexesHold
         #expect(indexesHold, "the live alliances are the pending and active ones")
         #expect(Set(st.alliances.values.map(\.status.description)).isSuperset(of: ["active", "expired", "dissolved", "rejected"]))
-        let restored = try LedgerState.decodeSnapshot(st.canonicalBytes()) == st
+        let restored = try LedgerState.decodeSnapshot(st.canonicalBytes(), crypto: Sodium()) == st
         #expect(restored, "a snapshot restores the state, derived indexes too")
         #expect(st.economy.minted > 0 && st.economy.feesBurned > 0)
         #expect(st.economy.jobs.values.contains { $0.status == .resolved })
@@ -230,7 +230,7 @@ import Testing
         var kinds = Set<UInt8>()
         for (k, head) in st.streams {
             let ids = try log.stream(k, after: nil, limit: Int(head.count) + 1).map(\.id)
-            #expect(StreamHead.of(ids) == head, "\(k)")
+            #expect(StreamHead.of(ids, Sodium()) == head, "\(k)")
             kinds.insert(k.tag)
         }
         #expect(kinds == [1, 2, 3, 4], "account, agent, alliance and job streams")

@@ -482,7 +482,7 @@ let codeJob = JobSpec(title: "port the parser", capabilities: ["code"], mileston
         c.ok(f.carol, .interact(target: f.bob.publicKey, kind: .collaborate, meme: m))
         c.ok(validatorKeys[0], .govPropose(GovernanceProposal(change: .parameter(name: "jailBlocks", value: 5), activateAt: Height(1_000), description: "d")))
         let bytes = c.s.canonicalBytes()
-        let back = try LedgerState.decodeSnapshot(bytes)
+        let back = try LedgerState.decodeSnapshot(bytes, crypto: Sodium())
         #expect(back == c.s)
         #expect(back.stateRoot() == c.s.stateRoot())
     }

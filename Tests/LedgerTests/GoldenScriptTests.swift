@@ -68,7 +68,7 @@ struct ScriptHarness {
     var chain = try! ChainID("golden")
 
     func r(_ s: Substring) -> Int { Int(s.dropFirst())! }
-    func key(_ i: Int) -> SigningKey { configs[i].keys[0] }
+    func key(_ i: Int) -> any Signer { configs[i].keys[0] }
     func owner(_ k: PublicKey) -> Int? { configs.firstIndex { $0.keys.contains { $0.publicKey == k } } }
 
     mutating func run(_ line: String) -> String {
@@ -102,10 +102,10 @@ struct ScriptHarness {
                                      ruleVersion: RuleVersion.legacy, stateCommitment: StateCommitmentRule.flat)
             let g = try! Genesis.decode(built.encoded(version: 2))
             genesisHash = Blake2b.hash(g.encoded())
-            genesisState = LedgerState(genesis: g, genesisHash: genesisHash)
+            genesisState = LedgerState(genesis: g, genesisHash: genesisHash, crypto: Sodium())
             let root = genesisState.stateRoot()
             for i in 0 ..< n {
-                var c = ReplicaConfig(genesisHash: genesisHash, genesisStateRoot: root, keys: [ops[i]], operatorKey: ops[i])
+                var c = ReplicaConfig(genesisHash: genesisHash, genesisStateRoot: root, keys: [ops[i]], operatorKey: ops[i], crypto: Sodium())
                 c.viewTimeoutMs = 1_000
                 c.retransmitMs = 5_000
                 c.fetchIntervalMs = 100
@@ -190,8 +190,8 @@ struct ScriptHarness {
             guard let (pp, block) = lastPrePrepare[p], case let .prePrepare(v, h, _) = pp.message else { return "nothing to equivocate on" }
             var hd = block.header
             hd.timestampMs += 1
-            let alt = ProposedBlock(header: hd, events: block.events)
-            let altPP = SignedConsensusMessage.sign(.prePrepare(view: v, height: h, blockHash: alt.hash), chain: chain.raw, key: key(p))
+            let alt = ProposedBlock(header: hd, events: block.events, Sodium())
+            let altPP = SignedConsensusMessage.sign(.prePrepare(view: v, height: h, blockHash: alt.hash), chain: chain.raw, signer: key(p))
             queue.append(Queued(from: p, to: to, message: .prePrepare(altPP, alt)))
             out.append("queued r\(p)->r\(to) prePrepare v\(v) h\(h) \(alt.hash.hex.prefix(6)) (conflicts with \(block.hash.hex.prefix(6)))")
         case "forge":
@@ -230,7 +230,7 @@ struct ScriptHarness {
             }
             for sl in st.slashes { out.append("slashed \(owner(sl.validator).map { "r\($0)" } ?? "?"): stake \(sl.stakeBefore) - \(sl.amount) for h\(sl.offenceHeight) v\(sl.offenceView)") }
         case "queue":
-            for q in queue { out.append("r\(q.from)->r\(q.to) \(q.message.summary)") }
+            for q in queue { out.append("r\(q.from)->r\(q.to) \(q.message.summary(Sodium()))") }
         default:
             out.append("unknown command \(cmd)")
         }
@@ -278,7 +278,7 @@ struct ScriptHarness {
             case let .peer(k): to = owner(k).map { [$0] } ?? []
             }
             if case let .prePrepare(pp, b) = s.message { lastPrePrepare[i] = (pp, b) }
-            lines.append("r\(i): send \(s.to == .all ? "all" : "r\(to.first ?? -1)") \(s.message.summary)")
+            lines.append("r\(i): send \(s.to == .all ? "all" : "r\(to.first ?? -1)") \(s.message.summary(Sodium()))")
             for t in to { queue.append(Queued(from: i, to: t, message: s.message)) }
         }
         for s in o.serve {

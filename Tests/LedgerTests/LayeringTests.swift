@@ -10,9 +10,9 @@ import Testing
         "LedgerCrypto": ["LedgerCore", "CSodium"],
         "LedgerTree": ["LedgerCore"],
         "LedgerStore": ["LedgerCore", "LedgerCrypto", "CLMDB"],
-        "LedgerProjections": ["LedgerCore", "LedgerCrypto", "LedgerTree"],
-        "LedgerConsensus": ["LedgerCore", "LedgerCrypto", "LedgerProjections"],
-        "LedgerAgents": ["LedgerCore", "LedgerCrypto", "LedgerProjections", "LedgerConsensus"],
+        "LedgerProjections": ["LedgerCore", "LedgerTree"],
+        "LedgerConsensus": ["LedgerCore", "LedgerProjections"],
+        "LedgerAgents": ["LedgerCore", "LedgerProjections", "LedgerConsensus"],
         "LedgerSimulation": ["LedgerCore", "LedgerCrypto", "LedgerProjections", "LedgerConsensus", "LedgerAgents"],
         "LedgerAudit": ["LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections"],
         "LedgerNode": ["LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections", "LedgerAudit", "LedgerConsensus",
@@ -27,6 +27,13 @@ import Testing
     ]
     static let system: Set<String> = ["Foundation", "FoundationNetworking", "Dispatch", "Glibc", "Synchronization"]
     static let pure: Set<String> = ["LedgerCore", "LedgerTree", "LedgerProjections", "LedgerConsensus", "LedgerAgents", "LedgerSimulation"]
+    /// The pure core: crypto, disk and sockets reach it only through LedgerCore's
+    /// protocols (`Primitives`, `Signer`), handed in by the node, the tools and the
+    /// simulator. These edges must never exist, in the sources or in Package.swift.
+    static let core: [String] = ["LedgerCore", "LedgerTree", "LedgerProjections", "LedgerConsensus", "LedgerAgents"]
+    static let neverBelowCore: Set<String> = ["LedgerCrypto", "CSodium", "LedgerStore", "CLMDB", "LedgerNode", "LedgerMesh",
+                                             "LedgerHTTP", "LedgerAudit", "LedgerWorkload", "LedgerSimulation", "NIOCore",
+                                             "NIOPosix", "Hummingbird", "Foundation", "Glibc"]
 
     func sources(_ module: String) throws -> [(String, String)] {
         let dir = repoRoot + "/Sources/" + module
@@ -46,6 +53,40 @@ import Testing
                         "\(module)/\(file) imports \(name), which is not below it")
             }
         }
+    }
+
+    /// Every import line of a module's sources, as (file, module imported).
+    func imports(_ module: String) throws -> [(String, String)] {
+        try sources(module).flatMap { file, text in
+            text.split(separator: "\n").compactMap { line -> (String, String)? in
+                let t = line.trimmingCharacters(in: .whitespaces)
+                guard t.hasPrefix("import ") else { return nil }
+                return (file, String(t.dropFirst(7)).trimmingCharacters(in: .whitespaces))
+            }
+        }
+    }
+
+    /// The dependencies Package.swift declares for `target` (its `.target(name:` line).
+    func declaredDependencies(_ target: String) throws -> Set<String> {
+        let manifest = try String(contentsOfFile: repoRoot + "/Package.swift", encoding: .utf8)
+        guard let line = manifest.split(separator: "\n").first(where: { $0.contains(".target(name: \"\(target)\"") }) else {
+            Issue.record("Package.swift declares no target \(target)")
+            return []
+        }
+        guard let open = line.range(of: "dependencies: ["), let close = line.range(of: "]", range: open.upperBound ..< line.endIndex) else {
+            return []
+        }
+        return Set(line[open.upperBound ..< close.lowerBound].split(separator: ",").map {
+            $0.trimmingCharacters(in: .whitespaces).trimmingCharacters(in: CharacterSet(charactersIn: "\""))
+        })
+    }
+
+    @Test(arguments: core)
+    func theCoreImportsNoCryptoDiskOrSockets(_ module: String) throws {
+        let leaks = try imports(module).filter { Self.neverBelowCore.contains($0.1) }
+        #expect(leaks.isEmpty, "\(module) must not import \(leaks.map { "\($0.1) (\($0.0))" }.joined(separator: ", "))")
+        let declared = try declaredDependencies(module).intersection(Self.neverBelowCore)
+        #expect(declared.isEmpty, "Package.swift gives \(module) the dependencies \(declared.sorted())")
     }
 
     @Test(arguments: pure.sorted())

@@ -14,7 +14,7 @@ import Testing
                                       payload: .transfer(to: keys[1].publicKey, amount: 3, memo: "m"))
         return ProposedBlock(header: BlockHeader(chainID: chain, height: Height(h), parentHash: .zero, view: 2, timestampMs: 7,
                                                  proposer: keys[0].publicKey, eventCount: 1, eventsRoot: EventCrypto.eventsRoot([EventCrypto.id(e.bytes)]),
-                                                 parentStateRoot: .zero, meme: Array("gm!".utf8)), events: [e.bytes])
+                                                 parentStateRoot: .zero, meme: Array("gm!".utf8)), events: [e.bytes], Sodium())
     }
 
     static var samples: [PeerMessage] {
@@ -39,26 +39,26 @@ import Testing
     @Test(arguments: samples)
     func roundTripsAndRefusesDamage(_ m: PeerMessage) throws {
         let bytes = m.encoded()
-        #expect(try PeerMessage.decode(bytes) == m)
+        #expect(try PeerMessage.decode(bytes, Sodium()) == m)
         for cut in stride(from: 0, to: bytes.count, by: max(1, bytes.count / 64)) {
-            #expect(throws: DecodeError.self) { try PeerMessage.decode(Array(bytes.prefix(cut))) }
+            #expect(throws: DecodeError.self) { try PeerMessage.decode(Array(bytes.prefix(cut)), Sodium()) }
         }
-        #expect(throws: DecodeError.self) { try PeerMessage.decode(bytes + [0]) }
+        #expect(throws: DecodeError.self) { try PeerMessage.decode(bytes + [0], Sodium()) }
         var wrongTag = bytes
         wrongTag[2] = 99
-        #expect(throws: DecodeError.self) { try PeerMessage.decode(wrongTag) }
+        #expect(throws: DecodeError.self) { try PeerMessage.decode(wrongTag, Sodium()) }
     }
 
     /// Signed parts are bound by their signatures: a changed byte inside a view change
     /// either fails to decode or fails its signature.
     @Test func viewChangeSignatureCoversItsContent() throws {
         guard case let .viewChange(vc, _) = Self.samples[3] else { Issue.record("sample order"); return }
-        #expect(vc.verifySignature(chain: Self.chain))
+        #expect(vc.verifySignature(chain: Self.chain, Sodium()))
         var tampered = vc
         tampered.prepared[0].view += 1
-        #expect(!tampered.verifySignature(chain: Self.chain))
+        #expect(!tampered.verifySignature(chain: Self.chain, Sodium()))
         var other = vc
         other.view += 1
-        #expect(!other.verifySignature(chain: Self.chain))
+        #expect(!other.verifySignature(chain: Self.chain, Sodium()))
     }
 }

@@ -13,7 +13,7 @@ import Testing
     func block(proposer: PublicKey, meme: String, height: UInt64 = 1, salt: UInt64 = 0) -> ProposedBlock {
         ProposedBlock(header: BlockHeader(chainID: Fixture.chain.raw, height: Height(height), parentHash: .zero, view: 0,
                                           timestampMs: 1_000_000 + salt, proposer: proposer, eventCount: 0,
-                                          eventsRoot: .zero, parentStateRoot: .zero, meme: Array(meme.utf8)), events: [])
+                                          eventsRoot: .zero, parentStateRoot: .zero, meme: Array(meme.utf8)), events: [], Sodium())
     }
 
     func proposal(_ b: ProposedBlock, judge: PublicKey, state: LedgerState? = nil) -> Proposal {
@@ -116,8 +116,8 @@ import Testing
         let header = BlockHeader(chainID: h.chain.raw, height: 1, parentHash: h.genesisHash, view: 0, timestampMs: 1_000_000,
                                  proposer: h.key(0).publicKey, eventCount: 1, eventsRoot: EventCrypto.eventsRoot([id]),
                                  parentStateRoot: h.genesisState.stateRoot(), meme: [])
-        let bad = ProposedBlock(header: header, events: [raw])
-        let pp = SignedConsensusMessage.sign(.prePrepare(view: 0, height: 1, blockHash: bad.hash), chain: h.chain.raw, key: h.key(0))
+        let bad = ProposedBlock(header: header, events: [raw], Sodium())
+        let pp = SignedConsensusMessage.sign(.prePrepare(view: 0, height: 1, blockHash: bad.hash), chain: h.chain.raw, signer: h.key(0))
         var r1 = h.replicas[1]!
         let out = r1.step(.message(from: h.key(0).publicKey, .prePrepare(pp, bad)))
         #expect(out.notes.contains(.rejectedProposal(1, .badSignature(index: 0))))

@@ -167,7 +167,7 @@ import Testing
         let g = try Genesis(chainID: Fixture.chain, timestampMs: 0, parameters: f.params,
                             validators: [.init(key: f.producer.publicKey, name: "whale", personality: "", stake: stake)],
                             allocations: [.init(account: f.bob.publicKey, amount: 1_000_000)], ruleVersion: RuleVersion.legacy)
-        var s = LedgerState(genesis: g, genesisHash: Blake2b.hash(g.encoded()))
+        var s = LedgerState(genesis: g, genesisHash: Blake2b.hash(g.encoded()), crypto: Sodium())
         let c = ctx(s, proposer: f.producer.publicKey)
         try s.beginBlock(c)
         let e = f.event(f.bob, 1, Self.evidence(prepare(f.producer, blockA), prepare(f.producer, blockB)))
@@ -455,13 +455,13 @@ import Testing
         #expect(c.s.epochPower != c.s.votingPower(), "mid-epoch, the two differ")
         #expect(!c.s.slashes.isEmpty && !c.s.offences.isEmpty && !c.s.opinionCounts.isEmpty && c.s.burned > 0)
         let bytes = c.s.canonicalBytes()
-        let back = try LedgerState.decodeSnapshot(bytes)
+        let back = try LedgerState.decodeSnapshot(bytes, crypto: Sodium())
         #expect(back == c.s)
         #expect(back.stateRoot() == c.s.stateRoot())
         #expect(back.powerForNextBlock() == c.s.powerForNextBlock())
         var old = bytes
         old[1] = 1
-        #expect(throws: DecodeError.unsupportedVersion(field: "snapshot", version: 1)) { try LedgerState.decodeSnapshot(old) }
+        #expect(throws: DecodeError.unsupportedVersion(field: "snapshot", version: 1)) { try LedgerState.decodeSnapshot(old, crypto: Sodium()) }
     }
 
     @Test func aLogWithEvidenceUnjailAndOpinionsReplaysAndLoadsFromCheckpoints() throws {

@@ -32,7 +32,7 @@ import Testing
         let s = try #require(replayed)
         #expect(s.commitment == .tree)
         #expect(s.stateRoot() == previous?.stateRoot && s.buildTree().root == previous?.stateRoot)
-        #expect(LedgerState.powerHash(s.powerForNextBlock()) == previous?.nextPowerHash)
+        #expect(LedgerState.powerHash(s.powerForNextBlock(), Sodium()) == previous?.nextPowerHash)
         #expect(try Genesis.decode(try #require(try log.metadata()).genesisBytes).stateCommitment == StateCommitmentRule.tree)
     }
 
@@ -66,9 +66,9 @@ import Testing
             try a.applyBlock(wrongRoot, events)
         }
         var wrongPower = header
-        wrongPower.post!.nextPowerHash = LedgerState.powerHash([:])
+        wrongPower.post!.nextPowerHash = LedgerState.powerHash([:], Sodium())
         var b = s
-        #expect(throws: BlockError.nextPowerMismatch(header: LedgerState.powerHash([:]), folded: right.nextPowerHash)) {
+        #expect(throws: BlockError.nextPowerMismatch(header: LedgerState.powerHash([:], Sodium()), folded: right.nextPowerHash)) {
             try b.applyBlock(wrongPower, events)
         }
         var version1 = header
@@ -87,7 +87,7 @@ import Testing
         var ok = s
         try ok.applyBlock(header, events)
         var v2 = header
-        v2.post = .init(stateRoot: ok.stateRoot(), nextPowerHash: LedgerState.powerHash(ok.powerForNextBlock()))
+        v2.post = .init(stateRoot: ok.stateRoot(), nextPowerHash: LedgerState.powerHash(ok.powerForNextBlock(), Sodium()))
         var d = s
         #expect(throws: BlockError.wrongHeaderVersion(2, expected: 1)) { try d.applyBlock(v2, events) }
     }
@@ -96,7 +96,7 @@ import Testing
         var f = self.f
         f.extraValidators = [.init(key: SigningKey.derived("second").publicKey, name: "second", personality: "loyal", stake: 5_000)]
         let g = f.genesis
-        #expect(LedgerState.genesisPower(g) == LedgerState(genesis: g, genesisHash: f.genesisHash).powerForNextBlock())
+        #expect(LedgerState.genesisPower(g) == LedgerState(genesis: g, genesisHash: f.genesisHash, crypto: Sodium()).powerForNextBlock())
         #expect(LedgerState.genesisPower(g).count == 2)
     }
 
@@ -121,35 +121,35 @@ import Testing
         #expect(leaves.count >= 7)
         for (leaf, value) in leaves {
             let p = try #require(s.proof(leaf))
-            #expect(p.value == value && p.verify(root: root), "\(leaf)")
-            let decoded = try StateProof.decode(p.encoded())
-            #expect(decoded == p && decoded.verify(root: root))
+            #expect(p.value == value && p.verify(root: root, Sodium()), "\(leaf)")
+            let decoded = try StateProof.decode(p.encoded(), Sodium())
+            #expect(decoded == p && decoded.verify(root: root, Sodium()))
             // Another value, another entity's id, another root: each fails.
             var v = p
             v.value![v.value!.count - 1] ^= 1
-            #expect(!v.verify(root: root))
+            #expect(!v.verify(root: root, Sodium()))
             var other = p
             other.leaf = try StateLeaf(.account, SigningKey.derived("nobody").publicKey.bytes)
-            #expect(!other.verify(root: root))
-            #expect(!p.verify(root: Hash32(w0: 9, w1: 9, w2: 9, w3: 9)))
+            #expect(!other.verify(root: root, Sodium()))
+            #expect(!p.verify(root: Hash32(w0: 9, w1: 9, w2: 9, w3: 9), Sodium()))
             if !p.path.siblings.isEmpty {
                 var sib = p
                 sib.path.siblings[0].w0 ^= 1
-                #expect(!sib.verify(root: root))
+                #expect(!sib.verify(root: root, Sodium()))
             }
         }
         // An absent account proves absent, and cannot be passed off as present.
         let nobody = try StateLeaf(.account, SigningKey.derived("nobody").publicKey.bytes)
         let absent = try #require(s.proof(nobody))
-        #expect(absent.value == nil && absent.verify(root: root))
+        #expect(absent.value == nil && absent.verify(root: root, Sodium()))
         var claimed = absent
         claimed.value = [1, 2, 3]
-        #expect(!claimed.verify(root: root))
-        #expect(try StateProof.decode(absent.encoded()) == absent)
+        #expect(!claimed.verify(root: root, Sodium()))
+        #expect(try StateProof.decode(absent.encoded(), Sodium()) == absent)
         // A truncated or extended proof is a typed error.
         let bytes = try #require(s.proof(leaves[0].leaf)).encoded()
-        #expect(throws: DecodeError.self) { try StateProof.decode(Array(bytes.dropLast())) }
-        #expect(throws: DecodeError.trailingBytes(count: 1)) { try StateProof.decode(bytes + [0]) }
+        #expect(throws: DecodeError.self) { try StateProof.decode(Array(bytes.dropLast()), Sodium()) }
+        #expect(throws: DecodeError.trailingBytes(count: 1)) { try StateProof.decode(bytes + [0], Sodium()) }
     }
 
     @Test func eventAuditPathsProveEveryPlaceOfEverySize() {

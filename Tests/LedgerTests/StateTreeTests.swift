@@ -8,7 +8,7 @@ import Testing
 /// depends only on the set of leaves, and that every proof verifies and every tampered
 /// one does not.
 @Suite struct StateTreeTests {
-    let rules = TreeRules(Blake2bTreeHashing())
+    let rules = TreeRules(Sodium())
 
     /// A key with the given leading bits, the rest from `fill`.
     func key(bits: String, fill: UInt64) -> Hash32 {
@@ -128,7 +128,7 @@ import Testing
 /// The incremental tree against the reference, batch after batch of inserts, changes
 /// and deletes; older versions stay as they were.
 @Suite struct IncrementalStateTreeTests {
-    let rules = TreeRules(Blake2bTreeHashing())
+    let rules = TreeRules(Sodium())
 
     @Test func batchesAgreeWithTheReferenceAndOldVersionsStay() {
         var rng = SplitMix64(seed: 99)

@@ -366,7 +366,7 @@ enum StoreKind: String, CaseIterable, CustomTestStringConvertible {
             guard let stored else { continue }
             #expect(stored.map(\.key) == stored.map(\.key).sorted())
             let power = Dictionary(uniqueKeysWithValues: stored.map { ($0.key, $0.power) })
-            #expect(LedgerState.powerHash(power) == b.header.post?.nextPowerHash)
+            #expect(LedgerState.powerHash(power, Sodium()) == b.header.post?.nextPowerHash)
         }
         // A rebuild puts back a power record that is wrong, and the same checkpoints.
         let right = try #require(try log.nextPower(at: 8))

@@ -94,7 +94,7 @@ struct Fixture {
     }
 
     var genesisHash: Hash32 { Blake2b.hash(genesis.encoded()) }
-    func state() -> LedgerState { LedgerState(genesis: genesis, genesisHash: genesisHash) }
+    func state() -> LedgerState { LedgerState(genesis: genesis, genesisHash: genesisHash, crypto: Sodium()) }
 
     func event(_ key: SigningKey, _ nonce: UInt64, _ payload: Payload, fee: UInt64 = 2) -> Envelope {
         EventCrypto.makeEvent(chain: Self.chain, key: key, nonce: nonce, fee: fee, payload: payload)
@@ -142,12 +142,12 @@ struct FourValidators {
                             validators: keys.enumerated().map { .init(key: $1.publicKey, name: "v\($0)", personality: "lawful", stake: 10_000) },
                             allocations: (accounts + keys.map(\.publicKey)).map { .init(account: $0, amount: 1_000_000) })
         genesisHash = Blake2b.hash(g.encoded())
-        state = LedgerState(genesis: g, genesisHash: genesisHash)
+        state = LedgerState(genesis: g, genesisHash: genesisHash, crypto: Sodium())
     }
 
     /// The replica of `key` at genesis, its config adjusted by `configure`.
     func replica(of key: SigningKey, _ configure: (inout ReplicaConfig) -> Void = { _ in }) -> Replica {
-        var c = ReplicaConfig(genesisHash: genesisHash, genesisStateRoot: state.stateRoot(), keys: [key], operatorKey: key)
+        var c = ReplicaConfig(genesisHash: genesisHash, genesisStateRoot: state.stateRoot(), keys: [key], operatorKey: key, crypto: Sodium())
         configure(&c)
         return Replica(config: c, state: state, lastHash: genesisHash)
     }
