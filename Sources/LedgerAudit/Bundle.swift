@@ -283,7 +283,7 @@ public struct BundleReplaySource: ReplaySource {
         var events: [LoggedEvent] = []
         for (j, e) in bytes.enumerated() {
             let seq = SequenceNumber(b.firstSequence.value + UInt64(j))
-            do { events.append(LoggedEvent(sequence: seq, id: Blake2b.hash(e), envelope: try Envelope(bytes: e))) } catch {
+            do { events.append(LoggedEvent(sequence: seq, id: EventID(Blake2b.hash(e)), envelope: try Envelope(bytes: e))) } catch {
                 throw AuditFailure(height: h.value, record: "events[\(seq)]", reason: error.description)
             }
         }

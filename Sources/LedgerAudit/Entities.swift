@@ -110,11 +110,11 @@ public enum EntityView {
 
     // MARK: the views
 
-    static func key(_ name: String, stream: @escaping @Sendable (Bytes32) -> StreamKey?,
-                    _ keys: @escaping @Sendable (LedgerState) -> some Sequence<Bytes32>,
-                    _ view: @escaping @Sendable (Bytes32, LedgerState) -> [EntityField]?) -> EntityKind {
-        EntityKind(name: name, traceable: true, stream: stream, ids: { s in keys(s).map(\.hex) }, fields: { id, s in
-            Bytes32(hex: id).flatMap { view($0, s) }
+    static func key<ID: Bytes32Named>(_ name: String, stream: @escaping @Sendable (ID) -> StreamKey?,
+                                       _ keys: @escaping @Sendable (LedgerState) -> some Sequence<ID>,
+                                       _ view: @escaping @Sendable (ID, LedgerState) -> [EntityField]?) -> EntityKind {
+        EntityKind(name: name, traceable: true, stream: { stream(ID($0)) }, ids: { s in keys(s).map(\.raw.hex) }, fields: { id, s in
+            Bytes32(hex: id).flatMap { view(ID($0), s) }
         })
     }
 

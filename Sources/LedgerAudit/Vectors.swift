@@ -87,9 +87,9 @@ public enum SchemaVectors {
             (bob, .agentUpdate(AgentProfile(name: "bob", capabilities: ["audit"], personality: "lawful", endpoint: ""))),
             (bob, .agentDeregister),
             (alice, .alliancePropose(AllianceProposal(targets: [bob.publicKey], purpose: "meme syndicate", terms: "share", durationMs: 60_000))),
-            (bob, .allianceAccept(Blake2b.hash(Array("alliance".utf8)))),
-            (bob, .allianceReject(Blake2b.hash(Array("alliance".utf8)))),
-            (alice, .allianceDissolve(Blake2b.hash(Array("alliance".utf8)))),
+            (bob, .allianceAccept(AllianceID(Blake2b.hash(Array("alliance".utf8))))),
+            (bob, .allianceReject(AllianceID(Blake2b.hash(Array("alliance".utf8))))),
+            (alice, .allianceDissolve(AllianceID(Blake2b.hash(Array("alliance".utf8))))),
             (validator, .validatorUnjail),
             (alice, .evidence(first: prepareA.encoded(), second: prepareB.encoded())),
             (validator, .opinion(Opinion(height: 7, view: 3, blockHash: blockA, verdict: .refuse, reason: "not enough memes"))),
@@ -115,7 +115,7 @@ public enum SchemaVectors {
         let genesis = try! Genesis.decode(gb)
         let gh = Blake2b.hash(gb)
         let state = LedgerState(genesis: genesis, genesisHash: gh, crypto: Sodium())
-        let ids = events.prefix(3).map { Bytes32(hex: $0.id)! }
+        let ids = events.prefix(3).map { EventID(hex: $0.id)! }
         let header = BlockHeader(chainID: chain.raw, height: 1, parentHash: gh, view: 0, timestampMs: 1_767_225_601_000,
                                  proposer: validator.publicKey, eventCount: UInt32(ids.count), eventsRoot: EventCrypto.eventsRoot(ids),
                                  parentStateRoot: state.stateRoot(), meme: Array("much vector, very test".utf8))

@@ -37,6 +37,7 @@ public struct ByteWriter: Sendable {
     public mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) } }
     public mutating func raw<C: Collection>(_ b: C) where C.Element == UInt8 { bytes.append(contentsOf: b) }
     public mutating func b32(_ v: Bytes32) { v.append(to: &bytes) }
+    public mutating func b32<K>(_ v: Identifier<K>) { v.raw.append(to: &bytes) }
     public mutating func b64(_ v: Bytes64) { v.append(to: &bytes) }
 
     /// Length-prefixed (u16) bytes. The caller's limit was checked when the value was built.
@@ -81,6 +82,8 @@ public struct ByteReader: Sendable {
         return s.withUnsafeBytes { UInt64(bigEndian: $0.loadUnaligned(as: UInt64.self)) }
     }
     public mutating func b32(_ f: String) throws(DecodeError) -> Bytes32 { Bytes32(try take(32, f)) }
+    /// A 32-byte identifier of the kind the caller expects.
+    public mutating func id<K>(_ f: String) throws(DecodeError) -> Identifier<K> { Identifier(try b32(f)) }
     public mutating func b64(_ f: String) throws(DecodeError) -> Bytes64 { Bytes64(try take(64, f)) }
     public mutating func raw(_ n: Int, _ f: String) throws(DecodeError) -> ArraySlice<UInt8> { try take(n, f) }
 

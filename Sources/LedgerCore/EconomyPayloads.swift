@@ -2,11 +2,11 @@
 /// staking rewards, memes and interactions, governance (schemas/FORMAT.md §3.2).
 
 /// A job (and its escrow) is named by the id of the event that posted it.
-public typealias JobID = Bytes32
+public typealias JobID = Identifier<JobKindName>
 /// A meme is named by the id of the event that posted it.
-public typealias MemeID = Bytes32
+public typealias MemeID = Identifier<MemeKindName>
 /// A governance proposal is named by the id of the event that made it.
-public typealias ProposalID = Bytes32
+public typealias ProposalID = Identifier<ProposalKindName>
 
 /// What a client asks for: the capabilities a worker must have registered, the minimum
 /// reputation a worker needs to accept, the payment split into milestones (paid one by
@@ -155,23 +155,23 @@ extension Payload {
             for _ in 0 ..< nm { ms.append(try r.u64("job.milestone")) }
             return .jobPost(JobSpec(title: title, capabilities: caps, milestones: ms, deadline: Height(try r.u64("job.deadline")),
                                     minReputation: Int64(bitPattern: try r.u64("job.minReputation")), arbiter: try r.b32("job.arbiter")))
-        case .jobAccept: return .jobAccept(try r.b32("job.id"))
-        case .escrowFund: return .escrowFund(try r.b32("job.id"))
-        case .escrowRefund: return .escrowRefund(try r.b32("job.id"))
-        case .disputeResolve: return .disputeResolve(try r.b32("job.id"))
+        case .jobAccept: return .jobAccept(try r.id("job.id"))
+        case .escrowFund: return .escrowFund(try r.id("job.id"))
+        case .escrowRefund: return .escrowRefund(try r.id("job.id"))
+        case .disputeResolve: return .disputeResolve(try r.id("job.id"))
         case .jobSubmit:
-            return .jobSubmit(job: try r.b32("job.id"), milestone: try r.u16("job.milestone"), result: try r.b32("job.result"))
-        case .escrowRelease: return .escrowRelease(job: try r.b32("job.id"), milestone: try r.u16("job.milestone"))
+            return .jobSubmit(job: try r.id("job.id"), milestone: try r.u16("job.milestone"), result: try r.b32("job.result"))
+        case .escrowRelease: return .escrowRelease(job: try r.id("job.id"), milestone: try r.u16("job.milestone"))
         case .escrowMultisig:
-            let job = try r.b32("job.id"), m = try r.u16("job.milestone"), amount = try r.u64("release.workerAmount")
+            let job: JobID = try r.id("job.id"), m = try r.u16("job.milestone"), amount = try r.u64("release.workerAmount")
             let n = try r.count("release.cosignatures", max: Limits.cosignaturesMax)
             var cs: [Cosignature] = []
             for _ in 0 ..< n { cs.append(Cosignature(key: try r.b32("cosignature.key"), signature: try r.b64("cosignature.signature"))) }
             return .escrowMultisig(MultisigRelease(job: job, milestone: m, workerAmount: amount, cosignatures: cs))
-        case .disputeOpen: return .disputeOpen(job: try r.b32("job.id"), reason: try r.string("dispute.reason", max: Limits.reasonBytesMax))
-        case .disputeVote: return .disputeVote(job: try r.b32("job.id"), workerShareBps: try r.u32("dispute.workerShareBps"))
+        case .disputeOpen: return .disputeOpen(job: try r.id("job.id"), reason: try r.string("dispute.reason", max: Limits.reasonBytesMax))
+        case .disputeVote: return .disputeVote(job: try r.id("job.id"), workerShareBps: try r.u32("dispute.workerShareBps"))
         case .rate:
-            return .rate(job: try r.b32("job.id"), score: try r.u8("rate.score"), comment: try r.string("rate.comment", max: Limits.reasonBytesMax))
+            return .rate(job: try r.id("job.id"), score: try r.u8("rate.score"), comment: try r.string("rate.comment", max: Limits.reasonBytesMax))
         case .endorse:
             return .endorse(subject: try r.b32("endorse.subject"), delta: Int8(bitPattern: try r.u8("endorse.delta")),
                             reason: try r.string("endorse.reason", max: Limits.reasonBytesMax))
@@ -182,13 +182,13 @@ extension Payload {
             for _ in 0 ..< n { tags.append(try r.string("meme.tag", max: Limits.memeTagBytesMax)) }
             return .memePost(Meme(contentHash: hash, content: content, tags: tags))
         case .memeReact:
-            let m = try r.b32("react.meme"), v = try r.u8("react.reaction")
+            let m: MemeID = try r.id("react.meme"), v = try r.u8("react.reaction")
             guard let reaction = Reaction(rawValue: v) else { throw .invalidValue(field: "react.reaction", reason: "unknown reaction \(v)") }
             return .memeReact(meme: m, reaction: reaction)
         case .interact:
             let t = try r.b32("interact.target"), v = try r.u8("interact.kind")
             guard let k = InteractionKind(rawValue: v) else { throw .invalidValue(field: "interact.kind", reason: "unknown interaction \(v)") }
-            return .interact(target: t, kind: k, meme: try r.b32("interact.meme"))
+            return .interact(target: t, kind: k, meme: try r.id("interact.meme"))
         case .govPropose:
             let tag = try r.u8("proposal.change")
             let change: GovernanceChange
@@ -200,7 +200,7 @@ extension Payload {
             return .govPropose(GovernanceProposal(change: change, activateAt: Height(try r.u64("proposal.activateAt")),
                                                   description: try r.string("proposal.description", max: Limits.allianceTextBytesMax)))
         case .govVote:
-            let p = try r.b32("vote.proposal"), v = try r.u8("vote.approve")
+            let p: ProposalID = try r.id("vote.proposal"), v = try r.u8("vote.approve")
             guard v <= 1 else { throw .invalidValue(field: "vote.approve", reason: "must be 0 or 1") }
             return .govVote(proposal: p, approve: v == 1)
         default:

@@ -89,12 +89,63 @@ public typealias PublicKey = Bytes32
 public typealias Signature = Bytes64
 /// A BLAKE2b-256 digest.
 public typealias Hash32 = Bytes32
-/// An event's id: BLAKE2b-256 of its stored bytes.
-public typealias EventID = Bytes32
 /// A validator is named by the account key it registered with; its consensus key may rotate.
 public typealias ValidatorID = Bytes32
+
+/// A 32-byte name of one kind of thing. Each kind is its own type, so an event id cannot
+/// be passed where a job or an alliance is expected, nor a hash where an id is; the
+/// bytes (`raw`) are what every encoding writes, so the types change no byte.
+public struct Identifier<Kind: IdentifierKind>: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public var raw: Bytes32
+
+    @inlinable public init(_ raw: Bytes32) { self.raw = raw }
+    /// 32 zero bytes: "none" where a payload's field is optional (an interaction's meme).
+    public static var zero: Self { Self(.zero) }
+    public init?(hex: String) {
+        guard let b = Bytes32(hex: hex) else { return nil }
+        raw = b
+    }
+
+    @inlinable public func hash(into hasher: inout Hasher) { raw.hash(into: &hasher) }
+    @inlinable public static func < (a: Self, b: Self) -> Bool { a.raw < b.raw }
+    @inlinable public func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R { try raw.withBytes(body) }
+    @inlinable public func append(to out: inout [UInt8]) { raw.append(to: &out) }
+    public var bytes: [UInt8] { raw.bytes }
+    public var hex: String { raw.hex }
+    public var short: String { raw.short }
+    public var description: String { raw.description }
+}
+
+/// 32 bytes under a name: plain (`Bytes32`, a key or a digest) or a typed identifier.
+public protocol Bytes32Named: Hashable, Sendable {
+    init(_ raw: Bytes32)
+    var raw: Bytes32 { get }
+}
+
+extension Bytes32: Bytes32Named {
+    @inlinable public init(_ raw: Bytes32) { self = raw }
+    @inlinable public var raw: Bytes32 { self }
+}
+
+extension Identifier: Bytes32Named {}
+
+/// What an `Identifier` names.
+public protocol IdentifierKind: Sendable {}
+public enum EventKindName: IdentifierKind {}
+public enum AllianceKindName: IdentifierKind {}
+public enum JobKindName: IdentifierKind {}
+public enum MemeKindName: IdentifierKind {}
+public enum ProposalKindName: IdentifierKind {}
+
+/// An event's id: BLAKE2b-256 of its stored bytes.
+public typealias EventID = Identifier<EventKindName>
 /// An alliance is named by the id of the event that proposed it.
-public typealias AllianceID = Bytes32
+public typealias AllianceID = Identifier<AllianceKindName>
+
+extension Identifier {
+    /// The entity named by the event `e` that created it (a job, meme, proposal or alliance).
+    @inlinable public init(createdBy e: EventID) { raw = e.raw }
+}
 
 public struct Height: Hashable, Comparable, Sendable, CustomStringConvertible, ExpressibleByIntegerLiteral {
     public var value: UInt64

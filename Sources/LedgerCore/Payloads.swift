@@ -297,9 +297,9 @@ public enum Payload: Sendable, Hashable {
                 purpose: try r.string("alliance.purpose", max: Limits.allianceTextBytesMax),
                 terms: try r.string("alliance.terms", max: Limits.allianceTextBytesMax),
                 durationMs: try r.u64("alliance.durationMs")))
-        case .allianceAccept: p = .allianceAccept(try r.b32("alliance.id"))
-        case .allianceReject: p = .allianceReject(try r.b32("alliance.id"))
-        case .allianceDissolve: p = .allianceDissolve(try r.b32("alliance.id"))
+        case .allianceAccept: p = .allianceAccept(try r.id("alliance.id"))
+        case .allianceReject: p = .allianceReject(try r.id("alliance.id"))
+        case .allianceDissolve: p = .allianceDissolve(try r.id("alliance.id"))
         case .evidence:
             p = .evidence(first: try r.blob16("evidence.first", max: Limits.consensusMessageBytesMax),
                           second: try r.blob16("evidence.second", max: Limits.consensusMessageBytesMax))
@@ -346,9 +346,9 @@ public enum Payload: Sendable, Hashable {
         case let .transfer(to, _, _): s = .account(to)
         case let .delegate(v, _), let .undelegate(v, _): s = .account(v)
         case .agentRegister, .agentUpdate, .agentDeregister: s = .agent(author)
-        case .alliancePropose: s = .alliance(id)
+        case .alliancePropose: s = .alliance(AllianceID(createdBy: id))
         case let .allianceAccept(a), let .allianceReject(a), let .allianceDissolve(a): s = .alliance(a)
-        case .jobPost: s = .job(id)
+        case .jobPost: s = .job(JobID(createdBy: id))
         case let .jobAccept(j), let .escrowFund(j), let .escrowRefund(j), let .disputeResolve(j): s = .job(j)
         case let .jobSubmit(j, _, _), let .escrowRelease(j, _), let .disputeOpen(j, _), let .disputeVote(j, _), let .rate(j, _, _):
             s = .job(j)
@@ -374,7 +374,11 @@ public enum StreamKey: Hashable, Sendable, CustomStringConvertible {
         switch self { case .account: 1; case .agent: 2; case .alliance: 3; case .job: 4 }
     }
     public var id: Bytes32 {
-        switch self { case let .account(k), let .agent(k), let .alliance(k), let .job(k): k }
+        switch self {
+        case let .account(k), let .agent(k): k
+        case let .alliance(a): a.raw
+        case let .job(j): j.raw
+        }
     }
     /// 33 bytes: tag then id.
     public var bytes: [UInt8] { var b: [UInt8] = [tag]; id.append(to: &b); return b }
@@ -383,8 +387,8 @@ public enum StreamKey: Hashable, Sendable, CustomStringConvertible {
         switch tag {
         case 1: self = .account(id)
         case 2: self = .agent(id)
-        case 3: self = .alliance(id)
-        case 4: self = .job(id)
+        case 3: self = .alliance(AllianceID(id))
+        case 4: self = .job(JobID(id))
         default: return nil
         }
     }
@@ -402,8 +406,8 @@ public enum StreamKey: Hashable, Sendable, CustomStringConvertible {
         switch parts[0] {
         case "account": self = .account(id)
         case "agent": self = .agent(id)
-        case "alliance": self = .alliance(id)
-        case "job": self = .job(id)
+        case "alliance": self = .alliance(AllianceID(id))
+        case "job": self = .job(JobID(id))
         default: return nil
         }
     }

@@ -38,7 +38,7 @@ public protocol Signer: Sendable {
 
 extension Envelope {
     /// The id of the event whose stored bytes are `bytes`: BLAKE2b-256 of them.
-    public static func id(_ bytes: [UInt8], _ h: some Hashing) -> EventID { h.hash(bytes) }
+    public static func id(_ bytes: [UInt8], _ h: some Hashing) -> EventID { EventID(h.hash(bytes)) }
 
     /// Signs `unsigned` (from `Envelope.unsigned`) and returns the stored bytes.
     public static func sign(unsigned: [UInt8], chain: ChainID, signer: some Signer) -> [UInt8] {
@@ -147,7 +147,7 @@ public enum EventsTree {
     public static func root(_ ids: [EventID], _ h: some Hashing) -> Hash32 {
         if ids.isEmpty { return h.hash([UInt8]()) }
         var buf = [UInt8](repeating: 0, count: 65)
-        var level: [Hash32] = ids.map { id in node(&buf, 0, id, nil, h) }
+        var level: [Hash32] = ids.map { id in node(&buf, 0, id.raw, nil, h) }
         return merkle(&level, 0, level.count, &buf, h)
     }
 
@@ -156,7 +156,7 @@ public enum EventsTree {
     public static func path(_ ids: [EventID], index: Int, _ h: some Hashing) -> [Hash32] {
         precondition(index >= 0 && index < ids.count, "the event is in the block")
         var buf = [UInt8](repeating: 0, count: 65)
-        var level: [Hash32] = ids.map { id in node(&buf, 0, id, nil, h) }
+        var level: [Hash32] = ids.map { id in node(&buf, 0, id.raw, nil, h) }
         var path: [Hash32] = []
         func walk(_ lo: Int, _ hi: Int, _ m: Int) {
             let n = hi - lo
@@ -181,7 +181,7 @@ public enum EventsTree {
         guard index < count else { return nil }
         var buf = [UInt8](repeating: 0, count: 65)
         var fn = UInt64(index), sn = UInt64(count) - 1
-        var r = node(&buf, 0, id, nil, h)
+        var r = node(&buf, 0, id.raw, nil, h)
         for p in path {
             guard sn != 0 else { return nil }
             if fn & 1 == 1 || fn == sn {

@@ -16,7 +16,7 @@ public enum EventCrypto {
         Envelope.signed(chain: chain, signer: key, nonce: nonce, fee: fee, payload: payload)
     }
 
-    public static func id(_ bytes: [UInt8]) -> EventID { Blake2b.hash(bytes) }
+    public static func id(_ bytes: [UInt8]) -> EventID { EventID(Blake2b.hash(bytes)) }
 
     /// Verifies the author's signature; `scratch` is reused between calls.
     public static func verify(_ e: Envelope, scratch: inout [UInt8]) -> Bool { e.verifySignature(p, scratch: &scratch) }

@@ -136,7 +136,7 @@ struct Handlers: Sendable {
     }
 
     private func event(_ request: Request, _ context: APIContext) async throws(APIError) -> Response {
-        let id = try Input.pathBytes32(context, "id")
+        let id = EventID(try Input.pathBytes32(context, "id"))
         switch await service.eventStatus(id) {
         case .unknown:
             throw .notFound("event_not_found", "no event \(id.hex) in the log or the mempool")
@@ -180,8 +180,8 @@ struct Handlers: Sendable {
         switch context.parameters.get("kind") {
         case "account": key = .account(id)
         case "agent": key = .agent(id)
-        case "alliance": key = .alliance(id)
-        case "job": key = .job(id)
+        case "alliance": key = .alliance(AllianceID(id))
+        case "job": key = .job(JobID(id))
         case let other: throw .badParameter("kind", other ?? "", expected: "account, agent, alliance or job")
         }
         if try Input.bool(request, "proof") == true { return try await streamProof(request, key) }
@@ -207,25 +207,25 @@ struct Handlers: Sendable {
         return JSONResponse.make(d)
     }
 
-    private func entity(_ request: Request, _ context: APIContext, _ param: String, _ what: String, _ kind: LeafKind,
-                        _ render: (LedgerState, Bytes32) -> [String: Any]?) async throws(APIError) -> Response {
-        let k = try Input.pathBytes32(context, param)
-        if try Input.bool(request, "proof") == true { return try await entityProof(request, kind, k) { render($0, k) } }
+    private func entity<ID: Bytes32Named>(_ request: Request, _ context: APIContext, _ param: String, _ what: String, _ kind: LeafKind,
+                                          _ render: (LedgerState, ID) -> [String: Any]?) async throws(APIError) -> Response {
+        let k = ID(try Input.pathBytes32(context, param))
+        if try Input.bool(request, "proof") == true { return try await entityProof(request, kind, k.raw) { render($0, k) } }
         let s = try await state(request)
-        guard let d = render(s, k) else { throw .notFound("\(what)_not_found", "no \(what) \(k.hex) at height \(s.height.value)") }
+        guard let d = render(s, k) else { throw .notFound("\(what)_not_found", "no \(what) \(k.raw.hex) at height \(s.height.value)") }
         return JSONResponse.make(d)
     }
 
     /// A page of a projection map in key order: `after` is the last key of the previous
     /// page, and `next` the key to pass for the following one (null on the last page).
-    private func list(_ request: Request, _ name: String,
-                      _ entries: (LedgerState) -> [(Bytes32, [String: Any])]) async throws(APIError) -> Response {
+    private func list<ID: Bytes32Named>(_ request: Request, _ name: String,
+                                        _ entries: (LedgerState) -> [(ID, [String: Any])]) async throws(APIError) -> Response {
         let after = try Input.query(request, "after").map { raw throws(APIError) in try Input.bytes32(raw, name: "after") }
         let limit = try Input.limit(request)
         let s = try await state(request)
-        let sorted = entries(s).filter { after == nil || $0.0 > after! }.sorted { $0.0 < $1.0 }
+        let sorted = entries(s).filter { after == nil || $0.0.raw > after! }.sorted { $0.0.raw < $1.0.raw }
         let page = sorted.prefix(limit)
-        let next: Any = sorted.count > limit ? page.last!.0.hex : NSNull()
+        let next: Any = sorted.count > limit ? page.last!.0.raw.hex : NSNull()
         return JSONResponse.make(["height": s.height.value, name: page.map(\.1), "next": next])
     }
 

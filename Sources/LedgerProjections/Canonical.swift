@@ -148,7 +148,7 @@ extension LedgerState {
             last = k
         }
         for _ in 0 ..< (try r.snapshotCount("snapshot.alliances")) {
-            let id = try r.b32("alliance.id"); try sorted(id, "snapshot.alliances")
+            let id: AllianceID = try r.id("alliance.id"); try sorted(id.raw, "snapshot.alliances")
             let proposer = try r.b32("alliance.proposer")
             let nt = try r.count("alliance.targets", max: Limits.allianceTargetsMax)
             var targets: [PublicKey] = []; for _ in 0 ..< nt { targets.append(try r.b32("alliance.target")) }
@@ -177,7 +177,7 @@ extension LedgerState {
         for _ in 0 ..< (try r.snapshotCount("snapshot.slashes")) {
             s.slashes.append(SlashRecord(validator: try r.b32("slash.validator"), offenceHeight: Height(try r.u64("slash.offenceHeight")),
                                          offenceView: try r.u64("slash.offenceView"), stakeBefore: try r.u64("slash.stakeBefore"),
-                                         amount: try r.u64("slash.amount"), evidence: try r.b32("slash.evidence"),
+                                         amount: try r.u64("slash.amount"), evidence: try r.id("slash.evidence"),
                                          slashedAt: Height(try r.u64("slash.slashedAt"))))
         }
         var lastOffence: OffenceKey? = nil

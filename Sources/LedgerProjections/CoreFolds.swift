@@ -185,7 +185,7 @@ extension LedgerState {
             guard p.durationMs > 0, p.durationMs <= parameters.allianceDurationMaxMs else {
                 throw .invalidAlliance("duration must be 1...\(parameters.allianceDurationMaxMs) ms")
             }
-            guard alliances[id] == nil else { throw .duplicateEvent(id) }
+            guard alliances[AllianceID(createdBy: id)] == nil else { throw .duplicateEvent(id) }
         case let .allianceAccept(a), let .allianceReject(a):
             guard let al = alliances[a] else { throw .unknownAlliance(a) }
             guard al.proposal.targets.contains(author) else { throw .notOffered(a) }
@@ -211,10 +211,11 @@ extension LedgerState {
         case .agentDeregister:
             agents[author]!.active = false
         case let .alliancePropose(p):
-            alliances[id] = AllianceState(id: id, proposer: author, proposal: p, proposedAtMs: ctx.timestampMs,
+            let aid = AllianceID(createdBy: id)
+            alliances[aid] = AllianceState(id: aid, proposer: author, proposal: p, proposedAtMs: ctx.timestampMs,
                                           acceptByMs: ctx.timestampMs.saturatingAdd(parameters.allianceAcceptWindowMs),
                                           accepted: [], status: .pending, activeUntilMs: 0)
-            noteAlliance(id)
+            noteAlliance(aid)
         case let .allianceAccept(a):
             var al = alliances[a]!
             al.accepted.append(author)

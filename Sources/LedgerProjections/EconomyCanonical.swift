@@ -56,10 +56,10 @@ extension LedgerState {
         for _ in 0 ..< (try r.snapshotCount("economy.commissions")) { e.commissions[try r.b32("commission.key")] = try r.u32("commission.bps") }
         for _ in 0 ..< (try r.snapshotCount("economy.delegatorSlashes")) {
             e.delegatorSlashes.append(DelegatorSlash(validator: try r.b32("dslash.validator"), delegator: try r.b32("dslash.delegator"),
-                                                     amount: try r.u64("dslash.amount"), evidence: try r.b32("dslash.evidence")))
+                                                     amount: try r.u64("dslash.amount"), evidence: try r.id("dslash.evidence")))
         }
         for _ in 0 ..< (try r.snapshotCount("economy.jobs")) {
-            let id = try r.b32("job.id"), client = try r.b32("job.client")
+            let id: JobID = try r.id("job.id"), client = try r.b32("job.client")
             guard case let .jobPost(spec) = try payload(.jobPost, "job.spec") else { throw .invalidValue(field: "job.spec", reason: "not a job") }
             var j = Job(id: id, client: client, spec: spec, postedAt: Height(try r.u64("job.postedAt")), milestones: [])
             j.worker = try r.b32("job.worker")
@@ -87,7 +87,7 @@ extension LedgerState {
                                                                    asOf: Height(try r.u64("reputation.asOf")))
         }
         for _ in 0 ..< (try r.snapshotCount("economy.memes")) {
-            let id = try r.b32("meme.id"), author = try r.b32("meme.author")
+            let id: MemeID = try r.id("meme.id"), author = try r.b32("meme.author")
             guard case let .memePost(meme) = try payload(.memePost, "meme.body") else { throw .invalidValue(field: "meme.body", reason: "not a meme") }
             var m = MemeState(id: id, author: author, meme: meme, postedAt: Height(try r.u64("meme.postedAt")), reactions: [:], reactors: [])
             for _ in 0 ..< Int(try r.u8("meme.reactions")) { m.reactions[try r.u8("reaction.code")] = try r.u64("reaction.count") }
@@ -102,7 +102,7 @@ extension LedgerState {
             e.influence[k] = c
         }
         for _ in 0 ..< (try r.snapshotCount("economy.proposals")) {
-            let id = try r.b32("proposal.id"), proposer = try r.b32("proposal.proposer")
+            let id: ProposalID = try r.id("proposal.id"), proposer = try r.b32("proposal.proposer")
             guard case let .govPropose(gp) = try payload(.govPropose, "proposal.body") else { throw .invalidValue(field: "proposal.body", reason: "not a proposal") }
             var p = ProposalState(id: id, proposer: proposer, proposal: gp, proposedAt: Height(try r.u64("proposal.proposedAt")), votes: [:], status: .pending)
             for _ in 0 ..< (try r.snapshotCount("proposal.votes")) { p.votes[try r.b32("vote.validator")] = try flag("vote.approve") }

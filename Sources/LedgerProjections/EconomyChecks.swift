@@ -28,8 +28,8 @@ extension LedgerState {
         case let .jobPost(spec):
             guard agents[author]?.active == true else { throw .notRegistered("agent \(author.short)") }
             try checkSpec(spec, client: author, at: h)
-            guard economy.jobs[id] == nil else { throw .duplicateEvent(id) }
-            w.job = Job(id: id, client: author, spec: spec, postedAt: h, milestones: spec.milestones.map { Milestone(amount: $0) })
+            guard economy.jobs[JobID(createdBy: id)] == nil else { throw .duplicateEvent(id) }
+            w.job = Job(id: JobID(createdBy: id), client: author, spec: spec, postedAt: h, milestones: spec.milestones.map { Milestone(amount: $0) })
         case let .jobAccept(j):
             var job = try existingJob(j)
             guard agents[author]?.active == true else { throw .notRegistered("agent \(author.short)") }
@@ -216,8 +216,8 @@ extension LedgerState {
             guard isParticipant(author) else { throw .notRegistered("agent or validator \(author.short)") }
             guard !m.content.isEmpty else { throw .invalidMeme("empty content") }
             guard Set(m.tags).count == m.tags.count, m.tags.allSatisfy({ !$0.isEmpty }) else { throw .invalidMeme("empty or repeated tag") }
-            guard economy.memes[id] == nil else { throw .duplicateEvent(id) }
-            w.meme = MemeState(id: id, author: author, meme: m, postedAt: h, reactions: [:], reactors: [])
+            guard economy.memes[MemeID(createdBy: id)] == nil else { throw .duplicateEvent(id) }
+            w.meme = MemeState(id: MemeID(createdBy: id), author: author, meme: m, postedAt: h, reactions: [:], reactors: [])
             var c = economy.influence[author] ?? InfluenceCounters()
             c.memesPosted += 1
             w.influence = [(author, c)]
@@ -264,8 +264,8 @@ extension LedgerState {
                     throw .invalidProposal("rule version \(v) is not a supported version above the current \(rules)")
                 }
             }
-            guard economy.proposals[id] == nil else { throw .duplicateEvent(id) }
-            w.proposal = ProposalState(id: id, proposer: author, proposal: gp, proposedAt: h, votes: [author: true], status: .pending)
+            guard economy.proposals[ProposalID(createdBy: id)] == nil else { throw .duplicateEvent(id) }
+            w.proposal = ProposalState(id: ProposalID(createdBy: id), proposer: author, proposal: gp, proposedAt: h, votes: [author: true], status: .pending)
         case let .govVote(pid, approve):
             guard hasPower(author) else { throw .notAuthorized("only a validator with voting power may vote") }
             guard var prop = economy.proposals[pid] else { throw .unknownProposal(pid) }

@@ -90,6 +90,8 @@ public struct StateLeaf: Hashable, Sendable, Comparable, CustomStringConvertible
     init(unchecked kind: LeafKind, _ id: [UInt8]) { self.kind = kind; self.id = id }
     static func of(_ kind: LeafKind, _ k: Bytes32) -> StateLeaf { StateLeaf(unchecked: kind, k.bytes) }
     static func of(_ kind: LeafKind, _ a: Bytes32, _ b: Bytes32) -> StateLeaf { StateLeaf(unchecked: kind, a.bytes + b.bytes) }
+    static func of<K>(_ kind: LeafKind, _ k: Identifier<K>) -> StateLeaf { of(kind, k.raw) }
+    static func of<K>(_ kind: LeafKind, _ a: Identifier<K>, _ b: Bytes32) -> StateLeaf { of(kind, a.raw, b) }
     static func of(_ o: OffenceKey) -> StateLeaf { StateLeaf(unchecked: .offence, encode { Entry.offence(&$0, o) }) }
     static func of(_ k: StreamKey) -> StateLeaf { StateLeaf(unchecked: .stream, k.bytes) }
 
@@ -121,20 +123,20 @@ extension LedgerState {
             return delegations[k].map { d in encode { Entry.delegation(&$0, k, d) } }
         case .unbondings: return Self.unbondingsValue(unbonding.filter { $0.account == leaf.first })
         case .agent: return agents[leaf.first].map { a in encode { Entry.agent(&$0, leaf.first, a) } }
-        case .alliance: return alliances[leaf.first].map { a in encode { Entry.alliance(&$0, a) } }
-        case .slash: return slashes.first { $0.evidence == leaf.first }.map { x in encode { Entry.slash(&$0, x) } }
+        case .alliance: return alliances[AllianceID(leaf.first)].map { a in encode { Entry.alliance(&$0, a) } }
+        case .slash: return slashes.first { $0.evidence.raw == leaf.first }.map { x in encode { Entry.slash(&$0, x) } }
         case .offence: return offences.first { StateLeaf.of($0) == leaf }.map { o in encode { Entry.offence(&$0, o) } }
         case .opinions: return opinionCounts[leaf.first].map { c in encode { Entry.opinions(&$0, leaf.first, c) } }
         case .reward: return e.rewards[leaf.first].map { r in encode { Entry.reward(&$0, leaf.first, r) } }
         case .commission: return e.commissions[leaf.first].map { c in encode { Entry.commission(&$0, leaf.first, c) } }
         case .delegatorSlash:
-            return e.delegatorSlashes.first { $0.evidence == leaf.first && $0.delegator == leaf.second }
+            return e.delegatorSlashes.first { $0.evidence.raw == leaf.first && $0.delegator == leaf.second }
                 .map { d in encode { Entry.delegatorSlash(&$0, d) } }
-        case .job: return e.jobs[leaf.first].map { j in encode { Entry.job(&$0, j) } }
+        case .job: return e.jobs[JobID(leaf.first)].map { j in encode { Entry.job(&$0, j) } }
         case .reputation: return e.reputation[leaf.first].map { r in encode { Entry.reputation(&$0, leaf.first, r) } }
-        case .meme: return e.memes[leaf.first].map { m in encode { Entry.meme(&$0, m) } }
+        case .meme: return e.memes[MemeID(leaf.first)].map { m in encode { Entry.meme(&$0, m) } }
         case .influence: return e.influence[leaf.first].map { c in encode { Entry.influence(&$0, leaf.first, c) } }
-        case .proposal: return e.proposals[leaf.first].map { p in encode { Entry.proposal(&$0, p) } }
+        case .proposal: return e.proposals[ProposalID(leaf.first)].map { p in encode { Entry.proposal(&$0, p) } }
         case .stream:
             guard let k = StreamKey(bytes: leaf.id) else { return nil }
             return streams[k].map { h in encode { Entry.stream(&$0, k, h) } }

@@ -19,7 +19,7 @@ public struct StreamHead: Sendable, Hashable {
 
     /// The head after one more event.
     public func appending(_ id: EventID, _ rules: TreeRules) -> StreamHead {
-        StreamHead(count: count + 1, head: rules.pair(Self.domain, head, id))
+        StreamHead(count: count + 1, head: rules.pair(Self.domain, head, id.raw))
     }
 
     public mutating func append(_ id: EventID, _ rules: TreeRules) { self = appending(id, rules) }

@@ -64,15 +64,18 @@ extension KVTxn {
     }
 }
 
-/// `withUnsafeBytes` that keeps a typed error (the standard library's only rethrows `any Error`).
-func withBytes<T, R, E: Error>(of value: T, _ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+/// `withUnsafeBytes` that keeps a typed error (the standard library's only rethrows
+/// `any Error`), for the in-memory bytes of a big-endian integer. Not generic: the
+/// memory of a struct is not its encoding (an identifier's words are host-endian).
+func withBytes<R, E: Error>(of value: UInt64, _ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
     var v = value
     let r: Result<R, E> = withUnsafeBytes(of: &v) { p in Result { () throws(E) in try body(p) } }
     return try r.get()
 }
 
-func withBytes<R, E: Error>(of b: Bytes32, _ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
-    let r: Result<R, E> = b.withBytes { p in Result { () throws(E) in try body(p) } }
+/// The 32 bytes of a key, digest or identifier, in their encoded order.
+func withBytes<N: Bytes32Named, R, E: Error>(of b: N, _ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+    let r: Result<R, E> = b.raw.withBytes { p in Result { () throws(E) in try body(p) } }
     return try r.get()
 }
 

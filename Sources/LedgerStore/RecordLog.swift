@@ -269,7 +269,7 @@ public final class LedgerLog: EventLog, @unchecked Sendable {
     static func decodeEvent(_ seq: UInt64, _ v: UnsafeRawBufferPointer) throws(StoreError) -> LoggedEvent {
         let name = "events[\(seq)]"
         guard v.count > 32 else { throw .corrupt(record: name, reason: "too short") }
-        let id = Bytes32(v)
+        let id = EventID(Bytes32(v))
         let bytes = Array(UnsafeRawBufferPointer(rebasing: v[32...]))
         guard EventCrypto.id(bytes) == id else { throw .corrupt(record: name, reason: "event id does not match its bytes") }
         do {

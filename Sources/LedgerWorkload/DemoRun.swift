@@ -233,8 +233,8 @@ final class DemoRun {
             let no = GovernanceProposal(change: .parameter(name: "feeBurnBps", value: 0), activateAt: at, description: "burn nothing")
             let v0Key = st().validators[keys[v0].publicKey]?.consensusKey
             if let k = v0Key, st().epochPower[k] != nil {
-                if let yesID = submit(v0, .govPropose(yes)) { submit(me, .govVote(proposal: yesID, approve: true)) }
-                if let noID = submit(v0, .govPropose(no)) { submit(me, .govVote(proposal: noID, approve: false)) }
+                if let yesID = submit(v0, .govPropose(yes)).map(ProposalID.init(createdBy:)) { submit(me, .govVote(proposal: yesID, approve: true)) }
+                if let noID = submit(v0, .govPropose(no)).map(ProposalID.init(createdBy:)) { submit(me, .govVote(proposal: noID, approve: false)) }
             } else {
                 submit(me, .govPropose(yes))
             }
@@ -246,7 +246,7 @@ final class DemoRun {
         let client = 4 % agents, cap = st().agents[keys[5 % agents].publicKey]!.profile.capabilities[0]
         let deadline = Height(st().height.value + 12)
         guard let paid = submit(client, .jobPost(JobSpec(title: "label the dataset", capabilities: [cap], milestones: [400, 600], deadline: deadline)))
-        else { return nil }
+            .map(JobID.init(createdBy:)) else { return nil }
         nextBlock()
         guard let worker = st().matches(st().economy.jobs[paid]!).first.map({ index($0.agent) }) else { return nil }
         submit(worker, .jobAccept(paid))
@@ -266,7 +266,7 @@ final class DemoRun {
     func disputeScript(_ job: ScriptJob) -> Bool {
         let (client, worker, cap, deadline) = (job.client, job.worker, job.cap, job.deadline)
         guard let disputed = submit(client, .jobPost(JobSpec(title: "summarise the corpus", capabilities: [cap], milestones: [1_000],
-                                                             deadline: deadline))) else { return false }
+                                                             deadline: deadline))).map(JobID.init(createdBy:)) else { return false }
         nextBlock()
         submit(worker, .jobAccept(disputed))
         submit(client, .escrowFund(disputed))
@@ -289,12 +289,12 @@ final class DemoRun {
         let (client, worker, deadline) = (job.client, job.worker, job.deadline)
         // A job nobody took: the client cancels and is refunded.
         if let lapsed = submit(client, .jobPost(JobSpec(title: "translate the manual", capabilities: ["no such skill"], milestones: [250],
-                                                        deadline: deadline))) {
+                                                        deadline: deadline))).map(JobID.init(createdBy:)) {
             submit(client, .escrowFund(lapsed))
             submit(client, .escrowRefund(lapsed))
         }
         // Memes and the social graph.
-        if let meme = submit(worker, .memePost(strategy.post(1))) {
+        if let meme = submit(worker, .memePost(strategy.post(1))).map(MemeID.init(createdBy:)) {
             submit(client, .memeReact(meme: meme, reaction: .fire))
             submit(client, .interact(target: keys[worker].publicKey, kind: .collaborate, meme: meme))
         }

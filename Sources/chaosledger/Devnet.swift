@@ -171,14 +171,14 @@ final class AgentSwarm: @unchecked Sendable {
         if let p = lock.withLock({ () -> EventID? in
             guard let k = proposals.firstIndex(where: { $0.0 == i }) else { return nil }
             return proposals.remove(at: k).1
-        }) { return .allianceAccept(p) }
+        }) { return .allianceAccept(AllianceID(createdBy: p)) }
         // A job this agent posted: fund it, then (nobody else here takes jobs) cancel it.
         if let (k, j, funded) = lock.withLock({ () -> (Int, EventID, Bool)? in
             guard let k = jobs.firstIndex(where: { $0.0 == i }) else { return nil }
             return (k, jobs[k].1, jobs[k].2)
         }) {
             lock.withLock { if funded { jobs.remove(at: k) } else { jobs[k].2 = true } }
-            return funded ? .escrowRefund(j) : .escrowFund(j)
+            return funded ? .escrowRefund(JobID(createdBy: j)) : .escrowFund(JobID(createdBy: j))
         }
         let other = (i + 1 + Int(rng.below(UInt64(keys.count - 1)))) % keys.count
         switch rng.below(100) {
@@ -191,7 +191,7 @@ final class AgentSwarm: @unchecked Sendable {
                 guard let m = memes.first(where: { $0.0 != i && !reacted.contains(ReactionKey(agent: i, meme: $0.1)) })?.1 else { return nil }
                 reacted.insert(ReactionKey(agent: i, meme: m))
                 return m
-            }) { return .memeReact(meme: m, reaction: .like) }
+            }) { return .memeReact(meme: MemeID(createdBy: m), reaction: .like) }
             return .interact(target: keys[other].publicKey, kind: .follow, meme: .zero)
         case 66 ..< 70:
             return .jobPost(JobSpec(title: "devnet task", capabilities: ["compute"], milestones: [100 + rng.below(900)], deadline: Height(1 << 39)))
@@ -235,9 +235,9 @@ final class AgentSwarm: @unchecked Sendable {
                             committed += 1
                             latenciesMs.append(ms)
                             kinds[payloads[k].kind.description, default: 0] += 1
-                            if case let .alliancePropose(ap) = payloads[k], let id = r.id.flatMap({ Bytes32(hex: $0) }),
+                            if case let .alliancePropose(ap) = payloads[k], let id = r.id.flatMap({ EventID(hex: $0) }),
                                let t = keys.firstIndex(where: { $0.publicKey == ap.targets[0] }) { proposals.append((t, id)) }
-                            if let id = r.id.flatMap({ Bytes32(hex: $0) }) {
+                            if let id = r.id.flatMap({ EventID(hex: $0) }) {
                                 if case .jobPost = payloads[k] { jobs.append((i, id, false)) }
                                 if case .memePost = payloads[k] { memes.append((i, id)); if memes.count > 50 { memes.removeFirst() } }
                             }

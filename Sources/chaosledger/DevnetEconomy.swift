@@ -69,7 +69,7 @@ final class EconomyTour: @unchecked Sendable {
         let deadline = Height(await height() + 10_000)
         // A job paid milestone by milestone: a release, then a worker + arbiter multisig.
         if let job = await send(a, .jobPost(JobSpec(title: "tour: index the corpus", capabilities: ["compute"], milestones: [300, 700],
-                                                    deadline: deadline, arbiter: c.publicKey))) {
+                                                    deadline: deadline, arbiter: c.publicKey))).map(JobID.init(createdBy:)) {
             await send(b, .jobAccept(job))
             await send(a, .escrowFund(job))
             await send(b, .jobSubmit(job: job, milestone: 0, result: Blake2b.hash(Array("index part 1".utf8))))
@@ -83,7 +83,7 @@ final class EconomyTour: @unchecked Sendable {
         }
         guard !stop() else { return }
         // A disputed job: the drawn arbiters (validators here) vote; the median decides.
-        if let job = await send(a, .jobPost(JobSpec(title: "tour: summarise", capabilities: ["audit"], milestones: [1_000], deadline: deadline))) {
+        if let job = await send(a, .jobPost(JobSpec(title: "tour: summarise", capabilities: ["audit"], milestones: [1_000], deadline: deadline))).map(JobID.init(createdBy:)) {
             await send(b, .jobAccept(job))
             await send(a, .escrowFund(job))
             await send(b, .jobSubmit(job: job, milestone: 0, result: Blake2b.hash(Array("summary".utf8))))
@@ -105,14 +105,14 @@ final class EconomyTour: @unchecked Sendable {
             await send(a, .disputeResolve(job))
         }
         // A job nobody takes: funded, then cancelled.
-        if let job = await send(a, .jobPost(JobSpec(title: "tour: translate", capabilities: ["klingon"], milestones: [250], deadline: deadline))) {
+        if let job = await send(a, .jobPost(JobSpec(title: "tour: translate", capabilities: ["klingon"], milestones: [250], deadline: deadline))).map(JobID.init(createdBy:)) {
             await send(a, .escrowFund(job))
             await send(a, .escrowRefund(job))
         }
         guard !stop() else { return }
         // Memes and the social graph.
         let text = "the economy tour made it to the meme stage!"
-        if let meme = await send(b, .memePost(Meme(contentHash: Blake2b.hash(Array(text.utf8)), content: text, tags: ["tour", "gm"]))) {
+        if let meme = await send(b, .memePost(Meme(contentHash: Blake2b.hash(Array(text.utf8)), content: text, tags: ["tour", "gm"]))).map(MemeID.init(createdBy:)) {
             await send(a, .memeReact(meme: meme, reaction: .fire))
             await send(c, .interact(target: b.publicKey, kind: .collaborate, meme: meme))
         }
@@ -124,7 +124,7 @@ final class EconomyTour: @unchecked Sendable {
         await send(v[0], .unbond(amount: 5))
         let change = GovernanceProposal(change: .parameter(name: "blockReward", value: 120), activateAt: Height(await height() + 30),
                                         description: "the tour votes a little more reward")
-        if let p = await send(v[0], .govPropose(change)) {
+        if let p = await send(v[0], .govPropose(change)).map(ProposalID.init(createdBy:)) {
             for k in v.dropFirst() { await send(k, .govVote(proposal: p, approve: true)) }
         }
     }

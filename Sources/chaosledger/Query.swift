@@ -45,7 +45,7 @@ struct Inspect: ParsableCommand {
         } else if let from = events {
             printJSON(try log.events(from: SequenceNumber(from), count: n).map(Render.event))
         } else if let idHex = event {
-            guard let id = Bytes32(hex: idHex) else { throw CLIError("event id must be 64 hex digits") }
+            guard let id = EventID(hex: idHex) else { throw CLIError("event id must be 64 hex digits") }
             guard let e = try log.event(id: id) else { throw CLIError("no event \(idHex)") }
             printJSON(Render.event(e))
         } else if let s = stream {
@@ -88,7 +88,7 @@ struct StateCommand: ParsableCommand {
             guard let x = s.agents[k] else { throw CLIError("no agent \(a) at height \(s.height)") }
             printJSON(Render.agent(k, x))
         } else if let a = alliance {
-            guard let x = s.alliances[try key(a)] else { throw CLIError("no alliance \(a) at height \(s.height)") }
+            guard let x = s.alliances[AllianceID(try key(a))] else { throw CLIError("no alliance \(a) at height \(s.height)") }
             printJSON(Render.alliance(x))
         } else {
             printJSON(Render.summary(s))

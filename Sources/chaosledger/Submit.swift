@@ -90,9 +90,9 @@ struct Submit: AsyncParsableCommand {
     @Option(help: "Fee (default: the node's suggested fee × the kind's gas).") var fee: UInt64?
     @Flag(help: "Wait until the event is committed.") var wait = false
 
-    func hexKey(_ s: String?, _ what: String) throws -> Bytes32 {
+    func hexKey<ID: Bytes32Named>(_ s: String?, _ what: String) throws -> ID {
         guard let s, let k = Bytes32(hex: s) else { throw CLIError("--\(what) needs 64 hex digits") }
-        return k
+        return ID(k)
     }
 
     func need(_ v: UInt64?, _ what: String) throws -> UInt64 {
@@ -122,7 +122,7 @@ struct Submit: AsyncParsableCommand {
         case "agent.update": return .agentUpdate(profile)
         case "agent.deregister": return .agentDeregister
         case "alliance.propose":
-            let ts = try targets.split(separator: ",").map { try hexKey(String($0), "targets") }
+            let ts: [PublicKey] = try targets.split(separator: ",").map { try hexKey(String($0), "targets") }
             return .alliancePropose(AllianceProposal(targets: ts, purpose: purpose, terms: terms, durationMs: durationMs))
         case "alliance.accept": return .allianceAccept(try hexKey(alliance, "alliance"))
         case "alliance.reject": return .allianceReject(try hexKey(alliance, "alliance"))

@@ -64,7 +64,7 @@ struct VerifyCommand: ParsableCommand {
                 }
             }
             if let event, let e = answer["event"] as? [String: Any] {
-                guard let id = Bytes32(hex: e["id"] as? String ?? "") else { throw CLIError("proof: the event has no id") }
+                guard let id = EventID(hex: e["id"] as? String ?? "") else { throw CLIError("proof: the event has no id") }
                 try lc.verifyEvent(id: id, path: try hex(event["path"], "proof.path"), header: try hex(event["header"], "proof.header"),
                                    certificate: try hex(event["certificate"], "proof.certificate"))
                 print("ok: event \(id.hex) is event \(event["index"] ?? "?") of \(event["count"] ?? "?") in block \(target)")
@@ -74,7 +74,7 @@ struct VerifyCommand: ParsableCommand {
                       let key = StreamKey(bytes: id) else { throw CLIError("proof: not a stream leaf") }
                 var ids: [EventID] = []
                 for e in try json(streamEvents)["events"] as? [[String: Any]] ?? [] {
-                    guard let s = (e["sequence"] as? NSNumber)?.uint64Value, let i = Bytes32(hex: e["id"] as? String ?? "") else {
+                    guard let s = (e["sequence"] as? NSNumber)?.uint64Value, let i = EventID(hex: e["id"] as? String ?? "") else {
                         throw CLIError("stream events: a malformed entry")
                     }
                     if s < end { ids.append(i) }

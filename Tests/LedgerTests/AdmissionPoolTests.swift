@@ -8,7 +8,7 @@ import Testing
 /// only by a higher fee, and a full pool still takes an author's next event.
 @Suite struct AdmissionPoolTests {
     static func key(_ i: Int) -> PublicKey { SigningKey.derived("pool-author-\(i)").publicKey }
-    static func id(_ i: Int, _ n: UInt64, _ salt: UInt8 = 0) -> EventID { Blake2b.hash(Array("\(i)/\(n)/\(salt)".utf8)) }
+    static func id(_ i: Int, _ n: UInt64, _ salt: UInt8 = 0) -> EventID { EventID(Blake2b.hash(Array("\(i)/\(n)/\(salt)".utf8))) }
 
     /// Admits author i's event at nonce n (committed nonce 0, balance 1,000,000 unless told).
     static func add(_ p: inout AdmissionPool, _ i: Int, _ n: UInt64, fee: UInt64 = 1, cost: UInt64? = nil, salt: UInt8 = 0,

@@ -39,7 +39,7 @@ import Testing
         try p.commit()
         _ = try submit(f.alice, .delegate(validator: producer, amount: 500))
         try p.commit()
-        let alliance = try submit(f.alice, .alliancePropose(AllianceProposal(targets: [bob], purpose: "trade", terms: "fair", durationMs: 50_000)))
+        let alliance = AllianceID(createdBy: try submit(f.alice, .alliancePropose(AllianceProposal(targets: [bob], purpose: "trade", terms: "fair", durationMs: 50_000))))
         try p.commit()
         _ = try submit(f.bob, .allianceAccept(alliance))
         _ = try submit(f.alice, .undelegate(validator: producer, amount: 200))

@@ -20,23 +20,23 @@ import Testing
             .agentUpdate(AgentProfile(name: "b", capabilities: [], personality: "", endpoint: "")),
             .agentDeregister,
             .alliancePropose(AllianceProposal(targets: [k, .zero], purpose: "p", terms: "t", durationMs: 5)),
-            .allianceAccept(k), .allianceReject(.zero), .allianceDissolve(k),
+            .allianceAccept(AllianceID(k)), .allianceReject(.zero), .allianceDissolve(AllianceID(k)),
             .validatorUnjail,
             .evidence(first: [1, 2, 3], second: []),
             .opinion(Opinion(height: 3, view: 1, blockHash: k, verdict: .accept, reason: "ok ✓")),
             .opinion(Opinion(height: 0, view: .max, blockHash: .zero, verdict: .refuse, reason: "")),
             .claimRewards, .setCommission(bps: 1_234),
             .jobPost(JobSpec(title: "t ✓", capabilities: ["code"], milestones: [1, .max], deadline: 9, minReputation: -5, arbiter: k)),
-            .jobAccept(k), .escrowFund(k), .escrowRefund(.zero), .disputeResolve(k),
-            .jobSubmit(job: k, milestone: 3, result: .zero), .escrowRelease(job: k, milestone: .max),
-            .escrowMultisig(MultisigRelease(job: k, milestone: 1, workerAmount: 5, cosignatures: [Cosignature(key: k, signature: .zero)])),
-            .disputeOpen(job: k, reason: "why"), .disputeVote(job: k, workerShareBps: 10_000),
-            .rate(job: k, score: 5, comment: "c"), .endorse(subject: k, delta: -5, reason: "r"),
-            .memePost(Meme(contentHash: k, content: "ipfs://x", tags: ["a", "b"])), .memeReact(meme: k, reaction: .dislike),
+            .jobAccept(JobID(k)), .escrowFund(JobID(k)), .escrowRefund(.zero), .disputeResolve(JobID(k)),
+            .jobSubmit(job: JobID(k), milestone: 3, result: .zero), .escrowRelease(job: JobID(k), milestone: .max),
+            .escrowMultisig(MultisigRelease(job: JobID(k), milestone: 1, workerAmount: 5, cosignatures: [Cosignature(key: k, signature: .zero)])),
+            .disputeOpen(job: JobID(k), reason: "why"), .disputeVote(job: JobID(k), workerShareBps: 10_000),
+            .rate(job: JobID(k), score: 5, comment: "c"), .endorse(subject: k, delta: -5, reason: "r"),
+            .memePost(Meme(contentHash: k, content: "ipfs://x", tags: ["a", "b"])), .memeReact(meme: MemeID(k), reaction: .dislike),
             .interact(target: k, kind: .collaborate, meme: .zero),
             .govPropose(GovernanceProposal(change: .parameter(name: "blockReward", value: 7), activateAt: 10, description: "d")),
             .govPropose(GovernanceProposal(change: .ruleVersion(2), activateAt: Height(.max), description: "")),
-            .govVote(proposal: k, approve: false),
+            .govVote(proposal: ProposalID(k), approve: false),
         ]
     }()
 
@@ -242,8 +242,8 @@ import Testing
     }
 
     @Test func merkleRootShape() {
-        let ids = (0 ..< 5).map { Blake2b.hash([UInt8($0)]) }
-        func leaf(_ h: Hash32) -> Hash32 { Blake2b.hash([0] + h.bytes) }
+        let ids = (0 ..< 5).map { EventID(Blake2b.hash([UInt8($0)])) }
+        func leaf(_ h: EventID) -> Hash32 { Blake2b.hash([0] + h.bytes) }
         func node(_ a: Hash32, _ b: Hash32) -> Hash32 { Blake2b.hash([1] + a.bytes + b.bytes) }
         // n = 5 splits 4 | 1.
         let expected = node(node(node(leaf(ids[0]), leaf(ids[1])), node(leaf(ids[2]), leaf(ids[3]))), leaf(ids[4]))

@@ -272,7 +272,7 @@ extension DriverTests {
     /// The hand-built receipts JSON parses to exactly what the generic renderer gives,
     /// and writes the same bytes (sorted keys), escapes included.
     @Test func receiptsMatchTheGenericRenderer() throws {
-        let id = Blake2b.hash(Array("x".utf8))
+        let id = EventID(Blake2b.hash(Array("x".utf8)))
         let rs = [Receipt(id: id, status: .committed, height: Height(7), sequence: SequenceNumber(41)),
                   Receipt(id: nil, status: .rejected, code: "malformed", error: "bad \"quote\" \\ back\nline \u{01} é"),
                   Receipt(id: id, status: .pending)]

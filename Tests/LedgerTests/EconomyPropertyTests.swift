@@ -19,7 +19,7 @@ import Testing
         let everyone = agents + validators
         func pick<T>(_ a: [T]) -> T { a[Int(rng.next() % UInt64(a.count))] }
         let anyone = pick(everyone)
-        let job = jobs.isEmpty ? Blake2b.hash([1]) : pick(jobs)
+        let job = jobs.isEmpty ? JobID(Blake2b.hash([1])) : pick(jobs)
         let amount = rng.next() % 3_000
         let p: Payload
         switch rng.next() % 22 {
@@ -103,9 +103,9 @@ import Testing
                         c.nonces[k.publicKey] = e.nonce
                         applied += 1
                         switch p.kind {
-                        case .jobPost: jobs.append(id)
-                        case .memePost: memes.append(id)
-                        case .govPropose: proposals.append(id)
+                        case .jobPost: jobs.append(JobID(createdBy: id))
+                        case .memePost: memes.append(MemeID(createdBy: id))
+                        case .govPropose: proposals.append(ProposalID(createdBy: id))
                         default: break
                         }
                     } catch {

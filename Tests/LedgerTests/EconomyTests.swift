@@ -77,7 +77,7 @@ struct EconomyChain {
     /// Alice posts `spec`, bob accepts it, alice funds it and bob submits milestone 0:
     /// a job ready for a release, a dispute or a refund. One block per event.
     mutating func submittedJob(_ spec: JobSpec = codeJob, result: [UInt8], sourceLocation: SourceLocation = #_sourceLocation) -> JobID {
-        let job = ok(f.alice, .jobPost(spec), sourceLocation: sourceLocation)
+        let job = JobID(createdBy: ok(f.alice, .jobPost(spec), sourceLocation: sourceLocation))
         ok(f.bob, .jobAccept(job), sourceLocation: sourceLocation)
         ok(f.alice, .escrowFund(job), sourceLocation: sourceLocation)
         ok(f.bob, .jobSubmit(job: job, milestone: 0, result: Blake2b.hash(result)), sourceLocation: sourceLocation)
@@ -119,7 +119,7 @@ let codeJob = JobSpec(title: "port the parser", capabilities: ["code"], mileston
         let f = c.f
         var spec = codeJob
         spec.arbiter = f.carol.publicKey
-        let job = c.ok(f.alice, .jobPost(spec))
+        let job = JobID(createdBy: c.ok(f.alice, .jobPost(spec)))
         // Carol is the arbiter, Dave lacks the capability: Bob is the only match.
         #expect(c.s.matches(c.job(job)).map(\.agent) == [f.bob.publicKey])
         c.ok(f.bob, .jobAccept(job))
@@ -232,7 +232,7 @@ let codeJob = JobSpec(title: "port the parser", capabilities: ["code"], mileston
         // A second job: past its deadline the worker can no longer submit.
         var late = codeJob
         late.deadline = Height(c.s.height.value + 4)
-        let j2 = c.ok(f.alice, .jobPost(late))
+        let j2 = JobID(createdBy: c.ok(f.alice, .jobPost(late)))
         c.ok(f.bob, .jobAccept(j2)); c.ok(f.alice, .escrowFund(j2))
         c.empty(3)
         #expect(c.refuse(f.bob, .jobSubmit(job: j2, milestone: 0, result: Blake2b.hash([2]))) == .deadlinePassed(late.deadline))
@@ -252,17 +252,17 @@ let codeJob = JobSpec(title: "port the parser", capabilities: ["code"], mileston
         var past = codeJob; past.deadline = 1
         if case .invalidJob? = c.refuse(f.alice, .jobPost(past)) {} else { Issue.record("a past deadline was accepted") }
         var rich = codeJob; rich.milestones = [2_000_000]
-        let big = c.ok(f.alice, .jobPost(rich))
+        let big = JobID(createdBy: c.ok(f.alice, .jobPost(rich)))
         #expect(c.refuse(f.alice, .escrowFund(big)) == .insufficientBalance(needed: 2_000_000 + c.s.requiredFee(for: .escrowFund(big)), available: c.balance(f.alice)))
         var picky = codeJob; picky.minReputation = 1
-        let pickyJob = c.ok(f.alice, .jobPost(picky))
+        let pickyJob = JobID(createdBy: c.ok(f.alice, .jobPost(picky)))
         #expect(c.refuse(f.bob, .jobAccept(pickyJob)) == .reputationTooLow(required: 1, has: 0))
         var far = codeJob
         far.deadline = 500
-        let job = c.ok(f.alice, .jobPost(far))
+        let job = JobID(createdBy: c.ok(f.alice, .jobPost(far)))
         #expect(c.refuse(f.dave, .jobAccept(job)) == .missingCapability("code"))
         #expect(c.refuse(f.alice, .jobAccept(job)) == .invalidJob("the client or arbiter cannot work on the job"))
-        #expect(c.refuse(f.alice, .jobAccept(Blake2b.hash([1]))) == .unknownJob(Blake2b.hash([1])))
+        #expect(c.refuse(f.alice, .jobAccept(JobID(Blake2b.hash([1])))) == .unknownJob(JobID(Blake2b.hash([1]))))
         c.ok(f.bob, .jobAccept(job))
         #expect(c.refuse(f.carol, .jobAccept(job)) == .wrongJobStatus(job, .accepted))
         #expect(c.refuse(f.bob, .escrowFund(job)) == .notJobParty(job))
@@ -316,11 +316,11 @@ let codeJob = JobSpec(title: "port the parser", capabilities: ["code"], mileston
         #expect(c.refuse(v1, .endorse(subject: f.bob.publicKey, delta: 9, reason: "")) == .invalidEndorsement("delta 9 is not in -5...5 or is 0"))
         #expect(c.refuse(v1, .endorse(subject: stranger.publicKey, delta: 1, reason: "")) == .notRegistered("agent or validator \(stranger.publicKey.short)"))
         // Memes.
-        let meme = c.ok(f.bob, .memePost(Meme(contentHash: r, content: "when the block finalizes", tags: ["pbft"])))
+        let meme = MemeID(createdBy: c.ok(f.bob, .memePost(Meme(contentHash: r, content: "when the block finalizes", tags: ["pbft"]))))
         #expect(c.refuse(f.bob, .memeReact(meme: meme, reaction: .fire)) == .selfInteraction)
         c.ok(f.alice, .memeReact(meme: meme, reaction: .fire))
         #expect(c.refuse(f.alice, .memeReact(meme: meme, reaction: .like)) == .alreadyReacted(meme))
-        #expect(c.refuse(f.alice, .memeReact(meme: r, reaction: .like)) == .unknownMeme(r))
+        #expect(c.refuse(f.alice, .memeReact(meme: MemeID(r), reaction: .like)) == .unknownMeme(MemeID(r)))
         #expect(c.refuse(f.alice, .memePost(Meme(contentHash: r, content: "", tags: []))) == .invalidMeme("empty content"))
         #expect(c.refuse(f.alice, .interact(target: f.alice.publicKey, kind: .follow, meme: .zero)) == .selfInteraction)
         #expect(c.refuse(f.alice, .interact(target: stranger.publicKey, kind: .follow, meme: .zero)) == .notRegistered("agent or validator \(stranger.publicKey.short)"))
@@ -333,10 +333,10 @@ let codeJob = JobSpec(title: "port the parser", capabilities: ["code"], mileston
         } else { Issue.record("a consensus parameter was proposed") }
         let downgrade = GovernanceProposal(change: .ruleVersion(1), activateAt: Height(c.s.height.value + 5), description: "")
         if case .invalidProposal? = c.refuse(v1, .govPropose(downgrade)) {} else { Issue.record("a downgrade was proposed") }
-        let pid = c.ok(v1, .govPropose(change))
+        let pid = ProposalID(createdBy: c.ok(v1, .govPropose(change)))
         #expect(c.refuse(f.alice, .govVote(proposal: pid, approve: true)) == .notAuthorized("only a validator with voting power may vote"))
         #expect(c.refuse(v1, .govVote(proposal: pid, approve: true)) == .alreadyVoted)
-        #expect(c.refuse(v1, .govVote(proposal: r, approve: true)) == .unknownProposal(r))
+        #expect(c.refuse(v1, .govVote(proposal: ProposalID(r), approve: true)) == .unknownProposal(ProposalID(r)))
         // Found in review: a minimum reputation of Int64.min must be refused, not trap in abs().
         var hostile = codeJob; hostile.minReputation = .min; hostile.deadline = 900
         #expect(c.refuse(f.alice, .jobPost(hostile)) == .invalidJob("minimum reputation out of range"))
@@ -432,8 +432,8 @@ let codeJob = JobSpec(title: "port the parser", capabilities: ["code"], mileston
         c.block(validatorKeys.map { ($0, .transfer(to: c.f.producer.publicKey, amount: 0 + 1, memo: "")) })
         c.ok(c.f.alice, .transfer(to: c.f.producer.publicKey, amount: 10_000, memo: ""))
         let at = Height(c.s.height.value + 4)
-        let pass = c.ok(all[0], .govPropose(GovernanceProposal(change: .parameter(name: "blockReward", value: 7), activateAt: at, description: "")))
-        let fail = c.ok(all[1], .govPropose(GovernanceProposal(change: .parameter(name: "feeBurnBps", value: 0), activateAt: at, description: "")))
+        let pass = ProposalID(createdBy: c.ok(all[0], .govPropose(GovernanceProposal(change: .parameter(name: "blockReward", value: 7), activateAt: at, description: ""))))
+        let fail = ProposalID(createdBy: c.ok(all[1], .govPropose(GovernanceProposal(change: .parameter(name: "feeBurnBps", value: 0), activateAt: at, description: ""))))
         // 3 of 4 equal validators approve the first (75% > 2/3); only 2 the second (50%).
         c.block([(all[1], .govVote(proposal: pass, approve: true)), (all[2], .govVote(proposal: pass, approve: true)),
                  (all[2], .govVote(proposal: fail, approve: true)), (all[3], .govVote(proposal: fail, approve: false))])
@@ -477,7 +477,7 @@ let codeJob = JobSpec(title: "port the parser", capabilities: ["code"], mileston
         let f = c.f
         let job = c.submittedJob(result: [9])
         c.ok(f.alice, .disputeOpen(job: job, reason: "r"))
-        let m = c.ok(f.bob, .memePost(Meme(contentHash: .zero, content: "x", tags: ["a", "b"])))
+        let m = MemeID(createdBy: c.ok(f.bob, .memePost(Meme(contentHash: .zero, content: "x", tags: ["a", "b"]))))
         c.ok(f.carol, .memeReact(meme: m, reaction: .laugh))
         c.ok(f.carol, .interact(target: f.bob.publicKey, kind: .collaborate, meme: m))
         c.ok(validatorKeys[0], .govPropose(GovernanceProposal(change: .parameter(name: "jailBlocks", value: 5), activateAt: Height(1_000), description: "d")))

@@ -131,7 +131,7 @@ struct FoldScript {
         guard let prefix else { return "ok" }
         counters[prefix, default: 0] += 1
         let alias = "\(prefix)\(counters[prefix]!)"
-        aliases[alias] = id
+        aliases[alias] = id.raw
         return "ok \(alias)"
     }
 

@@ -49,7 +49,8 @@ import Testing
 
     /// The id of `proposal()` made with nonce 2 (after Alice's agent registration).
     func allianceID(_ targets: [PublicKey]) -> AllianceID {
-        EventCrypto.id(f.event(f.alice, 2, .alliancePropose(AllianceProposal(targets: targets, purpose: "p", terms: "t", durationMs: 20_000))).bytes)
+        AllianceID(createdBy: EventCrypto.id(f.event(f.alice, 2, .alliancePropose(AllianceProposal(targets: targets, purpose: "p", terms: "t",
+                                                                                                   durationMs: 20_000))).bytes))
     }
 
     func registered() -> [Step] {

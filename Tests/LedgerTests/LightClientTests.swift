@@ -76,7 +76,7 @@ struct LightClientTests {
                 try lc.verifyState(proof: Self.hex(a["proof"]), header: header, certificate: Self.hex(a["certificate"]))
             }
             #expect(throws: LightClient.Refusal.wrongPath("event \(f.bob.publicKey.short) at 0 of 1 against events root \(try BlockHeader.decode(Self.hex(ep["header"])).eventsRoot.short)")) {
-                try lc.verifyEvent(id: f.bob.publicKey, path: Self.hex(ep["path"]), header: Self.hex(ep["header"]), certificate: Self.hex(ep["certificate"]))
+                try lc.verifyEvent(id: EventID(f.bob.publicKey), path: Self.hex(ep["path"]), header: Self.hex(ep["header"]), certificate: Self.hex(ep["certificate"]))
             }
             // A certificate whose only signer is not in the trusted set.
             let h9 = try BlockHeader.decode(Self.hex(a["header"]))
@@ -123,7 +123,7 @@ struct LightClientTests {
             let d = try #require(try await client.call(.get, path + "?proof=true&height=4").json)
             let end = try #require(d["endSequence"] as? Int)
             let page = try #require(try await client.call(.get, path + "?limit=100").json?["events"] as? [[String: Any]])
-            let ids = page.filter { ($0["sequence"] as? Int ?? .max) < end }.map { Bytes32(hex: $0["id"] as! String)! }
+            let ids = page.filter { ($0["sequence"] as? Int ?? .max) < end }.map { EventID(hex: $0["id"] as! String)! }
             #expect(ids == Array(sent.prefix(4)) && page.count == 5, "bob's stream at height 4: the first four transfers")
             func check(_ ids: [EventID]) throws {
                 _ = try lc.verifyStream(.account(f.bob.publicKey), ids: ids, proof: Self.hex(d["proof"]),

@@ -48,8 +48,8 @@ import Testing
             try s.apply(e, id: EventCrypto.id(e.bytes), c)
         }
         let propose = f.event(f.alice, 2, .alliancePropose(AllianceProposal(targets: [f.carol.publicKey], purpose: "memes", terms: "share", durationMs: 20_000)))
-        let allianceID = EventCrypto.id(propose.bytes)
-        try s.apply(propose, id: allianceID, c)
+        let proposeID = EventCrypto.id(propose.bytes), allianceID = AllianceID(createdBy: proposeID)
+        try s.apply(propose, id: proposeID, c)
         c = ctx(s, proposer: f.producer.publicKey)
         try s.beginBlock(c)
         let accept = f.event(f.carol, 2, .allianceAccept(allianceID))

@@ -115,7 +115,7 @@ import Testing
         var s = f.state()
         let ctx = BlockContext(height: 1, timestampMs: s.timestampMs + 1_000, proposer: f.producer.publicKey)
         try s.beginBlock(ctx)
-        try s.apply(f.event(f.alice, 1, .transfer(to: f.bob.publicKey, amount: 5, memo: "")), id: Hash32(w0: 1, w1: 0, w2: 0, w3: 0), ctx)
+        try s.apply(f.event(f.alice, 1, .transfer(to: f.bob.publicKey, amount: 5, memo: "")), id: EventID(Hash32(w0: 1, w1: 0, w2: 0, w3: 0)), ctx)
         let root = s.sealRoot()
         let leaves = s.allLeaves()
         #expect(leaves.count >= 7)
@@ -154,7 +154,7 @@ import Testing
 
     @Test func eventAuditPathsProveEveryPlaceOfEverySize() {
         for n in 1 ... 19 {
-            let ids = (0 ..< n).map { Hash32(w0: UInt64($0), w1: 7, w2: 0, w3: 0) }
+            let ids = (0 ..< n).map { EventID(Hash32(w0: UInt64($0), w1: 7, w2: 0, w3: 0)) }
             let root = EventCrypto.eventsRoot(ids)
             for i in 0 ..< n {
                 let path = EventCrypto.eventsPath(ids, index: i)

@@ -78,7 +78,7 @@ enum StoreKind: String, CaseIterable, CustomTestStringConvertible {
             #expect(e.id == EventCrypto.id(e.envelope.bytes))
             #expect(try log.event(id: e.id) == e)
         }
-        #expect(try log.event(id: Blake2b.hash([9])) == nil)
+        #expect(try log.event(id: EventID(Blake2b.hash([9]))) == nil)
         // Streams: Alice authored all 30, Bob received all 30, Carol none.
         #expect(try log.stream(.account(f.alice.publicKey), after: nil, limit: 100).count == 30)
         let bob = try log.stream(.account(f.bob.publicKey), after: nil, limit: 100)
