@@ -39,8 +39,8 @@ public struct Loyal: Personality {
         var rival = false
         for id in p.parent.alliances.keys.sorted() {
             let a = p.parent.alliances[id]!
-            guard a.status == .active, a.members.contains(producer) else { continue }
-            if a.members.contains(p.judge) { return .accept("producer \(producer.short) is an ally (alliance \(id.short))") }
+            guard a.status == .active, a.members.contains(producer.raw) else { continue }
+            if a.members.contains(p.judge.raw) { return .accept("producer \(producer.short) is an ally (alliance \(id.short))") }
             rival = true
         }
         return rival ? .refuse("producer \(producer.short) belongs to a rival alliance") : .accept("producer \(producer.short) is neutral")

@@ -137,7 +137,7 @@ public struct AuditBundle: Sendable, Equatable {
             guard h > (sets.last?.from ?? from), h <= to else { throw .invalidValue(field: "validator set.from", reason: "\(h) out of order or range") }
             var members: [ValidatorSet.Member] = []
             for _ in 0 ..< (try r.count("validator set.members", max: Limits.certificateSignersMax)) {
-                let m = ValidatorSet.Member(key: try r.b32("member.key"), validator: try r.b32("member.validator"), power: try r.u64("member.power"))
+                let m = ValidatorSet.Member(key: try r.b32("member.key"), validator: try r.id("member.validator"), power: try r.u64("member.power"))
                 if let last = members.last, !(last.key < m.key) { throw .invalidValue(field: "validator set.members", reason: "keys not strictly increasing") }
                 members.append(m)
             }
@@ -253,7 +253,7 @@ public struct BundleReplaySource: ReplaySource {
     /// The power that certifies the block after `state`, sorted by key.
     static func members(_ state: LedgerState) -> [AuditBundle.ValidatorSet.Member] {
         let power = state.powerForNextBlock()
-        return power.keys.sorted().map { .init(key: $0, validator: state.consensusKeys[$0] ?? $0, power: power[$0]!) }
+        return power.keys.sorted().map { .init(key: $0, validator: state.consensusKeys[$0] ?? ValidatorID($0), power: power[$0]!) }
     }
 
     public func opening() throws(AuditFailure) -> ReplayOpening {

@@ -52,13 +52,13 @@ public enum EntityView {
             id == "ledger" ? chain(s) : nil
         }),
         key("account", stream: { .account($0) }, { s in s.accounts.keys }, account),
-        key("validator", stream: { .account($0) }, { s in s.validators.keys }, validator),
+        key("validator", stream: { .account($0.raw) }, { s in s.validators.keys }, validator),
         EntityKind(name: "delegation", traceable: false, stream: { _ in nil },
                    ids: { s in s.delegations.keys.map { "\($0.delegator.hex)-\($0.validator.hex)" } },
                    fields: { id, s in
                        let p = id.split(separator: "-").map(String.init)
                        guard p.count == 2, let d = Bytes32(hex: p[0]), let v = Bytes32(hex: p[1]),
-                             let amount = s.delegations.first(where: { $0.key.delegator == d && $0.key.validator == v })?.value else { return nil }
+                             let amount = s.delegations.first(where: { $0.key.delegator == d && $0.key.validator.raw == v })?.value else { return nil }
                        return [EntityField("amount", "\(amount)")]
                    }),
         EntityKind(name: "unbonding", traceable: false, stream: { _ in nil },

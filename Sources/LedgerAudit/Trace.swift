@@ -130,7 +130,7 @@ final class TraceObserver: ReplayObserver {
         guard inStream || now != view else { return }
         var notes: [String] = []
         if !inStream {
-            let feeRecipient = state.consensusKeys[block.header.proposer] ?? block.header.proposer
+            let feeRecipient = state.consensusKeys[block.header.proposer]?.raw ?? block.header.proposer
             if feeRecipient == id, e.envelope.fee > 0 { notes.append("fee \(e.envelope.fee) paid to the proposer of block \(block.header.height)") }
             if e.envelope.kind == .evidence { notes.append("evidence of an equivocation") }
             if notes.isEmpty { notes.append("changed by an event outside the entity's stream") }

@@ -20,7 +20,7 @@ public struct Proposal: Sendable {
         self.refusedBefore = refusedBefore
     }
     /// The proposer's validator id (its consensus key mapped through the state).
-    public var proposer: ValidatorID { parent.consensusKeys[block.header.proposer] ?? block.header.proposer }
+    public var proposer: ValidatorID { parent.consensusKeys[block.header.proposer] ?? ValidatorID(block.header.proposer) }
 }
 
 public struct Judgement: Sendable, Hashable {

@@ -105,10 +105,10 @@ extension Replica {
     mutating func noteOpinion(_ e: Envelope, _ out: inout Output) {
         guard e.kind == .opinion, case let .opinion(o)? = try? e.decodePayload(), o.verdict == .refuse,
               o.view == view, !changing, let slot = slots[o.height.value], slot.block?.hash == o.blockHash,
-              let v = state.validators[e.author], currentSet.contains(v.consensusKey) else { return }
+              let v = state.validators[ValidatorID(e.author)], currentSet.contains(v.consensusKey) else { return }
         var r = refusals[o.height.value] ?? (view, o.blockHash, [])
         if r.view != view || r.hash != o.blockHash { r = (view, o.blockHash, []) }
-        r.by.insert(e.author)
+        r.by.insert(ValidatorID(e.author))
         refusals[o.height.value] = r
         let keys = r.by.compactMap { state.validators[$0]?.consensusKey }
         if currentSet.isWeakQuorum(keys) { startViewChange(view + 1, &out) }

@@ -99,7 +99,7 @@ extension Replica {
             let system = exec.envelopes.allSatisfy { $0.kind == .opinion || $0.kind == .evidence }
             if !system {
                 let j = config.personality.judge(Proposal(block: block, view: view, events: exec.envelopes, parent: parent.state,
-                                                          judge: config.operatorKey.publicKey, refusedBefore: refusedHeights.contains(h)))
+                                                          judge: ValidatorID(config.operatorKey.publicKey), refusedBefore: refusedHeights.contains(h)))
                 accept = j.accept
                 if !j.accept {
                     refusedHeights.insert(h)

@@ -267,7 +267,8 @@ public struct Replica: Sendable {
         case let .rotateKey(new):
             if let old = myKey, let next = config.keys.first(where: { $0.publicKey == new }), old.publicKey != new {
                 let nonce = max(nextOwnNonce, (state.accounts[config.operatorKey.publicKey]?.nonce ?? 0) + 1)
-                let r = KeyRotation.signed(chain: state.chainID, validator: config.operatorKey.publicKey, nonce: nonce, old: old, new: next)
+                let r = KeyRotation.signed(chain: state.chainID, validator: ValidatorID(config.operatorKey.publicKey), nonce: nonce, old: old,
+                                           new: next)
                 authorEvent(.validatorRotateKey(r), &out)
             }
         case let .forget(ids):

@@ -89,8 +89,6 @@ public typealias PublicKey = Bytes32
 public typealias Signature = Bytes64
 /// A BLAKE2b-256 digest.
 public typealias Hash32 = Bytes32
-/// A validator is named by the account key it registered with; its consensus key may rotate.
-public typealias ValidatorID = Bytes32
 
 /// A 32-byte name of one kind of thing. Each kind is its own type, so an event id cannot
 /// be passed where a job or an alliance is expected, nor a hash where an id is; the
@@ -132,6 +130,7 @@ extension Identifier: Bytes32Named {}
 /// What an `Identifier` names.
 public protocol IdentifierKind: Sendable {}
 public enum EventKindName: IdentifierKind {}
+public enum ValidatorKindName: IdentifierKind {}
 public enum AllianceKindName: IdentifierKind {}
 public enum JobKindName: IdentifierKind {}
 public enum MemeKindName: IdentifierKind {}
@@ -139,6 +138,9 @@ public enum ProposalKindName: IdentifierKind {}
 
 /// An event's id: BLAKE2b-256 of its stored bytes.
 public typealias EventID = Identifier<EventKindName>
+/// A validator is named by the account key it registered with (`ValidatorID(accountKey)`);
+/// its consensus key may rotate, so a consensus key is not a validator id.
+public typealias ValidatorID = Identifier<ValidatorKindName>
 /// An alliance is named by the id of the event that proposed it.
 public typealias AllianceID = Identifier<AllianceKindName>
 

@@ -284,8 +284,8 @@ public enum Payload: Sendable, Hashable {
                 oldKeySignature: try r.b64("rotate.oldKeySignature"), newKeySignature: try r.b64("rotate.newKeySignature")))
         case .bond: p = .bond(amount: try r.u64("bond.amount"))
         case .unbond: p = .unbond(amount: try r.u64("unbond.amount"))
-        case .delegate: p = .delegate(validator: try r.b32("delegate.validator"), amount: try r.u64("delegate.amount"))
-        case .undelegate: p = .undelegate(validator: try r.b32("undelegate.validator"), amount: try r.u64("undelegate.amount"))
+        case .delegate: p = .delegate(validator: try r.id("delegate.validator"), amount: try r.u64("delegate.amount"))
+        case .undelegate: p = .undelegate(validator: try r.id("undelegate.validator"), amount: try r.u64("undelegate.amount"))
         case .agentRegister: p = .agentRegister(try decodeProfile(&r))
         case .agentUpdate: p = .agentUpdate(try decodeProfile(&r))
         case .alliancePropose:
@@ -344,7 +344,7 @@ public enum Payload: Sendable, Hashable {
         let s: StreamKey
         switch self {
         case let .transfer(to, _, _): s = .account(to)
-        case let .delegate(v, _), let .undelegate(v, _): s = .account(v)
+        case let .delegate(v, _), let .undelegate(v, _): s = .account(v.raw)
         case .agentRegister, .agentUpdate, .agentDeregister: s = .agent(author)
         case .alliancePropose: s = .alliance(AllianceID(createdBy: id))
         case let .allianceAccept(a), let .allianceReject(a), let .allianceDissolve(a): s = .alliance(a)

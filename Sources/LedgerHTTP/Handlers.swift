@@ -49,7 +49,7 @@ struct Handlers: Sendable {
             try await entity(request, context, "id", "job", .job) { s, k in s.economy.jobs[k].map { Render.job($0, s) } }
         case .reputation:
             try await entity(request, context, "key", "agent", .reputation) { s, k in
-                s.agents[k] != nil || s.validators[k] != nil ? Render.reputation(k, s) : nil
+                s.agents[k] != nil || s.validators[ValidatorID(k)] != nil ? Render.reputation(k, s) : nil
             }
         case .memes:
             try await list(request, "memes") { s in s.economy.memes.map { ($0.key, Render.memeState($0.value)) } }

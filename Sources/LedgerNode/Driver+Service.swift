@@ -213,7 +213,7 @@ extension NodeDriver {
     /// or retired keys included, so a rotated or retiring validator still connects).
     public func isValidator(_ key: PublicKey) -> Bool {
         cond.withLock {
-            head.validators[key] != nil || head.validators.values.contains { $0.consensusKey == key || $0.keyHistory.contains { $0.key == key } }
+            head.validators[ValidatorID(key)] != nil || head.validators.values.contains { $0.consensusKey == key || $0.keyHistory.contains { $0.key == key } }
         }
     }
 

@@ -171,7 +171,7 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
         let genesisRoot = LedgerState(genesis: genesis, genesisHash: meta.genesisHash, crypto: Sodium()).stateRoot()
         let state: LedgerState
         do { (state, _) = try StateLoader.load(log) } catch { throw .load(error) }
-        if options.role == .validator, state.validators[options.nodeKey] == nil { throw .notAValidator(options.nodeKey) }
+        if options.role == .validator, state.validators[ValidatorID(options.nodeKey)] == nil { throw .notAValidator(options.nodeKey) }
 
         var d = DurableState()
         do {

@@ -80,11 +80,11 @@ extension LedgerState {
         }
         try decodeValidators(&r, into: &s)
         for _ in 0 ..< (try r.snapshotCount("snapshot.delegations")) {
-            let k = DelegationKey(delegator: try r.b32("d.delegator"), validator: try r.b32("d.validator"))
+            let k = DelegationKey(delegator: try r.b32("d.delegator"), validator: try r.id("d.validator"))
             s.delegations[k] = try r.u64("d.amount")
         }
         for _ in 0 ..< (try r.snapshotCount("snapshot.unbonding")) {
-            s.unbonding.append(Unbonding(account: try r.b32("u.account"), validator: try r.b32("u.validator"),
+            s.unbonding.append(Unbonding(account: try r.b32("u.account"), validator: try r.id("u.validator"),
                                          amount: try r.u64("u.amount"), releaseAt: Height(try r.u64("u.release"))))
         }
         last = nil
@@ -120,7 +120,7 @@ extension LedgerState {
             last = k
         }
         for _ in 0 ..< (try r.snapshotCount("snapshot.validators")) {
-            let id = try r.b32("validator.id"); try sorted(id, "snapshot.validators")
+            let id: ValidatorID = try r.id("validator.id"); try sorted(id.raw, "snapshot.validators")
             let name = try r.string("validator.name", max: Limits.nameBytesMax)
             let pers = try r.string("validator.personality", max: Limits.personalityBytesMax)
             let ck = try r.b32("validator.key")
@@ -175,14 +175,14 @@ extension LedgerState {
             last = k
         }
         for _ in 0 ..< (try r.snapshotCount("snapshot.slashes")) {
-            s.slashes.append(SlashRecord(validator: try r.b32("slash.validator"), offenceHeight: Height(try r.u64("slash.offenceHeight")),
+            s.slashes.append(SlashRecord(validator: try r.id("slash.validator"), offenceHeight: Height(try r.u64("slash.offenceHeight")),
                                          offenceView: try r.u64("slash.offenceView"), stakeBefore: try r.u64("slash.stakeBefore"),
                                          amount: try r.u64("slash.amount"), evidence: try r.id("slash.evidence"),
                                          slashedAt: Height(try r.u64("slash.slashedAt"))))
         }
         var lastOffence: OffenceKey? = nil
         for _ in 0 ..< (try r.snapshotCount("snapshot.offences")) {
-            let o = OffenceKey(validator: try r.b32("offence.validator"), height: Height(try r.u64("offence.height")),
+            let o = OffenceKey(validator: try r.id("offence.validator"), height: Height(try r.u64("offence.height")),
                                view: try r.u64("offence.view"), kind: try r.u8("offence.kind"))
             if let l = lastOffence, !(l < o) { throw .invalidValue(field: "snapshot.offences", reason: "keys not strictly increasing") }
             lastOffence = o
@@ -190,7 +190,7 @@ extension LedgerState {
         }
         last = nil
         for _ in 0 ..< (try r.snapshotCount("snapshot.opinionCounts")) {
-            let k = try r.b32("opinion.validator"); try sorted(k, "snapshot.opinionCounts")
+            let k: ValidatorID = try r.id("opinion.validator"); try sorted(k.raw, "snapshot.opinionCounts")
             s.opinionCounts[k] = OpinionCount(accepted: try r.u64("opinion.accepted"), refused: try r.u64("opinion.refused"))
         }
     }

@@ -55,7 +55,7 @@ extension LedgerState {
             guard amount > 0 else { throw .zeroAmount }
             // A jailed validator may bond: slashing can leave it below the minimum stake,
             // which it must hold again to regain power once unjailed.
-            try requireValidator(author, allowJailed: true)
+            try requireValidator(ValidatorID(author), allowJailed: true)
             spend = try add(spend, amount)
         case let .delegate(v, amount):
             guard amount > 0 else { throw .zeroAmount }
@@ -63,11 +63,11 @@ extension LedgerState {
             spend = try add(spend, amount)
         case let .unbond(amount):
             guard amount > 0 else { throw .zeroAmount }
-            guard let v = validators[author] else { throw .unknownValidator(author) }
+            guard let v = validators[ValidatorID(author)] else { throw .unknownValidator(author) }
             guard v.selfStake >= amount else { throw .insufficientStake(bonded: v.selfStake, requested: amount) }
         case let .undelegate(v, amount):
             guard amount > 0 else { throw .zeroAmount }
-            guard validators[v] != nil else { throw .unknownValidator(v) }
+            guard validators[v] != nil else { throw .unknownValidator(v.raw) }
             let have = delegations[DelegationKey(delegator: author, validator: v)] ?? 0
             guard have >= amount else { throw .insufficientStake(bonded: have, requested: amount) }
         default: break
@@ -79,13 +79,13 @@ extension LedgerState {
         case let .transfer(to, amount, _):
             accounts[to, default: Account(balance: 0, nonce: 0)].balance += amount
         case let .bond(amount):
-            validators[author]!.selfStake += amount
+            validators[ValidatorID(author)]!.selfStake += amount
         case let .delegate(v, amount):
             delegations[DelegationKey(delegator: author, validator: v), default: 0] += amount
             validators[v]!.delegated += amount
         case let .unbond(amount):
-            validators[author]!.selfStake -= amount
-            unbonding.append(Unbonding(account: author, validator: author, amount: amount, releaseAt: Height(h.value.saturatingAdd(parameters.unbondingBlocks))))
+            validators[ValidatorID(author)]!.selfStake -= amount
+            unbonding.append(Unbonding(account: author, validator: ValidatorID(author), amount: amount, releaseAt: Height(h.value.saturatingAdd(parameters.unbondingBlocks))))
         case let .undelegate(v, amount):
             let k = DelegationKey(delegator: author, validator: v)
             let left = delegations[k]! - amount
@@ -102,31 +102,31 @@ extension LedgerState {
         var checked = CheckedEvent()
         switch payload {
         case let .validatorRegister(name, _):
-            guard validators[author] == nil else { throw .alreadyRegistered("validator \(author.short)") }
+            guard validators[ValidatorID(author)] == nil else { throw .alreadyRegistered("validator \(author.short)") }
             guard consensusKeys[author] == nil else { throw .keyInUse(author) }
             guard !name.isEmpty else { throw .invalidProfile("empty validator name") }
         case .validatorRetire:
             // A jailed validator serves its term and unjails first: retiring would replace
             // the jailed status, and retirement is final.
-            try requireValidator(author)
+            try requireValidator(ValidatorID(author))
         case let .validatorRotateKey(r):
             // Jailed validators may rotate: the equivocation may have come from a leaked key.
-            try requireValidator(author, allowJailed: true)
-            guard r.oldKey == validators[author]!.consensusKey else { throw .wrongOldKey }
+            try requireValidator(ValidatorID(author), allowJailed: true)
+            guard r.oldKey == validators[ValidatorID(author)]!.consensusKey else { throw .wrongOldKey }
             guard consensusKeys[r.newKey] == nil else { throw .keyInUse(r.newKey) }
-            guard r.verifies(chain: chainID.raw, validator: author, nonce: nonce, crypto) else {
+            guard r.verifies(chain: chainID.raw, validator: ValidatorID(author), nonce: nonce, crypto) else {
                 throw .badRotationSignature
             }
         case .validatorUnjail:
-            guard let v = validators[author], v.status == .jailed else { throw .notJailed }
+            guard let v = validators[ValidatorID(author)], v.status == .jailed else { throw .notJailed }
             guard ctx.height >= v.jailedUntil else { throw .stillJailed(until: v.jailedUntil) }
         case let .evidence(first, second):
             checked.offence = try provenOffence(first, second)
         case let .opinion(o):
-            guard validators[author] != nil else { throw .unknownValidator(author) }
+            guard validators[ValidatorID(author)] != nil else { throw .unknownValidator(author) }
             guard o.height.value >= 1 else { throw .invalidOpinion("there is no block at height 0") }
             guard o.height <= ctx.height else { throw .invalidOpinion("height \(o.height) is after the current block \(ctx.height)") }
-            var c = opinionCounts[author] ?? OpinionCount()
+            var c = opinionCounts[ValidatorID(author)] ?? OpinionCount()
             switch o.verdict {
             case .accept: c.accepted = try add(c.accepted, 1)
             case .refuse: c.refused = try add(c.refused, 1)
@@ -140,26 +140,26 @@ extension LedgerState {
     mutating func writeValidatorEvent(_ payload: Payload, _ checked: CheckedEvent, author: PublicKey, id: EventID, at h: Height) {
         switch payload {
         case let .validatorRegister(name, personality):
-            validators[author] = ValidatorState(id: author, name: name, personality: personality, consensusKey: author,
+            validators[ValidatorID(author)] = ValidatorState(id: ValidatorID(author), name: name, personality: personality, consensusKey: author,
                                                 keyHistory: [.init(from: nextEpochStart(after: h), key: author)], selfStake: 0, delegated: 0,
                                                 status: .active, registeredAt: h)
-            consensusKeys[author] = author
+            consensusKeys[author] = ValidatorID(author)
         case .validatorRetire:
-            validators[author]!.status = .retired
+            validators[ValidatorID(author)]!.status = .retired
         case let .validatorRotateKey(r):
             // Certificates are checked against the epoch's power (`powerForNextBlock`),
             // fixed at the epoch's start and keyed by the old key: the old key signs until
             // the epoch ends, the new one from the next epoch's first block on.
-            validators[author]!.consensusKey = r.newKey
-            validators[author]!.keyHistory.append(.init(from: nextEpochStart(after: h), key: r.newKey))
-            consensusKeys[r.newKey] = author
+            validators[ValidatorID(author)]!.consensusKey = r.newKey
+            validators[ValidatorID(author)]!.keyHistory.append(.init(from: nextEpochStart(after: h), key: r.newKey))
+            consensusKeys[r.newKey] = ValidatorID(author)
         case .validatorUnjail:
             // Power returns at the next epoch, and only with the minimum self-stake.
-            validators[author]!.status = .active
+            validators[ValidatorID(author)]!.status = .active
         case .evidence:
             slash(checked.offence!, evidence: id, at: h)
         case .opinion:
-            opinionCounts[author] = checked.opinionCount!
+            opinionCounts[ValidatorID(author)] = checked.opinionCount!
         default: break
         }
     }

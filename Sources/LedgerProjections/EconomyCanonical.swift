@@ -51,11 +51,11 @@ extension LedgerState {
         }
         e.parameters = try EconomyParameters.decode(&r)
         e.baseFee = try r.u64("economy.baseFee"); e.blockGasUsed = try r.u64("economy.blockGasUsed"); e.feePool = try r.u64("economy.feePool")
-        e.lastProposer = try r.b32("economy.lastProposer"); e.minted = try r.u64("economy.minted"); e.feesBurned = try r.u64("economy.feesBurned")
+        e.lastProposer = try r.id("economy.lastProposer"); e.minted = try r.u64("economy.minted"); e.feesBurned = try r.u64("economy.feesBurned")
         for _ in 0 ..< (try r.snapshotCount("economy.rewards")) { e.rewards[try r.b32("reward.key")] = try r.u64("reward.amount") }
-        for _ in 0 ..< (try r.snapshotCount("economy.commissions")) { e.commissions[try r.b32("commission.key")] = try r.u32("commission.bps") }
+        for _ in 0 ..< (try r.snapshotCount("economy.commissions")) { e.commissions[try r.id("commission.key")] = try r.u32("commission.bps") }
         for _ in 0 ..< (try r.snapshotCount("economy.delegatorSlashes")) {
-            e.delegatorSlashes.append(DelegatorSlash(validator: try r.b32("dslash.validator"), delegator: try r.b32("dslash.delegator"),
+            e.delegatorSlashes.append(DelegatorSlash(validator: try r.id("dslash.validator"), delegator: try r.b32("dslash.delegator"),
                                                      amount: try r.u64("dslash.amount"), evidence: try r.id("dslash.evidence")))
         }
         for _ in 0 ..< (try r.snapshotCount("economy.jobs")) {
@@ -102,10 +102,10 @@ extension LedgerState {
             e.influence[k] = c
         }
         for _ in 0 ..< (try r.snapshotCount("economy.proposals")) {
-            let id: ProposalID = try r.id("proposal.id"), proposer = try r.b32("proposal.proposer")
+            let id: ProposalID = try r.id("proposal.id"), proposer: ValidatorID = try r.id("proposal.proposer")
             guard case let .govPropose(gp) = try payload(.govPropose, "proposal.body") else { throw .invalidValue(field: "proposal.body", reason: "not a proposal") }
             var p = ProposalState(id: id, proposer: proposer, proposal: gp, proposedAt: Height(try r.u64("proposal.proposedAt")), votes: [:], status: .pending)
-            for _ in 0 ..< (try r.snapshotCount("proposal.votes")) { p.votes[try r.b32("vote.validator")] = try flag("vote.approve") }
+            for _ in 0 ..< (try r.snapshotCount("proposal.votes")) { p.votes[try r.id("vote.validator")] = try flag("vote.approve") }
             guard let st = ProposalStatus(rawValue: try r.u8("proposal.status")) else { throw .invalidValue(field: "proposal.status", reason: "unknown status") }
             p.status = st
             e.proposals[id] = p

@@ -12,11 +12,11 @@ extension LedgerState {
             w.claimed = r
             w.credits = [(author, r)]
         case let .setCommission(bps):
-            try requireValidator(author, allowJailed: true)
+            try requireValidator(ValidatorID(author), allowJailed: true)
             guard bps <= economy.parameters.commissionMaxBps else {
                 throw .invalidCommission("\(bps) bps is above the maximum \(economy.parameters.commissionMaxBps)")
             }
-            w.commission = (author, bps)
+            w.commission = (ValidatorID(author), bps)
         default: break
         }
     }
@@ -207,7 +207,7 @@ extension LedgerState {
             w.reputation.append((subject, (Int64(score) - 3) * ReputationRule.ratingStep))
             w.job = job
         case let .endorse(subject, delta, _):
-            try requireValidator(author)
+            try requireValidator(ValidatorID(author))
             guard isParticipant(subject) else { throw .notRegistered("agent or validator \(subject.short)") }
             guard subject != author else { throw .invalidEndorsement("a validator cannot endorse itself") }
             guard delta != 0, (-5 ... 5).contains(delta) else { throw .invalidEndorsement("delta \(delta) is not in -5...5 or is 0") }
@@ -250,7 +250,7 @@ extension LedgerState {
         let rules = economy.ruleVersion
         switch p {
         case let .govPropose(gp):
-            guard hasPower(author) else { throw .notAuthorized("only a validator with voting power may propose") }
+            guard hasPower(ValidatorID(author)) else { throw .notAuthorized("only a validator with voting power may propose") }
             guard gp.activateAt > h, gp.activateAt.value - h.value <= ChainParameters.unbondingBlocksMax else {
                 throw .invalidProposal("activation height \(gp.activateAt) must be after the current block \(h)")
             }
@@ -265,13 +265,13 @@ extension LedgerState {
                 }
             }
             guard economy.proposals[ProposalID(createdBy: id)] == nil else { throw .duplicateEvent(id) }
-            w.proposal = ProposalState(id: ProposalID(createdBy: id), proposer: author, proposal: gp, proposedAt: h, votes: [author: true], status: .pending)
+            w.proposal = ProposalState(id: ProposalID(createdBy: id), proposer: ValidatorID(author), proposal: gp, proposedAt: h, votes: [ValidatorID(author): true], status: .pending)
         case let .govVote(pid, approve):
-            guard hasPower(author) else { throw .notAuthorized("only a validator with voting power may vote") }
+            guard hasPower(ValidatorID(author)) else { throw .notAuthorized("only a validator with voting power may vote") }
             guard var prop = economy.proposals[pid] else { throw .unknownProposal(pid) }
             guard prop.status == .pending else { throw .proposalClosed(pid, prop.status) }
-            guard prop.votes[author] == nil else { throw .alreadyVoted }
-            prop.votes[author] = approve
+            guard prop.votes[ValidatorID(author)] == nil else { throw .alreadyVoted }
+            prop.votes[ValidatorID(author)] = approve
             w.proposal = prop
         default: break
         }

@@ -165,7 +165,7 @@ extension LedgerState {
         var candidates = Set<PublicKey>()
         let h = height
         for (k, a) in agents where a.active && reputation(of: k, at: h) >= economy.parameters.arbiterMinReputation { candidates.insert(k) }
-        for k in validators.keys where hasPower(k) { candidates.insert(k) }
+        for k in validators.keys where hasPower(k) { candidates.insert(k.raw) }
         candidates.subtract([job.client, job.worker, job.spec.arbiter])
         return candidates
     }
@@ -382,16 +382,16 @@ extension LedgerState {
                         if part > 0 { economy.rewards[d, default: 0] += part; toDelegators += part }
                     }
                 }
-                economy.rewards[vid, default: 0] += share - toDelegators
+                economy.rewards[vid.raw, default: 0] += share - toDelegators
             }
         }
-        economy.rewards[proposer, default: 0] += bonus + (rest - given)
+        economy.rewards[proposer.raw, default: 0] += bonus + (rest - given)
     }
 
     /// Rule version 2's part of a slashing: the validator's delegations lose the same
     /// fraction (recorded per delegator) and the validator loses reputation.
     mutating func slashDelegations(_ v: ValidatorID, evidence: EventID, at h: Height) {
-        adjustReputation(v, ReputationRule.slashed, at: h)
+        adjustReputation(v.raw, ReputationRule.slashed, at: h)
         let bps = UInt128(parameters.slashFractionBps)
         for k in delegations.keys.filter({ $0.validator == v }).sorted() {
             let have = delegations[k]!

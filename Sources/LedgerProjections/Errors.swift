@@ -15,7 +15,7 @@ public enum ApplyError: Error, Equatable, Sendable, CustomStringConvertible {
     case overflow
     case alreadyRegistered(String)
     case notRegistered(String)
-    case unknownValidator(ValidatorID)
+    case unknownValidator(PublicKey)
     case validatorRetired(ValidatorID)
     case insufficientStake(bonded: UInt64, requested: UInt64)
     case wrongOldKey

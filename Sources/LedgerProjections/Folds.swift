@@ -51,7 +51,7 @@ extension LedgerState {
         height = ctx.height
         timestampMs = ctx.timestampMs
         activateProposals(ctx)
-        if economy.ruleVersion >= RuleVersion.economy { economy.lastProposer = consensusKeys[ctx.proposer] ?? ctx.proposer }
+        if economy.ruleVersion >= RuleVersion.economy { economy.lastProposer = consensusKeys[ctx.proposer] ?? ValidatorID(ctx.proposer) }
         if unbonding.contains(where: { $0.releaseAt <= ctx.height }) {
             for u in unbonding.removeAll(where: { $0.releaseAt <= ctx.height }) {
                 // Supply is conserved, so a balance can never overflow here.
@@ -105,7 +105,7 @@ extension LedgerState {
         let available = try add(acct.balance, incoming)
         guard available >= spend else { throw .insufficientBalance(needed: spend, available: available) }
         // Credits that could overflow are checked before the first write.
-        let feeRecipient = consensusKeys[ctx.proposer] ?? ctx.proposer
+        let feeRecipient = consensusKeys[ctx.proposer]?.raw ?? ctx.proposer
         if case let .transfer(to, amount, _) = payload, to != author {
             _ = try add(accounts[to]?.balance ?? 0, amount)
         }
@@ -137,7 +137,7 @@ extension LedgerState {
     }
 
     func requireValidator(_ v: ValidatorID, allowJailed: Bool = false) throws(ApplyError) {
-        guard let s = validators[v] else { throw .unknownValidator(v) }
+        guard let s = validators[v] else { throw .unknownValidator(v.raw) }
         switch s.status {
         case .active: return
         case .retired: throw .validatorRetired(v)
@@ -205,7 +205,7 @@ extension LedgerState {
     }
 
     func isParticipant(_ k: PublicKey) -> Bool {
-        agents[k]?.active == true || validators[k]?.status == .active
+        agents[k]?.active == true || validators[ValidatorID(k)]?.status == .active
     }
 
     static func validate(_ p: AgentProfile) throws(ApplyError) {

@@ -188,10 +188,10 @@ public struct LedgerState: Sendable, Equatable {
             supply += a.amount
         }
         for v in g.validators {
-            validators[v.key] = ValidatorState(id: v.key, name: v.name, personality: v.personality, consensusKey: v.key,
+            validators[ValidatorID(v.key)] = ValidatorState(id: ValidatorID(v.key), name: v.name, personality: v.personality, consensusKey: v.key,
                                                keyHistory: [.init(from: 0, key: v.key)], selfStake: v.stake, delegated: 0,
                                                status: .active, registeredAt: 0)
-            consensusKeys[v.key] = v.key
+            consensusKeys[v.key] = ValidatorID(v.key)
             if accounts[v.key] == nil { accounts[v.key] = Account(balance: 0, nonce: 0) }
             supply += v.stake
         }

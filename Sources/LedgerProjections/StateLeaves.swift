@@ -117,18 +117,18 @@ extension LedgerState {
         case .power: return encode { Entry.power(&$0, epochPower) }
         case .economy: return e.present ? encode { Entry.economyGlobals(&$0, e) } : nil
         case .account: return accounts[leaf.first].map { a in encode { Entry.account(&$0, leaf.first, a) } }
-        case .validator: return validators[leaf.first].map { v in encode { Entry.validator(&$0, v) } }
+        case .validator: return validators[ValidatorID(leaf.first)].map { v in encode { Entry.validator(&$0, v) } }
         case .delegation:
-            let k = DelegationKey(delegator: leaf.first, validator: leaf.second)
+            let k = DelegationKey(delegator: leaf.first, validator: ValidatorID(leaf.second))
             return delegations[k].map { d in encode { Entry.delegation(&$0, k, d) } }
         case .unbondings: return Self.unbondingsValue(unbonding.filter { $0.account == leaf.first })
         case .agent: return agents[leaf.first].map { a in encode { Entry.agent(&$0, leaf.first, a) } }
         case .alliance: return alliances[AllianceID(leaf.first)].map { a in encode { Entry.alliance(&$0, a) } }
         case .slash: return slashes.first { $0.evidence.raw == leaf.first }.map { x in encode { Entry.slash(&$0, x) } }
         case .offence: return offences.first { StateLeaf.of($0) == leaf }.map { o in encode { Entry.offence(&$0, o) } }
-        case .opinions: return opinionCounts[leaf.first].map { c in encode { Entry.opinions(&$0, leaf.first, c) } }
+        case .opinions: return opinionCounts[ValidatorID(leaf.first)].map { c in encode { Entry.opinions(&$0, ValidatorID(leaf.first), c) } }
         case .reward: return e.rewards[leaf.first].map { r in encode { Entry.reward(&$0, leaf.first, r) } }
-        case .commission: return e.commissions[leaf.first].map { c in encode { Entry.commission(&$0, leaf.first, c) } }
+        case .commission: return e.commissions[ValidatorID(leaf.first)].map { c in encode { Entry.commission(&$0, ValidatorID(leaf.first), c) } }
         case .delegatorSlash:
             return e.delegatorSlashes.first { $0.evidence.raw == leaf.first && $0.delegator == leaf.second }
                 .map { d in encode { Entry.delegatorSlash(&$0, d) } }
@@ -153,7 +153,7 @@ extension LedgerState {
         add(StateLeaf(unchecked: .power, [])) { Entry.power(&$0, epochPower) }
         for (k, a) in accounts { add(.of(.account, k)) { Entry.account(&$0, k, a) } }
         for (k, v) in validators { add(.of(.validator, k)) { Entry.validator(&$0, v) } }
-        for (k, d) in delegations { add(.of(.delegation, k.delegator, k.validator)) { Entry.delegation(&$0, k, d) } }
+        for (k, d) in delegations { add(.of(.delegation, k.delegator, k.validator.raw)) { Entry.delegation(&$0, k, d) } }
         for (account, list) in Dictionary(grouping: unbonding, by: \.account) {
             out.append((.of(.unbondings, account), Self.unbondingsValue(list)!))
         }
@@ -184,7 +184,7 @@ extension LedgerState {
         var known: [(leaf: StateLeaf, value: [UInt8]?)] = []
         for k in accounts.takeWritten() { touched.insert(.of(.account, k)) }
         for k in validators.takeWritten() { touched.insert(.of(.validator, k)) }
-        for k in delegations.takeWritten() { touched.insert(.of(.delegation, k.delegator, k.validator)) }
+        for k in delegations.takeWritten() { touched.insert(.of(.delegation, k.delegator, k.validator.raw)) }
         let unbonded = Set(unbonding.takeWritten().map(\.account))
         for k in agents.takeWritten() { touched.insert(.of(.agent, k)) }
         for k in alliances.takeWritten() { touched.insert(.of(.alliance, k)) }

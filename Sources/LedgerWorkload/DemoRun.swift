@@ -95,7 +95,7 @@ final class DemoRun {
             submit(i, .transfer(to: keys[other(i)].publicKey, amount: 1 + rng.next() % 5_000, memo: "payment \(summary.submitted)"))
         case 38 ..< 44:
             let v = Int(rng.next() % UInt64(validatorCount))
-            submit(i, .delegate(validator: keys[v].publicKey, amount: 1 + rng.next() % 2_000))
+            submit(i, .delegate(validator: ValidatorID(keys[v].publicKey), amount: 1 + rng.next() % 2_000))
         case 44 ..< 48:
             let mine = st.delegations.filter { $0.key.delegator == keys[i].publicKey }.sorted { $0.key < $1.key }
             if let d = mine.first { submit(i, .undelegate(validator: d.key.validator, amount: min(d.value, 1 + rng.next() % 500))) }
@@ -106,10 +106,10 @@ final class DemoRun {
         case 51 ..< 53:
             // The producer strategy's proposal: to the validators it most needs.
             // (The agents that became validators: the producer itself holds no balance to answer.)
-            let vals = st.validators.values.filter { $0.status == .active && $0.id != keys[agents].publicKey }
-                .sorted { $0.id < $1.id }.map { (key: $0.id, personality: $0.personality) }
+            let vals = st.validators.values.filter { $0.status == .active && $0.id.raw != keys[agents].publicKey }
+                .sorted { $0.id < $1.id }.map { (key: $0.id.raw, personality: $0.personality) }
             if let p = strategy.alliance(me: keys[i].publicKey, validators: vals, durationMs: 40_000),
-               p.targets.allSatisfy({ st.agents[$0]?.active == true || st.validators[$0]?.status == .active }) {
+               p.targets.allSatisfy({ st.agents[$0]?.active == true || st.validators[ValidatorID($0)]?.status == .active }) {
                 submit(i, .alliancePropose(p))
             }
         case 53 ..< 60:
@@ -136,10 +136,10 @@ final class DemoRun {
                                                 personality: DemoMemes.personalities[Int(rng.next() % 4)], endpoint: "agent://\(i)/v2")))
         case 80 ..< 82:
             if !rotated, validatorCount > 0 {
-                let v = st.validators[keys[0].publicKey]!
+                let v = st.validators[ValidatorID(keys[0].publicKey)]!
                 let newKey = SigningKey.derived("demo-\(seed)-validator-0-rotated")
                 if v.consensusKey == keys[0].publicKey {
-                    let r = EventCrypto.rotation(chain: DemoWorkload.chain, validator: keys[0].publicKey, nonce: nonces[0] + 1, old: keys[0], new: newKey)
+                    let r = EventCrypto.rotation(chain: DemoWorkload.chain, validator: ValidatorID(keys[0].publicKey), nonce: nonces[0] + 1, old: keys[0], new: newKey)
                     submit(0, .validatorRotateKey(r))
                     rotated = true
                 }
@@ -197,7 +197,7 @@ final class DemoRun {
     /// equivocation proven, slashed, served and unjailed. A step that cannot go on
     /// (no worker matches) ends the pass there.
     func economyScript() {
-        let v = (0 ..< validatorCount).filter { st().validators[keys[$0].publicKey]?.status == .active }
+        let v = (0 ..< validatorCount).filter { st().validators[ValidatorID(keys[$0].publicKey)]?.status == .active }
         validatorScript(v)
         guard let job = paidJobScript() else { return }
         guard disputeScript(job) else { return }
@@ -231,7 +231,7 @@ final class DemoRun {
             let at = Height(st().height.value + 3)
             let yes = GovernanceProposal(change: .parameter(name: "blockReward", value: 150), activateAt: at, description: "more rewards")
             let no = GovernanceProposal(change: .parameter(name: "feeBurnBps", value: 0), activateAt: at, description: "burn nothing")
-            let v0Key = st().validators[keys[v0].publicKey]?.consensusKey
+            let v0Key = st().validators[ValidatorID(keys[v0].publicKey)]?.consensusKey
             if let k = v0Key, st().epochPower[k] != nil {
                 if let yesID = submit(v0, .govPropose(yes)).map(ProposalID.init(createdBy:)) { submit(me, .govVote(proposal: yesID, approve: true)) }
                 if let noID = submit(v0, .govPropose(no)).map(ProposalID.init(createdBy:)) { submit(me, .govVote(proposal: noID, approve: false)) }
@@ -311,7 +311,7 @@ final class DemoRun {
                                             key: keys[offender]).encoded()
             }
             submit(witness, .evidence(first: prep("a"), second: prep("b")))
-            let until = st().validators[keys[offender].publicKey]?.jailedUntil ?? 0
+            let until = st().validators[ValidatorID(keys[offender].publicKey)]?.jailedUntil ?? 0
             while st().height < until {
                 submit(witness, .transfer(to: keys[offender].publicKey, amount: 1, memo: "time passes"))
                 nextBlock()

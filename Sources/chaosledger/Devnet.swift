@@ -195,7 +195,7 @@ final class AgentSwarm: @unchecked Sendable {
             return .interact(target: keys[other].publicKey, kind: .follow, meme: .zero)
         case 66 ..< 70:
             return .jobPost(JobSpec(title: "devnet task", capabilities: ["compute"], milestones: [100 + rng.below(900)], deadline: Height(1 << 39)))
-        case 70 ..< 80: return .delegate(validator: validators[Int(rng.below(UInt64(validators.count)))], amount: 1 + rng.below(500))
+        case 70 ..< 80: return .delegate(validator: ValidatorID(validators[Int(rng.below(UInt64(validators.count)))]), amount: 1 + rng.below(500))
         case 80 ..< 85:
             return .agentUpdate(AgentProfile(name: "agent-\(i)", capabilities: ["compute", "memes", "audit", "arbitrate"].shuffledPrefix(3, &rng),
                                              personality: ["lawful", "memetic", "loyal", "chaotic"][i % 4], endpoint: "agent://devnet/\(i)"))

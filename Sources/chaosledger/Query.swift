@@ -81,7 +81,7 @@ struct StateCommand: ParsableCommand {
             guard let d = Render.account(try key(a), s) else { throw CLIError("no account \(a) at height \(s.height)") }
             printJSON(d)
         } else if let v = validator {
-            guard let x = s.validators[try key(v)] else { throw CLIError("no validator \(v) at height \(s.height)") }
+            guard let x = s.validators[ValidatorID(try key(v))] else { throw CLIError("no validator \(v) at height \(s.height)") }
             printJSON(Render.validator(x))
         } else if let a = agent {
             let k = try key(a)

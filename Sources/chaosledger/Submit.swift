@@ -113,7 +113,7 @@ struct Submit: AsyncParsableCommand {
         case "validator.rotate_key":
             guard let newKey else { throw CLIError("--new-key FILE is required") }
             let next = try KeyFile.read(from: newKey)
-            return .validatorRotateKey(EventCrypto.rotation(chain: chainID, validator: author.publicKey, nonce: nonce, old: author, new: next))
+            return .validatorRotateKey(EventCrypto.rotation(chain: chainID, validator: ValidatorID(author.publicKey), nonce: nonce, old: author, new: next))
         case "staking.bond": return .bond(amount: try need(amount, "amount"))
         case "staking.unbond": return .unbond(amount: try need(amount, "amount"))
         case "staking.delegate": return .delegate(validator: try hexKey(validator, "validator"), amount: try need(amount, "amount"))

@@ -9,13 +9,13 @@ import Testing
 
     static let samplePayloads: [Payload] = {
         let k = SigningKey.derived("sample").publicKey
-        let rot = EventCrypto.rotation(chain: Fixture.chain, validator: k, nonce: 9, old: .derived("old"), new: .derived("new"))
+        let rot = EventCrypto.rotation(chain: Fixture.chain, validator: ValidatorID(k), nonce: 9, old: .derived("old"), new: .derived("new"))
         return [
             .transfer(to: k, amount: 42, memo: "héllo ✓"),
             .validatorRegister(name: "v", personality: "memetic"),
             .validatorRetire,
             .validatorRotateKey(rot),
-            .bond(amount: 1), .unbond(amount: .max), .delegate(validator: k, amount: 7), .undelegate(validator: k, amount: 8),
+            .bond(amount: 1), .unbond(amount: .max), .delegate(validator: ValidatorID(k), amount: 7), .undelegate(validator: ValidatorID(k), amount: 8),
             .agentRegister(AgentProfile(name: "a", capabilities: ["x", "y"], personality: "chaotic", endpoint: "e")),
             .agentUpdate(AgentProfile(name: "b", capabilities: [], personality: "", endpoint: "")),
             .agentDeregister,

@@ -49,11 +49,11 @@ import Testing
     @Test func rotationNeedsBothSignatures() {
         let chain = Fixture.chain.raw
         let v = SigningKey.derived("v"), new = SigningKey.derived("n"), mallory = SigningKey.derived("m")
-        let good = EventCrypto.rotation(chain: Fixture.chain, validator: v.publicKey, nonce: 4, old: v, new: new)
-        #expect(EventCrypto.verifyRotation(good, chain: chain, validator: v.publicKey, nonce: 4))
-        #expect(!EventCrypto.verifyRotation(good, chain: chain, validator: v.publicKey, nonce: 5), "bound to the nonce")
+        let good = EventCrypto.rotation(chain: Fixture.chain, validator: ValidatorID(v.publicKey), nonce: 4, old: v, new: new)
+        #expect(EventCrypto.verifyRotation(good, chain: chain, validator: ValidatorID(v.publicKey), nonce: 4))
+        #expect(!EventCrypto.verifyRotation(good, chain: chain, validator: ValidatorID(v.publicKey), nonce: 5), "bound to the nonce")
         var bad = good
-        bad.newKeySignature = EventCrypto.rotation(chain: Fixture.chain, validator: v.publicKey, nonce: 4, old: v, new: mallory).newKeySignature
-        #expect(!EventCrypto.verifyRotation(bad, chain: chain, validator: v.publicKey, nonce: 4))
+        bad.newKeySignature = EventCrypto.rotation(chain: Fixture.chain, validator: ValidatorID(v.publicKey), nonce: 4, old: v, new: mallory).newKeySignature
+        #expect(!EventCrypto.verifyRotation(bad, chain: chain, validator: ValidatorID(v.publicKey), nonce: 4))
     }
 }

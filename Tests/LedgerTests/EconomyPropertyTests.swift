@@ -24,8 +24,8 @@ import Testing
         let p: Payload
         switch rng.next() % 22 {
         case 0: p = .transfer(to: pick(everyone).publicKey, amount: amount, memo: "")
-        case 1: p = .delegate(validator: pick(validators).publicKey, amount: amount)
-        case 2: p = .undelegate(validator: pick(validators).publicKey, amount: amount)
+        case 1: p = .delegate(validator: ValidatorID(pick(validators).publicKey), amount: amount)
+        case 2: p = .undelegate(validator: ValidatorID(pick(validators).publicKey), amount: amount)
         case 3: p = .claimRewards
         case 4, 5:
             let n = 1 + Int(rng.next() % 3)

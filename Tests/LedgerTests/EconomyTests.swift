@@ -380,7 +380,7 @@ let codeJob = JobSpec(title: "port the parser", capabilities: ["code"], mileston
         var c = economyChain { $0.blockReward = 10_000; $0.proposerBonusBps = 0 }
         let f = c.f
         let v1 = validatorKeys[0]
-        c.ok(f.dave, .delegate(validator: v1.publicKey, amount: 500_000))
+        c.ok(f.dave, .delegate(validator: ValidatorID(v1.publicKey), amount: 500_000))
         c.ok(v1, .setCommission(bps: 1_000))
         let before = c.s.economy.rewards
         c.empty(1)
@@ -399,7 +399,7 @@ let codeJob = JobSpec(title: "port the parser", capabilities: ["code"], mileston
         // v1 equivocates: 10% of its self-stake and of Dave's delegation are burned and recorded.
         let burned0 = c.s.burned
         c.ok(f.bob, .evidence(first: prepare(v1, blockA), second: prepare(v1, blockB)))
-        #expect(c.s.delegations.first { $0.key.delegator == f.dave.publicKey && $0.key.validator == v1.publicKey }?.value == 450_000)
+        #expect(c.s.delegations.first { $0.key.delegator == f.dave.publicKey && $0.key.validator.raw == v1.publicKey }?.value == 450_000)
         #expect(c.s.economy.delegatorSlashes.map(\.amount) == [50_000])
         #expect(c.s.burned == burned0 + 100_000_000 + 50_000)
         #expect(c.s.reputation(of: v1.publicKey) == ReputationRule.slashed)

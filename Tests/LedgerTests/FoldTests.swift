@@ -28,7 +28,7 @@ import Testing
             let n = st.nonce ?? ((nonces[st.key.publicKey] ?? 0) + 1)
             if case let .validatorRotateKey(r) = st.payload, r.oldKeySignature == .zero {
                 // Placeholder rotation: sign it now that the nonce is known.
-                let rot = EventCrypto.rotation(chain: Fixture.chain, validator: st.key.publicKey, nonce: n, old: st.key, new: .derived("rotated"))
+                let rot = EventCrypto.rotation(chain: Fixture.chain, validator: ValidatorID(st.key.publicKey), nonce: n, old: st.key, new: .derived("rotated"))
                 return f.event(st.key, n, .validatorRotateKey(rot), fee: st.fee)
             }
             return f.event(st.key, n, st.payload, fee: st.fee)
@@ -90,30 +90,30 @@ import Testing
             ("unbond more than bonded", [Step(key: f.alice, payload: .validatorRegister(name: "a", personality: "lawful")),
                                          Step(key: f.alice, payload: .bond(amount: 10))],
              Step(key: f.alice, payload: .unbond(amount: 11)), .insufficientStake(bonded: 10, requested: 11)),
-            ("delegate to unknown validator", [], Step(key: f.alice, payload: .delegate(validator: f.bob.publicKey, amount: 1)),
+            ("delegate to unknown validator", [], Step(key: f.alice, payload: .delegate(validator: ValidatorID(f.bob.publicKey), amount: 1)),
              .unknownValidator(f.bob.publicKey)),
-            ("undelegate more than delegated", [Step(key: f.bob, payload: .delegate(validator: f.producer.publicKey, amount: 5))],
-             Step(key: f.bob, payload: .undelegate(validator: f.producer.publicKey, amount: 6)), .insufficientStake(bonded: 5, requested: 6)),
+            ("undelegate more than delegated", [Step(key: f.bob, payload: .delegate(validator: ValidatorID(f.producer.publicKey), amount: 5))],
+             Step(key: f.bob, payload: .undelegate(validator: ValidatorID(f.producer.publicKey), amount: 6)), .insufficientStake(bonded: 5, requested: 6)),
             ("validator registers twice", [Step(key: f.alice, payload: .validatorRegister(name: "a", personality: "x"))],
              Step(key: f.alice, payload: .validatorRegister(name: "a", personality: "x")), .alreadyRegistered("validator \(f.alice.publicKey.short)")),
             ("retired validator cannot bond", [Step(key: f.alice, payload: .validatorRegister(name: "a", personality: "x")),
                                                Step(key: f.alice, payload: .validatorRetire)],
-             Step(key: f.alice, payload: .bond(amount: 1)), .validatorRetired(f.alice.publicKey)),
+             Step(key: f.alice, payload: .bond(amount: 1)), .validatorRetired(ValidatorID(f.alice.publicKey))),
             ("rotation naming the wrong old key", [Step(key: f.alice, payload: .validatorRegister(name: "a", personality: "x"))],
-             Step(key: f.alice, payload: .validatorRotateKey(EventCrypto.rotation(chain: Fixture.chain, validator: f.alice.publicKey, nonce: 2, old: f.bob, new: .derived("n")))),
+             Step(key: f.alice, payload: .validatorRotateKey(EventCrypto.rotation(chain: Fixture.chain, validator: ValidatorID(f.alice.publicKey), nonce: 2, old: f.bob, new: .derived("n")))),
              .wrongOldKey),
             ("rotation not signed by the new key", [Step(key: f.alice, payload: .validatorRegister(name: "a", personality: "x"))],
              Step(key: f.alice, payload: .validatorRotateKey({
-                 var r = EventCrypto.rotation(chain: Fixture.chain, validator: f.alice.publicKey, nonce: 2, old: f.alice, new: .derived("n"))
+                 var r = EventCrypto.rotation(chain: Fixture.chain, validator: ValidatorID(f.alice.publicKey), nonce: 2, old: f.alice, new: .derived("n"))
                  r.newKeySignature = r.oldKeySignature
                  return r
              }())), .badRotationSignature),
             ("rotation to a key in use", [Step(key: f.alice, payload: .validatorRegister(name: "a", personality: "x"))],
-             Step(key: f.alice, payload: .validatorRotateKey(EventCrypto.rotation(chain: Fixture.chain, validator: f.alice.publicKey, nonce: 2, old: f.alice, new: f.producer))),
+             Step(key: f.alice, payload: .validatorRotateKey(EventCrypto.rotation(chain: Fixture.chain, validator: ValidatorID(f.alice.publicKey), nonce: 2, old: f.alice, new: f.producer))),
              .keyInUse(f.producer.publicKey)),
             ("rotation replayed with another nonce", [Step(key: f.alice, payload: .validatorRegister(name: "a", personality: "x")),
                                                       Step(key: f.alice, payload: .transfer(to: f.bob.publicKey, amount: 1, memo: ""))],
-             Step(key: f.alice, payload: .validatorRotateKey(EventCrypto.rotation(chain: Fixture.chain, validator: f.alice.publicKey, nonce: 2, old: f.alice, new: .derived("n")))),
+             Step(key: f.alice, payload: .validatorRotateKey(EventCrypto.rotation(chain: Fixture.chain, validator: ValidatorID(f.alice.publicKey), nonce: 2, old: f.alice, new: .derived("n")))),
              .badRotationSignature),
             ("agent registers twice", registered(), Step(key: f.alice, payload: .agentRegister(AgentProfile(name: "n", capabilities: [], personality: "", endpoint: ""))),
              .alreadyRegistered("agent \(f.alice.publicKey.short)")),
@@ -144,9 +144,9 @@ import Testing
             ("unjail before the term is served", [aliceValidator(), aliceEquivocates()], Step(key: f.alice, payload: .validatorUnjail),
              .stillJailed(until: 102)),
             ("a jailed validator retires", [aliceValidator(), aliceEquivocates()], Step(key: f.alice, payload: .validatorRetire),
-             .validatorJailed(f.alice.publicKey)),
+             .validatorJailed(ValidatorID(f.alice.publicKey))),
             ("delegating to a jailed validator", [aliceValidator(), aliceEquivocates()],
-             Step(key: f.bob, payload: .delegate(validator: f.alice.publicKey, amount: 1)), .validatorJailed(f.alice.publicKey)),
+             Step(key: f.bob, payload: .delegate(validator: ValidatorID(f.alice.publicKey), amount: 1)), .validatorJailed(ValidatorID(f.alice.publicKey))),
             ("evidence that is no equivocation", [aliceValidator()],
              Step(key: f.bob, payload: .evidence(first: prepare(f.alice, blockA), second: prepare(f.alice, blockA))),
              .invalidEvidence("the two messages are identical")),
@@ -198,9 +198,9 @@ import Testing
         #expect(s.votingPower()[f.carol.publicKey] == nil, "no power below the minimum stake")
         try apply(f.carol, .bond(amount: 150))
         #expect(s.votingPower()[f.carol.publicKey] == 150)
-        try apply(f.bob, .delegate(validator: f.carol.publicKey, amount: 50))
+        try apply(f.bob, .delegate(validator: ValidatorID(f.carol.publicKey), amount: 50))
         #expect(s.votingPower()[f.carol.publicKey] == 200)
-        try apply(f.bob, .undelegate(validator: f.carol.publicKey, amount: 50))
+        try apply(f.bob, .undelegate(validator: ValidatorID(f.carol.publicKey), amount: 50))
         #expect(s.unbonding.count == 1)
         let bobBefore = s.accounts[f.bob.publicKey]!.balance
         // Unbonding releases after `unbondingBlocks` (3) blocks.
@@ -211,10 +211,10 @@ import Testing
         #expect(s.accounts[f.bob.publicKey]!.balance == bobBefore + 50)
         #expect(s.unbonding.isEmpty)
         // Rotation: the new key carries the power from the next block on.
-        try apply(f.carol, .validatorRotateKey(EventCrypto.rotation(chain: Fixture.chain, validator: f.carol.publicKey, nonce: 3, old: f.carol, new: .derived("carol-2"))))
+        try apply(f.carol, .validatorRotateKey(EventCrypto.rotation(chain: Fixture.chain, validator: ValidatorID(f.carol.publicKey), nonce: 3, old: f.carol, new: .derived("carol-2"))))
         #expect(s.votingPower()[SigningKey.derived("carol-2").publicKey] == 150)
         #expect(s.votingPower()[f.carol.publicKey] == nil)
-        #expect(s.validators[f.carol.publicKey]!.keyHistory.map(\.key) == [f.carol.publicKey, SigningKey.derived("carol-2").publicKey])
+        #expect(s.validators[ValidatorID(f.carol.publicKey)]!.keyHistory.map(\.key) == [f.carol.publicKey, SigningKey.derived("carol-2").publicKey])
         // Alliance lifecycle: propose, accept (active), expire by time.
         for k in [f.alice, f.bob] { try apply(k, .agentRegister(AgentProfile(name: "x", capabilities: [], personality: "loyal", endpoint: ""))) }
         try apply(f.alice, .alliancePropose(AllianceProposal(targets: [f.bob.publicKey], purpose: "p", terms: "t", durationMs: 5_000)))

@@ -228,7 +228,7 @@ struct ScriptHarness {
                 let o = st.opinionCounts[v.id]
                 out.append("\(v.name): \(v.status) stake \(v.selfStake) jailed until \(v.jailedUntil) opinions +\(o?.accepted ?? 0)/-\(o?.refused ?? 0)")
             }
-            for sl in st.slashes { out.append("slashed \(owner(sl.validator).map { "r\($0)" } ?? "?"): stake \(sl.stakeBefore) - \(sl.amount) for h\(sl.offenceHeight) v\(sl.offenceView)") }
+            for sl in st.slashes { out.append("slashed \(owner(sl.validator.raw).map { "r\($0)" } ?? "?"): stake \(sl.stakeBefore) - \(sl.amount) for h\(sl.offenceHeight) v\(sl.offenceView)") }
         case "queue":
             for q in queue { out.append("r\(q.from)->r\(q.to) \(q.message.summary(Sodium()))") }
         default:

@@ -22,7 +22,7 @@ struct LightClientTests {
             var last = f.event(f.alice, 1, .transfer(to: f.bob.publicKey, amount: 1, memo: ""))
             for i in 1 ... 9 {
                 n += 1
-                last = i == 2 ? f.event(f.alice, n, .delegate(validator: f.producer.publicKey, amount: 500))
+                last = i == 2 ? f.event(f.alice, n, .delegate(validator: ValidatorID(f.producer.publicKey), amount: 500))
                     : f.event(f.alice, n, .transfer(to: f.bob.publicKey, amount: 7, memo: "b\(i)"))
                 #expect(try await client.submit([last]).status == .ok)
             }
@@ -157,7 +157,7 @@ struct LightClientTests {
         let f = service.fixture
         try await withAPI(service) { client in
             for n in 1 ... 20 as ClosedRange<UInt64> {  // 20 blocks; the delegation in block 2 changes the power at 4
-                let p: Payload = n == 2 ? .delegate(validator: f.producer.publicKey, amount: 500) : .transfer(to: f.bob.publicKey, amount: n, memo: "")
+                let p: Payload = n == 2 ? .delegate(validator: ValidatorID(f.producer.publicKey), amount: 500) : .transfer(to: f.bob.publicKey, amount: n, memo: "")
                 #expect(try await client.submit([f.event(f.alice, n, p)]).status == .ok)
             }
             #expect(try service.log.checkpointHeights() == [12, 16, 20], "kept: 12 (at or below the oldest served, 12), 16 and 20")

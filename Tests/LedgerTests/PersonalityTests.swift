@@ -17,7 +17,7 @@ import Testing
     }
 
     func proposal(_ b: ProposedBlock, judge: PublicKey, state: LedgerState? = nil) -> Proposal {
-        Proposal(block: b, view: 0, events: [], parent: state ?? f.state(), judge: judge)
+        Proposal(block: b, view: 0, events: [], parent: state ?? f.state(), judge: ValidatorID(judge))
     }
 
     @Test func lawfulAcceptsEveryValidBlock() {
@@ -87,7 +87,7 @@ import Testing
     /// view 1, where the cluster commits it.
     @Test func chaoticRefusesAHeightOnlyOnce() {
         #expect(Chaotic(refuseBps: 10_000).judge(Proposal(block: block(proposer: f.producer.publicKey, meme: ""), view: 1, events: [],
-                                                            parent: f.state(), judge: f.alice.publicKey, refusedBefore: true)).accept)
+                                                            parent: f.state(), judge: ValidatorID(f.alice.publicKey), refusedBefore: true)).accept)
         var h = ScriptHarness()
         _ = h.run("cluster n=4")
         h.configs[3].personality = Chaotic(refuseBps: 10_000)

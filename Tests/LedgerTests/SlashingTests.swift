@@ -97,14 +97,14 @@ import Testing
         let supply = c.s.totalSupply
         let bobBalance = c.s.accounts[f.bob.publicKey]!.balance
         let id = c.apply(f.bob, Self.evidence(prepare(f.alice, blockA), prepare(f.alice, blockB)))  // block 6
-        let v = c.s.validators[alice]!
+        let v = c.s.validators[ValidatorID(alice)]!
         // 1,234 × 1,000 / 10,000 = 123.4: the amount is rounded down.
-        #expect(c.s.slashes == [SlashRecord(validator: alice, offenceHeight: 5, offenceView: 2, stakeBefore: 1_234, amount: 123,
+        #expect(c.s.slashes == [SlashRecord(validator: ValidatorID(alice), offenceHeight: 5, offenceView: 2, stakeBefore: 1_234, amount: 123,
                                             evidence: id, slashedAt: 6)])
         #expect(v.selfStake == 1_111)
         #expect(v.status == .jailed)
         #expect(v.jailedUntil == 11)
-        #expect(c.s.offences == [OffenceKey(validator: alice, height: 5, view: 2, kind: 2)])
+        #expect(c.s.offences == [OffenceKey(validator: ValidatorID(alice), height: 5, view: 2, kind: 2)])
         #expect(c.s.totalSupply == supply - 123, "the slashed stake is burned")
         #expect(c.s.burned == 123)
         #expect(c.s.computedSupply() == c.s.totalSupply)
@@ -131,21 +131,21 @@ import Testing
         let cp1 = vote(f.alice, .checkpoint(height: 4, blockHash: blockA, stateRoot: root1))
         let cp2 = vote(f.alice, .checkpoint(height: 4, blockHash: blockA, stateRoot: root2))
         let first = c.apply(f.bob, Self.evidence(cp1, cp2))  // block 6: jailed until 11
-        #expect(c.s.slashes.last == SlashRecord(validator: alice, offenceHeight: 4, offenceView: 0, stakeBefore: 1_234, amount: 123,
+        #expect(c.s.slashes.last == SlashRecord(validator: ValidatorID(alice), offenceHeight: 4, offenceView: 0, stakeBefore: 1_234, amount: 123,
                                                 evidence: first, slashedAt: 6))
-        #expect(c.s.validators[alice]!.jailedUntil == 11)
+        #expect(c.s.validators[ValidatorID(alice)]!.jailedUntil == 11)
         // A new offence by the jailed validator is punished again; its term extends.
         c.advance(to: 8)
         let second = c.apply(f.carol, Self.evidence(vote(f.alice, .commit(view: 0, height: 6, blockHash: blockA)),
                                                     vote(f.alice, .commit(view: 0, height: 6, blockHash: blockB))))  // block 9
         #expect(c.s.slashes == [
-            SlashRecord(validator: alice, offenceHeight: 4, offenceView: 0, stakeBefore: 1_234, amount: 123, evidence: first, slashedAt: 6),
-            SlashRecord(validator: alice, offenceHeight: 6, offenceView: 0, stakeBefore: 1_111, amount: 111, evidence: second, slashedAt: 9),
+            SlashRecord(validator: ValidatorID(alice), offenceHeight: 4, offenceView: 0, stakeBefore: 1_234, amount: 123, evidence: first, slashedAt: 6),
+            SlashRecord(validator: ValidatorID(alice), offenceHeight: 6, offenceView: 0, stakeBefore: 1_111, amount: 111, evidence: second, slashedAt: 9),
         ])
-        #expect(c.s.validators[alice]!.selfStake == 1_000)
-        #expect(c.s.validators[alice]!.jailedUntil == 14)
+        #expect(c.s.validators[ValidatorID(alice)]!.selfStake == 1_000)
+        #expect(c.s.validators[ValidatorID(alice)]!.jailedUntil == 14)
         #expect(c.s.burned == 234)
-        #expect(c.s.offences == [OffenceKey(validator: alice, height: 4, view: 0, kind: 4), OffenceKey(validator: alice, height: 6, view: 0, kind: 3)])
+        #expect(c.s.offences == [OffenceKey(validator: ValidatorID(alice), height: 4, view: 0, kind: 4), OffenceKey(validator: ValidatorID(alice), height: 6, view: 0, kind: 3)])
         #expect(c.s.computedSupply() == c.s.totalSupply)
     }
 
@@ -155,8 +155,8 @@ import Testing
         var c = Self.validatorChain(f)
         c.apply(f.bob, Self.evidence(prepare(f.alice, blockA), prepare(f.alice, blockB)))
         #expect(c.s.slashes.map(\.amount) == [x.amount])
-        #expect(c.s.validators[f.alice.publicKey]!.selfStake == 1_234 - x.amount)
-        #expect(c.s.validators[f.alice.publicKey]!.status == .jailed, "jailed even when nothing is taken")
+        #expect(c.s.validators[ValidatorID(f.alice.publicKey)]!.selfStake == 1_234 - x.amount)
+        #expect(c.s.validators[ValidatorID(f.alice.publicKey)]!.status == .jailed, "jailed even when nothing is taken")
         #expect(c.s.computedSupply() == c.s.totalSupply)
     }
 
@@ -173,7 +173,7 @@ import Testing
         let e = f.event(f.bob, 1, Self.evidence(prepare(f.producer, blockA), prepare(f.producer, blockB)))
         try s.apply(e, id: EventCrypto.id(e.bytes), c)
         #expect(s.slashes.first?.amount == stake / 10)
-        #expect(s.validators[f.producer.publicKey]!.selfStake == stake - stake / 10)
+        #expect(s.validators[ValidatorID(f.producer.publicKey)]!.selfStake == stake - stake / 10)
         #expect(s.computedSupply() == s.totalSupply)
     }
 
@@ -210,7 +210,7 @@ import Testing
             var c = Self.validatorChain(f)
             let error = c.attempt(f.bob, Self.evidence(first, second))
             #expect(error == expected, "\(name)")
-            #expect(c.s.slashes.isEmpty && c.s.validators[a.publicKey]!.status == .active, "\(name)")
+            #expect(c.s.slashes.isEmpty && c.s.validators[ValidatorID(a.publicKey)]!.status == .active, "\(name)")
         }
     }
 
@@ -234,7 +234,7 @@ import Testing
         var c = Self.validatorChain(f)
         c.apply(f.alice, .validatorRetire)  // block 6
         c.apply(f.bob, Self.evidence(prepare(f.alice, blockA), prepare(f.alice, blockB)))  // block 7
-        let v = c.s.validators[f.alice.publicKey]!
+        let v = c.s.validators[ValidatorID(f.alice.publicKey)]!
         #expect(v.status == .retired)
         #expect(v.selfStake == 1_111)
         #expect(v.jailedUntil == 12)
@@ -245,12 +245,12 @@ import Testing
         let f = Self.fixture()
         var c = Self.validatorChain(f)
         let next = SigningKey.derived("alice-2")
-        c.apply(f.alice, .validatorRotateKey(EventCrypto.rotation(chain: Fixture.chain, validator: f.alice.publicKey,
+        c.apply(f.alice, .validatorRotateKey(EventCrypto.rotation(chain: Fixture.chain, validator: ValidatorID(f.alice.publicKey),
                                                                   nonce: c.nextNonce(f.alice), old: f.alice, new: next)))
         c.apply(f.bob, Self.evidence(prepare(f.alice, blockA), prepare(f.alice, blockB)))
-        #expect(c.s.slashes.map(\.validator) == [f.alice.publicKey], "every key a validator ever used maps to it")
+        #expect(c.s.slashes.map(\.validator.raw) == [f.alice.publicKey], "every key a validator ever used maps to it")
         c.apply(f.bob, Self.evidence(prepare(next, view: 3, blockA), prepare(next, view: 3, blockB)))
-        #expect(c.s.slashes.map(\.validator) == [f.alice.publicKey, f.alice.publicKey])
+        #expect(c.s.slashes.map(\.validator.raw) == [f.alice.publicKey, f.alice.publicKey])
     }
 
     // MARK: - Jail
@@ -262,13 +262,13 @@ import Testing
         #expect(c.attempt(f.alice, .validatorUnjail) == .notJailed)  // block 6: active
         #expect(c.attempt(f.carol, .validatorUnjail) == .notJailed)  // block 7: not a validator
         c.apply(f.bob, Self.evidence(prepare(f.alice, blockA), prepare(f.alice, blockB)))  // block 8
-        #expect(c.s.validators[alice]!.jailedUntil == 13)
+        #expect(c.s.validators[ValidatorID(alice)]!.jailedUntil == 13)
         #expect(c.attempt(f.alice, .validatorUnjail) == .stillJailed(until: 13))  // block 9
-        #expect(c.attempt(f.alice, .validatorRetire) == .validatorJailed(alice))  // block 10
-        #expect(c.attempt(f.bob, .delegate(validator: alice, amount: 10)) == .validatorJailed(alice))  // block 11
+        #expect(c.attempt(f.alice, .validatorRetire) == .validatorJailed(ValidatorID(alice)))  // block 10
+        #expect(c.attempt(f.bob, .delegate(validator: ValidatorID(alice), amount: 10)) == .validatorJailed(ValidatorID(alice)))  // block 11
         #expect(c.attempt(f.alice, .bond(amount: 10)) == nil, "a jailed validator may restore its stake")  // block 12
         #expect(c.attempt(f.alice, .validatorUnjail) == nil)  // block 13 = jailedUntil
-        #expect(c.s.validators[alice]!.status == .active)
+        #expect(c.s.validators[ValidatorID(alice)]!.status == .active)
         #expect(c.s.votingPower()[alice] == 1_121)
         // Block 13 started an epoch while Alice was still jailed: she certifies from block 17.
         #expect(c.s.epochPower[alice] == nil)
@@ -281,9 +281,9 @@ import Testing
         let f = Self.fixture(jailBlocks: 0, slashFractionBps: 10_000)
         var c = Self.validatorChain(f)
         c.apply(f.bob, Self.evidence(prepare(f.alice, blockA), prepare(f.alice, blockB)))
-        #expect(c.s.validators[f.alice.publicKey]!.selfStake == 0)
+        #expect(c.s.validators[ValidatorID(f.alice.publicKey)]!.selfStake == 0)
         c.apply(f.alice, .validatorUnjail)
-        #expect(c.s.validators[f.alice.publicKey]!.status == .active)
+        #expect(c.s.validators[ValidatorID(f.alice.publicKey)]!.status == .active)
         #expect(c.s.votingPower()[f.alice.publicKey] == nil)
         c.apply(f.alice, .bond(amount: 100))
         #expect(c.s.votingPower()[f.alice.publicKey] == 100)
@@ -303,13 +303,13 @@ import Testing
         c.apply(f.alice, opinion(3, .accept))  // block 3: the current block
         c.apply(f.alice, opinion(1, .refuse))
         c.apply(f.alice, opinion(2, .accept))
-        #expect(c.s.opinionCounts == [alice: OpinionCount(accepted: 2, refused: 1)])
+        #expect(c.s.opinionCounts == [ValidatorID(alice): OpinionCount(accepted: 2, refused: 1)])
         #expect(c.attempt(f.alice, opinion(8, .accept)) == .invalidOpinion("height 8 is after the current block 6"))
         #expect(c.attempt(f.alice, opinion(0, .accept)) == .invalidOpinion("there is no block at height 0"))
         // Any status: a retired validator still has opinions.
         c.apply(f.alice, .validatorRetire)
         c.apply(f.alice, opinion(2, .refuse))
-        #expect(c.s.opinionCounts[alice] == OpinionCount(accepted: 2, refused: 2))
+        #expect(c.s.opinionCounts[ValidatorID(alice)] == OpinionCount(accepted: 2, refused: 2))
         #expect(c.s.computedSupply() == c.s.totalSupply)
     }
 
@@ -380,16 +380,16 @@ import Testing
         try c.s.verifyCertificate(Self.certificate(5, blockA, [f.producer, f.alice]), height: 5, blockHash: blockA)
         c.begin()
         #expect(c.s.epochPower == [producer: 1_000_000_000, alice: 1_234])
-        #expect(c.s.validators[alice]!.keyHistory.map(\.from) == [5])
+        #expect(c.s.validators[ValidatorID(alice)]!.keyHistory.map(\.from) == [5])
     }
 
     @Test func aKeyRotationTakesEffectAtTheNextEpoch() throws {
         let f = Self.fixture()
         var c = Self.validatorChain(f)  // block 5
         let next = SigningKey.derived("alice-next")
-        c.apply(f.alice, .validatorRotateKey(EventCrypto.rotation(chain: Fixture.chain, validator: f.alice.publicKey,
+        c.apply(f.alice, .validatorRotateKey(EventCrypto.rotation(chain: Fixture.chain, validator: ValidatorID(f.alice.publicKey),
                                                                   nonce: c.nextNonce(f.alice), old: f.alice, new: next)))  // block 6
-        let history = c.s.validators[f.alice.publicKey]!.keyHistory
+        let history = c.s.validators[ValidatorID(f.alice.publicKey)]!.keyHistory
         #expect(history.map(\.key) == [f.alice.publicKey, next.publicKey])
         #expect(history.map(\.from) == [5, 9])
         #expect(c.s.votingPower()[next.publicKey] == 1_234)
@@ -448,7 +448,7 @@ import Testing
     @Test func snapshotsCarryEpochsJailsSlashesOffencesAndOpinions() throws {
         let f = Self.fixture()
         var c = Self.validatorChain(f)
-        c.apply(f.alice, .validatorRotateKey(EventCrypto.rotation(chain: Fixture.chain, validator: f.alice.publicKey,
+        c.apply(f.alice, .validatorRotateKey(EventCrypto.rotation(chain: Fixture.chain, validator: ValidatorID(f.alice.publicKey),
                                                                   nonce: c.nextNonce(f.alice), old: f.alice, new: .derived("alice-3"))))
         c.apply(f.bob, Self.evidence(prepare(f.alice, blockA), prepare(f.alice, blockB)))
         c.apply(f.producer, .opinion(Opinion(height: 2, view: 0, blockHash: blockA, verdict: .refuse, reason: "ß")))
@@ -492,9 +492,9 @@ import Testing
             try submit(f.carol, .transfer(to: f.dave.publicKey, amount: 1, memo: ""))
             try p.commit()  // blocks 6...9 (checkpoint at 8)
         }
-        #expect(p.state.validators[f.alice.publicKey]!.status == .active)
+        #expect(p.state.validators[ValidatorID(f.alice.publicKey)]!.status == .active)
         #expect(p.state.slashes.map(\.amount) == [500])
-        #expect(p.state.opinionCounts[f.alice.publicKey] == OpinionCount(accepted: 1, refused: 1))
+        #expect(p.state.opinionCounts[ValidatorID(f.alice.publicKey)] == OpinionCount(accepted: 1, refused: 1))
         #expect(p.state.epochPower[f.alice.publicKey] == 4_500, "power again from the epoch after the unjail (block 9)")
         let r = Replayer(log: log).run()
         #expect(r.report.ok, "\(String(describing: r.report.failure))")
