@@ -90,7 +90,7 @@ public struct MemeProducer: ProducerStrategy {
         "not your keys not your consensus, ser?",
         "gm to every honest replica in this view!",
     ]
-    public func meme(height: Height, view: UInt64) -> [UInt8] {
-        witty ? Array(Self.good[Int((height.value &+ view) % UInt64(Self.good.count))].utf8) : Array("gm".utf8)
+    public func meme(height: Height, view: View) -> [UInt8] {
+        witty ? Array(Self.good[Int((height.value &+ view.value) % UInt64(Self.good.count))].utf8) : Array("gm".utf8)
     }
 }

@@ -51,8 +51,8 @@ public struct AudienceProducer: ProducerStrategy {
         return t.isEmpty ? ["gm"] : t
     }
 
-    public func meme(height: Height, view: UInt64) -> [UInt8] {
-        let line = Self.lines[pick(height.value &+ view &* 7_919, "block")]
+    public func meme(height: Height, view: View) -> [UInt8] {
+        let line = Self.lines[pick(height.value &+ view.value &* 7_919, "block")]
         let text = line + " " + tags.map { "#" + $0 }.joined(separator: " ")
         return Array(text.utf8.prefix(Limits.memeBytesMax))
     }

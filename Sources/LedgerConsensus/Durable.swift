@@ -4,7 +4,7 @@ import LedgerCore
 public struct VoteSlot: Hashable, Comparable, Sendable {
     public var kind: UInt8
     public var height: UInt64
-    public var view: UInt64
+    public var view: View
     public static func < (a: Self, b: Self) -> Bool { (a.height, a.view, a.kind) < (b.height, b.view, b.kind) }
 }
 
@@ -12,7 +12,7 @@ public struct VoteSlot: Hashable, Comparable, Sendable {
 /// its view, every vote it signed, the blocks it prepared (with their certificates), its
 /// view changes, and its stable checkpoint. Committed blocks are in the log, not here.
 public enum DurableRecord: Sendable, Hashable {
-    case view(UInt64, changing: Bool)
+    case view(View, changing: Bool)
     case vote(SignedConsensusMessage)
     case prepared(PreparedCertificate, ProposedBlock)
     case viewChange(ViewChange, blocks: [ProposedBlock])
@@ -24,7 +24,7 @@ public enum DurableRecord: Sendable, Hashable {
 
 /// The fold of a replica's durable records (what a driver keeps on disk).
 public struct DurableState: Sendable, Equatable {
-    public private(set) var view: UInt64 = 0
+    public private(set) var view: View = 0
     public private(set) var changing = false
     public private(set) var votes: [VoteSlot: SignedConsensusMessage] = [:]
     /// Highest-view prepared certificate per height, with the block.
@@ -72,7 +72,7 @@ public struct DurableState: Sendable, Equatable {
     }
 
     /// (kind, height, view) of a vote: a replica signs at most one per triple (view 0 for checkpoints).
-    public static func slot(_ m: ConsensusMessage) -> (UInt8, UInt64, UInt64) {
+    public static func slot(_ m: ConsensusMessage) -> (UInt8, UInt64, View) {
         switch m {
         case let .prePrepare(v, h, _): (1, h.value, v)
         case let .prepare(v, h, _): (2, h.value, v)
@@ -98,7 +98,7 @@ extension DurableRecord {
         var w = ByteWriter(capacity: 256)
         w.u16(Self.formatVersion)
         switch self {
-        case let .view(v, changing): w.u8(1); w.u64(v); w.u8(changing ? 1 : 0)
+        case let .view(v, changing): w.u8(1); w.u64(v.value); w.u8(changing ? 1 : 0)
         case let .vote(m): w.u8(2); w.blob16(m.encoded())
         case let .prepared(c, b): w.u8(3); c.encode(&w); b.encode(&w)
         case let .viewChange(vc, blocks):
@@ -121,7 +121,7 @@ extension DurableRecord {
         let out: DurableRecord
         switch tag {
         case 1:
-            let view = try r.u64("durable.view")
+            let view = View(try r.u64("durable.view"))
             let c = try r.u8("durable.changing")
             guard c <= 1 else { throw .invalidValue(field: "durable.changing", reason: "not 0 or 1") }
             out = .view(view, changing: c == 1)

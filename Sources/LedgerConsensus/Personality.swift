@@ -4,7 +4,7 @@ import LedgerProjections
 /// A valid fresh proposal, as a validator's personality sees it before preparing it.
 public struct Proposal: Sendable {
     public let block: ProposedBlock
-    public let view: UInt64
+    public let view: View
     public let events: [Envelope]
     /// The state the block applies to: alliances, validators, reputations.
     public let parent: LedgerState
@@ -15,7 +15,7 @@ public struct Proposal: Sendable {
     /// costs at most one view per height however many validators are down.
     public let refusedBefore: Bool
 
-    public init(block: ProposedBlock, view: UInt64, events: [Envelope], parent: LedgerState, judge: ValidatorID, refusedBefore: Bool = false) {
+    public init(block: ProposedBlock, view: View, events: [Envelope], parent: LedgerState, judge: ValidatorID, refusedBefore: Bool = false) {
         self.block = block; self.view = view; self.events = events; self.parent = parent; self.judge = judge
         self.refusedBefore = refusedBefore
     }
@@ -42,7 +42,7 @@ public protocol Personality: Sendable {
 
 /// What a producer attaches to its blocks (the meme in the header).
 public protocol ProducerStrategy: Sendable {
-    func meme(height: Height, view: UInt64) -> [UInt8]
+    func meme(height: Height, view: View) -> [UInt8]
 }
 
 /// Accepts every valid block; attaches no meme.
@@ -50,5 +50,5 @@ public struct Lawful: Personality, ProducerStrategy {
     public init() {}
     public var name: String { "lawful" }
     public func judge(_ p: Proposal) -> Judgement { .accept("valid") }
-    public func meme(height: Height, view: UInt64) -> [UInt8] { [] }
+    public func meme(height: Height, view: View) -> [UInt8] { [] }
 }

@@ -59,7 +59,7 @@ extension Replica {
         // otherwise a mempool full of future nonces would hold it back a batch delay.
         if e.nonce <= mempool.chainEnd(e.author, after: acct.nonce) {
             chainableSinceBuild += 1
-            buildIdleUntil = 0
+            timers.buildIdle.clear()
         }
         if forward { send(.request(bytes)) }
         noteOpinion(e, &out)
@@ -111,6 +111,6 @@ extension Replica {
         r.by.insert(ValidatorID(e.author))
         refusals[o.height.value] = r
         let keys = r.by.compactMap { state.validators[$0]?.consensusKey }
-        if currentSet.isWeakQuorum(keys) { startViewChange(view + 1, &out) }
+        if currentSet.isWeakQuorum(keys) { startViewChange(view.next, &out) }
     }
 }

@@ -17,8 +17,8 @@ extension Replica {
     /// block moves their author's nonce (`dropStale`); events waiting for a nonce that
     /// never comes, once a second here.
     mutating func hasApplicableEvent() -> Bool {
-        if now >= lastWaitSweepAt &+ 1_000 {
-            lastWaitSweepAt = now
+        if timers.waitSweep.due(now, every: 1_000) {
+            timers.waitSweep.fire(now)
             dropExpiredWaiting()
         }
         var candidates: [(author: PublicKey, ids: [EventID])] = []
@@ -96,7 +96,7 @@ extension Replica {
         guard !changing, !mempool.isEmpty, let mine = myKey?.publicKey else { return }
         let p = primary(of: view)
         guard p != mine else { return }
-        lastPushToPrimaryAt = now
+        timers.pushToPrimary.fire(now)
         var batch: [[UInt8]] = [], bytes = 0
         let most = min(Self.pushEventsMax, Int(state.parameters.blockEventsMax))
         // Only events that can go into a block now (not ones waiting behind a gap).

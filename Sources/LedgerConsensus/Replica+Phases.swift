@@ -168,7 +168,7 @@ extension Replica {
         guard sigs.verify(s, chain) else { out.notes.append(.peerFault(from, .forgedConsensusMessage)); return }
         remember(s, &out)
         if case .commit = s.message { claim(s.signer, h) }
-        let v: UInt64
+        let v: View
         switch s.message {
         case let .prepare(vv, _, _), let .commit(vv, _, _): v = vv
         default: return
@@ -255,6 +255,7 @@ extension Replica {
         state = exec.state
         stateRoot = exec.stateRoot
         lastHash = b.hash
+        assert(state.height.value == h && stateRoot == exec.stateRoot, "the executed height advanced by exactly this block")
         executedHashes[h] = b.hash
         out.commits.append(CommittedBlock(certified: CertifiedBlock(block: b, certificate: cert), state: exec.state, stateRoot: exec.stateRoot,
                                           ids: exec.ids, envelopes: exec.envelopes, viaStateTransfer: viaTransfer))
@@ -292,7 +293,10 @@ extension Replica {
         }
         let cert = CheckpointCertificate(height: height, blockHash: hash, stateRoot: root,
                                          votes: agreeing.sorted { $0.signer < $1.signer }.map { Vote(key: $0.signer, signature: $0.signature) })
+        let before = stable.height
+        assert(!config.bugs.isEmpty || quorum(cert.votes.map(\.key), set), "a stable checkpoint without a quorum at h\(h)")
         stable = cert
+        assert(stable.height > before && stable.height <= state.height, "the stable checkpoint only moves up, never past execution")
         persist(.stable(cert), &out)
         collectGarbage()
     }

@@ -35,13 +35,13 @@ extension Replica {
             // Events not yet in a proposed block, and of those the ones that can go in.
             let pending = mempool.count - eventsInFlight()
             let ready = min(pending, chainableSinceBuild + chainableLeft)
-            let fullReady = now >= fullRuleOffUntil && ready >= maxEvents
+            let fullReady = timers.fullRuleOff.passed(now) && ready >= maxEvents
             let due = (inFlight == 0 && !opinionsOnly) || waited
             guard due || fullReady else { return }
             // Each build reads the whole mempool. After one found nothing to propose (every
             // event not in flight waits for a nonce this replica has not seen), a large
             // mempool is read again only after a batch delay, not on every message.
-            guard now >= buildIdleUntil || pending <= Self.buildFreeEvents else { return }
+            guard timers.buildIdle.passed(now) || pending <= Self.buildFreeEvents else { return }
             counters.blockBuilds += 1
             chainableSinceBuild = 0
             let built = buildBlock(h, parent: parent, key: key)
@@ -49,10 +49,10 @@ extension Replica {
                 // Events waiting for a nonce were counted as ready (the block stopped short
                 // of the count and byte limits): the full-block rule waits a batch delay
                 // before it believes the count again.
-                fullRuleOffUntil = now &+ config.batchDelayMs
+                timers.fullRuleOff.holdOff(now, for: config.batchDelayMs)
             }
             guard let (block, exec, _) = built else {
-                if pending > Self.buildFreeEvents { buildIdleUntil = now &+ config.batchDelayMs }
+                if pending > Self.buildFreeEvents { timers.buildIdle.holdOff(now, for: config.batchDelayMs) }
                 return
             }
             guard let pp = signVote(.prePrepare(view: view, height: Height(h), blockHash: block.hash), key: key, &out) else { return }

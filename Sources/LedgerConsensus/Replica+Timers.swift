@@ -21,17 +21,17 @@ extension Replica {
         let work = inFlight || hasApplicableEvent()
         if !work { workSince = nil } else if workSince == nil { workSince = now }
         if changing {
-            if let q = viewChangeQuorumAt, now >= q &+ timeout() { startViewChange(view + 1, &out) }
+            if let q = viewChangeQuorumAt, now >= q &+ timeout() { startViewChange(view.next, &out) }
         } else if let since = workSince, now >= max(since, lastProgressAt) &+ timeout(), myKey != nil {
-            startViewChange(view + 1, &out)
-        } else if let since = workSince, now >= max(since, lastProgressAt) &+ timeout() / 2, now >= lastPushToPrimaryAt &+ timeout() / 2 {
+            startViewChange(view.next, &out)
+        } else if let since = workSince, now >= max(since, lastProgressAt) &+ timeout() / 2, timers.pushToPrimary.due(now, every: timeout() / 2) {
             // Half the view timeout with work and no progress: the primary may lack the
             // events (it was cut off when they were passed on), so it gets them now rather
             // than by the 2 s re-forward or a view change.
             pushWaitingEvents()
         }
-        if now >= lastRetransmitAt &+ config.retransmitMs {
-            lastRetransmitAt = now
+        if timers.retransmit.due(now, every: config.retransmitMs) {
+            timers.retransmit.fire(now)
             retransmit(&out)
         }
         fetchIfBehind(&out)
@@ -82,8 +82,8 @@ extension Replica {
     /// link would otherwise leave an event only here, where no primary takes it.
     mutating func reforwardOldEvents() {
         let every: UInt64 = 2_000
-        guard now >= lastReforwardAt &+ every, !mempool.isEmpty else { return }
-        lastReforwardAt = now
+        guard timers.reforward.due(now, every: every), !mempool.isEmpty else { return }
+        timers.reforward.fire(now)
         let inFlight = inFlightIDs()
         var n = 0
         for id in mempool.order where n < 1_000 {
@@ -103,14 +103,14 @@ extension Replica {
     mutating func fetchIfBehind(_ out: inout Output) {
         let behind = peerClaims.filter { $0.value > state.height.value }.keys.sorted()
         guard !behind.isEmpty else { fetchStreaming = false; return }
-        let waited = now >= lastProgressAt &+ config.fetchIntervalMs && now >= lastFetchAt &+ config.fetchIntervalMs
+        let waited = now >= lastProgressAt &+ config.fetchIntervalMs && timers.fetch.due(now, every: config.fetchIntervalMs)
         guard waited || fetchStreaming else { return }
         // A quarter more than the peers' gap: the request must not arrive early there.
         let gap = Limits.fetchAnswerGapMs + Limits.fetchAnswerGapMs / 4
         let ready = behind.filter { p in fetchAskedAt[p].map { now >= $0 &+ gap } ?? true }
         guard !ready.isEmpty else { return }
         fetchStreaming = false
-        lastFetchAt = now
+        timers.fetch.fire(now)
         let peer = ready[Int(fetchRound % UInt64(ready.count))]
         fetchRound &+= 1
         if fetchAskedAt.count >= Limits.fetchPeersRememberedMax { fetchAskedAt.removeAll(keepingCapacity: true) }

@@ -5,7 +5,7 @@ import LedgerProjections
 extension Replica {
     // MARK: - View change
 
-    mutating func startViewChange(_ target: UInt64, _ out: inout Output) {
+    mutating func startViewChange(_ target: View, _ out: inout Output) {
         guard target > view || (target == view && !changing) else { return }
         let before = view
         view = target
@@ -15,6 +15,8 @@ extension Replica {
         failedViews &+= 1
         out.notes.append(.startedViewChange(target))
         persist(.view(target, changing: true), &out)
+        // (Asking again for the view it is in leaves the record "normal in it", which supersedes.)
+        assert(durable.view == target && (durable.changing || target == before), "the view change is recorded before anything is sent for it")
         slots = slots.filter { $0.value.executed }
         myNewView = nil
         newViewResentAt.removeAll()
@@ -200,18 +202,19 @@ extension Replica {
     /// Joins a view that others installed, known from a certificate of that view. The
     /// new view's re-proposals are below the certified height, so nothing is lost by
     /// joining without it.
-    mutating func adoptView(_ v: UInt64, _ out: inout Output) {
+    mutating func adoptView(_ v: View, _ out: inout Output) {
         enterView(v, &out)
         slots = slots.filter { $0.value.executed || $0.key <= state.height.value }
     }
 
     /// Leaves view-change mode for view `v` (from a NEW-VIEW or a certificate of `v`).
-    mutating func enterView(_ v: UInt64, _ out: inout Output) {
+    mutating func enterView(_ v: View, _ out: inout Output) {
         assert(v > view || (v == view && changing), "entering view \(v) from \(view)\(changing ? " (changing)" : ""): views only move forward")
         view = v
         viewStatus = .normal
         viewChangeStale = false
         persist(.view(view, changing: false), &out)
+        assert(view == v && !changing && durable.view == v && !durable.changing, "the entered view is normal and recorded")
         out.notes.append(.enteredView(view))
         lastProgressAt = now
         workSince = nil

@@ -33,7 +33,7 @@ public struct Replica: Sendable {
     /// An epoch began during a view change: sign it again with this epoch's key.
     var viewChangeStale = false
 
-    public internal(set) var view: UInt64 = 0
+    public internal(set) var view: View = 0
     /// Normal operation in `view`, or asking for `view` (TigerBeetle's `Status`).
     public internal(set) var viewStatus = ViewStatus.normal
     public var changing: Bool { viewStatus == .changing }
@@ -53,7 +53,7 @@ public struct Replica: Sendable {
     var verified = Set<EventID>()
     var seen: [SeenKey: SignedConsensusMessage] = [:]
     var reported = Set<SeenKey>()
-    var refusals: [UInt64: (view: UInt64, hash: Hash32, by: Set<ValidatorID>)] = [:]
+    var refusals: [UInt64: (view: View, hash: Hash32, by: Set<ValidatorID>)] = [:]
     /// Heights at which this replica's personality refused a fresh proposal (Proposal.refusedBefore).
     var refusedHeights: Set<UInt64> = []
     var peerClaims: [PublicKey: UInt64] = [:]
@@ -66,14 +66,8 @@ public struct Replica: Sendable {
     /// waits for the others instead of running further away.
     var viewChangeQuorumAt: UInt64?
     /// The highest view each member has been seen voting in (for catching up on views).
-    var viewSeen: [PublicKey: UInt64] = [:]
-    var lastRetransmitAt: UInt64 = 0
-    /// When this replica last passed its waiting events to the primary (`pushWaitingEvents`).
-    var lastPushToPrimaryAt: UInt64 = 0
-    /// When `hasApplicableEvent` last dropped events that waited too long.
-    var lastWaitSweepAt: UInt64 = 0
-    var lastReforwardAt: UInt64 = 0
-    var lastFetchAt: UInt64 = 0
+    var viewSeen: [PublicKey: View] = [:]
+    var timers = ReplicaTimers()
     var fetchRound: UInt64 = 0
     /// When this replica last asked each peer for blocks, and whether the last answer
     /// moved it on (then it asks again without waiting; `fetchIfBehind`).
@@ -85,16 +79,12 @@ public struct Replica: Sendable {
     /// `Limits.fetchAnswerGapMs` go unanswered (the asker's own timer retries).
     var fetchServedAt: [PublicKey: UInt64] = [:]
     var oldestPendingAt: UInt64?
-    /// No block is built before this (after a build found nothing in a large mempool).
-    var buildIdleUntil: UInt64 = 0
     /// Events that can go into a block (their author's nonces follow on from the
     /// committed one here) admitted since the last build, and those the last build left
     /// out: the full-block rule counts these, not the whole mempool, which may hold
     /// thousands of future nonces that no block can take (a flood).
     var chainableSinceBuild = 0
     var chainableLeft = 0
-    /// The full-block rule is off until this (after it asked for a block that came out short).
-    var fullRuleOffUntil: UInt64 = 0
     var nextOwnNonce: UInt64 = 0
 
     var nextToken: UInt64 = 0
@@ -193,7 +183,7 @@ public struct Replica: Sendable {
 
     /// The primary of a view in the current epoch (the rule takes the epoch number: the
     /// set may change at each epoch, and round-robin turns last `epochsPerTurn` epochs).
-    public func primary(of v: UInt64) -> PublicKey {
+    public func primary(of v: View) -> PublicKey {
         currentSet.primary(view: v, epoch: epoch, rule: config.primaryRule, config.crypto)
     }
 
@@ -279,6 +269,7 @@ public struct Replica: Sendable {
             var keep: [(token: UInt64, out: Outgoing)] = []
             for h in held { if h.token <= token { out.send.append(h.out) } else { keep.append(h) } }
             held = keep
+            assert(held.allSatisfy { $0.token > token }, "every send whose records are durable is released")
         }
         // A client event (the most frequent input by far) moves no slot: it can only fill
         // the next proposal, so it skips the walk over the window.
@@ -316,13 +307,18 @@ public struct Replica: Sendable {
             out.send.append(contentsOf: sends)
             return
         }
+        let heldBefore = held.count
         if !out.persist.isEmpty || !out.commits.isEmpty {
             nextToken += 1
             out.persistToken = nextToken
             for s in sends { held.append((nextToken, s)) }
+            // Persisted before sent (invariant 6): nothing of this step leaves before its records.
+            assert(held.count == heldBefore + sends.count && held.suffix(sends.count).allSatisfy { $0.token == nextToken },
+                   "this step's sends wait for this step's records")
         } else if let last = held.last {
             for s in sends { held.append((last.token, s)) }
         } else {
+            assert(out.persist.isEmpty && out.commits.isEmpty && held.isEmpty, "a send goes out at once only when nothing waits to be durable")
             out.send.append(contentsOf: sends)
         }
     }

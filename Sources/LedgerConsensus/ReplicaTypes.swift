@@ -90,10 +90,10 @@ public struct CommittedBlock: Sendable {
 
 /// Things a driver logs or counts; none changes what the replica does.
 public enum Note: Sendable, Equatable {
-    case enteredView(UInt64)
-    case startedViewChange(UInt64)
+    case enteredView(View)
+    case startedViewChange(View)
     case rejectedProposal(Height, BlockRejection)
-    case refusedProposal(Height, view: UInt64, reason: String)
+    case refusedProposal(Height, view: View, reason: String)
     case rejectedMessage(String)
     case equivocation(PublicKey)
     case fetching(from: Height, peer: PublicKey)
@@ -179,7 +179,7 @@ public enum ViewStatus: Sendable, Hashable {
 }
 
 struct Slot {
-    var view: UInt64
+    var view: View
     var block: ProposedBlock?
     var prePrepare: SignedConsensusMessage?
     var speculation: Speculation?
@@ -216,5 +216,41 @@ struct SeenKey: Hashable {
     var signer: PublicKey
     var kind: UInt8
     var height: UInt64
-    var view: UInt64
+    var view: View
+}
+
+/// A clock on the replica's simulated time (`now`, from ticks): when something last
+/// happened, or until when something is held off. Values, so a replica stays a value
+/// and its timers are replayed exactly by the simulator.
+struct Timer: Sendable {
+    /// When it last fired (periodic use), or until when it holds off (deadline use).
+    private(set) var at: UInt64 = 0
+
+    /// Periodic: due once `every` ms passed since it last fired.
+    func due(_ now: UInt64, every: UInt64) -> Bool { now >= at &+ every }
+    mutating func fire(_ now: UInt64) { at = now }
+
+    /// Deadline: held off until `now + delay`; `passed` once that time is reached.
+    mutating func holdOff(_ now: UInt64, for delay: UInt64) { at = now &+ delay }
+    func passed(_ now: UInt64) -> Bool { now >= at }
+    mutating func clear() { at = 0 }
+}
+
+/// The replica's periodic work and hold-offs, each its own `Timer` (the view timer,
+/// which runs from progress and from a quorum of view changes, is `timeout()`).
+struct ReplicaTimers: Sendable {
+    /// Votes, checkpoint votes and view changes sent again (`retransmitMs`).
+    var retransmit = Timer()
+    /// Waiting events last passed to the primary (`pushWaitingEvents`).
+    var pushToPrimary = Timer()
+    /// Events whose nonce gap outlived `mempoolWaitMaxMs` last dropped (every 1 s).
+    var waitSweep = Timer()
+    /// Old mempool events last forwarded again (every 2 s).
+    var reforward = Timer()
+    /// Blocks last fetched from a peer that claims more (`fetchIntervalMs`).
+    var fetch = Timer()
+    /// No block is built before this (after a build found nothing in a large mempool).
+    var buildIdle = Timer()
+    /// The full-block rule is off until this (after it asked for a block that came out short).
+    var fullRuleOff = Timer()
 }

@@ -86,13 +86,13 @@ public struct ValidatorSet: Sendable, Equatable {
     public static let epochsPerTurn: UInt64 = 8
 
     /// The primary of a view in an epoch (epoch e covers heights eK+1 … (e+1)K).
-    public func primary(view: UInt64, epoch: UInt64, rule: PrimaryRule, _ h: any Hashing) -> PublicKey {
+    public func primary(view: View, epoch: UInt64, rule: PrimaryRule, _ h: any Hashing) -> PublicKey {
         switch rule {
         case .roundRobin:
-            return members[Int((view &+ epoch / Self.epochsPerTurn) % UInt64(members.count))].key
+            return members[Int((view.value &+ epoch / Self.epochsPerTurn) % UInt64(members.count))].key
         case .stakeWeighted:
             var w = ByteWriter(capacity: 40)
-            w.raw(Array("CHAOSLEDGER/PRIMARY".utf8)); w.u64(epoch); w.u64(view)
+            w.raw(Array("CHAOSLEDGER/PRIMARY".utf8)); w.u64(epoch); w.u64(view.value)
             var point = h.hash(w.bytes).w0 % totalPower
             for m in members {
                 if point < m.power { return m.key }

@@ -56,27 +56,27 @@ public typealias Vote = CommitCertificate.Vote
 /// Proof that a block was prepared in a view: the primary's pre-prepare signature and
 /// prepare signatures whose signers, with the primary, hold a quorum.
 public struct PreparedCertificate: Sendable, Hashable {
-    public var view: UInt64
+    public var view: View
     public var height: Height
     public var blockHash: Hash32
     public var prePrepare: Vote
     /// Sorted by key, distinct.
     public var prepares: [Vote]
 
-    public init(view: UInt64, height: Height, blockHash: Hash32, prePrepare: Vote, prepares: [Vote]) {
+    public init(view: View, height: Height, blockHash: Hash32, prePrepare: Vote, prepares: [Vote]) {
         self.view = view; self.height = height; self.blockHash = blockHash; self.prePrepare = prePrepare
         self.prepares = prepares.sorted { $0.key < $1.key }
     }
 
     func encode(_ w: inout ByteWriter) {
-        w.u64(view); w.u64(height.value); w.b32(blockHash)
+        w.u64(view.value); w.u64(height.value); w.b32(blockHash)
         w.b32(prePrepare.key); w.b64(prePrepare.signature)
         w.u16(UInt16(prepares.count))
         for v in prepares { w.b32(v.key); w.b64(v.signature) }
     }
 
     static func decode(_ r: inout ByteReader) throws(DecodeError) -> PreparedCertificate {
-        let view = try r.u64("prepared.view"), h = Height(try r.u64("prepared.height")), hash = try r.b32("prepared.hash")
+        let view = View(try r.u64("prepared.view")), h = Height(try r.u64("prepared.height")), hash = try r.b32("prepared.hash")
         let pp = Vote(key: try r.b32("prepared.primary"), signature: try r.b64("prepared.primarySignature"))
         return PreparedCertificate(view: view, height: h, blockHash: hash, prePrepare: pp, prepares: try decodeVotes(&r, "prepared.prepares"))
     }
@@ -148,7 +148,7 @@ extension SignedRecord {
 /// and every block it prepared above it. Signed by the replica over all of it.
 public struct ViewChange: SignedRecord {
     public static let domainTag = "VIEWCHANGE"
-    public var view: UInt64
+    public var view: View
     public var replica: PublicKey
     public var stable: CheckpointCertificate
     /// Sorted by height, at most one per height.
@@ -156,12 +156,12 @@ public struct ViewChange: SignedRecord {
     public var signature: Signature
 
     public func encodeBody(_ w: inout ByteWriter) {
-        w.u64(view); w.b32(replica); stable.encode(&w)
+        w.u64(view.value); w.b32(replica); stable.encode(&w)
         w.u16(UInt16(prepared.count))
         for p in prepared { p.encode(&w) }
     }
 
-    public static func sign(view: UInt64, stable: CheckpointCertificate, prepared: [PreparedCertificate], chain: Bytes32, key: any Signer) -> ViewChange {
+    public static func sign(view: View, stable: CheckpointCertificate, prepared: [PreparedCertificate], chain: Bytes32, key: any Signer) -> ViewChange {
         var vc = ViewChange(view: view, replica: key.publicKey, stable: stable, prepared: prepared.sorted { $0.height < $1.height }, signature: .zero)
         vc.signature = key.sign(vc.statement(chain: chain))
         return vc
@@ -170,7 +170,7 @@ public struct ViewChange: SignedRecord {
     public var signer: PublicKey { replica }
 
     static func decode(_ r: inout ByteReader) throws(DecodeError) -> ViewChange {
-        let view = try r.u64("viewChange.view"), replica = try r.b32("viewChange.replica")
+        let view = View(try r.u64("viewChange.view")), replica = try r.b32("viewChange.replica")
         let stable = try CheckpointCertificate.decode(&r)
         let n = try r.count("viewChange.prepared", max: Limits.pipelineDepthMax)
         var prepared: [PreparedCertificate] = []
@@ -189,7 +189,7 @@ public struct ViewChange: SignedRecord {
 /// derived from them, which every replica recomputes.
 public struct NewView: SignedRecord {
     public static let domainTag = "NEWVIEW"
-    public var view: UInt64
+    public var view: View
     public var primary: PublicKey
     /// Sorted by replica key, distinct.
     public var viewChanges: [ViewChange]
@@ -198,14 +198,14 @@ public struct NewView: SignedRecord {
     public var signature: Signature
 
     public func encodeBody(_ w: inout ByteWriter) {
-        w.u64(view); w.b32(primary)
+        w.u64(view.value); w.b32(primary)
         w.u16(UInt16(viewChanges.count))
         for v in viewChanges { v.encode(&w) }
         w.u16(UInt16(prePrepares.count))
         for p in prePrepares { w.blob16(p.encoded()) }
     }
 
-    public static func sign(view: UInt64, viewChanges: [ViewChange], prePrepares: [SignedConsensusMessage], chain: Bytes32, key: any Signer) -> NewView {
+    public static func sign(view: View, viewChanges: [ViewChange], prePrepares: [SignedConsensusMessage], chain: Bytes32, key: any Signer) -> NewView {
         var nv = NewView(view: view, primary: key.publicKey, viewChanges: viewChanges.sorted { $0.replica < $1.replica },
                          prePrepares: prePrepares, signature: .zero)
         nv.signature = key.sign(nv.statement(chain: chain))
@@ -215,7 +215,7 @@ public struct NewView: SignedRecord {
     public var signer: PublicKey { primary }
 
     static func decode(_ r: inout ByteReader) throws(DecodeError) -> NewView {
-        let view = try r.u64("newView.view"), primary = try r.b32("newView.primary")
+        let view = View(try r.u64("newView.view")), primary = try r.b32("newView.primary")
         let n = try r.count("newView.viewChanges", max: Limits.certificateSignersMax)
         var vcs: [ViewChange] = []
         for _ in 0 ..< n { vcs.append(try ViewChange.decode(&r)) }

@@ -23,7 +23,7 @@ public struct BlockHeader: Sendable, Hashable {
     public var chainID: Bytes32
     public var height: Height
     public var parentHash: Hash32
-    public var view: UInt64
+    public var view: View
     public var timestampMs: UInt64
     public var proposer: PublicKey
     public var eventCount: UInt32
@@ -33,7 +33,7 @@ public struct BlockHeader: Sendable, Hashable {
     public var post: PostState?
     public var meme: [UInt8]
 
-    public init(chainID: Bytes32, height: Height, parentHash: Hash32, view: UInt64, timestampMs: UInt64,
+    public init(chainID: Bytes32, height: Height, parentHash: Hash32, view: View, timestampMs: UInt64,
                 proposer: PublicKey, eventCount: UInt32, eventsRoot: Hash32, parentStateRoot: Hash32, post: PostState? = nil,
                 meme: [UInt8]) {
         self.chainID = chainID; self.height = height; self.parentHash = parentHash; self.view = view
@@ -46,7 +46,7 @@ public struct BlockHeader: Sendable, Hashable {
     public func encoded() -> [UInt8] {
         var w = ByteWriter(capacity: 264 + meme.count)
         w.u16(version)
-        w.b32(chainID); w.u64(height.value); w.b32(parentHash); w.u64(view); w.u64(timestampMs)
+        w.b32(chainID); w.u64(height.value); w.b32(parentHash); w.u64(view.value); w.u64(timestampMs)
         w.b32(proposer); w.u32(eventCount); w.b32(eventsRoot); w.b32(parentStateRoot)
         if let post { w.b32(post.stateRoot); w.b32(post.nextPowerHash) }
         w.blob16(meme)
@@ -57,7 +57,7 @@ public struct BlockHeader: Sendable, Hashable {
         let v = try r.u16("header.version")
         guard v == formatVersion || v == postStateVersion else { throw .unsupportedVersion(field: "block header", version: v) }
         let chain = try r.b32("header.chainID"), height = Height(try r.u64("header.height"))
-        let parent = try r.b32("header.parentHash"), view = try r.u64("header.view")
+        let parent = try r.b32("header.parentHash"), view = View(try r.u64("header.view"))
         let ts = try r.u64("header.timestamp"), proposer = try r.b32("header.proposer")
         let count = try r.u32("header.eventCount"), eventsRoot = try r.b32("header.eventsRoot")
         let parentState = try r.b32("header.parentStateRoot")
@@ -93,25 +93,25 @@ public struct CommitCertificate: Sendable, Hashable {
     }
 
     public var height: Height
-    public var view: UInt64
+    public var view: View
     public var blockHash: Hash32
     public var votes: [Vote]
 
-    public init(height: Height, view: UInt64, blockHash: Hash32, votes: [Vote]) {
+    public init(height: Height, view: View, blockHash: Hash32, votes: [Vote]) {
         self.height = height; self.view = view; self.blockHash = blockHash
         self.votes = votes.sorted { $0.key < $1.key }
     }
 
-    public static func message(chain: Bytes32, height: Height, view: UInt64, blockHash: Hash32) -> [UInt8] {
+    public static func message(chain: Bytes32, height: Height, view: View, blockHash: Hash32) -> [UInt8] {
         var w = ByteWriter(capacity: 128)
-        w.raw(Domain.commit(chain)); w.u64(height.value); w.u64(view); w.b32(blockHash)
+        w.raw(Domain.commit(chain)); w.u64(height.value); w.u64(view.value); w.b32(blockHash)
         return w.bytes
     }
 
     public func encoded() -> [UInt8] {
         var w = ByteWriter(capacity: 60 + votes.count * 96)
         w.u16(CommitCertificate.formatVersion)
-        w.u64(height.value); w.u64(view); w.b32(blockHash)
+        w.u64(height.value); w.u64(view.value); w.b32(blockHash)
         w.u16(UInt16(votes.count))
         for v in votes { w.b32(v.key); w.b64(v.signature) }
         return w.bytes
@@ -121,7 +121,7 @@ public struct CommitCertificate: Sendable, Hashable {
         let v = try r.u16("certificate.version")
         guard v == formatVersion else { throw .unsupportedVersion(field: "certificate", version: v) }
         let height = Height(try r.u64("certificate.height"))
-        let view = try r.u64("certificate.view")
+        let view = View(try r.u64("certificate.view"))
         let hash = try r.b32("certificate.blockHash")
         let n = try r.count("certificate.votes", max: Limits.certificateSignersMax)
         var votes: [Vote] = []

@@ -6,9 +6,9 @@
 /// a commit signs exactly the `CommitCertificate` statement, so a quorum of commit
 /// messages is the block's certificate as it is.
 public enum ConsensusMessage: Sendable, Hashable {
-    case prePrepare(view: UInt64, height: Height, blockHash: Hash32)
-    case prepare(view: UInt64, height: Height, blockHash: Hash32)
-    case commit(view: UInt64, height: Height, blockHash: Hash32)
+    case prePrepare(view: View, height: Height, blockHash: Hash32)
+    case prepare(view: View, height: Height, blockHash: Hash32)
+    case commit(view: View, height: Height, blockHash: Hash32)
     case checkpoint(height: Height, blockHash: Hash32, stateRoot: Hash32)
 
     /// The kind byte on the wire (1 pre-prepare, 2 prepare, 3 commit, 4 checkpoint).
@@ -17,7 +17,7 @@ public enum ConsensusMessage: Sendable, Hashable {
     }
 
     /// The view a normal-case message belongs to; nil for a checkpoint, which is not tied to a view.
-    public var view: UInt64? {
+    public var view: View? {
         switch self {
         case let .prePrepare(v, _, _), let .prepare(v, _, _), let .commit(v, _, _): v
         case .checkpoint: nil
@@ -37,7 +37,7 @@ public enum ConsensusMessage: Sendable, Hashable {
             return CommitCertificate.message(chain: chain, height: height, view: view, blockHash: hash)
         case let .prePrepare(view, height, hash), let .prepare(view, height, hash):
             var w = ByteWriter(capacity: 128)
-            w.raw(Domain.consensus(tag == 1 ? "PREPREPARE" : "PREPARE", chain)); w.u64(height.value); w.u64(view); w.b32(hash)
+            w.raw(Domain.consensus(tag == 1 ? "PREPREPARE" : "PREPARE", chain)); w.u64(height.value); w.u64(view.value); w.b32(hash)
             return w.bytes
         case let .checkpoint(height, hash, root):
             var w = ByteWriter(capacity: 128)
@@ -50,7 +50,7 @@ public enum ConsensusMessage: Sendable, Hashable {
         w.u8(tag)
         switch self {
         case let .prePrepare(view, height, hash), let .prepare(view, height, hash), let .commit(view, height, hash):
-            w.u64(view); w.u64(height.value); w.b32(hash)
+            w.u64(view.value); w.u64(height.value); w.b32(hash)
         case let .checkpoint(height, hash, root):
             w.u64(height.value); w.b32(hash); w.b32(root)
         }
@@ -60,7 +60,7 @@ public enum ConsensusMessage: Sendable, Hashable {
         let tag = try r.u8("consensus.kind")
         switch tag {
         case 1, 2, 3:
-            let view = try r.u64("consensus.view"), height = Height(try r.u64("consensus.height")), hash = try r.b32("consensus.blockHash")
+            let view = View(try r.u64("consensus.view")), height = Height(try r.u64("consensus.height")), hash = try r.b32("consensus.blockHash")
             return tag == 1 ? .prePrepare(view: view, height: height, blockHash: hash)
                 : tag == 2 ? .prepare(view: view, height: height, blockHash: hash)
                 : .commit(view: view, height: height, blockHash: hash)

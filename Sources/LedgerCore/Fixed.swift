@@ -158,6 +158,18 @@ public struct Height: Hashable, Comparable, Sendable, CustomStringConvertible, E
     public var description: String { String(value) }
 }
 
+/// A PBFT view number: who leads (with the epoch) and which round of votes a message
+/// belongs to. Its own type, so a view is never taken for a height, an epoch or a count.
+public struct View: Hashable, Comparable, Sendable, CustomStringConvertible, ExpressibleByIntegerLiteral {
+    public var value: UInt64
+    public init(_ v: UInt64) { value = v }
+    public init(integerLiteral v: UInt64) { value = v }
+    public static func < (a: View, b: View) -> Bool { a.value < b.value }
+    public var next: View { View(value + 1) }
+    public static let max = View(.max)
+    public var description: String { String(value) }
+}
+
 /// Global position of an event in the log, from 0.
 public struct SequenceNumber: Hashable, Comparable, Sendable, CustomStringConvertible, ExpressibleByIntegerLiteral {
     public var value: UInt64

@@ -135,11 +135,11 @@ public enum Verdict: UInt8, Sendable, Hashable { case accept = 1, refuse = 2 }
 /// (schemas/FORMAT.md §3): `u64 height | u64 view | b32 block hash | u8 verdict | str16 reason`.
 public struct Opinion: Sendable, Hashable {
     public var height: Height
-    public var view: UInt64
+    public var view: View
     public var blockHash: Hash32
     public var verdict: Verdict
     public var reason: String
-    public init(height: Height, view: UInt64, blockHash: Hash32, verdict: Verdict, reason: String) {
+    public init(height: Height, view: View, blockHash: Hash32, verdict: Verdict, reason: String) {
         self.height = height; self.view = view; self.blockHash = blockHash; self.verdict = verdict; self.reason = reason
     }
 }
@@ -258,7 +258,7 @@ public enum Payload: Sendable, Hashable {
         case let .evidence(first, second):
             w.blob16(first); w.blob16(second)
         case let .opinion(o):
-            w.u64(o.height.value); w.u64(o.view); w.b32(o.blockHash); w.u8(o.verdict.rawValue); w.string(o.reason)
+            w.u64(o.height.value); w.u64(o.view.value); w.b32(o.blockHash); w.u8(o.verdict.rawValue); w.string(o.reason)
         default:
             encodeEconomy(&w)
         }
@@ -304,7 +304,7 @@ public enum Payload: Sendable, Hashable {
             p = .evidence(first: try r.blob16("evidence.first", max: Limits.consensusMessageBytesMax),
                           second: try r.blob16("evidence.second", max: Limits.consensusMessageBytesMax))
         case .opinion:
-            let height = Height(try r.u64("opinion.height")), view = try r.u64("opinion.view")
+            let height = Height(try r.u64("opinion.height")), view = View(try r.u64("opinion.view"))
             let hash = try r.b32("opinion.blockHash")
             let v = try r.u8("opinion.verdict")
             guard let verdict = Verdict(rawValue: v) else {

@@ -79,7 +79,7 @@ extension Envelope {
 // MARK: - Certificates, rotations, consensus messages
 
 extension CommitCertificate {
-    public static func vote(chain: Bytes32, height: Height, view: UInt64, blockHash: Hash32, signer: some Signer) -> Vote {
+    public static func vote(chain: Bytes32, height: Height, view: View, blockHash: Hash32, signer: some Signer) -> Vote {
         .init(key: signer.publicKey, signature: signer.sign(message(chain: chain, height: height, view: view, blockHash: blockHash)))
     }
 

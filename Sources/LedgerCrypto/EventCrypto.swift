@@ -26,7 +26,7 @@ public enum EventCrypto {
         return verify(e, scratch: &s)
     }
 
-    public static func signCommit(chain: Bytes32, height: Height, view: UInt64, blockHash: Hash32, key: SigningKey) -> CommitCertificate.Vote {
+    public static func signCommit(chain: Bytes32, height: Height, view: View, blockHash: Hash32, key: SigningKey) -> CommitCertificate.Vote {
         CommitCertificate.vote(chain: chain, height: height, view: view, blockHash: blockHash, signer: key)
     }
 

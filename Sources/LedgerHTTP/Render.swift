@@ -21,7 +21,7 @@ public enum Render {
         case let .allianceAccept(a), let .allianceReject(a), let .allianceDissolve(a): ["alliance": a.hex]
         case let .evidence(first, second): ["first": Hex.encode(first), "second": Hex.encode(second)]
         case let .opinion(o):
-            ["height": o.height.value, "view": o.view, "blockHash": o.blockHash.hex,
+            ["height": o.height.value, "view": o.view.value, "blockHash": o.blockHash.hex,
              "verdict": o.verdict == .accept ? "accept" : "refuse", "reason": o.reason]
         default: economyPayload(p)
         }
@@ -44,11 +44,11 @@ public enum Render {
     public static func block(_ b: StoredBlock, hash: Hash32) -> [String: Any] {
         let h = b.header
         return [
-            "height": h.height.value, "hash": hash.hex, "parentHash": h.parentHash.hex, "view": h.view,
+            "height": h.height.value, "hash": hash.hex, "parentHash": h.parentHash.hex, "view": h.view.value,
             "timestampMs": h.timestampMs, "proposer": h.proposer.hex, "eventCount": h.eventCount,
             "eventsRoot": h.eventsRoot.hex, "parentStateRoot": h.parentStateRoot.hex,
             "meme": String(decoding: h.meme, as: UTF8.self), "firstSequence": b.firstSequence.value,
-            "certificate": ["height": b.certificate.height.value, "view": b.certificate.view, "blockHash": b.certificate.blockHash.hex,
+            "certificate": ["height": b.certificate.height.value, "view": b.certificate.view.value, "blockHash": b.certificate.blockHash.hex,
                             "votes": b.certificate.votes.map { ["key": $0.key.hex, "signature": $0.signature.description] }],
         ]
     }

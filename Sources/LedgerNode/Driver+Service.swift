@@ -202,7 +202,7 @@ extension NodeDriver {
             let validators = head.powerForNextBlock().count
             let ready = running && !stopping && !diskFull && (options.role == .follower ? !peers.isEmpty : validators == 1 || peers.count * 3 >= 2 * (validators - 1))
             return NodeStatus(role: options.role, nodeKey: options.nodeKey, chainID: head.chainID.name, height: head.height, headHash: headHash,
-                              stateRoot: headRoot, view: view, changing: changing, primary: primary, mempool: pending.count,
+                              stateRoot: headRoot, view: view.value, changing: changing, primary: primary, mempool: pending.count,
                               peers: peers.count, viewChanges: viewChanges, committedEvents: committedEvents,
                               commitLatencyMs: latencies.isEmpty ? nil : 1000 * latencies.reduce(0, +) / Double(latencies.count),
                               ready: ready, stopping: stopping)

@@ -102,7 +102,7 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
     var probeCache: ProbeBase?
     /// How many times it was built (a test checks it is not once per event).
     var probeBuilds = 0
-    var view: UInt64 = 0
+    var view: View = 0
     var changing = false
     var primary: PublicKey?
     /// Admitted, not yet committed or dropped, with the per-author bounds (AdmissionPool).
@@ -468,7 +468,7 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
         returnFreedMemory(nowMs)
         for l in lat { mLatency.recordNanoseconds(Int64(l * 1e9)) }
         mHeight.record(Int(rExecuted.value))
-        mView.record(Int(rView))
+        mView.record(Int(rView.value))
         mMempool.record(cond.withLock { pending.count })
         mPeers.record(peers)
         if !commits.isEmpty { mCommitted.increment(by: commits.reduce(0) { $0 + $1.ids.count }) }

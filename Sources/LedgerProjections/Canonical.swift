@@ -176,14 +176,14 @@ extension LedgerState {
         }
         for _ in 0 ..< (try r.snapshotCount("snapshot.slashes")) {
             s.slashes.append(SlashRecord(validator: try r.id("slash.validator"), offenceHeight: Height(try r.u64("slash.offenceHeight")),
-                                         offenceView: try r.u64("slash.offenceView"), stakeBefore: try r.u64("slash.stakeBefore"),
+                                         offenceView: View(try r.u64("slash.offenceView")), stakeBefore: try r.u64("slash.stakeBefore"),
                                          amount: try r.u64("slash.amount"), evidence: try r.id("slash.evidence"),
                                          slashedAt: Height(try r.u64("slash.slashedAt"))))
         }
         var lastOffence: OffenceKey? = nil
         for _ in 0 ..< (try r.snapshotCount("snapshot.offences")) {
             let o = OffenceKey(validator: try r.id("offence.validator"), height: Height(try r.u64("offence.height")),
-                               view: try r.u64("offence.view"), kind: try r.u8("offence.kind"))
+                               view: View(try r.u64("offence.view")), kind: try r.u8("offence.kind"))
             if let l = lastOffence, !(l < o) { throw .invalidValue(field: "snapshot.offences", reason: "keys not strictly increasing") }
             lastOffence = o
             s.offences.insert(o)

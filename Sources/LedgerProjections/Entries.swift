@@ -42,12 +42,12 @@ enum Entry {
     }
 
     static func slash(_ w: inout ByteWriter, _ x: SlashRecord) {
-        w.b32(x.validator); w.u64(x.offenceHeight.value); w.u64(x.offenceView); w.u64(x.stakeBefore); w.u64(x.amount)
+        w.b32(x.validator); w.u64(x.offenceHeight.value); w.u64(x.offenceView.value); w.u64(x.stakeBefore); w.u64(x.amount)
         w.b32(x.evidence); w.u64(x.slashedAt.value)
     }
 
     static func offence(_ w: inout ByteWriter, _ o: OffenceKey) {
-        w.b32(o.validator); w.u64(o.height.value); w.u64(o.view); w.u8(o.kind)
+        w.b32(o.validator); w.u64(o.height.value); w.u64(o.view.value); w.u8(o.kind)
     }
 
     static func opinions(_ w: inout ByteWriter, _ k: ValidatorID, _ c: OpinionCount) {

@@ -48,13 +48,13 @@ public struct SlashRecord: Sendable, Hashable {
     public var validator: ValidatorID
     public var offenceHeight: Height
     /// The view of the equivocating messages (0 for checkpoints, which have none).
-    public var offenceView: UInt64
+    public var offenceView: View
     public var stakeBefore: UInt64
     public var amount: UInt64
     /// The evidence event that proved the offence.
     public var evidence: EventID
     public var slashedAt: Height
-    public init(validator: ValidatorID, offenceHeight: Height, offenceView: UInt64, stakeBefore: UInt64, amount: UInt64,
+    public init(validator: ValidatorID, offenceHeight: Height, offenceView: View, stakeBefore: UInt64, amount: UInt64,
                 evidence: EventID, slashedAt: Height) {
         self.validator = validator; self.offenceHeight = offenceHeight; self.offenceView = offenceView
         self.stakeBefore = stakeBefore; self.amount = amount; self.evidence = evidence; self.slashedAt = slashedAt
@@ -68,10 +68,10 @@ public struct OffenceKey: Sendable, Hashable, Comparable {
     public var validator: ValidatorID
     public var height: Height
     /// 0 for a checkpoint.
-    public var view: UInt64
+    public var view: View
     /// The message kind (`ConsensusMessage.tag`).
     public var kind: UInt8
-    public init(validator: ValidatorID, height: Height, view: UInt64, kind: UInt8) {
+    public init(validator: ValidatorID, height: Height, view: View, kind: UInt8) {
         self.validator = validator; self.height = height; self.view = view; self.kind = kind
     }
     public static func < (a: Self, b: Self) -> Bool {

@@ -47,7 +47,7 @@ extension Simulation {
                 }
                 let mutated: ConsensusMessage
                 switch s.message {
-                case let .prepare(v, h, hash): mutated = .prepare(view: v + 1, height: h, blockHash: hash)
+                case let .prepare(v, h, hash): mutated = .prepare(view: v.next, height: h, blockHash: hash)
                 case let .commit(v, h, hash): mutated = .commit(view: v, height: h.next, blockHash: hash)
                 case let .checkpoint(h, hash, _): mutated = .checkpoint(height: h, blockHash: hash, stateRoot: Blake2b.hash([1]))
                 case let .prePrepare(v, h, _): mutated = .prePrepare(view: v, height: h, blockHash: Blake2b.hash([2]))

@@ -162,7 +162,7 @@ public final class Simulation {
     // Checker state.
     var committedHash: [UInt64: Hash32] = [:]
     /// The lowest view in which each height's block is known committed (`checkNewView`).
-    var committedView: [UInt64: UInt64] = [:]
+    var committedView: [UInt64: View] = [:]
     var committedRoot: [UInt64: Hash32] = [:]
     var checkedEvents = Set<EventID>()
     var honestVotes: [SeenVote: SignedConsensusMessage] = [:]
@@ -196,7 +196,7 @@ public final class Simulation {
     var checkedNewViews = Set<[Hash32]>()
     let genesisRoot: Hash32
 
-    struct SeenVote: Hashable { var signer: PublicKey; var kind: UInt8; var height: UInt64; var view: UInt64 }
+    struct SeenVote: Hashable { var signer: PublicKey; var kind: UInt8; var height: UInt64; var view: View }
 
     public init(seed: UInt64, options: SimOptions = SimOptions()) {
         self.seed = seed

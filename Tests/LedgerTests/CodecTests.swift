@@ -66,7 +66,7 @@ import Testing
 
     @Test func headerAndCertificateRoundTrip() async {
         await propertyCheck(count: 100, input: Gen.uint64(), Gen.uint64(), Gen.uint8().array(of: 0 ... 300)) { height, ts, meme in
-            let h = BlockHeader(chainID: Fixture.chain.raw, height: Height(height), parentHash: Blake2b.hash(meme), view: ts / 7,
+            let h = BlockHeader(chainID: Fixture.chain.raw, height: Height(height), parentHash: Blake2b.hash(meme), view: View(ts / 7),
                                 timestampMs: ts, proposer: f.producer.publicKey, eventCount: UInt32(meme.count),
                                 eventsRoot: Blake2b.hash([1]), parentStateRoot: Blake2b.hash([2]), meme: meme)
             #expect((try? BlockHeader.decode(h.encoded())) == h)

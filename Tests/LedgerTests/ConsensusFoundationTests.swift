@@ -63,7 +63,7 @@ import Testing
 
     @Test func primaryRotation() throws {
         let set = Self.equalSet(4)
-        let rr = (0 ..< 8).map { set.primary(view: UInt64($0), epoch: 1, rule: .roundRobin, Sodium()) }
+        let rr = (0 ..< 8).map { set.primary(view: View(UInt64($0)), epoch: 1, rule: .roundRobin, Sodium()) }
         #expect(Set(rr.prefix(4)).count == 4 && rr.prefix(4) == rr.suffix(4), "round robin visits every member in turn")
         // A view's primary keeps its turn for `epochsPerTurn` epochs, then the next member
         // leads: a validator skipped by a view change is not primary again an epoch later.
@@ -79,7 +79,7 @@ import Testing
         var repeats = 0
         var last: PublicKey?
         for v in 0 ..< 10_000 as Range<UInt64> {
-            let p = weighted.primary(view: v, epoch: 7, rule: .stakeWeighted, Sodium())
+            let p = weighted.primary(view: View(v), epoch: 7, rule: .stakeWeighted, Sodium())
             counts[p, default: 0] += 1
             if p == last { repeats += 1 }
             last = p

@@ -92,7 +92,7 @@ import Testing
         _ = r.step(.request(Self.transfer(vs.chain, clients[0], 1, to: clients[1].publicKey).bytes))
         var t: UInt64 = 2_000
         /// Ticks every 10 ms until a view change to `target` starts; the time it did.
-        func tickUntilViewChange(to target: UInt64) -> UInt64? {
+        func tickUntilViewChange(to target: View) -> UInt64? {
             while t < 20_000 {
                 t += 10
                 let out = r.step(.tick(nowMs: t))
@@ -104,7 +104,7 @@ import Testing
         let me = vs.keys.first { $0.publicKey != vs.primary(of: 0).publicKey }!
         /// Two other validators, not the target view's primary (it stays silent), ask for
         /// `target` too: a quorum with this one.
-        func othersJoin(_ target: UInt64) {
+        func othersJoin(_ target: View) {
             for k in vs.keys.filter({ $0.publicKey != me.publicKey && $0.publicKey != r.primary(of: target) }).prefix(2) {
                 let vc = ViewChange.sign(view: target, stable: genesis, prepared: [], chain: vs.chain.raw, key: k)
                 if let tok = r.step(.message(from: k.publicKey, .viewChange(vc, blocks: []))).persistToken { _ = r.step(.persisted(token: tok)) }

@@ -55,10 +55,10 @@ import Testing
         guard case let .viewChange(vc, _) = Self.samples[3] else { Issue.record("sample order"); return }
         #expect(vc.verifySignature(chain: Self.chain, Sodium()))
         var tampered = vc
-        tampered.prepared[0].view += 1
+        tampered.prepared[0].view = tampered.prepared[0].view.next
         #expect(!tampered.verifySignature(chain: Self.chain, Sodium()))
         var other = vc
-        other.view += 1
+        other.view = other.view.next
         #expect(!other.verifySignature(chain: Self.chain, Sodium()))
     }
 }

@@ -507,7 +507,7 @@ import Testing
 
     /// Appends a block of `events` whose header says `headerView` and whose certificate,
     /// signed by the producer, says `certificateView`.
-    func appendBlock(_ f: Fixture, _ log: any EventLog, _ s: inout LedgerState, headerView: UInt64, certificateView: UInt64,
+    func appendBlock(_ f: Fixture, _ log: any EventLog, _ s: inout LedgerState, headerView: View, certificateView: View,
                      _ events: [Envelope]) throws {
         let head = try #require(try log.head())
         let h = s.height.next
@@ -532,7 +532,7 @@ import Testing
         _ = try log.initialize(genesis: f.genesis)
         var s = f.state()
         try appendBlock(f, log, &s, headerView: 0, certificateView: 0, [f.event(f.alice, 1, .transfer(to: f.bob.publicKey, amount: 1, memo: ""))])
-        try appendBlock(f, log, &s, headerView: x.header, certificateView: x.certificate,
+        try appendBlock(f, log, &s, headerView: View(x.header), certificateView: View(x.certificate),
                         [f.event(f.alice, 2, .transfer(to: f.bob.publicKey, amount: 1, memo: ""))])
         let r = Replayer(log: log).run().report
         if x.ok {

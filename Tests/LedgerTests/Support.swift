@@ -121,7 +121,7 @@ func vote(_ k: SigningKey, _ m: ConsensusMessage, chain: ChainID = Fixture.chain
 let blockA = Blake2b.hash(Array("block a".utf8)), blockB = Blake2b.hash(Array("block b".utf8)), blockC = Blake2b.hash(Array("block c".utf8))
 
 /// An encoded prepare by `k` (height 5, view 2 unless told).
-func prepare(_ k: SigningKey, height: UInt64 = 5, view: UInt64 = 2, _ block: Hash32) -> [UInt8] {
+func prepare(_ k: SigningKey, height: UInt64 = 5, view: View = 2, _ block: Hash32) -> [UInt8] {
     vote(k, .prepare(view: view, height: Height(height), blockHash: block))
 }
 
@@ -153,7 +153,7 @@ struct FourValidators {
     }
 
     /// The validator that is view `v`'s primary.
-    func primary(of v: UInt64) -> SigningKey {
+    func primary(of v: View) -> SigningKey {
         let k = replica(of: keys[0]).primary(of: v)
         return keys.first { $0.publicKey == k }!
     }
