@@ -52,11 +52,21 @@ struct EconomyWrites {
 }
 
 extension LedgerState {
-    /// The fee an event of `kind` and `bytes` must offer at the current base fee.
+    /// The fee an event of `kind` and `bytes` must offer at the current base fee: the
+    /// chain's floor, and under rule version 2 its gas at the base fee (`gasCharge`).
+    /// The fold applies the same two checks, in that order (`apply`).
     public func requiredFee(_ kind: EventKind, bytes: Int) -> UInt64 {
-        guard economy.ruleVersion >= RuleVersion.economy else { return parameters.minFee }
-        let (f, o) = Gas.of(kind, bytes: bytes).multipliedReportingOverflow(by: economy.baseFee)
-        return o ? .max : max(f, parameters.minFee)
+        guard let g = gasCharge(kind, bytes: bytes) else { return parameters.minFee }
+        return max(g.charge ?? .max, parameters.minFee)
+    }
+
+    /// Rule version 2's charge for an event: its gas, and gas × base fee (nil when that
+    /// overflows, which no fee can pay). Nil under rule version 1, which has no gas.
+    func gasCharge(_ kind: EventKind, bytes: Int) -> (gas: UInt64, charge: UInt64?)? {
+        guard economy.ruleVersion >= RuleVersion.economy else { return nil }
+        let gas = Gas.of(kind, bytes: bytes)
+        let (c, o) = gas.multipliedReportingOverflow(by: economy.baseFee)
+        return (gas, o ? nil : c)
     }
 
     /// The fee for a payload signed into an envelope (the envelope's size follows from the payload).

@@ -81,12 +81,12 @@ extension LedgerState {
         let payload: Payload
         do { payload = try e.decodePayload() } catch { throw .malformedPayload(error) }
         // Rule version 2: the fee pays for the event's gas at the block's base fee.
-        let economic = economy.ruleVersion >= RuleVersion.economy
+        let charged = gasCharge(payload.kind, bytes: e.bytes.count)
+        let economic = charged != nil
         var gas: UInt64 = 0, baseCharge: UInt64 = 0
-        if economic {
-            gas = Gas.of(payload.kind, bytes: e.bytes.count)
-            let (c, o) = gas.multipliedReportingOverflow(by: economy.baseFee)
-            guard !o, e.fee >= c else { throw .feeTooLow(minimum: o ? .max : c, offered: e.fee) }
+        if let charged {
+            gas = charged.gas
+            guard let c = charged.charge, e.fee >= c else { throw .feeTooLow(minimum: charged.charge ?? .max, offered: e.fee) }
             baseCharge = c
         }
 
