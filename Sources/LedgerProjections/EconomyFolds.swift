@@ -85,19 +85,27 @@ extension LedgerState {
             guard rules >= RuleVersion.economy else { throw .kindNotActive(p.kind, ruleVersion: rules) }
         }
         var w = EconomyWrites()
-        switch p.kind {
-        case .claimRewards, .setCommission:
-            try checkRewards(p, author: author, &w)
-        case .jobPost, .jobAccept, .escrowFund, .jobSubmit:
-            try checkJobs(p, author: author, id: id, ctx, spend: &spend, &w)
-        case .escrowRelease, .escrowMultisig, .escrowRefund:
-            try checkEscrow(p, author: author, ctx, &w)
-        case .disputeOpen, .disputeVote, .disputeResolve:
-            try checkDispute(p, author: author, ctx, &w)
-        case .rate, .endorse, .memePost, .memeReact, .interact:
-            try checkSocial(p, author: author, id: id, ctx, &w)
-        case .govPropose, .govVote:
-            try checkGovernance(p, author: author, id: id, ctx, &w)
+        let h = ctx.height
+        switch p {
+        case .claimRewards: try checkClaimRewards(author: author, &w)
+        case let .setCommission(bps): try checkSetCommission(bps, author: author, &w)
+        case let .jobPost(spec): try checkJobPost(spec, author: author, id: id, at: h, &w)
+        case let .jobAccept(j): try checkJobAccept(j, author: author, at: h, &w)
+        case let .escrowFund(j): try checkEscrowFund(j, author: author, spend: &spend, &w)
+        case let .jobSubmit(j, m, result): try checkJobSubmit(j, m, result, author: author, at: h, &w)
+        case let .escrowRelease(j, m): try checkEscrowRelease(j, m, author: author, &w)
+        case let .escrowMultisig(r): try checkEscrowMultisig(r, author: author, &w)
+        case let .escrowRefund(j): try checkEscrowRefund(j, author: author, at: h, &w)
+        case let .disputeOpen(j, reason): try checkDisputeOpen(j, reason, author: author, at: h, &w)
+        case let .disputeVote(j, bps): try checkDisputeVote(j, bps, author: author, &w)
+        case let .disputeResolve(j): try checkDisputeResolve(j, author: author, at: h, &w)
+        case let .rate(j, score, _): try checkRate(j, score, author: author, &w)
+        case let .endorse(subject, delta, _): try checkEndorse(subject, delta, author: author, &w)
+        case let .memePost(m): try checkMemePost(m, author: author, id: id, at: h, &w)
+        case let .memeReact(mid, reaction): try checkMemeReact(mid, reaction, author: author, &w)
+        case let .interact(target, _, mid): try checkInteract(target, mid, author: author, &w)
+        case let .govPropose(gp): try checkGovPropose(gp, author: author, id: id, at: h, &w)
+        case let .govVote(pid, approve): try checkGovVote(pid, approve, author: author, &w)
         default:
             preconditionFailure("checkEconomy called for \(p.kind)")
         }
