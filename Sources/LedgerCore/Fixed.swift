@@ -149,34 +149,40 @@ extension Identifier {
     @inlinable public init(createdBy e: EventID) { raw = e.raw }
 }
 
-public struct Height: Hashable, Comparable, Sendable, CustomStringConvertible, ExpressibleByIntegerLiteral {
+/// A count or position held as one `UInt64` under its own name (a height, a view, a
+/// sequence number), so one is never passed for another. The arithmetic-free parts
+/// are written once here.
+public protocol Numbered: Hashable, Comparable, Sendable, CustomStringConvertible, ExpressibleByIntegerLiteral
+where IntegerLiteralType == UInt64 {
+    var value: UInt64 { get }
+    init(_ v: UInt64)
+}
+
+extension Numbered {
+    @inlinable public init(integerLiteral v: UInt64) { self.init(v) }
+    @inlinable public static func < (a: Self, b: Self) -> Bool { a.value < b.value }
+    /// The one after this.
+    @inlinable public var next: Self { Self(value + 1) }
+    public var description: String { String(value) }
+}
+
+public struct Height: Numbered {
     public var value: UInt64
     public init(_ v: UInt64) { value = v }
-    public init(integerLiteral v: UInt64) { value = v }
-    public static func < (a: Height, b: Height) -> Bool { a.value < b.value }
-    public var next: Height { Height(value + 1) }
-    public var description: String { String(value) }
 }
 
 /// A PBFT view number: who leads (with the epoch) and which round of votes a message
 /// belongs to. Its own type, so a view is never taken for a height, an epoch or a count.
-public struct View: Hashable, Comparable, Sendable, CustomStringConvertible, ExpressibleByIntegerLiteral {
+public struct View: Numbered {
     public var value: UInt64
     public init(_ v: UInt64) { value = v }
-    public init(integerLiteral v: UInt64) { value = v }
-    public static func < (a: View, b: View) -> Bool { a.value < b.value }
-    public var next: View { View(value + 1) }
     public static let max = View(.max)
-    public var description: String { String(value) }
 }
 
 /// Global position of an event in the log, from 0.
-public struct SequenceNumber: Hashable, Comparable, Sendable, CustomStringConvertible, ExpressibleByIntegerLiteral {
+public struct SequenceNumber: Numbered {
     public var value: UInt64
     public init(_ v: UInt64) { value = v }
-    public init(integerLiteral v: UInt64) { value = v }
-    public static func < (a: SequenceNumber, b: SequenceNumber) -> Bool { a.value < b.value }
-    public var description: String { String(value) }
 }
 
 /// Chain ids are short ASCII names, stored zero-padded to 32 bytes so the envelope
