@@ -174,14 +174,14 @@ public struct Replayer {
             let h = Height(first.value + UInt64(i) + 1)
             do throws(AuditFailure) {
                 let b = try source.block(at: h)
-                let ok = verify ? ParallelVerifier.verify(b.events.map(\.envelope), workers: workers) : []
+                let ok = verify ? ParallelVerifier.verify(b.events.map(\.envelope), workers: 1) : []
                 return Fetched(block: b, firstBad: ok.firstIndex(of: false))
             } catch {
                 return Fetched(block: nil, failure: error)
             }
         }
         // Stage 2, in order on this thread: links, roots, certificate, refold.
-        try Pipeline.run(count: Int(last.value - first.value), prepare: prepare) { (i: Int, f: Fetched) throws(AuditFailure) in
+        try Pipeline.run(count: Int(last.value - first.value), depth: 2 * workers + 1, prepare: prepare) { (i: Int, f: Fetched) throws(AuditFailure) in
             let h = Height(first.value + UInt64(i) + 1)
             if let failure = f.failure { throw failure }
             let b = f.block!.block, events = f.block!.events
@@ -198,8 +198,11 @@ public struct Replayer {
             progress?(h, last)
         }
         report.stateRootsCompared += try source.finish(ReplayEnd(height: last, head: meta.head, blockHash: prevHash, nextSequence: seq, state: state))
-        guard state.computedSupply() == state.totalSupply else {
-            throw fail(last, "state", "supply \(state.computedSupply()) differs from the total supply \(state.totalSupply) (genesis less burned)")
+        guard let supply = state.computedSupply() else {
+            throw fail(last, "state", "the balances, stakes and held funds add up past 2^64 − 1")
+        }
+        guard supply == state.totalSupply else {
+            throw fail(last, "state", "supply \(supply) differs from the total supply \(state.totalSupply) (genesis less burned)")
         }
         report.stateRoot = state.stateRoot().hex
         return state

@@ -59,6 +59,7 @@ public struct Bytes32: Hashable, Comparable, Sendable, CustomStringConvertible {
     public var description: String { hex }
     public var short: String { String(hex.prefix(12)) }
 
+    @inlinable
     public static func < (a: Bytes32, b: Bytes32) -> Bool {
         (a.w0, a.w1, a.w2, a.w3) < (b.w0, b.w1, b.w2, b.w3)
     }

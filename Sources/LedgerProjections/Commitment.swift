@@ -62,14 +62,16 @@ extension LedgerState {
             treeCache.tree = buildTree()
             return
         }
+        // Taken out of the cache while it changes, so that the tree's nodes are held
+        // once and updated in place (a copy of this state that shares them keeps them).
+        treeCache.tree = nil
         let rules = treeRules
         var batch: [(key: Hash32, valueHash: Hash32?)] = []
         for c in takeLeafChanges() {
             let k = rules.key(kind: c.leaf.kind.rawValue, id: c.leaf.id)
-            let vh = c.value.map(rules.valueHash)
-            // Unchanged leaves (the scalars most blocks, a write of the same value) cost a
-            // lookup, not a path of hashes.
-            if tree.valueHash(k) != vh { batch.append((k, vh)) }
+            // Unchanged leaves (the scalars most blocks, a write of the same value) cost the
+            // tree a walk, not a path of hashes.
+            batch.append((k, c.value.map(rules.valueHash)))
         }
         tree.apply(batch)
         treeCache.tree = tree

@@ -174,4 +174,51 @@ import Testing
         tree.apply(keys.map { ($0, nil) })
         #expect(tree.root == .zero && tree.count == 0)
     }
+
+    /// A tree that no other version holds is updated in place; one that an older version
+    /// still holds is copied along the paths it changes. Versions kept now and then, while
+    /// the tree in between is updated in place, must keep every leaf and every proof: a
+    /// node changed in place under a kept version would leave that version's proofs
+    /// pointing at hashes its root does not commit to. Writes of the value a leaf already
+    /// has, and deletes of absent keys, leave the root as it was.
+    @Test func inPlaceUpdatesLeaveKeptVersionsWhole() {
+        var rng = SplitMix64(seed: 7)
+        func random() -> Hash32 { Hash32(w0: rng.next(), w1: rng.next(), w2: rng.next(), w3: rng.next()) }
+        var tree = StateTree(rules: rules)
+        var current: [Hash32: Hash32] = [:]
+        var kept: [(tree: StateTree, root: Hash32, leaves: [Hash32: Hash32])] = []
+        for round in 0 ..< 60 {
+            var batch: [(key: Hash32, valueHash: Hash32?)] = []
+            for _ in 0 ..< 1 + Int(rng.next() % 30) {
+                let roll = rng.next() % 10
+                if roll < 4 || current.isEmpty {
+                    let k = random()
+                    batch.append((k, rules.valueHash(k.bytes)))
+                } else {
+                    let k = current.keys.sorted()[Int(rng.next() % UInt64(current.count))]
+                    // Updates, deletes, and writes of the value the leaf already has.
+                    batch.append((k, roll < 7 ? rules.valueHash([UInt8(round), UInt8(roll)]) : roll < 9 ? nil : current[k]))
+                }
+            }
+            // A delete of a key that was never there changes nothing.
+            batch.append((random(), nil))
+            tree.apply(batch)
+            for c in batch { current[c.key] = c.valueHash }
+            var reference = SparseMerkleTree(rules: rules)
+            for (k, v) in current { reference.set(k, valueHash: v) }
+            #expect(tree.root == reference.root, "round \(round)")
+            if round % 7 == 0 { kept.append((tree, tree.root, current)) }
+        }
+        #expect(kept.count > 5)
+        for (n, v) in kept.enumerated() {
+            var reference = SparseMerkleTree(rules: rules)
+            for (k, x) in v.leaves { reference.set(k, valueHash: x) }
+            #expect(v.tree.root == v.root && reference.root == v.root, "kept version \(n)")
+            #expect(v.tree.count == v.leaves.count)
+            for (k, x) in v.leaves {
+                #expect(v.tree.valueHash(k) == x)
+                #expect(v.tree.proof(k).verify(key: k, valueHash: x, root: v.root, rules: rules), "kept version \(n)")
+            }
+        }
+    }
 }
