@@ -165,12 +165,4 @@ public struct EconomyState: Sendable, Equatable {
         rewards = [:]; commissions = [:]; delegatorSlashes = []; jobs = [:]; reputation = [:]; memes = [:]; influence = [:]; proposals = [:]
     }
 
-    /// Funds held by the economy outside accounts and stakes: escrows, unclaimed rewards
-    /// and the current block's fee pool.
-    public var heldFunds: UInt64 {
-        var s = feePool
-        for r in rewards.values { s &+= r }
-        for j in jobs.values { s &+= j.escrowed }
-        return s
-    }
 }

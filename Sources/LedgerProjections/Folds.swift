@@ -130,7 +130,8 @@ extension LedgerState {
         } else {
             accounts[feeRecipient, default: Account(balance: 0, nonce: 0)].balance += e.fee
         }
-        feesPaid &+= e.fee
+        // A statistic, not money: it saturates rather than wraps (FORMAT.md §7).
+        feesPaid = feesPaid.saturatingAdd(e.fee)
         eventsApplied += 1
         write(payload, checked, author: author, id: id, ctx)
         recordStreams(payload, author: author, id: id)

@@ -236,12 +236,27 @@ public struct LedgerState: Sendable, Equatable {
 
     /// Sum of every balance, stake, delegation and unbonding entry, escrow, unclaimed
     /// reward and the current block's fee pool (the conservation check).
-    public func computedSupply() -> UInt64 {
-        var s: UInt64 = economy.heldFunds
-        for (_, a) in accounts { s &+= a.balance }
-        for (_, v) in validators { s &+= v.selfStake }
-        for (_, d) in delegations { s &+= d }
-        for u in unbonding { s &+= u.amount }
-        return s
+    /// Nil when the sum overflows: no state whose parts add up past `UInt64.max` conserves
+    /// a supply that is itself a `UInt64`, and a wrapping sum could come back round to it.
+    public func computedSupply() -> UInt64? {
+        var s = CheckedSum()
+        s.add(economy.feePool)
+        for r in economy.rewards.values { s.add(r) }
+        for j in economy.jobs.values { s.add(j.escrowed) }
+        for (_, a) in accounts { s.add(a.balance) }
+        for (_, v) in validators { s.add(v.selfStake) }
+        for (_, d) in delegations { s.add(d) }
+        for u in unbonding { s.add(u.amount) }
+        return s.value
+    }
+}
+
+/// A sum of amounts that stays nil once it has overflowed.
+struct CheckedSum {
+    private(set) var value: UInt64? = 0
+    mutating func add(_ x: UInt64) {
+        guard let v = value else { return }
+        let (r, overflow) = v.addingReportingOverflow(x)
+        value = overflow ? nil : r
     }
 }

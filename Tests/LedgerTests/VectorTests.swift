@@ -42,4 +42,32 @@ import Testing
         #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
         #expect(r.stdout.contains("ok: 18 events"))
     }
+
+    /// FORMAT.md §1.1 states every limit as a number, so that a verifier needs no Swift;
+    /// each row must be the value the code applies, and every limit the table's
+    /// decoders use must have a row.
+    @Test func theLimitsTableIsTheCode() throws {
+        let text = try String(contentsOfFile: repoRoot + "/schemas/FORMAT.md", encoding: .utf8)
+        let section = try #require(text.components(separatedBy: "### 1.1 Limits").dropFirst().first?.components(separatedBy: "\n## ").first)
+        var table: [String: Int] = [:]
+        for line in section.split(separator: "\n") where line.hasPrefix("| `") {
+            let cells = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+            table[cells[0].trimmingCharacters(in: CharacterSet(charactersIn: "`"))] = Int(cells[1].replacingOccurrences(of: ",", with: ""))
+        }
+        let code: [String: Int] = [
+            "eventBytesMax": Limits.eventBytesMax, "memoBytesMax": Limits.memoBytesMax, "nameBytesMax": Limits.nameBytesMax,
+            "personalityBytesMax": Limits.personalityBytesMax, "endpointBytesMax": Limits.endpointBytesMax,
+            "capabilitiesMax": Limits.capabilitiesMax, "capabilityBytesMax": Limits.capabilityBytesMax,
+            "allianceTargetsMax": Limits.allianceTargetsMax, "allianceTextBytesMax": Limits.allianceTextBytesMax,
+            "memeBytesMax": Limits.memeBytesMax, "reasonBytesMax": Limits.reasonBytesMax, "jobTitleBytesMax": Limits.jobTitleBytesMax,
+            "milestonesMax": Limits.milestonesMax, "cosignaturesMax": Limits.cosignaturesMax,
+            "memeContentBytesMax": Limits.memeContentBytesMax, "memeTagsMax": Limits.memeTagsMax, "memeTagBytesMax": Limits.memeTagBytesMax,
+            "consensusMessageBytesMax": Limits.consensusMessageBytesMax, "certificateSignersMax": Limits.certificateSignersMax,
+            "blockHeaderBytesMax": Limits.blockHeaderBytesMax, "blockEventsMax": Limits.blockEventsMax, "blockBytesMax": Limits.blockBytesMax,
+            "genesisValidatorsMax": Limits.genesisValidatorsMax, "genesisAllocationsMax": Limits.genesisAllocationsMax,
+            "genesisBytesMax": Limits.genesisBytesMax, "snapshotBytesMax": Limits.snapshotBytesMax,
+            "auditBundleBytesMax": Limits.auditBundleBytesMax, "peerMessageBytesMax": Limits.peerMessageBytesMax,
+        ]
+        #expect(table == code, "FORMAT.md §1.1 and Limits.swift disagree: \(table.filter { code[$0.key] != $0.value }) vs \(code.filter { table[$0.key] != $0.value })")
+    }
 }
