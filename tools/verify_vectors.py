@@ -228,6 +228,51 @@ def events_path_root(event_id: bytes, b: bytes):
     return index, r if sn == 0 else None
 
 
+def genesis_state_leaves(g: bytes, genesis_hash: bytes):
+    """The leaves of a tree genesis's state (FORMAT.md §6.1), as {(kind, id): value} in the
+    §7.2 encodings: the chain, the epoch power, the accounts, the validators, the economy."""
+    q = lambda n: struct.pack(">Q", n)
+    r = Reader(g, "tree genesis")
+    r.u16()
+    chain, timestamp = r.take(32), r.u64()
+    start = r.i
+    min_fee, min_stake = r.u64(), r.u64()
+    for _ in range(4):
+        r.u64()  # unbonding blocks, alliance windows, checkpoint interval
+    r.u32(); r.u32(); r.u32(); r.u64()  # block limits, slash bps, jail blocks
+    parameters = g[start:r.i]
+    validators = [(r.take(32), r.blob16(), r.blob16(), r.u64()) for _ in range(r.u32())]
+    allocations = [(r.take(32), r.u64()) for _ in range(r.u32())]
+    rule_version = r.u16()
+    start = r.i
+    r.take(68)  # economy parameters: u64 u32 u32 u64 u64 u32 u32 u64 u32 u64 u64
+    economy = g[start:r.i]
+    base_fee_min, = struct.unpack(">Q", economy[16:24])
+    if r.u8() != 2:
+        fail("tree genesis: state commitment")
+    r.end()
+    accounts = {a: amount for a, amount in allocations}
+    for key, _, _, _ in validators:
+        accounts.setdefault(key, 0)
+    supply = sum(amount for _, amount in allocations) + sum(stake for *_, stake in validators)
+    leaves = {(1, b""): chain + genesis_hash + parameters + q(0) + q(timestamp) + q(supply) + q(0) + q(0) + q(0)}
+    power = sorted((key, stake) for key, _, _, stake in validators if stake >= min_stake)
+    leaves[(2, b"")] = struct.pack(">I", len(power)) + b"".join(k + q(p) for k, p in power)
+    for a, balance in accounts.items():
+        leaves[(3, a)] = a + q(balance) + q(0)
+    for key, name, personality, stake in validators:
+        str16 = lambda b: struct.pack(">H", len(b)) + b
+        # id, name, personality, consensus key, self stake, delegated, status active,
+        # registered at, jailed until, key history [(0, key)]
+        leaves[(4, key)] = (key + str16(name) + str16(personality) + key + q(stake) + q(0) + b"\x01" + q(0) + q(0)
+                            + struct.pack(">I", 1) + q(0) + key)
+    # Rule version, rule history [(0, version)], economy parameters, base fee, gas used,
+    # fee pool, last proposer, minted, fees burned.
+    leaves[(12, b"")] = (struct.pack(">HI", rule_version, 1) + q(0) + struct.pack(">H", rule_version) + economy
+                         + q(base_fee_min) + q(0) + q(0) + bytes(32) + q(0) + q(0))
+    return leaves
+
+
 def check_state_tree(t, chain: bytes, doc):
     g = bytes.fromhex(t["genesis"])
     if h(g).hex() != t["genesisHash"] or g[0:2] != b"\x00\x04" or g[-1] != 2 or g[2:34] != chain:
@@ -246,6 +291,16 @@ def check_state_tree(t, chain: bytes, doc):
         fail("tree leaves: chain, power, three accounts, the validator, the economy")
     if tree_root(leaves).hex() != t["root"]:
         fail("state tree root")
+    # The same leaves derived from the genesis alone (§6.1), not read from the vectors.
+    derived = genesis_state_leaves(g, h(g))
+    given = {(l["kind"], bytes.fromhex(l["id"])): bytes.fromhex(l["value"]) for l in t["leaves"]}
+    for k in sorted(set(derived) | set(given)):
+        if derived.get(k) != given.get(k):
+            fail(f"genesis state (§6.1): leaf {k[0]}/{k[1].hex()[:12]} derived {(derived.get(k) or b'').hex()[:40]}… given {(given.get(k) or b'').hex()[:40]}…")
+    derived_root = tree_root([(h(TAGS["CHAOSLEDGER/STATE-KEY"] + bytes([k]) + i), h(TAGS["CHAOSLEDGER/STATE-VALUE"] + v))
+                              for (k, i), v in derived.items()])
+    if derived_root.hex() != t["root"]:
+        fail("genesis state (§6.1): root")
     kind, ident, value, root = proof_root(bytes.fromhex(t["inclusionProof"]))
     if kind != 3 or value is None or root.hex() != t["root"] or value[:32] != ident:
         fail("inclusion proof")
@@ -351,7 +406,7 @@ def main(path):
             fail("certificate vote")
     check_state_tree(doc["stateTree"], chain, doc)
     print(f"ok: {checked} events (evidence votes included), genesis, block header, events root and certificate verified; "
-          f"state tree: {len(doc['stateTree']['leaves'])} leaves, root, inclusion and exclusion proofs, power hash, event path, stream entry")
+          f"state tree: {len(doc['stateTree']['leaves'])} leaves (also derived from the genesis, §6.1), root, inclusion and exclusion proofs, power hash, event path, stream entry")
 
 
 if __name__ == "__main__":
