@@ -301,6 +301,20 @@ def check_state_tree(t, chain: bytes, doc):
                               for (k, i), v in derived.items()])
     if derived_root.hex() != t["root"]:
         fail("genesis state (§6.1): root")
+    # The genesis state's snapshot (§7, version 3), built from the same derived entries: the
+    # chain leaf is the snapshot's header, each map section its entries in key order.
+    u32 = lambda n: struct.pack(">I", n)
+    section = lambda kind: u32(sum(1 for k in derived if k[0] == kind)) + b"".join(v for k, v in sorted(derived.items()) if k[0] == kind)
+    snapshot = (struct.pack(">H", 3) + derived[(1, b"")] + section(3) + section(4)
+                + u32(0) * 4                       # delegations, unbondings, agents, alliances
+                + derived[(2, b"")]                # epoch power
+                + u32(0) * 3                       # slashes, offences punished, opinion counts
+                + b"\xec" + derived[(12, b"")] + u32(0) * 8   # economy: scalars, then its eight maps and lists
+                + u32(0))                          # streams
+    if snapshot != bytes.fromhex(t["snapshot"]):
+        given = bytes.fromhex(t["snapshot"])
+        at = next((i for i in range(min(len(given), len(snapshot))) if given[i] != snapshot[i]), min(len(given), len(snapshot)))
+        fail(f"genesis snapshot (§7): differs at byte {at} of {len(given)} (derived {len(snapshot)} bytes)")
     kind, ident, value, root = proof_root(bytes.fromhex(t["inclusionProof"]))
     if kind != 3 or value is None or root.hex() != t["root"] or value[:32] != ident:
         fail("inclusion proof")
@@ -324,6 +338,35 @@ def check_state_tree(t, chain: bytes, doc):
     alice = bytes.fromhex(next(k["publicKey"] for k in doc["keys"] if k["label"] == "alice"))
     if bytes([1]) + alice + struct.pack(">Q", len(t["streamIds"])) + head != bytes.fromhex(t["streamEntry"]):
         fail("stream entry")
+
+
+def check_quorum(q, chain: bytes):
+    """A certificate under several signers (§4.2): strictly increasing signers, each holding
+    power, each vote verifying, and signed power × 3 > total power × 2."""
+    powers = {bytes.fromhex(p["key"]): p["power"] for p in q["powers"]}
+    total = sum(powers.values())
+    msg = bytes.fromhex(q["commitMessage"])
+
+    def signed_power(cert: bytes):
+        c = Reader(cert, "quorum certificate")
+        if c.u16() != 1:
+            fail("quorum certificate: version")
+        height, view, block = c.u64(), c.u64(), c.take(32)
+        if domain("CHAOSLEDGER/COMMIT", 1, chain) + struct.pack(">QQ", height, view) + block != msg:
+            fail("quorum certificate: commit message")
+        last, signed = b"", 0
+        for _ in range(c.u16()):
+            key, sig = c.take(32), c.take(64)
+            if key <= last or key not in powers or not verify(key, sig, msg):
+                fail("quorum certificate: a signer out of order, without power, or whose vote does not verify")
+            last, signed = key, signed + powers[key]
+        c.end()
+        return signed
+
+    if not 3 * signed_power(bytes.fromhex(q["certificate"])) > 2 * total:
+        fail("quorum: three of four equal powers must be a quorum")
+    if 3 * signed_power(bytes.fromhex(q["tooFew"])) > 2 * total:
+        fail("quorum: two of four equal powers must not be")
 
 
 def main(path):
@@ -405,8 +448,10 @@ def main(path):
         if key != proposer or not verify(key, s, msg):
             fail("certificate vote")
     check_state_tree(doc["stateTree"], chain, doc)
+    check_quorum(doc["quorum"], chain)
     print(f"ok: {checked} events (evidence votes included), genesis, block header, events root and certificate verified; "
-          f"state tree: {len(doc['stateTree']['leaves'])} leaves (also derived from the genesis, §6.1), root, inclusion and exclusion proofs, power hash, event path, stream entry")
+          f"state tree: {len(doc['stateTree']['leaves'])} leaves (also derived from the genesis, §6.1), root, inclusion and exclusion proofs, power hash, event path, stream entry, genesis snapshot; "
+          f"a {len(doc['quorum']['powers'])}-validator certificate (quorum and not)")
 
 
 if __name__ == "__main__":

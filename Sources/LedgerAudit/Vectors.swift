@@ -50,7 +50,19 @@ public enum SchemaVectors {
         /// §7.3: alice's account stream holding the block's three events, in order.
         public var streamIds: [String]
         public var streamEntry: String
+        /// The genesis state's snapshot (FORMAT.md §7, version 3).
+        public var snapshot: String
     }
+    /// A commit certificate under four validators of equal power (FORMAT.md §4.2): three
+    /// signers make a quorum, two do not.
+    public struct Quorum: Codable, Equatable, Sendable {
+        public struct Power: Codable, Equatable, Sendable { public var key: String; public var power: UInt64 }
+        public var powers: [Power]
+        public var commitMessage: String
+        public var certificate: String
+        public var tooFew: String
+    }
+
     public struct Document: Codable, Equatable, Sendable {
         public var chainId: String
         public var chainIdBytes: String
@@ -61,6 +73,7 @@ public enum SchemaVectors {
         public var block: Block
         public var genesisStateRoot: String
         public var stateTree: StateTree
+        public var quorum: Quorum
     }
 
     static func key(_ label: String) -> SigningKey {
@@ -125,7 +138,7 @@ public enum SchemaVectors {
         let cert = CommitCertificate(height: 1, view: 0, blockHash: bh, votes: [vote])
         return Document(
             chainId: chain.name, chainIdBytes: chain.raw.hex,
-            keys: [("alice", alice), ("bob", bob), ("validator", validator), ("validator-rotated", rotated)].map {
+            keys: ([("alice", alice), ("bob", bob), ("validator", validator), ("validator-rotated", rotated)] + quorumKeys.map { ($0, key($0)) }).map {
                 Key(label: $0.0, seed: Hex.encode($0.1.seed), publicKey: $0.1.publicKey.hex)
             },
             events: events, genesis: Hex.encode(gb), genesisHash: gh.hex,
@@ -133,7 +146,19 @@ public enum SchemaVectors {
                          commitMessage: Hex.encode(CommitCertificate.message(chain: chain.raw, height: 1, view: 0, blockHash: bh)),
                          certificate: Hex.encode(cert.encoded())),
             genesisStateRoot: state.stateRoot().hex,
-            stateTree: treeVectors(chain: chain, validator: validator, alice: alice, bob: bob, ids: ids))
+            stateTree: treeVectors(chain: chain, validator: validator, alice: alice, bob: bob, ids: ids),
+            quorum: quorumVectors(chain: chain, blockHash: bh))
+    }
+
+    static let quorumKeys = ["quorum-0", "quorum-1", "quorum-2", "quorum-3"]
+
+    static func quorumVectors(chain: ChainID, blockHash: Hash32) -> Quorum {
+        let keys = quorumKeys.map(key).sorted { $0.publicKey < $1.publicKey }
+        let votes = keys.map { EventCrypto.signCommit(chain: chain.raw, height: 9, view: 2, blockHash: blockHash, key: $0) }
+        return Quorum(powers: keys.map { .init(key: $0.publicKey.hex, power: 250_000) },
+                      commitMessage: Hex.encode(CommitCertificate.message(chain: chain.raw, height: 9, view: 2, blockHash: blockHash)),
+                      certificate: Hex.encode(CommitCertificate(height: 9, view: 2, blockHash: blockHash, votes: Array(votes.prefix(3))).encoded()),
+                      tooFew: Hex.encode(CommitCertificate(height: 9, view: 2, blockHash: blockHash, votes: [votes[0], votes[3]]).encoded()))
     }
 
     /// The same accounts under the tree commitment (genesis version 4).
@@ -159,6 +184,7 @@ public enum SchemaVectors {
                          inclusionProof: Hex.encode(inclusion.encoded()), exclusionProof: Hex.encode(exclusion.encoded()),
                          powerHash: LedgerState.powerHash(state.powerForNextBlock(), Sodium()).hex,
                          eventPath: Hex.encode(w.bytes), eventPathRoot: EventCrypto.eventsRoot(ids).hex,
-                         streamIds: ids.map(\.hex), streamEntry: Hex.encode(StreamHead.of(ids, Sodium()).entry(.account(alice.publicKey))))
+                         streamIds: ids.map(\.hex), streamEntry: Hex.encode(StreamHead.of(ids, Sodium()).entry(.account(alice.publicKey))),
+                         snapshot: Hex.encode(state.canonicalBytes()))
     }
 }
