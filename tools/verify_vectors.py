@@ -228,12 +228,16 @@ def events_path_root(event_id: bytes, b: bytes):
     return index, r if sn == 0 else None
 
 
-def genesis_state_leaves(g: bytes, genesis_hash: bytes):
-    """The leaves of a tree genesis's state (FORMAT.md §6.1), as {(kind, id): value} in the
-    §7.2 encodings: the chain, the epoch power, the accounts, the validators, the economy."""
+def genesis_state(g: bytes, genesis_hash: bytes):
+    """The genesis state (FORMAT.md §6.1) of a version 2, 3 or 4 genesis, as its entries in
+    the §7.2 leaf encodings {(kind, id): value}: the chain, the epoch power, the accounts,
+    the validators and, from version 3 on, the economy scalars. Returns (entries, version,
+    state commitment)."""
     q = lambda n: struct.pack(">Q", n)
-    r = Reader(g, "tree genesis")
-    r.u16()
+    r = Reader(g, "genesis")
+    version = r.u16()
+    if version not in (2, 3, 4):
+        fail(f"genesis version {version}: this check reads 2 to 4")
     chain, timestamp = r.take(32), r.u64()
     start = r.i
     min_fee, min_stake = r.u64(), r.u64()
@@ -243,34 +247,62 @@ def genesis_state_leaves(g: bytes, genesis_hash: bytes):
     parameters = g[start:r.i]
     validators = [(r.take(32), r.blob16(), r.blob16(), r.u64()) for _ in range(r.u32())]
     allocations = [(r.take(32), r.u64()) for _ in range(r.u32())]
-    rule_version = r.u16()
-    start = r.i
-    r.take(68)  # economy parameters: u64 u32 u32 u64 u64 u32 u32 u64 u32 u64 u64
-    economy = g[start:r.i]
-    base_fee_min, = struct.unpack(">Q", economy[16:24])
-    if r.u8() != 2:
-        fail("tree genesis: state commitment")
+    economy = None
+    if version >= 3:
+        rule_version = r.u16()
+        start = r.i
+        r.take(68)  # economy parameters: u64 u32 u32 u64 u64 u32 u32 u64 u32 u64 u64
+        economy = g[start:r.i]
+    commitment = r.u8() if version == 4 else 1
     r.end()
     accounts = {a: amount for a, amount in allocations}
     for key, _, _, _ in validators:
         accounts.setdefault(key, 0)
     supply = sum(amount for _, amount in allocations) + sum(stake for *_, stake in validators)
-    leaves = {(1, b""): chain + genesis_hash + parameters + q(0) + q(timestamp) + q(supply) + q(0) + q(0) + q(0)}
+    entries = {(1, b""): chain + genesis_hash + parameters + q(0) + q(timestamp) + q(supply) + q(0) + q(0) + q(0)}
     power = sorted((key, stake) for key, _, _, stake in validators if stake >= min_stake)
-    leaves[(2, b"")] = struct.pack(">I", len(power)) + b"".join(k + q(p) for k, p in power)
+    entries[(2, b"")] = struct.pack(">I", len(power)) + b"".join(k + q(p) for k, p in power)
     for a, balance in accounts.items():
-        leaves[(3, a)] = a + q(balance) + q(0)
+        entries[(3, a)] = a + q(balance) + q(0)
     for key, name, personality, stake in validators:
         str16 = lambda b: struct.pack(">H", len(b)) + b
         # id, name, personality, consensus key, self stake, delegated, status active,
         # registered at, jailed until, key history [(0, key)]
-        leaves[(4, key)] = (key + str16(name) + str16(personality) + key + q(stake) + q(0) + b"\x01" + q(0) + q(0)
-                            + struct.pack(">I", 1) + q(0) + key)
-    # Rule version, rule history [(0, version)], economy parameters, base fee, gas used,
-    # fee pool, last proposer, minted, fees burned.
-    leaves[(12, b"")] = (struct.pack(">HI", rule_version, 1) + q(0) + struct.pack(">H", rule_version) + economy
-                         + q(base_fee_min) + q(0) + q(0) + bytes(32) + q(0) + q(0))
-    return leaves
+        entries[(4, key)] = (key + str16(name) + str16(personality) + key + q(stake) + q(0) + b"\x01" + q(0) + q(0)
+                             + struct.pack(">I", 1) + q(0) + key)
+    if economy is not None:
+        # Rule version, rule history [(0, version)], economy parameters, base fee (=
+        # baseFeeMin), gas used, fee pool, last proposer, minted, fees burned.
+        base_fee_min, = struct.unpack(">Q", economy[16:24])
+        entries[(12, b"")] = (struct.pack(">HI", rule_version, 1) + q(0) + struct.pack(">H", rule_version) + economy
+                              + q(base_fee_min) + q(0) + q(0) + bytes(32) + q(0) + q(0))
+    return entries, version, commitment
+
+
+def genesis_snapshot(entries, commitment: int):
+    """The genesis state's canonical encoding (§7): version 2 (flat) or 3 (tree), the chain
+    entry as its header, each map section its entries in key order, everything the genesis
+    leaves empty as a zero count."""
+    u32 = lambda n: struct.pack(">I", n)
+    section = lambda kind: u32(sum(1 for k in entries if k[0] == kind)) + b"".join(v for k, v in sorted(entries.items()) if k[0] == kind)
+    out = (struct.pack(">H", 3 if commitment == 2 else 2) + entries[(1, b"")] + section(3) + section(4)
+           + u32(0) * 4                            # delegations, unbondings, agents, alliances
+           + entries[(2, b"")]                     # epoch power
+           + u32(0) * 3)                           # slashes, offences punished, opinion counts
+    if (12, b"") in entries:
+        out += b"\xec" + entries[(12, b"")] + u32(0) * 8   # the economy's scalars, then its eight maps and lists
+    if commitment == 2:
+        out += u32(0)                              # streams
+    return out
+
+
+def check_flat_genesis_root(g: bytes, root_hex: str, what: str):
+    """A flat chain's genesis state root (§7): BLAKE2b-256 of its version 2 snapshot."""
+    entries, _, commitment = genesis_state(g, h(g))
+    if commitment != 1:
+        fail(f"{what}: not a flat genesis")
+    if h(genesis_snapshot(entries, 1)).hex() != root_hex:
+        fail(f"{what}: the state root derived from the genesis (§6.1, §7) differs")
 
 
 def check_state_tree(t, chain: bytes, doc):
@@ -292,7 +324,7 @@ def check_state_tree(t, chain: bytes, doc):
     if tree_root(leaves).hex() != t["root"]:
         fail("state tree root")
     # The same leaves derived from the genesis alone (§6.1), not read from the vectors.
-    derived = genesis_state_leaves(g, h(g))
+    derived, _, _ = genesis_state(g, h(g))
     given = {(l["kind"], bytes.fromhex(l["id"])): bytes.fromhex(l["value"]) for l in t["leaves"]}
     for k in sorted(set(derived) | set(given)):
         if derived.get(k) != given.get(k):
@@ -301,16 +333,8 @@ def check_state_tree(t, chain: bytes, doc):
                               for (k, i), v in derived.items()])
     if derived_root.hex() != t["root"]:
         fail("genesis state (§6.1): root")
-    # The genesis state's snapshot (§7, version 3), built from the same derived entries: the
-    # chain leaf is the snapshot's header, each map section its entries in key order.
-    u32 = lambda n: struct.pack(">I", n)
-    section = lambda kind: u32(sum(1 for k in derived if k[0] == kind)) + b"".join(v for k, v in sorted(derived.items()) if k[0] == kind)
-    snapshot = (struct.pack(">H", 3) + derived[(1, b"")] + section(3) + section(4)
-                + u32(0) * 4                       # delegations, unbondings, agents, alliances
-                + derived[(2, b"")]                # epoch power
-                + u32(0) * 3                       # slashes, offences punished, opinion counts
-                + b"\xec" + derived[(12, b"")] + u32(0) * 8   # economy: scalars, then its eight maps and lists
-                + u32(0))                          # streams
+    # The genesis state's snapshot (§7, version 3), built from the same derived entries.
+    snapshot = genesis_snapshot(derived, 2)
     if snapshot != bytes.fromhex(t["snapshot"]):
         given = bytes.fromhex(t["snapshot"])
         at = next((i for i in range(min(len(given), len(snapshot))) if given[i] != snapshot[i]), min(len(given), len(snapshot)))
@@ -436,6 +460,11 @@ def main(path):
         fail("header fields")
     if header[158:190].hex() != doc["genesisStateRoot"]:
         fail("header parent state root")
+    check_flat_genesis_root(bytes.fromhex(doc["genesis"]), doc["genesisStateRoot"], "version 2 genesis")
+    g3 = bytes.fromhex(doc["economyGenesis"])
+    if g3[0:2] != b"\x00\x03" or g3[2:34] != chain:
+        fail("economy genesis: version 3 of this chain")
+    check_flat_genesis_root(g3, doc["economyGenesisStateRoot"], "version 3 genesis")
     msg = domain("CHAOSLEDGER/COMMIT", 1, chain) + struct.pack(">QQ", height, view) + h(header)
     if msg.hex() != blk["commitMessage"]:
         fail("commit message")
@@ -450,6 +479,7 @@ def main(path):
     check_state_tree(doc["stateTree"], chain, doc)
     check_quorum(doc["quorum"], chain)
     print(f"ok: {checked} events (evidence votes included), genesis, block header, events root and certificate verified; "
+          f"the state roots of a version 2 and a version 3 genesis derived from their bytes; "
           f"state tree: {len(doc['stateTree']['leaves'])} leaves (also derived from the genesis, §6.1), root, inclusion and exclusion proofs, power hash, event path, stream entry, genesis snapshot; "
           f"a {len(doc['quorum']['powers'])}-validator certificate (quorum and not)")
 

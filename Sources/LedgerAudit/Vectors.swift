@@ -72,6 +72,9 @@ public enum SchemaVectors {
         public var genesisHash: String
         public var block: Block
         public var genesisStateRoot: String
+        /// A version 3 genesis (rule version 2, a non-default economy, flat) and its state root.
+        public var economyGenesis: String
+        public var economyGenesisStateRoot: String
         public var stateTree: StateTree
         public var quorum: Quorum
     }
@@ -136,6 +139,16 @@ public enum SchemaVectors {
         let bh = Blake2b.hash(hb)
         let vote = EventCrypto.signCommit(chain: chain.raw, height: 1, view: 0, blockHash: bh, key: validator)
         let cert = CommitCertificate(height: 1, view: 0, blockHash: bh, votes: [vote])
+        // Version 3: rule version 2 with two economy parameters off their defaults, flat.
+        var economy = EconomyParameters()
+        economy.blockReward = 250
+        economy.baseFeeMin = 3
+        let g3 = try! Genesis(chainID: chain, timestampMs: 1_767_225_600_000, parameters: ChainParameters(),
+                              validators: [.init(key: validator.publicKey, name: "validator-0", personality: "lawful", stake: 1_000_000)],
+                              allocations: [.init(account: alice.publicKey, amount: 50_000), .init(account: bob.publicKey, amount: 70_000)],
+                              ruleVersion: 2, economy: economy, stateCommitment: StateCommitmentRule.flat)
+        let g3b = g3.encoded(version: 3)
+        let economyGenesis = (bytes: g3b, root: LedgerState(genesis: try! Genesis.decode(g3b), genesisHash: Blake2b.hash(g3b), crypto: Sodium()).stateRoot())
         return Document(
             chainId: chain.name, chainIdBytes: chain.raw.hex,
             keys: ([("alice", alice), ("bob", bob), ("validator", validator), ("validator-rotated", rotated)] + quorumKeys.map { ($0, key($0)) }).map {
@@ -146,6 +159,7 @@ public enum SchemaVectors {
                          commitMessage: Hex.encode(CommitCertificate.message(chain: chain.raw, height: 1, view: 0, blockHash: bh)),
                          certificate: Hex.encode(cert.encoded())),
             genesisStateRoot: state.stateRoot().hex,
+            economyGenesis: Hex.encode(economyGenesis.bytes), economyGenesisStateRoot: economyGenesis.root.hex,
             stateTree: treeVectors(chain: chain, validator: validator, alice: alice, bob: bob, ids: ids),
             quorum: quorumVectors(chain: chain, blockHash: bh))
     }
