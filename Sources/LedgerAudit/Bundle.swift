@@ -315,6 +315,11 @@ public struct BundleReplaySource: ReplaySource {
         }
         return 0
     }
+
+    /// Bundles carry no checkpoint certificates yet (`certifiedCheckpoints` is empty).
+    public func checkpointCertificate(at h: Height) throws(AuditFailure) -> CheckpointCertificate {
+        throw AuditFailure(height: h.value, record: "bundle", reason: "carries no checkpoint certificates")
+    }
 }
 
 extension ByteReader {

@@ -28,6 +28,9 @@ public struct ReplayReport: Sendable, Codable {
     public var stateRoot: String
     public var stateRootsCompared: UInt64
     public var checkpointsVerified: UInt64
+    /// Stored checkpoint certificates checked: the block, the refold's state root, and a
+    /// quorum of the power that signs each.
+    public var checkpointCertificatesVerified: UInt64 = 0
     public var seconds: Double
     public var ok: Bool
     public var failure: AuditFailure?
@@ -47,10 +50,13 @@ public struct ReplayOpening: Sendable {
     public var snapshot: (state: LedgerState, blockHash: Hash32)?
     /// Heights after which the source stored something about the state (`checkStored`).
     public var storedStates: Set<Height>
+    /// Heights with a stored checkpoint certificate (`checkpointCertificate(at:)`).
+    public var certifiedCheckpoints: Set<Height>
     public init(chainID: ChainID, formatVersion: UInt16, genesisHash: Hash32, genesisBytes: [UInt8], head: Height,
-                snapshot: (state: LedgerState, blockHash: Hash32)? = nil, storedStates: Set<Height> = []) {
+                snapshot: (state: LedgerState, blockHash: Hash32)? = nil, storedStates: Set<Height> = [], certifiedCheckpoints: Set<Height> = []) {
         self.chainID = chainID; self.formatVersion = formatVersion; self.genesisHash = genesisHash
         self.genesisBytes = genesisBytes; self.head = head; self.snapshot = snapshot; self.storedStates = storedStates
+        self.certifiedCheckpoints = certifiedCheckpoints
     }
 }
 
@@ -88,6 +94,8 @@ public protocol ReplaySource: Sendable {
     func checkStored(at h: Height, state: LedgerState) throws(AuditFailure) -> StoredStateKind
     /// Last checks once the fold reached `end.height`; returns further state roots compared.
     func finish(_ end: ReplayEnd) throws(AuditFailure) -> UInt64
+    /// The checkpoint certificate stored for height `h` (one of `certifiedCheckpoints`).
+    func checkpointCertificate(at h: Height) throws(AuditFailure) -> CheckpointCertificate
 }
 
 /// Sees the verified fold as it happens (trace, diff, export). Each call comes after the
@@ -194,6 +202,13 @@ public struct Replayer {
             report.events += UInt64(events.count)
             report.verifiedToHeight = h.value
             try compareStored(h)
+            if meta.certifiedCheckpoints.contains(h) {
+                let cert = try self.source.checkpointCertificate(at: h)
+                do throws(CertificateError) { try state.verifyCheckpointCertificate(cert, blockHash: blockHash) } catch {
+                    throw fail(h, "checkpoint certificate[\(h)]", error.description)
+                }
+                report.checkpointCertificatesVerified += 1
+            }
             try observer?.blockApplied(b, state: state)
             progress?(h, last)
         }
@@ -336,8 +351,23 @@ public struct LogReplaySource: ReplaySource {
         }
         // Checkpoints are stored state: replay checks each against its own refold.
         let checkpoints = Set(try Self.store(0, { () throws(StoreError) in try log.checkpointHeights() }))
+        // So are the certificates a quorum signed over checkpoints: each is checked
+        // against the refold of its block. One above the head names a block the log lacks.
+        let certified = try Self.store(0, { () throws(StoreError) in try log.checkpointCertificateHeights() })
+        if let beyond = certified.last, beyond > meta.head {
+            throw AuditFailure(height: beyond.value, record: "meta[stable \(beyond)]", reason: "a checkpoint certificate for a height after the last block \(meta.head)")
+        }
         return ReplayOpening(chainID: meta.chainID, formatVersion: meta.formatVersion, genesisHash: meta.genesisHash,
-                             genesisBytes: meta.genesisBytes, head: meta.head, storedStates: checkpoints)
+                             genesisBytes: meta.genesisBytes, head: meta.head, storedStates: checkpoints,
+                             certifiedCheckpoints: Set(certified))
+    }
+
+    public func checkpointCertificate(at h: Height) throws(AuditFailure) -> CheckpointCertificate {
+        let bytes = try Self.store(h, { () throws(StoreError) in try log.checkpointCertificate(at: h) })
+        guard let bytes else { throw AuditFailure(height: h.value, record: "meta[stable \(h)]", reason: "missing") }
+        do { return try CheckpointCertificate.decode(bytes: bytes) } catch {
+            throw AuditFailure(height: h.value, record: "meta[stable \(h)]", reason: error.description)
+        }
     }
 
     public func block(at h: Height) throws(AuditFailure) -> SourcedBlock {

@@ -82,45 +82,8 @@ public struct PreparedCertificate: Sendable, Hashable {
     }
 }
 
-/// A stable checkpoint: a quorum of signed checkpoint votes over (height, block hash,
-/// state root). Height 0 (genesis) needs no votes.
-public struct CheckpointCertificate: Sendable, Hashable {
-    public var height: Height
-    public var blockHash: Hash32
-    public var stateRoot: Hash32
-    public var votes: [Vote]
-
-    public init(height: Height, blockHash: Hash32, stateRoot: Hash32, votes: [Vote]) {
-        self.height = height; self.blockHash = blockHash; self.stateRoot = stateRoot
-        self.votes = votes.sorted { $0.key < $1.key }
-    }
-
-    public var message: ConsensusMessage { .checkpoint(height: height, blockHash: blockHash, stateRoot: stateRoot) }
-
-    func encode(_ w: inout ByteWriter) {
-        w.u64(height.value); w.b32(blockHash); w.b32(stateRoot)
-        w.u16(UInt16(votes.count))
-        for v in votes { w.b32(v.key); w.b64(v.signature) }
-    }
-
-    static func decode(_ r: inout ByteReader) throws(DecodeError) -> CheckpointCertificate {
-        CheckpointCertificate(height: Height(try r.u64("checkpoint.height")), blockHash: try r.b32("checkpoint.hash"),
-                              stateRoot: try r.b32("checkpoint.root"), votes: try decodeVotes(&r, "checkpoint.votes"))
-    }
-}
-
 func decodeVotes(_ r: inout ByteReader, _ field: String) throws(DecodeError) -> [Vote] {
-    let n = try r.count(field, max: Limits.certificateSignersMax)
-    var out: [Vote] = []
-    out.reserveCapacity(n)
-    for _ in 0 ..< n {
-        let v = Vote(key: try r.b32(field), signature: try r.b64(field))
-        if let last = out.last, !(last.key < v.key) {
-            throw .invalidValue(field: field, reason: "keys not strictly increasing (duplicate or unsorted signer)")
-        }
-        out.append(v)
-    }
-    return out
+    try CommitCertificate.decodeVotes(&r, field)
 }
 
 /// A record signed whole by one replica (view change, new view): the statement is the

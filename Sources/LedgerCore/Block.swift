@@ -123,18 +123,67 @@ public struct CommitCertificate: Sendable, Hashable {
         let height = Height(try r.u64("certificate.height"))
         let view = View(try r.u64("certificate.view"))
         let hash = try r.b32("certificate.blockHash")
-        let n = try r.count("certificate.votes", max: Limits.certificateSignersMax)
-        var votes: [Vote] = []
-        votes.reserveCapacity(n)
+        return CommitCertificate(height: height, view: view, blockHash: hash, votes: try decodeVotes(&r, "certificate.votes"))
+    }
+
+    /// `u16 n | n × (b32 key, b64 signature)`, keys strictly increasing (canonical: no
+    /// signer twice), as every certificate carries its votes.
+    public static func decodeVotes(_ r: inout ByteReader, _ field: String) throws(DecodeError) -> [Vote] {
+        let n = try r.count(field, max: Limits.certificateSignersMax)
+        var out: [Vote] = []
+        out.reserveCapacity(n)
         for _ in 0 ..< n {
-            let vote = Vote(key: try r.b32("certificate.key"), signature: try r.b64("certificate.signature"))
-            // Canonical: strictly increasing keys, so no signer appears twice.
-            if let last = votes.last, !(last.key < vote.key) {
-                throw .invalidValue(field: "certificate.votes", reason: "keys not strictly increasing (duplicate or unsorted signer)")
+            let v = Vote(key: try r.b32(field), signature: try r.b64(field))
+            if let last = out.last, !(last.key < v.key) {
+                throw .invalidValue(field: field, reason: "keys not strictly increasing (duplicate or unsorted signer)")
             }
-            votes.append(vote)
+            out.append(v)
         }
-        return CommitCertificate(height: height, view: view, blockHash: hash, votes: votes)
+        return out
+    }
+}
+
+/// A stable checkpoint: a quorum of the validators that certify block `height + 1`
+/// signed checkpoint votes over (height, block hash, state root) (schemas/FORMAT.md §12).
+/// Height 0 (genesis) needs no votes. Stored in the log as each becomes stable (§5), so
+/// an auditor can check a state root a quorum signed without the consensus records.
+public struct CheckpointCertificate: Sendable, Hashable {
+    public var height: Height
+    public var blockHash: Hash32
+    public var stateRoot: Hash32
+    public var votes: [CommitCertificate.Vote]
+
+    public init(height: Height, blockHash: Hash32, stateRoot: Hash32, votes: [CommitCertificate.Vote]) {
+        self.height = height; self.blockHash = blockHash; self.stateRoot = stateRoot
+        self.votes = votes.sorted { $0.key < $1.key }
+    }
+
+    public var message: ConsensusMessage { .checkpoint(height: height, blockHash: blockHash, stateRoot: stateRoot) }
+
+    /// `u64 height | b32 block hash | b32 state root | u16 n | n × (b32 key, b64 signature)`.
+    public func encode(_ w: inout ByteWriter) {
+        w.u64(height.value); w.b32(blockHash); w.b32(stateRoot)
+        w.u16(UInt16(votes.count))
+        for v in votes { w.b32(v.key); w.b64(v.signature) }
+    }
+
+    public func encoded() -> [UInt8] {
+        var w = ByteWriter(capacity: 74 + votes.count * 96)
+        encode(&w)
+        return w.bytes
+    }
+
+    public static func decode(_ r: inout ByteReader) throws(DecodeError) -> CheckpointCertificate {
+        CheckpointCertificate(height: Height(try r.u64("checkpoint.height")), blockHash: try r.b32("checkpoint.hash"),
+                              stateRoot: try r.b32("checkpoint.root"), votes: try CommitCertificate.decodeVotes(&r, "checkpoint.votes"))
+    }
+
+    /// The whole of `bytes`, nothing after it.
+    public static func decode(bytes: [UInt8]) throws(DecodeError) -> CheckpointCertificate {
+        var r = ByteReader(bytes)
+        let c = try decode(&r)
+        try r.end()
+        return c
     }
 }
 

@@ -93,6 +93,18 @@ extension NodeDriver {
         }
     }
 
+    /// Copies each checkpoint certificate that became stable this turn into the log, where
+    /// audits and clients find the state roots a quorum signed (FORMAT.md §5). Its block is
+    /// already there (a replica checkpoints only what it committed), and the record file
+    /// keeps the certificate whatever happens here: a failure is logged, not fatal.
+    func storeCheckpointCertificates(_ records: [DurableRecord]) {
+        for case let .stable(cert) in records where cert.height.value > 0 {
+            do { try ledger.putCheckpointCertificate(height: cert.height, bytes: cert.encoded()) } catch {
+                logger.warning("checkpoint certificate not stored", metadata: ["height": "\(cert.height.value)", "error": "\(error)"])
+            }
+        }
+    }
+
     /// Folds the records into `durable` now and returns the write that makes them
     /// durable (nil: nothing to write). At a new stable checkpoint the store is rewritten
     /// from the folded state, so it holds one window of votes, not the whole history.

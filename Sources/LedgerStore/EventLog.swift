@@ -113,4 +113,12 @@ public protocol EventLog: AnyObject, Sendable {
     /// Stores block `height`'s power apart from its append (a rebuild filling in a log
     /// written before power records existed).
     func putNextPower(height: Height, power: [(key: PublicKey, power: UInt64)]) throws(StoreError)
+    /// Stores the certificate that made checkpoint `height` stable (its §12 bytes, opaque
+    /// here); a second one for a height replaces the first (both are quorum-signed over
+    /// the same block and root).
+    func putCheckpointCertificate(height: Height, bytes: [UInt8]) throws(StoreError)
+    /// The stored checkpoint certificate of `height`, nil when none.
+    func checkpointCertificate(at height: Height) throws(StoreError) -> [UInt8]?
+    /// The heights with a stored checkpoint certificate, ascending.
+    func checkpointCertificateHeights() throws(StoreError) -> [Height]
 }

@@ -445,6 +445,39 @@ public final class LedgerLog: EventLog, @unchecked Sendable {
         }
     }
 
+    /// `meta` key of the checkpoint certificate of `h`: `"stable"` | u64 height.
+    static let certificatePrefix = Array("stable".utf8)
+    static func certificateKey(_ h: Height) -> [UInt8] { certificatePrefix + Key.u64(h.value) }
+
+    public func putCheckpointCertificate(height: Height, bytes: [UInt8]) throws(StoreError) {
+        try kv.write { t throws(StoreError) in try t.put(.meta, Self.certificateKey(height), Record.seal(bytes), append: false) }
+    }
+
+    public func checkpointCertificate(at height: Height) throws(StoreError) -> [UInt8]? {
+        try kv.read { t throws(StoreError) in
+            guard let v = try t.get(.meta, Self.certificateKey(height)) else { return nil }
+            return Array(try Record.open(v, record: "meta[stable \(height.value)]"))
+        }
+    }
+
+    public func checkpointCertificateHeights() throws(StoreError) -> [Height] {
+        try kv.read { t throws(StoreError) in
+            var out: [Height] = []
+            var from = Self.certificatePrefix
+            while true {
+                let rows = try t.scan(.meta, from: from, prefix: Self.certificatePrefix, limit: 256)
+                for row in rows {
+                    guard let h = Key.decodeU64(Array(row.key.dropFirst(Self.certificatePrefix.count))) else {
+                        throw StoreError.corrupt(record: "meta[stable]", reason: "malformed key")
+                    }
+                    out.append(Height(h))
+                }
+                guard rows.count == 256, let last = out.last, last.value < .max else { return out }
+                from = Self.certificateKey(last.next)
+            }
+        }
+    }
+
     public func dropCheckpoints() throws(StoreError) {
         try kv.write { t throws(StoreError) in try t.clear(.checkpoints) }
     }

@@ -193,7 +193,7 @@ func printReport(_ report: ReplayReport, json: Bool) throws {
         print("chain \(report.chainID), genesis \(report.genesisHash)")
         if report.fromHeight > 0 { print("from the snapshot at height \(report.fromHeight)") }
         print("verified \(report.blocks) blocks (to height \(report.verifiedToHeight) of \(report.headHeight)), \(report.events) events")
-        print("signatures \(report.signaturesVerified), certificate votes \(report.certificateVotesVerified), state roots compared \(report.stateRootsCompared)")
+        print("signatures \(report.signaturesVerified), certificate votes \(report.certificateVotesVerified), state roots compared \(report.stateRootsCompared), checkpoint certificates \(report.checkpointCertificatesVerified)")
         print("state root \(report.stateRoot)")
         let rate = report.seconds > 0 ? Double(report.events) / report.seconds : 0
         print(String(format: "%.3f s, %.0f events/s", report.seconds, rate))

@@ -3,6 +3,7 @@ import LedgerConsensus
 import LedgerCore
 import LedgerCrypto
 import LedgerHTTP
+import LedgerAudit
 @testable import LedgerNode
 import LedgerProjections
 import LedgerStore
@@ -176,6 +177,62 @@ struct TestChain {
         #expect(old.stateRoot() == (try logs[0].block(at: 2))?.header.parentStateRoot)
         #expect(n0.cond.withLock { n0.pastStateLoads } == loadsBefore + (recent.contains(1) ? 0 : 1))
         for n in nodes { await n.stop() }
+    }
+}
+
+extension DriverTests {
+    /// Each checkpoint that becomes stable is stored in the log with its certificate
+    /// (issue 18): replay checks each against the refold (the block, the state root, a
+    /// quorum of the power that signs it) and names a tampered or under-signed one.
+    @Test func stableCheckpointsAreStoredWithTheirCertificatesAndReplayChecksThem() async throws {
+        let hub = Hub()
+        var logs: [LedgerLog] = []
+        var nodes: [NodeDriver] = []
+        for i in 0 ..< 4 {
+            let log = LedgerLog.memory()
+            _ = try log.initialize(genesis: chain.genesis)
+            logs.append(log)
+            nodes.append(try makeNode(i, log: log, store: RecordStore.memory(), hub: hub))
+        }
+        // One transfer a block until two checkpoints (8 and 16) are past.
+        var nonce: UInt64 = 1
+        while (try logs[0].head()?.height.value ?? 0) < 18 {
+            let r = await nodes[Int(nonce % 4)].submit([chain.transfer(0, nonce: nonce)], waitCommitted: true, timeoutMs: Self.waitMs)
+            #expect(r[0].status == .committed, "\(r)")
+            nonce += 1
+        }
+        try await waitFor("every node stored the certificates of checkpoints 8 and 16") {
+            logs.allSatisfy { ((try? $0.checkpointCertificateHeights()) ?? []).starts(with: [8, 16]) }
+        }
+        for n in nodes { await n.stop() }
+        for log in logs {
+            let (report, _) = Replayer(log: log).run()
+            #expect(report.ok, "\(report.failure.map(\.description) ?? "")")
+            #expect(report.checkpointCertificatesVerified >= 2)
+        }
+        let log = logs[0]
+        let good = try CheckpointCertificate.decode(bytes: try #require(try log.checkpointCertificate(at: 8)))
+        #expect(good.votes.count >= 3 && good.height == 8)
+        func replayFailure(with cert: CheckpointCertificate) throws -> String {
+            try log.putCheckpointCertificate(height: 8, bytes: cert.encoded())
+            let (report, _) = Replayer(log: log).run()
+            return report.failure?.description ?? "passed"
+        }
+        // A signature flipped.
+        var flipped = good
+        flipped.votes[0].signature = Signature(good.votes[0].signature.bytes.map { $0 ^ 1 })
+        #expect(try replayFailure(with: flipped).contains("checkpoint certificate[8]"))
+        // Another state root, signed by one validator only: no quorum, and not the refold's root.
+        let liar = chain.validators[0]
+        let lie = SignedConsensusMessage.sign(.checkpoint(height: 8, blockHash: good.blockHash, stateRoot: .zero), chain: chain.genesis.chainID.raw, signer: liar)
+        let forged = CheckpointCertificate(height: 8, blockHash: good.blockHash, stateRoot: .zero, votes: [.init(key: liar.publicKey, signature: lie.signature)])
+        #expect(try replayFailure(with: forged).contains("refold gives"))
+        // The true root signed by one validator: not a quorum.
+        let one = SignedConsensusMessage.sign(good.message, chain: chain.genesis.chainID.raw, signer: liar)
+        let short = CheckpointCertificate(height: 8, blockHash: good.blockHash, stateRoot: good.stateRoot, votes: [.init(key: liar.publicKey, signature: one.signature)])
+        #expect(try replayFailure(with: short).contains("not more than two thirds"))
+        // Put back, the log replays again.
+        #expect(try replayFailure(with: good) == "passed")
     }
 }
 
