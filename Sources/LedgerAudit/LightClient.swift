@@ -75,17 +75,37 @@ public struct LightClient: Sendable {
         guard h.chainID == chain else { throw .anotherChain }
         guard h.height > trustedHeight else { throw .notAfterTrusted(height: h.height, trusted: trustedHeight) }
         guard c.height == h.height, c.blockHash == Blake2b.hash(header) else { throw .certificateForAnotherBlock(height: h.height) }
+        try checkQuorum(c.votes) { EventCrypto.verifyVote($0, chain: chain, certificate: c) }
+        return h
+    }
+
+    /// Checks a stable checkpoint's certificate (`/v1/light/checkpoints`): more than two
+    /// thirds of the trusted power signed its (height, block hash, state root). A
+    /// checkpoint at h is signed by the power that certifies block h + 1, the power this
+    /// client trusts once it has adopted header h (or a later one with the same power), so
+    /// h must not be below the trusted height.
+    public func verifyCheckpoint(_ bytes: [UInt8]) throws(Refusal) -> CheckpointCertificate {
+        let c: CheckpointCertificate
+        do { c = try CheckpointCertificate.decode(bytes: bytes) } catch { throw .malformed("checkpoint certificate: \(error)") }
+        guard c.height >= trustedHeight else { throw .notAfterTrusted(height: c.height, trusted: trustedHeight) }
+        let statement = c.message.statement(chain: chain)
+        try checkQuorum(c.votes) { Sodium().verify($0.signature, statement, $0.key) }
+        return c
+    }
+
+    /// Every signer holds trusted power, together more than two thirds of it, and every
+    /// vote verifies (checked last: the costly part).
+    func checkQuorum(_ votes: [CommitCertificate.Vote], verifies: (CommitCertificate.Vote) -> Bool) throws(Refusal) {
         // 128-bit sums: no list of u64 powers can overflow them.
         var total: UInt128 = 0
         for p in power.values { total += UInt128(p) }
         var signed: UInt128 = 0
-        for v in c.votes {
+        for v in votes {
             guard let p = power[v.key] else { throw .unknownSigner(v.key) }
             signed += UInt128(p)
         }
         guard total > 0, signed * 3 > total * 2 else { throw .noQuorum(signed: UInt64(clamping: signed), total: UInt64(clamping: total)) }
-        for v in c.votes where !EventCrypto.verifyVote(v, chain: chain, certificate: c) { throw .badSignature(v.key) }
-        return h
+        for v in votes where !verifies(v) { throw .badSignature(v.key) }
     }
 
     /// Adopts the power that certifies the blocks after `header`'s: the header must be

@@ -31,6 +31,7 @@ struct Handlers: Sendable {
         case .account: try await account(request, context)
         case .genesis: try genesisDocument()
         case .lightPowers: try await lightPowers(request)
+        case .lightCheckpoints: try lightCheckpoints(request)
         case .validators:
             try await list(request, "validators") { s in s.validators.map { ($0.key, Render.validator($0.value)) } }
         case .validator:

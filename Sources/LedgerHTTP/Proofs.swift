@@ -120,6 +120,32 @@ extension Handlers {
         return JSONResponse.make(["powers": out, "next": h, "head": meta.head.value])
     }
 
+    /// `/v1/light/checkpoints?from=H`: the stored certificates of stable checkpoints at
+    /// or after H (FORMAT.md §5, §10): each a quorum's signature over a height, its block
+    /// hash and the state root after it, which a client checks against the power it
+    /// trusts for the block after (`/v1/light/powers`).
+    func lightCheckpoints(_ request: Request) throws(APIError) -> Response {
+        let from = Height(try Input.uint(request, "from") ?? 1)
+        let limit = try Input.limit(request)
+        guard let meta = try read({ () throws(StoreError) in try service.log.metadata() }) else {
+            throw .service(.unavailable("the log is not initialised"))
+        }
+        // One more than the page: where the next page starts.
+        let heights = try read { () throws(StoreError) in try service.log.checkpointCertificateHeights(from: from, limit: limit + 1) }
+        var out: [[String: Any]] = []
+        for h in heights.prefix(limit) {
+            guard let bytes = try read({ () throws(StoreError) in try service.log.checkpointCertificate(at: h) }) else { continue }
+            let c: CheckpointCertificate
+            do { c = try CheckpointCertificate.decode(bytes: bytes) } catch {
+                throw .service(.store(.corrupt(record: "meta[stable \(h.value)]", reason: error.description)))
+            }
+            out.append(["height": h.value, "blockHash": c.blockHash.hex, "stateRoot": c.stateRoot.hex,
+                        "signers": c.votes.map(\.key.hex), "certificate": Hex.encode(bytes)])
+        }
+        let next = heights.count > limit ? heights[limit].value : (heights.last.map { $0.value + 1 } ?? from.value)
+        return JSONResponse.make(["checkpoints": out, "next": next, "head": meta.head.value])
+    }
+
     /// The power block `h` stored for the next epoch (kept when the state of `h` is
     /// pruned), or, in a log written before power records existed, the state's; checked
     /// against the hash the header commits, so a damaged record is an error, not an answer.

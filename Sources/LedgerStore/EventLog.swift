@@ -119,6 +119,14 @@ public protocol EventLog: AnyObject, Sendable {
     func putCheckpointCertificate(height: Height, bytes: [UInt8]) throws(StoreError)
     /// The stored checkpoint certificate of `height`, nil when none.
     func checkpointCertificate(at height: Height) throws(StoreError) -> [UInt8]?
-    /// The heights with a stored checkpoint certificate, ascending.
-    func checkpointCertificateHeights() throws(StoreError) -> [Height]
+    /// The heights with a stored checkpoint certificate, ascending: the first `limit` at or
+    /// above `from`.
+    func checkpointCertificateHeights(from: Height, limit: Int) throws(StoreError) -> [Height]
+}
+
+extension EventLog {
+    /// Every height with a stored checkpoint certificate, ascending.
+    public func checkpointCertificateHeights() throws(StoreError) -> [Height] {
+        try checkpointCertificateHeights(from: 0, limit: .max)
+    }
 }

@@ -460,21 +460,23 @@ public final class LedgerLog: EventLog, @unchecked Sendable {
         }
     }
 
-    public func checkpointCertificateHeights() throws(StoreError) -> [Height] {
+    public func checkpointCertificateHeights(from start: Height, limit: Int) throws(StoreError) -> [Height] {
         try kv.read { t throws(StoreError) in
             var out: [Height] = []
-            var from = Self.certificatePrefix
-            while true {
-                let rows = try t.scan(.meta, from: from, prefix: Self.certificatePrefix, limit: 256)
+            var from = Self.certificateKey(start)
+            while out.count < limit {
+                let want = min(256, limit - out.count)
+                let rows = try t.scan(.meta, from: from, prefix: Self.certificatePrefix, limit: want)
                 for row in rows {
                     guard let h = Key.decodeU64(Array(row.key.dropFirst(Self.certificatePrefix.count))) else {
                         throw StoreError.corrupt(record: "meta[stable]", reason: "malformed key")
                     }
                     out.append(Height(h))
                 }
-                guard rows.count == 256, let last = out.last, last.value < .max else { return out }
+                guard rows.count == want, let last = out.last, last.value < .max else { return out }
                 from = Self.certificateKey(last.next)
             }
+            return out
         }
     }
 

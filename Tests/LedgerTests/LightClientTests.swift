@@ -13,6 +13,66 @@ import Testing
 struct LightClientTests {
     static func hex(_ s: Any?) -> [UInt8] { Hex.decode(s as? String ?? "") ?? [] }
 
+    /// `/v1/light/checkpoints` serves the stored certificates of stable checkpoints, a
+    /// page at a time; the light client checks one against the power it trusts and
+    /// refuses a tampered one or one below its trusted height.
+    @Test func servesCheckpointCertificatesThatTheClientChecks() async throws {
+        let service = try SoloService()
+        let f = service.fixture
+        try await withAPI(service) { client in
+            // Nine blocks (epochs of 4); a delegation in block 2 changes the power after block 4.
+            for n in 1 ... 9 as ClosedRange<UInt64> {
+                let p: Payload = n == 2 ? .delegate(validator: ValidatorID(f.producer.publicKey), amount: 500)
+                    : .transfer(to: f.bob.publicKey, amount: 3, memo: "c\(n)")
+                #expect(try await client.submit([f.event(f.alice, n, p)]).status == .ok)
+            }
+            // The one validator's certificates over checkpoints 4 and 8, as a node stores them.
+            for h in [4, 8] as [Height] {
+                let b = try #require(try service.log.block(at: h))
+                let root = try #require(b.header.post?.stateRoot)
+                let m = ConsensusMessage.checkpoint(height: h, blockHash: Blake2b.hash(b.headerBytes), stateRoot: root)
+                let vote = SignedConsensusMessage.sign(m, chain: f.genesis.chainID.raw, signer: f.producer)
+                let cert = CheckpointCertificate(height: h, blockHash: Blake2b.hash(b.headerBytes), stateRoot: root,
+                                                 votes: [.init(key: f.producer.publicKey, signature: vote.signature)])
+                try service.log.putCheckpointCertificate(height: h, bytes: cert.encoded())
+            }
+            let first = try #require(try await client.call(.get, "/v1/light/checkpoints?from=1&limit=1").json)
+            let page = try #require(first["checkpoints"] as? [[String: Any]])
+            #expect(page.map { $0["height"] as? Int } == [4] && first["next"] as? Int == 8)
+            let second = try #require(try await client.call(.get, "/v1/light/checkpoints?from=8").json)
+            #expect((second["checkpoints"] as? [[String: Any]])?.map { $0["height"] as? Int } == [8])
+            #expect(((try await client.call(.get, "/v1/light/checkpoints?from=9").json)?["checkpoints"] as? [Any])?.isEmpty == true)
+
+            let g = try await client.call(.get, "/v1/genesis")
+            var lc = try LightClient(genesis: Self.hex(g.json?["bytes"]), hash: f.genesisHash)
+            let powers = try #require(try await client.call(.get, "/v1/light/powers?from=1").json?["powers"] as? [[String: Any]])
+            for c in powers {
+                let list = try #require(c["power"] as? [[String: Any]])
+                let next = Dictionary(uniqueKeysWithValues: list.map { (Bytes32(hex: $0["key"] as! String)!, UInt64($0["power"] as! Int)) })
+                try lc.adopt(header: Self.hex(c["header"]), certificate: Self.hex(c["certificate"]), next: next)
+            }
+            let bytes = Self.hex(page[0]["certificate"])
+            let cert = try lc.verifyCheckpoint(bytes)
+            #expect(cert.height == 4 && cert.stateRoot.hex == page[0]["stateRoot"] as? String)
+            var tampered = bytes
+            tampered[tampered.count - 1] ^= 1
+            #expect(throws: LightClient.Refusal.badSignature(f.producer.publicKey)) { try lc.verifyCheckpoint(tampered) }
+            // A signer outside the trusted power, and a checkpoint below the trusted height.
+            let stranger = SigningKey.derived("stranger")
+            func signed(_ h: Height, by k: SigningKey) throws -> [UInt8] {
+                let b = try #require(try service.log.block(at: h))
+                let m = ConsensusMessage.checkpoint(height: h, blockHash: Blake2b.hash(b.headerBytes), stateRoot: .zero)
+                let v = SignedConsensusMessage.sign(m, chain: f.genesis.chainID.raw, signer: k)
+                return CheckpointCertificate(height: h, blockHash: Blake2b.hash(b.headerBytes), stateRoot: .zero,
+                                             votes: [.init(key: k.publicKey, signature: v.signature)]).encoded()
+            }
+            let byStranger = try signed(8, by: stranger), tooOld = try signed(3, by: f.producer)
+            #expect(lc.trustedHeight == 4)
+            #expect(throws: LightClient.Refusal.unknownSigner(stranger.publicKey)) { try lc.verifyCheckpoint(byStranger) }
+            #expect(throws: LightClient.Refusal.notAfterTrusted(height: 3, trusted: 4)) { try lc.verifyCheckpoint(tooOld) }
+        }
+    }
+
     @Test func followsPowerChangesAndVerifiesEntitiesAndEvents() async throws {
         let service = try SoloService()
         let f = service.fixture
