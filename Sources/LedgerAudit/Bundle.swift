@@ -44,7 +44,9 @@ public enum BundleError: Error, Equatable, Sendable, CustomStringConvertible {
 /// genesis, the state snapshot it starts from. `verify()` checks it with no log.
 public struct AuditBundle: Sendable, Equatable {
     public static let magic: [UInt8] = Array("CLBUNDLE".utf8)
-    public static let formatVersion: UInt16 = 1
+    /// Version 2 adds the power changes that anchor a snapshot to the genesis; version 1
+    /// bundles still decode and verify, their snapshot's validators trusted.
+    public static let formatVersion: UInt16 = 2
     static let headerBytes = 8 + 2 + 8
 
     /// The power that certifies blocks from `from` on (to the next set): by consensus key,
@@ -66,6 +68,20 @@ public struct AuditBundle: Sendable, Equatable {
     public var blocks: [(block: StoredBlock, events: [[UInt8]])]
     /// State roots after `fromHeight ... toHeight`.
     public var stateRoots: [Hash32]
+    /// Version 2, a tree chain, from > 0: every block up to `fromHeight` whose header
+    /// changes the power (FORMAT.md §14.3), with its certificate and the new power — the
+    /// walk a light client makes from the genesis, which must end at the power of the
+    /// snapshot's next block. Empty otherwise.
+    public var powerChanges: [PowerChange] = []
+    /// The version these bytes were written in (encoded in it again).
+    public var version: UInt16 = formatVersion
+
+    public struct PowerChange: Sendable, Equatable {
+        public struct Entry: Sendable, Equatable { public var key: PublicKey; public var power: UInt64 }
+        public var header: [UInt8]
+        public var certificate: [UInt8]
+        public var power: [Entry]
+    }
 
     public static func == (a: Self, b: Self) -> Bool { a.encoded() == b.encoded() }
 
@@ -89,8 +105,16 @@ public struct AuditBundle: Sendable, Equatable {
         }
         c.u32(UInt32(stateRoots.count))
         for r in stateRoots { c.b32(r) }
+        if version >= 2 {
+            c.u32(UInt32(powerChanges.count))
+            for p in powerChanges {
+                c.blob32(p.header); c.blob32(p.certificate)
+                c.u32(UInt32(p.power.count))
+                for e in p.power { c.b32(e.key); c.u64(e.power) }
+            }
+        }
         var w = ByteWriter(capacity: c.bytes.count + 64)
-        w.raw(Self.magic); w.u16(Self.formatVersion); w.u64(UInt64(c.bytes.count)); w.raw(c.bytes)
+        w.raw(Self.magic); w.u16(version); w.u64(UInt64(c.bytes.count)); w.raw(c.bytes)
         w.b32(Blake2b.hash(w.bytes))
         return w.bytes
     }
@@ -109,16 +133,16 @@ public struct AuditBundle: Sendable, Equatable {
             version = try r.u16("version")
             length = try r.u64("length")
         } catch { throw .malformed(error.description) }
-        guard version == formatVersion else { throw .unsupportedVersion(version) }
+        guard version == 1 || version == formatVersion else { throw .unsupportedVersion(version) }
         guard length <= UInt64(Limits.auditBundleBytesMax) else { throw .tooLarge(bytes: Int(clamping: length), max: Limits.auditBundleBytesMax) }
         let total = headerBytes + Int(length) + 32
         guard bytes.count >= total else { throw .truncated(expected: total, actual: bytes.count) }
         guard bytes.count == total else { throw .trailingBytes(bytes.count - total) }
         guard Blake2b.hash(bytes[0 ..< total - 32]) == Bytes32(bytes[(total - 32)...]) else { throw .hashMismatch }
-        do { return try content(ByteReader(bytes[headerBytes ..< total - 32])) } catch { throw .malformed(error.description) }
+        do { return try content(ByteReader(bytes[headerBytes ..< total - 32]), version: version) } catch { throw .malformed(error.description) }
     }
 
-    static func content(_ reader: ByteReader) throws(DecodeError) -> AuditBundle {
+    static func content(_ reader: ByteReader, version: UInt16) throws(DecodeError) -> AuditBundle {
         var r = reader
         let genesis = try r.blob32("genesis", max: Limits.genesisBytesMax)
         let from = Height(try r.u64("from")), to = Height(try r.u64("to"))
@@ -161,9 +185,22 @@ public struct AuditBundle: Sendable, Equatable {
         guard UInt64(roots) == blockCount + 1 else { throw .invalidValue(field: "state roots", reason: "\(roots) roots for heights \(from)...\(to)") }
         var stateRoots: [Hash32] = []
         for _ in 0 ..< roots { stateRoots.append(try r.b32("state root")) }
+        var changes: [PowerChange] = []
+        if version >= 2 {
+            // At most one a block up to `from` (power changes only at epoch ends).
+            for _ in 0 ..< (try r.count32("power changes", max: Int(min(from.value, UInt64(Int32.max))))) {
+                let header = try r.blob32("power change.header", max: Limits.blockHeaderBytesMax)
+                let certificate = try r.blob32("power change.certificate", max: 60 + 96 * Limits.certificateSignersMax)
+                var power: [PowerChange.Entry] = []
+                for _ in 0 ..< (try r.count32("power change.power", max: Limits.certificateSignersMax)) {
+                    power.append(.init(key: try r.b32("power.key"), power: try r.u64("power.power")))
+                }
+                changes.append(PowerChange(header: header, certificate: certificate, power: power))
+            }
+        }
         try r.end()
         return AuditBundle(genesisBytes: genesis, fromHeight: from, toHeight: to, snapshot: snapshot, validatorSets: sets,
-                           blocks: blocks, stateRoots: stateRoots)
+                           blocks: blocks, stateRoots: stateRoots, powerChanges: changes, version: version)
     }
 
     public static func read(path: String) throws(BundleError) -> AuditBundle {
@@ -203,7 +240,8 @@ public struct AuditBundle: Sendable, Equatable {
         let (report, state) = r.run()
         guard report.ok, let state else { throw .invalid(report.failure!) }
         return AuditBundle(genesisBytes: meta.genesisBytes, fromHeight: from, toHeight: to, snapshot: observer.snapshot,
-                           validatorSets: observer.sets, blocks: observer.blocks, stateRoots: observer.roots + [state.stateRoot()])
+                           validatorSets: observer.sets, blocks: observer.blocks, stateRoots: observer.roots + [state.stateRoot()],
+                           powerChanges: from.value > 0 ? observer.powerChanges : [])
     }
 
     /// Verifies everything with `Replayer`: signatures, links, events roots, certificates
@@ -223,7 +261,13 @@ final class ExportObserver: ReplayObserver {
     var blocks: [(block: StoredBlock, events: [[UInt8]])] = []
     var roots: [Hash32] = []
     var events: [[UInt8]] = []
+    var powerChanges: [AuditBundle.PowerChange] = []
+    var powerHash: Hash32?
     init(from: Height) { self.from = from }
+
+    func started(_ state: LedgerState) throws(AuditFailure) {
+        powerHash = LedgerState.powerHash(state.powerForNextBlock(), Sodium())
+    }
 
     func blockWillBegin(_ block: StoredBlock, state: LedgerState) throws(AuditFailure) {
         let h = block.header.height
@@ -241,6 +285,13 @@ final class ExportObserver: ReplayObserver {
     }
     func blockApplied(_ block: StoredBlock, state: LedgerState) throws(AuditFailure) {
         if block.header.height > from { blocks.append((block, events)) }
+        // Up to `from`, the headers that change the power: the snapshot's anchor.
+        if block.header.height <= from, let post = block.header.post, post.nextPowerHash != powerHash {
+            let power = state.powerForNextBlock()
+            powerChanges.append(.init(header: block.headerBytes, certificate: block.certificate.encoded(),
+                                      power: power.keys.sorted().map { .init(key: $0, power: power[$0]!) }))
+            powerHash = post.nextPowerHash
+        }
     }
 }
 
@@ -260,6 +311,7 @@ public struct BundleReplaySource: ReplaySource {
         let genesis: Genesis
         do { genesis = try Genesis.decode(bundle.genesisBytes) } catch { throw AuditFailure(height: 0, record: "genesis", reason: error.description) }
         var snapshot: (state: LedgerState, blockHash: Hash32)?
+        var anchor = "the genesis"
         if let bytes = bundle.snapshot {
             let s: LedgerState
             do { s = try LedgerState.decodeSnapshot(bytes, crypto: Sodium()) } catch {
@@ -270,10 +322,45 @@ public struct BundleReplaySource: ReplaySource {
             }
             // The link to the blocks before it: the first block's certificate covers this hash.
             snapshot = (s, bundle.blocks[0].block.header.parentHash)
+            anchor = try anchorSnapshot(s, genesis)
         }
-        return ReplayOpening(chainID: genesis.chainID, formatVersion: Envelope.formatVersion, genesisHash: Blake2b.hash(bundle.genesisBytes),
-                             genesisBytes: bundle.genesisBytes, head: bundle.toHeight, snapshot: snapshot,
-                             storedStates: Set((bundle.fromHeight.value ... bundle.toHeight.value).map { Height($0) }))
+        var o = ReplayOpening(chainID: genesis.chainID, formatVersion: Envelope.formatVersion, genesisHash: Blake2b.hash(bundle.genesisBytes),
+                              genesisBytes: bundle.genesisBytes, head: bundle.toHeight, snapshot: snapshot,
+                              storedStates: Set((bundle.fromHeight.value ... bundle.toHeight.value).map { Height($0) }))
+        o.anchor = anchor
+        return o
+    }
+
+    /// Ties the snapshot to the genesis: the light client's walk over the bundle's power
+    /// changes must end at the power that certifies the block after the snapshot, so the
+    /// first block's certificate, checked against that power, vouches for the snapshot's
+    /// root with the genesis as the only trust. Returns what the replay trusted.
+    func anchorSnapshot(_ s: LedgerState, _ genesis: Genesis) throws(AuditFailure) -> String {
+        let from = bundle.fromHeight
+        guard bundle.version >= 2, genesis.stateCommitment == StateCommitmentRule.tree else {
+            return bundle.version < 2
+                ? "the snapshot at \(from) and its validator set (a version 1 bundle carries no power changes)"
+                : "the snapshot at \(from) and its validator set (a flat chain's headers commit no power)"
+        }
+        do {
+            var lc = try LightClient(genesis: bundle.genesisBytes)
+            for c in bundle.powerChanges {
+                let h = try BlockHeader.decode(c.header).height
+                guard h <= from else {
+                    throw AuditFailure(height: h.value, record: "powerChanges", reason: "a power change at \(h), after the snapshot at \(from)")
+                }
+                try lc.adopt(header: c.header, certificate: c.certificate, next: Dictionary(uniqueKeysWithValues: c.power.map { ($0.key, $0.power) }))
+            }
+            guard lc.power == s.powerForNextBlock() else {
+                throw AuditFailure(height: from.value, record: "powerChanges",
+                                   reason: "the certificates from the genesis lead to another validator set than the snapshot's for block \(from.next)")
+            }
+        } catch let f as AuditFailure {
+            throw f
+        } catch {
+            throw AuditFailure(height: from.value, record: "powerChanges", reason: "\(error)")
+        }
+        return "the genesis, through \(bundle.powerChanges.count) certified power changes up to block \(from)"
     }
 
     public func block(at h: Height) throws(AuditFailure) -> SourcedBlock {

@@ -31,6 +31,9 @@ public struct ReplayReport: Sendable, Codable {
     /// Stored checkpoint certificates checked: the block, the refold's state root, and a
     /// quorum of the power that signs each.
     public var checkpointCertificatesVerified: UInt64 = 0
+    /// What the replay trusted: the genesis, or a bundle's snapshot (tied to the genesis
+    /// by certified power changes, or taken on trust in an old bundle or a flat chain).
+    public var anchor = "the genesis"
     public var seconds: Double
     public var ok: Bool
     public var failure: AuditFailure?
@@ -52,6 +55,8 @@ public struct ReplayOpening: Sendable {
     public var storedStates: Set<Height>
     /// Heights with a stored checkpoint certificate (`checkpointCertificate(at:)`).
     public var certifiedCheckpoints: Set<Height>
+    /// What the replay trusts besides the genesis hash, said in the report.
+    public var anchor = "the genesis"
     public init(chainID: ChainID, formatVersion: UInt16, genesisHash: Hash32, genesisBytes: [UInt8], head: Height,
                 snapshot: (state: LedgerState, blockHash: Hash32)? = nil, storedStates: Set<Height> = [], certifiedCheckpoints: Set<Height> = []) {
         self.chainID = chainID; self.formatVersion = formatVersion; self.genesisHash = genesisHash
@@ -158,6 +163,7 @@ public struct Replayer {
 
     func replay(_ report: inout ReplayReport) throws(AuditFailure) -> LedgerState {
         let meta = try source.opening()
+        report.anchor = meta.anchor
         var (state, prevHash) = try start(meta, &report)
         let first = state.height
         report.fromHeight = first.value

@@ -191,7 +191,7 @@ func printReport(_ report: ReplayReport, json: Bool) throws {
         printEncodable(report)
     } else {
         print("chain \(report.chainID), genesis \(report.genesisHash)")
-        if report.fromHeight > 0 { print("from the snapshot at height \(report.fromHeight)") }
+        if report.fromHeight > 0 { print("from the snapshot at height \(report.fromHeight); trusted: \(report.anchor)") }
         print("verified \(report.blocks) blocks (to height \(report.verifiedToHeight) of \(report.headHeight)), \(report.events) events")
         print("signatures \(report.signaturesVerified), certificate votes \(report.certificateVotesVerified), state roots compared \(report.stateRootsCompared), checkpoint certificates \(report.checkpointCertificatesVerified)")
         print("state root \(report.stateRoot)")

@@ -200,6 +200,23 @@ import Testing
         #expect(r2.ok, "\(String(describing: r2.failure))")
         #expect(r2.fromHeight == 4 && r2.blocks == 4 && r2.events == 4)
         #expect(state2 == head)
+        // The snapshot is tied to the genesis: the delegation in block 2 changed the power
+        // at the end of epoch 1, and the bundle carries that header and its certificate.
+        #expect(later.powerChanges.count == 1 && later.version == 2)
+        #expect(r2.anchor == "the genesis, through 1 certified power changes up to block 4")
+        // Without them the walk from the genesis ends at the genesis power, not the
+        // snapshot's: refused, where a version 1 bundle trusts the snapshot's set and says so.
+        var bare = later
+        bare.powerChanges = []
+        let f1 = try verifyFailure(bare)
+        #expect(f1.record == "powerChanges" && f1.reason.contains("another validator set"), "\(f1)")
+        var power = later
+        power.powerChanges[0].power[0].power += 1
+        #expect(try verifyFailure(power).reason.contains("next power hash"))
+        var v1 = later
+        v1.version = 1
+        let (r1, _) = try AuditBundle.decode(v1.encoded()).verify()
+        #expect(r1.ok && r1.anchor.hasPrefix("the snapshot at 4 and its validator set (a version 1 bundle"), "\(r1.anchor)")
         #expect(throws: BundleError.badRange("from 8 must be before to 8: a bundle holds at least one block")) {
             try AuditBundle.export(from: log, from: 8)
         }
