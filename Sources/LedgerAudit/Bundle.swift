@@ -73,6 +73,10 @@ public struct AuditBundle: Sendable, Equatable {
     /// walk a light client makes from the genesis, which must end at the power of the
     /// snapshot's next block. Empty otherwise.
     public var powerChanges: [PowerChange] = []
+    /// Version 2: the stored certificates of stable checkpoints at heights `fromHeight ...
+    /// toHeight` (FORMAT.md §10), ascending; replay checks each against the refold, and
+    /// one at `fromHeight` against the snapshot.
+    public var checkpointCertificates: [CheckpointCertificate] = []
     /// The version these bytes were written in (encoded in it again).
     public var version: UInt16 = formatVersion
 
@@ -112,6 +116,8 @@ public struct AuditBundle: Sendable, Equatable {
                 c.u32(UInt32(p.power.count))
                 for e in p.power { c.b32(e.key); c.u64(e.power) }
             }
+            c.u32(UInt32(checkpointCertificates.count))
+            for cert in checkpointCertificates { c.blob32(cert.encoded()) }
         }
         var w = ByteWriter(capacity: c.bytes.count + 64)
         w.raw(Self.magic); w.u16(version); w.u64(UInt64(c.bytes.count)); w.raw(c.bytes)
@@ -186,6 +192,7 @@ public struct AuditBundle: Sendable, Equatable {
         var stateRoots: [Hash32] = []
         for _ in 0 ..< roots { stateRoots.append(try r.b32("state root")) }
         var changes: [PowerChange] = []
+        var certificates: [CheckpointCertificate] = []
         if version >= 2 {
             // At most one a block up to `from` (power changes only at epoch ends).
             for _ in 0 ..< (try r.count32("power changes", max: Int(min(from.value, UInt64(Int32.max))))) {
@@ -197,10 +204,20 @@ public struct AuditBundle: Sendable, Equatable {
                 }
                 changes.append(PowerChange(header: header, certificate: certificate, power: power))
             }
+            let n = try r.count32("checkpoint certificates", max: Int(min(blockCount + 1, UInt64(Int32.max))))
+            for _ in 0 ..< n {
+                var cr = ByteReader(try r.blob32("checkpoint certificate", max: 74 + 96 * Limits.certificateSignersMax))
+                let cert = try CheckpointCertificate.decode(&cr)
+                try cr.end()
+                guard cert.height >= from, cert.height <= to, certificates.last.map({ cert.height > $0.height }) ?? true else {
+                    throw .invalidValue(field: "checkpoint certificate", reason: "height \(cert.height) out of order or outside \(from)...\(to)")
+                }
+                certificates.append(cert)
+            }
         }
         try r.end()
         return AuditBundle(genesisBytes: genesis, fromHeight: from, toHeight: to, snapshot: snapshot, validatorSets: sets,
-                           blocks: blocks, stateRoots: stateRoots, powerChanges: changes, version: version)
+                           blocks: blocks, stateRoots: stateRoots, powerChanges: changes, checkpointCertificates: certificates, version: version)
     }
 
     public static func read(path: String) throws(BundleError) -> AuditBundle {
@@ -239,9 +256,17 @@ public struct AuditBundle: Sendable, Equatable {
         r.observer = observer
         let (report, state) = r.run()
         guard report.ok, let state else { throw .invalid(report.failure!) }
+        // The checkpoint certificates in the range (the replay above checked each).
+        var certificates: [CheckpointCertificate] = []
+        do {
+            for h in try log.checkpointCertificateHeights(from: from, limit: Int(to.value - from.value + 1)) where h <= to {
+                guard let bytes = try log.checkpointCertificate(at: h) else { continue }
+                certificates.append(try CheckpointCertificate.decode(bytes: bytes))
+            }
+        } catch { throw .io(path: "log", message: "checkpoint certificates: \(error)") }
         return AuditBundle(genesisBytes: meta.genesisBytes, fromHeight: from, toHeight: to, snapshot: observer.snapshot,
                            validatorSets: observer.sets, blocks: observer.blocks, stateRoots: observer.roots + [state.stateRoot()],
-                           powerChanges: from.value > 0 ? observer.powerChanges : [])
+                           powerChanges: from.value > 0 ? observer.powerChanges : [], checkpointCertificates: certificates)
     }
 
     /// Verifies everything with `Replayer`: signatures, links, events roots, certificates
@@ -323,10 +348,17 @@ public struct BundleReplaySource: ReplaySource {
             // The link to the blocks before it: the first block's certificate covers this hash.
             snapshot = (s, bundle.blocks[0].block.header.parentHash)
             anchor = try anchorSnapshot(s, genesis)
+            // A certificate over the snapshot's own height signs its root as well.
+            if let cert = bundle.checkpointCertificates.first, cert.height == bundle.fromHeight {
+                do throws(CertificateError) { try s.verifyCheckpointCertificate(cert, blockHash: bundle.blocks[0].block.header.parentHash) } catch {
+                    throw AuditFailure(height: cert.height.value, record: "checkpoint certificate[\(cert.height)]", reason: error.description)
+                }
+            }
         }
         var o = ReplayOpening(chainID: genesis.chainID, formatVersion: Envelope.formatVersion, genesisHash: Blake2b.hash(bundle.genesisBytes),
                               genesisBytes: bundle.genesisBytes, head: bundle.toHeight, snapshot: snapshot,
-                              storedStates: Set((bundle.fromHeight.value ... bundle.toHeight.value).map { Height($0) }))
+                              storedStates: Set((bundle.fromHeight.value ... bundle.toHeight.value).map { Height($0) }),
+                              certifiedCheckpoints: Set(bundle.checkpointCertificates.map(\.height).filter { $0 > bundle.fromHeight }))
         o.anchor = anchor
         return o
     }
@@ -403,9 +435,11 @@ public struct BundleReplaySource: ReplaySource {
         return 0
     }
 
-    /// Bundles carry no checkpoint certificates yet (`certifiedCheckpoints` is empty).
     public func checkpointCertificate(at h: Height) throws(AuditFailure) -> CheckpointCertificate {
-        throw AuditFailure(height: h.value, record: "bundle", reason: "carries no checkpoint certificates")
+        guard let c = bundle.checkpointCertificates.first(where: { $0.height == h }) else {
+            throw AuditFailure(height: h.value, record: "checkpoint certificate[\(h)]", reason: "missing")
+        }
+        return c
     }
 }
 

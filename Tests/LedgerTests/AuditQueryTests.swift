@@ -213,6 +213,26 @@ import Testing
         var power = later
         power.powerChanges[0].power[0].power += 1
         #expect(try verifyFailure(power).reason.contains("next power hash"))
+        // The checkpoint certificates in the range travel with it: the one at 4 signs the
+        // snapshot's root, the one at 8 the refold's after block 8; each forged one is named.
+        for h in [4, 8] as [Height] {
+            let b = try #require(try log.block(at: h))
+            let root = try #require(b.header.post?.stateRoot)
+            let m = ConsensusMessage.checkpoint(height: h, blockHash: Blake2b.hash(b.headerBytes), stateRoot: root)
+            let vote = SignedConsensusMessage.sign(m, chain: f.genesis.chainID.raw, signer: f.producer)
+            try log.putCheckpointCertificate(height: h, bytes: CheckpointCertificate(height: h, blockHash: Blake2b.hash(b.headerBytes),
+                                                                                     stateRoot: root, votes: [.init(key: producer, signature: vote.signature)]).encoded())
+        }
+        let certified = try AuditBundle.decode(AuditBundle.export(from: log, from: 4, to: 8).encoded())
+        #expect(certified.checkpointCertificates.map(\.height) == [4, 8])
+        let (rc, _) = certified.verify()
+        #expect(rc.ok && rc.checkpointCertificatesVerified == 1, "\(String(describing: rc.failure))")
+        for i in 0 ..< 2 {
+            var forgedCert = certified
+            forgedCert.checkpointCertificates[i].stateRoot = Blake2b.hash(Array("another root".utf8))
+            let fc = try verifyFailure(forgedCert)
+            #expect(fc.record == "checkpoint certificate[\(i == 0 ? 4 : 8)]" && fc.reason.contains("refold gives"), "\(fc)")
+        }
         var v1 = later
         v1.version = 1
         let (r1, _) = try AuditBundle.decode(v1.encoded()).verify()
