@@ -393,6 +393,40 @@ def check_quorum(q, chain: bytes):
         fail("quorum: two of four equal powers must not be")
 
 
+def check_lmdb(records, doc, chain: bytes):
+    """The log's main environment after the version 2 genesis and block 1 (§5): each
+    event record is its id and bytes, each other record a checksum of its body."""
+    by = {(r["db"], bytes.fromhex(r["key"])): bytes.fromhex(r["value"]) for r in records}
+    u64 = lambda n: struct.pack(">Q", n)
+
+    def sealed(db, key, what):
+        v = by.get((db, key))
+        if v is None or len(v) < 32 or h(v[32:]) != v[:32]:
+            fail(f"lmdb {what}: missing, or its checksum is not BLAKE2b-256 of its body")
+        return v[32:]
+
+    ids = [bytes.fromhex(i) for i in doc["block"]["eventIDs"]]
+    for seq, i in enumerate(ids):
+        v = by.get(("events", u64(seq)))
+        if v is None or v[:32] != i or h(v[32:]) != i:
+            fail(f"lmdb events[{seq}]: not b32 id | event bytes with BLAKE2b(bytes) = id")
+    body = sealed("blocks", u64(1), "blocks[1]")
+    r = Reader(body, "blocks[1]")
+    header, cert = r.take(r.u32()), r.take(len(body) - 4 - len(bytes.fromhex(doc["block"]["header"])) - 8)
+    if header.hex() != doc["block"]["header"] or cert.hex() != doc["block"]["certificate"] or r.u64() != 0:
+        fail("lmdb blocks[1]: not blob32 header | certificate | u64 first sequence")
+    r.end()
+    g = bytes.fromhex(doc["genesis"])
+    if sealed("meta", b"chain", "meta[chain]") != struct.pack(">H", 1) + chain + h(g):
+        fail("lmdb meta[chain]: not u16 format version | chain id | genesis hash")
+    if sealed("meta", b"genesis", "meta[genesis]") != g:
+        fail("lmdb meta[genesis]: not the genesis bytes")
+    if sealed("meta", b"head", "meta[head]") != u64(1) + bytes.fromhex(doc["block"]["blockHash"]) + u64(len(ids)):
+        fail("lmdb meta[head]: not u64 height | head hash | u64 next sequence")
+    if len(by) != len(ids) + 4:
+        fail(f"lmdb: {len(by)} records, expected {len(ids)} events, one block and three meta records")
+
+
 def main(path):
     doc = json.load(open(path))
     chain = bytes.fromhex(doc["chainIdBytes"])
@@ -478,10 +512,11 @@ def main(path):
             fail("certificate vote")
     check_state_tree(doc["stateTree"], chain, doc)
     check_quorum(doc["quorum"], chain)
+    check_lmdb(doc["lmdb"], doc, chain)
     print(f"ok: {checked} events (evidence votes included), genesis, block header, events root and certificate verified; "
           f"the state roots of a version 2 and a version 3 genesis derived from their bytes; "
           f"state tree: {len(doc['stateTree']['leaves'])} leaves (also derived from the genesis, §6.1), root, inclusion and exclusion proofs, power hash, event path, stream entry, genesis snapshot; "
-          f"a {len(doc['quorum']['powers'])}-validator certificate (quorum and not)")
+          f"a {len(doc['quorum']['powers'])}-validator certificate (quorum and not); {len(doc['lmdb'])} LMDB records")
 
 
 if __name__ == "__main__":

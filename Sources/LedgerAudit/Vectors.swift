@@ -1,6 +1,7 @@
 import LedgerCore
 import LedgerCrypto
 import LedgerProjections
+import LedgerStore
 
 /// Test vectors for schemas/vectors.json: fixed seeds and values, so that a program in
 /// another language can check its encoder, signer and hasher against ours byte for byte.
@@ -63,6 +64,13 @@ public enum SchemaVectors {
         public var tooFew: String
     }
 
+    /// One record of the log's main LMDB environment (FORMAT.md §5), as stored.
+    public struct LMDBRecord: Codable, Equatable, Sendable {
+        public var db: String
+        public var key: String
+        public var value: String
+    }
+
     public struct Document: Codable, Equatable, Sendable {
         public var chainId: String
         public var chainIdBytes: String
@@ -77,6 +85,9 @@ public enum SchemaVectors {
         public var economyGenesisStateRoot: String
         public var stateTree: StateTree
         public var quorum: Quorum
+        /// The log after the version 2 genesis and the block above: its events, block and
+        /// meta records.
+        public var lmdb: [LMDBRecord]
     }
 
     static func key(_ label: String) -> SigningKey {
@@ -161,7 +172,19 @@ public enum SchemaVectors {
             genesisStateRoot: state.stateRoot().hex,
             economyGenesis: Hex.encode(economyGenesis.bytes), economyGenesisStateRoot: economyGenesis.root.hex,
             stateTree: treeVectors(chain: chain, validator: validator, alice: alice, bob: bob, ids: ids),
-            quorum: quorumVectors(chain: chain, blockHash: bh))
+            quorum: quorumVectors(chain: chain, blockHash: bh),
+            lmdb: lmdbVectors(chain: chain, genesis: gb, header: header, certificate: cert, events: events.prefix(3).map { Hex.decode($0.bytes)! }))
+    }
+
+    /// The records a log holds after the genesis and block 1 (memory log: the same bytes
+    /// as LMDB's).
+    static func lmdbVectors(chain: ChainID, genesis: [UInt8], header: BlockHeader, certificate: CommitCertificate, events: [[UInt8]]) -> [LMDBRecord] {
+        let log = LedgerLog.memory()
+        try! log.initialize(chainID: chain, genesisBytes: genesis, genesisHash: Blake2b.hash(genesis))
+        let commit = BlockCommit(block: StoredBlock(header: header, certificate: certificate, firstSequence: 0), blockHash: Blake2b.hash(header.encoded()),
+                                 events: events.map { (id: EventCrypto.id($0), envelope: try! Envelope(bytes: $0)) })
+        try! log.append(commit)
+        return try! log.rawRecords(limit: 16).map { LMDBRecord(db: $0.db, key: Hex.encode($0.key), value: Hex.encode($0.value)) }
     }
 
     static let quorumKeys = ["quorum-0", "quorum-1", "quorum-2", "quorum-3"]

@@ -378,6 +378,19 @@ public final class LedgerLog: EventLog, @unchecked Sendable {
         }
     }
 
+    /// Every record of the main environment as stored, database by database in key
+    /// order, at most `limit` each: the bytes FORMAT.md §5 describes (test vectors, audits
+    /// of a log's files).
+    public func rawRecords(limit: Int) throws(StoreError) -> [(db: String, key: [UInt8], value: [UInt8])] {
+        try kv.read { t throws(StoreError) in
+            var out: [(db: String, key: [UInt8], value: [UInt8])] = []
+            for db in DB.main {
+                for row in try t.scan(db, from: [], prefix: [], limit: limit) { out.append((db.name, row.key, row.value)) }
+            }
+            return out
+        }
+    }
+
     public func putCheckpoint(height: Height, snapshot: [UInt8]) throws(StoreError) {
         try kv.write { t throws(StoreError) in
             try t.put(.checkpoints, Key.u64(height.value), Record.seal(snapshot), append: false)
