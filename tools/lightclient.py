@@ -10,11 +10,14 @@ an entity's state proof or an event's path against a certified header.
                                                                      # alliance, job, reputation, meme, proposal
     lightclient.py --node URL [--genesis-hash H] event ID
     lightclient.py --node URL [--genesis-hash H] stream KIND ID      # KIND: account, agent, alliance, job
+    lightclient.py --node URL [--genesis-hash H] checkpoints              # the quorum-signed state roots
     lightclient.py --node URL [--genesis-hash H] check --agent KEY --validator KEY
 
 `stream` reads every event of an entity's stream up to a proven height and checks it got
-them all, in order, none left out (§7.3). `check` (run in CI) verifies five entity kinds,
-an event and a stream, then tampers with what the node sent and requires each tampering
+them all, in order, none left out (§7.3). `checkpoints` checks the certificates of stable
+checkpoints the node stored, each under the power that signs it (§14.3). `check` (run in
+CI) verifies five entity kinds, an event, a stream and the checkpoint certificates, then
+tampers with what the node sent and requires each tampering
 to be refused with its reason. Without
 --genesis-hash the client trusts the genesis the node serves (and says so). Exit 0 when
 everything verified, 1 when a proof was refused, 2 on a usage or network error.
@@ -127,6 +130,21 @@ def parse_certificate(b):
     return c
 
 
+def parse_checkpoint(b):
+    """A checkpoint certificate (FORMAT.md §10): u64 height | b32 block hash | b32 state root | u16 n | n × (b32 key, b64 signature)."""
+    r = Reader(b, "checkpoint certificate")
+    c = {"height": r.u64(), "hash": r.b32(), "root": r.b32(), "votes": []}
+    last = None
+    for _ in range(r.u16()):
+        key, sig = r.b32(), r.take(64)
+        if last is not None and not last < key:
+            raise Refused("malformed checkpoint certificate: signers not strictly increasing")
+        last = key
+        c["votes"].append((key, sig))
+    r.end()
+    return c
+
+
 def power_hash(power):
     body = b"".join(k + struct.pack(">Q", power[k]) for k in sorted(power))
     return H(b"CHAOSLEDGER/POWER\0", struct.pack(">I", len(power)), body)
@@ -148,22 +166,37 @@ class LightClient:
             raise Refused(f"block {h['height']} is not after the trusted height {self.trusted_height}")
         if c["height"] != h["height"] or c["hash"] != h["hash"]:
             raise Refused(f"the certificate does not sign block {h['height']}'s header")
+        msg = b"CHAOSLEDGER/COMMIT\0" + struct.pack(">H", 1) + self.chain + struct.pack(">QQ", c["height"], c["view"]) + c["hash"]
+        self.quorum(c["votes"], msg)
+        return h
+
+    def quorum(self, votes, msg):
+        """Every signer in the trusted power, more than two thirds of it, every vote verifying `msg`."""
         total = sum(self.power.values())
         signed = 0
-        for key, _ in c["votes"]:
+        for key, _ in votes:
             if key not in self.power:
                 raise Refused(f"certificate signer {key.hex()[:12]} holds no power in the trusted set (another epoch's set?)")
             signed += self.power[key]
         # The cheap power sum first, the signatures last (CometBFT's order).
         if total == 0 or 3 * signed <= 2 * total:
             raise Refused(f"the certificate carries {signed} of {total} power: not more than two thirds")
-        msg = b"CHAOSLEDGER/COMMIT\0" + struct.pack(">H", 1) + self.chain + struct.pack(">QQ", c["height"], c["view"]) + c["hash"]
-        for key, sig in c["votes"]:
+        for key, sig in votes:
             try:
                 VerifyKey(key).verify(msg, sig)
             except BadSignatureError:
                 raise Refused(f"signer {key.hex()[:12]}'s signature does not verify")
-        return h
+
+    def verify_checkpoint(self, cert_bytes):
+        """A stable checkpoint (§14.3): signed by the power that certifies the block after it,
+        which is the power trusted once the power changes up to its height are adopted."""
+        c = parse_checkpoint(cert_bytes)
+        if c["height"] < self.trusted_height:
+            raise Refused(f"checkpoint {c['height']} is below the trusted height {self.trusted_height}")
+        msg = (b"CHAOSLEDGER/CHECKPOINT\0" + struct.pack(">H", 1) + self.chain + struct.pack(">Q", c["height"])
+               + c["hash"] + c["root"])
+        self.quorum(c["votes"], msg)
+        return c
 
     def adopt(self, header_bytes, cert_bytes, power):
         h = self.certified(header_bytes, cert_bytes)
@@ -286,6 +319,36 @@ def follow(lc, node, below):
         if not page["powers"] or page["next"] > page["head"]:
             return
         frm = page["next"]
+
+
+def power_changes(node):
+    """Every power change the node serves, ascending (§14.3)."""
+    out, frm = [], 1
+    while True:
+        page = get(node, f"/v1/light/powers?from={frm}&limit=100")
+        out += page["powers"]
+        if not page["powers"] or page["next"] > page["head"]:
+            return out
+        frm = page["next"]
+
+
+def checkpoints(lc, node, limit=100):
+    """The node's stored checkpoint certificates (§14.3), each checked under the power that
+    signs it: the power changes up to its height are adopted first. Returns the verified ones."""
+    changes = power_changes(node)
+    out = []
+    for c in get(node, f"/v1/light/checkpoints?from=1&limit={limit}")["checkpoints"]:
+        while changes and changes[0]["height"] <= c["height"]:
+            p = changes.pop(0)
+            if p["height"] > lc.trusted_height:
+                lc.adopt(bytes.fromhex(p["header"]), bytes.fromhex(p["certificate"]),
+                         {bytes.fromhex(e["key"]): e["power"] for e in p["power"]})
+        v = lc.verify_checkpoint(bytes.fromhex(c["certificate"]))
+        if v["root"].hex() != c["stateRoot"] or v["height"] != c["height"]:
+            raise Refused(f"checkpoint {c['height']}: the node's summary differs from the certificate it served")
+        print(f"ok: checkpoint {v['height']}: state root {v['root'].hex()} signed by {len(v['votes'])} of the trusted validators")
+        out.append((c, v))
+    return out
 
 
 def prove_entity(lc, node, kind, ident, height=None):
@@ -432,6 +495,15 @@ def check(args, lc):
          lambda: lc.verify_event(H(b"not this event"), bytes.fromhex(evp["path"]), bytes.fromhex(evp["header"]),
                                  bytes.fromhex(evp["certificate"])), "does not lead"),
     ]
+    # Checkpoint certificates (a quorum's signature over a state root), on a fresh client
+    # that walks the power changes itself.
+    walker = LightClient(genesis, H(genesis))
+    certified = checkpoints(walker, args.node)
+    if certified:
+        # The newest: at or above every power change the walker adopted.
+        c = bytes.fromhex(certified[-1][0]["certificate"])
+        tamperings.append(("a checkpoint certificate with its state root changed",
+                           lambda: walker.verify_checkpoint(flip(c, 8 + 32 + 31)), "does not verify"))
     for name, attempt, reason in tamperings:
         try:
             attempt()
@@ -441,7 +513,8 @@ def check(args, lc):
             print(f"refused, as it must be: {name}: {e}")
             continue
         raise Refused(f"{name} was accepted")
-    print(f"ok: {len(kinds)} entity kinds, an event and a stream verified; {len(tamperings)} tamperings refused")
+    print(f"ok: {len(kinds)} entity kinds, an event and a stream verified; {len(certified)} checkpoint certificates verified; "
+          f"{len(tamperings)} tamperings refused")
 
 
 def main():
@@ -453,6 +526,7 @@ def main():
     e = sub.add_parser("entity"); e.add_argument("kind", choices=sorted(ROUTES)); e.add_argument("id")
     v = sub.add_parser("event"); v.add_argument("id")
     s = sub.add_parser("stream"); s.add_argument("kind", choices=sorted(STREAM_TAGS)); s.add_argument("id")
+    sub.add_parser("checkpoints")
     c = sub.add_parser("check"); c.add_argument("--agent", required=True); c.add_argument("--validator", required=True)
     args = ap.parse_args()
     try:
@@ -468,6 +542,9 @@ def main():
             event(args, lc, args.id)
         elif args.cmd == "stream":
             stream(args, lc, args.kind, args.id)
+        elif args.cmd == "checkpoints":
+            n = len(checkpoints(lc, args.node))
+            print(f"ok: {n} checkpoint certificates verified" if n else "the node has stored no checkpoint certificate yet")
         else:
             check(args, lc)
     except Refused as e:
