@@ -118,29 +118,27 @@ def parse_certificate(b):
     r = Reader(b, "certificate")
     if r.u16() != 1:
         raise Refused("malformed certificate: unknown version")
-    c = {"height": r.u64(), "view": r.u64(), "hash": r.b32(), "votes": []}
-    last = None
+    c = {"height": r.u64(), "view": r.u64(), "hash": r.b32(), "votes": parse_votes(r, "certificate")}
+    r.end()
+    return c
+
+
+def parse_votes(r, what):
+    """u16 n | n × (b32 key, b64 signature), keys strictly increasing (§4.2, §10)."""
+    votes, last = [], None
     for _ in range(r.u16()):
         key, sig = r.b32(), r.take(64)
         if last is not None and not last < key:
-            raise Refused("malformed certificate: signers not strictly increasing")
+            raise Refused(f"malformed {what}: signers not strictly increasing")
         last = key
-        c["votes"].append((key, sig))
-    r.end()
-    return c
+        votes.append((key, sig))
+    return votes
 
 
 def parse_checkpoint(b):
     """A checkpoint certificate (FORMAT.md §10): u64 height | b32 block hash | b32 state root | u16 n | n × (b32 key, b64 signature)."""
     r = Reader(b, "checkpoint certificate")
-    c = {"height": r.u64(), "hash": r.b32(), "root": r.b32(), "votes": []}
-    last = None
-    for _ in range(r.u16()):
-        key, sig = r.b32(), r.take(64)
-        if last is not None and not last < key:
-            raise Refused("malformed checkpoint certificate: signers not strictly increasing")
-        last = key
-        c["votes"].append((key, sig))
+    c = {"height": r.u64(), "hash": r.b32(), "root": r.b32(), "votes": parse_votes(r, "checkpoint certificate")}
     r.end()
     return c
 

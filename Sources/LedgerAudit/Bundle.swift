@@ -191,34 +191,37 @@ public struct AuditBundle: Sendable, Equatable {
         guard UInt64(roots) == blockCount + 1 else { throw .invalidValue(field: "state roots", reason: "\(roots) roots for heights \(from)...\(to)") }
         var stateRoots: [Hash32] = []
         for _ in 0 ..< roots { stateRoots.append(try r.b32("state root")) }
-        var changes: [PowerChange] = []
-        var certificates: [CheckpointCertificate] = []
-        if version >= 2 {
-            // At most one a block up to `from` (power changes only at epoch ends).
-            for _ in 0 ..< (try r.count32("power changes", max: Int(min(from.value, UInt64(Int32.max))))) {
-                let header = try r.blob32("power change.header", max: Limits.blockHeaderBytesMax)
-                let certificate = try r.blob32("power change.certificate", max: 60 + 96 * Limits.certificateSignersMax)
-                var power: [PowerChange.Entry] = []
-                for _ in 0 ..< (try r.count32("power change.power", max: Limits.certificateSignersMax)) {
-                    power.append(.init(key: try r.b32("power.key"), power: try r.u64("power.power")))
-                }
-                changes.append(PowerChange(header: header, certificate: certificate, power: power))
-            }
-            let n = try r.count32("checkpoint certificates", max: Int(min(blockCount + 1, UInt64(Int32.max))))
-            for _ in 0 ..< n {
-                var cr = ByteReader(try r.blob32("checkpoint certificate", max: 74 + 96 * Limits.certificateSignersMax))
-                let cert = try CheckpointCertificate.decode(&cr)
-                try cr.end()
-                guard cert.height >= from, cert.height <= to, certificates.last.map({ cert.height > $0.height }) ?? true else {
-                    throw .invalidValue(field: "checkpoint certificate", reason: "height \(cert.height) out of order or outside \(from)...\(to)")
-                }
-                certificates.append(cert)
-            }
-        }
+        let (changes, certificates) = version >= 2 ? try anchors(&r, from: from, to: to) : ([], [])
         try r.end()
         return AuditBundle(genesisBytes: genesis, fromHeight: from, toHeight: to, snapshot: snapshot, validatorSets: sets,
                            blocks: blocks, stateRoots: stateRoots, powerChanges: changes, checkpointCertificates: certificates, version: version)
     }
+    /// Version 2's tail: the power changes up to `from` (at most one a block: power changes
+    /// only at epoch ends) and the checkpoint certificates of `from ... to`, ascending.
+    static func anchors(_ r: inout ByteReader, from: Height, to: Height) throws(DecodeError) -> ([PowerChange], [CheckpointCertificate]) {
+        var changes: [PowerChange] = []
+        for _ in 0 ..< (try r.count32("power changes", max: Int(min(from.value, UInt64(Int32.max))))) {
+            let header = try r.blob32("power change.header", max: Limits.blockHeaderBytesMax)
+            let certificate = try r.blob32("power change.certificate", max: 60 + 96 * Limits.certificateSignersMax)
+            var power: [PowerChange.Entry] = []
+            for _ in 0 ..< (try r.count32("power change.power", max: Limits.certificateSignersMax)) {
+                power.append(.init(key: try r.b32("power.key"), power: try r.u64("power.power")))
+            }
+            changes.append(PowerChange(header: header, certificate: certificate, power: power))
+        }
+        var certificates: [CheckpointCertificate] = []
+        for _ in 0 ..< (try r.count32("checkpoint certificates", max: Int(min(to.value - from.value + 1, UInt64(Int32.max))))) {
+            var cr = ByteReader(try r.blob32("checkpoint certificate", max: 74 + 96 * Limits.certificateSignersMax))
+            let cert = try CheckpointCertificate.decode(&cr)
+            try cr.end()
+            guard cert.height >= from, cert.height <= to, certificates.last.map({ cert.height > $0.height }) ?? true else {
+                throw .invalidValue(field: "checkpoint certificate", reason: "height \(cert.height) out of order or outside \(from)...\(to)")
+            }
+            certificates.append(cert)
+        }
+        return (changes, certificates)
+    }
+
 
     public static func read(path: String) throws(BundleError) -> AuditBundle {
         let size: Int

@@ -97,6 +97,56 @@ public enum SchemaVectors {
     public static func generate() -> Document {
         let chain = try! ChainID("chaosledger-vectors")
         let alice = key("alice"), bob = key("bob"), validator = key("validator"), rotated = key("validator-rotated")
+        let events = eventVectors(chain: chain, alice: alice, bob: bob, validator: validator, rotated: rotated)
+        // A version 2 genesis (rule version 1, no economy section): these vectors were
+        // generated before the agent economy existed, and must still come out the same,
+        // state root included, so every log written before it still replays.
+        let built = try! Genesis(chainID: chain, timestampMs: 1_767_225_600_000, parameters: ChainParameters(),
+                                 validators: [.init(key: validator.publicKey, name: "validator-0", personality: "lawful", stake: 1_000_000)],
+                                 allocations: [.init(account: alice.publicKey, amount: 50_000), .init(account: bob.publicKey, amount: 70_000)],
+                                 ruleVersion: RuleVersion.legacy, stateCommitment: StateCommitmentRule.flat)
+        let gb = built.encoded(version: 2)
+        let genesis = try! Genesis.decode(gb)
+        let gh = Blake2b.hash(gb)
+        let state = LedgerState(genesis: genesis, genesisHash: gh, crypto: Sodium())
+        let ids = events.prefix(3).map { EventID(hex: $0.id)! }
+        let header = BlockHeader(chainID: chain.raw, height: 1, parentHash: gh, view: 0, timestampMs: 1_767_225_601_000,
+                                 proposer: validator.publicKey, eventCount: UInt32(ids.count), eventsRoot: EventCrypto.eventsRoot(ids),
+                                 parentStateRoot: state.stateRoot(), meme: Array("much vector, very test".utf8))
+        let hb = header.encoded()
+        let bh = Blake2b.hash(hb)
+        let vote = EventCrypto.signCommit(chain: chain.raw, height: 1, view: 0, blockHash: bh, key: validator)
+        let cert = CommitCertificate(height: 1, view: 0, blockHash: bh, votes: [vote])
+        let economyGenesis = economyGenesisVector(chain: chain, validator: validator, alice: alice, bob: bob)
+        return Document(
+            chainId: chain.name, chainIdBytes: chain.raw.hex,
+            keys: ([("alice", alice), ("bob", bob), ("validator", validator), ("validator-rotated", rotated)] + quorumKeys.map { ($0, key($0)) }).map {
+                Key(label: $0.0, seed: Hex.encode($0.1.seed), publicKey: $0.1.publicKey.hex)
+            },
+            events: events, genesis: Hex.encode(gb), genesisHash: gh.hex,
+            block: Block(header: Hex.encode(hb), blockHash: bh.hex, eventIDs: ids.map(\.hex), eventsRoot: header.eventsRoot.hex,
+                         commitMessage: Hex.encode(CommitCertificate.message(chain: chain.raw, height: 1, view: 0, blockHash: bh)),
+                         certificate: Hex.encode(cert.encoded())),
+            genesisStateRoot: state.stateRoot().hex,
+            economyGenesis: Hex.encode(economyGenesis.bytes), economyGenesisStateRoot: economyGenesis.root.hex,
+            stateTree: treeVectors(chain: chain, validator: validator, alice: alice, bob: bob, ids: ids),
+            quorum: quorumVectors(chain: chain, blockHash: bh),
+            lmdb: lmdbVectors(chain: chain, genesis: gb, header: header, certificate: cert, events: events.prefix(3).map { Hex.decode($0.bytes)! }))
+    }
+
+    /// The records a log holds after the genesis and block 1 (memory log: the same bytes
+    /// as LMDB's).
+    static func lmdbVectors(chain: ChainID, genesis: [UInt8], header: BlockHeader, certificate: CommitCertificate, events: [[UInt8]]) -> [LMDBRecord] {
+        let log = LedgerLog.memory()
+        try! log.initialize(chainID: chain, genesisBytes: genesis, genesisHash: Blake2b.hash(genesis))
+        let commit = BlockCommit(block: StoredBlock(header: header, certificate: certificate, firstSequence: 0), blockHash: Blake2b.hash(header.encoded()),
+                                 events: events.map { (id: EventCrypto.id($0), envelope: try! Envelope(bytes: $0)) })
+        try! log.append(commit)
+        return try! log.rawRecords(limit: 16).map { LMDBRecord(db: $0.db, key: Hex.encode($0.key), value: Hex.encode($0.value)) }
+    }
+
+    /// One event of every core kind, signed (the evidence is a real equivocation).
+    static func eventVectors(chain: ChainID, alice: SigningKey, bob: SigningKey, validator: SigningKey, rotated: SigningKey) -> [Event] {
         // An equivocation: the validator prepared two different blocks at one height and view.
         let blockA = Blake2b.hash(Array("block a".utf8)), blockB = Blake2b.hash(Array("block b".utf8))
         let prepareA = SignedConsensusMessage.sign(.prepare(view: 3, height: 7, blockHash: blockA), chain: chain.raw, key: validator)
@@ -131,26 +181,12 @@ public enum SchemaVectors {
                                 payload: Hex.encode(p.encoded()), unsigned: Hex.encode(unsigned), signingMessage: Hex.encode(message),
                                 signature: Hex.encode(bytes.suffix(64)), bytes: Hex.encode(bytes), id: EventCrypto.id(bytes).hex))
         }
-        // A version 2 genesis (rule version 1, no economy section): these vectors were
-        // generated before the agent economy existed, and must still come out the same,
-        // state root included, so every log written before it still replays.
-        let built = try! Genesis(chainID: chain, timestampMs: 1_767_225_600_000, parameters: ChainParameters(),
-                                 validators: [.init(key: validator.publicKey, name: "validator-0", personality: "lawful", stake: 1_000_000)],
-                                 allocations: [.init(account: alice.publicKey, amount: 50_000), .init(account: bob.publicKey, amount: 70_000)],
-                                 ruleVersion: RuleVersion.legacy, stateCommitment: StateCommitmentRule.flat)
-        let gb = built.encoded(version: 2)
-        let genesis = try! Genesis.decode(gb)
-        let gh = Blake2b.hash(gb)
-        let state = LedgerState(genesis: genesis, genesisHash: gh, crypto: Sodium())
-        let ids = events.prefix(3).map { EventID(hex: $0.id)! }
-        let header = BlockHeader(chainID: chain.raw, height: 1, parentHash: gh, view: 0, timestampMs: 1_767_225_601_000,
-                                 proposer: validator.publicKey, eventCount: UInt32(ids.count), eventsRoot: EventCrypto.eventsRoot(ids),
-                                 parentStateRoot: state.stateRoot(), meme: Array("much vector, very test".utf8))
-        let hb = header.encoded()
-        let bh = Blake2b.hash(hb)
-        let vote = EventCrypto.signCommit(chain: chain.raw, height: 1, view: 0, blockHash: bh, key: validator)
-        let cert = CommitCertificate(height: 1, view: 0, blockHash: bh, votes: [vote])
-        // Version 3: rule version 2 with two economy parameters off their defaults, flat.
+        return events
+    }
+
+    /// A version 3 genesis (rule version 2, two economy parameters off their defaults,
+    /// flat) and its state root.
+    static func economyGenesisVector(chain: ChainID, validator: SigningKey, alice: SigningKey, bob: SigningKey) -> (bytes: [UInt8], root: Hash32) {
         var economy = EconomyParameters()
         economy.blockReward = 250
         economy.baseFeeMin = 3
@@ -158,33 +194,8 @@ public enum SchemaVectors {
                               validators: [.init(key: validator.publicKey, name: "validator-0", personality: "lawful", stake: 1_000_000)],
                               allocations: [.init(account: alice.publicKey, amount: 50_000), .init(account: bob.publicKey, amount: 70_000)],
                               ruleVersion: 2, economy: economy, stateCommitment: StateCommitmentRule.flat)
-        let g3b = g3.encoded(version: 3)
-        let economyGenesis = (bytes: g3b, root: LedgerState(genesis: try! Genesis.decode(g3b), genesisHash: Blake2b.hash(g3b), crypto: Sodium()).stateRoot())
-        return Document(
-            chainId: chain.name, chainIdBytes: chain.raw.hex,
-            keys: ([("alice", alice), ("bob", bob), ("validator", validator), ("validator-rotated", rotated)] + quorumKeys.map { ($0, key($0)) }).map {
-                Key(label: $0.0, seed: Hex.encode($0.1.seed), publicKey: $0.1.publicKey.hex)
-            },
-            events: events, genesis: Hex.encode(gb), genesisHash: gh.hex,
-            block: Block(header: Hex.encode(hb), blockHash: bh.hex, eventIDs: ids.map(\.hex), eventsRoot: header.eventsRoot.hex,
-                         commitMessage: Hex.encode(CommitCertificate.message(chain: chain.raw, height: 1, view: 0, blockHash: bh)),
-                         certificate: Hex.encode(cert.encoded())),
-            genesisStateRoot: state.stateRoot().hex,
-            economyGenesis: Hex.encode(economyGenesis.bytes), economyGenesisStateRoot: economyGenesis.root.hex,
-            stateTree: treeVectors(chain: chain, validator: validator, alice: alice, bob: bob, ids: ids),
-            quorum: quorumVectors(chain: chain, blockHash: bh),
-            lmdb: lmdbVectors(chain: chain, genesis: gb, header: header, certificate: cert, events: events.prefix(3).map { Hex.decode($0.bytes)! }))
-    }
-
-    /// The records a log holds after the genesis and block 1 (memory log: the same bytes
-    /// as LMDB's).
-    static func lmdbVectors(chain: ChainID, genesis: [UInt8], header: BlockHeader, certificate: CommitCertificate, events: [[UInt8]]) -> [LMDBRecord] {
-        let log = LedgerLog.memory()
-        try! log.initialize(chainID: chain, genesisBytes: genesis, genesisHash: Blake2b.hash(genesis))
-        let commit = BlockCommit(block: StoredBlock(header: header, certificate: certificate, firstSequence: 0), blockHash: Blake2b.hash(header.encoded()),
-                                 events: events.map { (id: EventCrypto.id($0), envelope: try! Envelope(bytes: $0)) })
-        try! log.append(commit)
-        return try! log.rawRecords(limit: 16).map { LMDBRecord(db: $0.db, key: Hex.encode($0.key), value: Hex.encode($0.value)) }
+        let bytes = g3.encoded(version: 3)
+        return (bytes, LedgerState(genesis: try! Genesis.decode(bytes), genesisHash: Blake2b.hash(bytes), crypto: Sodium()).stateRoot())
     }
 
     static let quorumKeys = ["quorum-0", "quorum-1", "quorum-2", "quorum-3"]
