@@ -51,6 +51,8 @@ struct FoldScript {
     var keys: [String: SigningKey] = [:]
     var aliases: [String: Bytes32] = [:]
     var counters: [String: Int] = [:]
+    /// What the script folded, as schema fold vectors (`schemas/fold-vectors.json`).
+    var steps: [FoldVectors.Step] = []
 
     mutating func run(_ line: String) -> String {
         let w = Self.words(line)
@@ -62,6 +64,7 @@ struct FoldScript {
             do { try s.beginBlock(BlockContext(height: s.height.next, timestampMs: s.timestampMs + ms, proposer: f.producer.publicKey)) } catch {
                 return "block refused: \(error)"
             }
+            steps.append(.init(block: .init(height: s.height.value, timestampMs: s.timestampMs, proposer: f.producer.publicKey.hex)))
             return "h\(s.height.value)"
         case "show":
             guard w.count == 3 else { return "usage: show KIND REF" }
@@ -114,13 +117,16 @@ struct FoldScript {
         let e = EventCrypto.makeEvent(chain: Fixture.chain, key: key, nonce: nonce, fee: fee ?? s.requiredFee(for: payload), payload: payload)
         let id = EventCrypto.id(e.bytes)
         let before = s.canonicalBytes()
+        let leavesBefore = FoldVectors.leaves(s)
         let ctx = BlockContext(height: s.height, timestampMs: s.timestampMs, proposer: f.producer.publicKey)
         do {
             try s.apply(e, id: id, ctx)
         } catch {
             let unchanged = s.canonicalBytes() == before
+            steps.append(.init(event: Hex.encode(e.bytes), outcome: "refused \(error.code)", changed: []))
             return short("refused \(error.code): \(error)") + (unchanged ? "" : "\nBUG: the refusal changed the state")
         }
+        steps.append(.init(event: Hex.encode(e.bytes), outcome: "ok", changed: FoldVectors.changes(from: leavesBefore, to: FoldVectors.leaves(s))))
         let prefix: String? = switch payload.kind {
         case .jobPost: "J"
         case .memePost: "M"
