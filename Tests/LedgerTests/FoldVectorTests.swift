@@ -124,15 +124,12 @@ struct FoldVectors: Codable, Equatable {
 
     /// Refusals with no fold vector yet (issue 18, item 2: each is owed one).
     static let gaps: Set<String> = [
-        "alliance_expired", "alliance_not_active", "alliance_not_pending", "already_accepted", "already_registered",
-        "bad_cosignature", "bad_rotation_signature", "bad_signature", "deadline_not_reached", "deadline_passed",
-        "dispute_window_closed", "dispute_window_open", "duplicate_event", "duplicate_evidence", "fee_too_low",
-        "future_nonce", "insufficient_balance", "insufficient_stake", "invalid_alliance", "invalid_commission",
-        "invalid_evidence", "invalid_meme", "invalid_opinion", "invalid_profile", "invalid_rating", "key_in_use",
+        "alliance_not_active", "already_accepted", "bad_cosignature", "bad_rotation_signature", "bad_signature",
+        "deadline_not_reached", "deadline_passed", "dispute_window_closed", "dispute_window_open", "duplicate_event",
+        "duplicate_evidence", "future_nonce", "invalid_evidence", "invalid_opinion", "invalid_rating", "key_in_use",
         "kind_not_active", "malformed_payload", "milestone_settled", "missing_capability", "no_arbiters",
-        "not_funded", "not_jailed", "not_member", "not_offered", "nothing_to_refund", "overflow", "oversized",
-        "proposal_closed", "reputation_too_low", "stale_nonce", "still_jailed", "unknown_alliance", "unknown_author",
-        "unknown_job", "unknown_meme", "unknown_milestone", "unknown_proposal", "validator_jailed",
-        "validator_retired", "wrong_chain", "wrong_old_key", "wrong_signers", "zero_amount",
+        "not_funded", "nothing_to_refund", "overflow", "oversized", "proposal_closed", "reputation_too_low",
+        "stale_nonce", "still_jailed", "unknown_author", "unknown_milestone", "validator_jailed", "wrong_chain",
+        "wrong_old_key", "wrong_signers",
     ]
 }
