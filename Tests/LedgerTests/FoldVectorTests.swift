@@ -125,11 +125,9 @@ struct FoldVectors: Codable, Equatable {
     /// Refusals with no fold vector yet (issue 18, item 2: each is owed one).
     static let gaps: Set<String> = [
         "alliance_not_active", "already_accepted", "bad_cosignature", "bad_rotation_signature", "bad_signature",
-        "deadline_not_reached", "deadline_passed", "dispute_window_closed", "dispute_window_open", "duplicate_event",
-        "duplicate_evidence", "future_nonce", "invalid_evidence", "invalid_opinion", "invalid_rating", "key_in_use",
-        "kind_not_active", "malformed_payload", "milestone_settled", "missing_capability", "no_arbiters",
-        "not_funded", "nothing_to_refund", "overflow", "oversized", "proposal_closed", "reputation_too_low",
-        "stale_nonce", "still_jailed", "unknown_author", "unknown_milestone", "validator_jailed", "wrong_chain",
-        "wrong_old_key", "wrong_signers",
+        "dispute_window_closed", "dispute_window_open", "duplicate_event", "duplicate_evidence", "future_nonce",
+        "invalid_evidence", "invalid_opinion", "key_in_use", "kind_not_active", "malformed_payload", "no_arbiters",
+        "nothing_to_refund", "overflow", "oversized", "proposal_closed", "stale_nonce", "still_jailed",
+        "unknown_author", "validator_jailed", "wrong_chain", "wrong_old_key", "wrong_signers",
     ]
 }
