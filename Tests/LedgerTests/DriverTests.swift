@@ -151,7 +151,7 @@ struct TestChain {
         nodes[3] = try makeNode(3, log: logs[3], store: stores[3], hub: hub)
         let r3 = await nodes[1].submit([chain.transfer(1, nonce: 2)], waitCommitted: true, timeoutMs: Self.waitMs)
         #expect(r3[0].status == .committed)
-        try await waitFor("the restarted node caught up") {
+        try await waitFor("the restarted node caught up", seconds: Double(Self.waitMs) / 1000) {
             let hs = nodes.map { (try? $0.log.head()?.hash) ?? nil }
             return Set(hs).count == 1
         }
