@@ -81,10 +81,73 @@ public struct AuditBundle: Sendable, Equatable {
     public var version: UInt16 = formatVersion
 
     public struct PowerChange: Sendable, Equatable {
-        public struct Entry: Sendable, Equatable { public var key: PublicKey; public var power: UInt64 }
+        public struct Entry: Sendable, Equatable {
+            public var key: PublicKey; public var power: UInt64
+            public init(key: PublicKey, power: UInt64) { self.key = key; self.power = power }
+        }
         public var header: [UInt8]
         public var certificate: [UInt8]
         public var power: [Entry]
+        public init(header: [UInt8], certificate: [UInt8], power: [Entry]) { self.header = header; self.certificate = certificate; self.power = power }
+
+        /// `u32 n | n × (blob32 header | blob32 certificate | u32 m | m × (b32 key | u64 power))`
+        /// (FORMAT.md §13; a state-synced log's base keeps the same bytes, §15.4).
+        public static func encode(_ list: [PowerChange], _ w: inout ByteWriter) {
+            w.u32(UInt32(list.count))
+            for p in list {
+                w.blob32(p.header); w.blob32(p.certificate)
+                w.u32(UInt32(p.power.count))
+                for e in p.power { w.b32(e.key); w.u64(e.power) }
+            }
+        }
+
+        public static func encoded(_ list: [PowerChange]) -> [UInt8] {
+            var w = ByteWriter(capacity: 64 + list.count * 512)
+            encode(list, &w)
+            return w.bytes
+        }
+
+        /// At most one a block up to `upTo` (power changes only at epoch ends).
+        public static func decode(_ r: inout ByteReader, upTo: Height) throws(DecodeError) -> [PowerChange] {
+            var changes: [PowerChange] = []
+            for _ in 0 ..< (try r.count32("power changes", max: Int(min(upTo.value, UInt64(Int32.max))))) {
+                let header = try r.blob32("power change.header", max: Limits.blockHeaderBytesMax)
+                let certificate = try r.blob32("power change.certificate", max: 60 + 96 * Limits.certificateSignersMax)
+                var power: [PowerChange.Entry] = []
+                for _ in 0 ..< (try r.count32("power change.power", max: Limits.certificateSignersMax)) {
+                    power.append(.init(key: try r.b32("power.key"), power: try r.u64("power.power")))
+                }
+                changes.append(PowerChange(header: header, certificate: certificate, power: power))
+            }
+            return changes
+        }
+
+        public static func decode(_ bytes: [UInt8], upTo: Height) throws(DecodeError) -> [PowerChange] {
+            var r = ByteReader(bytes)
+            let l = try decode(&r, upTo: upTo)
+            try r.end()
+            return l
+        }
+
+        /// The light client's walk from the genesis over `changes` (all at or below
+        /// `upTo`): the power it ends at certifies the blocks after `upTo`.
+        public static func walk(genesis: [UInt8], _ changes: [PowerChange], upTo: Height) throws(AuditFailure) -> LightClient {
+            do {
+                var lc = try LightClient(genesis: genesis)
+                for c in changes {
+                    let h = try BlockHeader.decode(c.header).height
+                    guard h <= upTo else {
+                        throw AuditFailure(height: h.value, record: "powerChanges", reason: "a power change at \(h), after the snapshot at \(upTo)")
+                    }
+                    try lc.adopt(header: c.header, certificate: c.certificate, next: Dictionary(uniqueKeysWithValues: c.power.map { ($0.key, $0.power) }))
+                }
+                return lc
+            } catch let f as AuditFailure {
+                throw f
+            } catch {
+                throw AuditFailure(height: upTo.value, record: "powerChanges", reason: "\(error)")
+            }
+        }
     }
 
     public static func == (a: Self, b: Self) -> Bool { a.encoded() == b.encoded() }
@@ -110,12 +173,7 @@ public struct AuditBundle: Sendable, Equatable {
         c.u32(UInt32(stateRoots.count))
         for r in stateRoots { c.b32(r) }
         if version >= 2 {
-            c.u32(UInt32(powerChanges.count))
-            for p in powerChanges {
-                c.blob32(p.header); c.blob32(p.certificate)
-                c.u32(UInt32(p.power.count))
-                for e in p.power { c.b32(e.key); c.u64(e.power) }
-            }
+            PowerChange.encode(powerChanges, &c)
             c.u32(UInt32(checkpointCertificates.count))
             for cert in checkpointCertificates { c.blob32(cert.encoded()) }
         }
@@ -199,16 +257,7 @@ public struct AuditBundle: Sendable, Equatable {
     /// Version 2's tail: the power changes up to `from` (at most one a block: power changes
     /// only at epoch ends) and the checkpoint certificates of `from ... to`, ascending.
     static func anchors(_ r: inout ByteReader, from: Height, to: Height) throws(DecodeError) -> ([PowerChange], [CheckpointCertificate]) {
-        var changes: [PowerChange] = []
-        for _ in 0 ..< (try r.count32("power changes", max: Int(min(from.value, UInt64(Int32.max))))) {
-            let header = try r.blob32("power change.header", max: Limits.blockHeaderBytesMax)
-            let certificate = try r.blob32("power change.certificate", max: 60 + 96 * Limits.certificateSignersMax)
-            var power: [PowerChange.Entry] = []
-            for _ in 0 ..< (try r.count32("power change.power", max: Limits.certificateSignersMax)) {
-                power.append(.init(key: try r.b32("power.key"), power: try r.u64("power.power")))
-            }
-            changes.append(PowerChange(header: header, certificate: certificate, power: power))
-        }
+        let changes = try PowerChange.decode(&r, upTo: from)
         var certificates: [CheckpointCertificate] = []
         for _ in 0 ..< (try r.count32("checkpoint certificates", max: Int(min(to.value - from.value + 1, UInt64(Int32.max))))) {
             var cr = ByteReader(try r.blob32("checkpoint certificate", max: 74 + 96 * Limits.certificateSignersMax))
@@ -377,23 +426,10 @@ public struct BundleReplaySource: ReplaySource {
                 ? "the snapshot at \(from) and its validator set (a version 1 bundle carries no power changes)"
                 : "the snapshot at \(from) and its validator set (a flat chain's headers commit no power)"
         }
-        do {
-            var lc = try LightClient(genesis: bundle.genesisBytes)
-            for c in bundle.powerChanges {
-                let h = try BlockHeader.decode(c.header).height
-                guard h <= from else {
-                    throw AuditFailure(height: h.value, record: "powerChanges", reason: "a power change at \(h), after the snapshot at \(from)")
-                }
-                try lc.adopt(header: c.header, certificate: c.certificate, next: Dictionary(uniqueKeysWithValues: c.power.map { ($0.key, $0.power) }))
-            }
-            guard lc.power == s.powerForNextBlock() else {
-                throw AuditFailure(height: from.value, record: "powerChanges",
-                                   reason: "the certificates from the genesis lead to another validator set than the snapshot's for block \(from.next)")
-            }
-        } catch let f as AuditFailure {
-            throw f
-        } catch {
-            throw AuditFailure(height: from.value, record: "powerChanges", reason: "\(error)")
+        let lc = try AuditBundle.PowerChange.walk(genesis: bundle.genesisBytes, bundle.powerChanges, upTo: from)
+        guard lc.power == s.powerForNextBlock() else {
+            throw AuditFailure(height: from.value, record: "powerChanges",
+                               reason: "the certificates from the genesis lead to another validator set than the snapshot's for block \(from.next)")
         }
         return "the genesis, through \(bundle.powerChanges.count) certified power changes up to block \(from)"
     }
@@ -448,7 +484,7 @@ public struct BundleReplaySource: ReplaySource {
 
 extension ByteReader {
     /// A `u32` count, bounded.
-    mutating func count32(_ f: String, max: Int) throws(DecodeError) -> Int {
+    public mutating func count32(_ f: String, max: Int) throws(DecodeError) -> Int {
         let n = Int(try u32(f))
         guard n <= max else { throw .tooLong(field: f, length: n, max: max) }
         return n

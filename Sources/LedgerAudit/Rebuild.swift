@@ -102,7 +102,23 @@ public enum StateLoader {
     /// against the root the next block recorded, or genesis.
     static func start(_ log: any EventLog, _ meta: LogMetadata, at target: Height, useCheckpoints: Bool) throws -> LedgerState {
         var state: LedgerState
-        if useCheckpoints, let cp = try log.checkpoint(atOrBelow: target) {
+        // A state-synced log has no blocks at or below its base: it starts there.
+        let base = try log.base()
+        if let base {
+            guard target >= base.height else {
+                throw LoadError.bad(AuditFailure(height: target.value, record: "meta[base]",
+                                                 reason: "this log was state-synced at \(base.height) and holds nothing before it"))
+            }
+        }
+        let cp = try log.checkpoint(atOrBelow: target)
+        if let base, cp == nil || cp!.height < base.height || !useCheckpoints {
+            do { state = try LedgerState.decodeSnapshot(base.snapshot, crypto: Sodium()) } catch {
+                throw LoadError.bad(AuditFailure(height: base.height.value, record: "meta[base]", reason: error.description))
+            }
+            guard state.height == base.height, state.genesisHash == meta.genesisHash else {
+                throw LoadError.bad(AuditFailure(height: base.height.value, record: "meta[base]", reason: "does not belong to this log"))
+            }
+        } else if useCheckpoints, let cp {
             do { state = try LedgerState.decodeSnapshot(cp.snapshot, crypto: Sodium()) } catch {
                 throw LoadError.bad(AuditFailure(height: cp.height.value, record: "checkpoints[\(cp.height)]", reason: error.description))
             }

@@ -363,9 +363,47 @@ public struct LogReplaySource: ReplaySource {
         if let beyond = certified.last, beyond > meta.head {
             throw AuditFailure(height: beyond.value, record: "meta[stable \(beyond)]", reason: "a checkpoint certificate for a height after the last block \(meta.head)")
         }
-        return ReplayOpening(chainID: meta.chainID, formatVersion: meta.formatVersion, genesisHash: meta.genesisHash,
-                             genesisBytes: meta.genesisBytes, head: meta.head, storedStates: checkpoints,
-                             certifiedCheckpoints: Set(certified))
+        var o = ReplayOpening(chainID: meta.chainID, formatVersion: meta.formatVersion, genesisHash: meta.genesisHash,
+                              genesisBytes: meta.genesisBytes, head: meta.head, storedStates: checkpoints,
+                              certifiedCheckpoints: Set(certified))
+        if let base = try Self.store(0, { () throws(StoreError) in try log.base() }) {
+            let s = try Self.anchorBase(base, meta)
+            o.snapshot = (s, base.blockHash)
+            o.storedStates = checkpoints.filter { $0 > base.height }
+            o.certifiedCheckpoints = Set(certified.filter { $0 > base.height })
+            o.anchor = "the genesis, through the base's certified power changes and the certificate of its snapshot at \(base.height)"
+        }
+        return o
+    }
+
+    /// A state-synced log starts at its base: the snapshot's root must be the one its
+    /// checkpoint certificate signs, and that quorum the one the power changes lead to
+    /// from the genesis (FORMAT.md §15.4), so the replay trusts the genesis alone.
+    static func anchorBase(_ base: LogBase, _ meta: LogMetadata) throws(AuditFailure) -> LedgerState {
+        let h = base.height.value
+        let s: LedgerState
+        do { s = try LedgerState.decodeSnapshot(base.snapshot, crypto: Sodium()) } catch {
+            throw AuditFailure(height: h, record: "meta[base].snapshot", reason: error.description)
+        }
+        guard s.height == base.height, s.genesisHash == meta.genesisHash else {
+            throw AuditFailure(height: h, record: "meta[base].snapshot", reason: "is not the state of this chain at \(base.height)")
+        }
+        let changes: [AuditBundle.PowerChange]
+        do { changes = try AuditBundle.PowerChange.decode(base.anchor, upTo: base.height) } catch {
+            throw AuditFailure(height: h, record: "meta[base].anchor", reason: error.description)
+        }
+        let lc = try AuditBundle.PowerChange.walk(genesis: meta.genesisBytes, changes, upTo: base.height)
+        guard lc.power == s.powerForNextBlock() else {
+            throw AuditFailure(height: h, record: "meta[base].anchor",
+                               reason: "the certificates from the genesis lead to another validator set than the snapshot's")
+        }
+        do {
+            let cert = try CheckpointCertificate.decode(bytes: base.certificate)
+            try s.verifyCheckpointCertificate(cert, blockHash: base.blockHash)
+        } catch {
+            throw AuditFailure(height: h, record: "meta[base].certificate", reason: "\(error)")
+        }
+        return s
     }
 
     public func checkpointCertificate(at h: Height) throws(AuditFailure) -> CheckpointCertificate {

@@ -31,6 +31,9 @@ public enum Limits {
     public static let genesisAllocationsMax = 1_000_000
     public static let genesisBytesMax = 64 << 20
     public static let snapshotBytesMax = 1 << 30
+    /// A state-sync chunk (schemas/FORMAT.md §15.2), and the leaves a server aims to put in one.
+    public static let syncChunkBytesMax = 16 << 20
+    public static let syncChunkLeavesTarget = 2048
     /// An audit bundle file (LedgerAudit, schemas/FORMAT.md §13), read whole into memory.
     public static let auditBundleBytesMax = 4 << 30
     /// LMDB map: initial size and the ceiling automatic growth stops at.

@@ -39,7 +39,7 @@ public struct APIConfig: Sendable {
 /// `schemas/openapi.yaml` is checked against the same table by a test).
 enum Endpoint: CaseIterable, Sendable {
     case submit, eventsRange, event, blocksRange, block, stream
-    case state, account, genesis, lightPowers, lightCheckpoints, validators, validator, agents, agent, alliances, alliance
+    case state, account, genesis, lightPowers, lightCheckpoints, syncSnapshot, syncChunk, validators, validator, agents, agent, alliances, alliance
     case jobs, job, reputation, memes, meme, proposals, proposal, economy
     case subscribe, fees, peers, status, health, ready, metrics
 
@@ -58,6 +58,8 @@ enum Endpoint: CaseIterable, Sendable {
         case .genesis: "/v1/genesis"
         case .lightPowers: "/v1/light/powers"
         case .lightCheckpoints: "/v1/light/checkpoints"
+        case .syncSnapshot: "/v1/sync/snapshot"
+        case .syncChunk: "/v1/sync/chunks"
         case .validators: "/v1/validators"
         case .validator: "/v1/validators/{id}"
         case .agents: "/v1/agents"

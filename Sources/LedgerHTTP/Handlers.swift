@@ -18,6 +18,8 @@ struct Handlers: Sendable {
     let subscribers = SubscriberCount()
     /// Subscriptions' reads of the log, one at a time.
     let readTurns = ReadTurns()
+    /// The state offered for state sync.
+    let syncCache = SyncCache()
 
     func respond(_ endpoint: Endpoint, _ request: Request, _ context: APIContext) async throws(APIError) -> Response {
         switch endpoint {
@@ -32,6 +34,8 @@ struct Handlers: Sendable {
         case .genesis: try genesisDocument()
         case .lightPowers: try await lightPowers(request)
         case .lightCheckpoints: try lightCheckpoints(request)
+        case .syncSnapshot: try await syncSnapshot()
+        case .syncChunk: try await syncChunk(request)
         case .validators:
             try await list(request, "validators") { s in s.validators.map { ($0.key, Render.validator($0.value)) } }
         case .validator:

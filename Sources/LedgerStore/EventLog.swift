@@ -122,6 +122,8 @@ public protocol EventLog: AnyObject, Sendable {
     /// The heights with a stored checkpoint certificate, ascending: the first `limit` at or
     /// above `from`.
     func checkpointCertificateHeights(from: Height, limit: Int) throws(StoreError) -> [Height]
+    /// Where a state-synced log begins (nil: at its genesis).
+    func base() throws(StoreError) -> LogBase?
 }
 
 extension EventLog {

@@ -142,6 +142,8 @@ extension LedgerLog {
             }
             if mark == Mark() { return !hasEntries }
             return try main.read { t throws(StoreError) in
+                // A state-synced log's index starts at its base, a block the log lacks.
+                if let b = try baseMark(t), b == mark { return true }
                 guard let h = try head(t), h.genesisHash == mark.genesisHash, mark.height <= h.height.value,
                       let b = try block(t, Height(mark.height)) else { return false }
                 return Blake2b.hash(b.headerBytes) == mark.blockHash
@@ -230,7 +232,9 @@ extension LedgerLog {
             // In chunks of at most `indexCatchUpEventsMax` events, so memory stays bounded
             // however far behind the index is (after `rebuild`, the whole log).
             while true {
-                let mark = try indexed()
+                var mark = try indexed()
+                // An index cleared under a state-synced log starts again at its base.
+                if mark.height == 0, let b = try kv.read({ t throws(StoreError) in try Self.baseMark(t) }) { mark = b }
                 guard let h = try head(), h.height.value > mark.height else { return }
                 var ids: [(EventID, UInt64)] = []
                 var streams: [StreamEntry] = []

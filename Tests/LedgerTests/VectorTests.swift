@@ -67,6 +67,7 @@ import Testing
             "genesisValidatorsMax": Limits.genesisValidatorsMax, "genesisAllocationsMax": Limits.genesisAllocationsMax,
             "genesisBytesMax": Limits.genesisBytesMax, "snapshotBytesMax": Limits.snapshotBytesMax,
             "auditBundleBytesMax": Limits.auditBundleBytesMax, "peerMessageBytesMax": Limits.peerMessageBytesMax,
+            "syncChunkBytesMax": Limits.syncChunkBytesMax,
         ]
         #expect(table == code, "FORMAT.md §1.1 and Limits.swift disagree: \(table.filter { code[$0.key] != $0.value }) vs \(code.filter { table[$0.key] != $0.value })")
     }
