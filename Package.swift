@@ -36,7 +36,7 @@ let package = Package(
         .target(name: "LedgerSimulation", dependencies: ["LedgerCore", "LedgerCrypto", "LedgerProjections", "LedgerConsensus", "LedgerAgents"], swiftSettings: strict),
         // The node driver: no NIO, no Hummingbird (the mesh and the HTTP API plug in through protocols).
         .target(name: "LedgerNode", dependencies: [
-            "LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections", "LedgerAudit", "LedgerConsensus", "LedgerAgents",
+            "LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections", "LedgerAudit", "LedgerConsensus", "LedgerAgents", "LedgerTree",
             .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"),
         ], swiftSettings: strict),
         // The state commitment: a sparse Merkle tree and its proofs (pure; the hash is handed in).
@@ -53,7 +53,7 @@ let package = Package(
         ], swiftSettings: strict),
         // The HTTP API (Hummingbird 2) and the Prometheus endpoint.
         .target(name: "LedgerHTTP", dependencies: [
-            "LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections", "LedgerConsensus", "LedgerNode",
+            "LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections", "LedgerConsensus", "LedgerNode", "LedgerAudit", "LedgerTree",
             .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HummingbirdCore", package: "hummingbird"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"),

@@ -303,6 +303,16 @@ public struct AuditBundle: Sendable, Equatable {
         guard to <= meta.head else { throw .badRange("to \(to) is after the head \(meta.head)") }
         guard from < to else { throw .badRange("from \(from) must be before to \(to): a bundle holds at least one block") }
         let observer = ExportObserver(from: from)
+        // A state-synced log begins at its base: a bundle from there on carries the power
+        // changes the base was anchored with.
+        let base: LogBase?
+        do { base = try log.base() } catch { throw .io(path: "log", message: "\(error)") }
+        if let base {
+            guard from >= base.height else { throw .badRange("this log was state-synced at \(base.height): it holds no block before it") }
+            do { observer.powerChanges = try AuditBundle.PowerChange.decode(base.anchor, upTo: base.height) } catch {
+                throw .malformed("meta[base].anchor: \(error)")
+            }
+        }
         var r = Replayer(log: log, toHeight: to)
         r.workers = workers
         r.observer = observer

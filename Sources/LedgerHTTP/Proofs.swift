@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import LedgerAudit
 import LedgerCore
 import LedgerCrypto
 import LedgerNode
@@ -105,6 +106,21 @@ extension Handlers {
         // The epoch ends at or after `from`: K, 2K, …
         let genesisPower = LedgerState.powerHash(LedgerState.genesisPower(genesis), Sodium())
         var h = ((from + k - 1) / k) * k
+        // A state-synced node has no blocks up to its base: it serves the power changes it
+        // was anchored with (and checked) instead.
+        if let base = try read({ () throws(StoreError) in try service.log.base() }) {
+            let changes: [AuditBundle.PowerChange]
+            do { changes = try AuditBundle.PowerChange.decode(base.anchor, upTo: base.height) } catch {
+                throw .service(.store(.corrupt(record: "meta[base].anchor", reason: error.description)))
+            }
+            for c in changes {
+                guard let ch = try? BlockHeader.decode(c.header).height, ch.value >= from else { continue }
+                guard out.count < limit else { return JSONResponse.make(["powers": out, "next": ch.value, "head": meta.head.value]) }
+                out.append(["height": ch.value, "header": Hex.encode(c.header), "certificate": Hex.encode(c.certificate),
+                            "power": c.power.map { ["key": $0.key.hex, "power": $0.power] }])
+            }
+            h = max(h, ((base.height.value + 1 + k - 1) / k) * k)
+        }
         while out.count < limit, h <= meta.head.value {
             let at = Height(h)
             let b = try read { () throws(StoreError) in try service.log.block(at: at) }

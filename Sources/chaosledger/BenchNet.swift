@@ -94,7 +94,7 @@ struct BenchNet: AsyncParsableCommand {
         defer { for p in procs { p.stop() } }
         let nodes = (0 ..< 4).map { NodeClient(layout.httpURL($0)) }
         let ports = (0 ..< 4).map { httpPort + $0 }
-        try await waitReady(nodes, logs: path + "/logs")
+        try await Self.waitReady(nodes, logs: path + "/logs")
         let chain = try ChainID("chaosledger-devnet")
         let to = keys[0].publicKey
         // Pre-signed events, so client signing does not compete with the nodes while
@@ -120,13 +120,13 @@ struct BenchNet: AsyncParsableCommand {
             let s0 = MachineCPU.now()
             let before = rawRate(), before2 = rawRate(workers: 2)
             let s1 = MachineCPU.now()
-            let (n0, c0) = (pids.reduce(0) { $0 + cpuSeconds(pid: $1) }, cpuSeconds(pid: getpid()))
-            let h0 = await height(nodes[0])
+            let (n0, c0) = (pids.reduce(0) { $0 + Self.cpuSeconds(pid: $1) }, Self.cpuSeconds(pid: getpid()))
+            let h0 = await Self.height(nodes[0])
             var p = await run()
             let s2 = MachineCPU.now()
-            p.blocks = await height(nodes[0]) - h0
-            p.nodeCPU = pids.reduce(0) { $0 + cpuSeconds(pid: $1) } - n0
-            p.clientCPU = cpuSeconds(pid: getpid()) - c0
+            p.blocks = await Self.height(nodes[0]) - h0
+            p.nodeCPU = pids.reduce(0) { $0 + Self.cpuSeconds(pid: $1) } - n0
+            p.clientCPU = Self.cpuSeconds(pid: getpid()) - c0
             p.raw = (before + rawRate()) / 2
             p.raw2 = (before2 + rawRate(workers: 2)) / 2
             let s3 = MachineCPU.now()
@@ -140,12 +140,12 @@ struct BenchNet: AsyncParsableCommand {
         var results: [[Phase]] = []
         for r in 1 ... self.rounds {
             stderr("bench-net: round \(r) of \(self.rounds): light load")
-            let light = await paired { await load(name: "light", ports: ports, pools: pools, cursor: cursor, clients: 1, batch: 1, intervalMs: 50, seconds: min(seconds, 10)) }
+            let light = await paired { await Self.load(name: "light", ports: ports, pools: pools, cursor: cursor, clients: 1, batch: 1, intervalMs: 50, seconds: min(seconds, 10)) }
             stderr("bench-net: round \(r) of \(self.rounds): full load")
-            let full = await paired { await load(name: "full", ports: ports, pools: pools, cursor: cursor, clients: clients, batch: batch, intervalMs: 0, seconds: seconds) }
+            let full = await paired { await Self.load(name: "full", ports: ports, pools: pools, cursor: cursor, clients: clients, batch: batch, intervalMs: 0, seconds: seconds) }
             let halfInterval = full.rate > 0 ? 1000 * Double(batch * clients) / (full.rate / 2) : 1000
             stderr("bench-net: round \(r) of \(self.rounds): half load")
-            let half = await paired { await load(name: "half", ports: ports, pools: pools, cursor: cursor, clients: clients, batch: batch, intervalMs: halfInterval, seconds: seconds) }
+            let half = await paired { await Self.load(name: "half", ports: ports, pools: pools, cursor: cursor, clients: clients, batch: batch, intervalMs: halfInterval, seconds: seconds) }
             results.append([light, half, full])
         }
         report(results, raw1: raw1, raw2: raw2, cores: cores)
@@ -216,7 +216,7 @@ struct BenchNet: AsyncParsableCommand {
     }
 
     /// Waits until every node reports `/ready` (at most 60 s).
-    func waitReady(_ nodes: [NodeClient], logs: String) async throws {
+    static func waitReady(_ nodes: [NodeClient], logs: String) async throws {
         let readyBy = Date().addingTimeInterval(60)
         for n in nodes {
             while true {
@@ -239,7 +239,7 @@ struct BenchNet: AsyncParsableCommand {
     }
 
     /// The chain's height as a node reports it (0 if it does not answer).
-    func height(_ n: NodeClient) async -> Int {
+    static func height(_ n: NodeClient) async -> Int {
         ((try? await n.getJSON("/v1/status"))?["height"] as? Int) ?? 0
     }
 
@@ -259,7 +259,7 @@ struct BenchNet: AsyncParsableCommand {
     }
 
     /// CPU seconds (user + system) a process has used so far, from `/proc/PID/stat`.
-    func cpuSeconds(pid: Int32) -> Double {
+    static func cpuSeconds(pid: Int32) -> Double {
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
               let close = text.lastIndex(of: ")") else { return 0 }
         // Fields after the command name: state is field 3, utime 14 and stime 15.
@@ -291,7 +291,7 @@ struct BenchNet: AsyncParsableCommand {
 
     /// Runs `clients` client threads (blocking sockets: the cooperative pool has only
     /// as many threads as cores) until `seconds` pass or their events run out.
-    func load(name: String, ports: [Int], pools: [[[UInt8]]], cursor: Cursor, clients: Int, batch: Int,
+    static func load(name: String, ports: [Int], pools: [[[UInt8]]], cursor: Cursor, clients: Int, batch: Int,
               intervalMs: Double, seconds: Double) async -> Phase {
         let end = Date().addingTimeInterval(seconds)
         let start = Date()

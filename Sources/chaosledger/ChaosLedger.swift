@@ -15,7 +15,7 @@ struct ChaosLedgerCommand: AsyncParsableCommand {
         abstract: "An event-sourced, Byzantine-fault-tolerant ledger for networks of AI agents.",
         subcommands: [Keygen.self, GenesisCommand.self, Demo.self, Replay.self, Rebuild.self, Inspect.self, StateCommand.self,
                       Sim.self, BenchConsensus.self, Bench.self, CrashWriter.self, VectorsCommand.self,
-                      NodeCommand.self, Devnet.self, Submit.self, BenchNet.self, BenchTree.self, DiffCommand.self, Export.self,
+                      NodeCommand.self, Devnet.self, Submit.self, BenchNet.self, BenchSync.self, BenchTree.self, DiffCommand.self, Export.self,
                       VerifyCommand.self])
 }
 

@@ -2,6 +2,7 @@ import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
+import LedgerAudit
 import LedgerCore
 import LedgerHTTP
 import LedgerNode
@@ -71,5 +72,57 @@ struct NodeClient: Sendable {
             throw HTTPFailure(status: status, body: String(decoding: data.prefix(300), as: UTF8.self))
         }
         return (d["nonce"] as? NSNumber)?.uint64Value ?? 0
+    }
+}
+
+/// A node's API as a state-sync source (`GET /v1/sync/…`, `/v1/light/powers`). Nothing it
+/// answers is trusted: `StateSync` checks every answer against the genesis.
+struct HTTPSnapshotPeer: SnapshotPeer {
+    let client: NodeClient
+    var name: String { client.base }
+
+    init(_ base: String) { client = NodeClient(base) }
+
+    func offer() async throws -> SyncOffer {
+        let d = try await client.getJSON("/v1/sync/snapshot")
+        func uint(_ k: String) throws -> UInt64 {
+            guard let v = (d[k] as? NSNumber)?.uint64Value else { throw CLIError("\(name): /v1/sync/snapshot has no '\(k)'") }
+            return v
+        }
+        guard let hex = d["certificate"] as? String, let cert = Hex.decode(hex) else { throw CLIError("\(name): /v1/sync/snapshot has no certificate") }
+        return SyncOffer(height: Height(try uint("height")), certificate: cert, leaves: Int(clamping: try uint("leaves")),
+                         depth: Int(clamping: try uint("depth")), nextSequence: SequenceNumber(try uint("nextSequence")))
+    }
+
+    func powerChanges(upTo height: Height) async throws -> [AuditBundle.PowerChange] {
+        var out: [AuditBundle.PowerChange] = []
+        var from: UInt64 = 1
+        while from <= height.value {
+            let d = try await client.getJSON("/v1/light/powers?from=\(from)&limit=\(Limits.listPageMax)")
+            let page = d["powers"] as? [[String: Any]] ?? []
+            for p in page {
+                guard let h = (p["height"] as? NSNumber)?.uint64Value, h <= height.value else { continue }
+                guard let header = (p["header"] as? String).flatMap(Hex.decode), let cert = (p["certificate"] as? String).flatMap(Hex.decode) else {
+                    throw CLIError("\(name): a power change without header or certificate")
+                }
+                var power: [AuditBundle.PowerChange.Entry] = []
+                for e in p["power"] as? [[String: Any]] ?? [] {
+                    guard let k = (e["key"] as? String).flatMap(PublicKey.init(hex:)), let v = (e["power"] as? NSNumber)?.uint64Value else {
+                        throw CLIError("\(name): a malformed power entry")
+                    }
+                    power.append(.init(key: k, power: v))
+                }
+                out.append(.init(header: header, certificate: cert, power: power))
+            }
+            guard let next = (d["next"] as? NSNumber)?.uint64Value, next > from, !page.isEmpty || next <= height.value else { break }
+            from = next
+        }
+        return out
+    }
+
+    func chunk(height: Height, depth: Int, index: UInt32) async throws -> [UInt8] {
+        let (status, data) = try await client.request("GET", "/v1/sync/chunks?height=\(height.value)&depth=\(depth)&index=\(index)")
+        guard status == 200 else { throw NodeClient.HTTPFailure(status: status, body: String(decoding: data.prefix(300), as: UTF8.self)) }
+        return Array(data)
     }
 }

@@ -47,6 +47,8 @@ struct NodeSettings: Sendable {
     var logLevel: Logger.Level
     var drainMs: UInt64
     var stateWindow: UInt64
+    /// API base URLs to state-sync from when the log is empty (none: replay from the genesis).
+    var stateSyncFrom: [String]
 
     static func load(file: String, overrides: [String]) async throws -> NodeSettings {
         let fileProvider: FileProvider<JSONSnapshot>
@@ -93,7 +95,8 @@ struct NodeSettings: Sendable {
             httpHost: config.string(forKey: "http.host", default: "127.0.0.1"), httpPort: config.int(forKey: "http.port", default: 8100),
             requestsPerSecond: config.double(forKey: "http.requestsPerSecond", default: 2_000),
             logLevel: lvl, drainMs: UInt64(config.int(forKey: "drainMs", default: 3_000)),
-            stateWindow: UInt64(max(0, config.int(forKey: "state.window", default: Int(StateRetention.defaultWindow)))))
+            stateWindow: UInt64(max(0, config.int(forKey: "state.window", default: Int(StateRetention.defaultWindow)))),
+            stateSyncFrom: config.stringArray(forKey: "stateSync.from", default: []).flatMap { $0.split(separator: ",").map(String.init) })
     }
 }
 
@@ -139,7 +142,7 @@ struct NodeCommand: AsyncParsableCommand {
         let op = try s.operatorKeyFile.map(readKey) ?? key
         let extra = try s.rotationKeyFiles.map(readKey)
 
-        let (log, store) = try Self.openStores(s, logger: logger)
+        let (log, store) = try await Self.openStores(s, logger: logger)
         var o = NodeOptions(role: s.role, keys: [key] + extra, operatorKey: op)
         o.personality = s.personality
         o.wittyMemes = s.wittyMemes
@@ -179,7 +182,7 @@ struct NodeCommand: AsyncParsableCommand {
 
     /// The event log (initialised from the genesis file when empty) and the consensus
     /// record store.
-    static func openStores(_ s: NodeSettings, logger: Logger) throws -> (LedgerLog, RecordStore) {
+    static func openStores(_ s: NodeSettings, logger: Logger) async throws -> (LedgerLog, RecordStore) {
         let log = try openLog(s.dataDir + "/log", readOnly: false)
         if try log.metadata() == nil {
             guard let g = s.genesisFile else { throw CLIError("\(s.dataDir)/log is empty and no genesisFile is set") }
@@ -187,8 +190,17 @@ struct NodeCommand: AsyncParsableCommand {
             do { doc = try JSONDecoder().decode(GenesisFile.self, from: try Data(contentsOf: URL(fileURLWithPath: g))) } catch {
                 throw CLIError("\(g): \(error)")
             }
-            _ = try log.initialize(genesis: try doc.genesis())
-            logger.info("initialised the log from the genesis", metadata: ["file": "\(g)"])
+            let genesis = try doc.genesis()
+            if s.stateSyncFrom.isEmpty {
+                _ = try log.initialize(genesis: genesis)
+                logger.info("initialised the log from the genesis", metadata: ["file": "\(g)"])
+            } else {
+                // An empty log with peers to sync from: the state at their newest stable
+                // checkpoint, proven chunk by chunk; the blocks after it come from consensus.
+                let sync = StateSync(genesisBytes: genesis.encoded(), peers: s.stateSyncFrom.map(HTTPSnapshotPeer.init),
+                                     workDir: s.dataDir + "/statesync", logger: logger)
+                do { _ = try await sync.run(into: log) } catch { throw CLIError("state sync: \(error)") }
+            }
         }
         let store: RecordStore
         do { store = try RecordStore.open(path: s.dataDir + "/consensus") } catch { throw CLIError("consensus store: \(error)") }

@@ -62,11 +62,11 @@ import Testing
 
         func config(_ i: Int) -> String { i == validators ? dir.sub("follower.json") : dir.sub("node-\(i).json") }
 
-        func start(_ i: Int) throws {
+        func start(_ i: Int, _ extra: [String] = []) throws {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: chaosledgerBinary)
             // A short view timeout keeps the primary-crash step quick.
-            p.arguments = ["node", "--config", config(i), "--consensus-view-timeout-ms", "500"]
+            p.arguments = ["node", "--config", config(i), "--consensus-view-timeout-ms", "500"] + extra
             let path = dir.sub("logs/\(i).log")
             if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
             let h = FileHandle(forWritingAtPath: path)!
@@ -291,6 +291,71 @@ import Testing
             let (st, out) = try c.cli(["replay", "--dir", c.dir.sub("\(dataDir)/log"), "--to-height", "\(top)", "--json", "--quiet"])
             #expect(st == 0, "replay of \(dataDir) failed: \(out.suffix(500))")
             if let d = try? JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any], let r = d["stateRoot"] as? String { roots.insert(r) }
+        }
+        #expect(roots.count == 1, "state roots differ: \(roots)")
+    }
+
+    /// Issue 18: a validator wiped while the others commit state-syncs from their newest
+    /// stable checkpoint (each chunk proven against its quorum-signed root), fetches only
+    /// the blocks after it, commits again, and its log replays from the snapshot on to
+    /// the same state root as a validator that has every block.
+    @Test(.timeLimit(.minutes(15))) func aWipedValidatorStateSyncsAndCommitsAgain() async throws {
+        let c = Cluster()
+        defer { c.stopAll(); if !ProcessInfo.processInfo.environment.keys.contains("KEEP_CLUSTER") { c.dir.cleanup() } }
+        try c.prepare()
+        let agent = try KeyFile.read(from: c.dir.sub("keys/agent-0.key"))
+        let other = try KeyFile.read(from: c.dir.sub("keys/agent-1.key"))
+        let genesis = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: c.dir.sub("genesis.json")))) as! [String: Any]
+        let chain = try ChainID(genesis["chainId"] as! String)
+        var nonce: UInt64 = 0
+        func batch(_ n: Int) -> [[UInt8]] {
+            (0 ..< n).map { _ in
+                nonce += 1
+                return EventCrypto.makeEvent(chain: chain, key: agent, nonce: nonce, fee: 1, payload: .transfer(to: other.publicKey, amount: 1, memo: "sync")).bytes
+            }
+        }
+        for i in 0 ..< 4 { try c.start(i) }
+        try await c.waitUntil("all validators ready") {
+            var ok = true
+            for i in 0 ..< 4 where await c.http(i, "GET", "/ready").0 != 200 { ok = false }
+            return ok
+        }
+        // Blocks until a checkpoint is stable (every 50 blocks in a devnet).
+        try await c.waitUntil("a stable checkpoint to sync from", seconds: 300) {
+            _ = await c.submit(Int(nonce % 3), batch(3))
+            return await c.json(0, "/v1/sync/snapshot") != nil
+        }
+        // Node 3 is killed and wiped (its log and its consensus records) while the others commit.
+        c.kill9(3)
+        for d in ["log", "consensus"] { try? FileManager.default.removeItem(atPath: c.dir.sub("node-3/\(d)")) }
+        for _ in 0 ..< 10 { _ = await c.submit(0, batch(3)) }
+        let peers = (0 ..< 3).map { "http://127.0.0.1:\(c.httpPort + $0)" }.joined(separator: ",")
+        try c.start(3, ["--state-sync-from", peers])
+        try await c.waitUntil("node 3 state-synced and caught up") {
+            guard let h3 = await c.height(3), let h0 = await c.height(0) else { return false }
+            return h3 + 2 >= h0 && c.logTail(3).contains("state synced")
+        }
+        let offered = try #require(await c.json(0, "/v1/sync/snapshot"))
+        // It commits again: events sent to it are committed, and it keeps up.
+        for _ in 0 ..< 5 {
+            let (st, rs) = await c.submit(3, batch(3))
+            #expect(st == 200 && rs.allSatisfy { $0["status"] as? String == "committed" }, "\(st) \(rs.prefix(1))\n\(c.logTail(3))")
+        }
+        let top = await c.height(0) ?? 0
+        try await c.waitUntil("node 3 at \(top)") { (await c.height(3) ?? 0) >= top }
+        for i in 0 ..< 4 { #expect(c.terminate(i) == 0, "node \(i) did not exit cleanly\n\(c.logTail(i))") }
+        // Its log starts at the snapshot and replays, trusting the genesis alone, to the
+        // root of a validator that has every block.
+        var roots = Set<String>()
+        for dataDir in ["node-0", "node-3"] {
+            let (st, out) = try c.cli(["replay", "--dir", c.dir.sub("\(dataDir)/log"), "--to-height", "\(top)", "--json", "--quiet"])
+            #expect(st == 0, "replay of \(dataDir) failed: \(out.suffix(500))")
+            let d = try #require(try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any])
+            if let r = d["stateRoot"] as? String { roots.insert(r) }
+            if dataDir == "node-3" {
+                let from = (d["fromHeight"] as? NSNumber)?.uint64Value ?? 0
+                #expect(from > 0 && from <= (offered["height"] as? NSNumber)?.uint64Value ?? 0, "node 3's log starts at its base: \(from)")
+            }
         }
         #expect(roots.count == 1, "state roots differ: \(roots)")
     }

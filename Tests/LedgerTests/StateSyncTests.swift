@@ -133,6 +133,12 @@ struct MemoryPeer: SnapshotPeer {
         #expect(report.anchor.contains("certified power changes"))
         let (_, srcState) = Replayer(log: src).run()
         #expect(state?.stateRoot() == srcState?.stateRoot())
+        // A bundle exported from the synced log starts at its base, anchored the same way;
+        // one that asks for blocks before the base is refused.
+        let bundle = try AuditBundle.decode(AuditBundle.export(from: log, from: 4).encoded())
+        let (br, _) = bundle.verify()
+        #expect(br.ok && br.anchor == "the genesis, through 1 certified power changes up to block 4", "\(br.anchor) \(String(describing: br.failure))")
+        #expect(throws: BundleError.badRange("this log was state-synced at 4: it holds no block before it")) { try AuditBundle.export(from: log, from: 2) }
         let b6 = try #require(try src.block(at: 6))
         let e6 = try #require(try src.events(from: b6.firstSequence, count: 1).first)
         try log.catchUpIndex()

@@ -1,0 +1,105 @@
+import ArgumentParser
+import Foundation
+import LedgerCore
+import LedgerCrypto
+
+/// How long a wiped validator takes to catch up on a chain of N events: replaying every
+/// block from the genesis (state transfer) against state sync from its peers' newest
+/// stable checkpoint, next to raw libsodium verification of the N events on every core
+/// measured in the same run (the least a replay of the history can cost).
+struct BenchSync: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench-sync",
+        abstract: "Catch-up time of a wiped validator: state sync from a snapshot against replaying every block, on a chain of N events.",
+        discussion: """
+        Three validators of four commit N pre-signed transfers (a quorum without the
+        fourth); then the fourth starts with an empty data directory, first replaying
+        every block from its peers, then (wiped again) with --state-sync-from the three.
+        Caught up: its height reaches the others'. The baseline is raw libsodium
+        verification of the N events on every core, just before the two catch-ups.
+        Run it at two sizes: the replay grows with the history, the sync with the state.
+        """)
+    @Option(help: "Events in the chain before the fourth validator starts.") var events = 100_000
+    @Option(help: "Concurrent clients (each an account sending transfers).") var clients = 16
+    @Option(help: "Events per request.") var batch = 50
+    @Option(help: "Directory for the cluster (default: a new temporary one, removed afterwards).") var dir: String?
+    @Option(help: "First mesh port.") var meshPort = 27_300
+    @Option(help: "First HTTP port.") var httpPort = 28_300
+    @Flag(help: "Print the result as JSON.") var json = false
+
+    func run() async throws {
+        let path = dir ?? (NSTemporaryDirectory() + "chaosledger-bench-sync-\(getpid())")
+        defer { if dir == nil { try? FileManager.default.removeItem(atPath: path) } }
+        var layout = ClusterLayout(dir: path, validators: 4, personalities: ["lawful"], meshPort: meshPort, httpPort: httpPort,
+                                   agents: clients, follower: false)
+        layout.viewTimeoutMs = 2_000
+        let (_, keys) = try layout.prepare()
+        let procs = (0 ..< 4).map { NodeProcess(name: "node-\($0)", config: layout.configPath($0), logFile: layout.logPath("node-\($0)")) }
+        for p in procs.prefix(3) { try p.start(extra: ["--log-level", "notice"]) }
+        defer { for p in procs { _ = p.stop() } }
+        let nodes = (0 ..< 4).map { NodeClient(layout.httpURL($0)) }
+        try await BenchNet.waitReady(Array(nodes.prefix(3)), logs: path + "/logs")
+        let chain = try ChainID("chaosledger-devnet")
+        let perClient = (events + clients - 1) / clients
+        stderr("bench-sync: signing \(perClient * clients) events")
+        let pools = BenchNet.sign(keys: keys, perClient: perClient, chain: chain, to: keys[0].publicKey)
+        stderr("bench-sync: committing them on 3 validators")
+        let loaded = await BenchNet.load(name: "load", ports: (0 ..< 3).map { httpPort + $0 }, pools: pools, cursor: BenchNet.Cursor(clients),
+                                         clients: clients, batch: batch, intervalMs: 0, seconds: 3_600)
+        guard loaded.committed >= events * 99 / 100 else { throw CLIError("only \(loaded.committed) of \(events) events committed: \(loaded.rejected)") }
+        let head = await BenchNet.height(nodes[0])
+        // A stable checkpoint near the head to sync from (a few blocks of light load if
+        // the chain idles before reaching one).
+        var offer: [String: Any] = [:]
+        var nonce = UInt64(perClient)
+        while true {
+            if let o = try? await nodes[0].getJSON("/v1/sync/snapshot"), let h = (o["height"] as? NSNumber)?.intValue, h + 100 >= head { offer = o; break }
+            nonce += 1
+            _ = try? await nodes[0].submit([EventCrypto.makeEvent(chain: chain, key: keys[0], nonce: nonce, fee: 1,
+                                                                  payload: .transfer(to: keys[1].publicKey, amount: 1, memo: "")).bytes], wait: true)
+        }
+        // Baseline: raw verification of the history's events on every core.
+        let envelopes = pools.flatMap { $0 }.prefix(events).map { try! Envelope(bytes: $0) }
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let t0 = Date()
+        _ = ParallelVerifier.rawBaseline(messages: envelopes.map { Domain.event($0.chainID) + Array($0.signedBytes) },
+                                         signatures: envelopes.map(\.signature), keys: envelopes.map(\.author), workers: cores)
+        let raw = Date().timeIntervalSince(t0)
+
+        let wiped = path + "/node-3"
+        func catchUp(_ name: String, _ extra: [String]) async throws -> (seconds: Double, cpu: Double, height: Int) {
+            for d in ["log", "consensus", "statesync"] { try? FileManager.default.removeItem(atPath: wiped + "/" + d) }
+            let start = Date()
+            try procs[3].start(extra: ["--log-level", "notice"] + extra)
+            while true {
+                let (h3, h0) = (await BenchNet.height(nodes[3]), await BenchNet.height(nodes[0]))
+                if h3 > 0, h3 >= h0 { break }
+                guard procs[3].running else { throw CLIError("node-3 exited during the \(name); see \(layout.logPath("node-3"))") }
+                guard Date().timeIntervalSince(start) < 1_800 else { throw CLIError("node-3 did not catch up by \(name) in 30 minutes") }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            let s = Date().timeIntervalSince(start)
+            let cpu = procs[3].process.map { BenchNet.cpuSeconds(pid: $0.processIdentifier) } ?? 0
+            let h = await BenchNet.height(nodes[3])
+            _ = procs[3].stop()
+            return (s, cpu, h)
+        }
+        stderr("bench-sync: node-3 catches up by replaying every block")
+        let replay = try await catchUp("replay", [])
+        stderr("bench-sync: node-3 catches up by state sync")
+        let sync = try await catchUp("state sync", ["--state-sync-from", (0 ..< 3).map(layout.httpURL).joined(separator: ",")])
+        let leaves = (offer["leaves"] as? NSNumber)?.intValue ?? 0, chunks = (offer["chunks"] as? NSNumber)?.intValue ?? 0
+        let at = (offer["height"] as? NSNumber)?.intValue ?? 0
+        if json {
+            printJSON(["events": events, "committed": loaded.committed, "height": head, "snapshotHeight": at, "leaves": leaves, "chunks": chunks,
+                       "replaySeconds": replay.seconds, "replayCPU": replay.cpu, "syncSeconds": sync.seconds, "syncCPU": sync.cpu,
+                       "rawVerifySeconds": raw, "cores": cores])
+        } else {
+            print("bench-sync: \(loaded.committed) events in \(head) blocks; snapshot at \(at): \(leaves) leaves, \(chunks) chunks")
+            print(String(format: "  replay every block:  %.2f s to height %d (node CPU %.2f s)", replay.seconds, replay.height, replay.cpu))
+            print(String(format: "  state sync:          %.2f s to height %d (node CPU %.2f s)   %.1fx faster", sync.seconds, sync.height, sync.cpu,
+                         sync.seconds > 0 ? replay.seconds / sync.seconds : 0))
+            print(String(format: "  baseline: raw verify of the %d events on %d cores: %.2f s", envelopes.count, cores, raw))
+        }
+    }
+}
