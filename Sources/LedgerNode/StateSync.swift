@@ -127,7 +127,9 @@ public final class StateSync: Sendable {
         do { try FileManager.default.createDirectory(atPath: workDir, withIntermediateDirectories: true) } catch {
             throw .workDir("\(workDir): \(error.localizedDescription)")
         }
+        func secs(_ a: UInt64, _ b: UInt64) -> String { String(format: "%.2f s", Double(b - a) / 1e9) }
         let target = try await resumeOrChoose()
+        let tChunks = DispatchTime.now().uptimeNanoseconds
         let n = 1 << target.offer.depth
         var have = Set<UInt32>()
         for i in 0 ..< UInt32(n) where (try? readChunk(i, target)) != nil { have.insert(i) }
@@ -141,8 +143,10 @@ public final class StateSync: Sendable {
             fetched += batch.count
             if fetched % 64 < parallel { logger.info("state sync", metadata: ["chunks": "\(resumed + fetched) of \(n)"]) }
         }
+        let tAssemble = DispatchTime.now().uptimeNanoseconds
         let state = try assemble(target)
         let anchored = try await anchor(state, target)
+        let tInstall = DispatchTime.now().uptimeNanoseconds
         try install(state, anchored, into: log)
         try? FileManager.default.removeItem(atPath: workDir)
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
@@ -150,7 +154,8 @@ public final class StateSync: Sendable {
                                      chunks: n, fetched: fetched, resumed: resumed, refused: refusedCount.withLock { $0 },
                                      seconds: seconds, scores: scores.withLock { $0 })
         logger.notice("state synced", metadata: ["height": "\(report.height.value)", "root": "\(report.stateRoot.short)",
-                                                 "chunks": "\(n)", "refused": "\(report.refused)", "seconds": "\(seconds)"])
+                                                 "chunks": "\(n)", "refused": "\(report.refused)", "seconds": "\(seconds)",
+                                                 "phases": "offer \(secs(t0, tChunks)), chunks \(secs(tChunks, tAssemble)), assembly \(secs(tAssemble, tInstall)), install \(secs(tInstall, DispatchTime.now().uptimeNanoseconds))"])
         return report
     }
 

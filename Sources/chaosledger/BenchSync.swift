@@ -22,6 +22,8 @@ struct BenchSync: AsyncParsableCommand {
     @Option(help: "Events in the chain before the fourth validator starts.") var events = 100_000
     @Option(help: "Concurrent clients (each an account sending transfers).") var clients = 16
     @Option(help: "Events per request.") var batch = 50
+    @Option(help: "Distinct accounts the transfers go to (default: a new one each, so the state grows with the history).")
+    var recipients: Int?
     @Option(help: "Directory for the cluster (default: a new temporary one, removed afterwards).") var dir: String?
     @Option(help: "First mesh port.") var meshPort = 27_300
     @Option(help: "First HTTP port.") var httpPort = 28_300
@@ -42,7 +44,7 @@ struct BenchSync: AsyncParsableCommand {
         let chain = try ChainID("chaosledger-devnet")
         let perClient = (events + clients - 1) / clients
         stderr("bench-sync: signing \(perClient * clients) events")
-        let pools = BenchNet.sign(keys: keys, perClient: perClient, chain: chain, to: keys[0].publicKey)
+        let pools = Self.sign(keys: keys, perClient: perClient, chain: chain, recipients: recipients ?? perClient * clients)
         stderr("bench-sync: committing them on 3 validators")
         let loaded = await BenchNet.load(name: "load", ports: (0 ..< 3).map { httpPort + $0 }, pools: pools, cursor: BenchNet.Cursor(clients),
                                          clients: clients, batch: batch, intervalMs: 0, seconds: 3_600)
@@ -91,7 +93,7 @@ struct BenchSync: AsyncParsableCommand {
         let leaves = (offer["leaves"] as? NSNumber)?.intValue ?? 0, chunks = (offer["chunks"] as? NSNumber)?.intValue ?? 0
         let at = (offer["height"] as? NSNumber)?.intValue ?? 0
         if json {
-            printJSON(["events": events, "committed": loaded.committed, "height": head, "snapshotHeight": at, "leaves": leaves, "chunks": chunks,
+            printJSON(["events": events, "recipients": recipients ?? perClient * clients, "committed": loaded.committed, "height": head, "snapshotHeight": at, "leaves": leaves, "chunks": chunks,
                        "replaySeconds": replay.seconds, "replayCPU": replay.cpu, "syncSeconds": sync.seconds, "syncCPU": sync.cpu,
                        "rawVerifySeconds": raw, "cores": cores])
         } else {
@@ -101,5 +103,20 @@ struct BenchSync: AsyncParsableCommand {
                          sync.seconds > 0 ? replay.seconds / sync.seconds : 0))
             print(String(format: "  baseline: raw verify of the %d events on %d cores: %.2f s", envelopes.count, cores, raw))
         }
+    }
+
+    /// Each client's transfers, to recipient accounts numbered 0 ..< `recipients` (any 32
+    /// bytes are an account key: a hash of the number), signed on every core.
+    static func sign(keys: [SigningKey], perClient: Int, chain: ChainID, recipients: Int) -> [[[UInt8]]] {
+        let signed = BenchNet.UncheckedBox([[[UInt8]]](repeating: [], count: keys.count))
+        DispatchQueue.concurrentPerform(iterations: keys.count) { i in
+            let pool = (1 ... perClient).map { n in
+                let r = UInt64((i * perClient + n) % max(1, recipients))
+                return EventCrypto.makeEvent(chain: chain, key: keys[i], nonce: UInt64(n), fee: 1,
+                                             payload: .transfer(to: Blake2b.hash(withUnsafeBytes(of: r.bigEndian) { Array($0) }), amount: 1, memo: "")).bytes
+            }
+            signed.lock.withLock { signed.value[i] = pool }
+        }
+        return signed.value
     }
 }
