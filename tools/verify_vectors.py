@@ -427,6 +427,153 @@ def check_lmdb(records, doc, chain: bytes):
         fail(f"lmdb: {len(by)} records, expected {len(ids)} events, one block and three meta records")
 
 
+def parse_header(hb: bytes):
+    """A block header (§4.0): a dict of its fields."""
+    r = Reader(hb, "header")
+    hd = {"version": r.u16(), "chain": r.take(32), "height": r.u64(), "parent": r.take(32), "view": r.u64(),
+          "timestamp": r.u64(), "proposer": r.take(32), "count": r.u32(), "eventsRoot": r.take(32), "parentStateRoot": r.take(32)}
+    if hd["version"] == 2:
+        hd["stateRoot"], hd["nextPowerHash"] = r.take(32), r.take(32)
+    hd["meme"] = r.blob16()
+    r.end()
+    return hd
+
+
+def quorum_of(cert_votes, power, msg, what):
+    """Votes (key, sig) strictly increasing, each with power, verifying msg; a quorum of power (§4.2)."""
+    last, signed = b"", 0
+    for key, sig in cert_votes:
+        if key <= last or key not in power or not verify(key, sig, msg):
+            fail(f"{what}: a signer out of order, without power, or whose vote does not verify")
+        last, signed = key, signed + power[key]
+    if not 3 * signed > 2 * sum(power.values()):
+        fail(f"{what}: no quorum")
+
+
+def votes(r: Reader):
+    return [(r.take(32), r.take(64)) for _ in range(r.u16())]
+
+
+def check_bundle(v, chain: bytes):
+    """An audit bundle from a snapshot (§13), checked as far as bytes go without a fold:
+    the frame and its hash, the power change walked from the genesis power (§14.3), each
+    block's hash link, events root, event signatures and certificate under the bundle's
+    validator sets, the state roots the headers commit, and the checkpoint certificates
+    over them. The snapshot's own root needs the fold of §15.3 and FOLD.md."""
+    b = bytes.fromhex(v["bytes"])
+    if b[0:8] != b"CLBUNDLE" or struct.unpack(">H", b[8:10])[0] != 2:
+        fail("bundle: magic or version")
+    length, = struct.unpack(">Q", b[10:18])
+    if len(b) != 18 + length + 32 or h(b[:-32]) != b[-32:]:
+        fail("bundle: length or hash")
+    r = Reader(b[18:-32], "bundle")
+    genesis = r.take(r.u32())
+    if genesis.hex() != v["genesis"] or genesis[0:2] != b"\x00\x04" or genesis[2:34] != chain:
+        fail("bundle: genesis (version 4, this chain)")
+    entries, _, commitment = genesis_state(genesis, h(genesis))
+    if commitment != 2:
+        fail("bundle: a tree-committed genesis")
+    pr = Reader(entries[(2, b"")], "genesis power")
+    power = {pr.take(32): pr.u64() for _ in range(pr.u32())}
+    frm, to = r.u64(), r.u64()
+    if (frm, to) != (v["fromHeight"], v["toHeight"]) or r.u8() != 1:
+        fail("bundle: range or snapshot flag")
+    snapshot = r.take(r.u32())
+    if h(snapshot).hex() != v["snapshotHash"] or snapshot[0:2] != b"\x00\x03" or snapshot[2:34] != chain or snapshot[34:66] != h(genesis):
+        fail("bundle: snapshot hash, version 3, chain or genesis hash")
+    sets = []
+    for _ in range(r.u32()):
+        start = r.u64()
+        sets.append((start, {m[0]: m[2] for m in [(r.take(32), r.take(32), r.u64()) for _ in range(r.u16())]}))
+    blocks = []
+    for _ in range(r.u32()):
+        sb = Reader(r.take(r.u32()), "stored block")
+        header = sb.take(sb.u32())
+        if sb.u16() != 1:
+            fail("bundle: certificate version")
+        c_height, c_view, c_hash = sb.u64(), sb.u64(), sb.take(32)
+        cvotes = votes(sb)
+        sb.u64()
+        sb.end()
+        events = [r.blob16() for _ in range(r.u32())]
+        blocks.append((header, (c_height, c_view, c_hash, cvotes), events))
+    roots = [r.take(32) for _ in range(r.u32())]
+    changes = []
+    for _ in range(r.u32()):
+        ch, cc = r.take(r.u32()), r.take(r.u32())
+        changes.append((ch, cc, [(r.take(32), r.u64()) for _ in range(r.u32())]))
+    checkpoints = [r.take(r.u32()) for _ in range(r.u32())]
+    r.end()
+    # The power changes from the genesis power (§14.4 step 3): each header certified by the
+    # power before it, committing the new power.
+    walked = []
+    for ch, cc, new in changes:
+        hd = parse_header(ch)
+        c = Reader(cc, "power change certificate")
+        if c.u16() != 1:
+            fail("power change: certificate version")
+        height, view, blk = c.u64(), c.u64(), c.take(32)
+        pv = votes(c)
+        c.end()
+        if blk != h(ch) or height != hd["height"] or hd["height"] > frm:
+            fail("power change: certificate for another block, or after the snapshot")
+        quorum_of(pv, power, domain("CHAOSLEDGER/COMMIT", 1, chain) + struct.pack(">QQ", height, view) + blk,
+                  f"power change {height} certificate")
+        ph = h(TAGS["CHAOSLEDGER/POWER"] + struct.pack(">I", len(new)) + b"".join(k + struct.pack(">Q", p) for k, p in sorted(new)))
+        if ph != hd["nextPowerHash"]:
+            fail("power change: the header does not commit the listed power")
+        power = dict(new)
+        walked.append(hd["height"])
+    if walked != v["powerChangeHeights"]:
+        fail("bundle: power change heights")
+    if not sets or sets[0][1] != power:
+        fail("bundle: the first validator set is not the power the walk ends at")
+    parent_hash = h(changes[-1][0]) if changes and parse_header(changes[-1][0])["height"] == frm else None
+    if [x.hex() for x in roots] != v["stateRoots"] or len(roots) != to - frm + 1:
+        fail("bundle: state roots")
+    events = 0
+    for i, (header, (c_height, c_view, c_hash, cvotes), evs) in enumerate(blocks):
+        hd = parse_header(header)
+        if hd["height"] != frm + 1 + i or hd["chain"] != chain or hd["version"] != 2:
+            fail(f"bundle block {i}: height, chain or version")
+        if parent_hash is not None and hd["parent"] != parent_hash:
+            fail(f"bundle block {hd['height']}: parent hash")
+        parent_hash = h(header)
+        if hd["parentStateRoot"] != roots[i] or hd["stateRoot"] != roots[i + 1]:
+            fail(f"bundle block {hd['height']}: state roots")
+        if merkle([h(e) for e in evs]) != hd["eventsRoot"] or len(evs) != hd["count"]:
+            fail(f"bundle block {hd['height']}: events root")
+        for e in evs:
+            if not verify(e[36:68], e[-64:], domain("CHAOSLEDGER/EVENT", 1, chain) + e[:-64]):
+                fail(f"bundle block {hd['height']}: an event signature")
+        events += len(evs)
+        active = [p for s0, p in sets if s0 <= hd["height"]][-1]
+        if c_height != hd["height"] or c_hash != parent_hash:
+            fail(f"bundle block {hd['height']}: certificate for another block")
+        quorum_of(cvotes, active, domain("CHAOSLEDGER/COMMIT", 1, chain) + struct.pack(">QQ", c_height, c_view) + c_hash,
+                  f"bundle block {hd['height']} certificate")
+    if events != v["events"]:
+        fail("bundle: event count")
+    heights = []
+    hashes = {frm: h(changes[-1][0]) if changes else None}
+    hashes.update({parse_header(hb)["height"]: h(hb) for hb, _, _ in blocks})
+    for cb in checkpoints:
+        c = Reader(cb, "checkpoint certificate")
+        height, blk, root = c.u64(), c.take(32), c.take(32)
+        cv = votes(c)
+        c.end()
+        if blk != hashes.get(height) or root != roots[height - frm]:
+            fail(f"checkpoint certificate {height}: block hash or state root")
+        # Signed by the power that certifies the block after it.
+        active = [p for s0, p in sets if s0 <= height + 1][-1]
+        quorum_of(cv, active, domain("CHAOSLEDGER/CHECKPOINT", 1, chain) + struct.pack(">Q", height) + blk + root,
+                  f"checkpoint certificate {height}")
+        heights.append(height)
+    if heights != v["checkpointHeights"]:
+        fail("bundle: checkpoint heights")
+    return len(blocks), events
+
+
 def main(path):
     doc = json.load(open(path))
     chain = bytes.fromhex(doc["chainIdBytes"])
@@ -513,10 +660,12 @@ def main(path):
     check_state_tree(doc["stateTree"], chain, doc)
     check_quorum(doc["quorum"], chain)
     check_lmdb(doc["lmdb"], doc, chain)
+    nb, ne = check_bundle(doc["bundle"], chain)
     print(f"ok: {checked} events (evidence votes included), genesis, block header, events root and certificate verified; "
           f"the state roots of a version 2 and a version 3 genesis derived from their bytes; "
           f"state tree: {len(doc['stateTree']['leaves'])} leaves (also derived from the genesis, §6.1), root, inclusion and exclusion proofs, power hash, event path, stream entry, genesis snapshot; "
-          f"a {len(doc['quorum']['powers'])}-validator certificate (quorum and not); {len(doc['lmdb'])} LMDB records")
+          f"a {len(doc['quorum']['powers'])}-validator certificate (quorum and not); {len(doc['lmdb'])} LMDB records; "
+          f"an audit bundle from a snapshot ({nb} blocks, {ne} events, its power change and checkpoint certificates)")
 
 
 if __name__ == "__main__":

@@ -88,9 +88,34 @@ public enum SchemaVectors {
         /// The log after the version 2 genesis and the block above: its events, block and
         /// meta records.
         public var lmdb: [LMDBRecord]
+        /// An audit bundle that starts from a snapshot (FORMAT.md §13), made by a solo
+        /// producer (LedgerWorkload fills it in).
+        public var bundle: Bundle?
     }
 
-    static func key(_ label: String) -> SigningKey {
+    /// A version 2 audit bundle of blocks 3–4 of a tree chain (epochs of 2 blocks; a
+    /// delegation in block 1 changes the power at the end of block 2), with the snapshot
+    /// after block 2, the power change that anchors it and checkpoint certificates at 2 and 4.
+    public struct Bundle: Codable, Equatable, Sendable {
+        public var genesis: String
+        public var bytes: String
+        public var fromHeight: UInt64
+        public var toHeight: UInt64
+        public var snapshotHash: String
+        /// The state roots after `fromHeight … toHeight`.
+        public var stateRoots: [String]
+        public var powerChangeHeights: [UInt64]
+        public var checkpointHeights: [UInt64]
+        public var events: Int
+        public init(genesis: String, bytes: String, fromHeight: UInt64, toHeight: UInt64, snapshotHash: String, stateRoots: [String],
+                    powerChangeHeights: [UInt64], checkpointHeights: [UInt64], events: Int) {
+            self.genesis = genesis; self.bytes = bytes; self.fromHeight = fromHeight; self.toHeight = toHeight
+            self.snapshotHash = snapshotHash; self.stateRoots = stateRoots; self.powerChangeHeights = powerChangeHeights
+            self.checkpointHeights = checkpointHeights; self.events = events
+        }
+    }
+
+    public static func key(_ label: String) -> SigningKey {
         try! SigningKey(seed: Blake2b.hash(Array("chaosledger-vector-seed:\(label)".utf8)).bytes)
     }
 

@@ -46,5 +46,5 @@ struct CrashWriter: ParsableCommand {
 struct VectorsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "vectors", abstract: "Print the schema test vectors as JSON.",
                                                     shouldDisplay: false)
-    func run() throws { printEncodable(SchemaVectors.generate()) }
+    func run() throws { printEncodable(SchemaVectors.document()) }
 }
