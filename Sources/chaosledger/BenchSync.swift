@@ -50,16 +50,7 @@ struct BenchSync: AsyncParsableCommand {
                                          clients: clients, batch: batch, intervalMs: 0, seconds: 3_600)
         guard loaded.committed >= events * 99 / 100 else { throw CLIError("only \(loaded.committed) of \(events) events committed: \(loaded.rejected)") }
         let head = await BenchNet.height(nodes[0])
-        // A stable checkpoint near the head to sync from (a few blocks of light load if
-        // the chain idles before reaching one).
-        var offer: [String: Any] = [:]
-        var nonce = UInt64(perClient)
-        while true {
-            if let o = try? await nodes[0].getJSON("/v1/sync/snapshot"), let h = (o["height"] as? NSNumber)?.intValue, h + 100 >= head { offer = o; break }
-            nonce += 1
-            _ = try? await nodes[0].submit([EventCrypto.makeEvent(chain: chain, key: keys[0], nonce: nonce, fee: 1,
-                                                                  payload: .transfer(to: keys[1].publicKey, amount: 1, memo: "")).bytes], wait: true)
-        }
+        let offer = await Self.offerNear(head, nodes[0], chain: chain, key: keys[0], nonce: UInt64(perClient), to: keys[1].publicKey)
         // Baseline: raw verification of the history's events on every core.
         let envelopes = pools.flatMap { $0 }.prefix(events).map { try! Envelope(bytes: $0) }
         let cores = ProcessInfo.processInfo.activeProcessorCount
@@ -102,6 +93,18 @@ struct BenchSync: AsyncParsableCommand {
             print(String(format: "  state sync:          %.2f s to height %d (node CPU %.2f s)   %.1fx faster", sync.seconds, sync.height, sync.cpu,
                          sync.seconds > 0 ? replay.seconds / sync.seconds : 0))
             print(String(format: "  baseline: raw verify of the %d events on %d cores: %.2f s", envelopes.count, cores, raw))
+        }
+    }
+
+    /// A stable checkpoint near the head to sync from (a few blocks of light load if the
+    /// chain idles before reaching one).
+    static func offerNear(_ head: Int, _ node: NodeClient, chain: ChainID, key: SigningKey, nonce: UInt64, to: PublicKey) async -> [String: Any] {
+        var nonce = nonce
+        while true {
+            if let o = try? await node.getJSON("/v1/sync/snapshot"), let h = (o["height"] as? NSNumber)?.intValue, h + 100 >= head { return o }
+            nonce += 1
+            _ = try? await node.submit([EventCrypto.makeEvent(chain: chain, key: key, nonce: nonce, fee: 1,
+                                                             payload: .transfer(to: to, amount: 1, memo: "")).bytes], wait: true)
         }
     }
 

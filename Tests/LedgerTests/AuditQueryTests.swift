@@ -233,6 +233,17 @@ import Testing
             let fc = try verifyFailure(forgedCert)
             #expect(fc.record == "checkpoint certificate[\(i == 0 ? 4 : 8)]" && fc.reason.contains("refold gives"), "\(fc)")
         }
+        // A snapshot altered (a balance, still canonical) no longer has the root its
+        // certificate signs; a certificate without a quorum is refused as such.
+        var altered = certified
+        let at = try #require(StateSyncTests.find(f.dave.publicKey.bytes, in: altered.snapshot!)) + 32 + 7
+        altered.snapshot![at] ^= 1
+        let fa = try verifyFailure(altered)
+        #expect(fa.record == "checkpoint certificate[4]" && fa.reason.contains("state root"), "\(fa)")
+        var unsigned = certified
+        unsigned.checkpointCertificates[0].votes = []
+        let fu = try verifyFailure(unsigned)
+        #expect(fu.record == "checkpoint certificate[4]" && fu.reason.contains("not more than two thirds"), "\(fu)")
         var v1 = later
         v1.version = 1
         let (r1, _) = try AuditBundle.decode(v1.encoded()).verify()

@@ -15,15 +15,30 @@ import Testing
 /// Commands:
 /// - `chain [param=value …]`: a version-2 chain; the validator is `producer` (it signs
 ///   every block), funded accounts are `alice`, `bob`, `carol` and `dave` (1,000,000
-///   each). Parameters: any governable one (`blockReward=100`, …).
+///   each). Parameters: any governable one (`blockReward=100`, …), and `ruleVersion=1`
+///   for a chain that starts under rule version 1. One `chain` per script (the fold
+///   vectors keep one genesis per script).
+/// - `key NAME`: a new key named NAME (derived from the name), with no account.
 /// - `block [ms]`: the next block begins (1,000 ms later by default): rewards, expiries,
 ///   arbiter draws and activations happen here.
 /// - `NAME KIND [--option value …]`: NAME signs an event of KIND (as `chaosledger submit`
-///   takes it; the fee is the required one unless `--fee` is given) and it is folded into
-///   the open block. `@name` is that account's key and `$J1` an id the script named
-///   before. Output: `ok`, `ok J1` when the event creates a job (`J`), meme (`M`),
+///   takes it) and it is folded into the open block. `@name` is that key, `%name` a key
+///   file holding it (for `--new-key` and `--cosigners`), and `$J1` an id the script
+///   named before. Output: `ok`, `ok J1` when the event creates a job (`J`), meme (`M`),
 ///   proposal (`P`) or alliance (`A`), or `refused CODE: reason`. A refusal must leave
-///   the state byte for byte as it was.
+///   the state byte for byte as it was. Two kinds `submit` does not author are built
+///   here: `consensus.evidence --signer NAME --height H [--view V] --blocks X,Y` (two
+///   prepares NAME signed, for the blocks hashed from "block X" and "block Y") and
+///   `social.opinion --height H [--verdict accept|refuse]`.
+///   Modifiers, taken out before `submit` reads the rest; the event still decodes as an
+///   envelope (the fold vectors refold it from its bytes):
+///   - `--fee N`: the fee (default: the required one);
+///   - `--nonce N`: the envelope's nonce (default: the account's next one; a rotation
+///     signs the same nonce);
+///   - `--chain NAME`: the chain the event (and any statement in it) is signed for;
+///   - `--payload-hex HEX`: these bytes as KIND's payload, decodable or not (no options);
+///   - `--corrupt signature|rotation|cosignature`: one bit flipped in the envelope's
+///     signature, the rotation's new-key signature or the last co-signature.
 /// - `show KIND REF`: an entity as `replay --trace` and `diff` show it (EntityView),
 ///   one field a line; REF is a name or an id the script named.
 @Suite struct FoldScriptTests {
@@ -66,6 +81,10 @@ struct FoldScript {
             }
             steps.append(.init(block: .init(height: s.height.value, timestampMs: s.timestampMs, proposer: f.producer.publicKey.hex)))
             return "h\(s.height.value)"
+        case "key":
+            guard w.count == 2, keys[w[1]] == nil, s != nil else { return "usage: key NAME (a name not taken, after chain)" }
+            keys[w[1]] = SigningKey.derived("fold-script-\(w[1])")
+            return "key @\(w[1]), no account"
         case "show":
             guard w.count == 3 else { return "usage: show KIND REF" }
             let id = keys[w[2]]?.publicKey.hex ?? aliases[w[2]]?.hex ?? w[2]
@@ -94,6 +113,11 @@ struct FoldScript {
         for a in args {
             let kv = a.split(separator: "=", maxSplits: 1).map(String.init)
             guard kv.count == 2, let v = UInt64(kv[1]) else { return "bad parameter \(a)" }
+            if kv[0] == "ruleVersion" {
+                guard let r = UInt16(exactly: v), RuleVersion.supported.contains(r) else { return "bad parameter \(a)" }
+                f.ruleVersion = r
+                continue
+            }
             do { (f.params, f.economy) = try GovernableParameter.apply(kv[0], v, chain: f.params, economy: f.economy) } catch {
                 return "bad parameter \(a): \(error)"
             }
@@ -103,18 +127,45 @@ struct FoldScript {
         return "chain at h0, rule version \(s.economy.ruleVersion), base fee \(s.economy.baseFee)"
     }
 
-    /// Signs and folds one event given as `chaosledger submit` arguments.
+    /// Signs and folds one event given as `chaosledger submit` arguments, with the
+    /// modifiers and the two extra kinds of the type's comment.
     mutating func event(_ key: SigningKey, _ args: [String]) -> String {
         var argv = args.map(substitute)
-        var fee: UInt64?
-        if let i = argv.firstIndex(of: "--fee"), i + 1 < argv.count { fee = UInt64(argv[i + 1]); argv.removeSubrange(i ... i + 1) }
-        let nonce = (s.accounts[key.publicKey]?.nonce ?? 0) + 1
-        let payload: Payload
+        func take(_ flag: String) -> String? {
+            guard let i = argv.firstIndex(of: flag), i + 1 < argv.count else { return nil }
+            defer { argv.removeSubrange(i ... i + 1) }
+            return argv[i + 1]
+        }
+        func number(_ flag: String) throws -> UInt64? {
+            guard let v = take(flag) else { return nil }
+            guard let n = UInt64(v) else { throw CLIError("\(flag) takes a number, not '\(v)'") }
+            return n
+        }
+        let e: Envelope
         do {
-            let submit = try Submit.parse(argv + ["--key", "-"])
-            payload = try submit.payload(nonce: nonce, chainID: Fixture.chain, author: key)
+            let fee = try number("--fee")
+            let nonce = try number("--nonce") ?? (s.accounts[key.publicKey]?.nonce ?? 0) + 1
+            let chain = try take("--chain").map { try ChainID($0) } ?? Fixture.chain
+            let corrupt = take("--corrupt")
+            let unsigned: [UInt8]
+            if let hex = take("--payload-hex") {
+                // Raw payload bytes: the envelope of FORMAT.md §2 around them.
+                guard argv.count == 1, let kind = EventKind.allCases.first(where: { $0.description == argv[0] }), let raw = Hex.decode(hex) else {
+                    throw CLIError("--payload-hex HEX follows a kind and no other option")
+                }
+                var w = ByteWriter(capacity: Envelope.headerBytes + raw.count)
+                w.u16(Envelope.formatVersion); w.u16(kind.rawValue); w.b32(chain.raw); w.b32(key.publicKey); w.u64(nonce)
+                w.u64(fee ?? s.requiredFee(kind, bytes: Envelope.overheadBytes + raw.count)); w.blob32(raw)
+                unsigned = w.bytes
+            } else {
+                var payload = try payload(argv, key: key, nonce: nonce, chain: chain)
+                if let corrupt, corrupt != "signature" { payload = try Self.corrupt(payload, corrupt) }
+                unsigned = Envelope.unsigned(chainID: chain, author: key.publicKey, nonce: nonce, fee: fee ?? s.requiredFee(for: payload), payload: payload)
+            }
+            var bytes = EventCrypto.sign(unsigned: unsigned, chain: chain, key: key)
+            if corrupt == "signature" { bytes[bytes.count - 64] ^= 1 }
+            e = try Envelope(bytes: bytes)
         } catch { return "bad event: \(error)" }
-        let e = EventCrypto.makeEvent(chain: Fixture.chain, key: key, nonce: nonce, fee: fee ?? s.requiredFee(for: payload), payload: payload)
         let id = EventCrypto.id(e.bytes)
         let before = s.canonicalBytes()
         let leavesBefore = FoldVectors.leaves(s)
@@ -127,7 +178,7 @@ struct FoldScript {
             return short("refused \(error.code): \(error)") + (unchanged ? "" : "\nBUG: the refusal changed the state")
         }
         steps.append(.init(event: Hex.encode(e.bytes), outcome: "ok", changed: FoldVectors.changes(from: leavesBefore, to: FoldVectors.leaves(s))))
-        let prefix: String? = switch payload.kind {
+        let prefix: String? = switch e.kind {
         case .jobPost: "J"
         case .memePost: "M"
         case .govPropose: "P"
@@ -141,12 +192,74 @@ struct FoldScript {
         return "ok \(alias)"
     }
 
+    /// The payload of `argv` (a kind and its options): built here for evidence and
+    /// opinions, by `chaosledger submit`'s own code for every other kind.
+    func payload(_ argv: [String], key: SigningKey, nonce: UInt64, chain: ChainID) throws -> Payload {
+        switch argv.first {
+        case "consensus.evidence":
+            let o = try Self.options(argv.dropFirst(), allowed: ["--signer", "--height", "--view", "--blocks"])
+            let blocks = (o["--blocks"] ?? "").split(separator: ",").map { Blake2b.hash(Array("block \($0)".utf8)) }
+            guard let signer = o["--signer"].flatMap({ keys[$0] }), let h = o["--height"].flatMap(UInt64.init),
+                  let view = UInt64(o["--view"] ?? "0"), blocks.count == 2 else {
+                throw CLIError("consensus.evidence --signer NAME --height H [--view V] --blocks X,Y")
+            }
+            let votes = blocks.map {
+                SignedConsensusMessage.sign(.prepare(view: View(view), height: Height(h), blockHash: $0), chain: chain.raw, signer: signer).encoded()
+            }
+            return .evidence(first: votes[0], second: votes[1])
+        case "social.opinion":
+            let o = try Self.options(argv.dropFirst(), allowed: ["--height", "--verdict"])
+            guard let h = o["--height"].flatMap(UInt64.init), let verdict = ["accept": Verdict.accept, "refuse": .refuse][o["--verdict"] ?? "accept"] else {
+                throw CLIError("social.opinion --height H [--verdict accept|refuse]")
+            }
+            return .opinion(Opinion(height: Height(h), view: 0, blockHash: .zero, verdict: verdict, reason: ""))
+        default:
+            return try Submit.parse(argv + ["--key", "-"]).payload(nonce: nonce, chainID: chain, author: key)
+        }
+    }
+
+    /// `--name value` pairs, each name one of `allowed`.
+    static func options(_ words: ArraySlice<String>, allowed: Set<String>) throws -> [String: String] {
+        var out: [String: String] = [:], rest = words
+        while let name = rest.popFirst() {
+            guard allowed.contains(name), let value = rest.popFirst() else { throw CLIError("unknown option or no value: \(name)") }
+            out[name] = value
+        }
+        return out
+    }
+
+    /// `payload` with one bit flipped in the signature `what` names.
+    static func corrupt(_ payload: Payload, _ what: String) throws -> Payload {
+        func flip(_ s: Signature) -> Signature { var b = s.bytes; b[0] ^= 1; return Signature(b) }
+        switch (what, payload) {
+        case ("rotation", .validatorRotateKey(var r)):
+            r.newKeySignature = flip(r.newKeySignature)
+            return .validatorRotateKey(r)
+        case ("cosignature", .escrowMultisig(var r)) where !r.cosignatures.isEmpty:
+            r.cosignatures[r.cosignatures.count - 1].signature = flip(r.cosignatures[r.cosignatures.count - 1].signature)
+            return .escrowMultisig(r)
+        default:
+            throw CLIError("--corrupt is signature, rotation (of validator.rotate_key) or cosignature (of a release with co-signers)")
+        }
+    }
+
+    /// A key file holding `key`, for the options of `submit` that read one. Written afresh
+    /// every time (to a new file, then renamed over the old: scripts run in parallel).
+    static func keyFile(_ name: String, _ key: SigningKey) -> String {
+        let dir = NSTemporaryDirectory() + "chaosledger-fold-script-keys"
+        let path = dir + "/" + name + ".key", fresh = path + "." + UUID().uuidString
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        if (try? KeyFile.write(key, to: fresh)) != nil { _ = rename(fresh, path) }
+        return path
+    }
+
     /// `@name` → that key's hex, `$alias` → the id's hex; inside comma lists too.
     func substitute(_ word: String) -> String {
         word.split(separator: ",", omittingEmptySubsequences: false).map { part in
             let p = String(part)
             if p.hasPrefix("@"), let k = keys[String(p.dropFirst())] { return k.publicKey.hex }
             if p.hasPrefix("$"), let id = aliases[String(p.dropFirst())] { return id.hex }
+            if p.hasPrefix("%"), let k = keys[String(p.dropFirst())] { return Self.keyFile(String(p.dropFirst()), k) }
             return p
         }.joined(separator: ",")
     }

@@ -105,9 +105,12 @@ struct FoldVectors: Codable, Equatable {
         #expect(events > 50)
     }
 
-    /// Each refusal the fold can give has a vector, or is a gap named here: a new refusal
-    /// without one fails, and so does a gap that has since been covered (strike it).
-    @Test func everyRefusalHasAFoldVectorOrIsANamedGap() throws {
+    /// Each refusal code has a vector, or is named here: as unreachable (no event can get
+    /// it from the fold, with the reason) or as a gap (reachable, no vector yet). A new
+    /// code without either fails; so does an unreachable code that has a vector (the
+    /// reason is wrong), a gap that has since been covered (strike it), or a name that is
+    /// no code.
+    @Test func everyRefusalHasAFoldVectorOrIsNamedUnreachable() throws {
         let source = try String(contentsOfFile: repoRoot + "/Sources/LedgerProjections/Errors.swift", encoding: .utf8)
         let codeSection = try #require(source.components(separatedBy: "public var code: String {").dropFirst().first)
         let all = Set(codeSection.split(separator: "\n").compactMap { line -> String? in
@@ -117,17 +120,24 @@ struct FoldVectors: Codable, Equatable {
         #expect(all.count > 60, "the codes of ApplyError, read from its source")
         let doc = try JSONDecoder().decode(FoldVectors.self, from: Data(contentsOf: URL(fileURLWithPath: FoldVectors.path)))
         let covered = Set(doc.scripts.flatMap(\.steps).compactMap { $0.outcome }.filter { $0.hasPrefix("refused ") }.map { String($0.dropFirst(8)) })
-        let uncovered = all.subtracting(covered)
-        #expect(uncovered.subtracting(Self.gaps).isEmpty, "refusals with no fold vector and not named as a gap: \(uncovered.subtracting(Self.gaps).sorted())")
+        let unreachable = Set(Self.unreachable.keys)
+        let missing = all.subtracting(covered).subtracting(unreachable).subtracting(Self.gaps)
+        #expect(missing.isEmpty, "refusals with no fold vector, not unreachable and not a named gap: \(missing.sorted())")
+        #expect(unreachable.intersection(covered).isEmpty, "codes named unreachable that have a vector: \(unreachable.intersection(covered).sorted())")
         #expect(Self.gaps.intersection(covered).isEmpty, "gaps that now have a vector (strike them): \(Self.gaps.intersection(covered).sorted())")
+        #expect(Self.gaps.isDisjoint(with: unreachable), "a code is either a gap or unreachable")
+        #expect(unreachable.union(Self.gaps).subtracting(all).isEmpty, "names that are no refusal code: \(unreachable.union(Self.gaps).subtracting(all).sorted())")
     }
 
-    /// Refusals with no fold vector yet (issue 18, item 2: each is owed one).
-    static let gaps: Set<String> = [
-        "alliance_not_active", "already_accepted", "bad_cosignature", "bad_rotation_signature", "bad_signature",
-        "dispute_window_closed", "dispute_window_open", "duplicate_event", "duplicate_evidence", "future_nonce",
-        "invalid_evidence", "invalid_opinion", "key_in_use", "kind_not_active", "malformed_payload", "no_arbiters",
-        "nothing_to_refund", "overflow", "oversized", "proposal_closed", "stale_nonce", "still_jailed",
-        "unknown_author", "validator_jailed", "wrong_chain", "wrong_old_key", "wrong_signers",
+    /// Refusal codes no event can get from the fold (`LedgerState.apply`), and why: an
+    /// earlier check always refuses first, or the fold never makes the check at all.
+    static let unreachable: [String: String] = [
+        "bad_signature": "The fold never verifies the envelope's signature: block acceptance does before it (FOLD.md §1.1), and only admission reports the code.",
+        "oversized": "Envelope(bytes:) refuses more than 4,096 bytes, so every envelope the fold is given is within the limit (only admission reports the code).",
+        "duplicate_event": "An alliance, job, meme or proposal id is the id of the event that created it, and an event with that id has the same bytes, hence the same author and nonce: stale_nonce refuses it first.",
+        "nothing_to_refund": "A refund is refused unless the job is posted or accepted, and such a job always has an unsettled milestone of positive amount (job.post refuses empty or zero milestones; settling the last one makes the job completed or resolved).",
     ]
+
+    /// Reachable refusals with no fold vector yet (each is owed one): none.
+    static let gaps: Set<String> = []
 }
