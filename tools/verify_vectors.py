@@ -362,6 +362,56 @@ def check_state_tree(t, chain: bytes, doc):
     alice = bytes.fromhex(next(k["publicKey"] for k in doc["keys"] if k["label"] == "alice"))
     if bytes([1]) + alice + struct.pack(">Q", len(t["streamIds"])) + head != bytes.fromhex(t["streamEntry"]):
         fail("stream entry")
+    # §15.2: the four chunks of depth 2 each lead to the root, and together hold every leaf once.
+    held = []
+    for i, c in enumerate(t["syncChunks"]):
+        depth, index, entries = chunk_root(bytes.fromhex(c), bytes.fromhex(t["root"]))
+        if (depth, index) != (2, i):
+            fail("sync chunks: depth 2, indexes 0 to 3")
+        held += [(k, i.hex(), v.hex()) for k, i, v in entries]
+    if sorted(held) != sorted((l["kind"], l["id"], l["value"]) for l in t["leaves"]):
+        fail("sync chunks: not every leaf exactly once")
+
+
+def chunk_root(b: bytes, chain_root: bytes):
+    """A state-sync chunk (§15.2): returns (depth, index, [(kind, id, value)]) after checking
+    that its entries and siblings lead to `chain_root`."""
+    r = Reader(b, "sync chunk")
+    if r.u16() != 1:
+        fail("sync chunk: version")
+    r.u64()  # height
+    depth, index = r.u8(), r.u32()
+    ids = {1: 0, 2: 0, 12: 0, 5: 64, 15: 64, 10: 49, 21: 33}
+    entries = []
+    for _ in range(r.u32()):
+        kind = r.u8()
+        ident = r.take(ids.get(kind, 32))
+        entries.append((kind, ident, r.take(r.u32())))
+    siblings = []
+    for _ in range(depth):
+        tag = r.u8()
+        siblings.append((tag, r.take(64) if tag == 1 else r.take(32) if tag == 2 else b""))
+    r.end()
+    leaves = [(h(TAGS["CHAOSLEDGER/STATE-KEY"] + bytes([k]) + i), h(TAGS["CHAOSLEDGER/STATE-VALUE"] + v)) for k, i, v in entries]
+    keys = [k for k, _ in leaves]
+    if keys != sorted(set(keys)) or any(int.from_bytes(k, "big") >> (256 - depth) != index for k in keys if depth):
+        fail("sync chunk: keys not increasing or outside the prefix")
+    cur, count = tree_root(leaves, depth), min(len(leaves), 2)
+    leaf = lambda k, v: h(TAGS["CHAOSLEDGER/STATE-LEAF"] + k + v)
+    node = lambda a, b: h(TAGS["CHAOSLEDGER/STATE-NODE"] + a + b)
+    for j in range(depth - 1, -1, -1):
+        tag, body = siblings[j]
+        s, n = (bytes(32), 0) if tag == 0 else (leaf(body[:32], body[32:]), 1) if tag == 1 else (body, 2)
+        if (count, n) in ((0, 0), (1, 0)):
+            pass
+        elif (count, n) == (0, 1):
+            cur = s
+        else:
+            cur = node(s, cur) if (index >> (depth - 1 - j)) & 1 else node(cur, s)
+        count = min(count + n, 2)
+    if cur != chain_root:
+        fail(f"sync chunk {index} of depth {depth}: does not lead to the state root")
+    return depth, index, entries
 
 
 def check_quorum(q, chain: bytes):
@@ -663,7 +713,7 @@ def main(path):
     nb, ne = check_bundle(doc["bundle"], chain)
     print(f"ok: {checked} events (evidence votes included), genesis, block header, events root and certificate verified; "
           f"the state roots of a version 2 and a version 3 genesis derived from their bytes; "
-          f"state tree: {len(doc['stateTree']['leaves'])} leaves (also derived from the genesis, §6.1), root, inclusion and exclusion proofs, power hash, event path, stream entry, genesis snapshot; "
+          f"state tree: {len(doc['stateTree']['leaves'])} leaves (also derived from the genesis, §6.1), root, inclusion and exclusion proofs, power hash, event path, stream entry, genesis snapshot, 4 sync chunks; "
           f"a {len(doc['quorum']['powers'])}-validator certificate (quorum and not); {len(doc['lmdb'])} LMDB records; "
           f"an audit bundle from a snapshot ({nb} blocks, {ne} events, its power change and checkpoint certificates)")
 

@@ -53,6 +53,8 @@ public enum SchemaVectors {
         public var streamEntry: String
         /// The genesis state's snapshot (FORMAT.md §7, version 3).
         public var snapshot: String
+        /// The genesis state cut into the 4 state-sync chunks of depth 2 (FORMAT.md §15.2).
+        public var syncChunks: [String]
     }
     /// A commit certificate under four validators of equal power (FORMAT.md §4.2): three
     /// signers make a quorum, two do not.
@@ -258,6 +260,7 @@ public enum SchemaVectors {
                          powerHash: LedgerState.powerHash(state.powerForNextBlock(), Sodium()).hex,
                          eventPath: Hex.encode(w.bytes), eventPathRoot: EventCrypto.eventsRoot(ids).hex,
                          streamIds: ids.map(\.hex), streamEntry: Hex.encode(StreamHead.of(ids, Sodium()).entry(.account(alice.publicKey))),
-                         snapshot: Hex.encode(state.canonicalBytes()))
+                         snapshot: Hex.encode(state.canonicalBytes()),
+                         syncChunks: (0 ..< 4).map { Hex.encode(StateChunker(state: state)!.chunk(depth: 2, index: $0).encoded()) })
     }
 }
