@@ -22,7 +22,7 @@ import Testing
             // Ten ports (5 mesh, 5 HTTP) that are free now: start from the process id so
             // parallel runs on one machine pick different blocks, and skip busy ones.
             var base = 20_000 + Int(getpid() % 1_000) * 10
-            while !(0 ..< 5).allSatisfy({ Self.free(base + $0) && Self.free(base + 10_000 + $0) }) {
+            while !(0 ..< 5).allSatisfy({ Self.free(base + $0) && Self.free(base + 10_000 + $0) }) || !Self.free(base + 10_009) {
                 base = 20_000 + (base - 20_000 + 10) % 10_000
             }
             meshPort = base
@@ -329,12 +329,27 @@ import Testing
         c.kill9(3)
         for d in ["log", "consensus"] { try? FileManager.default.removeItem(atPath: c.dir.sub("node-3/\(d)")) }
         for _ in 0 ..< 10 { _ = await c.submit(0, batch(3)) }
-        let peers = (0 ..< 3).map { "http://127.0.0.1:\(c.httpPort + $0)" }.joined(separator: ",")
+        // First in its list: a peer that lies (a proxy in front of node 0 flipping a bit of
+        // every chunk). Its chunk is refused, it is scored down, and the honest ones serve.
+        let liarPort = c.httpPort + 9
+        let liar = Process()
+        liar.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        liar.arguments = ["python3", repoRoot + "/tools/lying_proxy.py", "\(liarPort)", "http://127.0.0.1:\(c.httpPort)"]
+        liar.standardOutput = FileHandle.nullDevice
+        liar.standardError = FileHandle.nullDevice
+        try liar.run()
+        // SIGKILL: a child of the test process may start with SIGTERM blocked.
+        defer { kill(liar.processIdentifier, SIGKILL); liar.waitUntilExit() }
+        let peers = (["http://127.0.0.1:\(liarPort)"] + (0 ..< 3).map { "http://127.0.0.1:\(c.httpPort + $0)" }).joined(separator: ",")
+        try await c.waitUntil("the lying proxy up") { await c.http(9, "GET", "/health").0 == 200 }
         try c.start(3, ["--state-sync-from", peers])
         try await c.waitUntil("node 3 state-synced and caught up") {
             guard let h3 = await c.height(3), let h0 = await c.height(0) else { return false }
-            return h3 + 2 >= h0 && c.logTail(3).contains("state synced")
+            return h3 + 2 >= h0 && ((try? String(contentsOfFile: c.dir.sub("logs/3.log"), encoding: .utf8)) ?? "").contains("state synced")
         }
+        let log3 = (try? String(contentsOfFile: c.dir.sub("logs/3.log"), encoding: .utf8)) ?? ""
+        let refusal = log3.split(separator: "\n").first { $0.contains("state sync: chunk refused") }
+        #expect(refusal?.contains("peer=http://127.0.0.1:\(liarPort)") == true, "the lying peer's chunk was not refused:\n\(c.logTail(3))")
         let offered = try #require(await c.json(0, "/v1/sync/snapshot"))
         // It commits again: events sent to it are committed, and it keeps up.
         for _ in 0 ..< 5 {
