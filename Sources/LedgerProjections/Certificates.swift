@@ -44,16 +44,20 @@ extension LedgerState {
     /// verifying `statement`, and the signers holding a quorum of that power.
     func checkQuorum(_ votes: [CommitCertificate.Vote], statement: [UInt8]) throws(CertificateError) {
         let power = powerForNextBlock()
-        var total: UInt64 = 0
-        for p in power.values { total &+= p }
-        var signed: UInt64 = 0
+        // 128-bit sums: a state's powers are bounded by its supply, but a snapshot that
+        // claims more must not wrap a sum into a quorum.
+        var total: UInt128 = 0
+        for p in power.values { total += UInt128(p) }
+        var signed: UInt128 = 0
         var seen = Set<PublicKey>()
         for v in votes {
             guard let p = power[v.key] else { throw .unknownSigner(v.key) }
             guard seen.insert(v.key).inserted else { continue }
             guard crypto.verify(v.signature, statement, v.key) else { throw .badSignature(v.key) }
-            signed &+= p
+            signed += UInt128(p)
         }
-        guard Quorum.reached(power: signed, total: total) else { throw .noQuorum(power: signed, total: total) }
+        guard Quorum.reached(power: signed, total: total) else {
+            throw .noQuorum(power: UInt64(clamping: signed), total: UInt64(clamping: total))
+        }
     }
 }

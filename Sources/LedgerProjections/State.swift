@@ -214,7 +214,9 @@ public struct LedgerState: Sendable, Equatable {
     public func votingPower() -> [PublicKey: UInt64] {
         var out: [PublicKey: UInt64] = [:]
         for v in validators.values where v.status == .active && v.selfStake >= parameters.minValidatorStake {
-            out[v.consensusKey] = v.selfStake &+ v.delegated
+            // Saturating: powers are bounded by the supply, and no sum may wrap.
+            let (sum, over) = v.selfStake.addingReportingOverflow(v.delegated)
+            out[v.consensusKey] = over ? .max : sum
         }
         return out
     }

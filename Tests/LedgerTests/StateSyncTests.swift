@@ -143,6 +143,14 @@ struct MemoryPeer: SnapshotPeer {
         let e6 = try #require(try src.events(from: b6.firstSequence, count: 1).first)
         try log.catchUpIndex()
         #expect(try log.event(id: e6.id)?.sequence == e6.sequence, "events after the base are indexed, at the source's sequence numbers")
+        // `chaosledger rebuild` on a synced log: the index and the checkpoints start again
+        // at the base, to the same state.
+        try log.rebuildIndex()
+        #expect(try log.event(id: e6.id)?.sequence == e6.sequence)
+        let (rebuilt, _) = try StateLoader.rebuild(log)
+        #expect(rebuilt.stateRoot() == srcState?.stateRoot())
+        #expect(try StateLoader.load(log, upTo: 6).0.height == 6)
+        #expect(throws: StateLoader.LoadError.self) { try StateLoader.load(log, upTo: 3) }
     }
 
     @Test(arguments: [MemoryPeer.Lie.alterValue, .dropEntry, .alterSibling, .garbage, .wrongHeight, .unreachable])

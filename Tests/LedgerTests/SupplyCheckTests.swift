@@ -1,4 +1,5 @@
 import LedgerCore
+import LedgerCrypto
 @testable import LedgerProjections
 import Testing
 
@@ -19,5 +20,25 @@ import Testing
         var t = f.state()
         t.accounts[f.alice.publicKey]!.balance += 1
         #expect(t.computedSupply() == t.totalSupply + 1)
+    }
+
+    /// Voting power is summed in 128 bits and a validator's power saturates: two stakes of
+    /// 2^63 and the producer's must not wrap round to the producer's alone, which would
+    /// make one of the two a quorum by itself.
+    @Test func powerSumsDoNotWrapIntoAQuorum() throws {
+        var f = Fixture()
+        let v1 = SigningKey.derived("wrap-1"), v2 = SigningKey.derived("wrap-2")
+        f.extraValidators = [.init(key: v1.publicKey, name: "v1", personality: "lawful", stake: 1_000),
+                             .init(key: v2.publicKey, name: "v2", personality: "lawful", stake: 1_000)]
+        var s = f.state()
+        s.validators[ValidatorID(v1.publicKey)]!.selfStake = 1 << 63
+        s.validators[ValidatorID(v2.publicKey)]!.selfStake = 1 << 63
+        let root = s.stateRoot(), block = Blake2b.hash([1])
+        let m = ConsensusMessage.checkpoint(height: 0, blockHash: block, stateRoot: root)
+        let vote = SignedConsensusMessage.sign(m, chain: Fixture.chain.raw, signer: v1)
+        let cert = CheckpointCertificate(height: 0, blockHash: block, stateRoot: root, votes: [.init(key: v1.publicKey, signature: vote.signature)])
+        #expect(throws: CertificateError.self) { try s.verifyCheckpointCertificate(cert, blockHash: block) }
+        s.validators[ValidatorID(v1.publicKey)]!.delegated = .max
+        #expect(s.votingPower()[v1.publicKey] == .max, "self stake + delegations saturates")
     }
 }
