@@ -149,7 +149,9 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
     /// Opens the node over an initialised log and its consensus store, rebuilding the
     /// replica from the committed state and the durable records (a restart resumes where
     /// the node stopped, and never signs against what it signed before).
-    public init(log: LedgerLog, store: RecordStore, options: NodeOptions, logger: Logger) throws(NodeError) {
+    /// `synced`: the state a state sync just installed as the log's base (its height is the
+    /// head), so the log's snapshot is not decoded and its tree not built a second time.
+    public init(log: LedgerLog, store: RecordStore, options: NodeOptions, logger: Logger, synced: LedgerState? = nil) throws(NodeError) {
         self.log = log
         ledger = log
         self.store = store
@@ -170,7 +172,11 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
         }
         let genesisRoot = LedgerState(genesis: genesis, genesisHash: meta.genesisHash, crypto: Sodium()).stateRoot()
         let state: LedgerState
-        do { (state, _) = try StateLoader.load(log) } catch { throw .load(error) }
+        if let synced, synced.height == meta.head, synced.genesisHash == meta.genesisHash, synced.commitment == .tree {
+            state = synced
+        } else {
+            do { (state, _) = try StateLoader.load(log) } catch { throw .load(error) }
+        }
         if options.role == .validator, state.validators[ValidatorID(options.nodeKey)] == nil { throw .notAValidator(options.nodeKey) }
 
         var d = DurableState()

@@ -72,6 +72,9 @@ public struct StateSyncReport: Sendable {
     public var seconds: Double
     /// Each peer's score at the end: +1 a verified chunk, -1 a failed request, -10 a lie.
     public var scores: [String: Int]
+    /// The state installed (its root checked against the certificate): the driver starts
+    /// from it instead of decoding the base again.
+    public var state: LedgerState
 }
 
 /// State sync (issue 18, step 4; FORMAT.md §15): a new or wiped node takes the state at
@@ -152,7 +155,7 @@ public final class StateSync: Sendable {
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
         let report = StateSyncReport(height: target.offer.height, stateRoot: target.certificate.stateRoot, leaves: target.offer.leaves,
                                      chunks: n, fetched: fetched, resumed: resumed, refused: refusedCount.withLock { $0 },
-                                     seconds: seconds, scores: scores.withLock { $0 })
+                                     seconds: seconds, scores: scores.withLock { $0 }, state: state)
         logger.notice("state synced", metadata: ["height": "\(report.height.value)", "root": "\(report.stateRoot.short)",
                                                  "chunks": "\(n)", "refused": "\(report.refused)", "seconds": "\(seconds)",
                                                  "phases": "offer \(secs(t0, tChunks)), chunks \(secs(tChunks, tAssemble)), assembly \(secs(tAssemble, tInstall)), install \(secs(tInstall, DispatchTime.now().uptimeNanoseconds))"])

@@ -52,11 +52,7 @@ extension LedgerLog {
         guard Blake2b.hash(genesisBytes) == genesisHash else { throw .invalidAppend("genesis hash does not match its bytes") }
         guard base.height.value > 0 else { throw .invalidAppend("a base is the state after a block, not the genesis") }
         try kv.write { t throws(StoreError) in
-            guard try t.get(.meta, Self.chainKey) == nil else { throw StoreError.alreadyInitialized }
-            var w = ByteWriter(capacity: 80)
-            w.u16(Envelope.formatVersion); w.b32(chainID.raw); w.b32(genesisHash)
-            try t.put(.meta, Self.chainKey, Record.seal(w.bytes), append: false)
-            try t.put(.meta, Self.genesisKey, Record.seal(genesisBytes), append: false)
+            try Self.putChain(t, chainID, genesisBytes, genesisHash)
             try t.put(.meta, Self.baseKey, Record.seal(base.encoded()), append: false)
             try t.put(.meta, Self.headKey, Self.headRecord(base.height, base.blockHash, base.nextSequence), append: false)
             try t.put(.checkpoints, Key.u64(base.height.value), Record.seal(base.snapshot), append: false)

@@ -131,13 +131,18 @@ public final class LedgerLog: EventLog, @unchecked Sendable {
     public func initialize(chainID: ChainID, genesisBytes: [UInt8], genesisHash: Hash32) throws(StoreError) {
         guard Blake2b.hash(genesisBytes) == genesisHash else { throw .invalidAppend("genesis hash does not match its bytes") }
         try kv.write { t throws(StoreError) in
-            guard try t.get(.meta, Self.chainKey) == nil else { throw StoreError.alreadyInitialized }
-            var w = ByteWriter(capacity: 80)
-            w.u16(Envelope.formatVersion); w.b32(chainID.raw); w.b32(genesisHash)
-            try t.put(.meta, Self.chainKey, Record.seal(w.bytes), append: false)
-            try t.put(.meta, Self.genesisKey, Record.seal(genesisBytes), append: false)
+            try Self.putChain(t, chainID, genesisBytes, genesisHash)
             try t.put(.meta, Self.headKey, Self.headRecord(0, genesisHash, 0), append: false)
         }
+    }
+
+    /// The chain and genesis records of an empty log (refused when it has them already).
+    static func putChain(_ t: any KVTxn, _ chainID: ChainID, _ genesisBytes: [UInt8], _ genesisHash: Hash32) throws(StoreError) {
+        guard try t.get(.meta, chainKey) == nil else { throw StoreError.alreadyInitialized }
+        var w = ByteWriter(capacity: 80)
+        w.u16(Envelope.formatVersion); w.b32(chainID.raw); w.b32(genesisHash)
+        try t.put(.meta, chainKey, Record.seal(w.bytes), append: false)
+        try t.put(.meta, genesisKey, Record.seal(genesisBytes), append: false)
     }
 
     public func append(_ c: BlockCommit) throws(StoreError) { try append(contentsOf: [c]) }

@@ -32,11 +32,7 @@ struct BenchSync: AsyncParsableCommand {
     func run() async throws {
         let path = dir ?? (NSTemporaryDirectory() + "chaosledger-bench-sync-\(getpid())")
         defer { if dir == nil { try? FileManager.default.removeItem(atPath: path) } }
-        var layout = ClusterLayout(dir: path, validators: 4, personalities: ["lawful"], meshPort: meshPort, httpPort: httpPort,
-                                   agents: clients, follower: false)
-        layout.viewTimeoutMs = 2_000
-        let (_, keys) = try layout.prepare()
-        let procs = (0 ..< 4).map { NodeProcess(name: "node-\($0)", config: layout.configPath($0), logFile: layout.logPath("node-\($0)")) }
+        let (layout, procs, keys) = try ClusterLayout.bench(dir: path, meshPort: meshPort, httpPort: httpPort, agents: clients)
         for p in procs.prefix(3) { try p.start(extra: ["--log-level", "notice"]) }
         defer { for p in procs { _ = p.stop() } }
         let nodes = (0 ..< 4).map { NodeClient(layout.httpURL($0)) }

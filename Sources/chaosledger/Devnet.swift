@@ -20,6 +20,17 @@ struct ClusterLayout {
     var follower: Bool
     var viewTimeoutMs: Int = 1_000
 
+    /// A benchmark's cluster: 4 lawful validators with `agents` funded agents, a 2 s view
+    /// timeout; its processes (not started) and the agents' keys.
+    static func bench(dir: String, meshPort: Int, httpPort: Int, agents: Int) throws -> (ClusterLayout, [NodeProcess], [SigningKey]) {
+        var layout = ClusterLayout(dir: dir, validators: 4, personalities: ["lawful"], meshPort: meshPort, httpPort: httpPort,
+                                   agents: agents, follower: false)
+        layout.viewTimeoutMs = 2_000
+        let (_, keys) = try layout.prepare()
+        let procs = (0 ..< 4).map { NodeProcess(name: "node-\($0)", config: layout.configPath($0), logFile: layout.logPath("node-\($0)")) }
+        return (layout, procs, keys)
+    }
+
     func validatorKeyPath(_ i: Int) -> String { dir + "/keys/validator-\(i).key" }
     func agentKeyPath(_ i: Int) -> String { dir + "/keys/agent-\(i).key" }
     var followerKeyPath: String { dir + "/keys/follower.key" }

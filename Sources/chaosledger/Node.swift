@@ -7,6 +7,7 @@ import LedgerCrypto
 import LedgerHTTP
 import LedgerMesh
 import LedgerNode
+import LedgerProjections
 import LedgerStore
 import Logging
 import Metrics
@@ -142,7 +143,7 @@ struct NodeCommand: AsyncParsableCommand {
         let op = try s.operatorKeyFile.map(readKey) ?? key
         let extra = try s.rotationKeyFiles.map(readKey)
 
-        let (log, store) = try await Self.openStores(s, logger: logger)
+        let (log, store, synced) = try await Self.openStores(s, logger: logger)
         var o = NodeOptions(role: s.role, keys: [key] + extra, operatorKey: op)
         o.personality = s.personality
         o.wittyMemes = s.wittyMemes
@@ -154,7 +155,7 @@ struct NodeCommand: AsyncParsableCommand {
         o.nonceAheadMax = s.authorPendingMax
         o.retention = StateRetention(window: s.stateWindow)
         let driver: NodeDriver
-        do { driver = try NodeDriver(log: log, store: store, options: o, logger: logger) } catch { throw CLIError("\(error)") }
+        do { driver = try NodeDriver(log: log, store: store, options: o, logger: logger, synced: synced) } catch { throw CLIError("\(error)") }
 
         let mesh = try Self.mesh(s, key: key, chain: try log.metadata()!.chainID, driver: driver, logger: logger)
         driver.attach(mesh)
@@ -182,8 +183,9 @@ struct NodeCommand: AsyncParsableCommand {
 
     /// The event log (initialised from the genesis file when empty) and the consensus
     /// record store.
-    static func openStores(_ s: NodeSettings, logger: Logger) async throws -> (LedgerLog, RecordStore) {
+    static func openStores(_ s: NodeSettings, logger: Logger) async throws -> (LedgerLog, RecordStore, LedgerState?) {
         let log = try openLog(s.dataDir + "/log", readOnly: false)
+        var synced: LedgerState?
         if try log.metadata() == nil {
             guard let g = s.genesisFile else { throw CLIError("\(s.dataDir)/log is empty and no genesisFile is set") }
             let doc: GenesisFile
@@ -199,7 +201,7 @@ struct NodeCommand: AsyncParsableCommand {
                 // checkpoint, proven chunk by chunk; the blocks after it come from consensus.
                 let sync = StateSync(genesisBytes: genesis.encoded(), peers: s.stateSyncFrom.map(HTTPSnapshotPeer.init),
                                      workDir: s.dataDir + "/statesync", logger: logger)
-                do { _ = try await sync.run(into: log) } catch { throw CLIError("state sync: \(error)") }
+                do { synced = try await sync.run(into: log).state } catch { throw CLIError("state sync: \(error)") }
             }
         }
         let store: RecordStore
@@ -208,7 +210,7 @@ struct NodeCommand: AsyncParsableCommand {
             // An append cut short by a crash: never synced, so nothing that depended on it was sent.
             logger.warning("consensus store: cut off a torn last append", metadata: ["bytes": "\(store.truncatedTailBytes)"])
         }
-        return (log, store)
+        return (log, store, synced)
     }
 
     /// The mesh and who may join it: validators, and on a validator the followers the

@@ -136,6 +136,21 @@ import Testing
             throw CancellationError()
         }
 
+        /// The devnet's first two agents and its chain.
+        func agents() throws -> (SigningKey, SigningKey, ChainID) {
+            let genesis = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir.sub("genesis.json")))) as! [String: Any]
+            return (try KeyFile.read(from: dir.sub("keys/agent-0.key")), try KeyFile.read(from: dir.sub("keys/agent-1.key")),
+                    try ChainID(genesis["chainId"] as! String))
+        }
+
+        /// `n` signed transfers of 3 from `key`, nonces after `nonce`.
+        func transfers(_ n: Int, from key: SigningKey, to: PublicKey, chain: ChainID, nonce: inout UInt64) -> [[UInt8]] {
+            (0 ..< n).map { _ in
+                nonce += 1
+                return EventCrypto.makeEvent(chain: chain, key: key, nonce: nonce, fee: 1, payload: .transfer(to: to, amount: 3, memo: "cluster")).bytes
+            }
+        }
+
         func logTail(_ i: Int) -> String {
             let s = (try? String(contentsOfFile: dir.sub("logs/\(i).log"), encoding: .utf8)) ?? ""
             return String(s.suffix(3_000))
@@ -146,18 +161,9 @@ import Testing
         let c = Cluster()
         defer { c.stopAll(); if !ProcessInfo.processInfo.environment.keys.contains("KEEP_CLUSTER") { c.dir.cleanup() } }
         try c.prepare()
-        let agent = try KeyFile.read(from: c.dir.sub("keys/agent-0.key"))
-        let other = try KeyFile.read(from: c.dir.sub("keys/agent-1.key"))
-        let genesis = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: c.dir.sub("genesis.json")))) as! [String: Any]
-        let chain = try ChainID(genesis["chainId"] as! String)
+        let (agent, other, chain) = try c.agents()
         var nonce: UInt64 = 0
-        func transfers(_ n: Int) -> [[UInt8]] {
-            (0 ..< n).map { _ in
-                nonce += 1
-                return EventCrypto.makeEvent(chain: chain, key: agent, nonce: nonce, fee: 1,
-                                             payload: .transfer(to: other.publicKey, amount: 3, memo: "cluster")).bytes
-            }
-        }
+        func transfers(_ n: Int) -> [[UInt8]] { c.transfers(n, from: agent, to: other.publicKey, chain: chain, nonce: &nonce) }
         func allCommitted(_ rs: [[String: Any]]) -> Bool { !rs.isEmpty && rs.allSatisfy { $0["status"] as? String == "committed" } }
 
         // 1. Four validators start, connect and commit.
@@ -303,17 +309,9 @@ import Testing
         let c = Cluster()
         defer { c.stopAll(); if !ProcessInfo.processInfo.environment.keys.contains("KEEP_CLUSTER") { c.dir.cleanup() } }
         try c.prepare()
-        let agent = try KeyFile.read(from: c.dir.sub("keys/agent-0.key"))
-        let other = try KeyFile.read(from: c.dir.sub("keys/agent-1.key"))
-        let genesis = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: c.dir.sub("genesis.json")))) as! [String: Any]
-        let chain = try ChainID(genesis["chainId"] as! String)
+        let (agent, other, chain) = try c.agents()
         var nonce: UInt64 = 0
-        func batch(_ n: Int) -> [[UInt8]] {
-            (0 ..< n).map { _ in
-                nonce += 1
-                return EventCrypto.makeEvent(chain: chain, key: agent, nonce: nonce, fee: 1, payload: .transfer(to: other.publicKey, amount: 1, memo: "sync")).bytes
-            }
-        }
+        func batch(_ n: Int) -> [[UInt8]] { c.transfers(n, from: agent, to: other.publicKey, chain: chain, nonce: &nonce) }
         for i in 0 ..< 4 { try c.start(i) }
         try await c.waitUntil("all validators ready") {
             var ok = true
