@@ -76,15 +76,57 @@ struct NodeClient: Sendable {
 }
 
 /// A node's API as a state-sync source (`GET /v1/sync/…`, `/v1/light/powers`). Nothing it
-/// answers is trusted: `StateSync` checks every answer against the genesis.
+/// answers is trusted: `StateSync` checks every answer against the genesis, and every
+/// answer is read under a byte bound and a deadline, so a peer that sends without end or
+/// trickles bytes costs one failed request, not the node's memory or its sync.
 struct HTTPSnapshotPeer: SnapshotPeer {
-    let client: NodeClient
-    var name: String { client.base }
+    let base: String
+    let deadline: TimeInterval
+    var name: String { base }
 
-    init(_ base: String) { client = NodeClient(base) }
+    init(_ base: String, deadline: TimeInterval = 120) {
+        self.base = base.hasSuffix("/") ? String(base.dropLast()) : base
+        self.deadline = deadline
+    }
+
+    struct TooLarge: Error, CustomStringConvertible {
+        var max: Int
+        var description: String { "the answer is over \(max) bytes" }
+    }
+
+    struct TooSlow: Error, CustomStringConvertible {
+        var seconds: TimeInterval
+        var description: String { "no whole answer within \(Int(seconds)) s" }
+    }
+
+    /// GET `path`: the status and at most `max` bytes of body (more cancels the request).
+    func get(_ path: String, max: Int) async throws -> (Int, Data) {
+        guard let url = URL(string: base + path) else { throw CLIError("bad URL \(base + path)") }
+        let d = BoundedBody(max: max, deadline: deadline)
+        let c = URLSessionConfiguration.ephemeral
+        c.timeoutIntervalForRequest = min(60, deadline)
+        c.timeoutIntervalForResource = deadline
+        let session = URLSession(configuration: c, delegate: d, delegateQueue: nil)
+        defer { session.finishTasksAndInvalidate() }
+        return try await withCheckedThrowingContinuation { cont in
+            let task = session.dataTask(with: url)
+            d.start(task, cont)
+            // The whole answer within the deadline: a peer that trickles bytes resets any
+            // idle timeout, and Foundation on Linux does not enforce the resource one.
+            DispatchQueue.global().asyncAfter(deadline: .now() + deadline) { d.expire(task) }
+        }
+    }
+
+    func getJSON(_ path: String, max: Int = 16 << 20) async throws -> [String: Any] {
+        let (status, data) = try await get(path, max: max)
+        guard status == 200, let d = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw NodeClient.HTTPFailure(status: status, body: String(decoding: data.prefix(300), as: UTF8.self))
+        }
+        return d
+    }
 
     func offer() async throws -> SyncOffer {
-        let d = try await client.getJSON("/v1/sync/snapshot")
+        let d = try await getJSON("/v1/sync/snapshot", max: 1 << 20)
         func uint(_ k: String) throws -> UInt64 {
             guard let v = (d[k] as? NSNumber)?.uint64Value else { throw CLIError("\(name): /v1/sync/snapshot has no '\(k)'") }
             return v
@@ -98,7 +140,7 @@ struct HTTPSnapshotPeer: SnapshotPeer {
         var out: [AuditBundle.PowerChange] = []
         var from: UInt64 = 1
         while from <= height.value {
-            let d = try await client.getJSON("/v1/light/powers?from=\(from)&limit=\(Limits.listPageMax)")
+            let d = try await getJSON("/v1/light/powers?from=\(from)&limit=\(Limits.listPageMax)")
             let page = d["powers"] as? [[String: Any]] ?? []
             for p in page {
                 guard let h = (p["height"] as? NSNumber)?.uint64Value, h <= height.value else { continue }
@@ -121,8 +163,65 @@ struct HTTPSnapshotPeer: SnapshotPeer {
     }
 
     func chunk(height: Height, depth: Int, index: UInt32) async throws -> [UInt8] {
-        let (status, data) = try await client.request("GET", "/v1/sync/chunks?height=\(height.value)&depth=\(depth)&index=\(index)")
+        let (status, data) = try await get("/v1/sync/chunks?height=\(height.value)&depth=\(depth)&index=\(index)", max: Limits.syncChunkBytesMax)
         guard status == 200 else { throw NodeClient.HTTPFailure(status: status, body: String(decoding: data.prefix(300), as: UTF8.self)) }
         return Array(data)
+    }
+}
+
+/// Collects one response body up to `max` bytes, cancelling the request past it.
+final class BoundedBody: NSObject, URLSessionDataDelegate, @unchecked Sendable {
+    let max: Int
+    let lock = NSLock()
+    var data = Data()
+    var status = 0
+    var tooLarge = false
+    var expired = false
+    var cont: CheckedContinuation<(Int, Data), any Error>?
+
+    let deadline: TimeInterval
+
+    init(max: Int, deadline: TimeInterval) { self.max = max; self.deadline = deadline }
+
+    /// The deadline passed: the request is cancelled unless it already completed.
+    func expire(_ task: URLSessionDataTask) {
+        let pending = lock.withLock { () -> Bool in
+            guard cont != nil else { return false }
+            expired = true
+            return true
+        }
+        if pending { task.cancel() }
+    }
+
+    func start(_ task: URLSessionDataTask, _ c: CheckedContinuation<(Int, Data), any Error>) {
+        lock.withLock { cont = c }
+        task.resume()
+    }
+
+    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
+                    completionHandler: @escaping (URLSession.ResponseDisposition) -> Void) {
+        let over = response.expectedContentLength > Int64(max)
+        lock.withLock { status = (response as? HTTPURLResponse)?.statusCode ?? 0; tooLarge = over }
+        completionHandler(over ? .cancel : .allow)
+    }
+
+    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive d: Data) {
+        let over = lock.withLock { () -> Bool in
+            data.append(d)
+            if data.count > max { tooLarge = true; data = Data() }
+            return tooLarge
+        }
+        if over { dataTask.cancel() }
+    }
+
+    func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: (any Error)?) {
+        let (c, result): (CheckedContinuation<(Int, Data), any Error>?, Result<(Int, Data), any Error>) = lock.withLock {
+            defer { cont = nil }
+            if tooLarge { return (cont, .failure(HTTPSnapshotPeer.TooLarge(max: max))) }
+            if expired { return (cont, .failure(HTTPSnapshotPeer.TooSlow(seconds: deadline))) }
+            if let error { return (cont, .failure(error)) }
+            return (cont, .success((status, data)))
+        }
+        c?.resume(with: result)
     }
 }

@@ -199,7 +199,7 @@ struct NodeCommand: AsyncParsableCommand {
             } else {
                 // An empty log with peers to sync from: the state at their newest stable
                 // checkpoint, proven chunk by chunk; the blocks after it come from consensus.
-                let sync = StateSync(genesisBytes: genesis.encoded(), peers: s.stateSyncFrom.map(HTTPSnapshotPeer.init),
+                let sync = StateSync(genesisBytes: genesis.encoded(), peers: s.stateSyncFrom.map { HTTPSnapshotPeer($0) },
                                      workDir: s.dataDir + "/statesync", logger: logger)
                 do { synced = try await sync.run(into: log).state } catch { throw CLIError("state sync: \(error)") }
             }
