@@ -102,6 +102,9 @@ extension NodeDriver {
             do { try ledger.putCheckpointCertificate(height: cert.height, bytes: cert.encoded()) } catch {
                 logger.warning("checkpoint certificate not stored", metadata: ["height": "\(cert.height.value)", "error": "\(error)"])
             }
+            cond.withLock {
+                if let s = head.height == cert.height ? head : recentStates.last(where: { $0.height == cert.height }) { stableState = s }
+            }
         }
     }
 

@@ -218,8 +218,9 @@ extension NodeDriver {
     }
 
     public func state(at height: Height?) async throws(ServiceError) -> LedgerState {
-        let (h, recent) = cond.withLock { (head, recentStates) }
+        let (h, recent, stable) = cond.withLock { (head, recentStates, stableState) }
         guard let height, height != h.height else { return h }
+        if let stable, stable.height == height { return stable }
         if height >= options.retention.oldest(head: h.height), let s = recent.last(where: { $0.height == height }) { return s }
         cond.withLock { pastStateLoads += 1 }
         return try options.retention.state(at: height, head: h, log: log)

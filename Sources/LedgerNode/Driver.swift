@@ -95,6 +95,10 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
     /// checkpoint. Persistent maps make each cost its block's writes.
     var recentStates: [LedgerState] = []
     static let recentStatesMax = 16
+    /// The state at the newest stable checkpoint, kept while it is the newest: the one
+    /// state sync serves (`/v1/sync/*`), which would otherwise be decoded from its
+    /// checkpoint once the 16 recent states moved past it.
+    var stableState: LedgerState?
     /// State reads that went to the log (a test checks recent heights do not).
     var pastStateLoads = 0
     /// The head with the next block begun, which admission applies each author's next

@@ -204,6 +204,16 @@ extension DriverTests {
         try await waitFor("every node stored the certificates of checkpoints 8 and 16") {
             logs.allSatisfy { ((try? $0.checkpointCertificateHeights()) ?? []).starts(with: [8, 16]) }
         }
+        // The newest stable checkpoint's state (what state sync serves) stays in memory,
+        // however far the recent states moved on.
+        let n0 = nodes[0]
+        let stable = try #require(try logs[0].checkpointCertificateHeights().last)
+        #expect(n0.cond.withLock { n0.stableState?.height } == stable)
+        let loads = n0.cond.withLock { n0.pastStateLoads }
+        let served = try await n0.state(at: stable)
+        #expect(n0.cond.withLock { n0.pastStateLoads } == loads, "the state at the stable checkpoint \(stable) was refolded")
+        let next = try #require(try logs[0].block(at: stable.next))
+        #expect(served.height == stable && served.stateRoot() == next.header.parentStateRoot)
         for n in nodes { await n.stop() }
         for log in logs {
             let (report, _) = Replayer(log: log).run()
