@@ -11,12 +11,15 @@ an entity's state proof or an event's path against a certified header.
     lightclient.py --node URL [--genesis-hash H] event ID
     lightclient.py --node URL [--genesis-hash H] stream KIND ID      # KIND: account, agent, alliance, job
     lightclient.py --node URL [--genesis-hash H] checkpoints              # the quorum-signed state roots
+    lightclient.py --node URL [--genesis-hash H] snapshot                 # state sync's checks (§15)
     lightclient.py --node URL [--genesis-hash H] check --agent KEY --validator KEY
 
 `stream` reads every event of an entity's stream up to a proven height and checks it got
 them all, in order, none left out (§7.3). `checkpoints` checks the certificates of stable
-checkpoints the node stored, each under the power that signs it (§14.3). `check` (run in
-CI) verifies five entity kinds, an event, a stream and the checkpoint certificates, then
+checkpoints the node stored, each under the power that signs it (§14.3). `snapshot` checks
+what a state-syncing node would: the offered checkpoint's certificate, then every chunk of
+the state against the root it signs (§15). `check` (run in CI) verifies five entity kinds,
+an event, a stream, the checkpoint certificates and the state-sync snapshot, then
 tampers with what the node sent and requires each tampering
 to be refused with its reason. Without
 --genesis-hash the client trusts the genesis the node serves (and says so). Exit 0 when
@@ -275,6 +278,58 @@ class LightClient:
 
 
 KIND_NAMES = {v: k for k, v in KINDS.items()}
+ID_BYTES = {1: 0, 2: 0, 12: 0, 5: 64, 15: 64, 10: 49, 21: 33}  # FORMAT.md §7.2; others 32
+
+
+def tree_root(leaves, depth):
+    """§7.2: the subtree at `depth` over (key, value hash) pairs sharing `depth` bits."""
+    if not leaves:
+        return ZERO
+    if len(leaves) == 1:
+        return H(b"CHAOSLEDGER/STATE-LEAF\0", *leaves[0])
+    bit = lambda k: (k[depth // 8] >> (7 - depth % 8)) & 1
+    return H(b"CHAOSLEDGER/STATE-NODE\0", tree_root([x for x in leaves if not bit(x[0])], depth + 1),
+             tree_root([x for x in leaves if bit(x[0])], depth + 1))
+
+
+def verify_chunk(b, height, depth, index, root):
+    """A state-sync chunk (FORMAT.md §15.2) against the certified root of `height`: its
+    entries, each key and value hash computed here, with its siblings must lead to the
+    root. Returns the entries [(kind, id, value)]."""
+    r = Reader(b, "sync chunk")
+    if r.u16() != 1:
+        raise Refused("malformed sync chunk: unknown version")
+    h, d, i = r.u64(), r.u8(), r.u32()
+    if (h, d, i) != (height, depth, index):
+        raise Refused(f"the chunk is {i} of depth {d} at {h}, not {index} of depth {depth} at {height}")
+    entries = []
+    for _ in range(r.u32()):
+        kind = r.u8()
+        entries.append((kind, r.take(ID_BYTES.get(kind, 32)), r.blob32()))
+    siblings = []
+    for _ in range(depth):
+        tag = r.u8()
+        siblings.append((tag, r.take({0: 0, 1: 64, 2: 32}.get(tag, 0))))
+    r.end()
+    leaves = [(H(b"CHAOSLEDGER/STATE-KEY\0", bytes([k]), ident), H(b"CHAOSLEDGER/STATE-VALUE\0", v)) for k, ident, v in entries]
+    keys = [k for k, _ in leaves]
+    if keys != sorted(set(keys)) or (depth and any(int.from_bytes(k, "big") >> (256 - depth) != index for k in keys)):
+        raise Refused("the chunk's keys are not increasing or lie outside its prefix")
+    cur, count = tree_root(leaves, depth), min(len(leaves), 2)
+    for j in range(depth - 1, -1, -1):
+        tag, body = siblings[j]
+        if tag not in (0, 1, 2):
+            raise Refused("malformed sync chunk: unknown sibling")
+        sib = ZERO if tag == 0 else H(b"CHAOSLEDGER/STATE-LEAF\0", body[:32], body[32:]) if tag == 1 else body
+        n = tag  # 0 empty, 1 a leaf, 2 two or more
+        if (count, n) == (0, 1):
+            cur = sib
+        elif (count, n) not in ((0, 0), (1, 0)):
+            cur = H(b"CHAOSLEDGER/STATE-NODE\0", sib, cur) if (index >> (depth - 1 - j)) & 1 else H(b"CHAOSLEDGER/STATE-NODE\0", cur, sib)
+        count = min(count + n, 2)
+    if cur != root:
+        raise Refused(f"chunk {index} of depth {depth} does not lead to the certified state root {root.hex()[:12]}")
+    return entries
 
 
 def common_prefix(a, b):
@@ -347,6 +402,34 @@ def checkpoints(lc, node, limit=100):
         print(f"ok: checkpoint {v['height']}: state root {v['root'].hex()} signed by {len(v['votes'])} of the trusted validators")
         out.append((c, v))
     return out
+
+
+def get_bytes(node, path):
+    with urllib.request.urlopen(node.rstrip("/") + path, timeout=30) as r:
+        return r.read(16 << 20)
+
+
+def snapshot(lc, node):
+    """State sync's checks (FORMAT.md §15): the offer's checkpoint certificate under the
+    power walked from the genesis, then every chunk against the root it signs. Returns
+    (offer, verified checkpoint, chunks)."""
+    offer = get(node, "/v1/sync/snapshot")
+    if "height" not in offer:
+        raise Refused(f"the node offers no snapshot: {offer}")
+    follow(lc, node, offer["height"] + 1)
+    v = lc.verify_checkpoint(bytes.fromhex(offer["certificate"]))
+    if v["height"] != offer["height"] or v["root"].hex() != offer["stateRoot"]:
+        raise Refused("the offer's summary differs from the certificate it carries")
+    chunks, leaves = [], 0
+    for i in range(1 << offer["depth"]):
+        c = get_bytes(node, f"/v1/sync/chunks?height={offer['height']}&depth={offer['depth']}&index={i}")
+        leaves += len(verify_chunk(c, offer["height"], offer["depth"], i, v["root"]))
+        chunks.append(c)
+    if leaves != offer["leaves"]:
+        raise Refused(f"the chunks hold {leaves} leaves, the offer says {offer['leaves']}")
+    print(f"ok: the state at checkpoint {offer['height']}: {leaves} leaves in {len(chunks)} chunks, each proven "
+          f"against the root {v['root'].hex()[:16]}… that {len(v['votes'])} trusted validators signed")
+    return offer, v, chunks
 
 
 def prove_entity(lc, node, kind, ident, height=None):
@@ -502,6 +585,12 @@ def check(args, lc):
         c = bytes.fromhex(certified[-1][0]["certificate"])
         tamperings.append(("a checkpoint certificate with its state root changed",
                            lambda: walker.verify_checkpoint(flip(c, 8 + 32 + 31)), "does not verify"))
+    # State sync (§15): the offer and every chunk, on another fresh client; a chunk with one
+    # bit of its last entry or sibling flipped is refused.
+    offer, sv, chunks = snapshot(LightClient(genesis, H(genesis)), args.node)
+    tamperings.append(("a state-sync chunk with one bit flipped",
+                       lambda: verify_chunk(flip(chunks[0], len(chunks[0]) - 1), offer["height"], offer["depth"], 0, sv["root"]),
+                       "does not lead"))
     for name, attempt, reason in tamperings:
         try:
             attempt()
@@ -512,6 +601,7 @@ def check(args, lc):
             continue
         raise Refused(f"{name} was accepted")
     print(f"ok: {len(kinds)} entity kinds, an event and a stream verified; {len(certified)} checkpoint certificates verified; "
+          f"a state-sync snapshot of {offer['leaves']} leaves verified; "
           f"{len(tamperings)} tamperings refused")
 
 
@@ -525,6 +615,7 @@ def main():
     v = sub.add_parser("event"); v.add_argument("id")
     s = sub.add_parser("stream"); s.add_argument("kind", choices=sorted(STREAM_TAGS)); s.add_argument("id")
     sub.add_parser("checkpoints")
+    sub.add_parser("snapshot")
     c = sub.add_parser("check"); c.add_argument("--agent", required=True); c.add_argument("--validator", required=True)
     args = ap.parse_args()
     try:
@@ -543,6 +634,8 @@ def main():
         elif args.cmd == "checkpoints":
             n = len(checkpoints(lc, args.node))
             print(f"ok: {n} checkpoint certificates verified" if n else "the node has stored no checkpoint certificate yet")
+        elif args.cmd == "snapshot":
+            snapshot(lc, args.node)
         else:
             check(args, lc)
     except Refused as e:
