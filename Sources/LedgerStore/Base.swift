@@ -46,8 +46,9 @@ extension LedgerLog {
     static var baseKey: [UInt8] { Array("base".utf8) }
 
     /// Initialises an empty log at a base instead of the genesis: the genesis, the base,
-    /// its snapshot as the checkpoint of its height and its certificate, and a head at
-    /// the base, in one transaction; the index starts at the base too.
+    /// its certificate (where stable checkpoints' certificates are kept) and a head at the
+    /// base, in one transaction; the index starts at the base too. The snapshot is stored
+    /// once, in the base (the loader starts there when no later checkpoint serves).
     public func initialize(chainID: ChainID, genesisBytes: [UInt8], genesisHash: Hash32, base: LogBase) throws(StoreError) {
         guard Blake2b.hash(genesisBytes) == genesisHash else { throw .invalidAppend("genesis hash does not match its bytes") }
         guard base.height.value > 0 else { throw .invalidAppend("a base is the state after a block, not the genesis") }
@@ -55,7 +56,6 @@ extension LedgerLog {
             try Self.putChain(t, chainID, genesisBytes, genesisHash)
             try t.put(.meta, Self.baseKey, Record.seal(base.encoded()), append: false)
             try t.put(.meta, Self.headKey, Self.headRecord(base.height, base.blockHash, base.nextSequence), append: false)
-            try t.put(.checkpoints, Key.u64(base.height.value), Record.seal(base.snapshot), append: false)
             try t.put(.meta, Self.certificateKey(base.height), Record.seal(base.certificate), append: false)
         }
         let mark = Mark(height: base.height.value, next: base.nextSequence.value, blockHash: base.blockHash, genesisHash: genesisHash)
