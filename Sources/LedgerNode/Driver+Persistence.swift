@@ -97,13 +97,16 @@ extension NodeDriver {
     /// audits and clients find the state roots a quorum signed (FORMAT.md §5). Its block is
     /// already there (a replica checkpoints only what it committed), and the record file
     /// keeps the certificate whatever happens here: a failure is logged, not fatal.
-    func storeCheckpointCertificates(_ records: [DurableRecord]) {
+    func storeCheckpointCertificates(_ records: [DurableRecord], _ commits: [CommittedBlock]) {
         for case let .stable(cert) in records where cert.height.value > 0 {
             do { try ledger.putCheckpointCertificate(height: cert.height, bytes: cert.encoded()) } catch {
                 logger.warning("checkpoint certificate not stored", metadata: ["height": "\(cert.height.value)", "error": "\(error)"])
             }
+            // A replica that catches up can commit the block and learn its checkpoint is
+            // stable in one turn: the state is then among this turn's commits.
+            let fresh = commits.last { $0.state.height == cert.height }?.state
             cond.withLock {
-                if let s = head.height == cert.height ? head : recentStates.last(where: { $0.height == cert.height }) { stableState = s }
+                if let s = fresh ?? (head.height == cert.height ? head : recentStates.last(where: { $0.height == cert.height })) { stableState = s }
             }
         }
     }

@@ -345,7 +345,7 @@ public final class NodeDriver: NodeService, PeerMessageSink, @unchecked Sendable
             let persistStart = DispatchTime.now().uptimeNanoseconds
             let recordWrite = prepareRecords(records)
             persistRetryingOnFullDisk(commits, recordWrite)
-            storeCheckpointCertificates(records)
+            storeCheckpointCertificates(records, commits)
             if recordWrite != nil || !commits.isEmpty {
                 let ns = DispatchTime.now().uptimeNanoseconds - persistStart
                 mPersist.recordNanoseconds(Int64(ns))
