@@ -9,7 +9,7 @@ What it follows:
                      §2 event envelope, §2.1 signing rule, §2.2 id rule
                      §3 payloads and the rules that refuse events
                      §8 key files (plain and argon2id + secretbox encrypted)
-  schemas/openapi.yaml  GET /v1/status, /v1/fees, /v1/accounts/{key}, /v1/agents/{key},
+  schemas/openapi.yaml  GET /v1/status, /v1/fees, /v1/economy, /v1/accounts/{key}, /v1/agents/{key},
                      /v1/validators, /v1/agents, /v1/alliances/{id}, /v1/events/{id};
                      POST /v1/events (one raw envelope and a JSON batch, `wait`), the
                      receipt codes and the error body.
@@ -468,11 +468,13 @@ def run(args):
                 "bytes": len(e), "signature": e[-64:].hex(), "payload": fields}
         diff = {k: (got.get(k), v) for k, v in want.items() if got.get(k) != v}
         check(not diff, f"{kind} as committed differs from what was signed (got, sent): {diff}")
-    spent = sum(fee_for(k) for k, _, _ in signed) + (args.amount if recipient != me else 0)
+    # Under rule version 3 a registration also locks the agent bond (ECONOMY.md).
+    bond = node.get("/v1/economy").get("trust", {}).get("agentBond", 0) if first_kind == "agent.register" else 0
+    spent = sum(fee_for(k) for k, _, _ in signed) + (args.amount if recipient != me else 0) + bond
     account = wait_account(node, me, nonce0 + len(signed), args.timeout)
     check(account["balance"] == balance0 - spent,
           f"balance {account['balance']}, expected {balance0} - {spent} = {balance0 - spent} "
-          f"(fees {[fee_for(k) for k, _, _ in signed]} + transfer {args.amount}; did someone else pay this account meanwhile?)")
+          f"(fees {[fee_for(k) for k, _, _ in signed]} + transfer {args.amount} + bond {bond}; did someone else pay this account meanwhile?)")
     log(f"account: nonce {account['nonce']}, balance {account['balance']} (paid {spent})")
     if recipient != me:
         got = node.get(f"/v1/accounts/{recipient}")["balance"]

@@ -95,8 +95,16 @@ def parse_genesis(b):
         key = r.b32(); r.blob16(); r.blob16(); stake = r.u64()
         if stake >= min_stake:
             power[key] = stake
-    if version < 4 or b[-1] != 2:
+    if version < 4:
         raise Refused("this chain commits its state flat (genesis before version 4): it serves no proofs")
+    for _ in range(r.u32()):
+        r.b32(); r.u64()  # allocations
+    rules = r.u16()
+    r.take(68)  # economy parameters
+    if r.u8() != 2:
+        raise Refused("this chain commits its state flat (state commitment 1): it serves no proofs")
+    if rules >= 3:
+        r.take(64)  # the trust parameters of rule version 3
     return chain, power
 
 

@@ -248,12 +248,18 @@ def genesis_state(g: bytes, genesis_hash: bytes):
     validators = [(r.take(32), r.blob16(), r.blob16(), r.u64()) for _ in range(r.u32())]
     allocations = [(r.take(32), r.u64()) for _ in range(r.u32())]
     economy = None
+    trust = b""
     if version >= 3:
         rule_version = r.u16()
         start = r.i
         r.take(68)  # economy parameters: u64 u32 u32 u64 u64 u32 u32 u64 u32 u64 u64
         economy = g[start:r.i]
     commitment = r.u8() if version == 4 else 1
+    if economy is not None and rule_version >= 3:
+        # Rule version 3: the trust parameters (u64 u64 u32 u64 u32 u64 u64 u64 u64).
+        start = r.i
+        r.take(64)
+        trust = g[start:r.i]
     r.end()
     accounts = {a: amount for a, amount in allocations}
     for key, _, _, _ in validators:
@@ -275,7 +281,7 @@ def genesis_state(g: bytes, genesis_hash: bytes):
         # baseFeeMin), gas used, fee pool, last proposer, minted, fees burned.
         base_fee_min, = struct.unpack(">Q", economy[16:24])
         entries[(12, b"")] = (struct.pack(">HI", rule_version, 1) + q(0) + struct.pack(">H", rule_version) + economy
-                              + q(base_fee_min) + q(0) + q(0) + bytes(32) + q(0) + q(0))
+                              + q(base_fee_min) + q(0) + q(0) + bytes(32) + q(0) + q(0) + trust)
     return entries, version, commitment
 
 
@@ -291,6 +297,8 @@ def genesis_snapshot(entries, commitment: int):
            + u32(0) * 3)                           # slashes, offences punished, opinion counts
     if (12, b"") in entries:
         out += b"\xec" + entries[(12, b"")] + u32(0) * 8   # the economy's scalars, then its eight maps and lists
+        if struct.unpack(">H", entries[(12, b"")][:2])[0] >= 3:
+            out += u32(0) * 2                          # rule version 3: origins, pairs
     if commitment == 2:
         out += u32(0)                              # streams
     return out
@@ -307,8 +315,10 @@ def check_flat_genesis_root(g: bytes, root_hex: str, what: str):
 
 def check_state_tree(t, chain: bytes, doc):
     g = bytes.fromhex(t["genesis"])
-    if h(g).hex() != t["genesisHash"] or g[0:2] != b"\x00\x04" or g[-1] != 2 or g[2:34] != chain:
-        fail("tree genesis: version 4, the chain, state commitment 2 (tree) last")
+    if h(g).hex() != t["genesisHash"] or g[0:2] != b"\x00\x04" or g[2:34] != chain:
+        fail("tree genesis: version 4 and the chain")
+    if genesis_state(g, h(g))[2] != 2:
+        fail("tree genesis: state commitment 2 (tree)")
     leaves = []
     for l in t["leaves"]:
         ident, value = bytes.fromhex(l["id"]), bytes.fromhex(l["value"])

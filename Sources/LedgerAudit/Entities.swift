@@ -150,6 +150,14 @@ public enum EntityView {
                   ("economy.arbitersPerDispute", "\(ep.arbitersPerDispute)"), ("economy.arbiterMinReputation", "\(ep.arbiterMinReputation)"),
                   ("economy.reputationHalfLifeBlocks", "\(ep.reputationHalfLifeBlocks)")]
         }
+        if e.hasTrust {
+            let t = ep.trust
+            f += [("trust.agentBond", "\(t.agentBond)"), ("trust.agentBondReturnBlocks", "\(t.agentBondReturnBlocks)"),
+                  ("trust.disputeBondSlashBps", "\(t.disputeBondSlashBps)"), ("trust.endorsementPeriodBlocks", "\(t.endorsementPeriodBlocks)"),
+                  ("trust.standingBaseBps", "\(t.standingBaseBps)"), ("trust.standingFullAt", "\(t.standingFullAt)"),
+                  ("trust.jobValueCap", "\(t.jobValueCap)"), ("trust.agentIdleBlocks", "\(t.agentIdleBlocks)"),
+                  ("trust.agentOfflineBlocks", "\(t.agentOfflineBlocks)")]
+        }
         return sorted(f)
     }
 
@@ -197,6 +205,10 @@ public enum EntityView {
         for (n, amount) in pending { f.append((n, "\(amount)")) }
         if let r = s.economy.rewards[k] { f.append(("unclaimedRewards", "\(r)")) }
         if let r = s.economy.reputation[k] { f.append(("reputation", "\(r.value)@\(r.asOf.value)")) }
+        if let o = s.economy.origins[k] { f.append(("origin", o.hex)) }
+        for (p, r) in s.economy.pairs where p.from == k {
+            f.append(("pair[\(p.to.hex)]", "jobs \(r.jobs), endorsed at \(r.endorsedAt.value)"))
+        }
         if let c = s.economy.influence[k] {
             f.append(("influence.memes", "\(c.memesPosted)")); f.append(("influence.interactionsReceived", "\(c.interactionsReceived)"))
             for r in c.reactionsReceived.keys { f.append(("influence.reactions[\(r)]", "\(c.reactionsReceived[r]!)")) }
@@ -224,9 +236,16 @@ public enum EntityView {
 
     static func agent(_ k: PublicKey, _ s: LedgerState) -> [EntityField]? {
         guard let a = s.agents[k] else { return nil }
-        return sorted([("name", a.profile.name), ("capabilities", a.profile.capabilities.joined(separator: ",")),
-                       ("personality", a.profile.personality), ("endpoint", a.profile.endpoint),
-                       ("registeredAt", "\(a.registeredAt.value)"), ("active", a.active ? "true" : "false")])
+        var f = [("name", a.profile.name), ("capabilities", a.profile.capabilities.joined(separator: ",")),
+                 ("personality", a.profile.personality), ("endpoint", a.profile.endpoint),
+                 ("registeredAt", "\(a.registeredAt.value)"), ("active", a.active ? "true" : "false")]
+        if let t = a.trust {
+            let o = t.outcomes
+            f += [("bond", "\(t.bond)"), ("bondSlashed", "\(t.bondSlashed)"), ("origin", t.origin.hex), ("lastSeen", "\(t.lastSeen.value)"),
+                  ("status", s.agentStatus(k)?.rawValue ?? "none"),
+                  ("outcomes", "completed \(o.completedAsWorker)/\(o.completedAsClient), refunded \(o.refunded), disputes \(o.disputes) lost \(o.disputesLost), ratings \(o.ratings) sum \(o.ratingSum)")]
+        }
+        return sorted(f)
     }
 
     static func alliance(_ k: AllianceID, _ s: LedgerState) -> [EntityField]? {

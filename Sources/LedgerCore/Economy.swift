@@ -10,8 +10,11 @@ public enum RuleVersion {
     /// Version 2: gas and a base fee, block rewards, jobs and escrow, disputes,
     /// reputation, memes and influence, delegator slashing.
     public static let economy: UInt16 = 2
-    public static let current: UInt16 = economy
-    public static let supported: ClosedRange<UInt16> = 1 ... 2
+    /// Version 3: the agent trust layer — bonded agent identities, reputation weighted by
+    /// value and standing, bounded endorsements, funding origins (`TrustParameters`).
+    public static let trust: UInt16 = 3
+    public static let current: UInt16 = trust
+    public static let supported: ClosedRange<UInt16> = 1 ... 3
 }
 
 /// Parameters of the agent economy (rule version 2), fixed at genesis (version 3) and
@@ -41,12 +44,15 @@ public struct EconomyParameters: Sendable, Hashable, Codable {
     public var arbiterMinReputation: Int64 = 5_000
     /// Reputation halves every this many blocks.
     public var reputationHalfLifeBlocks: UInt64 = 10_000
+    /// Rule version 3's parameters: not part of this struct's encoding (a genesis carries
+    /// none), encoded in the state's economy entry only under rule version 3.
+    public var trust = TrustParameters()
 
     public init() {}
 
     enum CodingKeys: String, CodingKey {
         case blockReward, proposerBonusBps, feeBurnBps, baseFeeMin, gasTargetPerBlock, commissionMaxBps, defaultCommissionBps
-        case disputeWindowBlocks, arbitersPerDispute, arbiterMinReputation, reputationHalfLifeBlocks
+        case disputeWindowBlocks, arbitersPerDispute, arbiterMinReputation, reputationHalfLifeBlocks, trust
     }
 
     /// The JSON genesis form: every field optional, defaults for the ones left out.
@@ -64,6 +70,7 @@ public struct EconomyParameters: Sendable, Hashable, Codable {
         arbitersPerDispute = try c.decodeIfPresent(UInt32.self, forKey: .arbitersPerDispute) ?? d.arbitersPerDispute
         arbiterMinReputation = try c.decodeIfPresent(Int64.self, forKey: .arbiterMinReputation) ?? d.arbiterMinReputation
         reputationHalfLifeBlocks = try c.decodeIfPresent(UInt64.self, forKey: .reputationHalfLifeBlocks) ?? d.reputationHalfLifeBlocks
+        trust = try c.decodeIfPresent(TrustParameters.self, forKey: .trust) ?? d.trust
     }
 
     public func encode(_ w: inout ByteWriter) {
@@ -124,7 +131,7 @@ public enum GovernableParameter {
         "slashFractionBps", "jailBlocks",
         "blockReward", "proposerBonusBps", "feeBurnBps", "baseFeeMin", "gasTargetPerBlock", "commissionMaxBps",
         "defaultCommissionBps", "disputeWindowBlocks", "arbitersPerDispute", "arbiterMinReputation", "reputationHalfLifeBlocks",
-    ]
+    ] + TrustParameters.names
 
     /// Sets `name` to `value` in copies of the two parameter sets and validates them.
     public static func apply(_ name: String, _ value: UInt64, chain: ChainParameters, economy: EconomyParameters)
@@ -157,9 +164,12 @@ public enum GovernableParameter {
             guard let v = Int64(exactly: value) else { throw .invalidValue(field: name, reason: "out of range") }
             e.arbiterMinReputation = v
         case "reputationHalfLifeBlocks": e.reputationHalfLifeBlocks = value
-        default: throw .invalidValue(field: "parameter", reason: "'\(name)' is not a governable parameter")
+        default:
+            guard try e.trust.set(name, value) else {
+                throw .invalidValue(field: "parameter", reason: "'\(name)' is not a governable parameter")
+            }
         }
-        try c.validate(); try e.validate()
+        try c.validate(); try e.validate(); try e.trust.validate()
         return (c, e)
     }
 }

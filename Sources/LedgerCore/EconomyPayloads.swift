@@ -107,7 +107,7 @@ extension Payload {
     func encodeEconomy(_ w: inout ByteWriter) {
         switch self {
         case .claimRewards, .transfer, .validatorRegister, .validatorRetire, .validatorRotateKey, .validatorUnjail, .bond,
-             .unbond, .delegate, .undelegate, .agentRegister, .agentUpdate, .agentDeregister, .alliancePropose,
+             .unbond, .delegate, .undelegate, .agentRegister, .agentUpdate, .agentDeregister, .agentHeartbeat, .alliancePropose,
              .allianceAccept, .allianceReject, .allianceDissolve, .evidence, .opinion:
             break
         case let .setCommission(bps): w.u32(bps)

@@ -138,7 +138,8 @@ public struct Genesis: Sendable, Hashable {
     /// documents still decode, with those two at their defaults. Version 3 added the rule
     /// version and the economy parameters after the allocations; older documents get
     /// rule version 1 and the default economy. Version 4 added the state commitment
-    /// after the economy parameters; older documents commit flat.
+    /// after the economy parameters; older documents commit flat. A version 4 document of
+    /// rule version 3 (the trust layer) carries the trust parameters after the commitment.
     public static let formatVersion: UInt16 = 4
     public static let oldestReadableVersion: UInt16 = 1
 
@@ -173,6 +174,12 @@ public struct Genesis: Sendable, Hashable {
         try economy.validate()
         guard RuleVersion.supported.contains(ruleVersion) else {
             throw .invalidValue(field: "genesis.ruleVersion", reason: "must be in \(RuleVersion.supported)")
+        }
+        // Before rule version 3 the state holds no trust parameters: a chain that upgrades
+        // starts them at their defaults, so a genesis may not set them.
+        try economy.trust.validate()
+        guard ruleVersion >= RuleVersion.trust || economy.trust == TrustParameters() else {
+            throw .invalidValue(field: "genesis.economy.trust", reason: "trust parameters need rule version \(RuleVersion.trust)")
         }
         guard stateCommitment == StateCommitmentRule.flat || stateCommitment == StateCommitmentRule.tree else {
             throw .invalidValue(field: "genesis.stateCommitment", reason: "must be 1 (flat) or 2 (tree)")
@@ -217,6 +224,7 @@ public struct Genesis: Sendable, Hashable {
         precondition(version >= 3 || (ruleVersion == RuleVersion.legacy && economy == EconomyParameters()),
                      "a version 2 genesis has rule version 1 and the default economy")
         precondition(version >= 4 || stateCommitment == StateCommitmentRule.flat, "before version 4 a genesis commits flat")
+        precondition(version >= 4 || ruleVersion < RuleVersion.trust, "rule version 3 needs a version 4 genesis")
         var w = ByteWriter(capacity: 256 + validators.count * 128 + allocations.count * 40)
         w.u16(version)
         w.b32(chainID.raw)
@@ -231,6 +239,7 @@ public struct Genesis: Sendable, Hashable {
             economy.encode(&w)
         }
         if version >= 4 { w.u8(stateCommitment) }
+        if version >= 4, ruleVersion >= RuleVersion.trust { economy.trust.encode(&w) }
         return w.bytes
     }
 
@@ -265,6 +274,10 @@ public struct Genesis: Sendable, Hashable {
             economy = try EconomyParameters.decode(&r)
         }
         let commitment = v >= 4 ? try r.u8("genesis.stateCommitment") : StateCommitmentRule.flat
+        if rules >= RuleVersion.trust {
+            guard v >= 4 else { throw .invalidValue(field: "genesis.ruleVersion", reason: "rule version 3 needs a version 4 genesis") }
+            economy.trust = try TrustParameters.decode(&r)
+        }
         try r.end()
         var g = try Genesis(chainID: chain, timestampMs: ts, parameters: params, validators: vals, allocations: allocs,
                             ruleVersion: rules, economy: economy, stateCommitment: commitment)

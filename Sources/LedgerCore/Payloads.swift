@@ -12,6 +12,8 @@ public enum EventKind: UInt16, Sendable, CaseIterable, CustomStringConvertible {
     case agentRegister = 30
     case agentUpdate = 31
     case agentDeregister = 32
+    /// Rule version 3: an agent's sign of life (its lifecycle status).
+    case agentHeartbeat = 33
     case alliancePropose = 40
     case allianceAccept = 41
     case allianceReject = 42
@@ -53,6 +55,7 @@ public enum EventKind: UInt16, Sendable, CaseIterable, CustomStringConvertible {
         case .agentRegister: "agent.register"
         case .agentUpdate: "agent.update"
         case .agentDeregister: "agent.deregister"
+        case .agentHeartbeat: "agent.heartbeat"
         case .alliancePropose: "alliance.propose"
         case .allianceAccept: "alliance.accept"
         case .allianceReject: "alliance.reject"
@@ -158,6 +161,7 @@ public enum Payload: Sendable, Hashable {
     case agentRegister(AgentProfile)
     case agentUpdate(AgentProfile)
     case agentDeregister
+    case agentHeartbeat
     case alliancePropose(AllianceProposal)
     case allianceAccept(AllianceID)
     case allianceReject(AllianceID)
@@ -200,6 +204,7 @@ public enum Payload: Sendable, Hashable {
         case .agentRegister: .agentRegister
         case .agentUpdate: .agentUpdate
         case .agentDeregister: .agentDeregister
+        case .agentHeartbeat: .agentHeartbeat
         case .alliancePropose: .alliancePropose
         case .allianceAccept: .allianceAccept
         case .allianceReject: .allianceReject
@@ -235,7 +240,7 @@ public enum Payload: Sendable, Hashable {
             w.b32(to); w.u64(amount); w.string(memo)
         case let .validatorRegister(name, personality):
             w.string(name); w.string(personality)
-        case .validatorRetire, .validatorUnjail, .agentDeregister:
+        case .validatorRetire, .validatorUnjail, .agentDeregister, .agentHeartbeat:
             break
         case let .validatorRotateKey(r):
             w.b32(r.oldKey); w.b32(r.newKey); w.b64(r.oldKeySignature); w.b64(r.newKeySignature)
@@ -278,6 +283,7 @@ public enum Payload: Sendable, Hashable {
         case .validatorRetire: p = .validatorRetire
         case .validatorUnjail: p = .validatorUnjail
         case .agentDeregister: p = .agentDeregister
+        case .agentHeartbeat: p = .agentHeartbeat
         case .validatorRotateKey:
             p = .validatorRotateKey(KeyRotation(
                 oldKey: try r.b32("rotate.oldKey"), newKey: try r.b32("rotate.newKey"),
@@ -345,7 +351,7 @@ public enum Payload: Sendable, Hashable {
         switch self {
         case let .transfer(to, _, _): s = .account(to)
         case let .delegate(v, _), let .undelegate(v, _): s = .account(v.raw)
-        case .agentRegister, .agentUpdate, .agentDeregister: s = .agent(author)
+        case .agentRegister, .agentUpdate, .agentDeregister, .agentHeartbeat: s = .agent(author)
         case .alliancePropose: s = .alliance(AllianceID(createdBy: id))
         case let .allianceAccept(a), let .allianceReject(a), let .allianceDissolve(a): s = .alliance(a)
         case .jobPost: s = .job(JobID(createdBy: id))

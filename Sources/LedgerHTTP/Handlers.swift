@@ -41,9 +41,9 @@ struct Handlers: Sendable {
         case .validator:
             try await entity(request, context, "id", "validator", .validator) { s, k in s.validators[k].map(Render.validator) }
         case .agents:
-            try await list(request, "agents") { s in s.agents.map { ($0.key, Render.agent($0.key, $0.value)) } }
+            try await list(request, "agents") { s in s.agents.map { ($0.key, Render.agent($0.key, $0.value, s)) } }
         case .agent:
-            try await entity(request, context, "key", "agent", .agent) { s, k in s.agents[k].map { Render.agent(k, $0) } }
+            try await entity(request, context, "key", "agent", .agent) { s, k in s.agents[k].map { Render.agent(k, $0, s) } }
         case .alliances:
             try await list(request, "alliances") { s in s.alliances.map { ($0.key, Render.alliance($0.value)) } }
         case .alliance:

@@ -11,7 +11,7 @@ public enum Render {
         switch p {
         case let .transfer(to, amount, memo): ["to": to.hex, "amount": amount, "memo": memo]
         case let .validatorRegister(name, personality): ["name": name, "personality": personality]
-        case .validatorRetire, .validatorUnjail, .agentDeregister: [:]
+        case .validatorRetire, .validatorUnjail, .agentDeregister, .agentHeartbeat: [:]
         case let .validatorRotateKey(r): ["oldKey": r.oldKey.hex, "newKey": r.newKey.hex]
         case let .bond(a), let .unbond(a): ["amount": a]
         case let .delegate(v, a), let .undelegate(v, a): ["validator": v.hex, "amount": a]
@@ -76,8 +76,18 @@ public enum Render {
         }
     }
 
-    public static func agent(_ k: PublicKey, _ a: AgentState) -> [String: Any] {
-        ["agent": k.hex, "profile": profile(a.profile), "registeredAt": a.registeredAt.value, "active": a.active]
+    /// An agent with its lifecycle status and, under rule version 3, its bond, origin,
+    /// last activity and outcomes (average rating in milli-points of a score).
+    public static func agent(_ k: PublicKey, _ a: AgentState, _ s: LedgerState) -> [String: Any] {
+        var out: [String: Any] = ["agent": k.hex, "profile": profile(a.profile), "registeredAt": a.registeredAt.value, "active": a.active,
+                                  "status": s.agentStatus(k)?.rawValue ?? "retired", "reputation": s.reputation(of: k)]
+        guard let t = a.trust else { return out }
+        let o = t.outcomes
+        out["bond"] = t.bond; out["bondSlashed"] = t.bondSlashed; out["origin"] = t.origin.hex; out["lastSeen"] = t.lastSeen.value
+        out["outcomes"] = ["completedAsWorker": o.completedAsWorker, "completedAsClient": o.completedAsClient, "refunded": o.refunded,
+                           "disputes": o.disputes, "disputesLost": o.disputesLost, "ratings": o.ratings,
+                           "averageRatingMilli": o.ratings == 0 ? 0 : o.ratingSum * 1000 / o.ratings]
+        return out
     }
 
     public static func alliance(_ a: AllianceState) -> [String: Any] {

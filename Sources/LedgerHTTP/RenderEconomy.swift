@@ -88,7 +88,7 @@ extension Render {
     public static func economy(_ s: LedgerState) -> [String: Any] {
         let e = s.economy
         let p = e.parameters
-        return [
+        var out: [String: Any] = [
             "ruleVersion": e.ruleVersion, "ruleHistory": e.ruleHistory.map { ["from": $0.from.value, "version": $0.version] },
             "baseFee": e.baseFee, "blockGasUsed": e.blockGasUsed, "feePool": e.feePool, "minted": e.minted,
             "feesBurned": e.feesBurned, "slashed": s.burned, "totalSupply": s.totalSupply,
@@ -101,5 +101,13 @@ extension Render {
                 "reputationHalfLifeBlocks": p.reputationHalfLifeBlocks,
             ] as [String: Any],
         ]
+        if e.hasTrust {
+            let t = p.trust
+            out["trust"] = ["agentBond": t.agentBond, "agentBondReturnBlocks": t.agentBondReturnBlocks, "disputeBondSlashBps": t.disputeBondSlashBps,
+                            "endorsementPeriodBlocks": t.endorsementPeriodBlocks, "standingBaseBps": t.standingBaseBps,
+                            "standingFullAt": t.standingFullAt, "jobValueCap": t.jobValueCap, "agentIdleBlocks": t.agentIdleBlocks,
+                            "agentOfflineBlocks": t.agentOfflineBlocks] as [String: Any]
+        }
+        return out
     }
 }

@@ -92,8 +92,7 @@ extension LedgerState {
             let k = try r.b32("agent.key"); try sorted(k, "snapshot.agents")
             let p = try Payload.decode(kind: .agentRegister, try profileSlice(&r))
             guard case let .agentRegister(profile) = p else { throw .invalidValue(field: "agent", reason: "profile") }
-            s.agents[k] = AgentState(profile: profile, registeredAt: Height(try r.u64("agent.registeredAt")),
-                                     active: try r.u8("agent.active") == 1)
+            s.agents[k] = try decodeAgent(profile, &r)
         }
         try decodeAlliances(&r, into: &s)
         last = nil
@@ -110,6 +109,25 @@ extension LedgerState {
         guard s.canonicalBytes() == bytes else { throw .invalidValue(field: "snapshot", reason: "not in canonical form") }
         s.seal()
         return s
+    }
+
+    /// An agent entry after its profile: registration height, flags, and the trust record
+    /// when flag bit 1 says one follows (FORMAT.md §7).
+    static func decodeAgent(_ profile: AgentProfile, _ r: inout ByteReader) throws(DecodeError) -> AgentState {
+        let at = Height(try r.u64("agent.registeredAt"))
+        let flags = try r.u8("agent.flags")
+        guard flags <= 3 else { throw .invalidValue(field: "agent.flags", reason: "unknown flag bits") }
+        var a = AgentState(profile: profile, registeredAt: at, active: flags & 1 == 1)
+        guard flags & 2 == 2 else { return a }
+        var t = AgentTrust(bond: try r.u64("agent.bond"), origin: try r.b32("agent.origin"), lastSeen: Height(try r.u64("agent.lastSeen")))
+        t.bondSlashed = try r.u64("agent.bondSlashed")
+        var o = AgentOutcomes()
+        o.completedAsWorker = try r.u64("agent.completedAsWorker"); o.completedAsClient = try r.u64("agent.completedAsClient")
+        o.refunded = try r.u64("agent.refunded"); o.disputes = try r.u64("agent.disputes"); o.disputesLost = try r.u64("agent.disputesLost")
+        o.ratings = try r.u64("agent.ratings"); o.ratingSum = try r.u64("agent.ratingSum")
+        t.outcomes = o
+        a.trust = t
+        return a
     }
 
     /// The validators section (FORMAT.md §7), key histories filling `consensusKeys`.

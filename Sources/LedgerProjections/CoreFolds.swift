@@ -28,9 +28,14 @@ extension LedgerState {
         case .validatorUnjail: try checkValidatorUnjail(author: author, ctx)
         case let .evidence(first, second): return CheckedEvent(offence: try provenOffence(first, second))
         case let .opinion(o): return CheckedEvent(opinionCount: try checkOpinion(o, author: author, ctx))
-        case let .agentRegister(p): try checkAgentRegister(p, author: author)
-        case let .agentUpdate(p): try checkAgentUpdate(p, author: author)
+        case let .agentRegister(p):
+            try checkAgentRegister(p, author: author)
+            spend = try add(spend, bondToLock(.agentRegister, author: author))
+        case let .agentUpdate(p):
+            try checkAgentUpdate(p, author: author)
+            spend = try add(spend, bondToLock(.agentUpdate, author: author))
         case .agentDeregister: try checkAgentDeregister(author: author)
+        case .agentHeartbeat: try checkHeartbeat(author: author)
         case let .alliancePropose(p): try checkAlliancePropose(p, author: author, id: id)
         case let .allianceAccept(a), let .allianceReject(a): try checkAllianceAnswer(a, author: author, ctx)
         case let .allianceDissolve(a): try checkAllianceDissolve(a, author: author)
@@ -43,7 +48,9 @@ extension LedgerState {
     mutating func write(_ payload: Payload, _ checked: CheckedEvent, author: PublicKey, id: EventID, _ ctx: BlockContext) {
         let h = ctx.height
         switch payload {
-        case let .transfer(to, amount, _): writeTransfer(to: to, amount)
+        case let .transfer(to, amount, _):
+            noteOrigin(of: to, from: author)
+            writeTransfer(to: to, amount)
         case let .bond(amount): writeBond(amount, author: author)
         case let .delegate(v, amount): writeDelegate(v, amount, author: author)
         case let .unbond(amount): writeUnbond(amount, author: author, at: h)
@@ -54,9 +61,10 @@ extension LedgerState {
         case .validatorUnjail: writeValidatorUnjail(author: author)
         case .evidence: slash(checked.offence!, evidence: id, at: h)
         case .opinion: opinionCounts[ValidatorID(author)] = checked.opinionCount!
-        case let .agentRegister(p): agents[author] = AgentState(profile: p, registeredAt: h, active: true)
-        case let .agentUpdate(p): agents[author]!.profile = p
-        case .agentDeregister: agents[author]!.active = false
+        case let .agentRegister(p): writeAgentRegister(p, author: author, at: h)
+        case let .agentUpdate(p): writeAgentUpdate(p, author: author, at: h)
+        case .agentDeregister: writeAgentDeregister(author: author, at: h)
+        case .agentHeartbeat: break
         case let .alliancePropose(p): writeAlliancePropose(p, author: author, id: id, ctx)
         case let .allianceAccept(a): writeAllianceAccept(a, author: author, ctx)
         case let .allianceReject(a): writeAllianceEnd(a, .rejected)
@@ -64,6 +72,7 @@ extension LedgerState {
         default:
             applyEconomy(checked.writes!, author: author, at: h, governance: payload.kind == .govPropose || payload.kind == .govVote)
         }
+        noteSeen(author, at: h)
     }
 
     // MARK: Transfers and staking (amounts are positive; what is moved is spent)

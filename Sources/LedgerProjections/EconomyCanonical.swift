@@ -26,6 +26,11 @@ extension LedgerState {
         for k in e.influence.keys.sorted() { Entry.influence(&w, k, e.influence[k]!) }
         w.u32(UInt32(e.proposals.count))
         for k in e.proposals.keys.sorted() { Entry.proposal(&w, e.proposals[k]!) }
+        guard e.hasTrust else { return }
+        w.u32(UInt32(e.origins.count))
+        for k in e.origins.keys.sorted() { Entry.origin(&w, k, e.origins[k]!) }
+        w.u32(UInt32(e.pairs.count))
+        for k in e.pairs.keys.sorted() { Entry.pair(&w, k, e.pairs[k]!) }
     }
 
     /// Reads the economy section when the snapshot has one (the canonical-form check
@@ -52,6 +57,7 @@ extension LedgerState {
         e.parameters = try EconomyParameters.decode(&r)
         e.baseFee = try r.u64("economy.baseFee"); e.blockGasUsed = try r.u64("economy.blockGasUsed"); e.feePool = try r.u64("economy.feePool")
         e.lastProposer = try r.id("economy.lastProposer"); e.minted = try r.u64("economy.minted"); e.feesBurned = try r.u64("economy.feesBurned")
+        if e.hasTrust { e.parameters.trust = try TrustParameters.decode(&r) }
         for _ in 0 ..< (try r.snapshotCount("economy.rewards")) { e.rewards[try r.b32("reward.key")] = try r.u64("reward.amount") }
         for _ in 0 ..< (try r.snapshotCount("economy.commissions")) { e.commissions[try r.id("commission.key")] = try r.u32("commission.bps") }
         for _ in 0 ..< (try r.snapshotCount("economy.delegatorSlashes")) {
@@ -109,6 +115,13 @@ extension LedgerState {
             guard let st = ProposalStatus(rawValue: try r.u8("proposal.status")) else { throw .invalidValue(field: "proposal.status", reason: "unknown status") }
             p.status = st
             e.proposals[id] = p
+        }
+        if e.hasTrust {
+            for _ in 0 ..< (try r.snapshotCount("economy.origins")) { e.origins[try r.b32("origin.key")] = try r.b32("origin.origin") }
+            for _ in 0 ..< (try r.snapshotCount("economy.pairs")) {
+                let k = PairKey(from: try r.b32("pair.from"), to: try r.b32("pair.to"))
+                e.pairs[k] = PairRecord(jobs: try r.u64("pair.jobs"), endorsedAt: Height(try r.u64("pair.endorsedAt")))
+            }
         }
         s.economy = e
     }

@@ -25,6 +25,7 @@ extension LedgerState {
 
     func checkJobPost(_ spec: JobSpec, author: PublicKey, id: EventID, at h: Height, _ w: inout EconomyWrites) throws(ApplyError) {
         guard agents[author]?.active == true else { throw .notRegistered("agent \(author.short)") }
+        try requireBonded(author)
         try checkSpec(spec, client: author, at: h)
         guard economy.jobs[JobID(createdBy: id)] == nil else { throw .duplicateEvent(id) }
         w.job = Job(id: JobID(createdBy: id), client: author, spec: spec, postedAt: h, milestones: spec.milestones.map { Milestone(amount: $0) })
@@ -33,6 +34,7 @@ extension LedgerState {
     func checkJobAccept(_ j: JobID, author: PublicKey, at h: Height, _ w: inout EconomyWrites) throws(ApplyError) {
         var job = try existingJob(j)
         guard agents[author]?.active == true else { throw .notRegistered("agent \(author.short)") }
+        try requireBonded(author)
         guard author != job.client, author != job.spec.arbiter else { throw .invalidJob("the client or arbiter cannot work on the job") }
         guard job.status == .posted else { throw .wrongJobStatus(j, job.status) }
         guard h <= job.spec.deadline else { throw .deadlinePassed(job.spec.deadline) }
@@ -119,7 +121,11 @@ extension LedgerState {
         job.escrowed -= back
         job.status = .refunded
         w.credits.append((job.client, back))
-        if job.worker != .zero { w.reputation.append((job.worker, ReputationRule.refundedWorker)) }
+        if trustRules {
+            refundTrust(job, &w)
+        } else if job.worker != .zero {
+            w.reputation.append((job.worker, ReputationRule.refundedWorker))
+        }
         w.job = job
     }
 
@@ -183,8 +189,12 @@ extension LedgerState {
         if toWorker > 0 { w.credits.append((job.worker, toWorker)) }
         if remaining - toWorker > 0 { w.credits.append((job.client, remaining - toWorker)) }
         let workerWon = d.workerShareBps * 2 >= ChainParameters.basisPoints
-        w.reputation.append((job.worker, workerWon ? ReputationRule.disputeWinner : ReputationRule.disputeLoser))
-        w.reputation.append((job.client, workerWon ? ReputationRule.disputeLoser : ReputationRule.disputeWinner))
+        if trustRules {
+            resolveTrust(job, workerWon: workerWon, &w)
+        } else {
+            w.reputation.append((job.worker, workerWon ? ReputationRule.disputeWinner : ReputationRule.disputeLoser))
+            w.reputation.append((job.client, workerWon ? ReputationRule.disputeLoser : ReputationRule.disputeWinner))
+        }
         for a in d.arbiters { w.reputation.append((a, d.votes[a] != nil ? ReputationRule.arbiterVoted : ReputationRule.arbiterSilent)) }
         w.job = job
     }
@@ -204,15 +214,20 @@ extension LedgerState {
             guard !job.workerRated else { throw .alreadyRated(j) }
             job.workerRated = true; subject = job.client
         }
-        w.reputation.append((subject, (Int64(score) - 3) * ReputationRule.ratingStep))
+        if trustRules {
+            rateTrust(job, subject: subject, rater: author, score: score, &w)
+        } else {
+            w.reputation.append((subject, (Int64(score) - 3) * ReputationRule.ratingStep))
+        }
         w.job = job
     }
 
     func checkEndorse(_ subject: PublicKey, _ delta: Int8, author: PublicKey, _ w: inout EconomyWrites) throws(ApplyError) {
-        try requireValidator(ValidatorID(author))
+        if !trustRules { try requireValidator(ValidatorID(author)) }
         guard isParticipant(subject) else { throw .notRegistered("agent or validator \(subject.short)") }
-        guard subject != author else { throw .invalidEndorsement("a validator cannot endorse itself") }
+        guard subject != author else { throw .invalidEndorsement("no one may endorse itself") }
         guard delta != 0, (-5 ... 5).contains(delta) else { throw .invalidEndorsement("delta \(delta) is not in -5...5 or is 0") }
+        if trustRules { return try endorseTrust(subject, delta, author: author, &w) }
         w.reputation.append((subject, Int64(delta) * ReputationRule.endorsementStep))
     }
 
@@ -260,6 +275,10 @@ extension LedgerState {
         }
         switch gp.change {
         case let .parameter(name, value):
+            // The trust parameters are part of the state only from rule version 3 on.
+            if TrustParameters.names.contains(name), rules < RuleVersion.trust {
+                throw .invalidProposal("'\(name)' is a rule version \(RuleVersion.trust) parameter; the chain runs version \(rules)")
+            }
             do { _ = try GovernableParameter.apply(name, value, chain: parameters, economy: economy.parameters) } catch {
                 throw .invalidProposal(error.description)
             }

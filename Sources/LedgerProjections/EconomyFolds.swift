@@ -6,7 +6,7 @@ public enum Gas {
     public static func of(_ kind: EventKind, bytes: Int) -> UInt64 {
         let base: UInt64
         switch kind {
-        case .transfer, .evidence, .opinion, .agentDeregister, .rate, .endorse, .memeReact, .interact, .govVote: base = 1
+        case .transfer, .evidence, .opinion, .agentDeregister, .agentHeartbeat, .rate, .endorse, .memeReact, .interact, .govVote: base = 1
         case .bond, .unbond, .delegate, .undelegate, .claimRewards, .setCommission, .allianceAccept, .allianceReject,
              .allianceDissolve, .jobAccept, .jobSubmit, .disputeVote, .memePost:
             base = 2
@@ -49,6 +49,11 @@ struct EconomyWrites {
     var commission: (ValidatorID, UInt32)?
     /// Rewards claimed (moved from `rewards[author]` to the balance).
     var claimed: UInt64 = 0
+    /// Rule version 3: agents' new trust records, pair records (the last for a key
+    /// wins), and bond burned by a lost dispute.
+    var trust: [PublicKey: AgentTrust] = [:]
+    var pairs: [(PairKey, PairRecord)] = []
+    var bondBurned: UInt64 = 0
 }
 
 extension LedgerState {
@@ -166,12 +171,19 @@ extension LedgerState {
         let amount = job.milestones[i].amount
         job.milestones[i].paid = toWorker; job.milestones[i].refunded = amount - toWorker; job.milestones[i].settled = true
         job.escrowed -= amount
-        if toWorker > 0 { w.credits.append((job.worker, toWorker)); w.reputation.append((job.worker, ReputationRule.milestonePaid)) }
+        if toWorker > 0 {
+            w.credits.append((job.worker, toWorker))
+            if !trustRules { w.reputation.append((job.worker, ReputationRule.milestonePaid)) }
+        }
         if amount > toWorker { w.credits.append((job.client, amount - toWorker)) }
         if job.milestones.allSatisfy(\.settled) {
             job.status = .completed
-            w.reputation.append((job.worker, ReputationRule.jobCompletedWorker))
-            w.reputation.append((job.client, ReputationRule.jobCompletedClient))
+            if trustRules {
+                completeTrust(job, &w)
+            } else {
+                w.reputation.append((job.worker, ReputationRule.jobCompletedWorker))
+                w.reputation.append((job.client, ReputationRule.jobCompletedClient))
+            }
         }
     }
 
@@ -274,6 +286,9 @@ extension LedgerState {
             noteProposal(p)
         }
         if let (v, bps) = w.commission { economy.commissions[v] = bps }
+        for (k, t) in w.trust { agents[k]!.trust = t }
+        for (k, p) in w.pairs { economy.pairs[k] = p }
+        if w.bondBurned > 0 { burned += w.bondBurned; totalSupply -= w.bondBurned }
     }
 
     mutating func adjustReputation(_ k: PublicKey, _ delta: Int64, at h: Height) {

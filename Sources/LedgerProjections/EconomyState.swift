@@ -121,6 +121,23 @@ public struct DelegatorSlash: Sendable, Hashable {
     public var evidence: EventID
 }
 
+/// An ordered pair of keys: a client and its worker, an endorser and its subject.
+public struct PairKey: Sendable, Hashable, Comparable {
+    public var from: PublicKey
+    public var to: PublicKey
+    public init(from: PublicKey, to: PublicKey) { self.from = from; self.to = to }
+    public static func < (a: Self, b: Self) -> Bool { a.from != b.from ? a.from < b.from : a.to < b.to }
+}
+
+/// What rule version 3 counts per ordered pair (schemas/ECONOMY.md §Rule version 3).
+public struct PairRecord: Sendable, Hashable {
+    /// Jobs settled with `from` the client and `to` the worker: the n-th earns 1/n.
+    public var jobs: UInt64 = 0
+    /// The height of `from`'s last endorsement of `to` (0: never).
+    public var endorsedAt: Height = 0
+    public init(jobs: UInt64 = 0, endorsedAt: Height = 0) { self.jobs = jobs; self.endorsedAt = endorsedAt }
+}
+
 public struct RuleEpoch: Sendable, Hashable {
     public var from: Height
     public var version: UInt16
@@ -157,12 +174,21 @@ public struct EconomyState: Sendable, Equatable {
     public internal(set) var memes: TrackedMap<MemeID, MemeState>
     public internal(set) var influence: TrackedMap<PublicKey, InfluenceCounters>
     public internal(set) var proposals: TrackedMap<ProposalID, ProposalState>
+    /// Rule version 3: the funding origin of each account created by a transfer under it
+    /// (an account without an entry is its own origin).
+    public internal(set) var origins: TrackedMap<PublicKey, PublicKey>
+    /// Rule version 3: job and endorsement counts per ordered pair of keys.
+    public internal(set) var pairs: TrackedMap<PairKey, PairRecord>
+    /// Whether the trust layer's state (its parameters, origins and pairs) is part of
+    /// the state: from the height rule version 3 rules.
+    public var hasTrust: Bool { ruleVersion >= RuleVersion.trust }
 
     init(present: Bool, ruleVersion: UInt16, parameters: EconomyParameters) {
         self.present = present; self.ruleVersion = ruleVersion; self.parameters = parameters
         ruleHistory = [RuleEpoch(from: 0, version: ruleVersion)]
         baseFee = parameters.baseFeeMin; blockGasUsed = 0; feePool = 0; lastProposer = .zero; minted = 0; feesBurned = 0
         rewards = [:]; commissions = [:]; delegatorSlashes = []; jobs = [:]; reputation = [:]; memes = [:]; influence = [:]; proposals = [:]
+        origins = [:]; pairs = [:]
     }
 
 }

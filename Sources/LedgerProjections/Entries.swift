@@ -23,8 +23,21 @@ enum Entry {
         w.b32(u.account); w.b32(u.validator); w.u64(u.amount); w.u64(u.releaseAt.value)
     }
 
+    /// The flags byte: bit 0 active, bit 1 a rule version 3 trust record follows (so an
+    /// agent registered before version 3 keeps the bytes it always had).
     static func agent(_ w: inout ByteWriter, _ k: PublicKey, _ a: AgentState) {
-        w.b32(k); w.raw(Payload.agentRegister(a.profile).encoded()); w.u64(a.registeredAt.value); w.u8(a.active ? 1 : 0)
+        w.b32(k); w.raw(Payload.agentRegister(a.profile).encoded()); w.u64(a.registeredAt.value)
+        w.u8((a.active ? 1 : 0) | (a.trust != nil ? 2 : 0))
+        guard let t = a.trust else { return }
+        w.u64(t.bond); w.b32(t.origin); w.u64(t.lastSeen.value); w.u64(t.bondSlashed)
+        let o = t.outcomes
+        for v in [o.completedAsWorker, o.completedAsClient, o.refunded, o.disputes, o.disputesLost, o.ratings, o.ratingSum] { w.u64(v) }
+    }
+
+    static func origin(_ w: inout ByteWriter, _ k: PublicKey, _ origin: PublicKey) { w.b32(k); w.b32(origin) }
+
+    static func pair(_ w: inout ByteWriter, _ k: PairKey, _ p: PairRecord) {
+        w.b32(k.from); w.b32(k.to); w.u64(p.jobs); w.u64(p.endorsedAt.value)
     }
 
     static func alliance(_ w: inout ByteWriter, _ a: AllianceState) {
@@ -61,6 +74,7 @@ enum Entry {
         for r in e.ruleHistory { w.u64(r.from.value); w.u16(r.version) }
         e.parameters.encode(&w)
         w.u64(e.baseFee); w.u64(e.blockGasUsed); w.u64(e.feePool); w.b32(e.lastProposer); w.u64(e.minted); w.u64(e.feesBurned)
+        if e.hasTrust { e.parameters.trust.encode(&w) }
     }
 
     static func reward(_ w: inout ByteWriter, _ k: PublicKey, _ amount: UInt64) { w.b32(k); w.u64(amount) }

@@ -74,6 +74,10 @@ public enum ApplyError: Error, Equatable, Sendable, CustomStringConvertible {
     case invalidProposal(String)
     case unknownProposal(ProposalID)
     case proposalClosed(ProposalID, ProposalStatus)
+    /// Rule version 3: the author is not a bonded agent (nor a validator with power).
+    case notBonded(String)
+    /// Rule version 3: the author endorsed this subject within the endorsement period.
+    case endorsementTooSoon(nextAt: Height)
 
     // long: a table, one line per refusal; split, it would read worse.
     public var description: String {
@@ -150,6 +154,8 @@ public enum ApplyError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .invalidProposal(r): "invalid proposal: \(r)"
         case let .unknownProposal(p): "unknown proposal \(p.short)"
         case let .proposalClosed(p, s): "proposal \(p.short) is \(s)"
+        case let .notBonded(w): "\(w) holds no agent bond"
+        case let .endorsementTooSoon(h): "one endorsement of a subject per period: the next at height \(h)"
         }
     }
 }
@@ -257,6 +263,8 @@ extension ApplyError {
         case .invalidProposal: "invalid_proposal"
         case .unknownProposal: "unknown_proposal"
         case .proposalClosed: "proposal_closed"
+        case .notBonded: "not_bonded"
+        case .endorsementTooSoon: "endorsement_too_soon"
         }
     }
 }

@@ -90,6 +90,43 @@ public struct AgentState: Sendable, Hashable {
     public var profile: AgentProfile
     public var registeredAt: Height
     public var active: Bool
+    /// The bond, origin, activity and outcomes of an agent registered under rule
+    /// version 3 (nil for one registered before, until it bonds with `agent.update`).
+    public var trust: AgentTrust? = nil
+}
+
+/// Rule version 3's record of a bonded agent (schemas/ECONOMY.md §Rule version 3).
+public struct AgentTrust: Sendable, Hashable {
+    /// Locked while registered; moves to the unbonding queue on deregistration.
+    public var bond: UInt64
+    /// The funding origin of the agent's account when it bonded (`LedgerState.origin(of:)`).
+    public var origin: PublicKey
+    /// The height of the last event the agent signed (its lifecycle status follows from it).
+    public var lastSeen: Height
+    /// Burned from the bond by lost disputes.
+    public var bondSlashed: UInt64 = 0
+    public var outcomes = AgentOutcomes()
+}
+
+/// What an agent's jobs came to, counted under rule version 3.
+public struct AgentOutcomes: Sendable, Hashable {
+    /// Jobs completed (every milestone paid) as the worker, and as the client.
+    public var completedAsWorker: UInt64 = 0
+    public var completedAsClient: UInt64 = 0
+    /// Jobs refunded to their client while this agent was the worker.
+    public var refunded: UInt64 = 0
+    /// Disputes resolved on a job of this agent's, and those it lost.
+    public var disputes: UInt64 = 0
+    public var disputesLost: UInt64 = 0
+    /// Ratings received and the sum of their scores (1–5).
+    public var ratings: UInt64 = 0
+    public var ratingSum: UInt64 = 0
+    public init() {}
+}
+
+/// An agent's lifecycle status, derived from its record and the current height.
+public enum AgentStatus: String, Sendable, CaseIterable {
+    case active, idle, offline, retired
 }
 
 public enum AllianceStatus: UInt8, Sendable, CustomStringConvertible {
@@ -249,6 +286,7 @@ public struct LedgerState: Sendable, Equatable {
         for (_, v) in validators { s.add(v.selfStake) }
         for (_, d) in delegations { s.add(d) }
         for u in unbonding { s.add(u.amount) }
+        for (_, a) in agents { if let t = a.trust { s.add(t.bond) } }
         return s.value
     }
 }

@@ -33,6 +33,10 @@ public enum LeafKind: UInt8, Sendable, CaseIterable, Comparable {
     case proposal = 0x14
     /// A stream's count and hash chain (id: u8 stream tag | b32 id; tree chains only).
     case stream = 0x15
+    /// Rule version 3: an account's funding origin.
+    case origin = 0x16
+    /// Rule version 3: id from | to.
+    case pair = 0x17
 
     public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
 
@@ -40,7 +44,7 @@ public enum LeafKind: UInt8, Sendable, CaseIterable, Comparable {
     public var idLength: Int {
         switch self {
         case .chain, .power, .economy: 0
-        case .delegation, .delegatorSlash: 64
+        case .delegation, .delegatorSlash, .pair: 64
         case .offence: 49
         case .stream: 33
         default: 32
@@ -71,6 +75,8 @@ public enum LeafKind: UInt8, Sendable, CaseIterable, Comparable {
         case .influence: "influence"
         case .proposal: "proposal"
         case .stream: "stream"
+        case .origin: "origin"
+        case .pair: "pair"
         }
     }
 }
@@ -140,6 +146,10 @@ extension LedgerState {
         case .stream:
             guard let k = StreamKey(bytes: leaf.id) else { return nil }
             return streams[k].map { h in encode { Entry.stream(&$0, k, h) } }
+        case .origin: return e.origins[leaf.first].map { o in encode { Entry.origin(&$0, leaf.first, o) } }
+        case .pair:
+            let k = PairKey(from: leaf.first, to: leaf.second)
+            return e.pairs[k].map { p in encode { Entry.pair(&$0, k, p) } }
         }
     }
 
@@ -174,6 +184,8 @@ extension LedgerState {
         for (_, m) in e.memes { add(.of(.meme, m.id)) { Entry.meme(&$0, m) } }
         for (k, c) in e.influence { add(.of(.influence, k)) { Entry.influence(&$0, k, c) } }
         for (_, p) in e.proposals { add(.of(.proposal, p.id)) { Entry.proposal(&$0, p) } }
+        for (k, o) in e.origins { add(.of(.origin, k)) { Entry.origin(&$0, k, o) } }
+        for (k, p) in e.pairs { add(.of(.pair, k.from, k.to)) { Entry.pair(&$0, k, p) } }
         return out
     }
 
@@ -204,6 +216,8 @@ extension LedgerState {
         for k in economy.memes.takeWritten() { touched.insert(.of(.meme, k)) }
         for k in economy.influence.takeWritten() { touched.insert(.of(.influence, k)) }
         for k in economy.proposals.takeWritten() { touched.insert(.of(.proposal, k)) }
+        for k in economy.origins.takeWritten() { touched.insert(.of(.origin, k)) }
+        for k in economy.pairs.takeWritten() { touched.insert(.of(.pair, k.from, k.to)) }
         touched.insert(StateLeaf(unchecked: .chain, []))
         touched.insert(StateLeaf(unchecked: .power, []))
         touched.insert(StateLeaf(unchecked: .economy, []))
@@ -226,7 +240,7 @@ extension LedgerState {
         _ = opinionCounts.takeWritten(); _ = economy.rewards.takeWritten(); _ = economy.commissions.takeWritten()
         _ = economy.delegatorSlashes.takeWritten(); _ = economy.jobs.takeWritten(); _ = economy.reputation.takeWritten()
         _ = economy.memes.takeWritten(); _ = economy.influence.takeWritten(); _ = economy.proposals.takeWritten()
-        _ = streams.takeWritten()
+        _ = economy.origins.takeWritten(); _ = economy.pairs.takeWritten(); _ = streams.takeWritten()
     }
 
     /// The chain leaf: chain id, genesis hash, parameters, then height, time, supply,

@@ -170,8 +170,11 @@ extension LedgerState {
         section(.slash); section(.offence); section(.opinions)
         if byKind[.economy] != nil {
             w.u8(economyMarker)
-            w.raw(try one(.economy))
+            let globals = try one(.economy)
+            w.raw(globals)
             for k: LeafKind in [.reward, .commission, .delegatorSlash, .job, .reputation, .meme, .influence, .proposal] { section(k) }
+            var r = ByteReader(globals)
+            if try r.u16("economy.ruleVersion") >= RuleVersion.trust { section(.origin); section(.pair) }
         }
         section(.stream)
         return try decodeSnapshot(w.bytes, crypto: crypto)

@@ -131,7 +131,9 @@ final class DemoRun {
         case 74 ..< 77:
             let active = st.alliances.values.filter { $0.status == .active }.sorted { $0.id < $1.id }
             if let a = active.first, let j = keys.firstIndex(where: { $0.publicKey == a.proposer }) { submit(j, .allianceDissolve(a.id)) }
-        case 77 ..< 80:
+        case 79:
+            if st.trustRules, st.agents[keys[i].publicKey]?.active == true { submit(i, .agentHeartbeat) }
+        case 77 ..< 79:
             submit(i, .agentUpdate(AgentProfile(name: "agent-\(i)", capabilities: DemoMemes.capabilities(i + Int(rng.next() % 3)),
                                                 personality: DemoMemes.personalities[Int(rng.next() % 4)], endpoint: "agent://\(i)/v2")))
         case 80 ..< 82:
@@ -225,6 +227,11 @@ final class DemoRun {
             submit(v0, .opinion(Opinion(height: b?.header.height ?? 1, view: 0, blockHash: b.map { Blake2b.hash($0.headerBytes) } ?? .zero,
                                        verdict: .accept, reason: "meme quality is fine")))
             submit(v0, .endorse(subject: keys[3].publicKey, delta: 3, reason: "reliable worker"))
+            // Under rule version 3 bonded agents endorse too, and sign heartbeats.
+            if st().trustRules {
+                submit(5 % agents, .endorse(subject: keys[4 % agents].publicKey, delta: 2, reason: "pays on time"))
+                submit(3 % agents, .agentHeartbeat)
+            }
             // Governance: one change the producer's power carries, one it votes down. Only
             // validators holding power propose: validator 0 once its stake counts (from
             // the epoch after it bonded), else the producer alone (its proposal passes).

@@ -86,7 +86,7 @@ struct StateCommand: ParsableCommand {
         } else if let a = agent {
             let k = try key(a)
             guard let x = s.agents[k] else { throw CLIError("no agent \(a) at height \(s.height)") }
-            printJSON(Render.agent(k, x))
+            printJSON(Render.agent(k, x, s))
         } else if let a = alliance {
             guard let x = s.alliances[AllianceID(try key(a))] else { throw CLIError("no alliance \(a) at height \(s.height)") }
             printJSON(Render.alliance(x))

@@ -16,7 +16,7 @@ struct Submit: AsyncParsableCommand {
           staking.bond --amount N        staking.unbond --amount N
           staking.delegate --validator KEY --amount N        staking.undelegate --validator KEY --amount N
           agent.register --name NAME [--capabilities a,b] [--personality P] [--endpoint URI]
-          agent.update (same options)    agent.deregister
+          agent.update (same options)    agent.deregister    agent.heartbeat
           alliance.propose --targets KEY,KEY --purpose TEXT [--terms TEXT] [--duration-ms N]
           alliance.accept --alliance ID  alliance.reject --alliance ID  alliance.dissolve --alliance ID
           staking.claim                  validator.set_commission --bps N
@@ -121,6 +121,7 @@ struct Submit: AsyncParsableCommand {
         case "agent.register": return .agentRegister(profile)
         case "agent.update": return .agentUpdate(profile)
         case "agent.deregister": return .agentDeregister
+        case "agent.heartbeat": return .agentHeartbeat
         case "alliance.propose":
             let ts: [PublicKey] = try targets.split(separator: ",").map { try hexKey(String($0), "targets") }
             return .alliancePropose(AllianceProposal(targets: ts, purpose: purpose, terms: terms, durationMs: durationMs))

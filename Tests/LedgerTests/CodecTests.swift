@@ -19,6 +19,7 @@ import Testing
             .agentRegister(AgentProfile(name: "a", capabilities: ["x", "y"], personality: "chaotic", endpoint: "e")),
             .agentUpdate(AgentProfile(name: "b", capabilities: [], personality: "", endpoint: "")),
             .agentDeregister,
+            .agentHeartbeat,
             .alliancePropose(AllianceProposal(targets: [k, .zero], purpose: "p", terms: "t", durationMs: 5)),
             .allianceAccept(AllianceID(k)), .allianceReject(.zero), .allianceDissolve(AllianceID(k)),
             .validatorUnjail,

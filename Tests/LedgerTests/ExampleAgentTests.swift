@@ -116,7 +116,10 @@ import Testing
         // Balances from the genesis allocations and the committed fees alone.
         let account = await Self.json(url + "/v1/accounts/\(agent)")
         #expect((account?["nonce"] as? NSNumber)?.uint64Value == 4, "\(String(describing: account))")
-        #expect((account?["balance"] as? NSNumber)?.uint64Value == funded - fees - amount, "\(String(describing: account))")
+        // The registration locked the agent bond (rule version 3).
+        let bond = ((await Self.json(url + "/v1/economy"))?["trust"] as? [String: Any])?["agentBond"] as? NSNumber
+        #expect(bond != nil)
+        #expect((account?["balance"] as? NSNumber)?.uint64Value == funded - fees - amount - (bond?.uint64Value ?? 0), "\(String(describing: account))")
         let recipient = await Self.json(url + "/v1/accounts/\(other)")
         #expect((recipient?["balance"] as? NSNumber)?.uint64Value == otherFunded + amount, "\(String(describing: recipient))")
 
