@@ -10,7 +10,8 @@ What it follows:
                      §3 payloads and the rules that refuse events
                      §8 key files (plain and argon2id + secretbox encrypted)
   schemas/openapi.yaml  GET /v1/status, /v1/fees, /v1/economy, /v1/accounts/{key}, /v1/agents/{key},
-                     /v1/validators, /v1/agents, /v1/alliances/{id}, /v1/events/{id};
+                     /v1/validators, /v1/agents, /v1/alliances/{id}, /v1/events/{id},
+                     /v1/streams/agent/{key};
                      POST /v1/events (one raw envelope and a JSON batch, `wait`), the
                      receipt codes and the error body.
 
@@ -27,7 +28,9 @@ What it does, against a running node:
   5. submits a forged signature, a stale nonce and a replayed event and checks each is
      refused with its documented code;
   6. reads back the event statuses and payloads, its account, its agent profile, the
-     recipient's account and the alliance, and checks every value it can predict.
+     recipient's account and the alliance, and checks every value it can predict;
+  7. with --peer-key, sends a second agent a message sealed to its key (message.send),
+     then, as that agent, finds it in its stream, opens it and checks who sent it.
 It exits 0 when every check passed, 1 on a failed check, 2 when it cannot start (no
 node, no account, a bad key file), each time with a message saying what went wrong.
 
@@ -50,6 +53,7 @@ import urllib.request
 
 try:
     import nacl.exceptions
+    import nacl.public
     import nacl.pwhash
     import nacl.secret
     import nacl.signing
@@ -190,6 +194,9 @@ KINDS = {
                                   ("verdict", enum8({1: "accept", 2: "refuse"})), ("reason", REASON)]),
     # The agent economy (FORMAT.md §3, codes 14, 24, 70-111; this agent posts a meme).
     "meme.post":            (100, [("contentHash", B32), ("content", TEXT), ("tags", list16(NAME, 8))]),
+    # Rule version 3 (ECONOMY.md): a heartbeat, and a message sealed to an agent's key.
+    "agent.heartbeat":      (33, []),
+    "message.send":         (120, [("to", B32), ("sealed", blob16(1024))]),
 }
 KIND_NAMES = {code: name for name, (code, _) in KINDS.items()}
 
@@ -490,6 +497,47 @@ def run(args):
               f"alliance {aid}: {alliance}")
         log(f"alliance {aid[:16]}… proposed to {target[:16]}…: {alliance['status']}")
     log(f"ok: {len(signed)} events committed and read back, 3 bad events refused")
+    if args.peer_key:
+        send_sealed_message(node, chain, key, me, load_or_create_key(args.peer_key, args.passphrase_env), fee_for, args.timeout)
+
+
+def send_sealed_message(node, chain, key, me, peer_key, fee_for, timeout):
+    """A message to a second agent (FORMAT.md §3, message.send): sealed (libsodium
+    crypto_box_seal) to the X25519 form of its Ed25519 key; then, as that agent, read its
+    inbox (its agent stream), open the box, and check on the log who sent it."""
+    peer = bytes(peer_key.verify_key).hex()
+    # Only a registered agent receives messages: register the peer first if it is not one.
+    agent = node.get(f"/v1/agents/{peer}", allow_404=True)
+    if not (agent and agent["active"]):
+        n = node.get(f"/v1/accounts/{peer}")["nonce"]
+        reg = sign_event(peer_key, chain, "agent.register", n + 1, fee_for("agent.register"),
+                         {"name": "python-peer", "capabilities": ["chat"], "personality": "lawful", "endpoint": ""})
+        _, (r,) = node.submit([reg], 30_000)
+        check(r["status"] in ("accepted", "committed", "pending"), f"the peer's registration was refused: {r}")
+        wait_committed(node, event_id(reg), timeout)
+    text = f"for {peer[:8]} only: the meme budget is approved"
+    box = nacl.public.SealedBox(peer_key.verify_key.to_curve25519_public_key()).encrypt(text.encode())
+    nonce = node.get(f"/v1/accounts/{me}")["nonce"]
+    e = sign_event(key, chain, "message.send", nonce + 1, fee_for("message.send"), {"to": peer, "sealed": box.hex()})
+    eid = event_id(e)
+    _, (r,) = node.submit([e], 30_000)
+    check(r["status"] in ("accepted", "committed", "pending"), f"message.send was refused: {r}")
+    st = wait_committed(node, eid, timeout)
+    # The recipient's side: its inbox is its agent stream's message.send events.
+    inbox = [ev for ev in node.get(f"/v1/streams/agent/{peer}?limit=500")["events"] if ev["kind"] == "message.send"]
+    mine = [ev for ev in inbox if ev["id"] == eid]
+    check(len(mine) == 1, f"message {eid} is not in the recipient's stream ({len(inbox)} messages there)")
+    got = mine[0]
+    check(got["author"] == me and got["payload"]["to"] == peer, f"message {eid}: author {got['author']}, to {got['payload']['to']}")
+    opened = nacl.public.SealedBox(peer_key.to_curve25519_private_key()).decrypt(bytes.fromhex(got["payload"]["sealed"]))
+    check(opened == text.encode(), f"the message opened to {opened!r}")
+    try:
+        nacl.public.SealedBox(nacl.public.PrivateKey.generate()).decrypt(bytes.fromhex(got["payload"]["sealed"]))
+        raise Failure("a sealed message opened with another key")
+    except nacl.exceptions.CryptoError:
+        pass
+    log(f"ok: a sealed message to {peer[:16]}… (event {eid[:16]}…, height {st['height']}) opened by its recipient, "
+        f"sent by {me[:16]}… on the log, and by no other key")
 
 
 def pick_alliance_target(node, me):
@@ -563,6 +611,7 @@ def main():
     p.add_argument("--endpoint", default="https://agents.example/python")
     p.add_argument("--to", help="transfer recipient, 64 hex digits (default: a new key)")
     p.add_argument("--amount", type=int, default=1000, help="transfer amount")
+    p.add_argument("--peer-key", help="a second agent's key file: send it a sealed message and read it as that agent")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for a commit")
     p.add_argument("--self-test", metavar="VECTORS", help="check the codec against schemas/vectors.json and exit")
     args = p.parse_args()

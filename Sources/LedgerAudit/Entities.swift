@@ -170,6 +170,7 @@ public enum EntityView {
             f += [("milestone[\(i)].amount", "\(m.amount)"), ("milestone[\(i)].result", m.result.hex),
                   ("milestone[\(i)].paid", "\(m.paid)"), ("milestone[\(i)].refunded", "\(m.refunded)"), ("milestone[\(i)].settled", "\(m.settled)")]
         }
+        if let spec = j.spec.evaluation.spec { f += [("evaluator", j.evaluator.hex), ("specHash", spec.hex)] }
         if let d = j.dispute {
             f += [("dispute.openedBy", d.openedBy.hex), ("dispute.arbiters", d.arbiters.map(\.hex).joined(separator: ",")),
                   ("dispute.workerShareBps", "\(d.workerShareBps)")]

@@ -20,10 +20,28 @@ public struct JobSpec: Sendable, Hashable {
     /// In reputation milli-points (schemas/REPUTATION.md).
     public var minReputation: Int64
     public var arbiter: PublicKey
+    /// Rule version 3: who may release a milestone by attesting the worker's result
+    /// against the specification's hash (`job.attest`), besides the client.
+    public var evaluation: Evaluation
     public init(title: String, capabilities: [String], milestones: [UInt64], deadline: Height, minReputation: Int64 = 0,
-                arbiter: PublicKey = .zero) {
+                arbiter: PublicKey = .zero, evaluation: Evaluation = .none) {
         self.title = title; self.capabilities = capabilities; self.milestones = milestones; self.deadline = deadline
-        self.minReputation = minReputation; self.arbiter = arbiter
+        self.minReputation = minReputation; self.arbiter = arbiter; self.evaluation = evaluation
+    }
+}
+
+/// A job's evaluator (rule version 3): none, one the client names, or one drawn like an
+/// arbiter once a worker accepted; with the hash of the specification it attests against.
+public enum Evaluation: Sendable, Hashable {
+    case none
+    case named(PublicKey, spec: Hash32)
+    case drawn(spec: Hash32)
+
+    public var spec: Hash32? {
+        switch self {
+        case .none: nil
+        case let .named(_, s), let .drawn(s): s
+        }
     }
 }
 
@@ -116,6 +134,13 @@ extension Payload {
             w.u16(UInt16(j.capabilities.count)); for c in j.capabilities { w.string(c) }
             w.u16(UInt16(j.milestones.count)); for m in j.milestones { w.u64(m) }
             w.u64(j.deadline.value); w.u64(UInt64(bitPattern: j.minReputation)); w.b32(j.arbiter)
+            // The evaluation, only when there is one: jobs without keep their old bytes.
+            switch j.evaluation {
+            case .none: break
+            case let .named(k, spec): w.u8(1); w.b32(k); w.b32(spec)
+            case let .drawn(spec): w.u8(2); w.b32(spec)
+            }
+        case let .jobAttest(j, m, result, spec): w.b32(j); w.u16(m); w.b32(result); w.b32(spec)
         case let .jobAccept(j), let .escrowFund(j), let .escrowRefund(j), let .disputeResolve(j): w.b32(j)
         case let .jobSubmit(j, m, result): w.b32(j); w.u16(m); w.b32(result)
         case let .escrowRelease(j, m): w.b32(j); w.u16(m)
@@ -138,6 +163,7 @@ extension Payload {
             }
             w.u64(p.activateAt.value); w.string(p.description)
         case let .govVote(p, approve): w.b32(p); w.u8(approve ? 1 : 0)
+        case let .messageSend(to, sealed): w.b32(to); w.blob16(sealed)
         }
     }
 
@@ -153,8 +179,19 @@ extension Payload {
             let nm = try r.count("job.milestones", max: Limits.milestonesMax)
             var ms: [UInt64] = []
             for _ in 0 ..< nm { ms.append(try r.u64("job.milestone")) }
-            return .jobPost(JobSpec(title: title, capabilities: caps, milestones: ms, deadline: Height(try r.u64("job.deadline")),
-                                    minReputation: Int64(bitPattern: try r.u64("job.minReputation")), arbiter: try r.b32("job.arbiter")))
+            var spec = JobSpec(title: title, capabilities: caps, milestones: ms, deadline: Height(try r.u64("job.deadline")),
+                               minReputation: Int64(bitPattern: try r.u64("job.minReputation")), arbiter: try r.b32("job.arbiter"))
+            if r.remaining > 0 {
+                switch try r.u8("job.evaluation") {
+                case 1: spec.evaluation = .named(try r.b32("job.evaluator"), spec: try r.b32("job.specHash"))
+                case 2: spec.evaluation = .drawn(spec: try r.b32("job.specHash"))
+                case let m: throw .invalidValue(field: "job.evaluation", reason: "unknown evaluation \(m) (1 named, 2 drawn)")
+                }
+            }
+            return .jobPost(spec)
+        case .jobAttest:
+            return .jobAttest(job: try r.id("attest.job"), milestone: try r.u16("attest.milestone"), result: try r.b32("attest.result"),
+                              spec: try r.b32("attest.spec"))
         case .jobAccept: return .jobAccept(try r.id("job.id"))
         case .escrowFund: return .escrowFund(try r.id("job.id"))
         case .escrowRefund: return .escrowRefund(try r.id("job.id"))
@@ -203,6 +240,8 @@ extension Payload {
             let p: ProposalID = try r.id("vote.proposal"), v = try r.u8("vote.approve")
             guard v <= 1 else { throw .invalidValue(field: "vote.approve", reason: "must be 0 or 1") }
             return .govVote(proposal: p, approve: v == 1)
+        case .messageSend:
+            return .messageSend(to: try r.b32("message.to"), sealed: Array(try r.blob16("message.sealed", max: Limits.payloadBytesMax)))
         default:
             preconditionFailure("decodeEconomy called for \(kind)")
         }

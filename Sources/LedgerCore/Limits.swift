@@ -24,6 +24,12 @@ public enum Limits {
     public static let memeContentBytesMax = 512
     public static let memeTagsMax = 8
     public static let memeTagBytesMax = 32
+    /// A `message.send`'s sealed box: ephemeral key and MAC (`sealedBoxOverheadBytes`)
+    /// plus up to 976 bytes of message.
+    public static let messageBytesMax = 1024
+    public static let sealedBoxOverheadBytes = 48
+    /// Messages one sender may send in one block (rule version 3).
+    public static let messagesPerSenderPerBlockMax = 8
     public static let certificateSignersMax = 1024
     /// A signed pre-prepare, prepare, commit or checkpoint vote.
     public static let consensusMessageBytesMax = 256

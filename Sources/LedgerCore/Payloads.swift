@@ -30,6 +30,8 @@ public enum EventKind: UInt16, Sendable, CaseIterable, CustomStringConvertible {
     case escrowRelease = 74
     case escrowMultisig = 75
     case escrowRefund = 76
+    /// Rule version 3: a job's evaluator attests a milestone's result against the spec.
+    case jobAttest = 77
     case disputeOpen = 80
     case disputeVote = 81
     case disputeResolve = 82
@@ -40,6 +42,8 @@ public enum EventKind: UInt16, Sendable, CaseIterable, CustomStringConvertible {
     case interact = 102
     case govPropose = 110
     case govVote = 111
+    // Rule version 3: messages between agents.
+    case messageSend = 120
 
     public var description: String {
         switch self {
@@ -65,6 +69,7 @@ public enum EventKind: UInt16, Sendable, CaseIterable, CustomStringConvertible {
         case .claimRewards: "staking.claim"
         case .setCommission: "validator.set_commission"
         case .jobPost: "job.post"
+        case .jobAttest: "job.attest"
         case .jobAccept: "job.accept"
         case .escrowFund: "escrow.fund"
         case .jobSubmit: "job.submit"
@@ -81,6 +86,7 @@ public enum EventKind: UInt16, Sendable, CaseIterable, CustomStringConvertible {
         case .interact: "social.interact"
         case .govPropose: "governance.propose"
         case .govVote: "governance.vote"
+        case .messageSend: "message.send"
         }
     }
 
@@ -173,6 +179,9 @@ public enum Payload: Sendable, Hashable {
     case claimRewards
     case setCommission(bps: UInt32)
     case jobPost(JobSpec)
+    /// The evaluator's attestation that milestone `milestone`'s submitted `result` meets the
+    /// job's specification (its hash `spec`): it releases the milestone to the worker.
+    case jobAttest(job: JobID, milestone: UInt16, result: Hash32, spec: Hash32)
     case jobAccept(JobID)
     case escrowFund(JobID)
     case jobSubmit(job: JobID, milestone: UInt16, result: Hash32)
@@ -189,6 +198,9 @@ public enum Payload: Sendable, Hashable {
     case interact(target: PublicKey, kind: InteractionKind, meme: MemeID)
     case govPropose(GovernanceProposal)
     case govVote(proposal: ProposalID, approve: Bool)
+    /// A sealed box (libsodium `crypto_box_seal`) to the X25519 form of the recipient's
+    /// Ed25519 key: the log proves who sent what to whom and when, never the content.
+    case messageSend(to: PublicKey, sealed: [UInt8])
 
     public var kind: EventKind {
         switch self {
@@ -214,6 +226,7 @@ public enum Payload: Sendable, Hashable {
         case .claimRewards: .claimRewards
         case .setCommission: .setCommission
         case .jobPost: .jobPost
+        case .jobAttest: .jobAttest
         case .jobAccept: .jobAccept
         case .escrowFund: .escrowFund
         case .jobSubmit: .jobSubmit
@@ -230,6 +243,7 @@ public enum Payload: Sendable, Hashable {
         case .interact: .interact
         case .govPropose: .govPropose
         case .govVote: .govVote
+        case .messageSend: .messageSend
         }
     }
 
@@ -356,11 +370,13 @@ public enum Payload: Sendable, Hashable {
         case let .allianceAccept(a), let .allianceReject(a), let .allianceDissolve(a): s = .alliance(a)
         case .jobPost: s = .job(JobID(createdBy: id))
         case let .jobAccept(j), let .escrowFund(j), let .escrowRefund(j), let .disputeResolve(j): s = .job(j)
-        case let .jobSubmit(j, _, _), let .escrowRelease(j, _), let .disputeOpen(j, _), let .disputeVote(j, _), let .rate(j, _, _):
+        case let .jobSubmit(j, _, _), let .escrowRelease(j, _), let .disputeOpen(j, _), let .disputeVote(j, _), let .rate(j, _, _),
+             let .jobAttest(j, _, _, _):
             s = .job(j)
         case let .escrowMultisig(m): s = .job(m.job)
         case let .endorse(subject, _, _): s = .account(subject)
         case let .interact(target, _, _): s = .account(target)
+        case let .messageSend(to, _): s = .agent(to)
         default: return nil
         }
         return s == .account(author) ? nil : s

@@ -39,7 +39,7 @@ public struct APIConfig: Sendable {
 /// `schemas/openapi.yaml` is checked against the same table by a test).
 enum Endpoint: CaseIterable, Sendable {
     case submit, eventsRange, event, blocksRange, block, stream
-    case state, account, genesis, lightPowers, lightCheckpoints, syncSnapshot, syncChunk, validators, validator, agents, agent, alliances, alliance
+    case state, account, genesis, lightPowers, lightCheckpoints, syncSnapshot, syncChunk, validators, validator, agents, agent, agentRegistration, alliances, alliance
     case jobs, job, reputation, memes, meme, proposals, proposal, economy
     case subscribe, fees, peers, status, health, ready, metrics
 
@@ -64,6 +64,7 @@ enum Endpoint: CaseIterable, Sendable {
         case .validator: "/v1/validators/{id}"
         case .agents: "/v1/agents"
         case .agent: "/v1/agents/{key}"
+        case .agentRegistration: "/v1/agents/{key}/registration"
         case .alliances: "/v1/alliances"
         case .alliance: "/v1/alliances/{id}"
         case .jobs: "/v1/jobs"

@@ -41,7 +41,9 @@ struct Handlers: Sendable {
         case .validator:
             try await entity(request, context, "id", "validator", .validator) { s, k in s.validators[k].map(Render.validator) }
         case .agents:
-            try await list(request, "agents") { s in s.agents.map { ($0.key, Render.agent($0.key, $0.value, s)) } }
+            Self.discovering(request) ? try await discoverAgents(request)
+                : try await list(request, "agents") { s in s.agents.map { ($0.key, Render.agent($0.key, $0.value, s)) } }
+        case .agentRegistration: try await agentRegistration(request, context)
         case .agent:
             try await entity(request, context, "key", "agent", .agent) { s, k in s.agents[k].map { Render.agent(k, $0, s) } }
         case .alliances:
@@ -199,7 +201,7 @@ struct Handlers: Sendable {
 
     // MARK: Projections
 
-    private func state(_ request: Request) async throws(APIError) -> LedgerState {
+    func state(_ request: Request) async throws(APIError) -> LedgerState {
         let h = try Input.height(request)
         do { return try await service.state(at: h) } catch { throw .service(error) }
     }

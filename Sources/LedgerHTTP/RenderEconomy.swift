@@ -12,6 +12,7 @@ extension Render {
         case let .jobPost(s): jobSpec(s)
         case let .jobAccept(j), let .escrowFund(j), let .escrowRefund(j), let .disputeResolve(j): ["job": j.hex]
         case let .jobSubmit(j, m, r): ["job": j.hex, "milestone": m, "result": r.hex]
+        case let .jobAttest(j, m, r, spec): ["job": j.hex, "milestone": m, "result": r.hex, "specHash": spec.hex]
         case let .escrowRelease(j, m): ["job": j.hex, "milestone": m]
         case let .escrowMultisig(r):
             ["job": r.job.hex, "milestone": r.milestone, "workerAmount": r.workerAmount,
@@ -20,6 +21,7 @@ extension Render {
         case let .disputeVote(j, bps): ["job": j.hex, "workerShareBps": bps]
         case let .rate(j, score, comment): ["job": j.hex, "score": score, "comment": comment]
         case let .endorse(subject, delta, reason): ["subject": subject.hex, "delta": delta, "reason": reason]
+        case let .messageSend(to, sealed): ["to": to.hex, "sealed": Hex.encode(sealed)]
         case let .memePost(m): meme(m)
         case let .memeReact(m, r): ["meme": m.hex, "reaction": r.name]
         case let .interact(t, k, m): ["target": t.hex, "interaction": k.name, "meme": m == .zero ? NSNull() : m.hex as Any]
@@ -30,8 +32,14 @@ extension Render {
     }
 
     public static func jobSpec(_ s: JobSpec) -> [String: Any] {
-        ["title": s.title, "capabilities": s.capabilities, "milestones": s.milestones, "deadline": s.deadline.value,
-         "minReputation": s.minReputation, "arbiter": s.arbiter == .zero ? NSNull() : s.arbiter.hex as Any]
+        var d: [String: Any] = ["title": s.title, "capabilities": s.capabilities, "milestones": s.milestones, "deadline": s.deadline.value,
+                                "minReputation": s.minReputation, "arbiter": s.arbiter == .zero ? NSNull() : s.arbiter.hex as Any]
+        switch s.evaluation {
+        case .none: break
+        case let .named(k, spec): d["evaluation"] = ["mode": "named", "evaluator": k.hex, "specHash": spec.hex]
+        case let .drawn(spec): d["evaluation"] = ["mode": "drawn", "specHash": spec.hex]
+        }
+        return d
     }
 
     public static func meme(_ m: Meme) -> [String: Any] {
@@ -57,6 +65,7 @@ extension Render {
                  "paid": m.paid, "refunded": m.refunded, "settled": m.settled]
             },
         ]
+        if j.spec.evaluation != .none { d["evaluator"] = j.evaluator == .zero ? NSNull() : j.evaluator.hex as Any }
         if let x = j.dispute {
             d["dispute"] = ["openedBy": x.openedBy.hex, "openedAt": x.openedAt.value, "reason": x.reason,
                             "arbiters": x.arbiters.map(\.hex), "workerShareBps": x.workerShareBps,

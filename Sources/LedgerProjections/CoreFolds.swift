@@ -280,6 +280,7 @@ extension LedgerState {
         let h = height
         return liveAlliances == Set(alliances.contents.keys { $0.status == .pending || $0.status == .active })
             && undrawnDisputes == Set(economy.jobs.contents.keys { Self.awaitsArbiters($0, at: h) })
+            && undrawnEvaluators == Set(economy.jobs.contents.keys { Self.awaitsEvaluator($0) })
             && pendingProposals == Set(economy.proposals.contents.keys { $0.status == .pending })
     }
 
@@ -288,9 +289,16 @@ extension LedgerState {
         j.status == .disputed && j.dispute?.arbiters.isEmpty == true && j.dispute?.openedAt == h
     }
 
-    /// Keeps `undrawnDisputes` after a write to job `j`.
+    /// An accepted job whose evaluator is to be drawn and is not yet.
+    static func awaitsEvaluator(_ j: borrowing Job) -> Bool {
+        guard case .drawn = j.spec.evaluation else { return false }
+        return j.status == .accepted && j.evaluator == .zero
+    }
+
+    /// Keeps `undrawnDisputes` and `undrawnEvaluators` after a write to job `j`.
     mutating func noteJob(_ j: Job) {
         if Self.awaitsArbiters(j, at: height) { undrawnDisputes.insert(j.id) } else { undrawnDisputes.remove(j.id) }
+        if Self.awaitsEvaluator(j) { undrawnEvaluators.insert(j.id) } else { undrawnEvaluators.remove(j.id) }
     }
 
     /// Keeps `pendingProposals` after a write to proposal `p`.
@@ -302,6 +310,7 @@ extension LedgerState {
     mutating func deriveEconomyIndexes() {
         let h = height
         undrawnDisputes = Set(economy.jobs.contents.keys { Self.awaitsArbiters($0, at: h) })
+        undrawnEvaluators = Set(economy.jobs.contents.keys { Self.awaitsEvaluator($0) })
         pendingProposals = Set(economy.proposals.contents.keys { $0.status == .pending })
     }
 

@@ -86,6 +86,7 @@ extension LedgerState {
                 j.dispute = d
             }
             j.clientRated = try flag("job.clientRated"); j.workerRated = try flag("job.workerRated")
+            if spec.evaluation != .none { j.evaluator = try r.b32("job.evaluator") }
             e.jobs[id] = j
         }
         for _ in 0 ..< (try r.snapshotCount("economy.reputation")) {

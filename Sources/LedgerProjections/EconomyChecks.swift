@@ -27,8 +27,11 @@ extension LedgerState {
         guard agents[author]?.active == true else { throw .notRegistered("agent \(author.short)") }
         try requireBonded(author)
         try checkSpec(spec, client: author, at: h)
+        try checkEvaluation(spec, client: author)
         guard economy.jobs[JobID(createdBy: id)] == nil else { throw .duplicateEvent(id) }
-        w.job = Job(id: JobID(createdBy: id), client: author, spec: spec, postedAt: h, milestones: spec.milestones.map { Milestone(amount: $0) })
+        var job = Job(id: JobID(createdBy: id), client: author, spec: spec, postedAt: h, milestones: spec.milestones.map { Milestone(amount: $0) })
+        if case let .named(k, _) = spec.evaluation { job.evaluator = k }
+        w.job = job
     }
 
     func checkJobAccept(_ j: JobID, author: PublicKey, at h: Height, _ w: inout EconomyWrites) throws(ApplyError) {
@@ -36,6 +39,7 @@ extension LedgerState {
         guard agents[author]?.active == true else { throw .notRegistered("agent \(author.short)") }
         try requireBonded(author)
         guard author != job.client, author != job.spec.arbiter else { throw .invalidJob("the client or arbiter cannot work on the job") }
+        if case let .named(k, _) = job.spec.evaluation, k == author { throw .invalidJob("the evaluator cannot work on the job") }
         guard job.status == .posted else { throw .wrongJobStatus(j, job.status) }
         guard h <= job.spec.deadline else { throw .deadlinePassed(job.spec.deadline) }
         let caps = Set(agents[author]!.profile.capabilities)
@@ -43,6 +47,8 @@ extension LedgerState {
         let rep = reputation(of: author, at: h)
         guard rep >= job.spec.minReputation else { throw .reputationTooLow(required: job.spec.minReputation, has: rep) }
         job.worker = author; job.status = .accepted
+        // A drawn evaluator is drawn as the next block begins: someone must be there to draw.
+        if case .drawn = job.spec.evaluation, arbiterCandidates(job).isEmpty { throw .noEvaluators }
         w.job = job
     }
 

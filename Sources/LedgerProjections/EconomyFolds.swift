@@ -8,7 +8,7 @@ public enum Gas {
         switch kind {
         case .transfer, .evidence, .opinion, .agentDeregister, .agentHeartbeat, .rate, .endorse, .memeReact, .interact, .govVote: base = 1
         case .bond, .unbond, .delegate, .undelegate, .claimRewards, .setCommission, .allianceAccept, .allianceReject,
-             .allianceDissolve, .jobAccept, .jobSubmit, .disputeVote, .memePost:
+             .allianceDissolve, .jobAccept, .jobSubmit, .jobAttest, .disputeVote, .memePost, .messageSend:
             base = 2
         case .agentRegister, .agentUpdate, .escrowFund, .escrowRelease, .escrowRefund: base = 3
         case .alliancePropose, .escrowMultisig, .disputeResolve: base = 4
@@ -54,6 +54,8 @@ struct EconomyWrites {
     var trust: [PublicKey: AgentTrust] = [:]
     var pairs: [(PairKey, PairRecord)] = []
     var bondBurned: UInt64 = 0
+    /// A message sent: counted against its sender's limit for the block.
+    var messageFrom: PublicKey?
 }
 
 extension LedgerState {
@@ -111,6 +113,8 @@ extension LedgerState {
         case let .interact(target, _, mid): try checkInteract(target, mid, author: author, &w)
         case let .govPropose(gp): try checkGovPropose(gp, author: author, id: id, at: h, &w)
         case let .govVote(pid, approve): try checkGovVote(pid, approve, author: author, &w)
+        case let .messageSend(to, sealed): try checkMessage(to, sealed, author: author, &w)
+        case let .jobAttest(j, m, result, spec): try checkJobAttest(j, m, result, spec, author: author, &w)
         default:
             preconditionFailure("checkEconomy called for \(p.kind)")
         }
@@ -289,6 +293,7 @@ extension LedgerState {
         for (k, t) in w.trust { agents[k]!.trust = t }
         for (k, p) in w.pairs { economy.pairs[k] = p }
         if w.bondBurned > 0 { burned += w.bondBurned; totalSupply -= w.bondBurned }
+        if let k = w.messageFrom { blockMessages.count[k, default: 0] += 1 }
     }
 
     mutating func adjustReputation(_ k: PublicKey, _ delta: Int64, at h: Height) {
@@ -319,6 +324,19 @@ extension LedgerState {
         for id in pending {
             let arbiters = drawArbiters(economy.jobs[id]!, seed: seed)
             economy.jobs[id]!.dispute!.arbiters = arbiters
+        }
+    }
+
+    /// Draws the evaluators of accepted jobs that asked for one (rule version 3), seeded
+    /// like the arbiters: the first of the arbiter order. A job with no candidate keeps
+    /// waiting, and is drawn for at the next block begin.
+    mutating func drawPendingEvaluators(seed known: Hash32?) {
+        guard !undrawnEvaluators.isEmpty else { return }
+        let seed = known ?? stateRoot()
+        for id in undrawnEvaluators.sorted() {
+            guard let first = drawArbiters(economy.jobs[id]!, seed: seed).first else { continue }
+            economy.jobs[id]!.evaluator = first
+            undrawnEvaluators.remove(id)
         }
     }
 

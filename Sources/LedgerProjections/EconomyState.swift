@@ -65,6 +65,9 @@ public struct Job: Sendable, Hashable {
     public var dispute: Dispute? = nil
     public var clientRated = false
     public var workerRated = false
+    /// Rule version 3: the evaluator, named at posting or drawn after acceptance (zero
+    /// until drawn; always zero for a job without an evaluation).
+    public var evaluator: PublicKey = .zero
     public var total: UInt64 { milestones.reduce(0) { $0 &+ $1.amount } }
     public var unsettled: UInt64 { milestones.filter { !$0.settled }.reduce(0) { $0 &+ $1.amount } }
 }

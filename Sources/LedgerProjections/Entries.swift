@@ -101,6 +101,7 @@ enum Entry {
             w.u8(0)
         }
         w.u8(j.clientRated ? 1 : 0); w.u8(j.workerRated ? 1 : 0)
+        if j.spec.evaluation != .none { w.b32(j.evaluator) }
     }
 
     static func reputation(_ w: inout ByteWriter, _ k: PublicKey, _ r: Reputation) {

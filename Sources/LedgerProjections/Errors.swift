@@ -78,6 +78,16 @@ public enum ApplyError: Error, Equatable, Sendable, CustomStringConvertible {
     case notBonded(String)
     /// Rule version 3: the author endorsed this subject within the endorsement period.
     case endorsementTooSoon(nextAt: Height)
+    /// Rule version 3: a message's sealed box is too short, too long, or to oneself.
+    case invalidMessage(String)
+    /// Rule version 3: the sender already sent `Limits.messagesPerSenderPerBlockMax` messages in this block.
+    case tooManyMessages(max: Int)
+    /// Rule version 3: the author is not the job's evaluator (none named or drawn, or another).
+    case notEvaluator(JobID)
+    /// Rule version 3: an attestation names another result or specification than the job's.
+    case invalidAttestation(String)
+    /// Rule version 3: no one could be drawn to evaluate the job.
+    case noEvaluators
 
     // long: a table, one line per refusal; split, it would read worse.
     public var description: String {
@@ -156,6 +166,11 @@ public enum ApplyError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .proposalClosed(p, s): "proposal \(p.short) is \(s)"
         case let .notBonded(w): "\(w) holds no agent bond"
         case let .endorsementTooSoon(h): "one endorsement of a subject per period: the next at height \(h)"
+        case let .invalidMessage(r): "invalid message: \(r)"
+        case let .tooManyMessages(m): "at most \(m) messages per sender in a block"
+        case let .notEvaluator(j): "the author is not the evaluator of job \(j.short)"
+        case let .invalidAttestation(r): "invalid attestation: \(r)"
+        case .noEvaluators: "no agent or validator can be drawn to evaluate this job"
         }
     }
 }
@@ -265,6 +280,11 @@ extension ApplyError {
         case .proposalClosed: "proposal_closed"
         case .notBonded: "not_bonded"
         case .endorsementTooSoon: "endorsement_too_soon"
+        case .invalidMessage: "invalid_message"
+        case .tooManyMessages: "too_many_messages"
+        case .notEvaluator: "not_evaluator"
+        case .invalidAttestation: "invalid_attestation"
+        case .noEvaluators: "no_evaluators"
         }
     }
 }

@@ -41,8 +41,10 @@ extension LedgerState {
         // keeps it until a caller seals the root (once per block, or once per checkpoint
         // interval for a rebuild: the written sets hold at most one key per entity).
         if commitment == .flat { discardWritten() }
+        blockMessages = BlockMessages()
         // Arbiters for the disputes the previous block opened, seeded by the state it left.
         drawPendingArbiters(seed: ctx.parentStateRoot)
+        drawPendingEvaluators(seed: ctx.parentStateRoot)
         // The previous block's rewards and base fee, under the power it was certified by.
         settleBlock(ctx)
         // The power of the state before the epoch's first block: exactly what
@@ -203,6 +205,7 @@ extension LedgerState {
         validators[o.validator]!.jailedUntil = max(v.jailedUntil, Height(h.value.saturatingAdd(parameters.jailBlocks)))
         offences.insert(o)
         if economy.ruleVersion >= RuleVersion.economy { slashDelegations(o.validator, evidence: evidence, at: h) }
+        slashAgentBond(o.validator.raw)
     }
 
     func isParticipant(_ k: PublicKey) -> Bool {

@@ -191,6 +191,8 @@ public struct LedgerState: Sendable, Equatable {
     /// (kept by `noteJob` and `noteProposal`, recomputed on decode), so a block begin
     /// visits these instead of every job and proposal ever made.
     var undrawnDisputes: Set<JobID> = []
+    /// Accepted jobs waiting for a drawn evaluator (rule version 3).
+    var undrawnEvaluators: Set<JobID> = []
     var pendingProposals: Set<ProposalID> = []
     /// Consensus key → voting power, fixed for the current epoch: `votingPower()` of the
     /// state before the epoch's first block (at genesis, of the genesis state).
@@ -204,6 +206,9 @@ public struct LedgerState: Sendable, Equatable {
     public internal(set) var economy: EconomyState
     /// Each stream's event count and hash chain (Streams.swift); tree chains only.
     public internal(set) var streams: TrackedMap<StreamKey, StreamHead> = [:]
+    /// Messages each sender sent in the current block (rule version 3's limit): not part
+    /// of the state, emptied as every block begins.
+    var blockMessages = BlockMessages()
     /// Flat hash or state tree (Commitment.swift), fixed by the genesis.
     public internal(set) var commitment: StateCommitment = .flat
     /// The state tree under the tree rule, as of the last `sealRoot()`.
@@ -289,6 +294,14 @@ public struct LedgerState: Sendable, Equatable {
         for (_, a) in agents { if let t = a.trust { s.add(t.bond) } }
         return s.value
     }
+}
+
+/// Per-block message counts. Blocks start with none and a snapshot is taken between
+/// blocks, so two states at the same block boundary always agree on them: they are not
+/// state, and equality ignores them.
+struct BlockMessages: Sendable, Equatable {
+    var count: [PublicKey: Int] = [:]
+    static func == (_: Self, _: Self) -> Bool { true }
 }
 
 /// A sum of amounts that stays nil once it has overflowed.

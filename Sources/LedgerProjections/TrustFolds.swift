@@ -96,6 +96,17 @@ extension LedgerState {
         unbonding.append(Unbonding(account: author, validator: ValidatorID(.zero), amount: bond, releaseAt: release))
     }
 
+    /// Proven misbehaviour (an equivocation by the same key as a validator) also costs an
+    /// agent's bond its `slashFractionBps`, burned.
+    mutating func slashAgentBond(_ k: PublicKey) {
+        guard trustRules, let t = agents[k]?.trust, t.bond > 0 else { return }
+        let cut = UInt64(UInt128(t.bond) * UInt128(parameters.slashFractionBps) / UInt128(ChainParameters.basisPoints))
+        agents[k]!.trust!.bond -= cut
+        agents[k]!.trust!.bondSlashed = t.bondSlashed.saturatingAdd(cut)
+        totalSupply -= cut
+        burned += cut
+    }
+
     /// Every event a bonded agent signs is a sign of life.
     mutating func noteSeen(_ author: PublicKey, at h: Height) {
         guard trustRules, let t = agents[author]?.trust, t.lastSeen != h else { return }
@@ -112,6 +123,59 @@ extension LedgerState {
     func requireBonded(_ k: PublicKey) throws(ApplyError) {
         guard trustRules else { return }
         guard agents[k]?.trust != nil else { throw .notBonded("agent \(k.short)") }
+    }
+
+    // MARK: Evaluators
+
+    /// A job's evaluation: only under rule version 3; a named evaluator is a participant
+    /// other than the client and the arbiter; the specification hash is not zero.
+    func checkEvaluation(_ spec: JobSpec, client: PublicKey) throws(ApplyError) {
+        guard let specHash = spec.evaluation.spec else { return }
+        guard trustRules else { throw .invalidJob("an evaluator needs rule version \(RuleVersion.trust)") }
+        guard specHash != .zero else { throw .invalidJob("the specification hash is zero") }
+        if case let .named(k, _) = spec.evaluation {
+            guard k != client, k != spec.arbiter else { throw .invalidJob("the evaluator is the client or the arbiter") }
+            guard isParticipant(k) else { throw .invalidJob("evaluator \(k.short) is not a registered agent or validator") }
+        }
+    }
+
+    /// The evaluator's attestation of a submitted result against the job's specification
+    /// hash: it pays the milestone to the worker, as the client's release does.
+    func checkJobAttest(_ j: JobID, _ m: UInt16, _ result: Hash32, _ spec: Hash32, author: PublicKey,
+                        _ w: inout EconomyWrites) throws(ApplyError) {
+        guard trustRules else { throw .kindNotActive(.jobAttest, ruleVersion: economy.ruleVersion) }
+        var job = try existingJob(j)
+        guard job.evaluator != .zero, author == job.evaluator else { throw .notEvaluator(j) }
+        guard job.status == .accepted else { throw .wrongJobStatus(j, job.status) }
+        guard job.funded else { throw .notFunded(j) }
+        let i = try milestoneIndex(job, m)
+        guard !job.milestones[i].settled else { throw .milestoneSettled(m) }
+        guard job.milestones[i].result != .zero else { throw .noResult(m) }
+        guard result == job.milestones[i].result else { throw .invalidAttestation("result \(result.short) is not the submitted \(job.milestones[i].result.short)") }
+        guard spec == job.spec.evaluation.spec else { throw .invalidAttestation("specification \(spec.short) is not the job's") }
+        settle(&job, i, toWorker: job.milestones[i].amount, &w)
+        w.job = job
+    }
+
+    // MARK: Messages
+
+    /// A sealed message from a participant to a registered agent, at most
+    /// `Limits.messagesPerSenderPerBlockMax` a block from one sender.
+    func checkMessage(_ to: PublicKey, _ sealed: [UInt8], author: PublicKey, _ w: inout EconomyWrites) throws(ApplyError) {
+        guard trustRules else { throw .kindNotActive(.messageSend, ruleVersion: economy.ruleVersion) }
+        guard isParticipant(author) else { throw .notRegistered("agent or validator \(author.short)") }
+        guard agents[to]?.active == true else { throw .notRegistered("recipient agent \(to.short)") }
+        guard to != author else { throw .invalidMessage("a message to oneself") }
+        guard sealed.count > Limits.sealedBoxOverheadBytes else {
+            throw .invalidMessage("a sealed box has more than \(Limits.sealedBoxOverheadBytes) bytes, this one \(sealed.count)")
+        }
+        guard sealed.count <= Limits.messageBytesMax else {
+            throw .invalidMessage("\(sealed.count) bytes is above the \(Limits.messageBytesMax)-byte limit")
+        }
+        guard blockMessages.count[author, default: 0] < Limits.messagesPerSenderPerBlockMax else {
+            throw .tooManyMessages(max: Limits.messagesPerSenderPerBlockMax)
+        }
+        w.messageFrom = author
     }
 
     // MARK: Reputation under version 3 (computed in checks, written by applyEconomy)

@@ -201,6 +201,7 @@ final class DemoRun {
     func economyScript() {
         let v = (0 ..< validatorCount).filter { st().validators[ValidatorID(keys[$0].publicKey)]?.status == .active }
         validatorScript(v)
+        evaluatedJobScript()
         guard let job = paidJobScript() else { return }
         guard disputeScript(job) else { return }
         refundAndMemesScript(job)
@@ -231,6 +232,11 @@ final class DemoRun {
             if st().trustRules {
                 submit(5 % agents, .endorse(subject: keys[4 % agents].publicKey, delta: 2, reason: "pays on time"))
                 submit(3 % agents, .agentHeartbeat)
+                // A sealed message (a seeded ephemeral key, so the log is the same every run).
+                let to = keys[4 % agents].publicKey, seed = Blake2b.hash(Array("demo-\(self.seed)-message".utf8)).bytes
+                if let box = try? SealedBox.seal(Array("the dataset is ready".utf8), to: to, ephemeralSeed: seed) {
+                    submit(5 % agents, .messageSend(to: to, sealed: box))
+                }
             }
             // Governance: one change the producer's power carries, one it votes down. Only
             // validators holding power propose: validator 0 once its stake counts (from
@@ -270,6 +276,24 @@ final class DemoRun {
     }
 
     /// A disputed job: the drawn arbiters vote, the median decides.
+    /// Rule version 3: a job with a named evaluator, who releases its milestone by
+    /// attesting the submitted result against the specification's hash.
+    func evaluatedJobScript() {
+        guard st().trustRules else { return }
+        let client = 6 % agents, evaluator = keys[3 % agents].publicKey
+        let cap = st().agents[keys[5 % agents].publicKey]!.profile.capabilities[0], spec = Blake2b.hash(Array("label 500 images".utf8))
+        let deadline = Height(st().height.value + 12)
+        guard let id = submit(client, .jobPost(JobSpec(title: "evaluated labels", capabilities: [cap], milestones: [500], deadline: deadline,
+                                                       evaluation: .named(evaluator, spec: spec)))).map(JobID.init(createdBy:)) else { return }
+        nextBlock()
+        guard let worker = st().matches(st().economy.jobs[id]!).first(where: { $0.agent != evaluator }).map({ index($0.agent) }) else { return }
+        let result = Blake2b.hash(Array("500 labels".utf8))
+        submit(worker, .jobAccept(id))
+        submit(client, .escrowFund(id))
+        submit(worker, .jobSubmit(job: id, milestone: 0, result: result))
+        submit(index(evaluator), .jobAttest(job: id, milestone: 0, result: result, spec: spec))
+    }
+
     func disputeScript(_ job: ScriptJob) -> Bool {
         let (client, worker, cap, deadline) = (job.client, job.worker, job.cap, job.deadline)
         guard let disputed = submit(client, .jobPost(JobSpec(title: "summarise the corpus", capabilities: [cap], milestones: [1_000],

@@ -6,7 +6,9 @@ import LedgerProjections
 /// The devnet's scripted pass through the agent economy, over the HTTP API, beside the
 /// agent swarm: three fresh agents (funded by validator 0) run a job paid by release and
 /// by a worker + arbiter multisig, a disputed job the drawn arbiters decide, and a job
-/// cancelled and refunded, with ratings, memes and interactions; the validators claim
+/// cancelled and refunded, with ratings, memes and interactions, and (rule version 3) a
+/// heartbeat, an agent's endorsement, a sealed message and a job its evaluator releases;
+/// the validators claim
 /// rewards, set a commission, endorse the worker, bond and unbond, and pass a governance
 /// change. (Evidence, unjailing, key rotation and retirement stay in `demo`: slashing or
 /// retiring a devnet validator would cost the 4-node cluster its quorum.)
@@ -115,6 +117,23 @@ final class EconomyTour: @unchecked Sendable {
         if let meme = await send(b, .memePost(Meme(contentHash: Blake2b.hash(Array(text.utf8)), content: text, tags: ["tour", "gm"]))).map(MemeID.init(createdBy:)) {
             await send(a, .memeReact(meme: meme, reaction: .fire))
             await send(c, .interact(target: b.publicKey, kind: .collaborate, meme: meme))
+        }
+        // Rule version 3: a heartbeat, an agent's endorsement, and a sealed message.
+        if ((try? await client.getJSON("/v1/fees"))?["ruleVersion"] as? Int ?? 0) >= Int(RuleVersion.trust) {
+            await send(b, .agentHeartbeat)
+            await send(c, .endorse(subject: b.publicKey, delta: 1, reason: "arbitrated fairly"))
+            if let box = try? SealedBox.seal(Array("the index is ready for review".utf8), to: a.publicKey) {
+                await send(b, .messageSend(to: a.publicKey, sealed: box))
+            }
+            // A job the arbiter agent evaluates: it releases the milestone by attesting.
+            let spec = Blake2b.hash(Array("tour: check the index".utf8)), result = Blake2b.hash(Array("index checked".utf8))
+            if let job = await send(a, .jobPost(JobSpec(title: "tour: check the index", capabilities: ["compute"], milestones: [200],
+                                                        deadline: deadline, evaluation: .named(c.publicKey, spec: spec)))).map(JobID.init(createdBy:)) {
+                await send(b, .jobAccept(job))
+                await send(a, .escrowFund(job))
+                await send(b, .jobSubmit(job: job, milestone: 0, result: result))
+                await send(c, .jobAttest(job: job, milestone: 0, result: result, spec: spec))
+            }
         }
         // Validators: rewards, commission, an endorsement, stake, and a governance change.
         await send(v[1 % v.count], .claimRewards)

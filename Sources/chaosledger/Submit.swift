@@ -21,6 +21,8 @@ struct Submit: AsyncParsableCommand {
           alliance.accept --alliance ID  alliance.reject --alliance ID  alliance.dissolve --alliance ID
           staking.claim                  validator.set_commission --bps N
           job.post --title T --milestones 300,700 --deadline HEIGHT [--capabilities a,b] [--min-reputation N] [--arbiter KEY]
+                   [--evaluator KEY|draw (--spec-hash HEX | --spec-text TEXT)]
+          job.attest --job ID --milestone N (--result HEX | --result-text TEXT) (--spec-hash HEX | --spec-text TEXT)
           job.accept --job ID   escrow.fund --job ID   escrow.refund --job ID   dispute.resolve --job ID
           job.submit --job ID --milestone N (--result HEX | --result-text TEXT)
           escrow.release --job ID --milestone N
@@ -33,6 +35,7 @@ struct Submit: AsyncParsableCommand {
           social.interact --target KEY --interaction follow|mention|collaborate [--meme ID]
           governance.propose (--parameter NAME --value N | --rule-version N) --activate-at HEIGHT [--description TEXT]
           governance.vote --proposal ID [--approve true|false]
+          message.send --to KEY (--text TEXT | --sealed HEX)   sealed to the recipient's key; read with `chaosledger inbox`
         The fee defaults to the node's suggested fee times the kind's gas (GET /v1/fees).
         Prints the receipt as JSON; exits 1 when the event is rejected.
         """)
@@ -60,6 +63,9 @@ struct Submit: AsyncParsableCommand {
     @Option var deadline: UInt64?
     @Option var minReputation: Int64 = 0
     @Option var arbiter: String?
+    @Option(help: "job.post: an evaluator's key, or `draw`.") var evaluator: String?
+    @Option var specHash: String?
+    @Option(help: "job.post, job.attest: the specification, hashed (BLAKE2b-256).") var specText: String?
     @Option var job: String?
     @Option var milestone: UInt16 = 0
     @Option var result: String?
@@ -86,6 +92,8 @@ struct Submit: AsyncParsableCommand {
     @Option var description = ""
     @Option var proposal: String?
     @Option var approve = true
+    @Option(help: "message.send: the text, sealed to the recipient's key.") var text: String?
+    @Option(help: "message.send: an already sealed box, in hex.") var sealed: String?
     @Option var nonce: UInt64?
     @Option(help: "Fee (default: the node's suggested fee × the kind's gas).") var fee: UInt64?
     @Flag(help: "Wait until the event is committed.") var wait = false
@@ -135,6 +143,18 @@ struct Submit: AsyncParsableCommand {
 
     func list(_ s: String) -> [String] { s.split(separator: ",").map(String.init) }
 
+    func resultHash() throws -> Hash32 {
+        if let result { return try hexKey(result, "result") }
+        if let resultText { return Blake2b.hash(Array(resultText.utf8)) }
+        throw CLIError("--result HEX or --result-text TEXT is required")
+    }
+
+    func spec() throws -> Hash32 {
+        if let specHash { return try hexKey(specHash, "spec-hash") }
+        if let specText { return Blake2b.hash(Array(specText.utf8)) }
+        throw CLIError("--spec-hash HEX or --spec-text TEXT is required")
+    }
+
     func economyPayload(chainID: ChainID) throws -> Payload {
         func jobID() throws -> JobID { try hexKey(job, "job") }
         switch kind {
@@ -148,18 +168,20 @@ struct Submit: AsyncParsableCommand {
                 return v
             }
             guard let deadline else { throw CLIError("--deadline HEIGHT is required") }
+            var evaluation = Evaluation.none
+            if let evaluator {
+                evaluation = evaluator == "draw" ? .drawn(spec: try spec()) : .named(try hexKey(evaluator, "evaluator"), spec: try spec())
+            }
             return .jobPost(JobSpec(title: title, capabilities: list(capabilities), milestones: ms, deadline: Height(deadline),
-                                    minReputation: minReputation, arbiter: arbiter == nil ? .zero : try hexKey(arbiter, "arbiter")))
+                                    minReputation: minReputation, arbiter: arbiter == nil ? .zero : try hexKey(arbiter, "arbiter"),
+                                    evaluation: evaluation))
+        case "job.attest":
+            return .jobAttest(job: try jobID(), milestone: milestone, result: try resultHash(), spec: try spec())
         case "job.accept": return .jobAccept(try jobID())
         case "escrow.fund": return .escrowFund(try jobID())
         case "escrow.refund": return .escrowRefund(try jobID())
         case "dispute.resolve": return .disputeResolve(try jobID())
-        case "job.submit":
-            let r: Hash32
-            if let result { r = try hexKey(result, "result") } else if let resultText { r = Blake2b.hash(Array(resultText.utf8)) } else {
-                throw CLIError("--result HEX or --result-text TEXT is required")
-            }
-            return .jobSubmit(job: try jobID(), milestone: milestone, result: r)
+        case "job.submit": return .jobSubmit(job: try jobID(), milestone: milestone, result: try resultHash())
         case "escrow.release": return .escrowRelease(job: try jobID(), milestone: milestone)
         case "escrow.release_multisig":
             let amount = try need(workerAmount, "worker-amount")
@@ -200,6 +222,14 @@ struct Submit: AsyncParsableCommand {
             }
             return .govPropose(GovernanceProposal(change: change, activateAt: Height(activateAt), description: description))
         case "governance.vote": return .govVote(proposal: try hexKey(proposal, "proposal"), approve: approve)
+        case "message.send":
+            let recipient: PublicKey = try hexKey(to, "to")
+            if let sealed {
+                guard let b = Hex.decode(sealed) else { throw CLIError("--sealed takes hex digit pairs") }
+                return .messageSend(to: recipient, sealed: b)
+            }
+            guard let text else { throw CLIError("--text TEXT or --sealed HEX is required") }
+            return .messageSend(to: recipient, sealed: try SealedBox.seal(Array(text.utf8), to: recipient))
         default:
             throw CLIError("unknown kind '\(kind)' (consensus.evidence and social.opinion are authored by validators themselves)")
         }

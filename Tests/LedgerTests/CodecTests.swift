@@ -38,6 +38,10 @@ import Testing
             .govPropose(GovernanceProposal(change: .parameter(name: "blockReward", value: 7), activateAt: 10, description: "d")),
             .govPropose(GovernanceProposal(change: .ruleVersion(2), activateAt: Height(.max), description: "")),
             .govVote(proposal: ProposalID(k), approve: false),
+            .messageSend(to: k, sealed: [UInt8](repeating: 7, count: 60)),
+            .jobAttest(job: JobID(k), milestone: 2, result: Blake2b.hash([1]), spec: Blake2b.hash([2])),
+            .jobPost(JobSpec(title: "e", capabilities: [], milestones: [5], deadline: 9, evaluation: .named(k, spec: Blake2b.hash([3])))),
+            .jobPost(JobSpec(title: "d", capabilities: ["x"], milestones: [5, 6], deadline: 9, evaluation: .drawn(spec: Blake2b.hash([4])))),
         ]
     }()
 

@@ -91,17 +91,19 @@ import Testing
         let amount: UInt64 = 777
         let started = Date()
         let r = try Self.python([Self.script, "--node", url, "--key", dir.sub("keys/agent-0.key"), "--name", "swift-test-agent",
-                                 "--capabilities", "compute,memes", "--to", other, "--amount", "\(amount)", "--timeout", "30"])
+                                 "--capabilities", "compute,memes", "--to", other, "--amount", "\(amount)", "--timeout", "30",
+                                 "--peer-key", dir.sub("keys/agent-1.key")])
         let seconds = Date().timeIntervalSince(started)
         try #require(r.status == 0, "example_agent.py exited \(r.status):\n\(r.stdout)\(r.stderr)\nnode log:\n\(logTail())")
         #expect(r.stdout.contains("ok: 4 events committed"), "\(r.stdout)")
+        #expect(r.stdout.contains("opened by its recipient, sent by"), "\(r.stdout)")
         print("example agent ran in \(String(format: "%.1f", seconds)) s")
 
-        // The node's side: exactly the agent's four events, in nonce order, each committed.
+        // The node's side: exactly the agent's four events and its message, in nonce order, each committed.
         let stream = try #require(await Self.json(url + "/v1/streams/account/\(agent)"))
         let events = stream["events"] as? [[String: Any]] ?? []
-        #expect(events.map { $0["kind"] as? String ?? "" } == ["agent.register", "transfer", "alliance.propose", "meme.post"], "\(events)")
-        #expect(events.map { ($0["nonce"] as? NSNumber)?.intValue ?? 0 } == [1, 2, 3, 4])
+        #expect(events.map { $0["kind"] as? String ?? "" } == ["agent.register", "transfer", "alliance.propose", "meme.post", "message.send"], "\(events)")
+        #expect(events.map { ($0["nonce"] as? NSNumber)?.intValue ?? 0 } == [1, 2, 3, 4, 5])
         #expect(events.allSatisfy { $0["author"] as? String == agent })
         for e in events {
             let id = e["id"] as? String ?? ""
@@ -115,20 +117,25 @@ import Testing
 
         // Balances from the genesis allocations and the committed fees alone.
         let account = await Self.json(url + "/v1/accounts/\(agent)")
-        #expect((account?["nonce"] as? NSNumber)?.uint64Value == 4, "\(String(describing: account))")
+        #expect((account?["nonce"] as? NSNumber)?.uint64Value == 5, "\(String(describing: account))")
         // The registration locked the agent bond (rule version 3).
         let bond = ((await Self.json(url + "/v1/economy"))?["trust"] as? [String: Any])?["agentBond"] as? NSNumber
         #expect(bond != nil)
         #expect((account?["balance"] as? NSNumber)?.uint64Value == funded - fees - amount - (bond?.uint64Value ?? 0), "\(String(describing: account))")
+        // The recipient registered itself to receive the message: its one event's fee and its bond.
         let recipient = await Self.json(url + "/v1/accounts/\(other)")
-        #expect((recipient?["balance"] as? NSNumber)?.uint64Value == otherFunded + amount, "\(String(describing: recipient))")
+        let otherEvents = (await Self.json(url + "/v1/streams/agent/\(other)"))?["events"] as? [[String: Any]] ?? []
+        #expect(otherEvents.map { $0["kind"] as? String ?? "" } == ["agent.register", "message.send"], "\(otherEvents)")
+        let otherFee = (otherEvents.first?["fee"] as? NSNumber)?.uint64Value ?? 0
+        #expect((recipient?["balance"] as? NSNumber)?.uint64Value == otherFunded + amount - otherFee - (bond?.uint64Value ?? 0),
+                "\(String(describing: recipient))")
 
         let profile = await Self.json(url + "/v1/agents/\(agent)")
         let fields = profile?["profile"] as? [String: Any]
         #expect(profile?["active"] as? Bool == true && fields?["name"] as? String == "swift-test-agent", "\(String(describing: profile))")
         #expect(fields?["capabilities"] as? [String] == ["compute", "memes"], "\(String(describing: profile))")
 
-        let memeID = try #require(events.last?["id"] as? String)
+        let memeID = try #require(events.first { $0["kind"] as? String == "meme.post" }?["id"] as? String)
         let meme = await Self.json(url + "/v1/memes/\(memeID)")
         #expect(meme?["author"] as? String == agent && meme?["tags"] as? [String] == ["python", "gm"], "\(String(describing: meme))")
         let allianceID = try #require(events.first { $0["kind"] as? String == "alliance.propose" }?["id"] as? String)

@@ -79,7 +79,8 @@ import Testing
             "genesisValidatorsMax": Limits.genesisValidatorsMax, "genesisAllocationsMax": Limits.genesisAllocationsMax,
             "genesisBytesMax": Limits.genesisBytesMax, "snapshotBytesMax": Limits.snapshotBytesMax,
             "auditBundleBytesMax": Limits.auditBundleBytesMax, "peerMessageBytesMax": Limits.peerMessageBytesMax,
-            "syncChunkBytesMax": Limits.syncChunkBytesMax,
+            "syncChunkBytesMax": Limits.syncChunkBytesMax, "messageBytesMax": Limits.messageBytesMax,
+            "sealedBoxOverheadBytes": Limits.sealedBoxOverheadBytes, "messagesPerSenderPerBlockMax": Limits.messagesPerSenderPerBlockMax,
         ]
         #expect(table == code, "FORMAT.md §1.1 and Limits.swift disagree: \(table.filter { code[$0.key] != $0.value }) vs \(code.filter { table[$0.key] != $0.value })")
     }
