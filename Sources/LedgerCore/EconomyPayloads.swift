@@ -167,28 +167,32 @@ extension Payload {
         }
     }
 
+    /// A job.post payload; the evaluation trailer (rule version 3) only when bytes remain.
+    static func decodeJobSpec(_ r: inout ByteReader) throws(DecodeError) -> JobSpec {
+        let title = try r.string("job.title", max: Limits.jobTitleBytesMax)
+        let nc = try r.count("job.capabilities", max: Limits.capabilitiesMax)
+        var caps: [String] = []
+        for _ in 0 ..< nc { caps.append(try r.string("job.capability", max: Limits.capabilityBytesMax)) }
+        let nm = try r.count("job.milestones", max: Limits.milestonesMax)
+        var ms: [UInt64] = []
+        for _ in 0 ..< nm { ms.append(try r.u64("job.milestone")) }
+        var spec = JobSpec(title: title, capabilities: caps, milestones: ms, deadline: Height(try r.u64("job.deadline")),
+                           minReputation: Int64(bitPattern: try r.u64("job.minReputation")), arbiter: try r.b32("job.arbiter"))
+        if r.remaining > 0 {
+            switch try r.u8("job.evaluation") {
+            case 1: spec.evaluation = .named(try r.b32("job.evaluator"), spec: try r.b32("job.specHash"))
+            case 2: spec.evaluation = .drawn(spec: try r.b32("job.specHash"))
+            case let m: throw .invalidValue(field: "job.evaluation", reason: "unknown evaluation \(m) (1 named, 2 drawn)")
+            }
+        }
+        return spec
+    }
+
     static func decodeEconomy(kind: EventKind, _ r: inout ByteReader) throws(DecodeError) -> Payload {
         switch kind {
         case .claimRewards: return .claimRewards
         case .setCommission: return .setCommission(bps: try r.u32("commission.bps"))
-        case .jobPost:
-            let title = try r.string("job.title", max: Limits.jobTitleBytesMax)
-            let nc = try r.count("job.capabilities", max: Limits.capabilitiesMax)
-            var caps: [String] = []
-            for _ in 0 ..< nc { caps.append(try r.string("job.capability", max: Limits.capabilityBytesMax)) }
-            let nm = try r.count("job.milestones", max: Limits.milestonesMax)
-            var ms: [UInt64] = []
-            for _ in 0 ..< nm { ms.append(try r.u64("job.milestone")) }
-            var spec = JobSpec(title: title, capabilities: caps, milestones: ms, deadline: Height(try r.u64("job.deadline")),
-                               minReputation: Int64(bitPattern: try r.u64("job.minReputation")), arbiter: try r.b32("job.arbiter"))
-            if r.remaining > 0 {
-                switch try r.u8("job.evaluation") {
-                case 1: spec.evaluation = .named(try r.b32("job.evaluator"), spec: try r.b32("job.specHash"))
-                case 2: spec.evaluation = .drawn(spec: try r.b32("job.specHash"))
-                case let m: throw .invalidValue(field: "job.evaluation", reason: "unknown evaluation \(m) (1 named, 2 drawn)")
-                }
-            }
-            return .jobPost(spec)
+        case .jobPost: return .jobPost(try decodeJobSpec(&r))
         case .jobAttest:
             return .jobAttest(job: try r.id("attest.job"), milestone: try r.u16("attest.milestone"), result: try r.b32("attest.result"),
                               spec: try r.b32("attest.spec"))

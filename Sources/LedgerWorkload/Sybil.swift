@@ -18,6 +18,9 @@ public struct SybilSimulation: Sendable {
     public var ringEndorsementsPerBlock = 20
     /// Real jobs among the honest agents per block.
     public var honestJobsPerBlock = 4
+    /// Genesis accounts that fund the ring (member i from source i mod n): 1 is the
+    /// one-source ring; n = ring size gives each member funds of its own.
+    public var ringSources = 1
     public var seed: UInt64 = 1
     public var ruleVersion = RuleVersion.current
 
@@ -37,6 +40,7 @@ public struct SybilSimulation: Sendable {
 
     public struct Report: Sendable, Codable {
         public var ruleVersion: UInt16
+        public var ringSources: Int
         public var blocks: UInt64
         public var ring: Group
         public var honest: Group
@@ -51,7 +55,8 @@ public struct SybilSimulation: Sendable {
     public static let chain = try! ChainID("chaosledger-sybil")
 
     func producerKey() -> SigningKey { SigningKey.derived("sybil-\(seed)-producer") }
-    func sourceKey() -> SigningKey { SigningKey.derived("sybil-\(seed)-source") }
+    func sourceKey(_ i: Int) -> SigningKey { SigningKey.derived(i == 0 ? "sybil-\(seed)-source" : "sybil-\(seed)-source-\(i)") }
+    var sources: Int { max(1, min(ringSources, max(1, ring))) }
     func honestKey(_ i: Int) -> SigningKey { SigningKey.derived("sybil-\(seed)-honest-\(i)") }
     func ringKey(_ i: Int) -> SigningKey { SigningKey.derived("sybil-\(seed)-ring-\(i)") }
 
@@ -61,7 +66,7 @@ public struct SybilSimulation: Sendable {
         var params = ChainParameters()
         params.blockEventsMax = 2_000
         let allocations = (0 ..< honest).map { Genesis.Allocation(account: honestKey($0).publicKey, amount: 100_000_000) }
-            + [Genesis.Allocation(account: sourceKey().publicKey, amount: 100_000_000 * UInt64(max(1, ring)))]
+            + (0 ..< sources).map { Genesis.Allocation(account: sourceKey($0).publicKey, amount: 100_000_000 * UInt64(max(1, ring))) }
         let producer = Genesis.Validator(key: producerKey().publicKey, name: "producer", personality: "lawful", stake: 1_000_000_000)
         return try Genesis(chainID: Self.chain, timestampMs: DemoWorkload.genesisTimeMs, parameters: params, validators: [producer],
                            allocations: allocations, ruleVersion: ruleVersion)
@@ -88,6 +93,7 @@ final class SybilRun {
     var jobs = [Int](repeating: 0, count: 2)
     /// Jobs posted in the last block, to be worked in this one: (client, worker, job, group).
     var posted: [(Int, Int, JobID, Int)] = []
+    /// The first source's index; the sources follow it.
     let source: Int
 
     /// Indexes: honest agents first, then the ring, then the source.
@@ -96,8 +102,8 @@ final class SybilRun {
     init(_ sim: SybilSimulation, log: any EventLog) throws {
         self.sim = sim
         producer = try SoloProducer(log: log, key: sim.producerKey(), clock: DemoWorkload.clock(genesisMs: DemoWorkload.genesisTimeMs))
-        keys = (0 ..< sim.honest).map(sim.honestKey) + (0 ..< sim.ring).map(sim.ringKey) + [sim.sourceKey()]
-        source = keys.count - 1
+        keys = (0 ..< sim.honest).map(sim.honestKey) + (0 ..< sim.ring).map(sim.ringKey) + (0 ..< sim.sources).map(sim.sourceKey)
+        source = sim.honest + sim.ring
         nonces = [UInt64](repeating: 0, count: keys.count)
         rng = SplitMix64(seed: sim.seed)
     }
@@ -111,7 +117,7 @@ final class SybilRun {
         do {
             let id = try producer.submit(e.bytes)
             nonces[i] += 1
-            if i != source { events[group(i)] += 1 }
+            if i < source { events[group(i)] += 1 }
             return id
         } catch {
             if case let .rejected(a) = error { refused[a.code, default: 0] += 1 } else { refused["\(error)", default: 0] += 1 }
@@ -120,7 +126,9 @@ final class SybilRun {
     }
 
     func go() throws {
-        for i in ringRange { submit(source, .transfer(to: keys[i].publicKey, amount: 50_000_000, memo: "seed")) }
+        for i in ringRange {
+            submit(source + (i - sim.honest) % sim.sources, .transfer(to: keys[i].publicKey, amount: 50_000_000, memo: "seed"))
+        }
         _ = try producer.commit()
         for i in 0 ..< sim.honest + sim.ring {
             submit(i, .agentRegister(AgentProfile(name: "agent-\(i)", capabilities: ["work"], personality: "lawful", endpoint: "")))
@@ -203,7 +211,7 @@ final class SybilRun {
         }
         let honest = stats(0 ..< sim.honest, 0), ring = stats(ringRange, 1)
         let above = ringRange.filter { s.reputation(of: keys[$0].publicKey) > honest.median }.count
-        return .init(ruleVersion: s.economy.ruleVersion, blocks: s.height.value, ring: ring, honest: honest,
+        return .init(ruleVersion: s.economy.ruleVersion, ringSources: sim.sources, blocks: s.height.value, ring: ring, honest: honest,
                      ringAboveHonestMedian: above, refused: refused, stateRoot: s.stateRoot().hex)
     }
 }

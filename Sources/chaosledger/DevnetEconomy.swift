@@ -112,6 +112,13 @@ final class EconomyTour: @unchecked Sendable {
             await send(a, .escrowRefund(job))
         }
         guard !stop() else { return }
+        await socialTour(a, b, c, deadline: deadline)
+        await validatorTour(endorsing: b)
+    }
+
+    /// Memes, the social graph and (rule version 3) heartbeats, an agent's endorsement, a
+    /// sealed message and an evaluated job.
+    func socialTour(_ a: SigningKey, _ b: SigningKey, _ c: SigningKey, deadline: Height) async {
         // Memes and the social graph.
         let text = "the economy tour made it to the meme stage!"
         if let meme = await send(b, .memePost(Meme(contentHash: Blake2b.hash(Array(text.utf8)), content: text, tags: ["tour", "gm"]))).map(MemeID.init(createdBy:)) {
@@ -135,7 +142,11 @@ final class EconomyTour: @unchecked Sendable {
                 await send(c, .jobAttest(job: job, milestone: 0, result: result, spec: spec))
             }
         }
-        // Validators: rewards, commission, an endorsement, stake, and a governance change.
+    }
+
+    /// Validators: rewards, commission, an endorsement, stake, and a governance change.
+    func validatorTour(endorsing b: SigningKey) async {
+        let v = validators
         await send(v[1 % v.count], .claimRewards)
         await send(v[2 % v.count], .setCommission(bps: 750))
         await send(v[3 % v.count], .endorse(subject: b.publicKey, delta: 2, reason: "delivered on the tour"))

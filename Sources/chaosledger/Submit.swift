@@ -143,6 +143,20 @@ struct Submit: AsyncParsableCommand {
 
     func list(_ s: String) -> [String] { s.split(separator: ",").map(String.init) }
 
+    func jobSpec() throws -> JobSpec {
+        let ms = try list(milestones).map { (m: String) throws -> UInt64 in
+            guard let v = UInt64(m) else { throw CLIError("--milestones takes amounts like 300,700") }
+            return v
+        }
+        guard let deadline else { throw CLIError("--deadline HEIGHT is required") }
+        var evaluation = Evaluation.none
+        if let evaluator {
+            evaluation = evaluator == "draw" ? .drawn(spec: try spec()) : .named(try hexKey(evaluator, "evaluator"), spec: try spec())
+        }
+        return JobSpec(title: title, capabilities: list(capabilities), milestones: ms, deadline: Height(deadline),
+                       minReputation: minReputation, arbiter: arbiter == nil ? .zero : try hexKey(arbiter, "arbiter"), evaluation: evaluation)
+    }
+
     func resultHash() throws -> Hash32 {
         if let result { return try hexKey(result, "result") }
         if let resultText { return Blake2b.hash(Array(resultText.utf8)) }
@@ -162,19 +176,7 @@ struct Submit: AsyncParsableCommand {
         case "validator.set_commission":
             guard let bps else { throw CLIError("--bps is required") }
             return .setCommission(bps: bps)
-        case "job.post":
-            let ms = try list(milestones).map { (m: String) throws -> UInt64 in
-                guard let v = UInt64(m) else { throw CLIError("--milestones takes amounts like 300,700") }
-                return v
-            }
-            guard let deadline else { throw CLIError("--deadline HEIGHT is required") }
-            var evaluation = Evaluation.none
-            if let evaluator {
-                evaluation = evaluator == "draw" ? .drawn(spec: try spec()) : .named(try hexKey(evaluator, "evaluator"), spec: try spec())
-            }
-            return .jobPost(JobSpec(title: title, capabilities: list(capabilities), milestones: ms, deadline: Height(deadline),
-                                    minReputation: minReputation, arbiter: arbiter == nil ? .zero : try hexKey(arbiter, "arbiter"),
-                                    evaluation: evaluation))
+        case "job.post": return .jobPost(try jobSpec())
         case "job.attest":
             return .jobAttest(job: try jobID(), milestone: milestone, result: try resultHash(), spec: try spec())
         case "job.accept": return .jobAccept(try jobID())
