@@ -1,5 +1,6 @@
 import LedgerAudit
 import LedgerCore
+import LedgerCrypto
 import LedgerProjections
 import LedgerStore
 import LedgerWorkload
@@ -32,6 +33,15 @@ import Testing
         let replay = Replayer(log: log).run()
         #expect(replay.report.ok, "\(String(describing: replay.report.failure))")
         #expect(replay.state?.stateRoot().hex == v3.stateRoot)
+        // The trust layer's state (origins, pairs, agent trust records) survives a checkpoint
+        // snapshot and a state-sync assembly, to the same root.
+        var state = try #require(replay.state)
+        let root = state.sealRoot()
+        #expect(state.economy.origins.count == 16 && !state.economy.pairs.isEmpty)
+        var decoded = try LedgerState.decodeSnapshot(state.canonicalBytes(), crypto: Sodium())
+        #expect(decoded == state && decoded.sealRoot() == root)
+        var assembled = try LedgerState.assemble(state.allLeaves().shuffled(), crypto: Sodium())
+        #expect(assembled.sealRoot() == root && assembled.economy.origins.count == 16)
     }
 
     @Test func theSameRingFarmsUnderRuleVersionTwo() throws {
