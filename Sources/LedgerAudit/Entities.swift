@@ -242,7 +242,7 @@ public enum EntityView {
                  ("registeredAt", "\(a.registeredAt.value)"), ("active", a.active ? "true" : "false")]
         if let t = a.trust {
             let o = t.outcomes
-            f += [("bond", "\(t.bond)"), ("bondSlashed", "\(t.bondSlashed)"), ("origin", t.origin.hex), ("lastSeen", "\(t.lastSeen.value)"),
+            f += [("bond", "\(t.bond)"), ("bondSlashed", "\(t.bondSlashed)"), ("origin", s.origin(of: k).hex), ("lastSeen", "\(t.lastSeen.value)"),
                   ("status", s.agentStatus(k)?.rawValue ?? "none"),
                   ("outcomes", "completed \(o.completedAsWorker)/\(o.completedAsClient), refunded \(o.refunded), disputes \(o.disputes) lost \(o.disputesLost), ratings \(o.ratings) sum \(o.ratingSum)")]
         }

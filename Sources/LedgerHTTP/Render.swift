@@ -82,12 +82,16 @@ public enum Render {
         var out: [String: Any] = ["agent": k.hex, "profile": profile(a.profile), "registeredAt": a.registeredAt.value, "active": a.active,
                                   "status": s.agentStatus(k)?.rawValue ?? "retired", "reputation": s.reputation(of: k)]
         guard let t = a.trust else { return out }
-        let o = t.outcomes
-        out["bond"] = t.bond; out["bondSlashed"] = t.bondSlashed; out["origin"] = t.origin.hex; out["lastSeen"] = t.lastSeen.value
-        out["outcomes"] = ["completedAsWorker": o.completedAsWorker, "completedAsClient": o.completedAsClient, "refunded": o.refunded,
-                           "disputes": o.disputes, "disputesLost": o.disputesLost, "ratings": o.ratings,
-                           "averageRatingMilli": o.ratings == 0 ? 0 : o.ratingSum * 1000 / o.ratings]
+        out["bond"] = t.bond; out["bondSlashed"] = t.bondSlashed; out["origin"] = s.origin(of: k).hex; out["lastSeen"] = t.lastSeen.value
+        out["outcomes"] = outcomes(t.outcomes)
         return out
+    }
+
+    /// An agent's outcomes, with its average rating in milli-points of a score.
+    public static func outcomes(_ o: AgentOutcomes) -> [String: Any] {
+        ["completedAsWorker": o.completedAsWorker, "completedAsClient": o.completedAsClient, "refunded": o.refunded,
+         "disputes": o.disputes, "disputesLost": o.disputesLost, "ratings": o.ratings,
+         "averageRatingMilli": o.ratings == 0 ? 0 : o.ratingSum * 1000 / o.ratings]
     }
 
     public static func alliance(_ a: AllianceState) -> [String: Any] {

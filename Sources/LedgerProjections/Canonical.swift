@@ -119,7 +119,7 @@ extension LedgerState {
         guard flags <= 3 else { throw .invalidValue(field: "agent.flags", reason: "unknown flag bits") }
         var a = AgentState(profile: profile, registeredAt: at, active: flags & 1 == 1)
         guard flags & 2 == 2 else { return a }
-        var t = AgentTrust(bond: try r.u64("agent.bond"), origin: try r.b32("agent.origin"), lastSeen: Height(try r.u64("agent.lastSeen")))
+        var t = AgentTrust(bond: try r.u64("agent.bond"), lastSeen: Height(try r.u64("agent.lastSeen")))
         t.bondSlashed = try r.u64("agent.bondSlashed")
         var o = AgentOutcomes()
         o.completedAsWorker = try r.u64("agent.completedAsWorker"); o.completedAsClient = try r.u64("agent.completedAsClient")

@@ -29,7 +29,7 @@ enum Entry {
         w.b32(k); w.raw(Payload.agentRegister(a.profile).encoded()); w.u64(a.registeredAt.value)
         w.u8((a.active ? 1 : 0) | (a.trust != nil ? 2 : 0))
         guard let t = a.trust else { return }
-        w.u64(t.bond); w.b32(t.origin); w.u64(t.lastSeen.value); w.u64(t.bondSlashed)
+        w.u64(t.bond); w.u64(t.lastSeen.value); w.u64(t.bondSlashed)
         let o = t.outcomes
         for v in [o.completedAsWorker, o.completedAsClient, o.refunded, o.disputes, o.disputesLost, o.ratings, o.ratingSum] { w.u64(v) }
     }

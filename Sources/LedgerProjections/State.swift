@@ -99,8 +99,6 @@ public struct AgentState: Sendable, Hashable {
 public struct AgentTrust: Sendable, Hashable {
     /// Locked while registered; moves to the unbonding queue on deregistration.
     public var bond: UInt64
-    /// The funding origin of the agent's account when it bonded (`LedgerState.origin(of:)`).
-    public var origin: PublicKey
     /// The height of the last event the agent signed (its lifecycle status follows from it).
     public var lastSeen: Height
     /// Burned from the bond by lost disputes.

@@ -45,7 +45,7 @@ extension LedgerState {
         guard let a = agents[k] else { return nil }
         guard a.active else { return .retired }
         guard let t = a.trust else { return .active }
-        let p = economy.parameters.trust, quiet = (h ?? height).value - min((h ?? height).value, t.lastSeen.value)
+        let p = economy.parameters.trust, now = (h ?? height).value, quiet = now - min(now, t.lastSeen.value)
         return quiet <= p.agentIdleBlocks ? .active : quiet <= p.agentOfflineBlocks ? .idle : .offline
     }
 
@@ -72,7 +72,7 @@ extension LedgerState {
     mutating func writeAgentRegister(_ p: AgentProfile, author: PublicKey, at h: Height) {
         var a = AgentState(profile: p, registeredAt: h, active: true)
         if trustRules {
-            var t = agents[author]?.trust ?? AgentTrust(bond: 0, origin: origin(of: author), lastSeen: h)
+            var t = agents[author]?.trust ?? AgentTrust(bond: 0, lastSeen: h)
             t.bond = economy.parameters.trust.agentBond; t.lastSeen = h
             a.trust = t
         }
@@ -82,7 +82,7 @@ extension LedgerState {
     mutating func writeAgentUpdate(_ p: AgentProfile, author: PublicKey, at h: Height) {
         agents[author]!.profile = p
         if trustRules, agents[author]!.trust == nil {
-            agents[author]!.trust = AgentTrust(bond: economy.parameters.trust.agentBond, origin: origin(of: author), lastSeen: h)
+            agents[author]!.trust = AgentTrust(bond: economy.parameters.trust.agentBond, lastSeen: h)
         }
     }
 
@@ -99,10 +99,8 @@ extension LedgerState {
     /// Proven misbehaviour (an equivocation by the same key as a validator) also costs an
     /// agent's bond its `slashFractionBps`, burned.
     mutating func slashAgentBond(_ k: PublicKey) {
-        guard trustRules, let t = agents[k]?.trust, t.bond > 0 else { return }
-        let cut = UInt64(UInt128(t.bond) * UInt128(parameters.slashFractionBps) / UInt128(ChainParameters.basisPoints))
-        agents[k]!.trust!.bond -= cut
-        agents[k]!.trust!.bondSlashed = t.bondSlashed.saturatingAdd(cut)
+        guard trustRules, agents[k]?.trust?.bond ?? 0 > 0 else { return }
+        let cut = agents[k]!.trust!.cut(parameters.slashFractionBps)
         totalSupply -= cut
         burned += cut
     }
@@ -233,12 +231,11 @@ extension LedgerState {
             Self.addReputation(loser, Self.weighted(ReputationRule.disputeLoser, value: v, standing: 10_000), &w)
         }
         updateTrust(winner, &w) { $0.outcomes.disputes += 1 }
-        let bps = UInt128(economy.parameters.trust.disputeBondSlashBps)
+        let bps = economy.parameters.trust.disputeBondSlashBps
         var cut: UInt64 = 0
         updateTrust(loser, &w) { t in
             t.outcomes.disputes += 1; t.outcomes.disputesLost += 1
-            cut = UInt64(UInt128(t.bond) * bps / UInt128(ChainParameters.basisPoints))
-            t.bond -= cut; t.bondSlashed = t.bondSlashed.saturatingAdd(cut)
+            cut = t.cut(bps)
         }
         w.bondBurned += cut
     }
@@ -271,5 +268,15 @@ extension LedgerState {
         w.pairs.append((key, pair))
         guard !sameFunds(author, subject) else { return }
         Self.addReputation(subject, Self.weighted(Int64(delta) * ReputationRule.endorsementStep, value: 10_000, standing: standingWeight(of: author, at: h)), &w)
+    }
+}
+
+extension AgentTrust {
+    /// Takes `bps` of the bond out of it (to be burned) and counts it as slashed; the amount.
+    mutating func cut(_ bps: UInt32) -> UInt64 {
+        let c = UInt64(UInt128(bond) * UInt128(bps) / UInt128(ChainParameters.basisPoints))
+        bond -= c
+        bondSlashed = bondSlashed.saturatingAdd(c)
+        return c
     }
 }
