@@ -79,11 +79,8 @@ extension Handlers {
         var reputation: [String: Any] = ["score": s.reputation(of: k), "standingBps": s.standingWeight(of: k, at: s.height),
                                          "status": s.agentStatus(k)?.rawValue ?? "retired"]
         if let t = a.trust {
-            let o = t.outcomes
             reputation["bond"] = t.bond
-            reputation["outcomes"] = ["completedAsWorker": o.completedAsWorker, "completedAsClient": o.completedAsClient,
-                                      "refunded": o.refunded, "disputes": o.disputes, "disputesLost": o.disputesLost, "ratings": o.ratings,
-                                      "averageRatingMilli": o.ratings == 0 ? 0 : o.ratingSum * 1000 / o.ratings]
+            reputation["outcomes"] = Render.outcomes(t.outcomes)
         }
         return ["type": "https://eips.ethereum.org/EIPS/eip-8004#registration-v1", "name": a.profile.name,
                 "description": "a ChaosLedger agent (personality \(a.profile.personality))", "endpoints": endpoints,
