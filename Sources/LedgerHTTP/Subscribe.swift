@@ -81,7 +81,8 @@ extension Handlers {
     }
 
     /// `GET /v1/subscribe?from=SEQ`: committed events as Server-Sent Events, from `from`
-    /// (or after the `Last-Event-ID` a reconnecting client sends), then live.
+    /// (or after the `Last-Event-ID` a reconnecting client sends), then live. Filters
+    /// (`kinds`, `stream`, `author`; `SubscriptionFilter`) narrow what is sent.
     ///
     /// Bounded (issue 16): at most `subscribersMax` at once. A subscription reads the log
     /// when its socket has taken the previous batch, `Limits.subscriberReadAheadEvents`
@@ -97,6 +98,7 @@ extension Handlers {
             }
             from = seq + 1
         }
+        let filter = try SubscriptionFilter(request)
         guard let slot = subscribers.acquire(max: config.subscribersMax) else {
             Refusal.tooManySubscribers.count()
             throw APIError(status: .serviceUnavailable, code: Refusal.tooManySubscribers.rawValue,
@@ -121,7 +123,7 @@ extension Handlers {
                 var quietSince = ContinuousClock.now
                 while !Task.isCancelled {
                     let from = next
-                    let read = try await turns.take { try Self.readBatch(service, from: from) }
+                    let read = try await turns.take { try Self.readBatch(service, from: from, filter: filter) }
                     guard let read else { break }  // the node is stopping
                     if let (text, after) = read {
                         try await send(text)
@@ -157,17 +159,87 @@ extension Handlers {
         }
     }
 
-    /// The next batch of events from `from` as SSE text and the sequence after it;
-    /// `.some(nil)` when there is nothing new, nil when the node is stopping.
-    static func readBatch(_ service: any NodeService, from: SequenceNumber) throws(ServiceError) -> (text: String, next: SequenceNumber)?? {
-        guard let batch = try service.committedEvents(from: from, max: Limits.subscriberReadAheadEvents) else { return nil }
+    /// The next batch of events from `from` that pass `filter`, as SSE text, and the
+    /// sequence after the last event looked at; `.some(nil)` when there is nothing new,
+    /// nil when the node is stopping. A stream or author filter reads that stream's index,
+    /// so its cost follows the matching events, not the log; a kinds-only filter reads
+    /// the log. When a batch looked at events that did not match, it ends with an
+    /// `id:`-only record: an SSE client dispatches nothing for it but remembers the id,
+    /// so a reconnect resumes after what was already looked at.
+    static func readBatch(_ service: any NodeService, from: SequenceNumber,
+                          filter: SubscriptionFilter = .all) throws(ServiceError) -> (text: String, next: SequenceNumber)?? {
+        let batch: [LoggedEvent]
+        if let key = filter.indexKey {
+            let head: LogHead?
+            do {
+                batch = try service.log.stream(key, after: from.value == 0 ? nil : SequenceNumber(from.value - 1),
+                                               limit: Limits.subscriberReadAheadEvents)
+                head = batch.isEmpty ? try service.log.head() : nil
+            } catch { throw .store(error) }
+            // Nothing new in the stream: is the node still serving?
+            if batch.isEmpty, try service.committedEvents(from: head?.nextSequence ?? from, max: 1) == nil { return nil }
+        } else {
+            guard let read = try service.committedEvents(from: from, max: Limits.subscriberReadAheadEvents) else { return nil }
+            batch = read
+        }
         guard let last = batch.last else { return .some(nil) }
         var text = ""
-        for e in batch {
+        var sentLast = false
+        for e in batch where filter.admits(e) {
             text += "id: \(e.sequence.value)\nevent: event\ndata: "
             text += String(decoding: Render.json(Render.event(e)), as: UTF8.self)
             text += "\n\n"
+            sentLast = e.sequence == last.sequence
         }
+        if !sentLast { text += "id: \(last.sequence.value)\n\n" }
         return (text, SequenceNumber(last.sequence.value + 1))
+    }
+}
+
+/// What a subscription sends (`/v1/subscribe`): all of the given conditions hold.
+/// `kinds` is a comma-separated list of kind names (`transfer,job.post`), `stream` a
+/// stream key (`job:<hex>`, as `/v1/streams` names them), `author` a public key.
+struct SubscriptionFilter: Sendable {
+    var kinds: Set<EventKind>?
+    var stream: StreamKey?
+    var author: PublicKey?
+
+    static let all = SubscriptionFilter()
+
+    init(kinds: Set<EventKind>? = nil, stream: StreamKey? = nil, author: PublicKey? = nil) {
+        self.kinds = kinds; self.stream = stream; self.author = author
+    }
+
+    init(_ request: Request) throws(APIError) {
+        if let raw = Input.query(request, "kinds") {
+            var set = Set<EventKind>()
+            for name in raw.split(separator: ",", omittingEmptySubsequences: false) {
+                guard let k = EventKind(name: String(name)) else {
+                    throw .badParameter("kinds", raw, expected: "event kind names separated by commas, such as transfer,job.post")
+                }
+                set.insert(k)
+            }
+            kinds = set
+        }
+        if let raw = Input.query(request, "stream") {
+            guard let k = StreamKey(parsing: raw) else {
+                throw .badParameter("stream", raw, expected: "account:<hex>, agent:<hex>, alliance:<hex> or job:<hex>")
+            }
+            stream = k
+        }
+        if let raw = Input.query(request, "author") {
+            guard let k = Bytes32(hex: raw) else { throw .badParameter("author", raw, expected: "a 32-byte public key in hex") }
+            author = k
+        }
+    }
+
+    /// The stream index to read instead of the log: the stream, else the author's account
+    /// stream (which holds every event the author signed).
+    var indexKey: StreamKey? { stream ?? author.map { .account($0) } }
+
+    func admits(_ e: LoggedEvent) -> Bool {
+        if let kinds, !kinds.contains(e.envelope.kind) { return false }
+        if let author, e.envelope.author != author { return false }
+        return true
     }
 }

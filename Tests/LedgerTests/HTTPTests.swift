@@ -351,6 +351,48 @@ struct HTTPTests {
         }
     }
 
+    @Test func subscribeFiltersByKindStreamAndAuthor() async throws {
+        let service = try SoloService(finishStreamsAtHead: true)
+        let f = f
+        try await withAPI(service) { client in
+            let profile = AgentProfile(name: "bob", capabilities: ["code"], personality: "lawful", endpoint: "")
+            let events = [
+                f.event(f.alice, 1, .transfer(to: f.bob.publicKey, amount: 1, memo: "")),   // 0
+                f.event(f.bob, 1, .agentRegister(profile)),                                 // 1
+                f.event(f.carol, 1, .transfer(to: f.dave.publicKey, amount: 1, memo: "")),  // 2
+                f.event(f.bob, 2, .transfer(to: f.carol.publicKey, amount: 1, memo: "")),   // 3
+                f.event(f.dave, 1, .transfer(to: f.alice.publicKey, amount: 1, memo: "")),  // 4
+            ]
+            #expect(try await client.submit(events).status == .ok)
+            /// The sequences of the events a subscription sent, and the id its last record names.
+            func subscribe(_ query: String, lastEventID: String? = nil) async throws -> (sent: [UInt64], lastID: String?) {
+                let headers: HTTPFields = lastEventID.map { [HTTPField.Name("Last-Event-ID")!: $0] } ?? [:]
+                let r = try await client.call(.get, "/v1/subscribe?\(query)", headers: headers)
+                #expect(r.status == .ok, "\(query): \(r.text)")
+                let records = r.text.components(separatedBy: "\n\n").filter { $0.hasPrefix("id: ") }
+                let sent = records.filter { $0.contains("\ndata: ") }.map { UInt64($0.split(separator: "\n")[0].dropFirst(4))! }
+                return (sent, records.last.map { String($0.split(separator: "\n")[0].dropFirst(4)) })
+            }
+            let bob = f.bob.publicKey.hex
+            #expect(try await subscribe("kinds=transfer").sent == [0, 2, 3, 4])
+            #expect(try await subscribe("kinds=agent.register,transfer&author=\(bob)").sent == [1, 3])
+            #expect(try await subscribe("author=\(bob)").sent == [1, 3], "author: bob's own events, not transfers to him")
+            #expect(try await subscribe("stream=account:\(bob)").sent == [0, 1, 3], "bob's account stream: his events and the transfer to him")
+            #expect(try await subscribe("stream=agent:\(bob)").sent == [1])
+            #expect(try await subscribe("stream=account:\(bob)&kinds=transfer").sent == [0, 3])
+            // A kinds-only filter reads the log; its last record marks how far it looked,
+            // so a reconnect does not look at the same events again.
+            let scanned = try await subscribe("kinds=agent.register")
+            #expect(scanned.sent == [1] && scanned.lastID == "4")
+            #expect(try await subscribe("kinds=transfer", lastEventID: "2").sent == [3, 4])
+            #expect(try await subscribe("stream=account:\(bob)", lastEventID: "0").sent == [1, 3])
+            for bad in ["kinds=transfer,nothing", "kinds=", "stream=account:zz", "stream=block:\(bob)", "author=abc"] {
+                let r = try await client.call(.get, "/v1/subscribe?\(bad)")
+                #expect(r.status == .badRequest && r.errorCode == "bad_parameter", "\(bad): \(r.text)")
+            }
+        }
+    }
+
     @Test func subscribeStreamsCommittedEvents() async throws {
         let service = try SoloService(finishStreamsAtHead: true)
         let f = f
