@@ -4,11 +4,13 @@
 # `cryptography` for the independent test-vector check and PyNaCl (libsodium's Python
 # binding) for the example agent in another language (tools/example_agent.py, run by
 # ExampleAgentTests); libcurl4 for the HTTP client the CLI and the integration tests use
-# (FoundationNetworking); iptables and iproute2 for the fault harness (tools/faultnet.py).
+# (FoundationNetworking); iptables and iproute2 for the fault harness (tools/faultnet.py);
+# PostgreSQL's server and client for the sink's tests and benchmark (tools/postgres.sh
+# starts a cluster of its own; the package's default cluster is left alone).
 # Installs only what is missing.
 set -euo pipefail
 need=()
-for p in liblmdb-dev libsodium-dev pkg-config libcurl4 iptables iproute2; do
+for p in liblmdb-dev libsodium-dev pkg-config libcurl4 iptables iproute2 postgresql postgresql-client; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then

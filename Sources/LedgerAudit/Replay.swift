@@ -133,6 +133,9 @@ public struct Replayer {
     public var toHeight: Height?
     public var verifySignatures = true
     public var workers = ParallelVerifier.cores
+    /// Whether the end checks that the supply adds up (a scan of every balance; a
+    /// follower replaying a few blocks at a time asks for it now and then).
+    public var checkSupply = true
     /// Called after each block with (height, head).
     public var progress: ((Height, Height) -> Void)?
     /// When set, events are applied one at a time and reported to it.
@@ -219,6 +222,10 @@ public struct Replayer {
             progress?(h, last)
         }
         report.stateRootsCompared += try source.finish(ReplayEnd(height: last, head: meta.head, blockHash: prevHash, nextSequence: seq, state: state))
+        guard checkSupply else {
+            report.stateRoot = state.stateRoot().hex
+            return state
+        }
         guard let supply = state.computedSupply() else {
             throw fail(last, "state", "the balances, stakes and held funds add up past 2^64 − 1")
         }

@@ -3,6 +3,7 @@ import Hummingbird
 import LedgerCore
 import LedgerCrypto
 import LedgerProjections
+import LedgerViews
 
 /// Finding agents: `/v1/agents` with filters (capability, minimum reputation, status),
 /// sorted by standing; and an agent's registration file in the style of ERC-8004's

@@ -1,6 +1,7 @@
 import Hummingbird
 import LedgerNode
 import Logging
+import LedgerViews
 
 /// An error a client can act on: an HTTP status, a stable machine-readable code and a
 /// sentence. Every error response of the API has the body

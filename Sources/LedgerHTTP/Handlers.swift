@@ -7,6 +7,7 @@ import LedgerNode
 import LedgerProjections
 import LedgerStore
 import Prometheus
+import LedgerViews
 
 /// The route handlers. Shapes of ledger records come from `Render`, the same JSON the
 /// CLI prints; this file adds only the envelopes around them (pages, receipts, status).

@@ -6,6 +6,7 @@ import Synchronization
 import LedgerCore
 import LedgerNode
 import LedgerStore
+import LedgerViews
 
 /// Turns at the log for subscriptions: one at a time, first come first served. Each
 /// turn reads and renders one batch. Hundreds of subscribers replaying history would

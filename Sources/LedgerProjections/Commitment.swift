@@ -17,6 +17,14 @@ struct TreeCache: Sendable, Equatable {
     static func == (_: Self, _: Self) -> Bool { true }
 }
 
+/// The leaves each seal folded in, kept only while `recordsSealedLeaves` is on (the
+/// PostgreSQL sink rewrites only the rows a block changed). Not state: `==` ignores it.
+struct SealRecord: Sendable, Equatable {
+    var on = false
+    var leaves: [StateLeaf] = []
+    static func == (_: Self, _: Self) -> Bool { true }
+}
+
 /// The primitives a state hashes and verifies with, handed in by whoever made it
 /// (LedgerCrypto's `Sodium`), and the tree rules over them. Not state: `==` ignores it.
 struct CryptoRef: Sendable, Equatable {
@@ -56,7 +64,10 @@ extension LedgerState {
     /// it (flat rule): O(written × log N), except the first call on a state, which builds
     /// the tree from every leaf (a genesis, a decoded snapshot).
     public mutating func seal() {
-        guard commitment == .tree else { return discardWritten() }
+        guard commitment == .tree else {
+            if sealRecord.on { sealRecord.leaves += takeLeafChanges().map(\.leaf) } else { discardWritten() }
+            return
+        }
         guard var tree = treeCache.tree else {
             discardWritten()
             treeCache.tree = buildTree()
@@ -68,6 +79,7 @@ extension LedgerState {
         let rules = treeRules
         var batch: [(key: Hash32, valueHash: Hash32?)] = []
         for c in takeLeafChanges() {
+            if sealRecord.on { sealRecord.leaves.append(c.leaf) }
             let k = rules.key(kind: c.leaf.kind.rawValue, id: c.leaf.id)
             // Unchanged leaves (the scalars most blocks, a write of the same value) cost the
             // tree a walk, not a path of hashes.
@@ -75,6 +87,22 @@ extension LedgerState {
         }
         tree.apply(batch)
         treeCache.tree = tree
+    }
+
+    /// Whether each seal records the leaves it folded in (`sealedLeaves`). Off by
+    /// default: only a reader that rewrites what changed (the PostgreSQL sink) pays for it.
+    public var recordsSealedLeaves: Bool {
+        get { sealRecord.on }
+        set { sealRecord.on = newValue; if !newValue { sealRecord.leaves = [] } }
+    }
+
+    /// The leaves the seals since the last `takeSealedLeaves()` folded in, in seal order
+    /// (a leaf written in two blocks appears twice; the three scalar leaves every seal).
+    public var sealedLeaves: [StateLeaf] { sealRecord.leaves }
+
+    public mutating func takeSealedLeaves() -> [StateLeaf] {
+        defer { sealRecord.leaves.removeAll(keepingCapacity: true) }
+        return sealRecord.leaves
     }
 
     /// The tree of this state built from scratch (the oracle for the incremental one).

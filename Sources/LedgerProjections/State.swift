@@ -33,6 +33,7 @@ public struct ValidatorState: Sendable, Hashable {
 public struct DelegationKey: Hashable, Comparable, Sendable {
     public var delegator: PublicKey
     public var validator: ValidatorID
+    public init(delegator: PublicKey, validator: ValidatorID) { self.delegator = delegator; self.validator = validator }
     public static func < (a: Self, b: Self) -> Bool { (a.delegator, a.validator) < (b.delegator, b.validator) }
 }
 
@@ -211,6 +212,8 @@ public struct LedgerState: Sendable, Equatable {
     public internal(set) var commitment: StateCommitment = .flat
     /// The state tree under the tree rule, as of the last `sealRoot()`.
     var treeCache = TreeCache()
+    /// The leaves sealed since they were last taken, when asked for (Commitment.swift).
+    var sealRecord = SealRecord()
     /// The hashing and verification this state uses (Commitment.swift).
     let cryptoRef: CryptoRef
 

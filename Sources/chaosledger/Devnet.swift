@@ -6,6 +6,7 @@ import LedgerCrypto
 import LedgerHTTP
 import LedgerNode
 import LedgerProjections
+import LedgerViews
 
 /// A local cluster's files: keys, genesis, one config per node (ops/devnet holds an
 /// example of each). `devnet` writes them once and reuses them, so a second run

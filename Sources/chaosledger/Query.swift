@@ -7,6 +7,7 @@ import LedgerHTTP
 import LedgerNode
 import LedgerProjections
 import LedgerStore
+import LedgerViews
 
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(

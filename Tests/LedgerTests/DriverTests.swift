@@ -9,6 +9,7 @@ import LedgerProjections
 import LedgerStore
 import Logging
 import Testing
+import LedgerViews
 
 /// An in-memory network for node drivers: what the mesh does, without sockets.
 final class Hub: @unchecked Sendable {

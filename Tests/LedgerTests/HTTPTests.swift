@@ -14,6 +14,7 @@ import LedgerWorkload
 import Logging
 import Synchronization
 import Testing
+import LedgerViews
 
 /// A `NodeService` over an in-memory log and a solo producer that commits a block after
 /// every submission: what the HTTP API needs from a node, without consensus or a mesh.

@@ -19,10 +19,12 @@ import Testing
                        "LedgerAgents", "LedgerTree", "Logging", "Metrics"],
         "LedgerWorkload": ["LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections", "LedgerAudit", "LedgerAgents"],
         "LedgerMesh": ["LedgerCore", "LedgerCrypto", "LedgerConsensus", "LedgerNode", "NIOCore", "NIOPosix", "Logging"],
+        "LedgerViews": ["LedgerCore", "LedgerStore", "LedgerProjections"],
+        "LedgerSink": ["LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections", "LedgerAudit", "LedgerViews", "PostgresNIO", "Logging"],
         "LedgerHTTP": ["LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections", "LedgerConsensus", "LedgerNode", "LedgerAudit", "LedgerTree",
-                       "Hummingbird", "Logging", "Metrics", "Prometheus", "HummingbirdCore", "NIOCore"],
+                       "LedgerViews", "Hummingbird", "Logging", "Metrics", "Prometheus", "HummingbirdCore", "NIOCore"],
         "chaosledger": ["LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections", "LedgerAudit", "LedgerNode",
-                        "LedgerConsensus", "LedgerAgents", "LedgerSimulation", "LedgerMesh", "LedgerHTTP", "LedgerWorkload", "LedgerTree", "ArgumentParser",
+                        "LedgerConsensus", "LedgerAgents", "LedgerSimulation", "LedgerMesh", "LedgerHTTP", "LedgerWorkload", "LedgerTree", "LedgerViews", "LedgerSink", "ArgumentParser",
                         "Configuration", "ServiceLifecycle", "Logging", "Metrics", "SystemPackage"],
     ]
     static let system: Set<String> = ["Foundation", "FoundationNetworking", "Dispatch", "Glibc", "Synchronization"]
@@ -32,8 +34,8 @@ import Testing
     /// simulator. These edges must never exist, in the sources or in Package.swift.
     static let core: [String] = ["LedgerCore", "LedgerTree", "LedgerProjections", "LedgerConsensus", "LedgerAgents"]
     static let neverBelowCore: Set<String> = ["LedgerCrypto", "CSodium", "LedgerStore", "CLMDB", "LedgerNode", "LedgerMesh",
-                                             "LedgerHTTP", "LedgerAudit", "LedgerWorkload", "LedgerSimulation", "NIOCore",
-                                             "NIOPosix", "Hummingbird", "Foundation", "Glibc"]
+                                             "LedgerHTTP", "LedgerAudit", "LedgerWorkload", "LedgerSimulation", "LedgerViews", "LedgerSink", "NIOCore",
+                                             "NIOPosix", "Hummingbird", "PostgresNIO", "Foundation", "Glibc"]
 
     func sources(_ module: String) throws -> [(String, String)] {
         let dir = repoRoot + "/Sources/" + module
