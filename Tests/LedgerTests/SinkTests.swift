@@ -171,5 +171,77 @@ extension SinkTests {
             for (k, asOf) in reputation { #expect(Self.same(try await client.call(.get, "/v1/reputation/\(k)").json?["asOf"], asOf)) }
             #expect(try pg.psql("SELECT count(*) FROM chaosledger.slashes") == "\(summary["slashes"] as! Int)")
         }
+        // docs/SQL.md's audit queries run as written, and find something in the demo log.
+        let doc = try String(contentsOfFile: repoRoot + "/docs/SQL.md", encoding: .utf8)
+        let queries = doc.components(separatedBy: "```sql\n").dropFirst().map { $0.components(separatedBy: "```")[0] }
+        #expect(queries.count >= 4)
+        for q in queries { #expect(!(try pg.psql(q)).isEmpty, "no rows: \(q)") }
+    }
+}
+
+extension SinkTests {
+    static let tables = ["checkpoint", "blocks", "events", "chain", "accounts", "balance_history", "validators", "delegations",
+                         "slashes", "agents", "alliances", "jobs", "reputation", "memes", "proposals"]
+
+    /// Each table's row count and a hash of its rows in order, without the wall-clock columns.
+    static func fingerprint(_ pg: PostgresServer, _ db: String) throws -> [String: String] {
+        var out: [String: String] = [:]
+        for t in tables {
+            out[t] = try pg.psql("""
+                SELECT count(*) || ' ' || md5(coalesce(string_agg(r, '|' ORDER BY r), '')) FROM
+                (SELECT (to_jsonb(t) - 'sunk_at' - 'updated_at')::text AS r FROM chaosledger.\(t) t) q
+                """, database: db)
+        }
+        return out
+    }
+
+    /// What must hold after any kill: the checkpoint names the last block written, and
+    /// every event and balance row belongs to a block at or below it.
+    static func consistent(_ pg: PostgresServer, _ db: String) throws -> (height: UInt64, ok: Bool) {
+        // Killed before its first transaction committed: no schema, or no checkpoint yet.
+        guard try pg.psql("SELECT to_regclass('chaosledger.checkpoint') IS NOT NULL", database: db) == "t" else { return (0, true) }
+        let row = try pg.psql("""
+            SELECT c.height, coalesce((SELECT max(height) FROM chaosledger.blocks), 0), c.next_sequence,
+                   (SELECT count(*) FROM chaosledger.events), coalesce((SELECT max(height) FROM chaosledger.balance_history), 0)
+            FROM chaosledger.checkpoint c
+            """, database: db)
+        let v = row.split(separator: "|").compactMap { UInt64($0) }
+        guard v.count == 5 else { return (0, row.isEmpty) }
+        return (v[0], v[0] == v[1] && v[2] == v[3] && v[4] <= v[0])
+    }
+
+    @Test func killedAtRandomPointsTheSinkResumesToTheSameTables() throws {
+        let d = TempDir("sink-kill"), pg = try PostgresServer()
+        defer { d.cleanup(); pg.stop() }
+        let log = try Self.demoLog(d, events: 2000)
+        try pg.psql("CREATE DATABASE clean")
+        try pg.psql("CREATE DATABASE killed")
+        // One transaction per block, a snapshot every 3: kills land between and inside
+        // transactions, and resumes start from snapshots behind the checkpoint.
+        let args = ["--batch-blocks", "1", "--snapshot-every", "3"]
+        let clean = try Self.sink(log, pg.url("clean"), args)
+        try #require(clean.status == 0, "\(clean.stderr)")
+        let head = try #require(UInt64(try pg.psql("SELECT height FROM chaosledger.checkpoint", database: "clean")))
+        var heights: [UInt64] = []
+        for k in 0 ..< 20 {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: chaosledgerBinary)
+            p.arguments = ["sink", "postgres", "--log", log, "--database", pg.url("killed")] + args
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            Thread.sleep(forTimeInterval: Double.random(in: 0.05 ... 0.6))
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+            #expect(p.terminationReason == .uncaughtSignal, "kill \(k) found the sink already stopped")
+            let (height, ok) = try Self.consistent(pg, "killed")
+            #expect(ok, "after kill \(k): the tables do not match the checkpoint at \(height)")
+            heights.append(height)
+        }
+        #expect(heights == heights.sorted(), "the checkpoint never moves back: \(heights)")
+        #expect(heights.contains { $0 > 0 && $0 < head }, "some kills land in the middle of the backfill: \(heights) of \(head)")
+        let finish = try Self.sink(log, pg.url("killed"), args)
+        try #require(finish.status == 0, "\(finish.stderr)")
+        #expect(try Self.fingerprint(pg, "killed") == Self.fingerprint(pg, "clean"))
     }
 }
