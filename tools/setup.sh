@@ -9,6 +9,7 @@
 # starts a cluster of its own; the package's default cluster is left alone).
 # Installs only what is missing.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 need=()
 for p in liblmdb-dev libsodium-dev pkg-config libcurl4 iptables iproute2 postgresql postgresql-client; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
@@ -26,4 +27,11 @@ fi
 if ! python3 -c 'import nacl.signing' 2>/dev/null; then
   echo "setup: installing python pynacl"
   python3 -m pip install -q pynacl
+fi
+# The reference MCP client (PyPI's `mcp`) for the MCP server's test, in a venv of its own
+# (its dependencies are kept apart from the system's Python packages).
+if [ ! -x .build/mcp-venv/bin/python ] || ! .build/mcp-venv/bin/python -c 'import mcp' 2>/dev/null; then
+  echo "setup: installing python mcp (in .build/mcp-venv)"
+  python3 -m venv .build/mcp-venv
+  .build/mcp-venv/bin/python -m pip install -q mcp
 fi

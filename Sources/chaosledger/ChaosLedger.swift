@@ -16,7 +16,7 @@ struct ChaosLedgerCommand: AsyncParsableCommand {
         subcommands: [Keygen.self, GenesisCommand.self, Demo.self, Replay.self, Rebuild.self, Inspect.self, StateCommand.self,
                       Sim.self, BenchConsensus.self, Bench.self, CrashWriter.self, VectorsCommand.self,
                       NodeCommand.self, Devnet.self, Submit.self, BenchNet.self, BenchSync.self, BenchTree.self, DiffCommand.self, Export.self,
-                      VerifyCommand.self, SybilCommand.self, InboxCommand.self, SinkCommand.self])
+                      VerifyCommand.self, SybilCommand.self, InboxCommand.self, SinkCommand.self, MCPCommand.self, BenchSink.self])
 }
 
 /// A failure the CLI reports with a message and a non-zero exit code.

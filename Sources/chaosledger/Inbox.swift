@@ -31,6 +31,17 @@ struct InboxCommand: AsyncParsableCommand {
 
     func run() async throws {
         let me = try KeyFile.read(from: key)
+        let messages = try await Self.messages(for: me, node: node, after: after)
+        if json { printEncodable(messages); return }
+        if messages.isEmpty { print("no messages for \(me.publicKey.hex)") }
+        for m in messages {
+            print("#\(m.sequence) from \(m.from) (event \(m.id)): " + (m.text.map { "\"\($0)\"" } ?? "cannot open: \(m.error ?? "")"))
+        }
+    }
+
+    /// The messages sent to `me` on the node, after the stream sequence `after`, each
+    /// opened with `me`'s key (or with the reason it does not open).
+    static func messages(for me: SigningKey, node: String, after: UInt64?) async throws -> [Message] {
         let client = NodeClient(node)
         var cursor = after, messages: [Message] = []
         while true {
@@ -52,10 +63,6 @@ struct InboxCommand: AsyncParsableCommand {
             guard let next = (page["next"] as? NSNumber)?.uint64Value, !events.isEmpty else { break }
             cursor = next
         }
-        if json { printEncodable(messages); return }
-        if messages.isEmpty { print("no messages for \(me.publicKey.hex)") }
-        for m in messages {
-            print("#\(m.sequence) from \(m.from) (event \(m.id)): " + (m.text.map { "\"\($0)\"" } ?? "cannot open: \(m.error ?? "")"))
-        }
+        return messages
     }
 }

@@ -238,6 +238,14 @@ struct Submit: AsyncParsableCommand {
     }
 
     func run() async throws {
+        let d = try await submitted()
+        printJSON(d)
+        if d["status"] as? String == "rejected" { throw ExitCode(1) }
+    }
+
+    /// Builds, signs and submits the event; its receipt (id, status, nonce, kind, and
+    /// code, error and height when the node gave them).
+    func submitted() async throws -> [String: Any] {
         let author = try KeyFile.read(from: key)
         let client = NodeClient(node)
         let chainID: ChainID
@@ -255,11 +263,10 @@ struct Submit: AsyncParsableCommand {
         }
         let e = EventCrypto.makeEvent(chain: chainID, key: author, nonce: n, fee: f, payload: p)
         let r = try await client.submit([e.bytes], wait: wait)[0]
-        var d: [String: Any] = ["id": r.id ?? NSNull(), "status": r.status, "nonce": n, "kind": kind]
+        var d: [String: Any] = ["id": r.id ?? NSNull(), "status": r.status, "nonce": n, "kind": kind, "fee": f]
         if let c = r.code { d["code"] = c }
         if let m = r.error { d["error"] = m }
         if let h = r.height { d["height"] = h }
-        printJSON(d)
-        if r.status == "rejected" { throw ExitCode(1) }
+        return d
     }
 }

@@ -24,7 +24,7 @@ import Testing
         "LedgerHTTP": ["LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections", "LedgerConsensus", "LedgerNode", "LedgerAudit", "LedgerTree",
                        "LedgerViews", "Hummingbird", "Logging", "Metrics", "Prometheus", "HummingbirdCore", "NIOCore"],
         "chaosledger": ["LedgerCore", "LedgerCrypto", "LedgerStore", "LedgerProjections", "LedgerAudit", "LedgerNode",
-                        "LedgerConsensus", "LedgerAgents", "LedgerSimulation", "LedgerMesh", "LedgerHTTP", "LedgerWorkload", "LedgerTree", "LedgerViews", "LedgerSink", "ArgumentParser",
+                        "LedgerConsensus", "LedgerAgents", "LedgerSimulation", "LedgerMesh", "LedgerHTTP", "LedgerWorkload", "LedgerTree", "LedgerViews", "LedgerSink", "MCP", "ArgumentParser",
                         "Configuration", "ServiceLifecycle", "Logging", "Metrics", "SystemPackage"],
     ]
     static let system: Set<String> = ["Foundation", "FoundationNetworking", "Dispatch", "Glibc", "Synchronization"]
