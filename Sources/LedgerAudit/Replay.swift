@@ -222,18 +222,19 @@ public struct Replayer {
             progress?(h, last)
         }
         report.stateRootsCompared += try source.finish(ReplayEnd(height: last, head: meta.head, blockHash: prevHash, nextSequence: seq, state: state))
-        guard checkSupply else {
-            report.stateRoot = state.stateRoot().hex
-            return state
-        }
-        guard let supply = state.computedSupply() else {
-            throw fail(last, "state", "the balances, stakes and held funds add up past 2^64 − 1")
-        }
-        guard supply == state.totalSupply else {
-            throw fail(last, "state", "supply \(supply) differs from the total supply \(state.totalSupply) (genesis less burned)")
-        }
+        if checkSupply { try Self.checkSupply(state, at: last) }
         report.stateRoot = state.stateRoot().hex
         return state
+    }
+
+    /// Supply changes only by minting and burning: the balances, stakes and held funds add up to it.
+    static func checkSupply(_ state: LedgerState, at h: Height) throws(AuditFailure) {
+        guard let supply = state.computedSupply() else {
+            throw AuditFailure(height: h.value, record: "state", reason: "the balances, stakes and held funds add up past 2^64 − 1")
+        }
+        guard supply == state.totalSupply else {
+            throw AuditFailure(height: h.value, record: "state", reason: "supply \(supply) differs from the total supply \(state.totalSupply) (genesis less burned)")
+        }
     }
 
     /// A block read and its signatures verified, ahead of the refold.

@@ -48,6 +48,8 @@ extension LedgerState {
         case .flat: return crypto.hash(canonicalBytes())
         case .tree:
             var s = self
+            // The copy records nothing: appending to a shared record would copy it whole.
+            s.sealRecord = SealRecord()
             return s.sealRoot()
         }
     }

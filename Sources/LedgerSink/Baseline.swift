@@ -23,7 +23,7 @@ extension PostgresSink {
 
     func rawCopy() async throws -> (events: UInt64, seconds: Double) {
         try await migrate()
-        let logger = self.logger
+        let logger = self.sqlLogger
         try await client.withTransaction(logger: logger) { conn in
             try await conn.query("DROP SCHEMA IF EXISTS chaosledger_raw CASCADE", logger: logger)
             try await conn.query("CREATE SCHEMA chaosledger_raw", logger: logger)

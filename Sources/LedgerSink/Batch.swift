@@ -8,7 +8,7 @@ import LedgerViews
 
 /// What one transaction writes: the rows of a run of verified blocks, their events, the
 /// balances they changed, and which projection rows they touched.
-struct SinkBatch {
+struct SinkBatch: Sendable {
     var blocks = CopyRows()
     var events = CopyRows()
     var balances = CopyRows()
@@ -29,15 +29,23 @@ struct SinkBatch {
     }
 }
 
-/// JSON text PostgreSQL's jsonb takes: it refuses the escape `\u0000`, so a NUL in a
-/// string (which the ledger allows) is stored as U+FFFD; the event's bytes keep it.
+/// JSON text PostgreSQL's jsonb takes (`JSONText.value`: jsonb orders keys itself). It
+/// refuses the escape `\u0000`, so a NUL in a string (which the ledger allows) is stored
+/// as U+FFFD; the event's bytes keep it.
 func storableJSON(_ value: Any) -> String {
-    let text = String(decoding: Render.json(value), as: UTF8.self)
-    return text.contains("\\u0000") ? text.replacingOccurrences(of: "\\u0000", with: "\\ufffd") : text
+    var bytes: [UInt8] = []
+    bytes.reserveCapacity(256)
+    JSONText.value(value, into: &bytes)
+    let escape = Array("\\u0000".utf8)
+    let text = String(decoding: bytes, as: UTF8.self)
+    guard bytes.count >= escape.count, (0 ... bytes.count - escape.count).contains(where: { i in
+        bytes[i] == escape[0] && bytes[i ..< i + escape.count].elementsEqual(escape)
+    }) else { return text }
+    return text.replacingOccurrences(of: "\\u0000", with: "\\ufffd")
 }
 
 /// Text PostgreSQL takes: no NUL.
-func storableText(_ s: String) -> String { s.contains("\0") ? s.replacingOccurrences(of: "\0", with: "\u{FFFD}") : s }
+func storableText(_ s: String) -> String { s.utf8.contains(0) ? s.replacingOccurrences(of: "\0", with: "\u{FFFD}") : s }
 
 /// Collects a batch as `Replayer` folds verified blocks (each call comes after the
 /// block's or event's checks passed).

@@ -16,12 +16,16 @@ struct CopyRows {
         fieldsInRow += 1
     }
 
+    static let digits = Array("0123456789abcdef".utf8)
+
     mutating func bytes(_ b: [UInt8]) {
         separate()
         buffer.writeStaticString("\\\\x")
-        let digits: StaticString = "0123456789abcdef"
-        digits.withUTF8Buffer { d in
-            for x in b { buffer.writeInteger(d[Int(x >> 4)]); buffer.writeInteger(d[Int(x & 15)]) }
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 2 * b.count) { out in
+            Self.digits.withUnsafeBufferPointer { d in
+                for (i, x) in b.enumerated() { out[2 * i] = d[Int(x >> 4)]; out[2 * i + 1] = d[Int(x & 15)] }
+            }
+            return 2 * b.count
         }
     }
 
@@ -34,6 +38,11 @@ struct CopyRows {
 
     mutating func text(_ s: String) {
         separate()
+        // Most text needs no escape: one copy.
+        guard s.utf8.contains(where: { $0 == UInt8(ascii: "\\") || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D }) else {
+            buffer.writeString(s)
+            return
+        }
         for b in s.utf8 {
             switch b {
             case UInt8(ascii: "\\"): buffer.writeStaticString("\\\\")

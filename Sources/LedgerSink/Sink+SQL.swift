@@ -23,7 +23,7 @@ extension ByteBuffer {
 extension PostgresSink {
     func readCheckpoint() async throws -> CheckpointRow? {
         let rows = try await client.query(
-            "SELECT chain_id, genesis_hash, height, block_hash, state_root, snapshot_height, snapshot FROM chaosledger.checkpoint", logger: logger)
+            "SELECT chain_id, genesis_hash, height, block_hash, state_root, snapshot_height, snapshot FROM chaosledger.checkpoint", logger: sqlLogger)
         for try await (chain, genesis, height, block, root, snapHeight, snapshot) in rows.decode((String, ByteBuffer, Int64, ByteBuffer, ByteBuffer, Int64, ByteBuffer).self) {
             guard let g = genesis.hash32, let b = block.hash32, let r = root.hash32, height >= 0, snapHeight >= 0, snapHeight <= height else {
                 throw SinkError.otherChain("the checkpoint row is malformed")
@@ -39,7 +39,7 @@ extension PostgresSink {
     /// checkpoint. The checkpoint moves only from `previous` (nil: there is none yet), so
     /// a second sink writing the same database fails instead of interleaving.
     func write(_ batch: SinkBatch, state: LedgerState, previous: Height?, snapshot: [UInt8]?) async throws {
-        let logger = self.logger
+        let logger = self.sqlLogger
         try await client.withTransaction(logger: logger) { conn in
             try await conn.query("SET LOCAL search_path TO chaosledger", logger: logger)
             try await Self.copy(conn, "blocks", SinkBatch.blockColumns, batch.blocks, logger)

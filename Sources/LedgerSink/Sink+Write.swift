@@ -20,7 +20,7 @@ extension PostgresSink {
     /// Brings the schema to the newest version this binary knows, each migration in one
     /// transaction under an advisory lock (two sinks starting at once migrate once).
     func migrate() async throws {
-        let logger = self.logger
+        let logger = self.sqlLogger, info = self.logger
         try await client.withTransaction(logger: logger) { conn in
             try await conn.query("SELECT pg_advisory_xact_lock(7243002)", logger: logger)
             var exists = false
@@ -35,7 +35,7 @@ extension PostgresSink {
             }
             guard current <= Migrations.all.count else { throw SinkError.schemaTooNew(found: current, known: Migrations.all.count) }
             for m in Migrations.all where m.version > current {
-                logger.info("applying schema migration \(m.file)")
+                info.info("applying schema migration \(m.file)")
                 for statement in m.statements { try await conn.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
             }
         }
@@ -112,8 +112,9 @@ extension PostgresSink {
         return SinkCursor(state: state, blockHash: hash, snapshotHeight: state.height)
     }
 
-    /// Folds and verifies the blocks up to `to`, and writes them in one transaction.
-    func advance(_ cursor: SinkCursor, to: Height) async throws -> SinkCursor {
+    /// Folds and verifies the blocks up to `to`: the cursor after them, their rows, and
+    /// the snapshot to store with their checkpoint when one is due.
+    func fold(_ cursor: SinkCursor, to: Height) throws(SinkError) -> (SinkCursor, SinkBatch, snapshot: [UInt8]?) {
         let collector = BatchCollector()
         var r = Replayer(source: SinkSource(log: log, start: (cursor.state, cursor.blockHash)), toHeight: to)
         r.observer = collector
@@ -121,10 +122,10 @@ extension PostgresSink {
         let snapshotDue = to.value - cursor.snapshotHeight.value >= config.snapshotEvery
         r.checkSupply = snapshotDue
         let (report, s) = r.runChecked()
-        guard var state = s else { throw SinkError.unverified(report.failure!) }
+        guard var state = s else { throw .unverified(report.failure!) }
         _ = state.takeSealedLeaves()
-        try await write(collector.batch, state: state, previous: cursor.state.height, snapshot: snapshotDue ? state.canonicalBytes() : nil)
-        return SinkCursor(state: state, blockHash: collector.batch.lastHash, snapshotHeight: snapshotDue ? to : cursor.snapshotHeight)
+        let next = SinkCursor(state: state, blockHash: collector.batch.lastHash, snapshotHeight: snapshotDue ? to : cursor.snapshotHeight)
+        return (next, collector.batch, snapshotDue ? state.canonicalBytes() : nil)
     }
 }
 

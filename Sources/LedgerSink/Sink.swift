@@ -18,7 +18,7 @@ public struct SinkConfig: Sendable {
     /// The node's log directory, read without writing (LMDB readers beside the node's writer).
     public var logPath: String
     /// At most this many blocks per transaction (a backfill; a live sink writes what is new).
-    public var batchBlocks = 256
+    public var batchBlocks = 64
     /// A state snapshot is stored with the checkpoint when this many blocks have passed
     /// since the last: a restart refolds at most this many blocks.
     public var snapshotEvery: UInt64 = 1024
@@ -86,16 +86,21 @@ public struct SinkProgress: Sendable {
 public final class PostgresSink: Sendable {
     public let config: SinkConfig
     let logger: Logger
+    /// PostgresNIO's own messages: errors only (they come back as `SinkError.database`).
+    let sqlLogger: Logger
     let client: PostgresClient
     let log: any EventLog
 
     public init(_ config: SinkConfig, logger: Logger = Logger(label: "chaosledger.sink")) throws(SinkError) {
         self.config = config
         self.logger = logger
+        var sql = logger
+        sql.logLevel = .error
+        sqlLogger = sql
         do { log = try LedgerLog.openLMDB(path: config.logPath, mode: .readOnly) } catch { throw .store(error) }
         let pg = PostgresClient.Configuration(host: config.host, port: config.port, username: config.user,
                                               password: config.password, database: config.database, tls: .disable)
-        client = PostgresClient(configuration: pg, backgroundLogger: logger)
+        client = PostgresClient(configuration: pg, backgroundLogger: sqlLogger)
     }
 
     /// Runs until the head is written (`stopAtHead`), `untilHeight`, or cancellation.
@@ -124,29 +129,43 @@ public final class PostgresSink: Sendable {
         return String(describing: error)
     }
 
+    /// Folds batch n + 1 while PostgreSQL commits batch n: the fold needs only the state,
+    /// and the transactions still commit one at a time, in order, each with its checkpoint.
     func follow(progress: @Sendable (SinkProgress) -> Void) async throws -> SinkProgress {
         try await migrate()
         var cursor = try await resume()
-        var done = SinkProgress(height: cursor.state.height)
+        var done = SinkProgress(height: cursor.state.height), written = done
+        var pending: Task<Void, any Error>?
+        defer { pending?.cancel() }
+        func settle() async throws {
+            guard let p = pending else { return }
+            try await p.value
+            pending = nil
+            written = done
+            progress(written)
+        }
         while !Task.isCancelled {
             let head: Height
             do { head = try log.head()?.height ?? 0 } catch { throw SinkError.store(error) }
             let limit = config.untilHeight.map { min($0, head) } ?? head
             if cursor.state.height >= limit {
+                try await settle()
                 if config.stopAtHead || (config.untilHeight.map { cursor.state.height >= $0 } ?? false) { break }
                 try await Task.sleep(for: .milliseconds(config.pollMs))
                 continue
             }
             let to = Height(min(limit.value, cursor.state.height.value + UInt64(config.batchBlocks)))
-            let before = cursor.state.height
-            let events = cursor.state.eventsApplied
-            cursor = try await advance(cursor, to: to)
-            done.height = cursor.state.height
-            done.blocks += cursor.state.height.value - before.value
-            done.events += cursor.state.eventsApplied - events
+            let (next, batch, snapshot) = try fold(cursor, to: to)
+            try await settle()
+            let previous = cursor.state.height, state = next.state
+            pending = Task { try await self.write(batch, state: state, previous: previous, snapshot: snapshot) }
+            done.height = to
+            done.blocks += to.value - previous.value
+            done.events += next.state.eventsApplied - cursor.state.eventsApplied
             done.transactions += 1
-            progress(done)
+            cursor = next
         }
-        return done
+        try await settle()
+        return written
     }
 }

@@ -40,7 +40,7 @@ struct ProjectionTable: Sendable {
                         all: { s in all(s).map { RowKey($0) } },
                         write: { k, s, rows in
                             guard let v = view(k.first, s) else { return false }
-                            rows.text(String(decoding: Render.json(v), as: UTF8.self))
+                            rows.text(storableJSON(v))
                             rows.int(s.height.value)
                             return true
                         })
@@ -111,8 +111,6 @@ struct ProjectionTable: Sendable {
     /// A job as GET /v1/jobs/{id} shows it, without `matches` (a posted job's candidate
     /// workers, which change with every other agent).
     static func jobView(_ j: Job, _ s: LedgerState) -> [String: Any] {
-        var v = Render.job(j, s)
-        v["matches"] = nil
-        return v
+        Render.job(j, s, matches: false)
     }
 }

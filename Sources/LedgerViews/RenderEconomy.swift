@@ -55,7 +55,9 @@ extension Render {
         return d
     }
 
-    public static func job(_ j: Job, _ s: LedgerState) -> [String: Any] {
+    /// A job; a posted one with its best-matching agents unless `matches` is false (they
+    /// change with every other agent, so the sink leaves them out).
+    public static func job(_ j: Job, _ s: LedgerState, matches: Bool = true) -> [String: Any] {
         var d: [String: Any] = [
             "id": j.id.hex, "client": j.client.hex, "spec": jobSpec(j.spec), "postedAt": j.postedAt.value,
             "worker": j.worker == .zero ? NSNull() : j.worker.hex as Any, "status": j.status.description, "funded": j.funded,
@@ -71,7 +73,7 @@ extension Render {
                             "arbiters": x.arbiters.map(\.hex), "workerShareBps": x.workerShareBps,
                             "votes": x.votes.keys.sorted().map { ["arbiter": $0.hex, "workerShareBps": x.votes[$0]!] }]
         }
-        if j.status == .posted { d["matches"] = s.matches(j).prefix(20).map { ["agent": $0.agent.hex, "reputation": $0.reputation] } }
+        if matches, j.status == .posted { d["matches"] = s.matches(j).prefix(20).map { ["agent": $0.agent.hex, "reputation": $0.reputation] } }
         return d
     }
 

@@ -4,6 +4,7 @@ import LedgerCore
 import LedgerCrypto
 import LedgerHTTP
 import LedgerNode
+import LedgerViews
 
 /// The load benchmark of the replicated network: 4 validator processes on this
 /// machine, clients submitting signed transfers over HTTP, committed events/s and

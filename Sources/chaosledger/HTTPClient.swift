@@ -6,6 +6,7 @@ import LedgerAudit
 import LedgerCore
 import LedgerHTTP
 import LedgerNode
+import LedgerViews
 
 /// The few HTTP calls the CLI makes to a node's API (`submit`, `devnet`, `bench-net`).
 struct NodeClient: Sendable {

@@ -28,7 +28,7 @@ struct SinkPostgres: AsyncParsableCommand {
         """)
     @Option(help: "The node's log directory (for a devnet validator: data/devnet/v0/log).") var log: String
     @Option(help: "postgres://user[:password]@host[:port]/database") var database = "postgres://postgres@127.0.0.1:5432/postgres"
-    @Option(help: "At most this many blocks per transaction.") var batchBlocks = 256
+    @Option(help: "At most this many blocks per transaction (the next batch is folded while PostgreSQL commits this one).") var batchBlocks = 64
     @Option(help: "Store a state snapshot with the checkpoint every this many blocks (a restart refolds at most that many).")
     var snapshotEvery: UInt64 = 1024
     @Option(help: "How often to look for new blocks, in milliseconds.") var pollMs = 100

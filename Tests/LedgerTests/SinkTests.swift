@@ -242,6 +242,14 @@ extension SinkTests {
         #expect(heights.contains { $0 > 0 && $0 < head }, "some kills land in the middle of the backfill: \(heights) of \(head)")
         let finish = try Self.sink(log, pg.url("killed"), args)
         try #require(finish.status == 0, "\(finish.stderr)")
-        #expect(try Self.fingerprint(pg, "killed") == Self.fingerprint(pg, "clean"))
+        let tables = try Self.fingerprint(pg, "killed")
+        #expect(tables == (try Self.fingerprint(pg, "clean")))
+
+        // Another history for the same database is refused, and nothing is written.
+        let other = try run(chaosledgerBinary, ["demo", "--dir", d.sub("other"), "--events", "2000", "--seed", "7"])
+        try #require(other.status == 0, "\(other.stderr)")
+        let refused = try Self.sink(d.sub("other"), pg.url("killed"), args)
+        #expect(refused.status != 0 && refused.stderr.contains("the database does not follow this log"), "\(refused.stdout)\(refused.stderr)")
+        #expect(try Self.fingerprint(pg, "killed") == tables)
     }
 }
