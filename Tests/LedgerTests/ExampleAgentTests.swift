@@ -51,7 +51,7 @@ import Testing
         let http = base + 1
         // One validator (a quorum of one) and two funded agent keys in its genesis.
         let prep = try run(chaosledgerBinary, ["devnet", "--dir", dir.path, "--prepare-only", "--validators", "1", "--personalities", "lawful",
-                                               "--mesh-port", "\(base)", "--http-port", "\(http)", "--agents", "3"])
+                                               "--mesh-port", "\(base)", "--http-port", "\(http)", "--agents", "4"])
         try #require(prep.status == 0, "devnet --prepare-only: \(prep.stdout)\(prep.stderr)")
         let agent = try KeyFile.read(from: dir.sub("keys/agent-0.key")).publicKey.hex
         let other = try KeyFile.read(from: dir.sub("keys/agent-1.key")).publicKey.hex
@@ -198,12 +198,15 @@ import Testing
         // MCP client (PyPI's `mcp`, in the venv tools/setup.sh makes) lists its tools,
         // reads an account, is refused a job post before registering (the message names
         // the rule and the tool to call), registers, posts and funds a job, reads it back
-        // funded with its proof, and is refused a second funding.
+        // funded with its proof, and is refused a second funding; then a worker agent on a
+        // second server is found, accepts, submits both milestones, is paid, both rate, and
+        // the client's sealed message reaches the worker: every tool, each write committed.
         let mcp = try run(repoRoot + "/.build/mcp-venv/bin/python", [repoRoot + "/tools/mcp_check.py", "--bin", chaosledgerBinary,
-                                                                   "--node", url, "--key", dir.sub("keys/agent-2.key")])
+                                                                   "--node", url, "--key", dir.sub("keys/agent-2.key"),
+                                                                   "--worker-key", dir.sub("keys/agent-3.key")])
         #expect(mcp.status == 0, "mcp_check.py exited \(mcp.status):\n\(mcp.stdout)\(mcp.stderr)")
         let steps = mcp.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
-        #expect(steps.count == 10 && steps.allSatisfy { $0["ok"] as? Bool == true }, "\(mcp.stdout)")
+        #expect(steps.count == 22 && steps.allSatisfy { $0["ok"] as? Bool == true }, "\(mcp.stdout)")
 
         // The node stops cleanly, and its log — with the Python-signed events — replays.
         kill(p.processIdentifier, SIGTERM)
