@@ -4,7 +4,7 @@
 Each file is one schema version (its number); its statements are split at a `;` that
 ends a line outside a `$$ ... $$` body, and run in order in one transaction by the sink.
 Run after editing a migration:  python3 tools/gen_sink_sql.py
-`SinkSchemaTests` fails when the committed Swift file differs from what this prints.
+`SinkTests.theEmbeddedMigrationsAreTheSchemaFiles` fails when the committed Swift file differs.
 """
 import os, re, sys
 

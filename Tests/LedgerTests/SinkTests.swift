@@ -253,3 +253,14 @@ extension SinkTests {
         #expect(try Self.fingerprint(pg, "killed") == tables)
     }
 }
+
+extension SinkTests {
+    /// The sink runs the migrations embedded in Sources/LedgerSink/Migrations.swift; they
+    /// must be exactly what tools/gen_sink_sql.py makes of schemas/postgres/ now.
+    @Test func theEmbeddedMigrationsAreTheSchemaFiles() throws {
+        let r = try run("/usr/bin/env", ["python3", repoRoot + "/tools/gen_sink_sql.py", "--print"])
+        try #require(r.status == 0, "\(r.stderr)")
+        let committed = try String(contentsOfFile: repoRoot + "/Sources/LedgerSink/Migrations.swift", encoding: .utf8)
+        #expect(r.stdout == committed, "schemas/postgres changed: run python3 tools/gen_sink_sql.py")
+    }
+}
