@@ -22,7 +22,8 @@ public struct SinkConfig: Sendable {
     /// A state snapshot is stored with the checkpoint when this many blocks have passed
     /// since the last: a restart refolds at most this many blocks.
     public var snapshotEvery: UInt64 = 1024
-    public var pollMs = 100
+    /// How often an idle sink reads the log's head (one LMDB read transaction, microseconds).
+    public var pollMs = 20
     /// Also verify every event's signature. Off by default: a follower trusts what a
     /// quorum certified (each header's certificate, and through its events root every
     /// event's bytes, and through the next header the state the fold reached), as a

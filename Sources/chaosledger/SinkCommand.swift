@@ -31,7 +31,7 @@ struct SinkPostgres: AsyncParsableCommand {
     @Option(help: "At most this many blocks per transaction (the next batch is folded while PostgreSQL commits this one).") var batchBlocks = 64
     @Option(help: "Store a state snapshot with the checkpoint every this many blocks (a restart refolds at most that many).")
     var snapshotEvery: UInt64 = 1024
-    @Option(help: "How often to look for new blocks, in milliseconds.") var pollMs = 100
+    @Option(help: "How often to look for new blocks, in milliseconds.") var pollMs = 20
     @Flag(help: "Stop once the log's head is written, instead of following it.") var stopAtHead = false
     @Option(help: "Stop once this height is written.") var untilHeight: UInt64?
     @Flag(help: "Also verify every event's signature (by default the sink trusts what each block's certificate covers, as a light client does).")
