@@ -12,8 +12,9 @@ struct SinkBatch: Sendable {
     var blocks = CopyRows()
     var events = CopyRows()
     var balances = CopyRows()
-    /// Per `ProjectionTable.all` entry, the rows to rewrite.
-    var changed = [Set<RowKey>](repeating: [], count: ProjectionTable.all.count)
+    /// Per `ProjectionTable.all` entry, the rows to rewrite, each with the height of the
+    /// last block that changed it.
+    var changed = [[RowKey: Height]](repeating: [:], count: ProjectionTable.all.count)
     var lastHash = Hash32.zero
 
     static let blockColumns = ["height", "hash", "parent_hash", "view", "timestamp_ms", "proposer", "event_count", "first_sequence",
@@ -24,7 +25,9 @@ struct SinkBatch: Sendable {
     /// Every row of `state` (the first write of a chain).
     static func everything(_ state: LedgerState) -> SinkBatch {
         var b = SinkBatch()
-        for (i, t) in ProjectionTable.all.enumerated() { b.changed[i] = Set(t.all(state)) }
+        for (i, t) in ProjectionTable.all.enumerated() {
+            b.changed[i] = Dictionary(t.all(state).map { ($0, state.height) }, uniquingKeysWith: max)
+        }
         return b
     }
 }
@@ -65,7 +68,7 @@ final class BatchCollector: ReplayObserver {
         var accounts = Set<PublicKey>()
         for leaf in leaves[leavesSeen...] {
             for (i, t) in ProjectionTable.all.enumerated() {
-                if let k = t.affected(leaf) { batch.changed[i].insert(k) }
+                if let k = t.affected(leaf) { batch.changed[i][k] = h.height }
             }
             if leaf.kind == .account { accounts.insert(Bytes32(leaf.id)) }
         }
@@ -120,7 +123,9 @@ struct SinkSource: ReplaySource {
 
     func block(at h: Height) throws(AuditFailure) -> SourcedBlock { try LogReplaySource(log).block(at: h) }
     func checkParent(of h: Height, state: LedgerState) throws(AuditFailure) {}
-    func checkStored(at h: Height, state: LedgerState) throws(AuditFailure) -> StoredStateKind { .checkpoint }
+    func checkStored(at h: Height, state: LedgerState) throws(AuditFailure) -> StoredStateKind {
+        throw AuditFailure(height: h.value, record: "checkpoints[\(h)]", reason: "not read by the sink")
+    }
     /// The state reached is checked against the next block's parent state root when that
     /// block is folded.
     func finish(_ end: ReplayEnd) throws(AuditFailure) -> UInt64 { 0 }

@@ -46,7 +46,7 @@ extension PostgresSink {
             try await Self.copy(conn, "events", SinkBatch.eventColumns, batch.events, logger)
             try await Self.copy(conn, "balance_history", SinkBatch.balanceColumns, batch.balances, logger)
             for (i, t) in ProjectionTable.all.enumerated() where !batch.changed[i].isEmpty {
-                let keys = batch.changed[i].sorted()
+                let keys = batch.changed[i].keys.sorted()
                 let firsts = keys.map { ByteBuffer(bytes: $0.first.bytes) }
                 if t.keyColumns.count == 1 {
                     try await conn.query("DELETE FROM \(unescaped: t.name) WHERE \(unescaped: t.keyColumns[0]) = ANY(\(firsts)::bytea[])", logger: logger)
@@ -62,7 +62,7 @@ extension PostgresSink {
                     let mark = rows.beginRow()
                     rows.bytes(k.first)
                     if let s = k.second { rows.bytes(s) }
-                    if t.write(k, state, &rows) { rows.endRow() } else { rows.cancelRow(mark) }
+                    if t.write(k, state, batch.changed[i][k]!, &rows) { rows.endRow() } else { rows.cancelRow(mark) }
                 }
                 try await Self.copy(conn, t.name, t.keyColumns + t.columns, rows, logger)
             }

@@ -24,10 +24,11 @@ struct ProjectionTable: Sendable {
     let affected: @Sendable (StateLeaf) -> RowKey?
     /// Every row key of a state (the first write of a chain).
     let all: @Sendable (LedgerState) -> [RowKey]
-    /// Writes the row's fields after its key; false when the state does not hold it.
-    let write: @Sendable (RowKey, LedgerState, inout CopyRows) -> Bool
+    /// Writes the row's fields after its key, `updated_height` (the height of the block
+    /// that last changed it) among them; false when the state does not hold it.
+    let write: @Sendable (RowKey, LedgerState, Height, inout CopyRows) -> Bool
 
-    static func id(_ leaf: StateLeaf, _ kinds: LeafKind...) -> RowKey? {
+    static func id(_ leaf: StateLeaf, _ kinds: [LeafKind]) -> RowKey? {
         guard kinds.contains(leaf.kind), leaf.id.count >= 32 else { return nil }
         return RowKey(Bytes32(leaf.id[0 ..< 32]))
     }
@@ -36,12 +37,12 @@ struct ProjectionTable: Sendable {
     static func viewed(_ name: String, key: String, leaves: [LeafKind], all: @escaping @Sendable (LedgerState) -> [Bytes32],
                        view: @escaping @Sendable (Bytes32, LedgerState) -> [String: Any]?) -> ProjectionTable {
         ProjectionTable(name: name, keyColumns: [key], columns: ["view", "updated_height"],
-                        affected: { leaf in leaves.contains(leaf.kind) && leaf.id.count >= 32 ? RowKey(Bytes32(leaf.id[0 ..< 32])) : nil },
+                        affected: { id($0, leaves) },
                         all: { s in all(s).map { RowKey($0) } },
-                        write: { k, s, rows in
+                        write: { k, s, updated, rows in
                             guard let v = view(k.first, s) else { return false }
                             rows.text(storableJSON(v))
-                            rows.int(s.height.value)
+                            rows.int(updated.value)
                             return true
                         })
     }
@@ -59,17 +60,17 @@ struct ProjectionTable: Sendable {
                             leaf.kind == .delegation ? RowKey(Bytes32(leaf.id[0 ..< 32]), Bytes32(leaf.id[32 ..< 64])) : nil
                         },
                         all: { s in s.delegations.keys.map { RowKey($0.delegator, $0.validator.raw) } },
-                        write: { k, s, rows in
+                        write: { k, s, updated, rows in
                             guard let second = k.second, let amount = s.delegations[DelegationKey(delegator: k.first, validator: ValidatorID(second))] else {
                                 return false
                             }
-                            rows.int(amount); rows.int(s.height.value)
+                            rows.int(amount); rows.int(updated.value)
                             return true
                         }),
         ProjectionTable(name: "slashes", keyColumns: ["evidence"],
                         columns: ["validator", "offence_height", "offence_view", "stake_before", "amount", "slashed_at"],
-                        affected: { id($0, .slash) }, all: { s in s.slashes.map { RowKey($0.evidence.raw) } },
-                        write: { k, s, rows in
+                        affected: { id($0, [.slash]) }, all: { s in s.slashes.map { RowKey($0.evidence.raw) } },
+                        write: { k, s, _, rows in
                             guard let x = s.slashes.first(where: { $0.evidence.raw == k.first }) else { return false }
                             rows.bytes(x.validator.raw); rows.int(x.offenceHeight.value); rows.int(x.offenceView.value)
                             rows.int(x.stakeBefore); rows.int(x.amount); rows.int(x.slashedAt.value)
@@ -85,10 +86,10 @@ struct ProjectionTable: Sendable {
             s.economy.jobs[JobID(k)].map { jobView($0, s) }
         },
         ProjectionTable(name: "reputation", keyColumns: ["agent"], columns: ["value", "as_of", "updated_height"],
-                        affected: { id($0, .reputation) }, all: { s in s.economy.reputation.keys.map { RowKey($0) } },
-                        write: { k, s, rows in
+                        affected: { id($0, [.reputation]) }, all: { s in s.economy.reputation.keys.map { RowKey($0) } },
+                        write: { k, s, updated, rows in
                             guard let r = s.economy.reputation[k.first] else { return false }
-                            rows.int(r.value); rows.int(r.asOf.value); rows.int(s.height.value)
+                            rows.int(r.value); rows.int(r.asOf.value); rows.int(updated.value)
                             return true
                         }),
         viewed("memes", key: "id", leaves: [.meme], all: { $0.economy.memes.keys.map(\.raw) }) { k, s in

@@ -136,6 +136,13 @@ extension SinkTests {
         try #require(r.status == 0, "\(r.stderr)")
         let service = try LogService(path: log)
         let head = service.head
+        // updated_height is the block that last changed a row, not the batch's end: an
+        // account's is at or after its last balance change, and never past the head.
+        #expect(try pg.psql("""
+            SELECT count(*) FROM chaosledger.accounts a WHERE updated_height > \(head.height.value)
+               OR updated_height < (SELECT coalesce(max(height), 0) FROM chaosledger.balance_history h WHERE h.account = a.key)
+            """) == "0")
+        #expect(Int(try pg.psql("SELECT count(DISTINCT updated_height) FROM chaosledger.agents")) ?? 0 > 1)
         #expect(try pg.psql("SELECT height || ' ' || encode(state_root, 'hex') FROM chaosledger.checkpoint") == "\(head.height.value) \(head.stateRoot().hex)")
         let app = API.application(service: service, config: APIConfig(port: 0), registry: NodeMetrics.bootstrap(), logger: Logger(label: "sink-test"))
         try await app.test(.router) { client in

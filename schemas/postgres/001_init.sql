@@ -5,8 +5,9 @@
 -- checkpoint height (schemas/openapi.yaml), without the fields that change with the
 -- height alone (an agent's status and decayed reputation, a posted job's matches):
 -- `reputation_at` and `agent_status_at` below compute those. The typed columns are
--- generated from the view. Every write of one batch of blocks, the checkpoint among
--- them, is one transaction.
+-- generated from the view; `updated_height` is the height of the last block that
+-- changed the row. Every write of one batch of blocks, the checkpoint among them, is
+-- one transaction.
 
 CREATE SCHEMA IF NOT EXISTS chaosledger;
 SET search_path TO chaosledger;
