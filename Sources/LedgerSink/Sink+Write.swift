@@ -17,8 +17,9 @@ struct SinkCursor {
 }
 
 extension PostgresSink {
-    /// Brings the schema to the newest version this binary knows, each migration in one
-    /// transaction under an advisory lock (two sinks starting at once migrate once).
+    /// Brings the schema to the newest version this binary knows: every pending migration
+    /// in order, in one transaction under an advisory lock (two sinks starting at once
+    /// migrate once).
     func migrate() async throws {
         let logger = self.sqlLogger, info = self.logger
         try await client.withTransaction(logger: logger) { conn in

@@ -51,7 +51,7 @@ struct BenchSink: AsyncParsableCommand {
                 logger.logLevel = .error
                 let raw = try await PostgresSink(config, logger: logger).rawCopyBaseline()
                 rawRates.append(Double(raw.events) / raw.seconds)
-                try await dropSinkSchema(config, logger)
+                try dropSinkSchema()
                 // The schema and the genesis state first, as the baseline's tables are
                 // made before its clock starts: the clock times the backfill itself.
                 var setup = config
@@ -69,7 +69,7 @@ struct BenchSink: AsyncParsableCommand {
         }
     }
 
-    func dropSinkSchema(_ config: SinkConfig, _ logger: Logger) async throws {
+    func dropSinkSchema() throws {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
         p.arguments = [database, "-qc", "DROP SCHEMA IF EXISTS chaosledger CASCADE"]

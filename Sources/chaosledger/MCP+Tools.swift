@@ -18,6 +18,7 @@ struct Arguments {
         return v
     }
     func optionalInt(_ k: String) -> Int? { values[k].flatMap { Int($0, strict: false) } }
+    func bool(_ k: String) -> Bool { values[k]?.boolValue ?? false }
     func hex(_ k: String) throws -> String {
         let v = try string(k).lowercased()
         guard Bytes32(hex: v) != nil else { throw ToolRefusal("'\(k)' must be 64 hex digits, not \(v)") }
@@ -97,11 +98,9 @@ extension LedgerTools {
         } else {
             id = try a.hex("id")
         }
-        let proof = values(a, "proof") && !["reputation", "block"].contains(kind)
+        let proof = a.bool("proof") && !["reputation", "block"].contains(kind)
         return try await client.getJSON("/v1/\(path)/\(id)" + (proof ? "?proof=true" : ""))
     }
-
-    func values(_ a: Arguments, _ k: String) -> Bool { a.values[k]?.boolValue ?? false }
 
     func postJob(_ a: Arguments, _ client: NodeClient) async throws -> [String: Any] {
         let ms = (a.values["milestones"]?.arrayValue ?? []).compactMap { Int($0, strict: false) }
